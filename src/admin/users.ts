@@ -1,0 +1,172 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { eq } from 'drizzle-orm'
+import { router, pick, bearerSecurity } from '../lib/openapi'
+import { MobileField } from '../lib/mobile'
+import { requireAdmin } from '../lib/middleware'
+import { getDb } from '../db'
+import { users } from '../users/schema'
+import { findUserById, listUsers, newUserRow, publicUser, passwordParams } from '../users/service'
+import { UserProfile } from '../auth/routes'
+import { auditFrom, auditStatement } from '../audit/service'
+import { revokeSessionsStatements } from '../auth/tokens'
+import { conflict, notFound } from '../lib/errors'
+import { hashPassword } from '../lib/password'
+
+export const adminUserRoutes = router()
+adminUserRoutes.use('/api/v1/admin/*', requireAdmin)
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
+const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
+const Password = z.string().min(8).max(256).openapi({ example: 'a long passphrase' })
+const UserId = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }) })
+
+adminUserRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/api/v1/admin/users',
+    tags: ['Admin: users'],
+    summary: 'Create a user',
+    description: 'Creates an account. The mobile number is normalised to E.164 and must be unique.',
+    security: bearerSecurity,
+    request: {
+      body: json(
+        z.object({
+          mobile: MobileField,
+          password: Password,
+          name: z.string().max(100).optional().openapi({ example: 'Li Lei' }),
+          email: z.string().email().max(254).optional().openapi({ example: 'lilei@example.com' }),
+          role: z.enum(['USER', 'ADMIN']).default('USER'),
+        }),
+      ),
+    },
+    responses: { 201: userResponse('Created'), ...pick(400, 401, 403, 409) },
+  }),
+  async (c) => {
+    const body = c.req.valid('json')
+    const db = getDb(c.env.DB)
+    const row = await newUserRow(c.env, body)
+    try {
+      await db.batch([db.insert(users).values(row), auditStatement(db, auditFrom(c, { action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } }))])
+    } catch (e) {
+      if (String((e as Error).message).includes('UNIQUE')) throw conflict('A user with this mobile number already exists', 'mobile_taken')
+      throw e
+    }
+    return c.json(publicUser(row), 201)
+  },
+)
+
+adminUserRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/api/v1/admin/users',
+    tags: ['Admin: users'],
+    summary: 'List users',
+    description: 'Newest first, paginated. `q` matches part of the mobile number or the name.',
+    security: bearerSecurity,
+    request: {
+      query: z.object({
+        page: z.coerce.number().int().min(1).default(1).openapi({ example: 1 }),
+        page_size: z.coerce.number().int().min(1).max(100).default(20).openapi({ example: 20 }),
+        q: z.string().max(100).optional().openapi({ example: '138' }),
+        status: z.enum(['ACTIVE', 'DISABLED']).optional(),
+      }),
+    },
+    responses: {
+      200: {
+        description: 'A page of users',
+        content: { 'application/json': { schema: z.object({ items: z.array(UserProfile), page: z.number(), page_size: z.number(), total: z.number() }) } },
+      },
+      ...pick(400, 401, 403),
+    },
+  }),
+  async (c) => {
+    const q = c.req.valid('query')
+    return c.json(await listUsers(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status }), 200)
+  },
+)
+
+adminUserRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/api/v1/admin/users/{id}',
+    tags: ['Admin: users'],
+    summary: 'Get a user',
+    description: 'One user by id.',
+    security: bearerSecurity,
+    request: { params: UserId },
+    responses: { 200: userResponse('The user'), ...pick(401, 403, 404) },
+  }),
+  async (c) => {
+    const user = await findUserById(c.env, c.req.valid('param').id)
+    if (!user) throw notFound('User not found')
+    return c.json(publicUser(user), 200)
+  },
+)
+
+adminUserRoutes.openapi(
+  createRoute({
+    method: 'patch',
+    path: '/api/v1/admin/users/{id}',
+    tags: ['Admin: users'],
+    summary: 'Update a user',
+    description: 'Changes name, email or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once.',
+    security: bearerSecurity,
+    request: {
+      params: UserId,
+      body: json(
+        z
+          .object({
+            name: z.string().max(100).nullable().optional(),
+            email: z.string().email().max(254).nullable().optional(),
+            status: z.enum(['ACTIVE', 'DISABLED']).optional(),
+          })
+          .refine((v) => Object.keys(v).length > 0, 'give at least one of name, email, status'),
+      ),
+    },
+    responses: { 200: userResponse('Updated'), ...pick(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param')
+    const patch = c.req.valid('json')
+    const db = getDb(c.env.DB)
+    const user = await findUserById(c.env, id)
+    if (!user) throw notFound('User not found')
+    const now = Date.now()
+    const updated = { ...user, ...patch, updatedAt: now }
+    const disabling = patch.status === 'DISABLED' && user.status !== 'DISABLED'
+    await db.batch([
+      db.update(users).set({ ...patch, updatedAt: now }).where(eq(users.id, id)),
+      ...(disabling ? revokeSessionsStatements(db, { userId: id }, now) : []),
+      auditStatement(db, auditFrom(c, { action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch })),
+    ])
+    return c.json(publicUser(updated), 200)
+  },
+)
+
+adminUserRoutes.openapi(
+  createRoute({
+    method: 'put',
+    path: '/api/v1/admin/users/{id}/password',
+    tags: ['Admin: users'],
+    summary: "Set a user's password",
+    description: 'Replaces the password and ends every session of the user.',
+    security: bearerSecurity,
+    request: { params: UserId, body: json(z.object({ password: Password })) },
+    responses: { 200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } }, ...pick(400, 401, 403, 404) },
+  }),
+  async (c) => {
+    const { id } = c.req.valid('param')
+    const { password } = c.req.valid('json')
+    const db = getDb(c.env.DB)
+    const user = await findUserById(c.env, id)
+    if (!user) throw notFound('User not found')
+    const now = Date.now()
+    const passwordHash = await hashPassword(password, passwordParams(c.env))
+    await db.batch([
+      db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, id)),
+      ...revokeSessionsStatements(db, { userId: id }, now),
+      auditStatement(db, auditFrom(c, { action: 'admin.user.set_password', targetType: 'user', targetId: id })),
+    ])
+    return c.json({ ok: true as const }, 200)
+  },
+)

@@ -1,0 +1,81 @@
+import { HTTPException } from 'hono/http-exception'
+import { bodyLimit } from 'hono/body-limit'
+import type { Context } from 'hono'
+import { router } from './lib/openapi'
+import type { AppEnv } from './lib/context'
+import { ApiError, errorResponse } from './lib/errors'
+import { requestContext } from './lib/middleware'
+import { log } from './lib/logger'
+import { ConfigError, getConfig } from './env'
+import { ensureBootstrapAdmin } from './users/service'
+import { healthRoutes } from './health/routes'
+import { authRoutes } from './auth/routes'
+import { keyRoutes } from './keys/routes'
+import { adminUserRoutes } from './admin/users'
+import { adminSystemRoutes } from './admin/system'
+import { mountDocs } from './docs/routes'
+
+export const MAX_BODY_BYTES = 1024 * 1024
+
+export function buildApp() {
+  const app = router()
+
+  app.use('*', requestContext)
+  app.use('*', async (c, next) => {
+    getConfig(c.env) // refuses to serve with missing or dev-grade secrets in production
+    await ensureBootstrapAdmin(c.env)
+    await next()
+  })
+  app.use(
+    '*',
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: (c) => errorResponse(c, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
+    }),
+  )
+
+  app.route('/', healthRoutes)
+  app.route('/', keyRoutes)
+  app.route('/', authRoutes)
+  app.route('/', adminUserRoutes)
+  app.route('/', adminSystemRoutes)
+  mountDocs(app)
+
+  app.notFound((c) => {
+    const allowed = allowedMethods(app.routes, c.req.path)
+    if (allowed.length) {
+      c.header('Allow', allowed.join(', '))
+      return errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`)
+    }
+    return errorResponse(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`)
+  })
+  app.onError((err, c) => handleError(err, c as Context<AppEnv>))
+  return app
+}
+
+function handleError(err: Error, c: Context<AppEnv>) {
+  if (err instanceof ApiError) return errorResponse(c, err.status, err.code, err.message, err.details, err.headers)
+  if (err instanceof HTTPException) {
+    const status = err.status
+    if (status === 400 && /json/i.test(err.message)) return errorResponse(c, 400, 'malformed_json', 'The request body is not valid JSON')
+    if (status === 413) return errorResponse(c, 413, 'payload_too_large', err.message)
+    if (status < 500) return errorResponse(c, status as 400, 'invalid_request', err.message || 'Bad request')
+  }
+  if (err instanceof ConfigError) {
+    log.error('config', { request_id: c.get('requestId'), error: err.message })
+    return errorResponse(c, 503, 'misconfigured', err.message)
+  }
+  log.error('unhandled', { request_id: c.get('requestId'), error: err.message, stack: err.stack })
+  return errorResponse(c, 500, 'internal_error', 'Internal error')
+}
+
+/** Methods registered for a path, so a wrong method gets 405 instead of 404. */
+function allowedMethods(routes: { path: string; method: string }[], path: string): string[] {
+  const methods = new Set<string>()
+  for (const r of routes) {
+    if (r.method === 'ALL' || r.path.includes('*')) continue
+    const re = new RegExp('^' + r.path.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/:[A-Za-z0-9_]+(\{[^}]*\})?/g, '[^/]+') + '/?$')
+    if (re.test(path)) methods.add(r.method)
+  }
+  return [...methods]
+}

@@ -1,0 +1,54 @@
+import { sql } from 'drizzle-orm'
+import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
+import { users } from '../users/schema'
+
+/** Applications of the family: OIDC clients and SIMPLE_API (legacy, HMAC-signed) apps. */
+export const applications = sqliteTable('applications', {
+  id: text('id').primaryKey(),
+  /** Public identifier (also the OIDC client_id). */
+  appId: text('app_id').notNull().unique(),
+  /** AES-GCM envelope under the master key: HMAC signing needs the raw secret. */
+  appSecretEnc: text('app_secret_enc').notNull(),
+  /** SHA-256 of the app access token (X-App-Access-Token). */
+  accessTokenHash: text('access_token_hash').notNull().unique(),
+  appName: text('app_name').notNull(),
+  iconUrl: text('icon_url'),
+  protocolType: text('protocol_type', { enum: ['OIDC', 'SIMPLE_API'] }).notNull(),
+  redirectUris: text('redirect_uris', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+  postLogoutRedirectUris: text('post_logout_redirect_uris', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
+  grantTypes: text('grant_types', { mode: 'json' }).$type<string[]>().notNull().default(sql`'["authorization_code","refresh_token"]'`),
+  responseTypes: text('response_types', { mode: 'json' }).$type<string[]>().notNull().default(sql`'["code"]'`),
+  /** OIDC client authentication: client_secret_basic | client_secret_post | none (public client). */
+  tokenEndpointAuthMethod: text('token_endpoint_auth_method').notNull().default('client_secret_basic'),
+  /** Which ID token claim the user's mapped_key fills: email | preferred_username. */
+  idTokenClaim: text('id_token_claim').notNull().default('preferred_username'),
+  notificationUrl: text('notification_url'),
+  backchannelLogoutUri: text('backchannel_logout_uri'),
+  /** First-party apps skip the consent page. */
+  firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
+  status: text('status', { enum: ['ACTIVE', 'DISABLED'] }).notNull().default('ACTIVE'),
+  createdAt: integer('created_at').notNull(),
+  updatedAt: integer('updated_at').notNull(),
+})
+
+export type Application = typeof applications.$inferSelect
+
+export const appUserMappings = sqliteTable(
+  'app_user_mappings',
+  {
+    id: text('id').primaryKey(),
+    appId: text('app_id').notNull().references(() => applications.appId, { onDelete: 'cascade' }),
+    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    mappedKey: text('mapped_key').notNull(),
+    isActive: integer('is_active', { mode: 'boolean' }).notNull().default(true),
+    createdAt: integer('created_at').notNull(),
+    updatedAt: integer('updated_at').notNull(),
+  },
+  (t) => [
+    uniqueIndex('mappings_app_user_uq').on(t.appId, t.userId),
+    uniqueIndex('mappings_app_key_uq').on(t.appId, t.mappedKey),
+    index('mappings_user_idx').on(t.userId),
+  ],
+)
+
+export type AppUserMapping = typeof appUserMappings.$inferSelect

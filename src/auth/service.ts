@@ -1,0 +1,122 @@
+import { eq } from 'drizzle-orm'
+import { getDb } from '../db'
+import { sessions, refreshTokens } from './schema'
+import { users, type User } from '../users/schema'
+import { applications } from '../apps/schema'
+import type { Env } from '../env'
+import { getConfig } from '../env'
+import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
+import { normalizeMobile } from '../lib/mobile'
+import { lockedFor, recordFailure, clearFailures, type AttemptPolicy } from '../lib/attempts'
+import { ApiError } from '../lib/errors'
+import { randomToken, sha256Hex } from '../lib/crypto'
+import { auditStatement, type AuditEntry } from '../audit/service'
+import { mintAccessToken, newRefreshToken, refreshTokenRow, revokeSessionsStatements, type TokenSet } from './tokens'
+import { passwordParams } from '../users/service'
+
+export const LOGIN_PER_MOBILE: AttemptPolicy = { max: 5, windowS: 15 * 60 }
+export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }
+
+type Ctx = { requestId: string; ip: string; userAgent?: string | null }
+
+const invalidCredentials = () => new ApiError(401, 'invalid_credentials', 'Invalid mobile number or password')
+
+/**
+ * Password check shared by the login API and the hosted login page. Unknown mobiles
+ * verify against a decoy hash so both failures cost the same time and read the same.
+ */
+export async function authenticatePassword(env: Env, mobileInput: string, password: string, ctx: Ctx): Promise<User> {
+  const db = getDb(env.DB)
+  const mobile = normalizeMobile(mobileInput) ?? mobileInput
+  const retryIp = await lockedFor(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP)
+  const retryMobile = await lockedFor(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)
+  const retry = Math.max(retryIp, retryMobile)
+  if (retry > 0) {
+    await db.batch([auditStatement(db, { action: 'login.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip })])
+    throw new ApiError(429, 'too_many_attempts', 'Too many failed sign-in attempts; try again later', undefined, { 'Retry-After': String(retry) })
+  }
+  const params = passwordParams(env)
+  const user = await db.select().from(users).where(eq(users.mobile, mobile)).get()
+  const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash(params)))
+  if (!user || !ok) {
+    await Promise.all([recordFailure(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP), recordFailure(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)])
+    await db.batch([auditStatement(db, { action: 'login.failed', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip })])
+    throw invalidCredentials()
+  }
+  // Only after the password proved who it is do we say the account is disabled.
+  if (user.status !== 'ACTIVE') {
+    await db.batch([auditStatement(db, { action: 'login.refused_disabled', actorType: 'user', actorId: user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip })])
+    throw new ApiError(403, 'account_disabled', 'This account is disabled')
+  }
+  await clearFailures(env.KV, 'login-mobile', mobile)
+  if (needsRehash(user.passwordHash, params)) {
+    // Parameters were raised since this hash was made: upgrade it now that we know the password.
+    const passwordHash = await hashPassword(password, params)
+    await db.update(users).set({ passwordHash, updatedAt: Date.now() }).where(eq(users.id, user.id))
+    user.passwordHash = passwordHash
+  }
+  return user
+}
+
+export interface NewSession {
+  id: string
+  cookie?: string
+}
+
+/** Session row + optional browser cookie value (only its hash is stored). */
+export async function sessionRow(env: Env, userId: string, ctx: Ctx, opts: { appId?: string | null; withCookie?: boolean; now: number }) {
+  const { refreshTokenTtl } = getConfig(env)
+  const cookieValue = opts.withCookie ? randomToken(32) : undefined
+  return {
+    row: {
+      id: crypto.randomUUID(),
+      userId,
+      cookieHash: cookieValue ? await sha256Hex(cookieValue) : null,
+      appId: opts.appId ?? null,
+      authTime: opts.now,
+      createdAt: opts.now,
+      expiresAt: opts.now + refreshTokenTtl * 1000,
+      revokedAt: null,
+      ip: ctx.ip,
+      userAgent: ctx.userAgent ?? null,
+    },
+    cookie: cookieValue,
+  }
+}
+
+/** POST /api/v1/auth/login: password → session + access token + refresh token. */
+export async function login(env: Env, input: { mobile: string; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
+  const db = getDb(env.DB)
+  if (input.app_id) {
+    const app = await db.select({ status: applications.status }).from(applications).where(eq(applications.appId, input.app_id)).get()
+    if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
+  }
+  const user = await authenticatePassword(env, input.mobile, input.password, ctx)
+  const now = Date.now()
+  const { row: session } = await sessionRow(env, user.id, ctx, { appId: input.app_id, now })
+  const refresh = newRefreshToken()
+  const rt = await refreshTokenRow(env, { userId: user.id, sessionId: session.id, clientId: input.app_id ?? null, token: refresh, now })
+  await db.batch([
+    db.insert(sessions).values(session),
+    db.insert(refreshTokens).values(rt),
+    auditStatement(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: session.id, requestId: ctx.requestId, ip: ctx.ip, details: input.app_id ? { app_id: input.app_id } : undefined }),
+  ])
+  const access = await mintAccessToken(env, { userId: user.id, sessionId: session.id, clientId: input.app_id ?? null })
+  return { access_token: access.token, refresh_token: refresh, token_type: 'Bearer', expires_in: access.expiresIn }
+}
+
+export async function logoutSession(env: Env, userId: string, sessionId: string, audit: Omit<AuditEntry, 'action'>) {
+  const db = getDb(env.DB)
+  await db.batch([
+    ...revokeSessionsStatements(db, { sessionIds: [sessionId] }, Date.now()),
+    auditStatement(db, { ...audit, action: 'logout', targetType: 'session', targetId: sessionId }),
+  ])
+}
+
+export async function logoutAll(env: Env, userId: string, audit: Omit<AuditEntry, 'action'>) {
+  const db = getDb(env.DB)
+  await db.batch([
+    ...revokeSessionsStatements(db, { userId }, Date.now()),
+    auditStatement(db, { ...audit, action: 'logout_all', targetType: 'user', targetId: userId }),
+  ])
+}

@@ -1,0 +1,223 @@
+import { and, eq, inArray, isNull } from 'drizzle-orm'
+import { getDb, type DB } from '../db'
+import { refreshTokens, sessions } from './schema'
+import { users } from '../users/schema'
+import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
+import { getConfig, type Env } from '../env'
+import { signJwt, verifyJwt } from '../keys/service'
+import { auditStatement, type AuditEntry } from '../audit/service'
+import { ApiError } from '../lib/errors'
+
+/** Audience of tokens meant for UAP Edge's own API (`/api/v1/auth/me`, admin). */
+export const API_AUDIENCE = 'uap-edge'
+/** RFC 9068 access-token JWT type. */
+export const ACCESS_TOKEN_TYP = 'at+jwt'
+/**
+ * Two refreshes of one token within this window (a client retrying, two tabs) both get
+ * the same successor instead of tripping reuse detection. After it, reuse revokes the family.
+ */
+export const REFRESH_GRACE_MS = 10_000
+
+export interface TokenSet {
+  access_token: string
+  refresh_token: string
+  token_type: 'Bearer'
+  expires_in: number
+  scope?: string
+}
+
+export interface IssueOptions {
+  userId: string
+  sessionId: string
+  /** OIDC client the tokens are for (app_id); audience defaults to it, or API_AUDIENCE. */
+  clientId?: string | null
+  scope?: string | null
+}
+
+export function audienceFor(clientId?: string | null): string {
+  return clientId ?? API_AUDIENCE
+}
+
+export async function mintAccessToken(env: Env, o: IssueOptions): Promise<{ token: string; expiresIn: number }> {
+  const { accessTokenTtl } = getConfig(env)
+  const claims: Record<string, unknown> = { sub: o.userId, aud: audienceFor(o.clientId), sid: o.sessionId, jti: crypto.randomUUID() }
+  if (o.clientId) claims.client_id = o.clientId
+  if (o.scope) claims.scope = o.scope
+  const token = await signJwt(env, claims, { typ: ACCESS_TOKEN_TYP, expiresInS: accessTokenTtl })
+  return { token, expiresIn: accessTokenTtl }
+}
+
+export function newRefreshToken() {
+  return randomToken(32, 'rt_')
+}
+
+/** A new refresh-token row (first of its family unless familyId is given). */
+export async function refreshTokenRow(env: Env, o: IssueOptions & { token: string; familyId?: string; now: number }) {
+  const { refreshTokenTtl } = getConfig(env)
+  return {
+    id: crypto.randomUUID(),
+    tokenHash: await sha256Hex(o.token),
+    familyId: o.familyId ?? crypto.randomUUID(),
+    sessionId: o.sessionId,
+    userId: o.userId,
+    clientId: o.clientId ?? null,
+    audience: audienceFor(o.clientId),
+    scope: o.scope ?? null,
+    status: 'ACTIVE' as const,
+    createdAt: o.now,
+    expiresAt: o.now + refreshTokenTtl * 1000,
+  }
+}
+
+const invalidGrant = (message = 'The refresh token is invalid, expired or revoked') => new ApiError(401, 'invalid_grant', message)
+
+/**
+ * Refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
+ * The swap is one atomic db.batch: the UPDATE only matches an ACTIVE row, and the INSERT
+ * of the successor only happens if that UPDATE pointed the row at *this* successor. Of two
+ * concurrent refreshes exactly one wins; the other finds the row ROTATED within the grace
+ * window and returns the winner's successor, so one family stays alive, never two.
+ */
+export async function rotateRefreshToken(
+  env: Env,
+  presented: string,
+  ctx: { requestId?: string; ip?: string; clientId?: string | null },
+): Promise<TokenSet & { userId: string; sessionId: string }> {
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const hash = await sha256Hex(presented)
+  const row = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).get()
+  if (!row) throw invalidGrant()
+  // RFC 6749 §6: the token is bound to the client it was issued to.
+  if (ctx.clientId !== undefined && (ctx.clientId ?? null) !== row.clientId) throw invalidGrant('The refresh token was not issued to this client')
+  if (row.expiresAt <= now) throw invalidGrant()
+  if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
+  if (row.status !== 'ACTIVE') throw invalidGrant()
+
+  const [session, user] = await Promise.all([
+    db.select().from(sessions).where(eq(sessions.id, row.sessionId)).get(),
+    db.select({ status: users.status }).from(users).where(eq(users.id, row.userId)).get(),
+  ])
+  if (!session || session.revokedAt !== null || session.expiresAt <= now) throw invalidGrant('The session has ended')
+  if (!user || user.status !== 'ACTIVE') throw invalidGrant('The account is disabled')
+
+  const successor = newRefreshToken()
+  const next = await refreshTokenRow(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope, token: successor, familyId: row.familyId, now })
+  const { masterKey } = getConfig(env)
+  const successorEnc = await encryptSecret(masterKey, successor, `rt-successor:${row.id}`)
+  // Raw statements: the conditional INSERT ... SELECT ... WHERE EXISTS has no builder form.
+  await env.DB.batch([
+    env.DB.prepare(
+      "UPDATE refresh_tokens SET status = 'ROTATED', replaced_by = ?, rotated_at = ?, successor_enc = ? WHERE id = ? AND status = 'ACTIVE'",
+    ).bind(next.id, now, successorEnc, row.id),
+    env.DB.prepare(
+      `INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?
+       WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ? AND replaced_by = ?)`,
+    ).bind(next.id, next.tokenHash, next.familyId, next.sessionId, next.userId, next.clientId, next.audience, next.scope, next.createdAt, next.expiresAt, row.id, next.id),
+  ])
+  const after = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.id)).get()
+  if (!after || after.replacedBy !== next.id) {
+    // Lost the race: another request rotated it first.
+    if (!after) throw invalidGrant()
+    return replayOrReuse(env, db, after, now, ctx)
+  }
+  const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope })
+  return tokenSet(access, successor, row.scope, row.userId, row.sessionId)
+}
+
+function tokenSet(access: { token: string; expiresIn: number }, refresh: string, scope: string | null, userId: string, sessionId: string) {
+  const set: TokenSet & { userId: string; sessionId: string } = {
+    access_token: access.token,
+    refresh_token: refresh,
+    token_type: 'Bearer',
+    expires_in: access.expiresIn,
+    userId,
+    sessionId,
+  }
+  if (scope) set.scope = scope
+  return set
+}
+
+async function replayOrReuse(
+  env: Env,
+  db: DB,
+  row: typeof refreshTokens.$inferSelect,
+  now: number,
+  ctx: { requestId?: string; ip?: string },
+) {
+  const withinGrace = row.rotatedAt !== null && now - row.rotatedAt <= REFRESH_GRACE_MS && row.successorEnc
+  if (withinGrace && row.replacedBy) {
+    const successorRow = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.replacedBy)).get()
+    if (successorRow && successorRow.status === 'ACTIVE') {
+      const { masterKey } = getConfig(env)
+      const successor = await decryptSecret(masterKey, row.successorEnc!, `rt-successor:${row.id}`)
+      const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope })
+      return tokenSet(access, successor, row.scope, row.userId, row.sessionId)
+    }
+  }
+  // Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
+  await db.batch([
+    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId)),
+    auditStatement(db, {
+      action: 'refresh_token.reuse_detected',
+      actorType: 'anonymous',
+      targetType: 'user',
+      targetId: row.userId,
+      requestId: ctx.requestId,
+      ip: ctx.ip,
+      details: { family_id: row.familyId, session_id: row.sessionId, client_id: row.clientId },
+    }),
+  ])
+  throw invalidGrant('The refresh token was already used; its token family has been revoked')
+}
+
+/** Statements that end sessions and revoke their refresh tokens (for a db.batch). */
+export function revokeSessionsStatements(db: DB, where: { sessionIds?: string[]; userId?: string }, now: number) {
+  if (where.sessionIds) {
+    return [
+      db.update(sessions).set({ revokedAt: now }).where(and(inArray(sessions.id, where.sessionIds), isNull(sessions.revokedAt))),
+      db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(inArray(refreshTokens.sessionId, where.sessionIds)),
+    ] as const
+  }
+  return [
+    db.update(sessions).set({ revokedAt: now }).where(and(eq(sessions.userId, where.userId!), isNull(sessions.revokedAt))),
+    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.userId, where.userId!)),
+  ] as const
+}
+
+export type AuditCtx = Pick<AuditEntry, 'requestId' | 'ip'>
+
+export interface VerifiedAccess {
+  userId: string
+  sessionId: string
+  audience: string[]
+  clientId?: string
+  scope?: string
+}
+
+/**
+ * Verify an access token for UAP Edge's own endpoints: signature and claims statelessly,
+ * then the session row (one primary-key read), so logout takes effect at once here.
+ * Other services verifying with the JWKS alone accept it until `exp` (≤ ACCESS_TOKEN_TTL).
+ */
+export async function verifyAccessToken(env: Env, token: string, audience?: string): Promise<VerifiedAccess> {
+  let payload
+  try {
+    ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP, audience }))
+  } catch {
+    throw new ApiError(401, 'invalid_token', 'The access token is invalid or expired')
+  }
+  const sid = typeof payload.sid === 'string' ? payload.sid : null
+  if (!sid || !payload.sub) throw new ApiError(401, 'invalid_token', 'The access token is invalid or expired')
+  const session = await getDb(env.DB).select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sid)).get()
+  if (!session || session.revokedAt !== null) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
+  const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
+  return {
+    userId: payload.sub,
+    sessionId: sid,
+    audience: aud,
+    clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
+    scope: typeof payload.scope === 'string' ? payload.scope : undefined,
+  }
+}

@@ -1,0 +1,30 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { router } from '../lib/openapi'
+
+export const healthRoutes = router()
+
+const Health = z.object({ status: z.enum(['ok', 'degraded']), d1: z.enum(['ok', 'unreachable']), time: z.string() }).openapi('Health')
+
+healthRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/healthz',
+    tags: ['Ops'],
+    summary: 'Liveness and D1 reachability',
+    description: 'Runs `SELECT 1` against D1. 200 when it answers, 503 when it does not.',
+    responses: {
+      200: { description: 'Healthy', content: { 'application/json': { schema: Health } } },
+      503: { description: 'D1 unreachable', content: { 'application/json': { schema: Health } } },
+    },
+  }),
+  async (c) => {
+    let d1: 'ok' | 'unreachable' = 'ok'
+    try {
+      await c.env.DB.prepare('SELECT 1').first()
+    } catch {
+      d1 = 'unreachable'
+    }
+    const body = { status: d1 === 'ok' ? ('ok' as const) : ('degraded' as const), d1, time: new Date().toISOString() }
+    return c.json(body, d1 === 'ok' ? 200 : 503)
+  },
+)

@@ -1,0 +1,32 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { router, OPEN } from '../lib/openapi'
+import { getJwks, JWKS_MAX_AGE_S } from './service'
+
+export const keyRoutes = router()
+
+const Jwk = z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() }).openapi('JWK')
+
+keyRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/.well-known/jwks.json',
+    tags: ['Keys'],
+    summary: 'JSON Web Key Set',
+    description: `Public keys that verify UAP Edge tokens (ES256). A new key appears here before it signs anything, and a retired key stays until every token it signed has expired, so caching this for up to ${JWKS_MAX_AGE_S} s (Cache-Control) is safe.`,
+    ...OPEN,
+    responses: {
+      200: {
+        description: 'Key set',
+        content: {
+          'application/json': {
+            schema: z.object({ keys: z.array(Jwk) }).openapi({ example: { keys: [{ kty: 'EC', crv: 'P-256', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0', kid: 'Q3Vz2Xb0c1d2e3f4', alg: 'ES256', use: 'sig' }] } }),
+          },
+        },
+      },
+    },
+  }),
+  async (c) => {
+    c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_S}`)
+    return c.json((await getJwks(c.env)) as { keys: z.infer<typeof Jwk>[] }, 200)
+  },
+)

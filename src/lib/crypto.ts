@@ -1,0 +1,100 @@
+/** Small crypto helpers on WebCrypto: randomness, encodings, hashing, constant-time compare, envelope encryption. */
+
+const encoder = new TextEncoder()
+
+export function randomBytes(n: number): Uint8Array<ArrayBuffer> {
+  return crypto.getRandomValues(new Uint8Array(n))
+}
+
+export function base64url(bytes: Uint8Array): string {
+  let s = ''
+  for (const b of bytes) s += String.fromCharCode(b)
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
+}
+
+export function fromBase64url(s: string): Uint8Array<ArrayBuffer> {
+  const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '==='.slice((s.length + 3) % 4)
+  const bin = atob(b64)
+  const out = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+  return out
+}
+
+export function hex(bytes: ArrayBuffer | Uint8Array): string {
+  const u8 = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes)
+  let s = ''
+  for (const b of u8) s += b.toString(16).padStart(2, '0')
+  return s
+}
+
+/** A random, URL-safe token with `bytes` bytes of entropy and an optional prefix naming its kind. */
+export function randomToken(bytes = 32, prefix = ''): string {
+  return prefix + base64url(randomBytes(bytes))
+}
+
+export async function sha256Hex(input: string | Uint8Array<ArrayBuffer>): Promise<string> {
+  const data = typeof input === 'string' ? encoder.encode(input) : input
+  return hex(await crypto.subtle.digest('SHA-256', data))
+}
+
+export async function hmacSha256Hex(secret: string | Uint8Array<ArrayBuffer>, message: string): Promise<string> {
+  const keyData = typeof secret === 'string' ? encoder.encode(secret) : secret
+  const key = await crypto.subtle.importKey('raw', keyData, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+  return hex(await crypto.subtle.sign('HMAC', key, encoder.encode(message)))
+}
+
+/** Constant-time string comparison (length leaks, content does not). */
+export function timingSafeEqual(a: string, b: string): boolean {
+  const ab = encoder.encode(a)
+  const bb = encoder.encode(b)
+  const subtle = crypto.subtle as SubtleCrypto & { timingSafeEqual?: (a: ArrayBufferView, b: ArrayBufferView) => boolean }
+  if (ab.length !== bb.length) {
+    // still spend comparable time
+    if (subtle.timingSafeEqual) subtle.timingSafeEqual(ab, ab)
+    return false
+  }
+  if (subtle.timingSafeEqual) return subtle.timingSafeEqual(ab, bb)
+  let diff = 0
+  for (let i = 0; i < ab.length; i++) diff |= ab[i] ^ bb[i]
+  return diff === 0
+}
+
+/**
+ * Envelope encryption under the master key: AES-256-GCM with a random 96-bit IV.
+ * Format: `v1.<kid>.<iv b64url>.<ciphertext b64url>` where kid names the master key,
+ * so the master key can be rotated (decrypt with the old, re-encrypt with the new).
+ */
+const keyCache = new Map<string, Promise<CryptoKey>>()
+
+export function masterKeyId(masterKey: string): Promise<string> {
+  return sha256Hex(masterKey).then((h) => h.slice(0, 8))
+}
+
+function importMasterKey(masterKey: string): Promise<CryptoKey> {
+  let p = keyCache.get(masterKey)
+  if (!p) {
+    const raw = masterKey.startsWith('dev-') ? masterKey.slice(4) : masterKey
+    p = crypto.subtle.importKey('raw', fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), 'AES-GCM', false, ['encrypt', 'decrypt'])
+    keyCache.set(masterKey, p)
+  }
+  return p
+}
+
+export async function encryptSecret(masterKey: string, plaintext: string, aad = ''): Promise<string> {
+  const key = await importMasterKey(masterKey)
+  const iv = randomBytes(12)
+  const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, key, encoder.encode(plaintext))
+  return `v1.${await masterKeyId(masterKey)}.${base64url(iv)}.${base64url(new Uint8Array(ct))}`
+}
+
+export async function decryptSecret(masterKeys: string | string[], envelope: string, aad = ''): Promise<string> {
+  const [v, kid, ivB64, ctB64] = envelope.split('.')
+  if (v !== 'v1' || !kid || !ivB64 || !ctB64) throw new Error('malformed envelope')
+  for (const mk of Array.isArray(masterKeys) ? masterKeys : [masterKeys]) {
+    if ((await masterKeyId(mk)) !== kid) continue
+    const key = await importMasterKey(mk)
+    const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64url(ivB64), additionalData: encoder.encode(aad) }, key, fromBase64url(ctB64))
+    return new TextDecoder().decode(pt)
+  }
+  throw new Error(`no master key with id ${kid}`)
+}

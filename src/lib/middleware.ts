@@ -1,0 +1,52 @@
+import type { MiddlewareHandler } from 'hono'
+import { eq } from 'drizzle-orm'
+import type { AppEnv } from './context'
+import { log } from './logger'
+import { ApiError } from './errors'
+import { verifyAccessToken, API_AUDIENCE } from '../auth/tokens'
+import { getDb } from '../db'
+import { users } from '../users/schema'
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._-]{8,128}$/
+
+/** Request id (taken from X-Request-Id when sane, else generated), client IP, JSON access log. */
+export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const incoming = c.req.header('X-Request-Id')
+  const requestId = incoming && REQUEST_ID_RE.test(incoming) ? incoming : crypto.randomUUID()
+  c.set('requestId', requestId)
+  c.set('clientIp', c.req.header('CF-Connecting-IP') ?? c.req.header('X-Real-IP') ?? '127.0.0.1')
+  const started = Date.now()
+  await next()
+  c.res.headers.set('X-Request-Id', requestId)
+  log.info('request', {
+    request_id: requestId,
+    method: c.req.method,
+    path: c.req.path,
+    status: c.res.status,
+    duration_ms: Date.now() - started,
+  })
+}
+
+function bearer(header: string | undefined): string {
+  const m = header && /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header)
+  if (!m) throw new ApiError(401, 'unauthorized', 'A bearer access token is required', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
+  return m[1]
+}
+
+/** Any signed-in user of UAP Edge (token issued by us, session still live). */
+export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
+  const v = await verifyAccessToken(c.env, bearer(c.req.header('Authorization')))
+  const user = await getDb(c.env.DB).select({ role: users.role, status: users.status }).from(users).where(eq(users.id, v.userId)).get()
+  if (!user || user.status !== 'ACTIVE') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
+  c.set('auth', { ...v, role: user.role })
+  await next()
+}
+
+/** Admin endpoints: a token for UAP Edge's own API, held by an ADMIN user. */
+export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await requireUser(c, async () => {})
+  const auth = c.get('auth')!
+  if (!auth.audience.includes(API_AUDIENCE)) throw new ApiError(403, 'forbidden', 'This token is not valid for the admin API')
+  if (auth.role !== 'ADMIN') throw new ApiError(403, 'forbidden', 'Admin role required')
+  await next()
+}

@@ -1,0 +1,29 @@
+import { OpenAPIHono } from '@hono/zod-openapi'
+import type { AppEnv } from './context'
+import { ErrorBody, validationHook } from './errors'
+
+/** Every feature router is made here so they share the validation hook. */
+export function router() {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never })
+}
+
+/** Marks an operation as part of the partner-facing spec served at /docs/open. */
+export const OPEN = { 'x-uap-open': true } as const
+
+const err = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } })
+
+/** Standard error responses to spread into a route's `responses`. */
+export const errors = {
+  400: err('Invalid input: the body names the field and the problem'),
+  401: err('Missing or invalid credentials'),
+  403: err('Authenticated but not allowed'),
+  404: err('Not found'),
+  409: err('Conflicts with existing data'),
+  429: err('Rate limited or locked out; see Retry-After'),
+} as const
+
+export const bearerSecurity = [{ bearerAuth: [] }]
+
+export function pick<K extends keyof typeof errors>(...codes: K[]) {
+  return Object.fromEntries(codes.map((k) => [k, errors[k]])) as Pick<typeof errors, K>
+}

@@ -1,0 +1,84 @@
+import { and, count, desc, eq, like, or } from 'drizzle-orm'
+import { getDb } from '../db'
+import { users, type User } from './schema'
+import { getConfig, type Env } from '../env'
+import { hashPassword, paramsForProfile } from '../lib/password'
+import { normalizeMobile } from '../lib/mobile'
+
+export function passwordParams(env: Env) {
+  return paramsForProfile(getConfig(env).passwordHashProfile)
+}
+
+/** The public shape of a user; never includes the password hash. */
+export function publicUser(u: User) {
+  return {
+    id: u.id,
+    mobile: u.mobile,
+    name: u.name,
+    email: u.email,
+    status: u.status,
+    role: u.role,
+    created_at: new Date(u.createdAt).toISOString(),
+    updated_at: new Date(u.updatedAt).toISOString(),
+  }
+}
+
+export async function findUserByMobile(env: Env, mobile: string): Promise<User | undefined> {
+  const normalized = normalizeMobile(mobile)
+  if (!normalized) return undefined
+  return getDb(env.DB).select().from(users).where(eq(users.mobile, normalized)).get()
+}
+
+export async function findUserById(env: Env, id: string): Promise<User | undefined> {
+  return getDb(env.DB).select().from(users).where(eq(users.id, id)).get()
+}
+
+export async function newUserRow(
+  env: Env,
+  input: { mobile: string; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN'; status?: 'ACTIVE' | 'DISABLED' },
+) {
+  const now = Date.now()
+  return {
+    id: crypto.randomUUID(),
+    mobile: input.mobile,
+    passwordHash: await hashPassword(input.password, passwordParams(env)),
+    name: input.name ?? null,
+    email: input.email ?? null,
+    status: input.status ?? 'ACTIVE',
+    role: input.role ?? 'USER',
+    createdAt: now,
+    updatedAt: now,
+  } satisfies User
+}
+
+export async function listUsers(env: Env, q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED' }) {
+  const db = getDb(env.DB)
+  const conds = []
+  if (q.search) {
+    const term = `%${q.search.replace(/[%_\\]/g, (m) => '\\' + m)}%`
+    conds.push(or(like(users.mobile, term), like(users.name, term)))
+  }
+  if (q.status) conds.push(eq(users.status, q.status))
+  const where = conds.length ? and(...conds) : undefined
+  const [rows, total] = await Promise.all([
+    db.select().from(users).where(where).orderBy(desc(users.createdAt), desc(users.id)).limit(q.pageSize).offset((q.page - 1) * q.pageSize),
+    db.select({ n: count() }).from(users).where(where).get(),
+  ])
+  return { items: rows.map(publicUser), page: q.page, page_size: q.pageSize, total: total?.n ?? 0 }
+}
+
+/** Creates the bootstrap admin from secrets if no user with that mobile exists. Idempotent. */
+const bootstrapped = new WeakSet<D1Database>()
+export async function ensureBootstrapAdmin(env: Env) {
+  if (bootstrapped.has(env.DB)) return
+  const cfg = getConfig(env)
+  const mobile = normalizeMobile(cfg.bootstrapAdminMobile)
+  if (!mobile) throw new Error('BOOTSTRAP_ADMIN_MOBILE is not a valid mobile number')
+  const db = getDb(env.DB)
+  const existing = await db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)).get()
+  if (!existing) {
+    const row = await newUserRow(env, { mobile, password: cfg.bootstrapAdminPassword, name: 'Bootstrap admin', role: 'ADMIN' })
+    await db.insert(users).values(row).onConflictDoNothing()
+  }
+  bootstrapped.add(env.DB)
+}

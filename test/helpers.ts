@@ -1,0 +1,44 @@
+import { SELF, env } from 'cloudflare:test'
+
+export const ADMIN = { mobile: '+8613900000000', password: 'dev-bootstrap-admin-password' }
+
+let counter = 0
+/** A mobile number no other test uses. */
+export function uniqueMobile(): string {
+  counter++
+  const n = (Date.now() % 1e6) * 1000 + (counter % 1000) + Math.floor(Math.random() * 1000) * 1e9
+  return '+86137' + String(n % 1e8).padStart(8, '0')
+}
+
+export async function api(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
+  const headers = new Headers(init.headers)
+  if (init.json !== undefined) headers.set('Content-Type', 'application/json')
+  if (init.token) headers.set('Authorization', `Bearer ${init.token}`)
+  const res = await SELF.fetch(`http://localhost${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
+  const text = await res.text()
+  let body: any = text
+  try {
+    body = JSON.parse(text)
+  } catch {}
+  return { status: res.status, headers: res.headers, body }
+}
+
+export async function login(mobile: string, password: string, extra: Record<string, unknown> = {}) {
+  const r = await api('/api/v1/auth/login', { method: 'POST', json: { mobile, password, ...extra } })
+  if (r.status !== 200) throw new Error(`login failed ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body as { access_token: string; refresh_token: string; expires_in: number; token_type: string }
+}
+
+export async function adminToken() {
+  return (await login(ADMIN.mobile, ADMIN.password)).access_token
+}
+
+export async function createUser(opts: { mobile?: string; password?: string; name?: string } = {}) {
+  const mobile = opts.mobile ?? uniqueMobile()
+  const password = opts.password ?? 'user-password-123'
+  const r = await api('/api/v1/admin/users', { method: 'POST', token: await adminToken(), json: { mobile, password, name: opts.name } })
+  if (r.status !== 201) throw new Error(`create user failed ${r.status} ${JSON.stringify(r.body)}`)
+  return { id: r.body.id as string, mobile, password }
+}
+
+export { env }
