@@ -42,3 +42,31 @@ export async function createUser(opts: { mobile?: string; password?: string; nam
 }
 
 export { env }
+
+import { createApplication, type NewApplicationInput } from '../src/apps/service'
+import { signRequest } from '../src/signing/client'
+
+/** Creates an application straight in D1 (returns its one-time credentials). */
+export async function createApp(input: Partial<NewApplicationInput> = {}) {
+  return createApplication(env, { appName: 'Test app', protocolType: 'SIMPLE_API', redirectUris: ['https://app.example.com/callback'], ...input })
+}
+
+/** A request signed with an app's secret (see docs/signing.md), sent to the Worker. */
+export async function signedApi(
+  app: { appId: string; secret: string },
+  method: string,
+  path: string,
+  opts: { json?: unknown; headers?: Record<string, string>; timestamp?: number; nonce?: string } = {},
+) {
+  const url = `http://localhost${path}`
+  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json)
+  const sig = await signRequest({ appId: app.appId, appSecret: app.secret, method, url, body, timestamp: opts.timestamp, nonce: opts.nonce })
+  const headers: Record<string, string> = { ...sig, ...(body ? { 'Content-Type': 'application/json' } : {}), ...opts.headers }
+  const res = await SELF.fetch(url, { method, headers, body })
+  const text = await res.text()
+  let parsed: any = text
+  try {
+    parsed = JSON.parse(text)
+  } catch {}
+  return { status: res.status, headers: res.headers, body: parsed }
+}

@@ -11,6 +11,7 @@ import { auditFrom, auditStatement } from '../audit/service'
 import { revokeSessionsStatements } from '../auth/tokens'
 import { conflict, notFound } from '../lib/errors'
 import { hashPassword } from '../lib/password'
+import { runSessionEndHooks } from '../sessions/hooks'
 
 export const adminUserRoutes = router()
 adminUserRoutes.use('/api/v1/admin/*', requireAdmin)
@@ -139,6 +140,7 @@ adminUserRoutes.openapi(
       ...(disabling ? revokeSessionsStatements(db, { userId: id }, now) : []),
       auditStatement(db, auditFrom(c, { action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch })),
     ])
+    if (disabling) await runSessionEndHooks(c.env, { userId: id, reason: 'account_disabled' })
     return c.json(publicUser(updated), 200)
   },
 )
@@ -167,6 +169,7 @@ adminUserRoutes.openapi(
       ...revokeSessionsStatements(db, { userId: id }, now),
       auditStatement(db, auditFrom(c, { action: 'admin.user.set_password', targetType: 'user', targetId: id })),
     ])
+    await runSessionEndHooks(c.env, { userId: id, reason: 'password_set' })
     return c.json({ ok: true as const }, 200)
   },
 )

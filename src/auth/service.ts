@@ -13,6 +13,7 @@ import { randomToken, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { mintAccessToken, newRefreshToken, refreshTokenRow, revokeSessionsStatements, type TokenSet } from './tokens'
 import { passwordParams } from '../users/service'
+import { runSessionEndHooks } from '../sessions/hooks'
 
 export const LOGIN_PER_MOBILE: AttemptPolicy = { max: 5, windowS: 15 * 60 }
 export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }
@@ -111,6 +112,7 @@ export async function logoutSession(env: Env, userId: string, sessionId: string,
     ...revokeSessionsStatements(db, { sessionIds: [sessionId] }, Date.now()),
     auditStatement(db, { ...audit, action: 'logout', targetType: 'session', targetId: sessionId }),
   ])
+  await runSessionEndHooks(env, { userId, sessionIds: [sessionId], reason: 'logout' })
 }
 
 export async function logoutAll(env: Env, userId: string, audit: Omit<AuditEntry, 'action'>) {
@@ -119,4 +121,5 @@ export async function logoutAll(env: Env, userId: string, audit: Omit<AuditEntry
     ...revokeSessionsStatements(db, { userId }, Date.now()),
     auditStatement(db, { ...audit, action: 'logout_all', targetType: 'user', targetId: userId }),
   ])
+  await runSessionEndHooks(env, { userId, reason: 'logout_all' })
 }

@@ -1,0 +1,86 @@
+import { eq } from 'drizzle-orm'
+import { getDb } from '../db'
+import { applications, type Application } from './schema'
+import { getConfig, type Env } from '../env'
+import { decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
+
+export interface NewApplicationInput {
+  appName: string
+  protocolType: 'OIDC' | 'SIMPLE_API'
+  iconUrl?: string | null
+  redirectUris?: string[]
+  postLogoutRedirectUris?: string[]
+  grantTypes?: string[]
+  responseTypes?: string[]
+  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none'
+  idTokenClaim?: 'email' | 'preferred_username'
+  notificationUrl?: string | null
+  backchannelLogoutUri?: string | null
+  firstParty?: boolean
+}
+
+/** Credentials are returned once, at creation or rotation; only the encrypted secret and the token's hash are kept. */
+export interface IssuedCredentials {
+  app_secret: string
+  access_token: string
+}
+
+const secretAad = (appId: string) => `app-secret:${appId}`
+
+export const newAppId = () => 'app_' + hex(randomBytes(8))
+export const newAppSecret = () => randomToken(32, 'sk_')
+export const newAppAccessToken = () => randomToken(32, 'at_')
+
+export async function encryptAppSecret(env: Env, appId: string, secret: string) {
+  return encryptSecret(getConfig(env).masterKey, secret, secretAad(appId))
+}
+
+/** The raw app secret (HMAC key for signed requests and webhooks). */
+export async function getAppSecret(env: Env, app: Pick<Application, 'appId' | 'appSecretEnc'>): Promise<string> {
+  return decryptSecret(getConfig(env).masterKey, app.appSecretEnc, secretAad(app.appId))
+}
+
+/** Builds the row and the one-time credentials; the caller inserts (so it can batch with audit). */
+export async function newApplicationRow(env: Env, input: NewApplicationInput): Promise<{ row: Application; credentials: IssuedCredentials }> {
+  const now = Date.now()
+  const appId = newAppId()
+  const secret = newAppSecret()
+  const accessToken = newAppAccessToken()
+  const row: Application = {
+    id: crypto.randomUUID(),
+    appId,
+    appSecretEnc: await encryptAppSecret(env, appId, secret),
+    accessTokenHash: await sha256Hex(accessToken),
+    appName: input.appName,
+    iconUrl: input.iconUrl ?? null,
+    protocolType: input.protocolType,
+    redirectUris: input.redirectUris ?? [],
+    postLogoutRedirectUris: input.postLogoutRedirectUris ?? [],
+    grantTypes: input.grantTypes ?? ['authorization_code', 'refresh_token'],
+    responseTypes: input.responseTypes ?? ['code'],
+    tokenEndpointAuthMethod: input.tokenEndpointAuthMethod ?? 'client_secret_basic',
+    idTokenClaim: input.idTokenClaim ?? 'preferred_username',
+    notificationUrl: input.notificationUrl ?? null,
+    backchannelLogoutUri: input.backchannelLogoutUri ?? null,
+    firstParty: input.firstParty ?? false,
+    status: 'ACTIVE',
+    createdAt: now,
+    updatedAt: now,
+  }
+  return { row, credentials: { app_secret: secret, access_token: accessToken } }
+}
+
+/** Creates an application (no audit: for tests and internal use; the admin route audits). */
+export async function createApplication(env: Env, input: NewApplicationInput) {
+  const { row, credentials } = await newApplicationRow(env, input)
+  await getDb(env.DB).insert(applications).values(row)
+  return { app: row, ...credentials }
+}
+
+export async function findApplication(env: Env, appId: string): Promise<Application | undefined> {
+  return getDb(env.DB).select().from(applications).where(eq(applications.appId, appId)).get()
+}
+
+export async function findApplicationByAccessToken(env: Env, token: string): Promise<Application | undefined> {
+  return getDb(env.DB).select().from(applications).where(eq(applications.accessTokenHash, await sha256Hex(token))).get()
+}

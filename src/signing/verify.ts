@@ -1,0 +1,60 @@
+import type { MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../lib/context'
+import type { Application } from '../apps/schema'
+import { ApiError } from '../lib/errors'
+import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
+import { findApplication, getAppSecret } from '../apps/service'
+import { canonicalString, SIGNATURE_HEADERS as H } from './canonical'
+
+/** Allowed clock skew between the partner and UAP Edge, seconds. */
+export const MAX_SKEW_S = 300
+/** A nonce is remembered for longer than any timestamp could still be accepted. KV TTL ≥ 60. */
+export const NONCE_TTL_S = 2 * MAX_SKEW_S
+
+const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
+const SIG_RE = /^[0-9a-f]{64}$/
+
+export type SignedAppVariables = { app: Application }
+
+/**
+ * Verifies an HMAC-signed partner request (docs/signing.md) and sets `c.var.app`.
+ * Order: headers present → timestamp fresh → app known and active → signature →
+ * nonce unused (recorded only after the signature checks, so forgeries cannot burn nonces).
+ * Nonces live in KV: strict within a location, best-effort across locations (docs/security.md).
+ */
+export const requireSignedApp: MiddlewareHandler<AppEnv & { Variables: SignedAppVariables }> = async (c, next) => {
+  const appId = c.req.header(H.appId)
+  const timestamp = c.req.header(H.timestamp)
+  const nonce = c.req.header(H.nonce)
+  const signature = c.req.header(H.signature)?.toLowerCase()
+  const missing = Object.entries({ [H.appId]: appId, [H.timestamp]: timestamp, [H.nonce]: nonce, [H.signature]: signature })
+    .filter(([, v]) => !v)
+    .map(([k]) => k)
+  if (missing.length) throw new ApiError(401, 'signature_missing', `Missing signature header(s): ${missing.join(', ')}`, { missing })
+  if (!/^\d{1,12}$/.test(timestamp!)) throw new ApiError(401, 'signature_missing', `${H.timestamp} must be Unix seconds`)
+  if (!NONCE_RE.test(nonce!)) throw new ApiError(401, 'signature_missing', `${H.nonce} must be 16-64 characters of A-Z a-z 0-9 _ -`)
+  if (!SIG_RE.test(signature!)) throw new ApiError(401, 'signature_invalid', `${H.signature} must be 64 hex characters`)
+
+  const skew = Math.abs(Math.floor(Date.now() / 1000) - Number(timestamp))
+  if (skew > MAX_SKEW_S) throw new ApiError(401, 'timestamp_stale', `${H.timestamp} is ${skew} s away from server time; allowed skew is ${MAX_SKEW_S} s`)
+
+  const app = await findApplication(c.env, appId!)
+  // Unknown app and wrong secret read the same: no probing for app ids.
+  if (!app) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+
+  const url = new URL(c.req.url)
+  const body = new Uint8Array(await c.req.arrayBuffer())
+  const expected = await hmacSha256Hex(
+    await getAppSecret(c.env, app),
+    canonicalString({ appId: appId!, method: c.req.method, path: url.pathname, query: url.search, timestamp: timestamp!, nonce: nonce!, bodySha256Hex: await sha256Hex(body) }),
+  )
+  if (!timingSafeEqual(expected, signature!)) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+  if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
+
+  const nonceKey = `nonce:${appId}:${nonce}`
+  if (await c.env.KV.get(nonceKey)) throw new ApiError(401, 'nonce_replayed', `${H.nonce} was already used`)
+  await c.env.KV.put(nonceKey, '1', { expirationTtl: NONCE_TTL_S })
+
+  c.set('app', app)
+  await next()
+}
