@@ -4,6 +4,7 @@ import { handleWebhookBatch } from './webhooks/consumer'
 import { runScheduled } from './cron/scheduled'
 
 export { MappingImporter } from './importer/durable-object'
+export { RateLimiter } from './ratelimit/durable-object'
 
 const app = buildApp()
 

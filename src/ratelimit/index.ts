@@ -1,0 +1,75 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../lib/context'
+import type { Env } from '../env'
+import { ApiError } from '../lib/errors'
+import type { HitResult, RateLimiter } from './durable-object'
+
+export interface RatePolicy {
+  limit: number
+  windowS: number
+}
+
+/**
+ * Default policies. Override any of them with the RATE_LIMITS variable, a JSON object such
+ * as {"signed_app": {"limit": 1200, "windowS": 60}}.
+ */
+export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
+  signed_app: { limit: 600, windowS: 60 },
+  app_token: { limit: 600, windowS: 60 },
+  captcha_ip: { limit: 30, windowS: 60 },
+  sms_mobile: { limit: 5, windowS: 3600 },
+  sms_ip: { limit: 20, windowS: 3600 },
+  register_ip: { limit: 20, windowS: 3600 },
+  ticket_exchange_app: { limit: 1200, windowS: 60 },
+}
+
+const parsedOverrides = new WeakMap<object, Record<string, Partial<RatePolicy>>>()
+
+export function policyFor(env: Env, name: string): RatePolicy {
+  let overrides = parsedOverrides.get(env)
+  if (!overrides) {
+    try {
+      overrides = env.RATE_LIMITS ? (JSON.parse(env.RATE_LIMITS) as Record<string, Partial<RatePolicy>>) : {}
+    } catch {
+      overrides = {}
+    }
+    parsedOverrides.set(env, overrides)
+  }
+  const base = DEFAULT_POLICIES[name]
+  const o = overrides[name] ?? {}
+  const limit = Number(o.limit ?? base?.limit)
+  const windowS = Number(o.windowS ?? base?.windowS)
+  if (!(limit > 0) || !(windowS > 0)) throw new Error(`rate policy ${name} is not configured`)
+  return { limit, windowS }
+}
+
+/** Counts one hit for (policy, key) in its Durable Object. */
+export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
+  const policy = policyFor(env, policyName)
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${key}`)) as unknown as DurableObjectStub<RateLimiter>
+  return stub.hit(policy.limit, policy.windowS * 1000, cost)
+}
+
+/** Throws the 429 (JSON error body, Retry-After) when the hit is refused; sets X-RateLimit-* headers. */
+export async function enforceRateLimit(c: Context<AppEnv>, policyName: string, key: string, cost = 1) {
+  const r = await hitRateLimit(c.env, policyName, key, cost)
+  c.header('X-RateLimit-Limit', String(r.limit))
+  c.header('X-RateLimit-Remaining', String(r.remaining))
+  if (!r.allowed) {
+    throw new ApiError(429, 'rate_limited', `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, { policy: policyName, limit: r.limit }, {
+      'Retry-After': String(r.retryAfterS),
+      'X-RateLimit-Limit': String(r.limit),
+      'X-RateLimit-Remaining': '0',
+    })
+  }
+  return r
+}
+
+/** Middleware form: `rateLimit('captcha_ip', (c) => c.get('clientIp'))`. A null key skips counting. */
+export function rateLimit<E extends AppEnv>(policyName: string, key: (c: Context<E>) => string | null | undefined): MiddlewareHandler<E> {
+  return async (c, next) => {
+    const k = key(c)
+    if (k) await enforceRateLimit(c as unknown as Context<AppEnv>, policyName, k)
+    await next()
+  }
+}
