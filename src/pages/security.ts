@@ -25,9 +25,9 @@ export function csrfToken(c: Context<AppEnv>): string {
 }
 
 export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
+  // "null" is what browsers send under some referrer policies and privacy settings: the token decides then.
   const origin = c.req.header('Origin')
   if (origin && origin !== 'null' && origin !== new URL(c.req.url).origin) return false
-  if (origin === 'null') return false
   const site = c.req.header('Sec-Fetch-Site')
   if (site && site !== 'same-origin' && site !== 'none') return false
   const cookie = getCookie(c, CSRF_COOKIE)
@@ -51,7 +51,8 @@ export const pageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
   h.set('Content-Security-Policy', contentSecurityPolicy(getConfig(c.env).brandLogoUrl))
   h.set('X-Frame-Options', 'DENY')
   h.set('X-Content-Type-Options', 'nosniff')
-  // return_to may carry OIDC parameters: keep them out of Referer headers
-  h.set('Referrer-Policy', 'no-referrer')
+  // return_to may carry OIDC parameters: no Referer to other sites. (Not "no-referrer":
+  // it would make the browser send `Origin: null` on our own form posts.)
+  h.set('Referrer-Policy', 'same-origin')
   if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store')
 }
