@@ -130,7 +130,8 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     await shot(page, '09-login-wrong-password')
     await page.getByLabel('Password').fill(newPassword)
     await page.getByRole('button', { name: 'Sign in' }).click()
-    expect(await text(page.locator('.who'))).toContain(mobile)
+    expect(await text(page.locator('.who'))).toContain('Browser Tester')
+    expect(await text(page.locator('main'))).toContain(mobile)
     await shot(page, '10-signed-in-again')
 
     expect(cspViolations).toEqual([])

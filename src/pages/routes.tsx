@@ -128,7 +128,7 @@ function loginPage(c: C, status: number, v: LoginView) {
         <Csrf token={v.csrf} />
         <Hidden name="return_to" value={v.returnTo} />
         <Field name="mobile" label="Mobile number" type="tel" inputmode="tel" autocomplete="username" value={v.mobile} error={errs.mobile} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
-        <Field name="password" label="Password" type="password" autocomplete="current-password" error={errs.password} autofocus={!!v.mobile && !errs.mobile && !errs.captcha} maxlength={PASSWORD_MAX} />
+        <Field name="password" label="Password" type="password" autocomplete="current-password" error={errs.password} autofocus={!!v.mobile && !errs.mobile} maxlength={PASSWORD_MAX} />
         {v.captcha ? <CaptchaField captcha={v.captcha} error={errs.captcha} /> : null}
         <button type="submit" name="step" value="login">
           Sign in
@@ -157,15 +157,16 @@ pageRoutes.get('/page/login', async (c) => {
     // Already signed in: continue where the caller wanted to go, unless it asks for a fresh sign-in.
     if (returnTo && c.req.query('prompt') !== 'login') return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
     if (!returnTo) {
-      const who = current.user.name ? `${current.user.name} (${current.user.mobile})` : current.user.mobile
+      const { name, mobile } = current.user
       return render(
         c,
         200,
         'Signed in',
         <>
           <p class="who">
-            Signed in as <strong>{who}</strong>
+            Signed in as <strong>{name || mobile}</strong>
           </p>
+          {name ? <p class="hint">{mobile}</p> : null}
           <ul class="links">
             <li>
               <a href="/page/logout">Sign out</a>
@@ -206,8 +207,8 @@ pageRoutes.post('/page/login', async (c) => {
   if (await loginCaptchaRequired(c, mobile)) {
     const given = f('captcha_code', 32)
     if (!(await verifyCaptcha(c.env, f('captcha_id', 64), given))) {
-      const msg = given ? 'The characters did not match the picture. Try this new picture.' : 'Enter the characters shown in the picture.'
-      return loginPage(c, 400, { ...view, error: msg, errors: { captcha: msg }, captcha: await newCaptcha(c) })
+      const msg = given ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
+      return loginPage(c, 400, { ...view, error: `${msg} Enter your password again, with the characters of the new picture.`, errors: { captcha: 'Type the characters of this new picture.' }, captcha: await newCaptcha(c) })
     }
   }
 
@@ -404,8 +405,8 @@ function codeFlowPost(flow: Flow) {
       if (!mobile) return start(400, 'Check the highlighted fields.', { mobile: 'Enter a mobile number, such as +8613800138000 or 13800138000.' })
       const given = f('captcha_code', 32)
       if (!(await verifyCaptcha(c.env, f('captcha_id', 64), given))) {
-        const msg = given ? 'The characters did not match the picture. Try this new picture.' : 'Enter the characters shown in the picture.'
-        return start(400, msg, { captcha: msg })
+        const msg = given ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
+        return start(400, msg, { captcha: 'Type the characters of this new picture.' })
       }
       await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
       try {

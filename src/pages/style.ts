@@ -63,7 +63,8 @@ button.link{display:inline;width:auto;min-height:0;margin:0;padding:0;border:0;b
 .links{margin:1.5rem 0 0;padding:0;list-style:none;display:flex;flex-wrap:wrap;gap:.5rem 1.5rem;font-size:.95rem}
 a{color:var(--primary);text-underline-offset:2px}
 .who{font-size:1.1rem;margin:.5rem 0 0}
-.who strong{word-break:break-all}
+.who strong{overflow-wrap:anywhere}
+.who+.hint{margin-top:0}
 @media (max-width:480px){body{padding:0;background:var(--card)}main{box-shadow:none;border-radius:0;padding:1.5rem 1.25rem;min-height:100vh}}
 @media (prefers-reduced-motion:no-preference){button,.button{transition:filter .15s}}
 `
