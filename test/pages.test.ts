@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { api, createApp, createUser, login } from './helpers'
-import { Browser, env, inputValue, lastCode } from './flows'
+import { Browser, env, fetchWithEnv, inputValue, lastCode } from './flows'
 import { safeReturnTo } from '../src/pages/redirect'
 import { uniqueMobile } from './helpers'
 
@@ -46,6 +46,20 @@ describe('hosted pages: security headers and markup', () => {
   })
 })
 
+describe('hosted pages: branding', () => {
+  it('uses the configured name, logo (allowed by the CSP) and colour', async () => {
+    const vars = { BRAND_NAME: 'Acme ID', BRAND_LOGO_URL: 'https://cdn.example.com/acme.svg', BRAND_PRIMARY_COLOR: '#ffd400' }
+    const page = await fetchWithEnv(vars, '/page/login')
+    const html = await page.text()
+    expect(html).toContain('<title>Sign in · Acme ID</title>')
+    expect(html).toContain('<img src="https://cdn.example.com/acme.svg" alt=""/>')
+    expect(page.headers.get('Content-Security-Policy')).toContain("img-src 'self' data: https://cdn.example.com")
+    const css = await (await fetchWithEnv(vars, '/page/assets/style.css')).text()
+    expect(css).toContain('--primary:#ffd400')
+    expect(css).toContain('--on-primary:#111111') // dark text on a light brand colour
+  })
+})
+
 describe('hosted pages: CSRF', () => {
   it('refuses a form post without, or with a different, token', async () => {
     const u = await createUser()
@@ -70,6 +84,14 @@ describe('hosted pages: CSRF', () => {
     expect(r.status).toBe(403)
     const s = await b.post('/page/logout', { csrf_token: b.csrf }, { 'Sec-Fetch-Site': 'cross-site' })
     expect(s.status).toBe(403)
+  })
+
+  it('accepts Origin "null" (sent under some referrer policies) when the token matches', async () => {
+    const u = await createUser()
+    const b = new Browser()
+    await b.get('/page/login')
+    const r = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login' }, { Origin: 'null', 'Sec-Fetch-Site': 'same-origin' })
+    expect(r.status).toBe(303)
   })
 
   it('guards every form: register, reset, logout', async () => {
