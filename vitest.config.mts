@@ -19,6 +19,8 @@ export default defineConfig(async () => {
             BOOTSTRAP_ADMIN_MOBILE: '+8613900000000',
             BOOTSTRAP_ADMIN_PASSWORD: 'dev-bootstrap-admin-password',
             PASSWORD_HASH_PROFILE: 'test',
+            SMS_PROVIDER: 'console',
+            REGISTRATION_OPEN: 'true',
             TEST_MIGRATIONS: migrations,
           },
         },

@@ -14,6 +14,11 @@ import { keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
 import { mountDocs } from './docs/routes'
+import { captchaRoutes } from './captcha/routes'
+import { smsRoutes } from './sms/routes'
+import { accountRoutes } from './account/routes'
+import { pageRoutes } from './pages/routes'
+import { devRoutes } from './dev/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -39,6 +44,11 @@ export function buildApp() {
   app.route('/', authRoutes)
   app.route('/', adminUserRoutes)
   app.route('/', adminSystemRoutes)
+  app.route('/', captchaRoutes)
+  app.route('/', smsRoutes)
+  app.route('/', accountRoutes)
+  app.route('/', pageRoutes)
+  app.route('/', devRoutes)
   mountDocs(app)
 
   app.notFound((c) => {

@@ -1,0 +1,72 @@
+import { eq } from 'drizzle-orm'
+import { getConfig, type Env } from '../env'
+import { getDb } from '../db'
+import { users, type User } from '../users/schema'
+import { findUserByMobile, newUserRow, passwordParams } from '../users/service'
+import { auditStatement } from '../audit/service'
+import { revokeSessionsStatements } from '../auth/tokens'
+import { runSessionEndHooks } from '../sessions/hooks'
+import { ApiError, conflict } from '../lib/errors'
+import { hashPassword } from '../lib/password'
+import { clearFailures } from '../lib/attempts'
+import { verifySmsCode } from '../sms/service'
+
+export const PASSWORD_MIN = 8
+export const PASSWORD_MAX = 256
+
+export interface AccountCtx {
+  requestId?: string
+  ip?: string
+  appId?: string | null
+}
+
+export function registrationOpen(env: Env): boolean {
+  return getConfig(env).registrationOpen
+}
+
+export const registrationClosed = () => new ApiError(403, 'registration_closed', 'Registration is closed; ask an administrator for an account')
+
+/**
+ * Creates an account once an SMS code (purpose `register`) proved the number belongs to
+ * the caller. Only after that proof may the answer say the number is taken (409).
+ */
+export async function registerUser(env: Env, input: { mobile: string; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
+  if (!registrationOpen(env)) throw registrationClosed()
+  await verifySmsCode(env, { mobile: input.mobile, purpose: 'register', code: input.smsCode })
+  const db = getDb(env.DB)
+  const row = await newUserRow(env, { mobile: input.mobile, password: input.password, name: input.name?.trim() || null })
+  try {
+    await db.batch([
+      db.insert(users).values(row),
+      auditStatement(db, { action: 'user.registered', actorType: 'user', actorId: row.id, targetType: 'user', targetId: row.id, requestId: ctx.requestId, ip: ctx.ip, details: ctx.appId ? { app_id: ctx.appId } : { via: 'self' } }),
+    ])
+  } catch (e) {
+    if (String((e as Error).message).includes('UNIQUE')) throw conflict('This mobile number already has an account; sign in or reset the password', 'mobile_taken')
+    throw e
+  }
+  return row
+}
+
+/**
+ * Sets a new password after an SMS code (purpose `reset`), then ends every session and
+ * refresh token of the user. Password, revocation and audit row are one db.batch.
+ */
+export async function resetPassword(env: Env, input: { mobile: string; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
+  await verifySmsCode(env, { mobile: input.mobile, purpose: 'reset', code: input.smsCode })
+  const user = await findUserByMobile(env, input.mobile)
+  // No code is ever stored for unknown numbers, so this only happens if the account was deleted meanwhile.
+  if (!user) throw new ApiError(400, 'invalid_sms_code', 'The SMS code is wrong or has expired')
+  if (user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const passwordHash = await hashPassword(input.newPassword, passwordParams(env))
+  await db.batch([
+    db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, user.id)),
+    ...revokeSessionsStatements(db, { userId: user.id }, now),
+    auditStatement(db, { action: 'password.reset', actorType: ctx.appId ? 'app' : 'user', actorId: ctx.appId ?? user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip, details: { via: ctx.appId ? 'open_api' : 'page', sessions_revoked: 'all' } }),
+  ])
+  await runSessionEndHooks(env, { userId: user.id, reason: 'password_reset' })
+  // The owner just proved control of the number: lift a sign-in lockout on it.
+  await clearFailures(env.KV, 'login-mobile', user.mobile)
+  return { ...user, passwordHash, updatedAt: now }
+}

@@ -1,0 +1,27 @@
+import type { Env } from '../env'
+import type { HitResult, RateLimiter } from '../ratelimit/durable-object'
+
+/**
+ * Exact counters on the RateLimiter Durable Object (one object per name, worldwide), for
+ * product rules that must hold strictly across locations: single use of a captcha or an
+ * SMS code, SMS resend cooldown, daily caps, code attempts. Unlike the RATE_LIMITS
+ * policies these numbers are fixed by the caller, not tunable by configuration.
+ */
+function stub(env: Env, name: string) {
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)) as unknown as DurableObjectStub<RateLimiter>
+}
+
+/** Counts one hit against `limit` per fixed window of `windowS` seconds. */
+export function countHit(env: Env, name: string, limit: number, windowS: number): Promise<HitResult> {
+  return stub(env, name).hit(limit, windowS * 1000)
+}
+
+/** True for the first call with this name within `windowS`, false for every later one. */
+export async function firstUse(env: Env, name: string, windowS: number): Promise<boolean> {
+  return (await countHit(env, `once:${name}`, 1, windowS)).allowed
+}
+
+/** Starts a counter over (e.g. attempts on a code when a new code is sent). */
+export function resetCounter(env: Env, name: string): Promise<void> {
+  return stub(env, name).reset()
+}

@@ -1,0 +1,152 @@
+import type { Child } from 'hono/jsx'
+import type { Brand } from './style'
+import { CSRF_FIELD } from './security'
+
+/** Shared building blocks of the hosted pages. No script anywhere: forms work as plain HTML. */
+
+export function Page(props: { brand: Brand; title: string; children?: Child }) {
+  const { brand } = props
+  return (
+    <html lang="en">
+      <head>
+        <meta charset="utf-8" />
+        <meta name="viewport" content="width=device-width, initial-scale=1" />
+        <meta name="robots" content="noindex, nofollow" />
+        <title>{`${props.title} · ${brand.name}`}</title>
+        <link rel="stylesheet" href="/page/assets/style.css" />
+      </head>
+      <body>
+        <main aria-labelledby="page-title">
+          <p class="brand">
+            {brand.logoUrl ? <img src={brand.logoUrl} alt="" /> : <span class="mark" aria-hidden="true" />}
+            <span>{brand.name}</span>
+          </p>
+          <h1 id="page-title">{props.title}</h1>
+          {props.children}
+        </main>
+      </body>
+    </html>
+  )
+}
+
+/** Form-level error, announced by screen readers as soon as the page loads. */
+export function Alert(props: { message?: string | null }) {
+  return props.message ? (
+    <div class="alert" role="alert" id="form-error">
+      {props.message}
+    </div>
+  ) : null
+}
+
+/** Non-error news ("we sent a code"), announced politely. */
+export function Notice(props: { message?: string | null }) {
+  return props.message ? (
+    <div class="notice" role="status" aria-live="polite">
+      {props.message}
+    </div>
+  ) : null
+}
+
+export function Hidden(props: { name: string; value?: string | null }) {
+  return props.value ? <input type="hidden" name={props.name} value={props.value} /> : null
+}
+
+export function Csrf(props: { token: string }) {
+  return <input type="hidden" name={CSRF_FIELD} value={props.token} />
+}
+
+export interface FieldProps {
+  name: string
+  label: string
+  type?: 'text' | 'tel' | 'password'
+  value?: string | null
+  autocomplete?: string
+  inputmode?: 'numeric' | 'tel' | 'text'
+  hint?: string
+  error?: string | null
+  required?: boolean
+  autofocus?: boolean
+  maxlength?: number
+  minlength?: number
+  pattern?: string
+  extra?: Record<string, string>
+}
+
+/** Label + input + hint + error, tied together with for/id, aria-describedby and aria-invalid. */
+export function Field(p: FieldProps) {
+  const id = `f-${p.name}`
+  const described = [p.hint ? `${id}-hint` : '', p.error ? `${id}-error` : ''].filter(Boolean).join(' ')
+  return (
+    <div>
+      <label for={id}>{p.label}</label>
+      <input
+        id={id}
+        name={p.name}
+        type={p.type ?? 'text'}
+        value={p.type === 'password' ? undefined : (p.value ?? undefined)}
+        autocomplete={p.autocomplete}
+        inputmode={p.inputmode}
+        required={p.required ?? true}
+        autofocus={p.autofocus}
+        maxlength={p.maxlength}
+        minlength={p.minlength}
+        pattern={p.pattern}
+        aria-invalid={p.error ? 'true' : undefined}
+        aria-describedby={described || undefined}
+        {...(p.extra ?? {})}
+      />
+      {p.hint ? (
+        <p class="hint" id={`${id}-hint`}>
+          {p.hint}
+        </p>
+      ) : null}
+      {p.error ? (
+        <p class="field-error" id={`${id}-error`}>
+          {`Error: ${p.error}`}
+        </p>
+      ) : null}
+    </div>
+  )
+}
+
+export interface CaptchaView {
+  captcha_id: string
+  image: string
+}
+
+/** The captcha picture, its id and the answer field. */
+export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; autofocus?: boolean }) {
+  return (
+    <div class="captcha">
+      <input type="hidden" name="captcha_id" value={p.captcha.captcha_id} />
+      <div class="picture">
+        <img src={p.captcha.image} width={200} height={70} alt="Security check: a picture of 5 distorted letters and digits" />
+      </div>
+      <Field
+        name="captcha_code"
+        label="Characters in the picture"
+        hint="5 characters; upper or lower case both work."
+        error={p.error}
+        autocomplete="off"
+        maxlength={12}
+        autofocus={p.autofocus}
+        extra={{ autocapitalize: 'characters', spellcheck: 'false' }}
+      />
+    </div>
+  )
+}
+
+/**
+ * "Another picture" without JavaScript: a second submit button. It must come after the
+ * form's main button, because Enter in a field activates the first submit button.
+ */
+export function CaptchaRefresh() {
+  return (
+    <p class="hint">
+      {"Can't read the picture? "}
+      <button type="submit" name="step" value="new_captcha" class="link" formnovalidate>
+        Show another picture
+      </button>
+    </p>
+  )
+}

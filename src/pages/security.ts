@@ -1,0 +1,58 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import { getCookie, setCookie } from 'hono/cookie'
+import type { AppEnv } from '../lib/context'
+import { randomToken, timingSafeEqual } from '../lib/crypto'
+import { getConfig } from '../env'
+
+/**
+ * CSRF protection for the hosted pages' forms: double-submit token. A random value sits in
+ * an HttpOnly, Secure, SameSite=Lax cookie with the `__Host-` prefix (no Domain, Path=/,
+ * so a sibling subdomain cannot plant one) and in a hidden `csrf_token` field; a POST must
+ * carry both, equal (compared in constant time). Cross-site Origin / Sec-Fetch-Site are
+ * refused as well.
+ */
+export const CSRF_COOKIE = '__Host-uap_csrf'
+export const CSRF_FIELD = 'csrf_token'
+const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/
+
+/** The browser's CSRF token, set as a cookie first if it has none. */
+export function csrfToken(c: Context<AppEnv>): string {
+  const existing = getCookie(c, CSRF_COOKIE)
+  if (existing && TOKEN_RE.test(existing)) return existing
+  const token = randomToken(32)
+  setCookie(c, CSRF_COOKIE, token, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/' })
+  return token
+}
+
+export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
+  // "null" is what browsers send under some referrer policies and privacy settings: the token decides then.
+  const origin = c.req.header('Origin')
+  if (origin && origin !== 'null' && origin !== new URL(c.req.url).origin) return false
+  const site = c.req.header('Sec-Fetch-Site')
+  if (site && site !== 'same-origin' && site !== 'none') return false
+  const cookie = getCookie(c, CSRF_COOKIE)
+  const form = await c.req.parseBody()
+  const field = form[CSRF_FIELD]
+  if (!cookie || typeof field !== 'string' || !TOKEN_RE.test(cookie)) return false
+  return timingSafeEqual(cookie, field)
+}
+
+/** Content-Security-Policy of the pages: no script at all, styles only from /page/assets. */
+export function contentSecurityPolicy(logoUrl?: string): string {
+  let img = "'self' data:"
+  if (logoUrl?.startsWith('https://')) img += ' ' + new URL(logoUrl).origin
+  return [`default-src 'none'`, `style-src 'self'`, `img-src ${img}`, `base-uri 'none'`, `frame-ancestors 'none'`].join('; ')
+}
+
+/** Security headers on every /page/* response. */
+export const pageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next()
+  const h = c.res.headers
+  h.set('Content-Security-Policy', contentSecurityPolicy(getConfig(c.env).brandLogoUrl))
+  h.set('X-Frame-Options', 'DENY')
+  h.set('X-Content-Type-Options', 'nosniff')
+  // return_to may carry OIDC parameters: no Referer to other sites. (Not "no-referrer":
+  // it would make the browser send `Origin: null` on our own form posts.)
+  h.set('Referrer-Policy', 'same-origin')
+  if (!h.has('Cache-Control')) h.set('Cache-Control', 'no-store')
+}

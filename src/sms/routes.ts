@@ -1,0 +1,75 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import type { MiddlewareHandler } from 'hono'
+import { router, OPEN, pick } from '../lib/openapi'
+import type { AppEnv } from '../lib/context'
+import { MobileField } from '../lib/mobile'
+import { ApiError } from '../lib/errors'
+import { requireSignedApp } from '../signing/verify'
+import type { Application } from '../apps/schema'
+import { verifyCaptcha } from '../captcha/service'
+import { registrationClosed, registrationOpen } from '../account/service'
+import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
+
+export const smsRoutes = router()
+
+/** requireSignedApp, typed for routers of AppEnv (it sets c.var.app). */
+export const signedApp = requireSignedApp as unknown as MiddlewareHandler<AppEnv>
+export const appOf = (c: { get: (k: never) => unknown }) => (c.get('app' as never) as Application).appId
+
+const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
+
+export const CaptchaFields = {
+  captcha_id: z.string().min(1).max(64).openapi({ example: '6f1c0b7e-2a4d-4c1e-9f3a-7b5d2e8c1a90', description: 'From GET /api/v1/utils/captcha' }),
+  captcha_code: z.string().min(1).max(32).openapi({ example: 'K7WPA', description: 'What the user read in the picture (case-insensitive)' }),
+}
+
+export const invalidCaptcha = () => new ApiError(400, 'invalid_captcha', 'The captcha answer is wrong or the captcha has expired; fetch a new one')
+
+const SmsSent = z
+  .object({
+    sent: z.literal(true),
+    expires_in: z.number().int().openapi({ example: SMS_CODE_TTL_S }),
+    resend_after: z.number().int().openapi({ example: SMS_RESEND_COOLDOWN_S }),
+  })
+  .openapi('SmsSent')
+
+smsRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/api/v1/open/sms/send',
+    tags: ['Open: account'],
+    summary: 'Send a one-time SMS code',
+    description: [
+      'Signed request (X-UAP-App-Id, X-UAP-Timestamp, X-UAP-Nonce, X-UAP-Signature; see the signing guide).',
+      'Requires a captcha answer (`GET /api/v1/utils/captcha`); the captcha is spent by this call, right or wrong.',
+      'Sends a six-digit code valid 5 minutes (at most 5 checks) for `purpose` `reset` (default, used by `POST /api/v1/open/pwd/reset`) or `register` (used by `POST /api/v1/auth/register`).',
+      'Limits per number and purpose: one code per 60 s (429 `sms_cooldown`), 10 per 24 h (429 `sms_daily_limit`), both with Retry-After.',
+      'The answer never tells whether the number has an account: for `reset` and an unknown number the reply is the same and simply no SMS is sent.',
+    ].join(' '),
+    ...OPEN,
+    middleware: [signedApp] as const,
+    request: {
+      body: json(
+        z.object({
+          mobile: MobileField,
+          purpose: z.enum(['reset', 'register']).default('reset').openapi({ example: 'reset' }),
+          ...CaptchaFields,
+        }),
+      ),
+    },
+    responses: { 200: { description: 'Accepted: if the number can receive a code for this purpose, it is on its way', content: { 'application/json': { schema: SmsSent } } }, ...pick(400, 401, 403, 429) },
+  }),
+  async (c) => {
+    const body = c.req.valid('json')
+    if (!(await verifyCaptcha(c.env, body.captcha_id, body.captcha_code))) throw invalidCaptcha()
+    if (body.purpose === 'register' && !registrationOpen(c.env)) throw registrationClosed()
+    const r = await sendSmsCode(c.env, { mobile: body.mobile, purpose: body.purpose }, {
+      requestId: c.get('requestId'),
+      ip: c.get('clientIp'),
+      appId: appOf(c),
+      waitUntil: (p) => c.executionCtx.waitUntil(p),
+    })
+    c.header('Cache-Control', 'no-store')
+    return c.json({ sent: true as const, ...r }, 200)
+  },
+)

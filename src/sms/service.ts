@@ -1,0 +1,141 @@
+import { getConfig, type Env } from '../env'
+import { ApiError } from '../lib/errors'
+import { hmacSha256Hex, timingSafeEqual } from '../lib/crypto'
+import { countHit, firstUse, resetCounter } from '../lib/counters'
+import { log } from '../lib/logger'
+import { getDb } from '../db'
+import { auditStatement } from '../audit/service'
+import { findUserByMobile } from '../users/service'
+import { randomInt } from '../captcha/image'
+import { smsProvider, type SmsMessage, type SmsPurpose } from './providers'
+
+export const SMS_CODE_TTL_S = 300
+export const SMS_MAX_ATTEMPTS = 5
+export const SMS_RESEND_COOLDOWN_S = 60
+/** Codes per mobile per purpose in 24 hours. */
+export const SMS_DAILY_CAP = 10
+
+/**
+ * Where each rule is enforced (docs: README "SMS codes"):
+ * - the code: KV, hashed, TTL 5 min (plus an `exp` checked on read, KV TTLs are lazy);
+ * - cooldown, daily cap, attempts and single use: RateLimiter Durable Object counters,
+ *   exact worldwide, so parallel guesses from many locations still get 5 tries in all.
+ */
+const codeKey = (purpose: SmsPurpose, mobile: string) => `sms:${purpose}:${mobile}`
+const attemptsName = (purpose: SmsPurpose, mobile: string) => `sms_attempts:${purpose}:${mobile}`
+
+interface StoredCode {
+  id: string
+  hash: string
+  exp: number
+}
+
+/** HMAC under the master key of (purpose, mobile, code): a KV dump yields no codes, and a code is bound to its number and purpose. */
+async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: string) {
+  return hmacSha256Hex(getConfig(env).masterKey, `sms-code:v1:${purpose}:${mobile}:${code}`)
+}
+
+export function newSmsCode(): string {
+  return String(randomInt(1_000_000)).padStart(6, '0')
+}
+
+export interface SendContext {
+  requestId?: string
+  ip?: string
+  appId?: string | null
+  waitUntil?: (p: Promise<unknown>) => void
+}
+
+export interface SendResult {
+  expires_in: number
+  resend_after: number
+}
+
+/**
+ * Sends a one-time code. The answer never depends on whether the mobile is registered:
+ * for `reset` and an unknown number the same limits are counted and the same body is
+ * returned, only no code is stored or sent. For `register` a code is sent either way; a
+ * taken number is only reported by the register step, after the code proved ownership.
+ */
+export async function sendSmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
+  const { mobile, purpose } = input
+  const cooldown = await countHit(env, `sms_cooldown:${purpose}:${mobile}`, 1, SMS_RESEND_COOLDOWN_S)
+  if (!cooldown.allowed) {
+    throw new ApiError(429, 'sms_cooldown', `A code was sent less than ${SMS_RESEND_COOLDOWN_S} s ago; retry after ${cooldown.retryAfterS} s`, { retry_after: cooldown.retryAfterS }, { 'Retry-After': String(cooldown.retryAfterS) })
+  }
+  const daily = await countHit(env, `sms_daily:${purpose}:${mobile}`, SMS_DAILY_CAP, 86400)
+  if (!daily.allowed) {
+    throw new ApiError(429, 'sms_daily_limit', `At most ${SMS_DAILY_CAP} codes per number per day for this purpose`, { retry_after: daily.retryAfterS }, { 'Retry-After': String(daily.retryAfterS) })
+  }
+
+  const deliver = purpose === 'register' || (await findUserByMobile(env, mobile)) !== undefined
+  // A new code gets a fresh set of attempts (done for unknown numbers too: same work, same answers later).
+  await resetCounter(env, attemptsName(purpose, mobile))
+
+  const db = getDb(env.DB)
+  const id = crypto.randomUUID()
+  const audit = auditStatement(db, {
+    action: 'sms.code_sent',
+    actorType: ctx.appId ? 'app' : 'anonymous',
+    actorId: ctx.appId ?? null,
+    targetType: 'mobile',
+    targetId: mobile,
+    requestId: ctx.requestId,
+    ip: ctx.ip,
+    details: { purpose, delivered: deliver, message_id: id },
+  })
+
+  if (deliver) {
+    const provider = smsProvider(env)
+    const code = newSmsCode()
+    const stored: StoredCode = { id, hash: await codeHash(env, purpose, mobile, code), exp: Date.now() + SMS_CODE_TTL_S * 1000 }
+    const brand = getConfig(env).brandName
+    const msg: SmsMessage = {
+      id,
+      to: mobile,
+      purpose,
+      code,
+      text: `${brand}: your ${purpose === 'reset' ? 'password reset' : 'sign-up'} code is ${code}. It expires in ${SMS_CODE_TTL_S / 60} minutes. Never share it.`,
+      expires_in: SMS_CODE_TTL_S,
+      sent_at: new Date().toISOString(),
+    }
+    const work = (async () => {
+      await env.KV.put(codeKey(purpose, mobile), JSON.stringify(stored), { expirationTtl: SMS_CODE_TTL_S })
+      try {
+        await provider.send(msg)
+      } catch (err) {
+        log.error('sms.delivery_failed', { message_id: id, provider: provider.name, error: (err as Error).message })
+        await db.batch([auditStatement(db, { action: 'sms.delivery_failed', actorType: 'system', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, details: { purpose, message_id: id, error: (err as Error).message } })])
+      }
+    })()
+    if (provider.background && ctx.waitUntil) ctx.waitUntil(work)
+    else await work
+  }
+  await db.batch([audit])
+  return { expires_in: SMS_CODE_TTL_S, resend_after: SMS_RESEND_COOLDOWN_S }
+}
+
+const invalidCode = (attemptsLeft: number) => new ApiError(400, 'invalid_sms_code', 'The SMS code is wrong or has expired', { attempts_left: attemptsLeft })
+
+/**
+ * Checks and spends a code. Every check counts toward SMS_MAX_ATTEMPTS for (purpose,
+ * mobile), unknown numbers included; the last wrong attempt burns the code, so a new one
+ * must be requested. A right code works once.
+ */
+export async function verifySmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose; code: string }): Promise<void> {
+  const { mobile, purpose, code } = input
+  const attempt = await countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)
+  if (!attempt.allowed) {
+    await env.KV.delete(codeKey(purpose, mobile))
+    throw new ApiError(429, 'too_many_attempts', 'Too many wrong codes; request a new code', undefined, { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) })
+  }
+  const stored = await env.KV.get<StoredCode>(codeKey(purpose, mobile), 'json')
+  const ok = !!stored && stored.exp > Date.now() && /^\d{6}$/.test(code) && timingSafeEqual(stored.hash, await codeHash(env, purpose, mobile, code))
+  if (!ok) {
+    if (attempt.remaining === 0) await env.KV.delete(codeKey(purpose, mobile))
+    throw invalidCode(attempt.remaining)
+  }
+  // Single use, decided exactly by the Durable Object even if KV's delete has not reached every location yet.
+  if (!(await firstUse(env, `sms:${stored!.id}`, SMS_CODE_TTL_S * 2))) throw invalidCode(attempt.remaining)
+  await env.KV.delete(codeKey(purpose, mobile))
+}

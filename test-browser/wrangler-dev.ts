@@ -1,0 +1,83 @@
+// Starts `wrangler dev` for browser tests on a fixed port with a throw-away state
+// directory and generated dev-only variables, and stops it afterwards.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+
+const root = path.resolve(import.meta.dirname, '..')
+const wrangler = path.join(root, 'node_modules', '.bin', 'wrangler')
+
+export interface DevServer {
+  url: string
+  vars: Record<string, string>
+  stop(): Promise<void>
+}
+
+export async function startWranglerDev(opts: { port: number; inspectorPort: number; vars?: Record<string, string> }): Promise<DevServer> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'uap-edge-browser-'))
+  const url = `http://localhost:${opts.port}`
+  const vars: Record<string, string> = {
+    ENVIRONMENT: 'development',
+    ISSUER: url,
+    MASTER_KEY: `dev-${randomBytes(32).toString('base64url')}`,
+    BOOTSTRAP_ADMIN_MOBILE: '+8613800000000',
+    BOOTSTRAP_ADMIN_PASSWORD: `dev-${randomBytes(12).toString('base64url')}`,
+    PASSWORD_HASH_PROFILE: 'test',
+    SMS_PROVIDER: 'console',
+    REGISTRATION_OPEN: 'true',
+    ...opts.vars,
+  }
+  const envFile = path.join(dir, '.dev.vars')
+  writeFileSync(envFile, Object.entries(vars).map(([k, v]) => `${k}="${v}"`).join('\n') + '\n', { mode: 0o600 })
+  const childEnv = { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1' }
+
+  const migrate = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'DB', '--local', '--persist-to', dir], { cwd: root, env: childEnv, encoding: 'utf8' })
+  if (migrate.status !== 0) throw new Error(`migrations failed: ${migrate.stderr || migrate.stdout}`)
+
+  const child: ChildProcess = spawn(
+    wrangler,
+    ['dev', '--local', '--ip', '127.0.0.1', '--port', String(opts.port), '--inspector-port', String(opts.inspectorPort), '--persist-to', dir, '--env-file', envFile, '--show-interactive-dev-session=false', '--log-level', 'warn'],
+    { cwd: root, env: childEnv, detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let output = ''
+  child.stdout!.on('data', (d) => (output += d))
+  child.stderr!.on('data', (d) => (output += d))
+
+  const stop = async () => {
+    if (child.exitCode === null && child.pid) {
+      try {
+        process.kill(-child.pid, 'SIGTERM') // the process group: wrangler and its workerd
+      } catch {}
+      await new Promise((r) => {
+        const t = setTimeout(() => {
+          try {
+            process.kill(-child.pid!, 'SIGKILL')
+          } catch {}
+          r(null)
+        }, 5000)
+        child.once('exit', () => {
+          clearTimeout(t)
+          r(null)
+        })
+      })
+    }
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  const deadline = Date.now() + 90_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited (${child.exitCode}):\n${output}`)
+    try {
+      const r = await fetch(`${url}/healthz`)
+      if (r.status === 200) break
+    } catch {}
+    if (Date.now() > deadline) {
+      await stop()
+      throw new Error(`wrangler dev did not become healthy:\n${output}`)
+    }
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  return { url, vars, stop }
+}

@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest'
+import { api, createUser, signedApi, uniqueMobile } from './helpers'
+import { env, fetchWithEnv, lastCode, openSmsSend, outbox, partnerApp, skipCooldown, solvedCaptcha } from './flows'
+import { sendSmsCode, verifySmsCode, SMS_DAILY_CAP, SMS_MAX_ATTEMPTS } from '../src/sms/service'
+import { webhookProvider } from '../src/sms/providers'
+import { hmacSha256Hex } from '../src/lib/crypto'
+import { getConfig, ConfigError, type Env } from '../src/env'
+
+const strip = (b: any) => JSON.parse(JSON.stringify(b, (k, v) => (k === 'request_id' ? undefined : v)))
+
+describe('POST /api/v1/open/sms/send', () => {
+  it('needs a signed request', async () => {
+    const c = await solvedCaptcha()
+    const r = await api('/api/v1/open/sms/send', { method: 'POST', json: { mobile: uniqueMobile(), ...c } })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('signature_missing')
+  })
+
+  it('needs a right captcha, and a wrong answer spends it', async () => {
+    const u = await createUser()
+    const c = await solvedCaptcha()
+    const bad = await openSmsSend(u.mobile, 'reset', { captcha_id: c.captcha_id, captcha_code: 'WRONG' })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.code).toBe('invalid_captcha')
+    const again = await openSmsSend(u.mobile, 'reset', c)
+    expect(again.status).toBe(400)
+    expect(await outbox(u.mobile)).toEqual([])
+  })
+
+  it('sends a six-digit code; KV keeps only its hash', async () => {
+    const u = await createUser()
+    const r = await openSmsSend(u.mobile)
+    expect(r.status).toBe(200)
+    expect(r.body).toEqual({ sent: true, expires_in: 300, resend_after: 60 })
+    const code = await lastCode(u.mobile)
+    expect(code).toMatch(/^\d{6}$/)
+    const stored = await env.KV.get(`sms:reset:${u.mobile}`)
+    expect(stored).toBeTruthy()
+    expect(stored).not.toContain(code)
+  })
+
+  it('never reveals whether a mobile is registered', async () => {
+    const known = await createUser()
+    const unknown = uniqueMobile()
+    const a = await openSmsSend(known.mobile)
+    const b = await openSmsSend(unknown)
+    expect(b.status).toBe(a.status)
+    expect(strip(b.body)).toEqual(strip(a.body))
+    expect((await outbox(known.mobile)).length).toBe(1)
+    expect(await outbox(unknown)).toEqual([]) // nothing sent
+    // the limits behave the same too
+    const a2 = await openSmsSend(known.mobile)
+    const b2 = await openSmsSend(unknown)
+    expect(a2.status).toBe(429)
+    expect(strip(b2.body)).toMatchObject({ error: { code: a2.body.error.code } })
+    // and checking a code reads the same
+    const va = await signedApi(await partnerApp(), 'POST', '/api/v1/open/pwd/reset', { json: { mobile: known.mobile, sms_code: '000000', new_password: 'another-password-1' } })
+    const vb = await signedApi(await partnerApp(), 'POST', '/api/v1/open/pwd/reset', { json: { mobile: unknown, sms_code: '000000', new_password: 'another-password-1' } })
+    expect(vb.status).toBe(va.status)
+    expect(strip(vb.body)).toEqual(strip(va.body))
+  })
+
+  it('register codes go to any number, registered or not (the send step reveals nothing)', async () => {
+    const taken = await createUser()
+    const r = await openSmsSend(taken.mobile, 'register')
+    expect(r.status).toBe(200)
+    expect((await outbox(taken.mobile))[0].purpose).toBe('register')
+  })
+})
+
+describe('SMS code limits', () => {
+  it('60 s resend cooldown per mobile and purpose, with Retry-After', async () => {
+    const m = uniqueMobile()
+    expect((await openSmsSend(m, 'register')).status).toBe(200)
+    const r = await openSmsSend(m, 'register')
+    expect(r.status).toBe(429)
+    expect(r.body.error.code).toBe('sms_cooldown')
+    const retry = Number(r.headers.get('Retry-After'))
+    expect(retry).toBeGreaterThan(0)
+    expect(retry).toBeLessThanOrEqual(60)
+    // another purpose has its own cooldown
+    expect((await sendSmsCode(env, { mobile: m, purpose: 'reset' })).expires_in).toBe(300)
+  })
+
+  it(`daily cap of ${SMS_DAILY_CAP} per mobile and purpose`, async () => {
+    const m = uniqueMobile()
+    for (let i = 0; i < SMS_DAILY_CAP; i++) {
+      await skipCooldown(m, 'register')
+      await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    }
+    await skipCooldown(m, 'register')
+    const r = await openSmsSend(m, 'register')
+    expect(r.status).toBe(429)
+    expect(r.body.error.code).toBe('sms_daily_limit')
+    expect(Number(r.headers.get('Retry-After'))).toBeGreaterThan(3600)
+    expect((await outbox(m)).length).toBe(SMS_DAILY_CAP)
+  })
+
+  it(`at most ${SMS_MAX_ATTEMPTS} checks: then even the right code is refused until a new one is sent`, async () => {
+    const m = uniqueMobile()
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const code = await lastCode(m)
+    const wrong = code === '111111' ? '222222' : '111111'
+    for (let i = SMS_MAX_ATTEMPTS - 1; i >= 0; i--) {
+      const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code: wrong }).catch((e) => e)
+      expect(err.code).toBe('invalid_sms_code')
+      expect(err.details.attempts_left).toBe(i)
+    }
+    const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code }).catch((e) => e)
+    expect(err.status).toBe(429)
+    expect(err.code).toBe('too_many_attempts')
+    // a new code brings new attempts
+    await skipCooldown(m, 'register')
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    await expect(verifySmsCode(env, { mobile: m, purpose: 'register', code: await lastCode(m) })).resolves.toBeUndefined()
+  })
+
+  it('a code works once', async () => {
+    const m = uniqueMobile()
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const code = await lastCode(m)
+    await verifySmsCode(env, { mobile: m, purpose: 'register', code })
+    const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code }).catch((e) => e)
+    expect(err.code).toBe('invalid_sms_code')
+  })
+
+  it('a code is bound to its purpose', async () => {
+    const m = uniqueMobile()
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const err = await verifySmsCode(env, { mobile: m, purpose: 'reset', code: await lastCode(m) }).catch((e) => e)
+    expect(err.code).toBe('invalid_sms_code')
+  })
+
+  it('expires after 5 minutes', async () => {
+    const m = uniqueMobile()
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const code = await lastCode(m)
+    // age the stored code past its expiry (KV TTLs are lazy; the stored exp is what counts)
+    const key = `sms:register:${m}`
+    const stored = JSON.parse((await env.KV.get(key))!)
+    await env.KV.put(key, JSON.stringify({ ...stored, exp: Date.now() - 1 }), { expirationTtl: 60 })
+    const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code }).catch((e) => e)
+    expect(err.code).toBe('invalid_sms_code')
+  })
+})
+
+describe('SMS providers and configuration', () => {
+  it('webhook provider POSTs signed JSON (HMAC-SHA256 over timestamp.body)', async () => {
+    const seen: Request[] = []
+    const secret = 'whsec-0123456789abcdef'
+    const p = webhookProvider('https://sms.example.com/send', secret, (async (input: RequestInfo | URL, init?: RequestInit) => {
+      seen.push(new Request(input, init))
+      return new Response('ok')
+    }) as typeof fetch)
+    expect(p.background).toBe(true)
+    await p.send({ id: 'm1', to: '+8613800138000', purpose: 'reset', code: '123456', text: 'code 123456', expires_in: 300, sent_at: new Date().toISOString() })
+    const req = seen[0]
+    expect(req.method).toBe('POST')
+    const body = await req.text()
+    const ts = req.headers.get('X-UAP-Timestamp')!
+    expect(Math.abs(Number(ts) - Date.now() / 1000)).toBeLessThan(5)
+    expect(req.headers.get('X-UAP-Signature')).toBe(await hmacSha256Hex(secret, `${ts}.${body}`))
+    expect(JSON.parse(body)).toMatchObject({ to: '+8613800138000', code: '123456', purpose: 'reset' })
+    const failing = webhookProvider('https://sms.example.com/send', secret, (async () => new Response('no', { status: 500 })) as unknown as typeof fetch)
+    await expect(failing.send({ id: 'm2', to: '+8613800138000', purpose: 'reset', code: '1', text: '', expires_in: 300, sent_at: '' })).rejects.toThrow(/500/)
+  })
+
+  const production = (over: Partial<Env> = {}) =>
+    ({
+      ...env,
+      ENVIRONMENT: 'production',
+      ISSUER: 'https://id.example.com',
+      MASTER_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))),
+      BOOTSTRAP_ADMIN_PASSWORD: 'a-real-admin-password',
+      PASSWORD_HASH_PROFILE: 'production',
+      SMS_PROVIDER: 'webhook',
+      SMS_WEBHOOK_URL: 'https://sms.example.com/send',
+      SMS_WEBHOOK_SECRET: 'whsec-0123456789abcdef',
+      ...over,
+    }) as Env
+
+  it('production refuses the console provider and a webhook without URL/secret', () => {
+    expect(() => getConfig(production())).not.toThrow()
+    expect(() => getConfig(production({ SMS_PROVIDER: 'console' }))).toThrow(/console provider/)
+    expect(() => getConfig(production({ SMS_PROVIDER: undefined }))).toThrow(ConfigError)
+    expect(() => getConfig(production({ SMS_WEBHOOK_SECRET: undefined }))).toThrow(/SMS_WEBHOOK_SECRET/)
+    expect(() => getConfig(production({ SMS_WEBHOOK_URL: 'http://sms.example.com' }))).toThrow(/https/)
+  })
+
+  it('validates the branding variables', () => {
+    expect(getConfig(production({ BRAND_PRIMARY_COLOR: '#1a7f37' })).brandPrimaryColor).toBe('#1a7f37')
+    for (const bad of ['red', '#12345', 'url(x)', '#1234567', 'expression(alert(1))']) expect(() => getConfig(production({ BRAND_PRIMARY_COLOR: bad }))).toThrow(ConfigError)
+    expect(() => getConfig(production({ BRAND_LOGO_URL: 'javascript:alert(1)' }))).toThrow(ConfigError)
+    expect(() => getConfig(production({ BRAND_LOGO_URL: '//evil.example/x.png' }))).toThrow(ConfigError)
+    expect(getConfig(production({ BRAND_LOGO_URL: 'https://cdn.example.com/logo.svg' })).brandLogoUrl).toBe('https://cdn.example.com/logo.svg')
+  })
+
+  it('the dev outbox and captcha peek exist in development/test only', async () => {
+    const m = uniqueMobile()
+    expect((await api(`/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)).status).toBe(200)
+    const c = await solvedCaptcha()
+    expect((await api(`/api/v1/dev/captcha/${c.captcha_id}`)).body.answer).toBe(c.captcha_code)
+    const prod = production()
+    const outboxRes = await fetchWithEnv(prod, `/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)
+    expect(outboxRes.status).toBe(404)
+    const peek = await fetchWithEnv(prod, `/api/v1/dev/captcha/${c.captcha_id}`)
+    expect(peek.status).toBe(404)
+    expect(await peek.text()).not.toContain(c.captcha_code)
+  })
+})
