@@ -13,6 +13,7 @@ import { authRoutes } from './auth/routes'
 import { keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
+import { ticketRoutes } from './tickets/routes'
 import { mountDocs } from './docs/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
@@ -39,6 +40,7 @@ export function buildApp() {
   app.route('/', authRoutes)
   app.route('/', adminUserRoutes)
   app.route('/', adminSystemRoutes)
+  app.route('/', ticketRoutes)
   mountDocs(app)
 
   app.notFound((c) => {
