@@ -12,6 +12,8 @@
 // 3. Phases, each a bounded concurrent loop (count and time capped), every partner
 //    request freshly signed with a unique nonce:
 //      GET /nope (404: no binding), GET /healthz (one D1 query),
+//      verify with a malformed ticket and exchange for an unknown user (the signed-request
+//      and D1 overhead without the ticket object),
 //      POST /api/v1/simple/ticket/exchange, POST /api/v1/simple/ticket/verify (each ticket once),
 //      then a correctness check: 10 concurrent redemptions of each of 20 tickets.
 // 4. Prints p50/p99/req/s and ratios to the bare routes, writes bench/results/tickets-*.json,
@@ -212,6 +214,12 @@ async function main() {
     const results = []
     results.push(await phase('GET /nope (404, no binding)', N, CONCURRENCY, () => [`${BASE}/nope`]))
     results.push(await phase('GET /healthz (D1 SELECT 1)', N, CONCURRENCY, () => [`${BASE}/healthz`]))
+    // Break-down: the same endpoints refused before the ticket object is touched.
+    // verify with a malformed ticket = signature check only (D1 app lookup, KV nonce);
+    // exchange for an unknown mobile = signature + rate limiter + the D1 checks, no object created.
+    results.push(await phase('POST verify, malformed ticket (signature only)', N, CONCURRENCY, () => verifyReq('not-a-ticket')))
+    const unknownUser = { target_app_id: world.target.appId, user_mobile: '+8613700000002' }
+    results.push(await phase('POST exchange, unknown user (no ticket object)', N, CONCURRENCY, () => [`${BASE}/api/v1/simple/ticket/exchange`, signedInit(world.source, 'POST', '/api/v1/simple/ticket/exchange', unknownUser)]))
     const tickets = []
     results.push(await phase('POST ticket/exchange', N, CONCURRENCY, exchangeReq, collect(tickets)))
     results.push(await phase('POST ticket/verify', tickets.length, CONCURRENCY, (i) => verifyReq(tickets[i])))
@@ -243,7 +251,7 @@ async function main() {
     console.log('ratios (latency: higher = slower; rps: lower = fewer):')
     console.table(ratios)
     console.log('contention:', JSON.stringify(contention))
-    const bad = results.filter((r) => r.name.startsWith('POST') && Object.keys(r.statuses).some((s) => s !== '200'))
+    const bad = results.filter((r) => r.name.startsWith('POST ticket/') && Object.keys(r.statuses).some((s) => s !== '200'))
     mkdirSync(path.join(root, 'bench', 'results'), { recursive: true })
     const out = path.join(root, 'bench', 'results', `tickets-${report.machine.date.replace(/[:.]/g, '-')}.json`)
     writeFileSync(out, JSON.stringify(report, null, 2))

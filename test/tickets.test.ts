@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
+import { Hono } from 'hono'
+import type { AppEnv } from '../src/lib/context'
+import { simpleSsoRedirect } from '../src/tickets/sso'
 import { api, createApp, createUser, env, signedApi } from './helpers'
 import { sessionRow } from '../src/auth/service'
 import { hitRateLimit, policyFor } from '../src/ratelimit'
@@ -329,6 +332,21 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     const oidc = await makeApp({ protocolType: 'OIDC', redirectUris: ['https://oidc.example.com/cb'] })
     expect((await page(oidc.app.appId, 'https://oidc.example.com/cb', cookie)).body.error.code).toBe('invalid_app')
     expect((await page('app_unknown', 'https://oidc.example.com/cb', cookie)).status).toBe(400)
+  })
+
+  it('right after sign-in, the page passes the user (its new cookie is not on the request yet)', async () => {
+    const w = await world()
+    const user = (await env.DB.prepare('SELECT * FROM users WHERE id = ?').bind(w.user.id).first<Record<string, unknown>>())!
+    const page = new Hono<AppEnv>()
+    page.get('/after-sign-in', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app.appId, redirectUri: 'https://target.example.com/sso/callback', user: { ...user, id: w.user.id, status: 'ACTIVE' } as never })) ?? c.text('form'))
+    page.get('/no-user', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app.appId, redirectUri: 'https://target.example.com/sso/callback' })) ?? c.text('form'))
+    const ctx = createExecutionContext()
+    const r = await page.request('/after-sign-in', {}, env, ctx)
+    expect(r.status).toBe(302)
+    const ticket = new URL(r.headers.get('Location')!).searchParams.get('ticket')!
+    expect((await verify(w.target, ticket)).status).toBe(200)
+    expect(await (await page.request('/no-user', {}, env, ctx)).text()).toBe('form')
+    await waitOnExecutionContext(ctx)
   })
 
   it('signed in but not mapped in the app: 403, no ticket', async () => {

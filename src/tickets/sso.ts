@@ -6,6 +6,7 @@ import { getDb } from '../db'
 import { appUserMappings } from '../apps/schema'
 import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../sessions/browser'
+import type { User } from '../users/schema'
 import { auditSoon, issueTicket, withTicket } from './service'
 
 /**
@@ -14,12 +15,13 @@ import { auditSoon, issueTicket, withTicket } from './service'
  * - app unknown / disabled / not SIMPLE_API, or redirect_uri not registered for it
  *   (exact string match): throws ApiError 400. Never redirects to an unchecked URI.
  * - no live AUTH_SESSION_ID session: returns null; the login page shows its form and,
- *   after a successful sign-in, calls this again.
+ *   after a successful sign-in, calls this again with `user` (the cookie it just set is
+ *   on the response, not yet on the request).
  * - signed in but without an active mapping in the app: throws ApiError 403 user_not_mapped.
  * - otherwise: issues a ticket (source app null = UAP Edge itself) and returns a 302 to
  *   redirect_uri with `ticket=` appended.
  */
-export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: string; redirectUri: string }): Promise<Response | null> {
+export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: string; redirectUri: string; user?: User }): Promise<Response | null> {
   const app = await findApplication(c.env, opts.appId)
   if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
   if (app.protocolType !== 'SIMPLE_API') throw new ApiError(400, 'invalid_app', 'app_id is not a SIMPLE_API application')
@@ -27,8 +29,9 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
     throw new ApiError(400, 'redirect_uri_not_registered', 'redirect_uri is not registered for this application', { app_id: app.appId })
   }
 
-  const current = await readBrowserSession(c)
+  const current = opts.user ? { user: opts.user, session: null } : await readBrowserSession(c)
   if (!current) return null
+  if (current.user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
 
   const mapping = await getDb(c.env.DB)
     .select({ mappedKey: appUserMappings.mappedKey, isActive: appUserMappings.isActive })
@@ -44,7 +47,7 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
     actorId: current.user.id,
     targetType: 'app',
     targetId: app.appId,
-    details: { via: 'page', session_id: current.session.id, expires_in: issued.expiresIn },
+    details: { via: 'page', session_id: current.session?.id ?? null, expires_in: issued.expiresIn },
   })
   return new Response(null, {
     status: 302,
