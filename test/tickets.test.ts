@@ -6,8 +6,9 @@ import { simpleSsoRedirect } from '../src/tickets/sso'
 import { api, createApp, createUser, env, signedApi } from './helpers'
 import { sessionRow } from '../src/auth/service'
 import { hitRateLimit, policyFor } from '../src/ratelimit'
-import { ticketObjectId, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
+import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
 import { TICKET_RETAIN_MS } from '../src/tickets/durable-object'
+import { sha256Hex } from '../src/lib/crypto'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
@@ -359,12 +360,39 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   })
 })
 
+describe('sharded ticket objects (TICKET_SHARDS)', () => {
+  it('many tickets share one object, each still strictly once; the alarm purges only expired rows', async () => {
+    const sharded = { ...env, TICKET_SHARDS: '1' } as typeof env
+    const base = { targetAppId: 'app_shard_target', sourceAppId: 'app_shard_source', userId: 'u1', mappedKey: 'k1' }
+    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(sharded, base).then((t) => t.ticket)))
+    const ids = new Set(tickets.map((t) => ticketObjectId(sharded, t)!.toString()))
+    expect(ids.size).toBe(1)
+    const first = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => consumeTicket(sharded, t, base.targetAppId))))
+    expect(first.filter((r) => r.ok).length).toBe(6)
+    expect((await consumeTicket(sharded, tickets[0], 'app_other')).ok).toBe(false)
+
+    const fresh = (await issueTicket(sharded, base)).ticket
+    const stub = env.TICKET_VAULT.get(ticketObjectId(sharded, fresh)!)
+    const count = () => runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM ticket').one().n)
+    // every other ticket in this shard is long past its retention
+    const freshHash = await sha256Hex(fresh)
+    await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ? WHERE ticket_hash != ?', Date.now() - TICKET_RETAIN_MS - 1, freshHash))
+    expect(await count()).toBeGreaterThan(1)
+    expect(await runDurableObjectAlarm(stub)).toBe(true)
+    expect(await count()).toBe(1)
+    expect((await consumeTicket(sharded, fresh, base.targetAppId)).ok).toBe(true)
+  })
+})
+
 describe('configuration and docs', () => {
   it('TICKET_TTL_S is validated; location hints parse', () => {
     expect(ticketTtlS({ TICKET_TTL_S: '120' } as never)).toBe(120)
     expect(ticketTtlS({} as never)).toBe(60)
     expect(() => ticketTtlS({ TICKET_TTL_S: '5' } as never)).toThrow(/TICKET_TTL_S/)
     expect(() => ticketTtlS({ TICKET_TTL_S: 'soon' } as never)).toThrow(/TICKET_TTL_S/)
+    expect(ticketShards({} as never)).toBe(0)
+    expect(ticketShards({ TICKET_SHARDS: '16' } as never)).toBe(16)
+    expect(() => ticketShards({ TICKET_SHARDS: '-1' } as never)).toThrow(/TICKET_SHARDS/)
     const hints = { TICKET_LOCATION_HINTS: '{"app_a": "weur", "*": "apac"}' } as never
     expect(locationHintFor(hints, 'app_a')).toBe('weur')
     expect(locationHintFor(hints, 'app_b')).toBe('apac')

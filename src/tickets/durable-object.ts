@@ -47,8 +47,8 @@ const toRecord = (r: Row): TicketRecord => ({
 })
 
 /**
- * One object per SSO ticket (`newUniqueId()`, whose id travels inside the ticket, see
- * service.ts). A Durable Object id names one instance worldwide that runs one event at a
+ * Holds SSO tickets: by default one object per ticket (`newUniqueId()`, whose id travels
+ * inside the ticket, see service.ts); with TICKET_SHARDS, a fixed set of shard objects. A Durable Object id names one instance worldwide that runs one event at a
  * time, and the SQL calls below are synchronous, so the check-and-consume in `redeem` is
  * linearizable: of any number of concurrent redemptions from any location exactly one wins.
  * The object is created where the exchange runs (or at its location hint) and its alarm
@@ -59,15 +59,14 @@ export class TicketVault extends DurableObject<Env> {
     return this.ctx.storage.sql
   }
 
-  /** Does this object hold a ticket? Checked without writing, so probing unknown ids creates no storage. */
+  /** Does this object hold tickets? Checked without writing, so probing unknown ids creates no storage. */
   private hasTable(): boolean {
     return this.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'ticket'").toArray().length > 0
   }
 
   async issue(t: TicketRecord): Promise<void> {
-    if (this.hasTable()) throw new Error('ticket object already holds a ticket')
     this.sql.exec(
-      `CREATE TABLE ticket (
+      `CREATE TABLE IF NOT EXISTS ticket (
         ticket_hash TEXT PRIMARY KEY, target_app_id TEXT NOT NULL, source_app_id TEXT, user_id TEXT NOT NULL,
         mapped_key TEXT NOT NULL, issued_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, redeemed_at INTEGER)`,
     )
@@ -81,7 +80,9 @@ export class TicketVault extends DurableObject<Env> {
       t.issuedAt,
       t.expiresAt,
     )
-    await this.ctx.storage.setAlarm(t.expiresAt + TICKET_RETAIN_MS)
+    const due = t.expiresAt + TICKET_RETAIN_MS
+    const alarm = await this.ctx.storage.getAlarm()
+    if (alarm === null || alarm > due) await this.ctx.storage.setAlarm(due)
   }
 
   /**
@@ -102,11 +103,15 @@ export class TicketVault extends DurableObject<Env> {
     return { ok: true, ticket: toRecord(row) }
   }
 
+  /** Drops tickets past their retention; the object's storage goes entirely once none is left. */
   async alarm() {
-    const row = this.hasTable() ? this.sql.exec<{ expires_at: number }>('SELECT expires_at FROM ticket').toArray()[0] : undefined
-    if (row && Date.now() < row.expires_at + TICKET_RETAIN_MS) {
-      await this.ctx.storage.setAlarm(row.expires_at + TICKET_RETAIN_MS)
-      return
+    if (this.hasTable()) {
+      this.sql.exec('DELETE FROM ticket WHERE expires_at <= ?', Date.now() - TICKET_RETAIN_MS)
+      const next = this.sql.exec<{ m: number | null }>('SELECT MIN(expires_at) AS m FROM ticket').one().m
+      if (next !== null) {
+        await this.ctx.storage.setAlarm(next + TICKET_RETAIN_MS)
+        return
+      }
     }
     await this.ctx.storage.deleteAll()
   }

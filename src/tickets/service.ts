@@ -21,8 +21,8 @@ export const TTL_RANGE_S = { min: 10, max: 600 } as const
 
 /**
  * `tk_<object id>.<secret>`: both parts base64url of 32 bytes. The secret is 256 random
- * bits; the object id (a `newUniqueId()`, not secret) routes redemption to the one
- * TicketVault that holds the ticket, with no lookup table anywhere.
+ * bits; the object id (not secret) routes redemption to the one TicketVault that holds
+ * the ticket, with no lookup table anywhere.
  */
 const TICKET_RE = /^tk_([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/
 
@@ -70,6 +70,22 @@ export function locationHintFor(env: Env, targetAppId: string): LocationHint | u
   return hints[targetAppId] ?? hints['*']
 }
 
+const shardCache = new WeakMap<object, number>()
+/**
+ * TICKET_SHARDS: 0 (default) gives every ticket its own object, created next to the
+ * exchange; N > 0 spreads tickets over N long-lived objects (`idFromName("shard:<k>")`).
+ * Both are strictly once; the trade-off is measured in docs/tickets.md.
+ */
+export function ticketShards(env: Env): number {
+  const hit = shardCache.get(env)
+  if (hit !== undefined) return hit
+  const raw = env.TICKET_SHARDS
+  const n = raw === undefined || raw === '' ? 0 : Number(raw)
+  if (!Number.isInteger(n) || n < 0 || n > 4096) throw new ConfigError('TICKET_SHARDS must be an integer from 0 (one object per ticket) to 4096')
+  shardCache.set(env, n)
+  return n
+}
+
 const vault = (env: Env) => env.TICKET_VAULT as unknown as DurableObjectNamespace<TicketVault>
 
 /** The object a ticket lives in, or null when the ticket is malformed or names no object of ours. */
@@ -96,10 +112,11 @@ export interface IssuedTicket {
   expiresAt: number
 }
 
-/** Creates a ticket: a new TicketVault object holding the ticket's hash and what it is bound to. */
+/** Creates a ticket: its TicketVault object stores the ticket's hash and what it is bound to. */
 export async function issueTicket(env: Env, input: IssueInput, now = Date.now()): Promise<IssuedTicket> {
   const ns = vault(env)
-  const id = ns.newUniqueId()
+  const shards = ticketShards(env)
+  const id = shards ? ns.idFromName(`shard:${crypto.getRandomValues(new Uint32Array(1))[0] % shards}`) : ns.newUniqueId()
   const ticket = `tk_${base64url(fromHex(id.toString()))}.${base64url(randomBytes(32))}`
   const expiresIn = ticketTtlS(env)
   const record: TicketRecord = { ticketHash: await sha256Hex(ticket), ...input, issuedAt: now, expiresAt: now + expiresIn * 1000 }
