@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Simple-SSO ticket benchmark on `wrangler dev` (docs/tickets.md, "Measurements").
 //
-//   node bench/tickets.mjs            # BENCH_N=800 requests per phase, BENCH_CONCURRENCY=8
+//   node bench/tickets.mjs   # BENCH_N=800 requests per phase, BENCH_CONCURRENCY=8, BENCH_SHARDS=16 (0: skip)
 //
 // 1. Fresh local state under .wrangler/bench-tickets: D1 migrations, then two SIMPLE_API
 //    apps, a user and the user's mapping in the target app, seeded with
@@ -16,6 +16,7 @@
 //      and D1 overhead without the ticket object),
 //      POST /api/v1/simple/ticket/exchange, POST /api/v1/simple/ticket/verify (each ticket once),
 //      then a correctness check: 10 concurrent redemptions of each of 20 tickets.
+//    The ticket phases run twice: one object per ticket (default), then TICKET_SHARDS.
 // 4. Prints p50/p99/req/s and ratios to the bare routes, writes bench/results/tickets-*.json,
 //    stops wrangler.
 import { spawn, spawnSync } from 'node:child_process'
@@ -135,9 +136,10 @@ async function phase(name, count, concurrency, makeRequest, onResponse = () => {
 }
 
 // ---------- wrangler dev ----------
-function startWrangler() {
+function startWrangler(extraVars = {}) {
   const limits = JSON.stringify({ ticket_exchange_app: { limit: 1_000_000, windowS: 60 } })
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(PORT), '--inspector-port', String(INSPECTOR_PORT), '--persist-to', persist, '--show-interactive-dev-session=false', '--var', `RATE_LIMITS:${limits}`]
+  const vars = Object.entries({ RATE_LIMITS: limits, ...extraVars }).flatMap(([k, v]) => ['--var', `${k}:${v}`])
+  const args = ['dev', '--ip', '127.0.0.1', '--port', String(PORT), '--inspector-port', String(INSPECTOR_PORT), '--persist-to', persist, '--show-interactive-dev-session=false', ...vars]
   const child = spawn(wrangler, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } })
   const tail = []
   const keep = (d) => {
@@ -186,16 +188,12 @@ function machine() {
 
 // ---------- main ----------
 let loadAtStart = 0
-async function main() {
-  const vars = ensureDevVars({ quiet: true })
-  loadAtStart = +os.loadavg()[0].toFixed(2)
-  rmSync(persist, { recursive: true, force: true })
-  migrateLocal(['--persist-to', persist])
-  const world = await seed(vars)
-  const { child, tail } = startWrangler()
+/** One wrangler dev run: `extraVars` set the ticket storage mode. */
+async function runMode(world, mode, extraVars, full) {
+  const { child, tail } = startWrangler(extraVars)
   const stop = () => stopWrangler(child)
-  process.on('SIGINT', () => (stop(), process.exit(130)))
-  process.on('SIGTERM', () => (stop(), process.exit(143)))
+  process.once('SIGINT', () => (stop(), process.exit(130)))
+  process.once('SIGTERM', () => (stop(), process.exit(143)))
   try {
     await waitReady(child, tail)
     const exchangeBody = { target_app_id: world.target.appId, user_mobile: world.mobile }
@@ -212,17 +210,20 @@ async function main() {
     await phase('warmup', warm.length, CONCURRENCY, (i) => verifyReq(warm[i]))
 
     const results = []
-    results.push(await phase('GET /nope (404, no binding)', N, CONCURRENCY, () => [`${BASE}/nope`]))
-    results.push(await phase('GET /healthz (D1 SELECT 1)', N, CONCURRENCY, () => [`${BASE}/healthz`]))
-    // Break-down: the same endpoints refused before the ticket object is touched.
-    // verify with a malformed ticket = signature check only (D1 app lookup, KV nonce);
-    // exchange for an unknown mobile = signature + rate limiter + the D1 checks, no object created.
-    results.push(await phase('POST verify, malformed ticket (signature only)', N, CONCURRENCY, () => verifyReq('not-a-ticket')))
-    const unknownUser = { target_app_id: world.target.appId, user_mobile: '+8613700000002' }
-    results.push(await phase('POST exchange, unknown user (no ticket object)', N, CONCURRENCY, () => [`${BASE}/api/v1/simple/ticket/exchange`, signedInit(world.source, 'POST', '/api/v1/simple/ticket/exchange', unknownUser)]))
+    const add = (r) => results.push({ mode, ...r })
+    add(await phase('GET /nope (404, no binding)', N, CONCURRENCY, () => [`${BASE}/nope`]))
+    if (full) {
+      add(await phase('GET /healthz (D1 SELECT 1)', N, CONCURRENCY, () => [`${BASE}/healthz`]))
+      // Break-down: the same endpoints refused before the ticket object is touched.
+      // verify with a malformed ticket = signature check only (D1 app lookup, KV nonce);
+      // exchange for an unknown mobile = signature + rate limiter + the D1 checks, no object.
+      add(await phase('POST verify, malformed ticket (signature only)', N, CONCURRENCY, () => verifyReq('not-a-ticket')))
+      const unknownUser = { target_app_id: world.target.appId, user_mobile: '+8613700000002' }
+      add(await phase('POST exchange, unknown user (no ticket object)', N, CONCURRENCY, () => [`${BASE}/api/v1/simple/ticket/exchange`, signedInit(world.source, 'POST', '/api/v1/simple/ticket/exchange', unknownUser)]))
+    }
     const tickets = []
-    results.push(await phase('POST ticket/exchange', N, CONCURRENCY, exchangeReq, collect(tickets)))
-    results.push(await phase('POST ticket/verify', tickets.length, CONCURRENCY, (i) => verifyReq(tickets[i])))
+    add(await phase('POST ticket/exchange', N, CONCURRENCY, exchangeReq, collect(tickets)))
+    add(await phase('POST ticket/verify', tickets.length, CONCURRENCY, (i) => verifyReq(tickets[i])))
 
     // Strictly once under contention: 20 tickets, 10 concurrent redemptions each.
     const contested = []
@@ -232,36 +233,55 @@ async function main() {
       const rs = await Promise.all(Array.from({ length: 10 }, () => fetch(...verifyReq(t)).then((r) => r.text().then(() => r.status))))
       perTicket.push(rs.filter((s) => s === 200).length)
     }
-    const contention = { tickets: contested.length, attempts_each: 10, successes_per_ticket: [...new Set(perTicket)], all_exactly_once: perTicket.every((n) => n === 1) }
+    const contention = { mode, tickets: contested.length, attempts_each: 10, successes_per_ticket: [...new Set(perTicket)], all_exactly_once: perTicket.every((n) => n === 1) }
 
     const byName = Object.fromEntries(results.map((r) => [r.name, r]))
     const bare = byName['GET /nope (404, no binding)']
-    const health = byName['GET /healthz (D1 SELECT 1)']
     const ratio = (r, base) => ({ p50: +(r.p50_ms / base.p50_ms).toFixed(2), p99: +(r.p99_ms / base.p99_ms).toFixed(2), rps: +(r.rps / base.rps).toFixed(2) })
     const ratios = {
-      exchange_vs_404: ratio(byName['POST ticket/exchange'], bare),
-      verify_vs_404: ratio(byName['POST ticket/verify'], bare),
-      exchange_vs_healthz: ratio(byName['POST ticket/exchange'], health),
-      verify_vs_healthz: ratio(byName['POST ticket/verify'], health),
+      [`${mode}: exchange / 404`]: ratio(byName['POST ticket/exchange'], bare),
+      [`${mode}: verify / 404`]: ratio(byName['POST ticket/verify'], bare),
     }
-    const report = { machine: { ...machine(), loadavg_1m_at_start: loadAtStart }, config: { N, CONCURRENCY, PHASE_TIME_CAP_MS, wrangler: 'dev (local workerd, on-disk D1/KV/DO)' }, results, ratios, contention }
-
-    console.log('\nmachine:', JSON.stringify(report.machine))
-    console.table(results.map(({ name, requests, statuses, p50_ms, p99_ms, mean_ms, rps }) => ({ name, requests, statuses: JSON.stringify(statuses), p50_ms, p99_ms, mean_ms, rps })))
-    console.log('ratios (latency: higher = slower; rps: lower = fewer):')
-    console.table(ratios)
-    console.log('contention:', JSON.stringify(contention))
-    const bad = results.filter((r) => r.name.startsWith('POST ticket/') && Object.keys(r.statuses).some((s) => s !== '200'))
-    mkdirSync(path.join(root, 'bench', 'results'), { recursive: true })
-    const out = path.join(root, 'bench', 'results', `tickets-${report.machine.date.replace(/[:.]/g, '-')}.json`)
-    writeFileSync(out, JSON.stringify(report, null, 2))
-    console.log(`written ${path.relative(root, out)}`)
-    if (bad.length || !contention.all_exactly_once) {
-      console.error('FAILED: non-200 answers in a ticket phase, or a ticket redeemed more than once')
-      process.exitCode = 1
+    const health = byName['GET /healthz (D1 SELECT 1)']
+    if (health) {
+      ratios[`${mode}: exchange / healthz`] = ratio(byName['POST ticket/exchange'], health)
+      ratios[`${mode}: verify / healthz`] = ratio(byName['POST ticket/verify'], health)
     }
+    return { results, ratios, contention }
   } finally {
     stop()
+    await new Promise((r) => child.exitCode !== null ? r() : child.once('exit', r))
+  }
+}
+
+async function main() {
+  const vars = ensureDevVars({ quiet: true })
+  loadAtStart = +os.loadavg()[0].toFixed(2)
+  rmSync(persist, { recursive: true, force: true })
+  migrateLocal(['--persist-to', persist])
+  const world = await seed(vars)
+  const shards = Number(process.env.BENCH_SHARDS ?? 16)
+  const runs = [await runMode(world, 'per-ticket', {}, true)]
+  if (shards > 0) runs.push(await runMode(world, `${shards} shards`, { TICKET_SHARDS: String(shards) }, false))
+
+  const results = runs.flatMap((r) => r.results)
+  const ratios = Object.assign({}, ...runs.map((r) => r.ratios))
+  const contention = runs.map((r) => r.contention)
+  const report = { machine: { ...machine(), loadavg_1m_at_start: loadAtStart }, config: { N, CONCURRENCY, PHASE_TIME_CAP_MS, wrangler: 'dev (local workerd, on-disk D1/KV/DO)' }, results, ratios, contention }
+
+  console.log('\nmachine:', JSON.stringify(report.machine))
+  console.table(results.map(({ mode, name, requests, statuses, p50_ms, p99_ms, mean_ms, rps }) => ({ mode, name, requests, statuses: JSON.stringify(statuses), p50_ms, p99_ms, mean_ms, rps })))
+  console.log('ratios (latency: higher = slower; rps: lower = fewer):')
+  console.table(ratios)
+  console.log('contention:', JSON.stringify(contention))
+  mkdirSync(path.join(root, 'bench', 'results'), { recursive: true })
+  const out = path.join(root, 'bench', 'results', `tickets-${report.machine.date.replace(/[:.]/g, '-')}.json`)
+  writeFileSync(out, JSON.stringify(report, null, 2))
+  console.log(`written ${path.relative(root, out)}`)
+  const bad = results.filter((r) => r.name.startsWith('POST ticket/') && Object.keys(r.statuses).some((s) => s !== '200'))
+  if (bad.length || !contention.every((c) => c.all_exactly_once)) {
+    console.error('FAILED: non-200 answers in a ticket phase, or a ticket redeemed more than once')
+    process.exitCode = 1
   }
 }
 
