@@ -403,7 +403,8 @@ describe('configuration and docs', () => {
     const doc = (await api('/docs/open/openapi.json')).body
     for (const p of [EXCHANGE, VERIFY]) {
       expect(doc.paths[p]?.post, p).toBeDefined()
-      expect(JSON.stringify(doc.paths[p].post)).toContain('X-UAP-Signature')
+      const sig = doc.paths[p].post.parameters.find((x: { name: string }) => x.name === 'X-UAP-Signature')
+      expect(sig).toMatchObject({ in: 'header', required: true })
     }
     expect(doc.paths['/page/sso/simple']).toBeUndefined()
     expect(JSON.stringify(doc.components.schemas.TicketExchangeResponse)).toContain('example')

@@ -88,11 +88,10 @@ ticketRoutes.openapi(
       throw e
     }
     const { target, user, mappedKey } = resolved.value
-    const callback = callbackOf(target)
     const issued = await issueTicket(c.env, { targetAppId: target.appId, sourceAppId: source.appId, userId: user.id, mappedKey })
     auditSoon(ctx, { action: 'ticket.issued', actorType: 'app', actorId: source.appId, targetType: 'user', targetId: user.id, details: { via: 'exchange', target_app_id: target.appId, expires_in: issued.expiresIn } })
     c.header('Cache-Control', 'no-store')
-    return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn, redirect_url: withTicket(callback, issued.ticket) }, 200)
+    return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn, redirect_url: withTicket(callbackOf(target), issued.ticket) }, 200)
   },
 )
 

@@ -179,6 +179,7 @@ export async function resolveExchange(env: Env, targetAppId: string, mobile: str
   if (!target) throw new ApiError(404, 'target_app_not_found', `No application with app_id ${targetAppId}`)
   if (target.status !== 'ACTIVE') throw new ApiError(403, 'target_app_disabled', `Application ${targetAppId} is disabled`)
   if (target.protocolType !== 'SIMPLE_API') throw new ApiError(400, 'target_app_not_simple_api', `Application ${targetAppId} is an ${target.protocolType} app; tickets are for SIMPLE_API apps`)
+  callbackOf(target)
   const user = userRows[0]
   const mapping = mappingRows[0]
   if (!user) throw new ApiError(404, 'user_not_found', 'No user with this mobile number')
