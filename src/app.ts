@@ -13,6 +13,7 @@ import { authRoutes } from './auth/routes'
 import { keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
+import { ticketRoutes } from './tickets/routes'
 import { mountDocs } from './docs/routes'
 import { captchaRoutes } from './captcha/routes'
 import { smsRoutes } from './sms/routes'
@@ -49,6 +50,7 @@ export function buildApp() {
   app.route('/', accountRoutes)
   app.route('/', pageRoutes)
   app.route('/', devRoutes)
+  app.route('/', ticketRoutes)
   mountDocs(app)
 
   app.notFound((c) => {

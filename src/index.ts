@@ -5,6 +5,7 @@ import { runScheduled } from './cron/scheduled'
 
 export { MappingImporter } from './importer/durable-object'
 export { RateLimiter } from './ratelimit/durable-object'
+export { TicketVault } from './tickets/durable-object'
 
 const app = buildApp()
 

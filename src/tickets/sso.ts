@@ -1,0 +1,56 @@
+import type { Context } from 'hono'
+import { and, eq } from 'drizzle-orm'
+import type { AppEnv } from '../lib/context'
+import { ApiError } from '../lib/errors'
+import { getDb } from '../db'
+import { appUserMappings } from '../apps/schema'
+import { findApplication } from '../apps/service'
+import { readBrowserSession } from '../sessions/browser'
+import type { User } from '../users/schema'
+import { auditSoon, issueTicket, withTicket } from './service'
+
+/**
+ * No-interaction SSO into a SIMPLE_API app (reference: "AUTH_SESSION_ID auto-issue").
+ *
+ * - app unknown / disabled / not SIMPLE_API, or redirect_uri not registered for it
+ *   (exact string match): throws ApiError 400. Never redirects to an unchecked URI.
+ * - no live AUTH_SESSION_ID session: returns null; the login page shows its form and,
+ *   after a successful sign-in, calls this again with `user` (the cookie it just set is
+ *   on the response, not yet on the request).
+ * - signed in but without an active mapping in the app: throws ApiError 403 user_not_mapped.
+ * - otherwise: issues a ticket (source app null = UAP Edge itself) and returns a 302 to
+ *   redirect_uri with `ticket=` appended.
+ */
+export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: string; redirectUri: string; user?: User }): Promise<Response | null> {
+  const app = await findApplication(c.env, opts.appId)
+  if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
+  if (app.protocolType !== 'SIMPLE_API') throw new ApiError(400, 'invalid_app', 'app_id is not a SIMPLE_API application')
+  if (!app.redirectUris.includes(opts.redirectUri)) {
+    throw new ApiError(400, 'redirect_uri_not_registered', 'redirect_uri is not registered for this application', { app_id: app.appId })
+  }
+
+  const current = opts.user ? { user: opts.user, session: null } : await readBrowserSession(c)
+  if (!current) return null
+  if (current.user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
+
+  const mapping = await getDb(c.env.DB)
+    .select({ mappedKey: appUserMappings.mappedKey, isActive: appUserMappings.isActive })
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, app.appId), eq(appUserMappings.userId, current.user.id)))
+    .get()
+  if (!mapping || !mapping.isActive) throw new ApiError(403, 'user_not_mapped', `Your account has no access to ${app.appName}`)
+
+  const issued = await issueTicket(c.env, { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey })
+  auditSoon(c, {
+    action: 'ticket.issued',
+    actorType: 'user',
+    actorId: current.user.id,
+    targetType: 'app',
+    targetId: app.appId,
+    details: { via: 'page', session_id: current.session?.id ?? null, expires_in: issued.expiresIn },
+  })
+  return new Response(null, {
+    status: 302,
+    headers: { Location: withTicket(opts.redirectUri, issued.ticket), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
+  })
+}
