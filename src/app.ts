@@ -14,6 +14,7 @@ import { keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
 import { mountDocs } from './docs/routes'
+import { oidcRoutes } from './oidc/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -39,6 +40,7 @@ export function buildApp() {
   app.route('/', authRoutes)
   app.route('/', adminUserRoutes)
   app.route('/', adminSystemRoutes)
+  app.route('/', oidcRoutes)
   mountDocs(app)
 
   app.notFound((c) => {
