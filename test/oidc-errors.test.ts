@@ -498,6 +498,16 @@ describe('discovery and docs', () => {
     expect(r.body.grant_types_supported).not.toContain('implicit')
   })
 
+  it('answers CORS preflights for browser-based clients', async () => {
+    const r = await SELF.fetch(`${ISSUER}/oauth2/token`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://spa.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },
+    })
+    expect(r.status).toBe(204)
+    expect(r.headers.get('Access-Control-Allow-Origin')).toBe('*')
+    expect(r.headers.get('Access-Control-Allow-Methods')).toContain('POST')
+  })
+
   it('/docs/open lists the OIDC endpoints; the consent page stays out of it', async () => {
     const doc = (await api('/docs/open/openapi.json')).body
     for (const p of ['/.well-known/openid-configuration', '/oauth2/authorize', '/oauth2/token', '/oauth2/userinfo', '/oauth2/revoke', '/oauth2/introspect', '/oauth2/end_session']) {

@@ -3,7 +3,7 @@ import { createLocalJWKSet, jwtVerify } from 'jose'
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from 'cloudflare:test'
 import type { Env } from '../src/env'
 import { handleWebhookBatch } from '../src/webhooks/consumer'
-import { BACKCHANNEL_JOB, deliverBackchannelLogout, signOutClients } from '../src/oidc/logout'
+import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from '../src/oidc/logout'
 import { api, createUser, login } from './helpers'
 import { Browser, ISSUER, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
 
@@ -147,5 +147,23 @@ describe('single sign-out', () => {
     expect((await notified(s2.sessionId))!.notified_at).not.toBeNull()
     const r = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t2.refresh_token }, { id: app.clientId, secret: app.secret })
     expect(r.body.error).toBe('invalid_grant')
+  })
+})
+
+describe('cleanup', () => {
+  it('the cron task deletes codes a day past expiry and keeps recent ones for replay detection', async () => {
+    const app = await createOidcApp({ firstParty: true })
+    const user = await createUser()
+    await mapUser(app.clientId, user.id, `c-${user.id.slice(0, 8)}`)
+    const b = new Browser()
+    await b.signIn(user.id)
+    await signInto(b, app)
+    await signInto(b, app)
+    const rows = await env.DB.prepare('SELECT code_hash FROM oidc_codes WHERE user_id = ? ORDER BY created_at').bind(user.id).all<{ code_hash: string }>()
+    expect(rows.results.length).toBe(2)
+    await env.DB.prepare('UPDATE oidc_codes SET expires_at = ? WHERE code_hash = ?').bind(Date.now() - 2 * 86400_000, rows.results[0].code_hash).run()
+    await cleanupCodes(env, Date.now())
+    const left = await env.DB.prepare('SELECT code_hash FROM oidc_codes WHERE user_id = ?').bind(user.id).all<{ code_hash: string }>()
+    expect(left.results.map((r) => r.code_hash)).toEqual([rows.results[1].code_hash])
   })
 })
