@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import * as client from 'openid-client'
 import { decodeJwt } from 'jose'
 import { SELF, env } from 'cloudflare:test'
 import { api, createUser } from './helpers'
-import { Browser, ISSUER, REDIRECT, POST_LOGOUT, authorizeThrough, createOidcApp, csrfFrom, discover, location, mapUser, oauthPost, pkce } from './oidc-helpers'
+import { Browser, ISSUER, REDIRECT, POST_LOGOUT, authorizeThrough, createOidcApp, csrfFrom, location, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 /** A signed-in browser, a mapped user and a confidential client, ready for the code flow. */
 async function setup(appInput: Parameters<typeof createOidcApp>[0] = {}) {

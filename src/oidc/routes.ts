@@ -13,10 +13,10 @@ import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../sessions/browser'
 import { auditStatement } from '../audit/service'
 import { sha256Hex } from '../lib/crypto'
-import { OAuthError, OAuthErrorBody, authenticateClient, formBodyOnly, noStore, oauthEndpoint, oauthErrorResponse, oauthErrors, oauthHook, param } from './oauth'
-import { continueAuthorization, redirectWithError, startAuthorization, SUPPORTED_PROMPTS, type AuthorizeParams } from './authorize'
+import { OAuthError, authenticateClient, formBodyOnly, noStore, oauthEndpoint, oauthErrors, oauthHook, param } from './oauth'
+import { continueAuthorization, redirectWithError, startAuthorization, SUPPORTED_PROMPTS } from './authorize'
 import { consentPage, csrfToken, csrfValid, errorPage } from './pages'
-import { endSession, type EndSessionParams } from './logout'
+import { endSession } from './logout'
 import {
   CLAIMS_SUPPORTED,
   SUPPORTED_SCOPES,
