@@ -97,6 +97,20 @@ describe('authorization endpoint errors', () => {
     expect(await err({ response_mode: 'fragment' })).toBe('invalid_request')
   })
 
+  it('accepts the request as a form POST, and forwards login_hint to the login page', async () => {
+    const s = await setup()
+    const { challenge } = await pkce()
+    const res = await s.b.post('/oauth2/authorize', { client_id: s.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: 'form', code_challenge: challenge, code_challenge_method: 'S256' })
+    expect(res.status).toBe(302)
+    expect(location(res).searchParams.get('code')).toBeTruthy()
+    expect(location(res).searchParams.get('state')).toBe('form')
+    const anon = new Browser()
+    const login = location(await anon.get(authorizeUrl(s.clientId, { login_hint: '+8613800138000' })))
+    expect(login.pathname).toBe('/page/login')
+    expect(login.searchParams.get('login_hint')).toBe('+8613800138000')
+    expect(login.searchParams.get('prompt')).toBeNull()
+  })
+
   it('prompt=none without a session answers login_required to the client', async () => {
     const { clientId } = await createOidcApp()
     const b = new Browser()

@@ -315,7 +315,7 @@ export async function userinfoClaims(env: Env, o: { userId: string; clientId: st
     findApplication(env, o.clientId),
     activeMappedKey(env, o.clientId, o.userId),
   ])
-  if (!user || user.status !== 'ACTIVE' || !app) return null
+  if (!user || user.status !== 'ACTIVE' || !app || app.status !== 'ACTIVE') return null
   const claimName = claimNameOf(app)
   const claims: UserInfoClaims = { sub: user.id }
   if (mapped !== null) claims[claimName] = mapped
