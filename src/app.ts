@@ -20,6 +20,7 @@ import { smsRoutes } from './sms/routes'
 import { accountRoutes } from './account/routes'
 import { pageRoutes } from './pages/routes'
 import { devRoutes } from './dev/routes'
+import { oidcRoutes } from './oidc/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -51,6 +52,7 @@ export function buildApp() {
   app.route('/', pageRoutes)
   app.route('/', devRoutes)
   app.route('/', ticketRoutes)
+  app.route('/', oidcRoutes)
   mountDocs(app)
 
   app.notFound((c) => {

@@ -210,6 +210,10 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   }
   const sid = typeof payload.sid === 'string' ? payload.sid : null
   if (!sid || !payload.sub) throw new ApiError(401, 'invalid_token', 'The access token is invalid or expired')
+  // Only client tokens can be revoked one by one (POST /oauth2/revoke), so only they cost a KV read.
+  if (typeof payload.client_id === 'string' && payload.jti && (await isAccessTokenDenied(env, payload.jti))) {
+    throw new ApiError(401, 'invalid_token', 'The access token has been revoked')
+  }
   const session = await getDb(env.DB).select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sid)).get()
   if (!session || session.revokedAt !== null) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
@@ -220,4 +224,21 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
     scope: typeof payload.scope === 'string' ? payload.scope : undefined,
   }
+}
+
+const deniedKey = (jti: string) => `revoked-jti:${jti}`
+
+/**
+ * Access-token denylist (RFC 7009 revocation, replayed authorization codes): the jti stays
+ * in KV until the token's own expiry. KV is eventually consistent across locations, so a
+ * revocation reaches every location within about a minute (best-effort, docs/oidc.md).
+ */
+export async function denyAccessToken(env: Env, jti: string, expS: number, nowMs = Date.now()) {
+  const remaining = expS - Math.floor(nowMs / 1000)
+  if (remaining <= 0) return
+  await env.KV.put(deniedKey(jti), '1', { expirationTtl: Math.max(60, remaining) })
+}
+
+export async function isAccessTokenDenied(env: Env, jti: string): Promise<boolean> {
+  return (await env.KV.get(deniedKey(jti))) !== null
 }

@@ -5,7 +5,7 @@ import type { AppEnv } from '../lib/context'
 const INFO = {
   version: '0.1.0',
   description:
-    'UAP Edge: one account for a family of apps. OIDC apps use authorization code + PKCE; legacy apps use the HMAC-signed simple API. Errors always have the body `{ "error": { "code", "message", "request_id", "details"? } }`.',
+    'UAP Edge: one account for a family of apps. OIDC apps use authorization code + PKCE; legacy apps use the HMAC-signed simple API. Errors have the body `{ "error": { "code", "message", "request_id", "details"? } }`, except on the OAuth/OIDC endpoints (token, revocation, introspection, userinfo), which answer `{ "error", "error_description" }` as RFC 6749 §5.2 requires (docs/oidc.md).',
 }
 
 type Doc = ReturnType<OpenAPIHono<AppEnv>['getOpenAPI31Document']>

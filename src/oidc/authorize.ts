@@ -1,0 +1,203 @@
+import type { Context } from 'hono'
+import type { AppEnv } from '../lib/context'
+import { getConfig } from '../env'
+import { findApplication } from '../apps/service'
+import type { Application } from '../apps/schema'
+import { readBrowserSession } from '../sessions/browser'
+import { getDb } from '../db'
+import { auditStatement } from '../audit/service'
+import { errorPage } from './pages'
+import {
+  MAX_LOGIN_REDIRECTS,
+  SUPPORTED_SCOPES,
+  activeMappedKey,
+  consentCovers,
+  deletePending,
+  issueCode,
+  loadPending,
+  newPending,
+  parseScope,
+  savePending,
+  type PendingAuthorization,
+} from './service'
+
+/** Authorization request parameters (OIDC Core §3.1.2.1, RFC 7636 §4.3). */
+export interface AuthorizeParams {
+  request_id?: string
+  client_id?: string
+  redirect_uri?: string
+  response_type?: string
+  response_mode?: string
+  scope?: string
+  state?: string
+  nonce?: string
+  code_challenge?: string
+  code_challenge_method?: string
+  prompt?: string
+  max_age?: string
+  login_hint?: string
+  request?: string
+  request_uri?: string
+  registration?: string
+}
+
+export const SUPPORTED_PROMPTS = ['none', 'login', 'consent'] as const
+
+export const AUTHORIZE_PATH = '/oauth2/authorize'
+export const LOGIN_PAGE = '/page/login'
+export const CONSENT_PAGE = '/page/consent'
+
+type Target = { redirectUri: string; state?: string }
+
+/** RFC 6749 §4.1.2.1 error response, with the issuer (RFC 9207 §2). */
+export function redirectWithError(c: Context<AppEnv>, to: Target, error: string, description: string) {
+  const url = new URL(to.redirectUri)
+  url.searchParams.set('error', error)
+  url.searchParams.set('error_description', description)
+  if (to.state !== undefined) url.searchParams.set('state', to.state)
+  url.searchParams.set('iss', getConfig(c.env).issuer)
+  c.header('Cache-Control', 'no-store')
+  return c.redirect(url.toString(), 302)
+}
+
+function usableClient(app: Application | undefined): app is Application {
+  return !!app && app.protocolType === 'OIDC' && app.status === 'ACTIVE'
+}
+
+/**
+ * Checks a fresh authorization request. Until client_id and redirect_uri are proven valid,
+ * errors are shown on our own page (never redirected: RFC 6749 §4.1.2.1, open redirector);
+ * after that they go back to the client.
+ */
+export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams): Promise<Response> {
+  if (p.request_id !== undefined) return resumeAuthorization(c, p.request_id)
+  if (!p.client_id) return errorPage(c, 'Invalid sign-in request', 'The request does not name an application (client_id is missing).')
+  const app = await findApplication(c.env, p.client_id)
+  if (!usableClient(app)) return errorPage(c, 'Unknown application', 'The application that sent you here is not registered with UAP Edge, or it is disabled.')
+  if (!p.redirect_uri) return errorPage(c, 'Invalid sign-in request', 'The request has no redirect_uri.')
+  // Exact string match against the registered list (RFC 9700 §4.1.3).
+  if (!app.redirectUris.includes(p.redirect_uri)) return errorPage(c, 'Invalid sign-in request', `The redirect_uri is not registered for ${app.appName}.`)
+
+  const to: Target = { redirectUri: p.redirect_uri, state: p.state }
+  const fail = (error: string, description: string) => redirectWithError(c, to, error, description)
+  // OIDC Core §6: request objects and dynamic registration parameters are not supported.
+  if (p.request !== undefined) return fail('request_not_supported', 'The request parameter is not supported')
+  if (p.request_uri !== undefined) return fail('request_uri_not_supported', 'The request_uri parameter is not supported')
+  if (p.registration !== undefined) return fail('registration_not_supported', 'The registration parameter is not supported')
+  if (!p.response_type) return fail('invalid_request', 'response_type is required')
+  if (p.response_type !== 'code') {
+    return fail('unsupported_response_type', 'Only response_type=code is supported: the implicit and hybrid flows put tokens in the URL and are refused (RFC 9700 §2.1.2). Use the authorization code flow with PKCE.')
+  }
+  if (!app.responseTypes.includes('code') || !app.grantTypes.includes('authorization_code')) return fail('unauthorized_client', 'This client may not use the authorization code flow')
+  if (p.response_mode !== undefined && p.response_mode !== 'query') return fail('invalid_request', 'Only response_mode=query is supported')
+
+  const scope = parseScope(p.scope)
+  if (!scope.includes('openid')) return fail('invalid_scope', 'scope must include openid')
+  const unknown = scope.filter((s) => !(SUPPORTED_SCOPES as readonly string[]).includes(s))
+  if (unknown.length) return fail('invalid_scope', `Unsupported scope: ${unknown.join(' ')}. Supported: ${SUPPORTED_SCOPES.join(' ')}`)
+  // OIDC Core §11: offline_access only means something when the client may refresh.
+  const granted = app.grantTypes.includes('refresh_token') ? scope : scope.filter((s) => s !== 'offline_access')
+
+  if (p.code_challenge !== undefined) {
+    if (p.code_challenge_method === undefined) return fail('invalid_request', 'code_challenge_method is required and must be S256 (plain is not supported)')
+    if (p.code_challenge_method !== 'S256') return fail('invalid_request', 'code_challenge_method must be S256; plain is not supported (RFC 9700 §2.1.1)')
+    if (!/^[A-Za-z0-9_-]{43}$/.test(p.code_challenge)) return fail('invalid_request', 'code_challenge must be the base64url SHA-256 of the code_verifier (43 characters)')
+  } else {
+    if (p.code_challenge_method !== undefined) return fail('invalid_request', 'code_challenge_method was given without code_challenge')
+    if (app.tokenEndpointAuthMethod === 'none') return fail('invalid_request', 'Public clients must use PKCE: send code_challenge with code_challenge_method=S256 (RFC 9700 §2.1.1)')
+  }
+
+  const prompt = [...new Set((p.prompt ?? '').split(' ').filter(Boolean))]
+  const badPrompt = prompt.filter((v) => !(SUPPORTED_PROMPTS as readonly string[]).includes(v))
+  if (badPrompt.length) return fail('invalid_request', `Unsupported prompt value: ${badPrompt.join(' ')}. Supported: ${SUPPORTED_PROMPTS.join(' ')}`)
+  if (prompt.includes('none') && prompt.length > 1) return fail('invalid_request', 'prompt=none cannot be combined with other values (OIDC Core §3.1.2.1)')
+  if (p.max_age !== undefined && !/^\d{1,9}$/.test(p.max_age)) return fail('invalid_request', 'max_age must be a non-negative number of seconds')
+
+  const now = Date.now()
+  // A sign-in older than this does not count: prompt=login means "after this request"; max_age=0 too.
+  let minAuthTime: number | undefined
+  if (p.max_age !== undefined) minAuthTime = now - Number(p.max_age) * 1000
+  if (prompt.includes('login')) minAuthTime = now
+
+  const pending = newPending({
+    clientId: app.appId,
+    redirectUri: p.redirect_uri,
+    scope: granted,
+    state: p.state,
+    nonce: p.nonce,
+    codeChallenge: p.code_challenge,
+    prompt,
+    minAuthTime,
+    loginHint: p.login_hint,
+    createdAt: now,
+  })
+  return continueAuthorization(c, pending, { consented: false })
+}
+
+async function resumeAuthorization(c: Context<AppEnv>, requestId: string) {
+  const pending = await loadPending(c.env, requestId)
+  if (!pending) return errorPage(c, 'Sign-in request expired', 'This sign-in request is unknown or has expired (they last 10 minutes).')
+  return continueAuthorization(c, pending, { consented: false })
+}
+
+/**
+ * The decision steps, run on the first visit and again after sign-in or consent:
+ * signed in recently enough → has an account in the app → consented → code.
+ */
+export async function continueAuthorization(c: Context<AppEnv>, pending: PendingAuthorization, opts: { consented: boolean }): Promise<Response> {
+  const app = await findApplication(c.env, pending.clientId)
+  if (!usableClient(app) || !app.redirectUris.includes(pending.redirectUri)) {
+    await deletePending(c.env, pending)
+    return errorPage(c, 'Unknown application', 'The application is no longer registered with UAP Edge, or it is disabled.')
+  }
+  const to: Target = { redirectUri: pending.redirectUri, state: pending.state }
+  const done = async (res: Response) => {
+    await deletePending(c.env, pending)
+    return res
+  }
+
+  const current = await readBrowserSession(c)
+  const fresh = !!current && (pending.minAuthTime === undefined || current.session.authTime >= pending.minAuthTime)
+  if (!current || !fresh) {
+    if (pending.prompt.includes('none')) return done(redirectWithError(c, to, 'login_required', 'The user is not signed in (or not recently enough) and prompt=none forbids asking'))
+    if (pending.loginRedirects >= MAX_LOGIN_REDIRECTS) return done(redirectWithError(c, to, 'login_required', 'The user did not sign in'))
+    pending.loginRedirects++
+    await savePending(c.env, pending)
+    const q = new URLSearchParams({ return_to: `${AUTHORIZE_PATH}?request_id=${pending.id}` })
+    // A live but too old session: the login page must show the form instead of passing through.
+    if (current) q.set('prompt', 'login')
+    if (pending.loginHint) q.set('login_hint', pending.loginHint)
+    c.header('Cache-Control', 'no-store')
+    return c.redirect(`${LOGIN_PAGE}?${q}`, 302)
+  }
+
+  const { session, user } = current
+  const mapped = await activeMappedKey(c.env, app.appId, user.id)
+  if (mapped === null) {
+    const db = getDb(c.env.DB)
+    await db.batch([
+      auditStatement(db, { action: 'oidc.denied_no_mapping', actorType: 'user', actorId: user.id, targetType: 'application', targetId: app.appId, requestId: c.get('requestId'), ip: c.get('clientIp') }),
+    ])
+    return done(redirectWithError(c, to, 'access_denied', `This account has no active user in ${app.appName}. Ask the application's administrator to map your account.`))
+  }
+
+  if (!opts.consented) {
+    const forced = pending.prompt.includes('consent')
+    const needed = forced || (!app.firstParty && !(await consentCovers(c.env, user.id, app.appId, pending.scope)))
+    if (needed) {
+      if (pending.prompt.includes('none')) return done(redirectWithError(c, to, 'consent_required', 'The user has not consented to this application and prompt=none forbids asking'))
+      pending.consentFor = { userId: user.id, sessionId: session.id }
+      await savePending(c.env, pending)
+      c.header('Cache-Control', 'no-store')
+      return c.redirect(`${CONSENT_PAGE}?request_id=${pending.id}`, 302)
+    }
+  }
+
+  const code = await issueCode(c.env, pending, { userId: user.id, sessionId: session.id, authTime: session.authTime }, { requestId: c.get('requestId'), ip: c.get('clientIp') })
+  const url = new URL(pending.redirectUri)
+  url.searchParams.set('code', code)
+  if (pending.state !== undefined) url.searchParams.set('state', pending.state)
+  url.searchParams.set('iss', getConfig(c.env).issuer)
+  c.header('Cache-Control', 'no-store')
+  return done(c.redirect(url.toString(), 302))
+}

@@ -1,0 +1,191 @@
+import type { Context } from 'hono'
+import { compactVerify, createLocalJWKSet } from 'jose'
+import { inArray } from 'drizzle-orm'
+import type { AppEnv } from '../lib/context'
+import { getConfig, type Env } from '../env'
+import { getDb } from '../db'
+import { applications, type Application } from '../apps/schema'
+import { findApplication } from '../apps/service'
+import { endBrowserSession, readBrowserSession } from '../sessions/browser'
+import { onSessionsEnded, type SessionsEnded } from '../sessions/hooks'
+import { registerJobHandler, type QueueJob } from '../webhooks/consumer'
+import { registerCronTask } from '../cron/scheduled'
+import { getJwks, signJwt } from '../keys/service'
+import { auditStatement } from '../audit/service'
+import { log } from '../lib/logger'
+import { csrfToken, csrfValid, errorPage, logoutConfirmPage, messagePage } from './pages'
+import { BACKCHANNEL_LOGOUT_EVENT } from './service'
+
+export interface EndSessionParams {
+  id_token_hint?: string
+  client_id?: string
+  post_logout_redirect_uri?: string
+  state?: string
+  csrf_token?: string
+  confirm?: string
+}
+
+/**
+ * An ID token we issued, used as a hint (RP-Initiated Logout 1.0 §2). The signature must
+ * verify; expiry is not checked, because RPs often hold an expired ID token when the user
+ * signs out. A hint whose key already left the JWKS simply does not count.
+ */
+export async function verifyIdTokenHint(env: Env, token: string): Promise<{ sub: string; aud: string[]; sid?: string } | null> {
+  try {
+    const { payload, protectedHeader } = await compactVerify(token, createLocalJWKSet(await getJwks(env)), { algorithms: ['ES256'] })
+    if (protectedHeader.typ !== 'JWT') return null // not an access token (at+jwt) or logout token
+    const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>
+    if (claims.iss !== getConfig(env).issuer || typeof claims.sub !== 'string' || typeof claims.auth_time !== 'number') return null
+    const aud = Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : typeof claims.aud === 'string' ? [claims.aud] : []
+    return { sub: claims.sub, aud, sid: typeof claims.sid === 'string' ? claims.sid : undefined }
+  } catch {
+    return null
+  }
+}
+
+/**
+ * RP-initiated logout. With a valid id_token_hint for the signed-in user the session ends at
+ * once; otherwise (no hint, someone else's hint) the user confirms on a CSRF-protected page,
+ * so a third-party site cannot sign people out. post_logout_redirect_uri must be registered
+ * for the client named by client_id or the hint, and `state` is passed back.
+ */
+export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost: boolean): Promise<Response> {
+  let client: Application | undefined
+  let hint: Awaited<ReturnType<typeof verifyIdTokenHint>> = null
+  if (p.id_token_hint !== undefined) {
+    hint = await verifyIdTokenHint(c.env, p.id_token_hint)
+    if (!hint) return errorPage(c, 'Invalid sign-out request', 'The id_token_hint is not an ID token issued by UAP Edge.')
+  }
+  if (p.client_id !== undefined) {
+    client = await findApplication(c.env, p.client_id)
+    if (!client || client.protocolType !== 'OIDC') return errorPage(c, 'Invalid sign-out request', 'The client_id is not a registered OIDC application.')
+    if (hint && !hint.aud.includes(client.appId)) return errorPage(c, 'Invalid sign-out request', 'The client_id does not match the id_token_hint.')
+  } else if (hint) {
+    client = await findApplication(c.env, hint.aud[0])
+  }
+  let redirectUri: string | undefined
+  if (p.post_logout_redirect_uri !== undefined) {
+    if (!client) return errorPage(c, 'Invalid sign-out request', 'post_logout_redirect_uri needs client_id or id_token_hint to name the application.')
+    if (!client.postLogoutRedirectUris.includes(p.post_logout_redirect_uri)) return errorPage(c, 'Invalid sign-out request', `The post_logout_redirect_uri is not registered for ${client.appName}.`)
+    redirectUri = p.post_logout_redirect_uri
+  }
+
+  const confirmation = isPost && p.confirm !== undefined
+  if (confirmation && !csrfValid(c, p.csrf_token)) return errorPage(c, 'Sign-out not confirmed', 'The form expired or did not come from this site. Try again from the application.', 403)
+  if (confirmation && p.confirm !== 'yes') return messagePage(c, 'Still signed in', 'You are still signed in. You can close this page.')
+
+  const current = await readBrowserSession(c)
+  const trusted = confirmation || (!!hint && !!current && hint.sub === current.user.id)
+  if (current && !trusted) {
+    return logoutConfirmPage(c, { csrf: csrfToken(c), clientId: client?.appId, postLogoutRedirectUri: redirectUri, state: p.state, appName: client?.appName })
+  }
+  // Ends the session (refresh tokens revoked in the same batch) and runs the session-end hooks: back-channel logout below.
+  await endBrowserSession(c)
+  if (redirectUri) {
+    const url = new URL(redirectUri)
+    if (p.state !== undefined) url.searchParams.set('state', p.state)
+    c.header('Cache-Control', 'no-store')
+    return c.redirect(url.toString(), 302)
+  }
+  return messagePage(c, 'Signed out', 'You are signed out of UAP Edge. You can close this page.')
+}
+
+export const BACKCHANNEL_JOB = 'oidc.backchannel_logout'
+export type BackchannelJob = QueueJob & { kind: typeof BACKCHANNEL_JOB; client_id: string; user_id: string; session_id: string }
+
+const chunk = <T>(xs: T[], n: number) => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, i * n + n))
+
+/**
+ * Single sign-out, run when sessions end (logout, logout-all, end_session, password change,
+ * account disabled). Revokes the refresh tokens apps hold under those sessions and queues a
+ * back-channel logout for every app the sessions signed into that registered a URI. Each
+ * session↔app pair is claimed once (`UPDATE ... RETURNING`), so two hooks never both notify.
+ */
+export async function signOutClients(env: Env, ended: SessionsEnded) {
+  const now = Date.now()
+  const claimed: { session_id: string; client_id: string; user_id: string }[] = []
+  const claimSql = 'UPDATE oidc_session_clients SET notified_at = ? WHERE notified_at IS NULL AND '
+  const returning = ' RETURNING session_id, client_id, user_id'
+  // The foundation revokes these in the logout batch already; repeating it keeps every path that ends a session safe.
+  const revokeSql = "UPDATE refresh_tokens SET status = 'REVOKED', successor_enc = NULL WHERE status != 'REVOKED' AND client_id IS NOT NULL AND "
+  if (ended.sessionIds) {
+    for (const ids of chunk(ended.sessionIds, 50)) {
+      const marks = ids.map(() => '?').join(', ')
+      const [, res] = await env.DB.batch<{ session_id: string; client_id: string; user_id: string }>([
+        env.DB.prepare(`${revokeSql}session_id IN (${marks})`).bind(...ids),
+        env.DB.prepare(`${claimSql}session_id IN (${marks})${returning}`).bind(now, ...ids),
+      ])
+      claimed.push(...res.results)
+    }
+  } else {
+    const [, res] = await env.DB.batch<{ session_id: string; client_id: string; user_id: string }>([
+      env.DB.prepare(`${revokeSql}user_id = ?`).bind(ended.userId),
+      env.DB.prepare(`${claimSql}user_id = ?${returning}`).bind(now, ended.userId),
+    ])
+    claimed.push(...res.results)
+  }
+  if (!claimed.length) return
+  const clientIds = [...new Set(claimed.map((r) => r.client_id))]
+  const apps = await getDb(env.DB)
+    .select({ appId: applications.appId, uri: applications.backchannelLogoutUri, status: applications.status })
+    .from(applications)
+    .where(inArray(applications.appId, clientIds))
+  const notify = new Set(apps.filter((a) => a.uri && a.status === 'ACTIVE').map((a) => a.appId))
+  const jobs: BackchannelJob[] = claimed
+    .filter((r) => notify.has(r.client_id))
+    .map((r) => ({ kind: BACKCHANNEL_JOB, client_id: r.client_id, user_id: r.user_id, session_id: r.session_id }))
+  try {
+    for (const part of chunk(jobs, 100)) await env.WEBHOOK_QUEUE.sendBatch(part.map((body) => ({ body })))
+  } catch (err) {
+    // Give the pairs back so a later sign-out can try again.
+    await env.DB.prepare('UPDATE oidc_session_clients SET notified_at = NULL WHERE notified_at = ? AND user_id = ?').bind(now, ended.userId).run()
+    throw err
+  }
+}
+
+/** Logout token (OIDC Back-Channel Logout 1.0 §2.4): never a nonce, typ logout+jwt, short-lived. */
+export async function buildLogoutToken(env: Env, job: { client_id: string; user_id: string; session_id: string }) {
+  return signJwt(
+    env,
+    { aud: job.client_id, sub: job.user_id, sid: job.session_id, jti: crypto.randomUUID(), events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } },
+    { typ: 'logout+jwt', expiresInS: 120 },
+  )
+}
+
+/**
+ * Delivers one back-channel logout (§2.5): POST logout_token form-encoded to the app's URI.
+ * Anything but a 2xx throws, so the Queue retries with backoff and finally dead-letters it.
+ * A fresh token is made per attempt, so a late retry is never rejected as expired.
+ */
+export async function deliverBackchannelLogout(job: QueueJob, env: Env, attempt: number, fetcher: typeof fetch = fetch) {
+  const j = job as BackchannelJob
+  const app = await findApplication(env, j.client_id)
+  if (!app || app.status !== 'ACTIVE' || !app.backchannelLogoutUri) {
+    log.info('oidc.backchannel_logout.skipped', { client_id: j.client_id, reason: 'no longer registered' })
+    return
+  }
+  const token = await buildLogoutToken(env, j)
+  const res = await fetcher(app.backchannelLogoutUri, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded', Accept: 'application/json' },
+    body: new URLSearchParams({ logout_token: token }).toString(),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(10_000),
+  })
+  if (res.status < 200 || res.status > 299) {
+    throw new Error(`back-channel logout to ${j.client_id} answered ${res.status} (attempt ${attempt})`)
+  }
+  const db = getDb(env.DB)
+  await db.batch([
+    auditStatement(db, { action: 'oidc.backchannel_logout.delivered', actorType: 'system', targetType: 'application', targetId: j.client_id, details: { session_id: j.session_id, user_id: j.user_id, attempt } }),
+  ])
+}
+
+/** Used codes stay a day past expiry (replay detection, support), then go. */
+export async function cleanupCodes(env: Env, now: number) {
+  await env.DB.prepare('DELETE FROM oidc_codes WHERE expires_at < ?').bind(now - 86400_000).run()
+}
+
+onSessionsEnded(signOutClients)
+registerJobHandler(BACKCHANNEL_JOB, (job, env, attempt) => deliverBackchannelLogout(job, env, attempt))
+registerCronTask('oidc-cleanup-codes', cleanupCodes)

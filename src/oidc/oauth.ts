@@ -1,0 +1,154 @@
+import type { Context } from 'hono'
+import { z } from '@hono/zod-openapi'
+import type { AppEnv } from '../lib/context'
+import type { Application } from '../apps/schema'
+import { findApplication, getAppSecret } from '../apps/service'
+import { ApiError } from '../lib/errors'
+import { timingSafeEqual } from '../lib/crypto'
+import { getDb } from '../db'
+import { auditStatement } from '../audit/service'
+
+/**
+ * OAuth 2.0 error (RFC 6749 §5.2). The token, revocation, introspection and userinfo
+ * endpoints answer `{ "error", "error_description" }` instead of the product's usual
+ * `{ "error": { code, message, request_id } }` body, because OAuth clients (openid-client
+ * and every other RP library) parse exactly that shape. docs/oidc.md says so.
+ */
+export class OAuthError extends Error {
+  constructor(
+    readonly error: string,
+    readonly description: string,
+    readonly status: 400 | 401 | 403 = 400,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(description)
+  }
+}
+
+export const OAuthErrorBody = z
+  .object({
+    error: z.string().openapi({ example: 'invalid_grant' }),
+    error_description: z.string().optional().openapi({ example: 'The authorization code was already used; the tokens issued with it have been revoked' }),
+  })
+  .openapi('OAuthError')
+
+export const oauthErrors = (...codes: (400 | 401 | 403)[]) =>
+  Object.fromEntries(
+    codes.map((code) => [
+      code,
+      {
+        description: { 400: 'OAuth error (RFC 6749 §5.2): invalid_request, invalid_grant, unsupported_grant_type, invalid_scope, unauthorized_client ...', 401: 'invalid_client (client authentication failed) or invalid_token', 403: 'insufficient_scope' }[code],
+        content: { 'application/json': { schema: OAuthErrorBody } },
+      },
+    ]),
+  ) as Record<400 | 401 | 403, { description: string; content: { 'application/json': { schema: typeof OAuthErrorBody } } }>
+
+export function noStore(c: Context) {
+  // RFC 6749 §5.1: responses carrying tokens or credentials must not be cached.
+  c.header('Cache-Control', 'no-store')
+  c.header('Pragma', 'no-cache')
+}
+
+export function oauthErrorResponse(c: Context, err: OAuthError) {
+  noStore(c)
+  for (const [k, v] of Object.entries(err.headers)) c.header(k, v)
+  return c.json({ error: err.error, error_description: err.description }, err.status)
+}
+
+/**
+ * Runs an OAuth endpoint; OAuth errors, and the foundation's `invalid_grant` from refresh
+ * rotation, become RFC 6749 §5.2 bodies (invalid_grant is a 400 there, not a 401).
+ */
+export async function oauthEndpoint<T>(c: Context, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn()
+  } catch (e) {
+    // The error body is the OAuthError response every such route declares (oauthErrors below).
+    if (e instanceof OAuthError) return oauthErrorResponse(c, e) as T
+    if (e instanceof ApiError && e.code === 'invalid_grant') return oauthErrorResponse(c, new OAuthError('invalid_grant', e.message)) as T
+    throw e
+  }
+}
+
+/** RFC 6749 §3.2 / RFC 7009 §2.1 / RFC 7662 §2.1: parameters come form-encoded. */
+export async function formBodyOnly(c: Context<AppEnv>, next: () => Promise<void>) {
+  const ct = c.req.header('Content-Type') ?? ''
+  if (!/^application\/x-www-form-urlencoded(\s*;|$)/i.test(ct)) {
+    return oauthErrorResponse(c, new OAuthError('invalid_request', 'The request body must be application/x-www-form-urlencoded (RFC 6749 §3.2)'))
+  }
+  await next()
+}
+
+/** Validation hook for OAuth endpoints: a bad parameter is `invalid_request` in the OAuth shape. */
+export function oauthHook(result: { success: true } | { success: false; error: z.ZodError }, c: Context<AppEnv>) {
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const name = issue?.path.join('.') || 'body'
+    const message = issue?.code === 'invalid_type' ? `${name} must be given once, as a string (RFC 6749 §3.1)` : `${name}: ${issue?.message ?? 'invalid'}`
+    return oauthErrorResponse(c, new OAuthError('invalid_request', message))
+  }
+}
+
+/** Optional string parameter with a length cap (OAuth parameters are never repeated). */
+export const param = (max = 2048) => z.string().max(max).optional()
+
+export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post' | 'none'
+
+function decodeFormComponent(s: string): string {
+  return decodeURIComponent(s.replace(/\+/g, ' '))
+}
+
+/**
+ * Client authentication (RFC 6749 §2.3). HTTP Basic carries the form-urlencoded client_id
+ * and secret (§2.3.1); client_secret_post carries them in the body; public clients (method
+ * `none`) only name themselves. The method registered for the app is the only one accepted,
+ * one method per request, secrets compared in constant time.
+ */
+export async function authenticateClient(
+  c: Context<AppEnv>,
+  form: { client_id?: string; client_secret?: string },
+  opts: { allowPublic: boolean },
+): Promise<{ app: Application; method: ClientAuthMethod }> {
+  const header = c.req.header('Authorization')
+  const fail = (description: string) =>
+    new OAuthError('invalid_client', description, 401, { 'WWW-Authenticate': 'Basic realm="uap-edge", charset="UTF-8"' })
+
+  let basic: { id: string; secret: string } | null = null
+  if (header) {
+    const m = /^Basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header)
+    if (!m) throw fail('Unsupported or malformed Authorization header; use HTTP Basic with the client_id and client_secret')
+    try {
+      const raw = new TextDecoder().decode(Uint8Array.from(atob(m[1]), (ch) => ch.charCodeAt(0)))
+      const i = raw.indexOf(':')
+      if (i < 0) throw new Error('no colon')
+      basic = { id: decodeFormComponent(raw.slice(0, i)), secret: decodeFormComponent(raw.slice(i + 1)) }
+    } catch {
+      throw fail('Malformed HTTP Basic credentials')
+    }
+  }
+  if (basic && form.client_secret !== undefined) throw new OAuthError('invalid_request', 'Use one client authentication method per request (RFC 6749 §2.3)')
+  if (basic && form.client_id !== undefined && form.client_id !== basic.id) throw new OAuthError('invalid_request', 'client_id in the body differs from the HTTP Basic credentials')
+
+  const clientId = basic?.id ?? form.client_id
+  if (!clientId) throw fail('Client authentication is required')
+  const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
+  const app = await findApplication(c.env, clientId)
+  const refuse = async (description: string, reason: string) => {
+    const db = getDb(c.env.DB)
+    await db.batch([
+      auditStatement(db, { action: 'oidc.client_auth_failed', actorType: 'app', actorId: clientId.slice(0, 64), targetType: 'application', targetId: app?.appId ?? null, requestId: c.get('requestId'), ip: c.get('clientIp'), details: { reason, method } }),
+    ])
+    return fail(description)
+  }
+  if (!app || app.protocolType !== 'OIDC' || app.status !== 'ACTIVE') throw await refuse('Unknown or disabled client', 'unknown_client')
+  if (method !== app.tokenEndpointAuthMethod) {
+    throw await refuse(`This client is registered for token_endpoint_auth_method ${app.tokenEndpointAuthMethod}, not ${method}`, 'wrong_method')
+  }
+  if (method === 'none') {
+    if (!opts.allowPublic) throw await refuse('This endpoint requires a confidential client (client_secret_basic or client_secret_post)', 'public_client')
+    return { app, method }
+  }
+  const presented = basic ? basic.secret : form.client_secret!
+  if (!timingSafeEqual(await getAppSecret(c.env, app), presented)) throw await refuse('Client authentication failed', 'wrong_secret')
+  return { app, method }
+}

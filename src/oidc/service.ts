@@ -1,0 +1,414 @@
+import { and, eq } from 'drizzle-orm'
+import { decodeJwt } from 'jose'
+import { getDb } from '../db'
+import { getConfig, type Env } from '../env'
+import { appUserMappings, type Application } from '../apps/schema'
+import { findApplication } from '../apps/service'
+import { refreshTokens, sessions } from '../auth/schema'
+import { users } from '../users/schema'
+import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
+import { auditStatement } from '../audit/service'
+import { base64url, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
+import { ACCESS_TOKEN_TYP, denyAccessToken, isAccessTokenDenied, mintAccessToken, newRefreshToken, refreshTokenRow } from '../auth/tokens'
+import { signJwt, verifyJwt } from '../keys/service'
+import { OAuthError } from './oauth'
+
+/** Scopes we grant. Anything else is `invalid_scope`. */
+export const SUPPORTED_SCOPES = ['openid', 'profile', 'email', 'phone', 'offline_access'] as const
+export const SCOPE_DESCRIPTIONS: Record<string, string> = {
+  openid: 'Sign you in and see your account identifier',
+  profile: 'Your name and your username in this app',
+  email: 'Your email address',
+  phone: 'Your mobile number',
+  offline_access: 'Keep you signed in to the app while your UAP Edge session lasts (refresh tokens)',
+}
+export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', 'email', 'preferred_username', 'name', 'phone_number', 'updated_at']
+
+/** RFC 9700 §4.2.1 / RFC 6749 §4.1.2: codes are short-lived (60 s) and single use. */
+export const CODE_TTL_MS = 60_000
+/** A pending authorization request waits this long for sign-in and consent (KV TTL). */
+export const PENDING_TTL_S = 600
+/** ID tokens live one hour (no longer than a retired signing key stays published). */
+export const ID_TOKEN_TTL_S = 3600
+/** After this many trips to the login page without a fresh enough sign-in, give up with login_required. */
+export const MAX_LOGIN_REDIRECTS = 3
+
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout'
+
+/** Normalised scope list: unique, in a stable order. */
+export function parseScope(scope: string | undefined | null): string[] {
+  return [...new Set((scope ?? '').split(' ').filter(Boolean))].sort()
+}
+
+/** The claim the mapped key fills (applications.id_token_claim). */
+export function claimNameOf(app: Pick<Application, 'idTokenClaim'>): 'email' | 'preferred_username' {
+  return app.idTokenClaim === 'email' ? 'email' : 'preferred_username'
+}
+
+/**
+ * An authorization request that passed validation and waits for sign-in or consent. Kept in
+ * KV under a random id; best-effort storage is enough because nothing is granted from it
+ * alone: the code is issued (strictly, in D1) only after the checks run again.
+ */
+export interface PendingAuthorization {
+  id: string
+  clientId: string
+  redirectUri: string
+  scope: string[]
+  state?: string
+  nonce?: string
+  codeChallenge?: string
+  prompt: string[]
+  /** Sign-ins older than this (ms) do not count (prompt=login, max_age). */
+  minAuthTime?: number
+  loginHint?: string
+  createdAt: number
+  loginRedirects: number
+  /** Set when the user was sent to the consent page: only that session may answer. */
+  consentFor?: { userId: string; sessionId: string }
+  stored?: boolean
+}
+
+const pendingKey = (id: string) => `oidc:authz:${id}`
+
+export function newPending(fields: Omit<PendingAuthorization, 'id' | 'createdAt' | 'loginRedirects'> & { createdAt: number }): PendingAuthorization {
+  return { ...fields, id: randomToken(32), loginRedirects: 0 }
+}
+
+export async function savePending(env: Env, p: PendingAuthorization) {
+  p.stored = true
+  await env.KV.put(pendingKey(p.id), JSON.stringify(p), { expirationTtl: PENDING_TTL_S })
+}
+
+export async function loadPending(env: Env, id: string): Promise<PendingAuthorization | null> {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(id)) return null
+  return env.KV.get<PendingAuthorization>(pendingKey(id), 'json')
+}
+
+export async function deletePending(env: Env, p: PendingAuthorization) {
+  if (p.stored) await env.KV.delete(pendingKey(p.id))
+}
+
+/** The user's active mapped_key in the app, or null: no mapping means no access (docs/oidc.md). */
+export async function activeMappedKey(env: Env, clientId: string, userId: string): Promise<string | null> {
+  const row = await getDb(env.DB)
+    .select({ mappedKey: appUserMappings.mappedKey })
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, clientId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
+    .get()
+  return row?.mappedKey ?? null
+}
+
+/** True when the user already granted every requested scope to this app. */
+export async function consentCovers(env: Env, userId: string, clientId: string, scope: string[]): Promise<boolean> {
+  const row = await getDb(env.DB).select({ scope: oidcConsents.scope }).from(oidcConsents).where(and(eq(oidcConsents.userId, userId), eq(oidcConsents.clientId, clientId))).get()
+  if (!row) return false
+  const granted = new Set(parseScope(row.scope))
+  return scope.every((s) => granted.has(s))
+}
+
+/** Remembers consent: the union of what was granted before and now. */
+export async function recordConsent(env: Env, o: { userId: string; clientId: string; scope: string[]; requestId: string; ip: string }) {
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const prev = await db.select({ scope: oidcConsents.scope }).from(oidcConsents).where(and(eq(oidcConsents.userId, o.userId), eq(oidcConsents.clientId, o.clientId))).get()
+  const scope = parseScope([prev?.scope ?? '', ...o.scope].join(' ')).join(' ')
+  await db.batch([
+    db.insert(oidcConsents).values({ userId: o.userId, clientId: o.clientId, scope, createdAt: now, updatedAt: now }).onConflictDoUpdate({ target: [oidcConsents.userId, oidcConsents.clientId], set: { scope, updatedAt: now } }),
+    auditStatement(db, { action: 'oidc.consent.granted', actorType: 'user', actorId: o.userId, targetType: 'application', targetId: o.clientId, requestId: o.requestId, ip: o.ip, details: { scope: o.scope.join(' ') } }),
+  ])
+}
+
+/**
+ * Issues an authorization code for a request whose checks all passed. One batch: the
+ * hashed code, the session↔client link single sign-out needs, and the audit row.
+ */
+export async function issueCode(env: Env, p: PendingAuthorization, s: { userId: string; sessionId: string; authTime: number }, ctx: { requestId: string; ip: string }) {
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const code = randomToken(32)
+  await db.batch([
+    db.insert(oidcCodes).values({
+      codeHash: await sha256Hex(code),
+      clientId: p.clientId,
+      userId: s.userId,
+      sessionId: s.sessionId,
+      redirectUri: p.redirectUri,
+      scope: p.scope.join(' '),
+      nonce: p.nonce ?? null,
+      codeChallenge: p.codeChallenge ?? null,
+      authTime: s.authTime,
+      createdAt: now,
+      expiresAt: now + CODE_TTL_MS,
+      usedAt: null,
+    }),
+    db.insert(oidcSessionClients).values({ sessionId: s.sessionId, clientId: p.clientId, userId: s.userId, createdAt: now }).onConflictDoNothing(),
+    auditStatement(db, { action: 'oidc.authorized', actorType: 'user', actorId: s.userId, targetType: 'application', targetId: p.clientId, requestId: ctx.requestId, ip: ctx.ip, details: { scope: p.scope.join(' '), session_id: s.sessionId } }),
+  ])
+  return code
+}
+
+/** RFC 7636 §4.6: BASE64URL(SHA256(ASCII(code_verifier))). */
+export async function s256(verifier: string): Promise<string> {
+  return base64url(new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))))
+}
+
+/** OIDC Core §3.1.3.6: left half of the SHA-256 of the access token (ES256 uses SHA-256). */
+export async function atHash(accessToken: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(accessToken)))
+  return base64url(digest.slice(0, 16))
+}
+
+const invalidGrant = (description: string) => new OAuthError('invalid_grant', description)
+
+export interface CodeTokens {
+  access_token: string
+  token_type: 'Bearer'
+  expires_in: number
+  scope: string
+  id_token?: string
+  refresh_token?: string
+}
+
+/**
+ * authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). The redemption is one D1 batch:
+ * `UPDATE oidc_codes ... WHERE used_at IS NULL` claims the code, and the refresh token is only
+ * inserted if that claim recorded this redemption's access-token id. A second redemption finds
+ * used_at set and revokes what the first one issued (RFC 6749 §4.1.2).
+ */
+export async function redeemCode(
+  env: Env,
+  app: Application,
+  input: { code: string; redirectUri: string; codeVerifier?: string },
+  ctx: { requestId: string; ip: string },
+): Promise<CodeTokens> {
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const codeHash = await sha256Hex(input.code)
+  const row = await db.select().from(oidcCodes).where(eq(oidcCodes.codeHash, codeHash)).get()
+  if (!row) throw invalidGrant('The authorization code is invalid')
+  if (row.clientId !== app.appId) throw invalidGrant('The authorization code was issued to another client')
+  if (row.usedAt !== null) {
+    await revokeCodeGrant(env, row, ctx)
+    throw invalidGrant('The authorization code was already used; the tokens issued with it have been revoked')
+  }
+  if (row.expiresAt <= now) throw invalidGrant('The authorization code has expired')
+  if (row.redirectUri !== input.redirectUri) throw invalidGrant('redirect_uri does not match the one of the authorization request')
+  if (row.codeChallenge) {
+    if (!input.codeVerifier) throw invalidGrant('code_verifier is required: the authorization request used PKCE')
+    if (!/^[A-Za-z0-9._~-]{43,128}$/.test(input.codeVerifier)) throw invalidGrant('code_verifier must be 43-128 characters of [A-Z a-z 0-9 - . _ ~] (RFC 7636 §4.1)')
+    if (!timingSafeEqual(await s256(input.codeVerifier), row.codeChallenge)) throw invalidGrant('code_verifier does not match the code_challenge')
+  } else if (input.codeVerifier !== undefined) {
+    // RFC 9700 §2.1.1: a verifier without a challenge is refused (PKCE downgrade).
+    throw invalidGrant('code_verifier was sent but the authorization request had no code_challenge')
+  }
+  const [session, user] = await Promise.all([
+    db.select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, row.sessionId)).get(),
+    db.select({ status: users.status }).from(users).where(eq(users.id, row.userId)).get(),
+  ])
+  if (!session || session.revokedAt !== null || session.expiresAt <= now) throw invalidGrant('The sign-in session of this code has ended')
+  if (!user || user.status !== 'ACTIVE') throw invalidGrant('The account is disabled')
+  const mapped = await activeMappedKey(env, app.appId, row.userId)
+  if (mapped === null) throw invalidGrant(`The user has no active account in ${app.appName}`)
+
+  const scope = parseScope(row.scope)
+  const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: app.appId, scope: scope.join(' ') })
+  const { jti, exp } = decodeJwt(access.token) as { jti: string; exp: number }
+  const wantsRefresh = scope.includes('offline_access') && app.grantTypes.includes('refresh_token')
+  const refresh = wantsRefresh ? newRefreshToken() : undefined
+  const rt = refresh ? await refreshTokenRow(env, { userId: row.userId, sessionId: row.sessionId, clientId: app.appId, scope: scope.join(' '), token: refresh, now }) : undefined
+
+  const statements = [
+    env.DB.prepare('UPDATE oidc_codes SET used_at = ?, family_id = ?, access_jti = ?, access_exp = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?').bind(
+      now,
+      rt?.familyId ?? null,
+      jti,
+      exp,
+      codeHash,
+      now,
+    ),
+  ]
+  if (rt) {
+    statements.push(
+      env.DB.prepare(
+        `INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at)
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?
+         WHERE EXISTS (SELECT 1 FROM oidc_codes WHERE code_hash = ? AND access_jti = ?)`,
+      ).bind(rt.id, rt.tokenHash, rt.familyId, rt.sessionId, rt.userId, rt.clientId, rt.audience, rt.scope, rt.createdAt, rt.expiresAt, codeHash, jti),
+    )
+  }
+  const [claim] = await env.DB.batch(statements)
+  if (claim.meta.changes !== 1) {
+    // A concurrent redemption won: that is a replay too, so revoke what it issued.
+    const after = await db.select().from(oidcCodes).where(eq(oidcCodes.codeHash, codeHash)).get()
+    if (after && after.usedAt !== null) await revokeCodeGrant(env, after, ctx)
+    throw invalidGrant('The authorization code was already used; the tokens issued with it have been revoked')
+  }
+
+  const body: CodeTokens = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') }
+  if (scope.includes('openid')) {
+    body.id_token = await buildIdToken(env, app, { userId: row.userId, sessionId: row.sessionId, authTime: row.authTime, nonce: row.nonce, accessToken: access.token, mappedKey: mapped })
+  }
+  if (refresh) body.refresh_token = refresh
+  return body
+}
+
+/** RFC 6749 §4.1.2: a replayed code revokes the refresh-token family and access token it issued. */
+async function revokeCodeGrant(env: Env, row: typeof oidcCodes.$inferSelect, ctx: { requestId: string; ip: string }) {
+  const db = getDb(env.DB)
+  const revokeFamily = row.familyId ? [db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId))] : []
+  await db.batch([
+    auditStatement(db, {
+      action: 'oidc.code_reuse_detected',
+      actorType: 'app',
+      actorId: row.clientId,
+      targetType: 'user',
+      targetId: row.userId,
+      requestId: ctx.requestId,
+      ip: ctx.ip,
+      details: { session_id: row.sessionId, family_id: row.familyId, access_jti: row.accessJti },
+    }),
+    ...revokeFamily,
+  ])
+  if (row.accessJti && row.accessExp) await denyAccessToken(env, row.accessJti, row.accessExp)
+}
+
+/** ID token (OIDC Core §2, §3.1.3.6) with the app's chosen claim filled from the mapping. */
+export async function buildIdToken(
+  env: Env,
+  app: Application,
+  o: { userId: string; sessionId: string; authTime: number; nonce: string | null; accessToken: string; mappedKey: string },
+) {
+  const claims: Record<string, unknown> = {
+    sub: o.userId,
+    aud: app.appId,
+    auth_time: Math.floor(o.authTime / 1000),
+    sid: o.sessionId,
+    at_hash: await atHash(o.accessToken),
+    [claimNameOf(app)]: o.mappedKey,
+  }
+  if (o.nonce) claims.nonce = o.nonce
+  return signJwt(env, claims, { typ: 'JWT', expiresInS: ID_TOKEN_TTL_S })
+}
+
+/** client_credentials (RFC 6749 §4.4): an access token for the client itself, no user, no refresh token. */
+export async function mintClientToken(env: Env, app: Application) {
+  const { accessTokenTtl } = getConfig(env)
+  const token = await signJwt(env, { sub: app.appId, aud: app.appId, client_id: app.appId, jti: crypto.randomUUID() }, { typ: ACCESS_TOKEN_TYP, expiresInS: accessTokenTtl })
+  return { access_token: token, token_type: 'Bearer' as const, expires_in: accessTokenTtl }
+}
+
+export interface UserInfoClaims {
+  sub: string
+  email?: string
+  preferred_username?: string
+  name?: string
+  phone_number?: string
+  updated_at?: number
+}
+
+/** UserInfo claims by scope (OIDC Core §5.3, §5.4). The mapped claim is always there while the mapping is active. */
+export async function userinfoClaims(env: Env, o: { userId: string; clientId: string; scope: string[] }): Promise<UserInfoClaims | null> {
+  const db = getDb(env.DB)
+  const [user, app, mapped] = await Promise.all([
+    db.select().from(users).where(eq(users.id, o.userId)).get(),
+    findApplication(env, o.clientId),
+    activeMappedKey(env, o.clientId, o.userId),
+  ])
+  if (!user || user.status !== 'ACTIVE' || !app || app.status !== 'ACTIVE') return null
+  const claimName = claimNameOf(app)
+  const claims: UserInfoClaims = { sub: user.id }
+  if (mapped !== null) claims[claimName] = mapped
+  if (o.scope.includes('profile')) {
+    if (user.name) claims.name = user.name
+    claims.updated_at = Math.floor(user.updatedAt / 1000)
+  }
+  if (o.scope.includes('email') && claimName !== 'email' && user.email) claims.email = user.email
+  if (o.scope.includes('phone')) claims.phone_number = user.mobile
+  return claims
+}
+
+const looksLikeJwt = (t: string) => t.split('.').length === 3
+
+/**
+ * Introspection (RFC 7662 §2.2). Anything not valid, or not issued to the caller, is
+ * `{ active: false }` and nothing more, so no client learns about another's tokens.
+ */
+export interface IntrospectionResult {
+  active: boolean
+  client_id?: string
+  sub?: string
+  scope?: string
+  exp?: number
+  iat?: number
+  iss?: string
+  aud?: string | string[]
+  jti?: string
+  token_type?: string
+}
+
+export async function introspect(env: Env, app: Application, token: string): Promise<IntrospectionResult> {
+  const inactive = { active: false }
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const { issuer } = getConfig(env)
+  if (looksLikeJwt(token)) {
+    let payload
+    try {
+      ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP }))
+    } catch {
+      return inactive
+    }
+    if (payload.client_id !== app.appId || typeof payload.jti !== 'string') return inactive
+    if (await isAccessTokenDenied(env, payload.jti)) return inactive
+    if (typeof payload.sid === 'string') {
+      const live = await liveSessionAndUser(env, payload.sid, String(payload.sub))
+      if (!live) return inactive
+    }
+    const out: IntrospectionResult = { active: true, client_id: app.appId, token_type: 'Bearer', sub: payload.sub, aud: payload.aud, iss: issuer, exp: payload.exp, iat: payload.iat, jti: payload.jti }
+    if (typeof payload.scope === 'string') out.scope = payload.scope
+    return out
+  }
+  const row = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()
+  if (!row || row.clientId !== app.appId || row.status !== 'ACTIVE' || row.expiresAt <= now) return inactive
+  if (!(await liveSessionAndUser(env, row.sessionId, row.userId))) return inactive
+  const out: IntrospectionResult = { active: true, client_id: app.appId, sub: row.userId, iss: issuer, exp: Math.floor(row.expiresAt / 1000), iat: Math.floor(row.createdAt / 1000) }
+  if (row.scope) out.scope = row.scope
+  return out
+}
+
+async function liveSessionAndUser(env: Env, sessionId: string, userId: string) {
+  const db = getDb(env.DB)
+  const [session, user] = await Promise.all([
+    db.select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sessionId)).get(),
+    db.select({ status: users.status }).from(users).where(eq(users.id, userId)).get(),
+  ])
+  return !!session && session.revokedAt === null && session.expiresAt > Date.now() && !!user && user.status === 'ACTIVE'
+}
+
+/**
+ * Revocation (RFC 7009 §2.1). Access tokens go on the jti denylist until they expire;
+ * refresh tokens revoke their whole family. Unknown tokens and other clients' tokens are
+ * left alone and still answered with 200 (§2.2), so the caller learns nothing.
+ */
+export async function revokeToken(env: Env, app: Application, token: string, ctx: { requestId: string; ip: string }) {
+  const db = getDb(env.DB)
+  if (looksLikeJwt(token)) {
+    let payload
+    try {
+      ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP }))
+    } catch {
+      return
+    }
+    if (payload.client_id !== app.appId || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return
+    await denyAccessToken(env, payload.jti, payload.exp)
+    await db.batch([auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'access_token', targetId: payload.jti, requestId: ctx.requestId, ip: ctx.ip })])
+    return
+  }
+  const row = await db.select({ familyId: refreshTokens.familyId, clientId: refreshTokens.clientId, userId: refreshTokens.userId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()
+  if (!row || row.clientId !== app.appId) return
+  await db.batch([
+    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId)),
+    auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'refresh_token_family', targetId: row.familyId, requestId: ctx.requestId, ip: ctx.ip, details: { user_id: row.userId } }),
+  ])
+}

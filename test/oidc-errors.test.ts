@@ -1,0 +1,532 @@
+import { describe, expect, it } from 'vitest'
+import { decodeJwt } from 'jose'
+import { SELF, env } from 'cloudflare:test'
+import { api, createUser } from './helpers'
+import { Browser, ISSUER, REDIRECT, POST_LOGOUT, authorizeThrough, createOidcApp, csrfFrom, location, mapUser, oauthPost, pkce } from './oidc-helpers'
+
+/** A signed-in browser, a mapped user and a confidential client, ready for the code flow. */
+async function setup(appInput: Parameters<typeof createOidcApp>[0] = {}) {
+  const oidc = await createOidcApp({ firstParty: true, ...appInput })
+  const user = await createUser()
+  await mapUser(oidc.clientId, user.id, `m-${user.id.slice(0, 8)}@rp.example.com`)
+  const b = new Browser()
+  const { sessionId } = await b.signIn(user.id)
+  return { ...oidc, user, b, sessionId, basic: { id: oidc.clientId, secret: oidc.secret } }
+}
+
+function authorizeUrl(clientId: string, params: Record<string, string> = {}) {
+  const q = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', ...params })
+  return `/oauth2/authorize?${q}`
+}
+
+/** A code issued to the signed-in browser (PKCE S256 unless noPkce). */
+async function getCode(s: Awaited<ReturnType<typeof setup>>, opts: { scope?: string; noPkce?: boolean } = {}) {
+  const { verifier, challenge } = await pkce()
+  const params: Record<string, string> = { scope: opts.scope ?? 'openid offline_access', state: 'st' }
+  if (!opts.noPkce) Object.assign(params, { code_challenge: challenge, code_challenge_method: 'S256' })
+  const callback = await authorizeThrough(s.b, authorizeUrl(s.clientId, params))
+  return { code: callback.searchParams.get('code')!, verifier }
+}
+
+const exchange = (s: { basic: { id: string; secret: string } }, form: Record<string, string>) =>
+  oauthPost('/oauth2/token', { grant_type: 'authorization_code', redirect_uri: REDIRECT, ...form }, s.basic)
+
+describe('authorization endpoint errors', () => {
+  it('an unregistered redirect_uri gets an error page, never a redirect', async () => {
+    const s = await setup()
+    const res = await s.b.get(authorizeUrl(s.clientId, { redirect_uri: 'https://evil.example.com/cb', state: 'x' }))
+    expect(res.status).toBe(400)
+    expect(res.headers.get('Location')).toBeNull()
+    expect(res.headers.get('Content-Type')).toMatch(/text\/html/)
+    expect(await res.text()).toContain('redirect_uri is not registered')
+    // not even a prefix or a trailing-slash variant matches
+    expect((await s.b.get(authorizeUrl(s.clientId, { redirect_uri: REDIRECT + '/' }))).status).toBe(400)
+  })
+
+  it('an unknown, disabled or non-OIDC client gets an error page', async () => {
+    const b = new Browser()
+    expect((await b.get(authorizeUrl('app_nope'))).status).toBe(400)
+    expect((await b.get('/oauth2/authorize?response_type=code')).status).toBe(400)
+    const disabled = await createOidcApp()
+    await env.DB.prepare("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?").bind(disabled.clientId).run()
+    expect((await b.get(authorizeUrl(disabled.clientId))).status).toBe(400)
+    const simple = await createOidcApp({ protocolType: 'SIMPLE_API' })
+    expect((await b.get(authorizeUrl(simple.clientId))).status).toBe(400)
+  })
+
+  it('implicit and hybrid response types are unsupported_response_type, sent back with state and iss', async () => {
+    const s = await setup()
+    for (const rt of ['token', 'id_token token', 'code id_token']) {
+      const res = await s.b.get(authorizeUrl(s.clientId, { response_type: rt, state: 'st-1' }))
+      expect(res.status).toBe(302)
+      const to = location(res)
+      expect(to.origin + to.pathname).toBe(REDIRECT)
+      expect(to.searchParams.get('error')).toBe('unsupported_response_type')
+      expect(to.searchParams.get('error_description')).toContain('RFC 9700')
+      expect(to.searchParams.get('state')).toBe('st-1')
+      expect(to.searchParams.get('iss')).toBe(ISSUER)
+      expect(to.searchParams.get('code')).toBeNull()
+    }
+  })
+
+  it('a public client without PKCE, and plain PKCE, are invalid_request', async () => {
+    const pub = await setup({ tokenEndpointAuthMethod: 'none' })
+    const res = await pub.b.get(authorizeUrl(pub.clientId, { state: 'p' }))
+    const to = location(res)
+    expect(to.searchParams.get('error')).toBe('invalid_request')
+    expect(to.searchParams.get('error_description')).toMatch(/PKCE/)
+    expect(to.searchParams.get('state')).toBe('p')
+
+    const plain = await pub.b.get(authorizeUrl(pub.clientId, { code_challenge: 'a'.repeat(43), code_challenge_method: 'plain' }))
+    expect(location(plain).searchParams.get('error')).toBe('invalid_request')
+    expect(location(plain).searchParams.get('error_description')).toMatch(/plain is not supported/)
+    const noMethod = await pub.b.get(authorizeUrl(pub.clientId, { code_challenge: 'a'.repeat(43) }))
+    expect(location(noMethod).searchParams.get('error')).toBe('invalid_request')
+  })
+
+  it('unknown scopes, missing openid, unknown prompt values and request objects are refused to the client', async () => {
+    const s = await setup()
+    const err = async (params: Record<string, string>) => location(await s.b.get(authorizeUrl(s.clientId, params))).searchParams.get('error')
+    expect(await err({ scope: 'openid admin' })).toBe('invalid_scope')
+    expect(await err({ scope: 'profile' })).toBe('invalid_scope')
+    expect(await err({ prompt: 'select_account' })).toBe('invalid_request')
+    expect(await err({ prompt: 'none login' })).toBe('invalid_request')
+    expect(await err({ max_age: '-1' })).toBe('invalid_request')
+    expect(await err({ request: 'eyJ...' })).toBe('request_not_supported')
+    expect(await err({ request_uri: 'https://x' })).toBe('request_uri_not_supported')
+    expect(await err({ response_mode: 'fragment' })).toBe('invalid_request')
+  })
+
+  it('accepts the request as a form POST, and forwards login_hint to the login page', async () => {
+    const s = await setup()
+    const { challenge } = await pkce()
+    const res = await s.b.post('/oauth2/authorize', { client_id: s.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', state: 'form', code_challenge: challenge, code_challenge_method: 'S256' })
+    expect(res.status).toBe(302)
+    expect(location(res).searchParams.get('code')).toBeTruthy()
+    expect(location(res).searchParams.get('state')).toBe('form')
+    const anon = new Browser()
+    const login = location(await anon.get(authorizeUrl(s.clientId, { login_hint: '+8613800138000' })))
+    expect(login.pathname).toBe('/page/login')
+    expect(login.searchParams.get('login_hint')).toBe('+8613800138000')
+    expect(login.searchParams.get('prompt')).toBeNull()
+  })
+
+  it('prompt=none without a session answers login_required to the client', async () => {
+    const { clientId } = await createOidcApp()
+    const b = new Browser()
+    const res = await b.get(authorizeUrl(clientId, { prompt: 'none', state: 'silent' }))
+    expect(res.status).toBe(302)
+    const to = location(res)
+    expect(to.origin + to.pathname).toBe(REDIRECT)
+    expect(to.searchParams.get('error')).toBe('login_required')
+    expect(to.searchParams.get('state')).toBe('silent')
+    expect(to.searchParams.get('iss')).toBe(ISSUER)
+  })
+
+  it('prompt=none with a session but no consent answers consent_required; with consent it issues a code silently', async () => {
+    const s = await setup({ firstParty: false })
+    const res = await s.b.get(authorizeUrl(s.clientId, { prompt: 'none' }))
+    expect(location(res).searchParams.get('error')).toBe('consent_required')
+    await authorizeThrough(s.b, authorizeUrl(s.clientId, {}))
+    const silent = await s.b.get(authorizeUrl(s.clientId, { prompt: 'none' }))
+    expect(location(silent).searchParams.get('code')).toBeTruthy()
+  })
+
+  it('a user with no active account in the app gets access_denied', async () => {
+    const { clientId } = await createOidcApp({ firstParty: true })
+    const user = await createUser()
+    const b = new Browser()
+    await b.signIn(user.id)
+    const res = await b.get(authorizeUrl(clientId, { state: 'nm' }))
+    const to = location(res)
+    expect(to.searchParams.get('error')).toBe('access_denied')
+    expect(to.searchParams.get('error_description')).toMatch(/no active user in Reporting Portal/)
+    expect(to.searchParams.get('state')).toBe('nm')
+    // an inactive mapping counts as none
+    await mapUser(clientId, user.id, `inactive-${user.id.slice(0, 8)}`, false)
+    expect(location(await b.get(authorizeUrl(clientId))).searchParams.get('error')).toBe('access_denied')
+  })
+
+  it('prompt=login and an exceeded max_age send a signed-in user back to the login page; a fresh sign-in then gets the code', async () => {
+    const s = await setup()
+    const res = await s.b.get(authorizeUrl(s.clientId, { prompt: 'login' }))
+    const login = location(res)
+    expect(login.pathname).toBe('/page/login')
+    expect(login.searchParams.get('prompt')).toBe('login')
+    // returning without signing in again loops back to the login page
+    const still = await s.b.get(login.searchParams.get('return_to')!)
+    expect(location(still).pathname).toBe('/page/login')
+    const { sessionId } = await s.b.signIn(s.user.id)
+    const done = await s.b.get(login.searchParams.get('return_to')!)
+    const code = location(done).searchParams.get('code')
+    expect(code).toBeTruthy()
+    const row = await env.DB.prepare('SELECT session_id FROM oidc_codes WHERE user_id = ? ORDER BY created_at DESC LIMIT 1').bind(s.user.id).first<{ session_id: string }>()
+    expect(row!.session_id).toBe(sessionId)
+
+    const old = new Browser()
+    await old.signIn(s.user.id, { authTime: Date.now() - 3_600_000 })
+    expect(location(await old.get(authorizeUrl(s.clientId, { max_age: '60' }))).pathname).toBe('/page/login')
+    expect(location(await old.get(authorizeUrl(s.clientId, { max_age: '7200' }))).searchParams.get('code')).toBeTruthy()
+  })
+
+  it('after three trips to the login page without signing in, the client gets login_required', async () => {
+    const { clientId } = await createOidcApp()
+    const b = new Browser()
+    let to = location(await b.get(authorizeUrl(clientId, { state: 'loop' })))
+    for (let i = 0; i < 2; i++) to = location(await b.get(to.searchParams.get('return_to')!))
+    expect(to.pathname).toBe('/page/login')
+    const final = location(await b.get(to.searchParams.get('return_to')!))
+    expect(final.searchParams.get('error')).toBe('login_required')
+    expect(final.searchParams.get('state')).toBe('loop')
+  })
+
+  it('the consent page refuses a missing or wrong CSRF token, and Deny sends access_denied', async () => {
+    const s = await setup({ firstParty: false })
+    const consent = location(await s.b.get(authorizeUrl(s.clientId, { state: 'c1' })))
+    const html = await (await s.b.get(consent.pathname + consent.search)).text()
+    const requestId = consent.searchParams.get('request_id')!
+    const forged = await s.b.post('/page/consent', { request_id: requestId, csrf_token: 'A'.repeat(43), decision: 'allow' })
+    expect(forged.status).toBe(403)
+    const cookieless = new Browser()
+    cookieless.cookies.set('AUTH_SESSION_ID', s.b.cookies.get('AUTH_SESSION_ID')!)
+    expect((await cookieless.post('/page/consent', { request_id: requestId, csrf_token: csrfFrom(html), decision: 'allow' })).status).toBe(403)
+
+    const denied = await s.b.post('/page/consent', { request_id: requestId, csrf_token: csrfFrom(html), decision: 'deny' })
+    const to = location(denied)
+    expect(to.searchParams.get('error')).toBe('access_denied')
+    expect(to.searchParams.get('state')).toBe('c1')
+    const consentRow = await env.DB.prepare('SELECT 1 FROM oidc_consents WHERE user_id = ? AND client_id = ?').bind(s.user.id, s.clientId).first()
+    expect(consentRow).toBeNull()
+    // the request is spent
+    expect((await s.b.get(consent.pathname + consent.search)).status).toBe(400)
+  })
+
+  it('another browser session cannot answer the consent request', async () => {
+    const s = await setup({ firstParty: false })
+    const consent = location(await s.b.get(authorizeUrl(s.clientId)))
+    const other = new Browser()
+    await other.signIn(s.user.id)
+    const res = await other.get(consent.pathname + consent.search)
+    expect(res.status).toBe(302)
+    expect(location(res).pathname).toBe('/oauth2/authorize')
+  })
+})
+
+describe('token endpoint errors', () => {
+  it('PKCE: a missing or wrong verifier is invalid_grant and does not burn the code', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const missing = await exchange(s, { code })
+    expect(missing.status).toBe(400)
+    expect(missing.body).toMatchObject({ error: 'invalid_grant' })
+    expect(missing.headers.get('Cache-Control')).toBe('no-store')
+    const wrong = await exchange(s, { code, code_verifier: (await pkce()).verifier })
+    expect(wrong.body.error).toBe('invalid_grant')
+    expect(wrong.body.error_description).toMatch(/does not match/)
+    const ok = await exchange(s, { code, code_verifier: verifier })
+    expect(ok.status).toBe(200)
+  })
+
+  it('a verifier without a challenge is refused (PKCE downgrade)', async () => {
+    const s = await setup()
+    const { code } = await getCode(s, { noPkce: true })
+    const r = await exchange(s, { code, code_verifier: (await pkce()).verifier })
+    expect(r.body.error).toBe('invalid_grant')
+    expect((await exchange(s, { code })).status).toBe(200)
+  })
+
+  it('code reuse fails and revokes the tokens of the first exchange', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const first = await exchange(s, { code, code_verifier: verifier })
+    expect(first.status).toBe(200)
+    const introspect = (token: string) => oauthPost('/oauth2/introspect', { token }, s.basic)
+    expect((await introspect(first.body.access_token)).body.active).toBe(true)
+
+    const second = await exchange(s, { code, code_verifier: verifier })
+    expect(second.status).toBe(400)
+    expect(second.body.error).toBe('invalid_grant')
+    expect(second.body.error_description).toMatch(/already used/)
+    expect((await introspect(first.body.access_token)).body.active).toBe(false)
+    expect((await introspect(first.body.refresh_token)).body.active).toBe(false)
+    const refresh = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: first.body.refresh_token }, s.basic)
+    expect(refresh.body.error).toBe('invalid_grant')
+    const userinfo = await SELF.fetch(`${ISSUER}/oauth2/userinfo`, { headers: { Authorization: `Bearer ${first.body.access_token}` } })
+    expect(userinfo.status).toBe(401)
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'oidc.code_reuse_detected' AND target_id = ?").bind(s.user.id).first<{ n: number }>()
+    expect(audit!.n).toBe(1)
+  })
+
+  it('two concurrent exchanges of one code: exactly one wins', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const results = await Promise.all([exchange(s, { code, code_verifier: verifier }), exchange(s, { code, code_verifier: verifier })])
+    expect(results.map((r) => r.status).sort()).toEqual([200, 400])
+  })
+
+  it('an expired code is invalid_grant', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    await env.DB.prepare('UPDATE oidc_codes SET expires_at = ? WHERE used_at IS NULL AND user_id = ?').bind(Date.now() - 1, s.user.id).run()
+    const r = await exchange(s, { code, code_verifier: verifier })
+    expect(r.body).toMatchObject({ error: 'invalid_grant', error_description: 'The authorization code has expired' })
+  })
+
+  it('redirect_uri must match the authorization request; codes are bound to their client', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    expect((await exchange(s, { code, code_verifier: verifier, redirect_uri: 'https://rp.example.com/other' })).body.error).toBe('invalid_grant')
+    expect((await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, code_verifier: verifier }, s.basic)).body.error).toBe('invalid_request')
+    const other = await createOidcApp()
+    const stolen = await exchange({ basic: { id: other.clientId, secret: other.secret } }, { code, code_verifier: verifier })
+    expect(stolen.body.error).toBe('invalid_grant')
+    expect((await exchange(s, { code, code_verifier: verifier })).status).toBe(200)
+  })
+
+  it('a wrong client secret is invalid_client, 401 with WWW-Authenticate; the registered method is enforced', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const wrong = await exchange({ basic: { id: s.clientId, secret: s.secret + 'x' } }, { code, code_verifier: verifier })
+    expect(wrong.status).toBe(401)
+    expect(wrong.body).toMatchObject({ error: 'invalid_client' })
+    expect(wrong.headers.get('WWW-Authenticate')).toMatch(/^Basic/)
+    // client_secret_post for a client registered for client_secret_basic
+    const post = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: s.clientId, client_secret: s.secret })
+    expect(post.status).toBe(401)
+    expect(post.body.error_description).toMatch(/client_secret_basic/)
+    // no authentication at all
+    const none = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, code_verifier: verifier, redirect_uri: REDIRECT, client_id: s.clientId })
+    expect(none.status).toBe(401)
+    // two methods at once
+    const both = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, client_secret: s.secret }, s.basic)
+    expect(both.body.error).toBe('invalid_request')
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'oidc.client_auth_failed' AND target_id = ?").bind(s.clientId).first<{ n: number }>()
+    expect(audit!.n).toBeGreaterThanOrEqual(3)
+    // the code survived all of that
+    expect((await exchange(s, { code, code_verifier: verifier })).status).toBe(200)
+  })
+
+  it('Basic credentials are form-urlencoded before base64 (RFC 6749 §2.3.1)', async () => {
+    const s = await setup({ grantTypes: ['authorization_code', 'client_credentials'] })
+    // Percent-encode every character, as a form encoder may: the server must decode before comparing.
+    const pct = (v: string) => [...v].map((ch) => '%' + ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')).join('')
+    const send = (user: string, pass: string) =>
+      SELF.fetch(`${ISSUER}/oauth2/token`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: 'Basic ' + btoa(`${user}:${pass}`) },
+        body: 'grant_type=client_credentials',
+      })
+    expect((await send(pct(s.clientId), pct(s.secret))).status).toBe(200)
+    expect((await send(pct(s.clientId), pct(s.secret + 'x'))).status).toBe(401)
+  })
+
+  it('password and implicit grants are unsupported_grant_type, explained with RFC 9700', async () => {
+    const s = await setup()
+    const pw = await oauthPost('/oauth2/token', { grant_type: 'password', username: 'u', password: 'p' }, s.basic)
+    expect(pw.status).toBe(400)
+    expect(pw.body.error).toBe('unsupported_grant_type')
+    expect(pw.body.error_description).toMatch(/RFC 9700/)
+    const implicit = await oauthPost('/oauth2/token', { grant_type: 'implicit' }, s.basic)
+    expect(implicit.body.error).toBe('unsupported_grant_type')
+    expect((await oauthPost('/oauth2/token', {}, s.basic)).body.error).toBe('invalid_request')
+  })
+
+  it('client_credentials needs a confidential client that registered the grant', async () => {
+    const s = await setup()
+    expect((await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, s.basic)).body.error).toBe('unauthorized_client')
+    const pub = await createOidcApp({ tokenEndpointAuthMethod: 'none', grantTypes: ['authorization_code', 'client_credentials'] })
+    const r = await oauthPost('/oauth2/token', { grant_type: 'client_credentials', client_id: pub.clientId })
+    expect(r.body.error).toBe('unauthorized_client')
+  })
+
+  it('OAuth errors for wrong content type and repeated parameters', async () => {
+    const s = await setup()
+    const json = await SELF.fetch(`${ISSUER}/oauth2/token`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{"grant_type":"client_credentials"}' })
+    expect(json.status).toBe(400)
+    expect(await json.json()).toMatchObject({ error: 'invalid_request' })
+    const dup = await SELF.fetch(`${ISSUER}/oauth2/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: 'Basic ' + btoa(`${s.clientId}:${s.secret}`) },
+      body: 'grant_type=authorization_code&code=a&code=b',
+    })
+    const body = (await dup.json()) as { error: string; error_description: string }
+    expect(body.error).toBe('invalid_request')
+    expect(body.error_description).toMatch(/code/)
+  })
+
+  it('a refresh token only works for the client it was issued to', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    const other = await createOidcApp()
+    const r = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token }, { id: other.clientId, secret: other.secret })
+    expect(r.body.error).toBe('invalid_grant')
+    const ok = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token }, s.basic)
+    expect(ok.status).toBe(200)
+    expect(ok.body.scope).toBe('offline_access openid')
+  })
+
+  it('refresh stops once the user has no active account in the app', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    await env.DB.prepare('UPDATE app_user_mappings SET is_active = 0 WHERE app_id = ? AND user_id = ?').bind(s.clientId, s.user.id).run()
+    const r = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token }, s.basic)
+    expect(r.body.error).toBe('invalid_grant')
+  })
+})
+
+describe('userinfo, introspection and revocation boundaries', () => {
+  it('userinfo without a token is 401 with WWW-Authenticate: Bearer; POST accepts a form access_token', async () => {
+    const r = await SELF.fetch(`${ISSUER}/oauth2/userinfo`)
+    expect(r.status).toBe(401)
+    expect(r.headers.get('WWW-Authenticate')).toMatch(/^Bearer/)
+    const s = await setup()
+    const { code, verifier } = await getCode(s, { scope: 'openid phone' })
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    const post = await oauthPost('/oauth2/userinfo', { access_token: t.access_token })
+    expect(post.status).toBe(200)
+    expect(post.body).toMatchObject({ sub: s.user.id, email: `m-${s.user.id.slice(0, 8)}@rp.example.com`, phone_number: s.user.mobile })
+    // an API access token (no openid scope) is not enough
+    const { login } = await import('./helpers')
+    const apiToken = (await login(s.user.mobile, s.user.password)).access_token
+    const insufficient = await SELF.fetch(`${ISSUER}/oauth2/userinfo`, { headers: { Authorization: `Bearer ${apiToken}` } })
+    expect(insufficient.status).toBe(403)
+    expect(insufficient.headers.get('WWW-Authenticate')).toMatch(/insufficient_scope/)
+  })
+
+  it("introspection says active=false for another client's token, and needs a confidential client", async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    const other = await createOidcApp()
+    const r = await oauthPost('/oauth2/introspect', { token: t.access_token }, { id: other.clientId, secret: other.secret })
+    expect(r.body).toEqual({ active: false })
+    expect((await oauthPost('/oauth2/introspect', { token: 'garbage' }, s.basic)).body).toEqual({ active: false })
+    const pub = await createOidcApp({ tokenEndpointAuthMethod: 'none' })
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token, client_id: pub.clientId })).status).toBe(401)
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token })).status).toBe(401)
+  })
+
+  it("revocation answers 200 for unknown tokens and leaves another client's tokens alone", async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    const other = await createOidcApp()
+    const o = { id: other.clientId, secret: other.secret }
+    expect((await oauthPost('/oauth2/revoke', { token: t.refresh_token }, o)).status).toBe(200)
+    expect((await oauthPost('/oauth2/revoke', { token: t.access_token, token_type_hint: 'access_token' }, o)).status).toBe(200)
+    expect((await oauthPost('/oauth2/revoke', { token: 'rt_unknown' }, s.basic)).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: t.refresh_token }, s.basic)).body.active).toBe(true)
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, s.basic)).body.active).toBe(true)
+    expect((await oauthPost('/oauth2/revoke', { token: t.refresh_token }, { id: s.clientId, secret: 'wrong' })).status).toBe(401)
+  })
+})
+
+describe('end_session', () => {
+  it('without id_token_hint the user confirms on a CSRF-protected page first', async () => {
+    const s = await setup()
+    const page = await s.b.get(`/oauth2/end_session?client_id=${s.clientId}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}&state=s9`)
+    expect(page.status).toBe(200)
+    const html = await page.text()
+    expect(html).toContain('Sign out of UAP Edge?')
+    // still signed in until confirmed
+    expect(location(await s.b.get(authorizeUrl(s.clientId))).searchParams.get('code')).toBeTruthy()
+    expect((await s.b.post('/oauth2/end_session', { csrf_token: 'B'.repeat(43), confirm: 'yes' })).status).toBe(403)
+    const done = await s.b.post('/oauth2/end_session', { csrf_token: csrfFrom(html), confirm: 'yes', client_id: s.clientId, post_logout_redirect_uri: POST_LOGOUT, state: 's9' })
+    expect(done.status).toBe(302)
+    expect(location(done).href).toBe(`${POST_LOGOUT}?state=s9`)
+    const session = await env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(s.sessionId).first<{ revoked_at: number | null }>()
+    expect(session!.revoked_at).not.toBeNull()
+  })
+
+  it("someone else's id_token_hint does not sign this browser out without confirmation", async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const idToken = (await exchange(s, { code, code_verifier: verifier })).body.id_token
+    const other = new Browser()
+    const otherUser = await createUser()
+    await other.signIn(otherUser.id)
+    const r = await other.get(`/oauth2/end_session?id_token_hint=${idToken}`)
+    expect(r.status).toBe(200)
+    expect(await r.text()).toContain('Sign out of UAP Edge?')
+  })
+
+  it('refuses unregistered post_logout_redirect_uri and mismatched or forged hints with an error page', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const t = (await exchange(s, { code, code_verifier: verifier })).body
+    const idToken = t.id_token as string
+    const bad = await s.b.get(`/oauth2/end_session?id_token_hint=${idToken}&post_logout_redirect_uri=${encodeURIComponent('https://evil.example.com/')}`)
+    expect(bad.status).toBe(400)
+    expect(bad.headers.get('Location')).toBeNull()
+    const noClient = await s.b.get(`/oauth2/end_session?post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}`)
+    expect(noClient.status).toBe(400)
+    const other = await createOidcApp()
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${idToken}&client_id=${other.clientId}`)).status).toBe(400)
+    const [h, p] = idToken.split('.')
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${h}.${p}.AAAA`)).status).toBe(400)
+    // an access token is not an ID token
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${t.access_token}`)).status).toBe(400)
+    // the session is untouched by all of that
+    expect(decodeJwt(idToken).sid).toBe(s.sessionId)
+    const session = await env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(s.sessionId).first<{ revoked_at: number | null }>()
+    expect(session!.revoked_at).toBeNull()
+  })
+
+  it('without a redirect URI shows a signed-out page', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const idToken = (await exchange(s, { code, code_verifier: verifier })).body.id_token
+    const r = await s.b.get(`/oauth2/end_session?id_token_hint=${idToken}`)
+    expect(r.status).toBe(200)
+    expect(await r.text()).toContain('You are signed out')
+  })
+})
+
+describe('discovery and docs', () => {
+  it('publishes exactly what is supported', async () => {
+    const r = await api('/.well-known/openid-configuration')
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject({
+      issuer: ISSUER,
+      authorization_endpoint: `${ISSUER}/oauth2/authorize`,
+      token_endpoint: `${ISSUER}/oauth2/token`,
+      userinfo_endpoint: `${ISSUER}/oauth2/userinfo`,
+      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
+      revocation_endpoint: `${ISSUER}/oauth2/revoke`,
+      introspection_endpoint: `${ISSUER}/oauth2/introspect`,
+      end_session_endpoint: `${ISSUER}/oauth2/end_session`,
+      response_types_supported: ['code'],
+      subject_types_supported: ['public'],
+      id_token_signing_alg_values_supported: ['ES256'],
+      code_challenge_methods_supported: ['S256'],
+      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+      backchannel_logout_supported: true,
+      backchannel_logout_session_supported: true,
+      prompt_values_supported: ['none', 'login', 'consent'],
+    })
+    expect(r.body.scopes_supported).toEqual(['openid', 'profile', 'email', 'phone', 'offline_access'])
+    expect(r.body.grant_types_supported).not.toContain('password')
+    expect(r.body.grant_types_supported).not.toContain('implicit')
+  })
+
+  it('answers CORS preflights for browser-based clients', async () => {
+    const r = await SELF.fetch(`${ISSUER}/oauth2/token`, {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://spa.example.com', 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type' },
+    })
+    expect(r.status).toBe(204)
+    expect(r.headers.get('Access-Control-Allow-Origin')).toBe('*')
+    expect(r.headers.get('Access-Control-Allow-Methods')).toContain('POST')
+  })
+
+  it('/docs/open lists the OIDC endpoints; the consent page stays out of it', async () => {
+    const doc = (await api('/docs/open/openapi.json')).body
+    for (const p of ['/.well-known/openid-configuration', '/oauth2/authorize', '/oauth2/token', '/oauth2/userinfo', '/oauth2/revoke', '/oauth2/introspect', '/oauth2/end_session']) {
+      expect(doc.paths[p], p).toBeDefined()
+    }
+    expect(doc.paths['/page/consent']).toBeUndefined()
+    expect(doc.components.securitySchemes.clientBasic).toMatchObject({ type: 'http', scheme: 'basic' })
+  })
+})

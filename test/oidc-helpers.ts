@@ -1,0 +1,137 @@
+import { SELF, env } from 'cloudflare:test'
+import * as client from 'openid-client'
+import { sessionRow } from '../src/auth/service'
+import { sessions } from '../src/auth/schema'
+import { appUserMappings } from '../src/apps/schema'
+import { getDb } from '../src/db'
+import { createApplication, type NewApplicationInput } from '../src/apps/service'
+
+export const ISSUER = 'http://localhost'
+export const REDIRECT = 'https://rp.example.com/cb'
+export const POST_LOGOUT = 'https://rp.example.com/bye'
+
+/** An OIDC client app plus its one-time secret. */
+export async function createOidcApp(input: Partial<NewApplicationInput> = {}) {
+  const created = await createApplication(env, {
+    appName: 'Reporting Portal',
+    protocolType: 'OIDC',
+    redirectUris: [REDIRECT],
+    postLogoutRedirectUris: [POST_LOGOUT],
+    idTokenClaim: 'email',
+    iconUrl: 'https://rp.example.com/icon.png',
+    ...input,
+  })
+  return { app: created.app, clientId: created.app.appId, secret: created.app_secret }
+}
+
+/** Gives the user an account in the app (app_user_mappings row). */
+export async function mapUser(appId: string, userId: string, mappedKey: string, isActive = true) {
+  const now = Date.now()
+  await getDb(env.DB).insert(appUserMappings).values({ id: crypto.randomUUID(), appId, userId, mappedKey, isActive, createdAt: now, updatedAt: now })
+}
+
+/** openid-client configuration talking to the Worker in-process (customFetch → SELF.fetch). */
+export async function discover(clientId: string, auth: client.ClientAuth) {
+  return client.discovery(new URL(ISSUER), clientId, undefined, auth, {
+    execute: [client.allowInsecureRequests],
+    [client.customFetch]: (url: string, options: client.CustomFetchOptions) =>
+      SELF.fetch(url, { method: options.method, headers: options.headers as HeadersInit, body: options.body as BodyInit | null, redirect: options.redirect }),
+  })
+}
+
+/**
+ * A cookie-keeping browser that does not follow redirects, so each hop can be checked.
+ * `signIn` stands in for the hosted login page (/page/login, built on another branch):
+ * it inserts a browser session the way the page does and sets the AUTH_SESSION_ID cookie.
+ * After merging, swap it for a POST of the login form.
+ */
+export class Browser {
+  cookies = new Map<string, string>()
+
+  private cookieHeader() {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+  }
+
+  private keep(res: Response) {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = line.split(';')
+      const i = pair.indexOf('=')
+      const name = pair.slice(0, i).trim()
+      const value = pair.slice(i + 1).trim()
+      const expired = attrs.some((a) => /^\s*max-age=0/i.test(a)) || value === ''
+      if (expired) this.cookies.delete(name)
+      else this.cookies.set(name, value)
+    }
+    return res
+  }
+
+  async get(url: string) {
+    const res = await SELF.fetch(new URL(url, ISSUER).href, { redirect: 'manual', headers: { Cookie: this.cookieHeader() } })
+    return this.keep(res)
+  }
+
+  async post(url: string, form: Record<string, string>) {
+    const res = await SELF.fetch(new URL(url, ISSUER).href, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { Cookie: this.cookieHeader(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(form).toString(),
+    })
+    return this.keep(res)
+  }
+
+  async signIn(userId: string, opts: { authTime?: number } = {}) {
+    const now = opts.authTime ?? Date.now()
+    const { row, cookie } = await sessionRow(env, userId, { requestId: 'test-sign-in', ip: '127.0.0.1' }, { withCookie: true, now })
+    await getDb(env.DB).insert(sessions).values(row)
+    this.cookies.set('AUTH_SESSION_ID', cookie!)
+    return { sessionId: row.id }
+  }
+}
+
+export const location = (res: Response) => new URL(res.headers.get('Location')!, ISSUER)
+
+/** The hidden csrf_token of a rendered form. */
+export function csrfFrom(html: string) {
+  const m = /name="csrf_token" value="([^"]+)"/.exec(html)
+  if (!m) throw new Error('no csrf_token in page')
+  return m[1]
+}
+
+/** Runs the browser part of the code flow, through consent (if shown), and returns the callback URL. */
+export async function authorizeThrough(b: Browser, start: URL | string): Promise<URL> {
+  let next = new URL(String(start), ISSUER)
+  for (let hop = 0; hop < 6; hop++) {
+    if (next.origin !== ISSUER) return next
+    if (next.pathname === '/page/login') throw new Error('not signed in')
+    let res: Response
+    if (next.pathname === '/page/consent') {
+      const page = await b.get(next.pathname + next.search)
+      const html = await page.text()
+      res = await b.post('/page/consent', { request_id: next.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision: 'allow' })
+    } else {
+      res = await b.get(next.href)
+    }
+    if (res.status !== 302) throw new Error(`unexpected ${res.status}: ${await res.text()}`)
+    next = location(res)
+  }
+  throw new Error('too many redirects')
+}
+
+/** Form POST to an OAuth endpoint, with optional HTTP Basic client credentials. */
+export async function oauthPost(path: string, form: Record<string, string>, basic?: { id: string; secret: string }) {
+  const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' }
+  if (basic) headers.Authorization = 'Basic ' + btoa(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`)
+  const res = await SELF.fetch(`${ISSUER}${path}`, { method: 'POST', headers, body: new URLSearchParams(form).toString() })
+  const text = await res.text()
+  let body: any = text
+  try {
+    body = JSON.parse(text)
+  } catch {}
+  return { status: res.status, headers: res.headers, body }
+}
+
+export async function pkce() {
+  const verifier = client.randomPKCECodeVerifier()
+  return { verifier, challenge: await client.calculatePKCECodeChallenge(verifier) }
+}

@@ -1,0 +1,191 @@
+import { describe, expect, it } from 'vitest'
+import * as client from 'openid-client'
+import { decodeJwt, decodeProtectedHeader } from 'jose'
+import { env } from 'cloudflare:test'
+import { api, createUser } from './helpers'
+import { Browser, POST_LOGOUT, REDIRECT, authorizeThrough, createOidcApp, discover, location, mapUser, pkce } from './oidc-helpers'
+
+describe('OIDC flow driven by openid-client (certified RP library)', () => {
+  it('discovery → code + PKCE → consent → tokens → userinfo → refresh → introspection → revocation → end_session', async () => {
+    const { clientId, secret } = await createOidcApp()
+    const user = await createUser({ name: 'Li Lei' })
+    await mapUser(clientId, user.id, `lilei.${user.id.slice(0, 8)}@rp.example.com`)
+    const config = await discover(clientId, client.ClientSecretBasic(secret))
+    expect(config.serverMetadata().issuer).toBe('http://localhost')
+
+    const { verifier, challenge } = await pkce()
+    const nonce = client.randomNonce()
+    const state = client.randomState()
+    const authUrl = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT,
+      scope: 'openid profile email offline_access',
+      code_challenge: challenge,
+      code_challenge_method: 'S256',
+      nonce,
+      state,
+    })
+
+    // Not signed in: off to the hosted login page, with a way back.
+    const b = new Browser()
+    const first = await b.get(authUrl.href)
+    expect(first.status).toBe(302)
+    const login = location(first)
+    expect(login.pathname).toBe('/page/login')
+    const returnTo = login.searchParams.get('return_to')!
+    expect(returnTo).toMatch(/^\/oauth2\/authorize\?request_id=[A-Za-z0-9_-]{43}$/)
+
+    const { sessionId } = await b.signIn(user.id)
+    const back = await b.get(returnTo)
+    expect(back.status).toBe(302)
+    const consentUrl = location(back)
+    expect(consentUrl.pathname).toBe('/page/consent')
+
+    // The consent page names the app, shows its icon and the scopes, and carries a CSRF token.
+    const page = await b.get(consentUrl.pathname + consentUrl.search)
+    expect(page.status).toBe(200)
+    expect(page.headers.get('Content-Type')).toMatch(/text\/html/)
+    expect(page.headers.get('X-Frame-Options')).toBe('DENY')
+    const html = await page.text()
+    expect(html).toContain('Reporting Portal')
+    expect(html).toContain('https://rp.example.com/icon.png')
+    expect(html).toContain('Your email address')
+    expect(html).toContain('rp.example.com')
+    expect(b.cookies.get('OIDC_CSRF')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+
+    const callback = await authorizeThrough(b, consentUrl)
+    expect(callback.origin + callback.pathname).toBe(REDIRECT)
+    expect(callback.searchParams.get('state')).toBe(state)
+    expect(callback.searchParams.get('iss')).toBe('http://localhost')
+
+    // The library validates the ID token (signature via JWKS, iss, aud, exp, nonce) and the iss parameter.
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedNonce: nonce, expectedState: state, idTokenExpected: true })
+    const claims = tokens.claims()!
+    expect(claims.sub).toBe(user.id)
+    expect(claims.aud).toBe(clientId)
+    expect(claims.nonce).toBe(nonce)
+    expect(claims.sid).toBe(sessionId)
+    expect(claims.email).toBe(`lilei.${user.id.slice(0, 8)}@rp.example.com`)
+    expect(typeof claims.auth_time).toBe('number')
+    expect(claims.at_hash).toMatch(/^[A-Za-z0-9_-]{22}$/)
+    expect(decodeProtectedHeader(tokens.id_token!).alg).toBe('ES256')
+    expect(tokens.token_type).toBe('bearer')
+    expect(tokens.scope?.split(' ').sort()).toEqual(['email', 'offline_access', 'openid', 'profile'])
+    expect(tokens.refresh_token).toMatch(/^rt_/)
+    expect(decodeJwt(tokens.access_token)).toMatchObject({ sub: user.id, aud: clientId, client_id: clientId, sid: sessionId })
+
+    const info = await client.fetchUserInfo(config, tokens.access_token, user.id)
+    expect(info).toMatchObject({ sub: user.id, email: claims.email, name: 'Li Lei' })
+    expect(typeof info.updated_at).toBe('number')
+
+    const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token!)
+    expect(refreshed.refresh_token).not.toBe(tokens.refresh_token)
+    expect(refreshed.access_token).not.toBe(tokens.access_token)
+
+    const introAccess = await client.tokenIntrospection(config, refreshed.access_token)
+    expect(introAccess).toMatchObject({ active: true, client_id: clientId, sub: user.id, token_type: 'Bearer' })
+    expect(introAccess.scope?.split(' ')).toContain('openid')
+    const introRefresh = await client.tokenIntrospection(config, refreshed.refresh_token!)
+    expect(introRefresh).toMatchObject({ active: true, client_id: clientId, sub: user.id })
+
+    // Revoking the refresh token kills its family; revoking the access token denies it at once.
+    await client.tokenRevocation(config, refreshed.refresh_token!)
+    expect((await client.tokenIntrospection(config, refreshed.refresh_token!)).active).toBe(false)
+    await expect(client.refreshTokenGrant(config, refreshed.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' })
+    await client.tokenRevocation(config, refreshed.access_token)
+    expect((await client.tokenIntrospection(config, refreshed.access_token)).active).toBe(false)
+    await expect(client.fetchUserInfo(config, refreshed.access_token, user.id)).rejects.toBeDefined()
+    expect((await api('/api/v1/auth/me', { token: refreshed.access_token })).status).toBe(401)
+    // The first access token was not revoked and still works.
+    expect((await client.tokenIntrospection(config, tokens.access_token)).active).toBe(true)
+
+    // RP-initiated logout with id_token_hint: no confirmation, back to the registered URI with state.
+    const endUrl = client.buildEndSessionUrl(config, { id_token_hint: tokens.id_token!, post_logout_redirect_uri: POST_LOGOUT, state: 'bye-state' })
+    const end = await b.get(endUrl.href)
+    expect(end.status).toBe(302)
+    expect(location(end).href).toBe(`${POST_LOGOUT}?state=bye-state`)
+    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(false)
+    // The session is over: its tokens are dead and the next authorization needs a sign-in.
+    expect((await client.tokenIntrospection(config, tokens.access_token)).active).toBe(false)
+    const again = await b.get(authUrl.href)
+    expect(location(again).pathname).toBe('/page/login')
+  })
+
+  it('remembers consent per user and app; a first-party app never asks; prompt=consent asks again', async () => {
+    const { clientId, secret } = await createOidcApp()
+    const user = await createUser()
+    await mapUser(clientId, user.id, `u-${user.id.slice(0, 8)}@rp.example.com`)
+    const config = await discover(clientId, client.ClientSecretBasic(secret))
+    const b = new Browser()
+    await b.signIn(user.id)
+    const params = async (extra: Record<string, string> = {}) => {
+      const { challenge } = await pkce()
+      return client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256', ...extra })
+    }
+    const first = await b.get((await params()).href)
+    expect(location(first).pathname).toBe('/page/consent')
+    await authorizeThrough(b, location(first))
+    const row = await env.DB.prepare('SELECT scope FROM oidc_consents WHERE user_id = ? AND client_id = ?').bind(user.id, clientId).first<{ scope: string }>()
+    expect(row!.scope).toBe('email openid')
+
+    const second = await b.get((await params()).href)
+    expect(location(second).origin + location(second).pathname).toBe(REDIRECT)
+    expect(location(second).searchParams.get('code')).toBeTruthy()
+
+    // More scopes than granted: asks again.
+    const wider = await b.get((await params({ scope: 'openid email phone' })).href)
+    expect(location(wider).pathname).toBe('/page/consent')
+
+    const forced = await b.get((await params({ prompt: 'consent' })).href)
+    expect(location(forced).pathname).toBe('/page/consent')
+
+    const fp = await createOidcApp({ firstParty: true })
+    await mapUser(fp.clientId, user.id, `fp-${user.id.slice(0, 8)}@rp.example.com`)
+    const fpConfig = await discover(fp.clientId, client.ClientSecretBasic(fp.secret))
+    const { challenge } = await pkce()
+    const direct = await b.get(client.buildAuthorizationUrl(fpConfig, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }).href)
+    expect(location(direct).searchParams.get('code')).toBeTruthy()
+  })
+
+  it('public client: PKCE with auth method none, the mapped claim as preferred_username', async () => {
+    const { clientId } = await createOidcApp({ tokenEndpointAuthMethod: 'none', idTokenClaim: 'preferred_username', firstParty: true })
+    const user = await createUser()
+    await mapUser(clientId, user.id, `user_${user.id.slice(0, 6)}`)
+    const config = await discover(clientId, client.None())
+    const b = new Browser()
+    await b.signIn(user.id)
+    const { verifier, challenge } = await pkce()
+    const nonce = client.randomNonce()
+    const callback = await authorizeThrough(
+      b,
+      client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid profile', code_challenge: challenge, code_challenge_method: 'S256', nonce }),
+    )
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedNonce: nonce })
+    expect(tokens.claims()!.preferred_username).toBe(`user_${user.id.slice(0, 6)}`)
+    expect(tokens.claims()!.email).toBeUndefined()
+    // no offline_access requested: no refresh token
+    expect(tokens.refresh_token).toBeUndefined()
+    const info = await client.fetchUserInfo(config, tokens.access_token, user.id)
+    expect(info.preferred_username).toBe(`user_${user.id.slice(0, 6)}`)
+  })
+
+  it('client_secret_post and client_credentials', async () => {
+    const { clientId, secret } = await createOidcApp({ tokenEndpointAuthMethod: 'client_secret_post', grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], firstParty: true })
+    const config = await discover(clientId, client.ClientSecretPost(secret))
+    const cc = await client.clientCredentialsGrant(config)
+    expect(cc.refresh_token).toBeUndefined()
+    expect(decodeJwt(cc.access_token)).toMatchObject({ sub: clientId, client_id: clientId, aud: clientId })
+    const intro = await client.tokenIntrospection(config, cc.access_token)
+    expect(intro).toMatchObject({ active: true, sub: clientId, client_id: clientId })
+    // a client token is not a user token: userinfo refuses it
+    await expect(client.fetchUserInfo(config, cc.access_token, clientId)).rejects.toBeDefined()
+
+    const user = await createUser()
+    await mapUser(clientId, user.id, `post-${user.id.slice(0, 8)}@rp.example.com`)
+    const b = new Browser()
+    await b.signIn(user.id)
+    const { verifier, challenge } = await pkce()
+    const callback = await authorizeThrough(b, client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }))
+    const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier })
+    expect(tokens.claims()!.sub).toBe(user.id)
+  })
+})
