@@ -50,7 +50,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     expect(html).toContain('https://rp.example.com/icon.png')
     expect(html).toContain('Your email address')
     expect(html).toContain('rp.example.com')
-    expect(b.cookies.get('OIDC_CSRF')).toMatch(/^[A-Za-z0-9_-]{43}$/)
+    expect(b.cookies.get('__Host-uap_csrf')).toMatch(/^[A-Za-z0-9_-]{43}$/)
 
     const callback = await authorizeThrough(b, consentUrl)
     expect(callback.origin + callback.pathname).toBe(REDIRECT)

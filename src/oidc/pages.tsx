@@ -1,9 +1,10 @@
 import type { Context } from 'hono'
 import type { FC, PropsWithChildren } from 'hono/jsx'
-import { getCookie, setCookie } from 'hono/cookie'
+import { getCookie } from 'hono/cookie'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import type { AppEnv } from '../lib/context'
-import { randomToken, timingSafeEqual } from '../lib/crypto'
+import { timingSafeEqual } from '../lib/crypto'
+import { CSRF_COOKIE, CSRF_RE } from '../pages/security'
 import { SCOPE_DESCRIPTIONS, SUPPORTED_SCOPES } from './service'
 
 /**
@@ -55,17 +56,11 @@ export function renderPage(c: Context, element: unknown, status: ContentfulStatu
   return c.html('<!doctype html>' + String(element), status)
 }
 
-export const CSRF_COOKIE = 'OIDC_CSRF'
-const CSRF_RE = /^[A-Za-z0-9_-]{43}$/
-
-/** The double-submit token: reuses this browser's cookie (several tabs stay valid) or sets a new one. */
-export function csrfToken(c: Context<AppEnv>): string {
-  const existing = getCookie(c, CSRF_COOKIE)
-  if (existing && CSRF_RE.test(existing)) return existing
-  const token = randomToken(32)
-  setCookie(c, CSRF_COOKIE, token, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/' })
-  return token
-}
+/**
+ * The hosted pages' double-submit CSRF token (src/pages/security.ts): one cookie for every
+ * form of the site. POSTs under /page/* are also checked by the pages' middleware.
+ */
+export { csrfToken } from '../pages/security'
 
 export function csrfValid(c: Context<AppEnv>, field: string | undefined): boolean {
   const cookie = getCookie(c, CSRF_COOKIE)

@@ -251,7 +251,7 @@ oidcRoutes.openapi(
     tags: ['Hosted pages'],
     summary: 'Answer the consent page',
     description:
-      'Allow: the consent (user, app, scopes) is remembered in D1 and the code is issued. Deny: the client receives `access_denied`. The csrf_token field must equal the OIDC_CSRF cookie (double submit, constant-time comparison).',
+      'Allow: the consent (user, app, scopes) is remembered in D1 and the code is issued. Deny: the client receives `access_denied`. The csrf_token field must equal the `__Host-uap_csrf` cookie (double submit, constant-time comparison).',
     middleware: [pageFormOnly] as const,
     request: {
       body: form(

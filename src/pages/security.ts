@@ -13,12 +13,12 @@ import { getConfig } from '../env'
  */
 export const CSRF_COOKIE = '__Host-uap_csrf'
 export const CSRF_FIELD = 'csrf_token'
-const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/
+export const CSRF_RE = /^[A-Za-z0-9_-]{43}$/
 
 /** The browser's CSRF token, set as a cookie first if it has none. */
 export function csrfToken(c: Context<AppEnv>): string {
   const existing = getCookie(c, CSRF_COOKIE)
-  if (existing && TOKEN_RE.test(existing)) return existing
+  if (existing && CSRF_RE.test(existing)) return existing
   const token = randomToken(32)
   setCookie(c, CSRF_COOKIE, token, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/' })
   return token
@@ -33,7 +33,7 @@ export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
   const cookie = getCookie(c, CSRF_COOKIE)
   const form = await c.req.parseBody()
   const field = form[CSRF_FIELD]
-  if (!cookie || typeof field !== 'string' || !TOKEN_RE.test(cookie)) return false
+  if (!cookie || typeof field !== 'string' || !CSRF_RE.test(cookie)) return false
   return timingSafeEqual(cookie, field)
 }
 
