@@ -14,6 +14,9 @@ import { keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
 import { mountDocs } from './docs/routes'
+import { adminAppRoutes } from './apps/routes'
+import { signingRoutes } from './signing/routes'
+import { mappingRoutes } from './mappings/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -39,6 +42,9 @@ export function buildApp() {
   app.route('/', authRoutes)
   app.route('/', adminUserRoutes)
   app.route('/', adminSystemRoutes)
+  app.route('/', adminAppRoutes)
+  app.route('/', signingRoutes)
+  app.route('/', mappingRoutes)
   mountDocs(app)
 
   app.notFound((c) => {
