@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { router, OPEN, pick } from '../lib/openapi'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { SIGNATURE_HEADERS } from './canonical'
+import { sha256Hex } from '../lib/crypto'
 
 /** Signed partner API: the signature check endpoint (docs/signing.md). */
 export const signingRoutes = router()
@@ -47,5 +48,28 @@ signingRoutes.openapi(
   async (c) => {
     const now = Date.now()
     return c.json({ ok: true as const, app_id: c.get('app')!.appId, server_time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000) }, 200)
+  },
+)
+
+signingRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/api/v1/open/ping',
+    tags: ['Open: signing'],
+    summary: 'Check your request signing, body included',
+    description:
+      'Like GET, for requests with a body: any body (JSON or not) is accepted, and the answer includes the SHA-256 the server computed over the bytes it received, to compare with the hash in your canonical string.',
+    ...OPEN,
+    security: appSignatureSecurity,
+    middleware: [requireSignedApp] as const,
+    responses: {
+      200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping.extend({ body_sha256: z.string().openapi({ example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }) }) } } },
+      ...signedErrors,
+    },
+  }),
+  async (c) => {
+    const now = Date.now()
+    const bodySha256 = await sha256Hex(new Uint8Array(await c.req.arrayBuffer()))
+    return c.json({ ok: true as const, app_id: c.get('app')!.appId, server_time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000), body_sha256: bodySha256 }, 200)
   },
 )
