@@ -55,14 +55,17 @@ interface UserLite {
   status: 'ACTIVE' | 'DISABLED'
 }
 
+/** The event's payload, read from the mapping row `m` and its user `u` (see MappingEventPayload). */
+const payloadSql = sql`json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
+  'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status)`
+
+// INSERT ... SELECT through drizzle's insert builder (raw db.run statements cannot be batched
+// on D1 by drizzle). The select lists every column of mapping_events in table order; a NULL
+// id lets AUTOINCREMENT assign the sequence.
 function eventStatement(db: DB, e: { eventId: string; mappingId: string; type: MappingEventType; guard: string | null; now: number }): Stmt {
   // LEFT JOIN from a one-row table: when the guarded row is absent, app_id is NULL and the
   // NOT NULL constraint aborts the whole batch (see the comment at the top).
-  return db.run(sql`INSERT INTO mapping_events (event_id, app_id, user_id, mapping_id, event_type, payload, created_at)
-    SELECT ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type},
-      json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
-                  'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status),
-      ${e.now}
+  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL
     FROM (SELECT 1) AS one
     LEFT JOIN app_user_mappings m ON m.id = ${e.mappingId} AND m.last_event_id IS ${e.guard}
     LEFT JOIN users u ON u.id = m.user_id`)
@@ -116,11 +119,7 @@ export function deleteAllMappingsOfAppStatements(db: DB, appId: string, now = Da
   // RFC 4122 version-4 layout from SQLite's randomblob
   const uuid = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
   return [
-    db.run(sql`INSERT INTO mapping_events (event_id, app_id, user_id, mapping_id, event_type, payload, created_at)
-      SELECT ${uuid}, m.app_id, m.user_id, m.id, 'DELETE',
-        json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
-                    'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status),
-        ${now}
+    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuid}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL
       FROM app_user_mappings m LEFT JOIN users u ON u.id = m.user_id
       WHERE m.app_id = ${appId}
       ORDER BY m.created_at, m.id`),
@@ -178,7 +177,8 @@ async function loadState(db: DB, appId: string, items: Prepared[]): Promise<Stat
     .select()
     .from(appUserMappings)
     .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.mappedKey, keys.length ? keys : ['\u0000'])))
-  const [userRows, keyRows] = await db.batch([userQuery, keyQuery])
+  // not db.batch: drizzle maps D1 batch rows by column name, which loses one of two joined `id`s
+  const [userRows, keyRows] = await Promise.all([userQuery, keyQuery])
   for (const r of userRows) {
     state.users.set(r.user.mobile, r.user)
     if (r.mapping) {
@@ -377,7 +377,8 @@ export async function listMappings(env: Env, appId: string, q: { page: number; p
   if (q.mobile) conds.push(like(users.mobile, `%${q.mobile.replace(/[%_\\]/g, (m) => '\\' + m)}%`))
   if (q.mappedKey) conds.push(eq(appUserMappings.mappedKey, q.mappedKey))
   const where = and(...conds)
-  const [rows, total] = await db.batch([
+  // not db.batch: joined columns sharing a name (`name`) would collide in D1 batch results
+  const [rows, total] = await Promise.all([
     db
       .select(withUser)
       .from(appUserMappings)
