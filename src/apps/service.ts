@@ -1,4 +1,5 @@
-import { and, count, desc, eq, like, or } from 'drizzle-orm'
+import { and, count, desc, eq, or } from 'drizzle-orm'
+import { containsText } from '../lib/sql'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, type Env } from '../env'
@@ -114,8 +115,7 @@ export async function listApplications(
   const db = getDb(env.DB)
   const conds = []
   if (q.search) {
-    const term = `%${q.search.replace(/[%_\\]/g, (m) => '\\' + m)}%`
-    conds.push(or(like(applications.appName, term), like(applications.appId, term)))
+    conds.push(or(containsText(applications.appName, q.search), containsText(applications.appId, q.search)))
   }
   if (q.status) conds.push(eq(applications.status, q.status))
   if (q.protocolType) conds.push(eq(applications.protocolType, q.protocolType))

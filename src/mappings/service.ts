@@ -1,4 +1,5 @@
-import { and, asc, count, desc, eq, gt, inArray, isNull, like, sql } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm'
+import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
@@ -374,7 +375,7 @@ export async function listMappings(env: Env, appId: string, q: { page: number; p
   const db = getDb(env.DB)
   const conds = [eq(appUserMappings.appId, appId)]
   if (q.status) conds.push(eq(appUserMappings.isActive, q.status === 'ACTIVE'))
-  if (q.mobile) conds.push(like(users.mobile, `%${q.mobile.replace(/[%_\\]/g, (m) => '\\' + m)}%`))
+  if (q.mobile) conds.push(containsText(users.mobile, q.mobile))
   if (q.mappedKey) conds.push(eq(appUserMappings.mappedKey, q.mappedKey))
   const where = and(...conds)
   // not db.batch: joined columns sharing a name (`name`) would collide in D1 batch results
