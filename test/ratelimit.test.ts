@@ -91,8 +91,9 @@ describe('rate limits on partner routes', () => {
     expect((await call(req())).body.error.code).toBe('signature_missing')
   })
 
-  it('uses the default policies when RATE_LIMITS is absent', () => {
-    expect(policyFor(env, 'signed_app')).toEqual({ limit: 600, windowS: 60 })
+  it('uses the default policies when RATE_LIMITS is absent, and overrides per policy', () => {
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'signed_app')).toEqual({ limit: 600, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
     expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
   })
