@@ -21,6 +21,9 @@ import { accountRoutes } from './account/routes'
 import { pageRoutes } from './pages/routes'
 import { devRoutes } from './dev/routes'
 import { oidcRoutes } from './oidc/routes'
+import { adminAppRoutes } from './apps/routes'
+import { signingRoutes } from './signing/routes'
+import { mappingRoutes } from './mappings/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 
@@ -53,6 +56,9 @@ export function buildApp() {
   app.route('/', devRoutes)
   app.route('/', ticketRoutes)
   app.route('/', oidcRoutes)
+  app.route('/', adminAppRoutes)
+  app.route('/', signingRoutes)
+  app.route('/', mappingRoutes)
   mountDocs(app)
 
   app.notFound((c) => {

@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { env } from 'cloudflare:test'
+import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
+import worker from '../src/index'
+import { createApp } from './helpers'
+import { signRequest } from '../src/signing/client'
 import { hitRateLimit, policyFor } from '../src/ratelimit'
 
 describe('rate limiter (Durable Object per policy and key)', () => {
@@ -13,5 +16,85 @@ describe('rate limiter (Durable Object per policy and key)', () => {
     expect(refused.length).toBe(3)
     expect(refused[0].retryAfterS).toBeGreaterThan(0)
     expect((await hitRateLimit(env, 'captcha_ip', key + '-other')).allowed).toBe(true)
+  })
+})
+
+
+/** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
+const tinyEnv = { ...env, RATE_LIMITS: JSON.stringify({ app_token: { limit: 2, windowS: 60 }, signed_app: { limit: 2, windowS: 60 }, partner_ip: { limit: 3, windowS: 60 } }) }
+
+async function call(req: Request, e: typeof env = tinyEnv) {
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(req, e, ctx)
+  await waitOnExecutionContext(ctx)
+  return { status: res.status, headers: res.headers, body: (await res.json()) as any }
+}
+
+/** Moves the limiter's window into the past, as if the window had run out. */
+async function expireWindow(policy: string, key: string) {
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policy}:${key}`))
+  await runInDurableObject(stub, async (_instance, state) => {
+    const w = await state.storage.get<{ start: number; count: number; windowMs: number }>('w')
+    if (!w) throw new Error('no window stored')
+    await state.storage.put('w', { ...w, start: w.start - w.windowMs })
+  })
+}
+
+describe('rate limits on partner routes', () => {
+  it('per app on X-App-Access-Token routes: 429 with Retry-After and the JSON error body, then recovers', async () => {
+    const a = await createApp()
+    const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`
+    const req = (i: number) =>
+      new Request(`http://localhost/api/v1/apps/${a.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': a.access_token, 'CF-Connecting-IP': `${ip}-${i}` } })
+    expect((await call(req(1))).status).toBe(200)
+    const second = await call(req(2))
+    expect(second.status).toBe(200)
+    expect(second.headers.get('X-RateLimit-Remaining')).toBe('0')
+    const limited = await call(req(3))
+    expect(limited.status).toBe(429)
+    expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0)
+    expect(Number(limited.headers.get('Retry-After'))).toBeLessThanOrEqual(60)
+    expect(limited.body.error).toMatchObject({ code: 'rate_limited', details: { policy: 'app_token', limit: 2 } })
+    expect(limited.body.error.request_id).toBeTruthy()
+    // another app is not affected
+    const b = await createApp()
+    expect((await call(new Request(`http://localhost/api/v1/apps/${b.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': b.access_token } }))).status).toBe(200)
+    await expireWindow('app_token', a.app.appId)
+    expect((await call(req(4))).status).toBe(200)
+  })
+
+  it('per app on signed routes, counted only for correctly signed requests', async () => {
+    const a = await createApp()
+    const signed = async (secret = a.app_secret) =>
+      new Request('http://localhost/api/v1/open/ping', {
+        headers: { ...(await signRequest({ appId: a.app.appId, appSecret: secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() },
+      })
+    // forgeries do not spend the app's budget
+    for (let i = 0; i < 3; i++) expect((await call(await signed('sk_forged'))).body.error.code).toBe('signature_invalid')
+    expect((await call(await signed())).status).toBe(200)
+    expect((await call(await signed())).status).toBe(200)
+    const limited = await call(await signed())
+    expect(limited.status).toBe(429)
+    expect(limited.body.error.details.policy).toBe('signed_app')
+    await expireWindow('signed_app', a.app.appId)
+    expect((await call(await signed())).status).toBe(200)
+  })
+
+  it('per client IP before authentication', async () => {
+    const ip = `203.0.113.${crypto.randomUUID()}`
+    const req = () => new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': ip } })
+    for (let i = 0; i < 3; i++) expect((await call(req())).body.error.code).toBe('signature_missing')
+    const limited = await call(req())
+    expect(limited.status).toBe(429)
+    expect(limited.body.error.details.policy).toBe('partner_ip')
+    await expireWindow('partner_ip', ip)
+    expect((await call(req())).body.error.code).toBe('signature_missing')
+  })
+
+  it('uses the default policies when RATE_LIMITS is absent, and overrides per policy', () => {
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'signed_app')).toEqual({ limit: 600, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
+    expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
+    expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
   })
 })

@@ -40,9 +40,17 @@ export const appUserMappings = sqliteTable(
     appId: text('app_id').notNull().references(() => applications.appId, { onDelete: 'cascade' }),
     userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
     mappedKey: text('mapped_key').notNull(),
+    /** The person's display name as the app knows it (sync `name`); the user's own name is used when null. */
+    name: text('name'),
     isActive: integer('is_active', { mode: 'boolean' }).notNull().default(true),
     createdAt: integer('created_at').notNull(),
     updatedAt: integer('updated_at').notNull(),
+    /**
+     * event_id of the outbox event written with the latest change. Doubles as the
+     * compare-and-set token of every write (src/mappings/service.ts), so a change and its
+     * event commit together or not at all even under concurrent writers.
+     */
+    lastEventId: text('last_event_id'),
   },
   (t) => [
     uniqueIndex('mappings_app_user_uq').on(t.appId, t.userId),

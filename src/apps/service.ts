@@ -1,4 +1,5 @@
-import { eq } from 'drizzle-orm'
+import { and, count, desc, eq, or } from 'drizzle-orm'
+import { containsText } from '../lib/sql'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, type Env } from '../env'
@@ -83,4 +84,45 @@ export async function findApplication(env: Env, appId: string): Promise<Applicat
 
 export async function findApplicationByAccessToken(env: Env, token: string): Promise<Application | undefined> {
   return getDb(env.DB).select().from(applications).where(eq(applications.accessTokenHash, await sha256Hex(token))).get()
+}
+
+/** The admin view of an application: every setting, never the secret nor the token (nor their stored forms). */
+export function publicApp(a: Application) {
+  return {
+    app_id: a.appId,
+    app_name: a.appName,
+    icon_url: a.iconUrl,
+    protocol_type: a.protocolType,
+    redirect_uris: a.redirectUris,
+    post_logout_redirect_uris: a.postLogoutRedirectUris,
+    grant_types: a.grantTypes,
+    response_types: a.responseTypes,
+    token_endpoint_auth_method: a.tokenEndpointAuthMethod as 'client_secret_basic' | 'client_secret_post' | 'none',
+    id_token_claim: a.idTokenClaim as 'email' | 'preferred_username',
+    notification_url: a.notificationUrl,
+    backchannel_logout_uri: a.backchannelLogoutUri,
+    first_party: a.firstParty,
+    status: a.status,
+    created_at: new Date(a.createdAt).toISOString(),
+    updated_at: new Date(a.updatedAt).toISOString(),
+  }
+}
+
+export async function listApplications(
+  env: Env,
+  q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED'; protocolType?: 'OIDC' | 'SIMPLE_API' },
+) {
+  const db = getDb(env.DB)
+  const conds = []
+  if (q.search) {
+    conds.push(or(containsText(applications.appName, q.search), containsText(applications.appId, q.search)))
+  }
+  if (q.status) conds.push(eq(applications.status, q.status))
+  if (q.protocolType) conds.push(eq(applications.protocolType, q.protocolType))
+  const where = conds.length ? and(...conds) : undefined
+  const [rows, total] = await db.batch([
+    db.select().from(applications).where(where).orderBy(desc(applications.createdAt), desc(applications.id)).limit(q.pageSize).offset((q.page - 1) * q.pageSize),
+    db.select({ n: count() }).from(applications).where(where),
+  ])
+  return { items: rows.map(publicApp), page: q.page, page_size: q.pageSize, total: total[0]?.n ?? 0 }
 }

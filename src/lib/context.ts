@@ -1,4 +1,5 @@
 import type { Env } from '../env'
+import type { Application } from '../apps/schema'
 
 /** What a request knows about its caller once auth middleware has run. */
 export interface AuthContext {
@@ -14,6 +15,8 @@ export type AppVariables = {
   requestId: string
   clientIp: string
   auth?: AuthContext
+  /** The calling application, set by requireSignedApp or requireAppAccess. */
+  app?: Application
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables }

@@ -14,8 +14,12 @@ export interface RatePolicy {
  * as {"signed_app": {"limit": 1200, "windowS": 60}}.
  */
 export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
+  /** per app_id, signed /api/v1/open/* and /api/v1/simple/* calls (counted after the signature checks) */
   signed_app: { limit: 600, windowS: 60 },
+  /** per app_id, X-App-Access-Token calls (mapping sync/query/changes) */
   app_token: { limit: 600, windowS: 60 },
+  /** per client IP, every partner call before authentication (bounds unauthenticated work) */
+  partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
   sms_mobile: { limit: 5, windowS: 3600 },
   sms_ip: { limit: 20, windowS: 3600 },

@@ -1,14 +1,21 @@
-import type { MiddlewareHandler } from 'hono'
+import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../lib/context'
 import type { Application } from '../apps/schema'
 import { ApiError } from '../lib/errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { findApplication, getAppSecret } from '../apps/service'
+import { enforceRateLimit } from '../ratelimit'
+import { getDb } from '../db'
+import { auditStatement } from '../audit/service'
 import { canonicalString, SIGNATURE_HEADERS as H } from './canonical'
 
 /** Allowed clock skew between the partner and UAP Edge, seconds. */
 export const MAX_SKEW_S = 300
-/** A nonce is remembered for longer than any timestamp could still be accepted. KV TTL ≥ 60. */
+/**
+ * A nonce is remembered for longer than its timestamp could still be accepted: a request
+ * stamped T is accepted until T+300 and its nonce is stored at the earliest at T-300, so
+ * 600 s covers the whole window. KV TTL ≥ 60.
+ */
 export const NONCE_TTL_S = 2 * MAX_SKEW_S
 
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
@@ -16,13 +23,23 @@ const SIG_RE = /^[0-9a-f]{64}$/
 
 export type SignedAppVariables = { app: Application }
 
+async function auditSecurity(c: Context<AppEnv>, action: string, app: Application, details: Record<string, unknown>) {
+  const db = getDb(c.env.DB)
+  await db.batch([
+    auditStatement(db, { action, actorType: 'app', actorId: app.appId, targetType: 'application', targetId: app.appId, requestId: c.get('requestId'), ip: c.get('clientIp'), details }),
+  ])
+}
+
 /**
  * Verifies an HMAC-signed partner request (docs/signing.md) and sets `c.var.app`.
- * Order: headers present → timestamp fresh → app known and active → signature →
- * nonce unused (recorded only after the signature checks, so forgeries cannot burn nonces).
- * Nonces live in KV: strict within a location, best-effort across locations (docs/security.md).
+ * Order: per-IP limit → headers present and well-formed (signature_missing) → timestamp
+ * within ±300 s (timestamp_stale) → app known and signature right (signature_invalid, same
+ * answer for an unknown app) → app ACTIVE (app_disabled) → per-app limit → nonce unused
+ * (nonce_replayed). The nonce is recorded only after the signature checks, so forgeries
+ * cannot burn nonces. Nonces live in KV: see docs/rate-limits.md for what that guarantees.
  */
-export const requireSignedApp: MiddlewareHandler<AppEnv & { Variables: SignedAppVariables }> = async (c, next) => {
+export const requireSignedApp: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
   const appId = c.req.header(H.appId)
   const timestamp = c.req.header(H.timestamp)
   const nonce = c.req.header(H.nonce)
@@ -35,10 +52,14 @@ export const requireSignedApp: MiddlewareHandler<AppEnv & { Variables: SignedApp
   if (!NONCE_RE.test(nonce!)) throw new ApiError(401, 'signature_missing', `${H.nonce} must be 16-64 characters of A-Z a-z 0-9 _ -`)
   if (!SIG_RE.test(signature!)) throw new ApiError(401, 'signature_invalid', `${H.signature} must be 64 hex characters`)
 
-  const skew = Math.abs(Math.floor(Date.now() / 1000) - Number(timestamp))
-  if (skew > MAX_SKEW_S) throw new ApiError(401, 'timestamp_stale', `${H.timestamp} is ${skew} s away from server time; allowed skew is ${MAX_SKEW_S} s`)
+  const skew = Math.floor(Date.now() / 1000) - Number(timestamp)
+  if (Math.abs(skew) > MAX_SKEW_S) {
+    throw new ApiError(401, 'timestamp_stale', `${H.timestamp} is ${Math.abs(skew)} s ${skew > 0 ? 'behind' : 'ahead of'} server time; allowed skew is ${MAX_SKEW_S} s`, {
+      server_time: Math.floor(Date.now() / 1000),
+    })
+  }
 
-  const app = await findApplication(c.env, appId!)
+  const app = appId!.length <= 64 ? await findApplication(c.env, appId!) : undefined
   // Unknown app and wrong secret read the same: no probing for app ids.
   if (!app) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
 
@@ -48,12 +69,20 @@ export const requireSignedApp: MiddlewareHandler<AppEnv & { Variables: SignedApp
     await getAppSecret(c.env, app),
     canonicalString({ appId: appId!, method: c.req.method, path: url.pathname, query: url.search, timestamp: timestamp!, nonce: nonce!, bodySha256Hex: await sha256Hex(body) }),
   )
-  if (!timingSafeEqual(expected, signature!)) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+  if (!timingSafeEqual(expected, signature!)) {
+    await auditSecurity(c, 'signature.invalid', app, { method: c.req.method, path: url.pathname })
+    throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+  }
   if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
 
-  const nonceKey = `nonce:${appId}:${nonce}`
-  if (await c.env.KV.get(nonceKey)) throw new ApiError(401, 'nonce_replayed', `${H.nonce} was already used`)
-  await c.env.KV.put(nonceKey, '1', { expirationTtl: NONCE_TTL_S })
+  await enforceRateLimit(c, 'signed_app', app.appId)
+
+  const nonceKey = `nonce:${app.appId}:${nonce}`
+  if (await c.env.KV.get(nonceKey)) {
+    await auditSecurity(c, 'signature.nonce_replayed', app, { method: c.req.method, path: url.pathname, nonce })
+    throw new ApiError(401, 'nonce_replayed', `${H.nonce} was already used`)
+  }
+  await c.env.KV.put(nonceKey, String(timestamp), { expirationTtl: NONCE_TTL_S })
 
   c.set('app', app)
   await next()

@@ -71,7 +71,7 @@ ticketRoutes.openapi(
     },
   }),
   async (c) => {
-    const source = c.get('app')
+    const source = c.get('app')!
     const ctx = c as unknown as Context<AppEnv>
     const { target_app_id, user_mobile } = c.req.valid('json')
     // Rate limit and D1 checks run side by side; a 429 wins over any other outcome.
@@ -135,7 +135,7 @@ ticketRoutes.openapi(
     },
   }),
   async (c) => {
-    const app = c.get('app')
+    const app = c.get('app')!
     const ctx = c as unknown as Context<AppEnv>
     const { ticket } = c.req.valid('json')
     const r = await consumeTicket(c.env, ticket, app.appId)

@@ -1,0 +1,57 @@
+import type { Context, MiddlewareHandler } from 'hono'
+import type { AppEnv } from '../lib/context'
+import type { Application } from './schema'
+import { ApiError } from '../lib/errors'
+import { sha256Hex, timingSafeEqual } from '../lib/crypto'
+import { requireAdmin } from '../lib/middleware'
+import { enforceRateLimit } from '../ratelimit'
+import { findApplication, findApplicationByAccessToken } from './service'
+
+export const APP_TOKEN_HEADER = 'X-App-Access-Token'
+
+const TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/
+
+/**
+ * `X-App-Access-Token`: the app's long-lived machine credential. Looked up by its SHA-256
+ * (the stored form), then compared in constant time; the app must be ACTIVE. Counts one hit
+ * on the per-IP limit before the lookup and on the per-app limit after. Sets `c.var.app`.
+ */
+export const requireAppToken: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
+  const token = c.req.header(APP_TOKEN_HEADER)
+  if (!token) throw new ApiError(401, 'app_token_missing', `${APP_TOKEN_HEADER} is required`)
+  const app = TOKEN_RE.test(token) ? await findApplicationByAccessToken(c.env, token) : undefined
+  // the lookup is an equality on a hash; the explicit compare keeps the check constant-time whatever the index does
+  if (!app || !timingSafeEqual(app.accessTokenHash, await sha256Hex(token))) throw new ApiError(401, 'app_token_invalid', `${APP_TOKEN_HEADER} is not valid`)
+  if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
+  await enforceRateLimit(c, 'app_token', app.appId)
+  c.set('app', app)
+  await next()
+}
+
+/**
+ * Mapping endpoints accept either the app's own access token (that app only) or an admin
+ * bearer token (any app). An X-App-Access-Token header, when present, takes precedence.
+ */
+export const requireAppOrAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (c.req.header(APP_TOKEN_HEADER) !== undefined) return requireAppToken(c, next)
+  if (c.req.header('Authorization') !== undefined) return requireAdmin(c, next)
+  throw new ApiError(401, 'app_token_missing', `Send ${APP_TOKEN_HEADER} (or an admin bearer token)`, undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
+}
+
+/**
+ * The application a request acts on. An app token may only name its own app (403
+ * app_mismatch otherwise, without saying whether the other app exists); an admin may name
+ * any existing app.
+ */
+export async function targetApp(c: Context<AppEnv>, appId: string | undefined): Promise<Application> {
+  const caller = c.get('app')
+  if (caller) {
+    if (appId !== undefined && appId !== caller.appId) throw new ApiError(403, 'app_mismatch', 'An app access token can only read and change its own mappings')
+    return caller
+  }
+  if (!appId) throw new ApiError(400, 'invalid_request', 'app_id is required when calling with an admin token')
+  const app = await findApplication(c.env, appId)
+  if (!app) throw new ApiError(404, 'app_not_found', 'Application not found')
+  return app
+}

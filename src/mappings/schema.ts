@@ -1,0 +1,38 @@
+import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+
+export const MAPPING_EVENT_TYPES = ['ADD', 'UPDATE', 'DISABLE', 'DELETE'] as const
+export type MappingEventType = (typeof MAPPING_EVENT_TYPES)[number]
+
+export interface MappingEventPayload {
+  mobile: string | null
+  name: string | null
+  mapped_key: string
+  /** the mapping's status after the change (a DELETE carries the last status) */
+  status: 'ACTIVE' | 'DISABLED'
+  user_status: 'ACTIVE' | 'DISABLED' | null
+}
+
+/**
+ * Outbox of mapping changes: one row per change, inserted in the same db.batch as the
+ * change itself. `id` is the monotonic sequence the changes feed pages on (AUTOINCREMENT
+ * never reuses a value; D1 serializes writes, so ids become visible in order). No foreign
+ * keys: events outlive the mapping (DELETE) and the application (app delete).
+ * `delivered_at` is set by webhook delivery.
+ */
+export const mappingEvents = sqliteTable(
+  'mapping_events',
+  {
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    eventId: text('event_id').notNull().unique(),
+    appId: text('app_id').notNull(),
+    userId: text('user_id').notNull(),
+    mappingId: text('mapping_id').notNull(),
+    eventType: text('event_type', { enum: MAPPING_EVENT_TYPES }).notNull(),
+    payload: text('payload', { mode: 'json' }).$type<MappingEventPayload>().notNull(),
+    createdAt: integer('created_at').notNull(),
+    deliveredAt: integer('delivered_at'),
+  },
+  (t) => [index('mapping_events_app_seq_idx').on(t.appId, t.id), index('mapping_events_undelivered_idx').on(t.deliveredAt, t.id)],
+)
+
+export type MappingEvent = typeof mappingEvents.$inferSelect

@@ -1,0 +1,428 @@
+import { and, asc, count, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm'
+import { containsText } from '../lib/sql'
+import type { BatchItem } from 'drizzle-orm/batch'
+import { getDb, type DB } from '../db'
+import type { Env } from '../env'
+import { appUserMappings, type AppUserMapping } from '../apps/schema'
+import { users } from '../users/schema'
+import { mappingEvents, type MappingEvent, type MappingEventType } from './schema'
+import { normalizeMobile } from '../lib/mobile'
+import { ApiError } from '../lib/errors'
+import { auditStatement, type AuditEntry } from '../audit/service'
+
+/*
+ * Mapping writes and their outbox events (docs/mappings.md).
+ *
+ * Every change is a pair of statements in one db.batch: the write, and an INSERT into
+ * mapping_events whose values are read back from the mapping row as the write left it.
+ * Writes are compare-and-set on `last_event_id`: an UPDATE/DELETE only matches the row
+ * version it was planned against, and the event INSERT only finds the row carrying the new
+ * event id. If a concurrent writer got there first, the event's app_id is NULL, the NOT NULL
+ * constraint aborts the batch, and nothing of it is applied: never a change without its
+ * event, never an event without its change.
+ */
+
+type Stmt = BatchItem<'sqlite'>
+
+export type SyncAction = 'ADD' | 'UPDATE' | 'DISABLE'
+
+export interface SyncItem {
+  mobile: string
+  mapped_key?: string
+  name?: string | null
+  action: SyncAction
+}
+
+export interface SyncItemResult {
+  index: number
+  mobile: string
+  action: SyncAction
+  status: 'ok' | 'error'
+  code: string
+  message: string
+  mapping_id?: string
+}
+
+export const SYNC_MAX_ITEMS = 500
+/** Items per write batch: each item is at most 3 statements (write, event, audit). */
+const CHUNK = 30
+/** Re-reads after a concurrent writer invalidated a plan. */
+const MAX_RETRIES = 2
+
+interface UserLite {
+  id: string
+  mobile: string
+  name: string | null
+  status: 'ACTIVE' | 'DISABLED'
+}
+
+/** The event's payload, read from the mapping row `m` and its user `u` (see MappingEventPayload). */
+const payloadSql = sql`json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
+  'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status)`
+
+// INSERT ... SELECT through drizzle's insert builder (raw db.run statements cannot be batched
+// on D1 by drizzle). The select lists every column of mapping_events in table order; a NULL
+// id lets AUTOINCREMENT assign the sequence.
+function eventStatement(db: DB, e: { eventId: string; mappingId: string; type: MappingEventType; guard: string | null; now: number }): Stmt {
+  // LEFT JOIN from a one-row table: when the guarded row is absent, app_id is NULL and the
+  // NOT NULL constraint aborts the whole batch (see the comment at the top).
+  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL
+    FROM (SELECT 1) AS one
+    LEFT JOIN app_user_mappings m ON m.id = ${e.mappingId} AND m.last_event_id IS ${e.guard}
+    LEFT JOIN users u ON u.id = m.user_id`)
+}
+
+const casGuard = (m: Pick<AppUserMapping, 'id' | 'lastEventId'>) =>
+  and(eq(appUserMappings.id, m.id), m.lastEventId === null ? isNull(appUserMappings.lastEventId) : eq(appUserMappings.lastEventId, m.lastEventId))
+
+/** A new mapping and its ADD event. */
+export function insertMappingStatements(db: DB, input: { appId: string; userId: string; mappedKey: string; name?: string | null }, now = Date.now()) {
+  const eventId = crypto.randomUUID()
+  const row: AppUserMapping = {
+    id: crypto.randomUUID(),
+    appId: input.appId,
+    userId: input.userId,
+    mappedKey: input.mappedKey,
+    name: input.name ?? null,
+    isActive: true,
+    createdAt: now,
+    updatedAt: now,
+    lastEventId: eventId,
+  }
+  return { row, statements: [db.insert(appUserMappings).values(row), eventStatement(db, { eventId, mappingId: row.id, type: 'ADD', guard: eventId, now })] as Stmt[] }
+}
+
+/** A change to an existing mapping (compare-and-set on its version) and its event. */
+export function updateMappingStatements(
+  db: DB,
+  prev: AppUserMapping,
+  next: Partial<Pick<AppUserMapping, 'mappedKey' | 'name' | 'isActive'>>,
+  type: Exclude<MappingEventType, 'DELETE'>,
+  now = Date.now(),
+) {
+  const eventId = crypto.randomUUID()
+  const row: AppUserMapping = { ...prev, ...next, updatedAt: now, lastEventId: eventId }
+  const set = { mappedKey: row.mappedKey, name: row.name, isActive: row.isActive, updatedAt: now, lastEventId: eventId }
+  return { row, statements: [db.update(appUserMappings).set(set).where(casGuard(prev)), eventStatement(db, { eventId, mappingId: prev.id, type, guard: eventId, now })] as Stmt[] }
+}
+
+/** The DELETE event (payload = the mapping's last state), then the delete, both guarded on its version. */
+export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now()): Stmt[] {
+  return [eventStatement(db, { eventId: crypto.randomUUID(), mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
+}
+
+/**
+ * Deleting an application removes its mappings. One DELETE event per mapping is written by
+ * a single INSERT ... SELECT (fixed statement count whatever the number of mappings), then
+ * the mappings go; the caller adds the application delete and the audit row to the batch.
+ */
+export function deleteAllMappingsOfAppStatements(db: DB, appId: string, now = Date.now()): Stmt[] {
+  // RFC 4122 version-4 layout from SQLite's randomblob
+  const uuid = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
+  return [
+    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuid}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL
+      FROM app_user_mappings m LEFT JOIN users u ON u.id = m.user_id
+      WHERE m.app_id = ${appId}
+      ORDER BY m.created_at, m.id`),
+    db.delete(appUserMappings).where(eq(appUserMappings.appId, appId)),
+  ]
+}
+
+/** What a failed batch means for a mapping write, or null when it is not ours to explain. */
+export function classifyWriteError(e: unknown): 'mapped_key_taken' | 'mapping_exists' | 'concurrent_modification' | null {
+  const msg = [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
+  if (/UNIQUE constraint failed: app_user_mappings\.app_id, app_user_mappings\.mapped_key/.test(msg)) return 'mapped_key_taken'
+  if (/UNIQUE constraint failed: app_user_mappings\.app_id, app_user_mappings\.user_id/.test(msg)) return 'mapping_exists'
+  if (/NOT NULL constraint failed: mapping_events\./.test(msg)) return 'concurrent_modification'
+  return null
+}
+
+const ERROR_MESSAGES: Record<string, string> = {
+  mapped_key_taken: 'This mapped_key is already used by another user of this app',
+  mapping_exists: 'The user already has a mapping in this app',
+  concurrent_modification: 'The mapping was changed concurrently; retry',
+}
+
+// ---------------------------------------------------------------------------------------
+// Planning: one item against the current state (read in bulk per chunk), sequential
+// semantics inside a request: later items see the effect of earlier ones.
+
+interface State {
+  users: Map<string, UserLite>
+  byUser: Map<string, AppUserMapping>
+  byKey: Map<string, AppUserMapping>
+}
+
+interface Prepared {
+  index: number
+  item: SyncItem
+  mobile: string | null
+}
+
+interface Planned {
+  result: SyncItemResult
+  statements: Stmt[]
+}
+
+async function loadState(db: DB, appId: string, items: Prepared[]): Promise<State> {
+  const mobiles = [...new Set(items.map((i) => i.mobile).filter((m): m is string => !!m))]
+  const keys = [...new Set(items.map((i) => i.item.mapped_key).filter((k): k is string => !!k))]
+  const state: State = { users: new Map(), byUser: new Map(), byKey: new Map() }
+  if (!mobiles.length) return state
+  const userQuery = db
+    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+    .from(users)
+    .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
+    .where(inArray(users.mobile, mobiles))
+  const keyQuery = db
+    .select()
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.mappedKey, keys.length ? keys : ['\u0000'])))
+  // not db.batch: drizzle maps D1 batch rows by column name, which loses one of two joined `id`s
+  const [userRows, keyRows] = await Promise.all([userQuery, keyQuery])
+  for (const r of userRows) {
+    state.users.set(r.user.mobile, r.user)
+    if (r.mapping) {
+      state.byUser.set(r.user.id, r.mapping)
+      state.byKey.set(r.mapping.mappedKey, r.mapping)
+    }
+  }
+  for (const m of keyRows) state.byKey.set(m.mappedKey, m)
+  return state
+}
+
+function remember(state: State, prev: AppUserMapping | undefined, row: AppUserMapping) {
+  if (prev && state.byKey.get(prev.mappedKey)?.id === prev.id) state.byKey.delete(prev.mappedKey)
+  state.byUser.set(row.userId, row)
+  state.byKey.set(row.mappedKey, row)
+}
+
+function planItem(db: DB, appId: string, p: Prepared, state: State, now: number, audit?: (r: SyncItemResult, userId: string) => AuditEntry): Planned {
+  const { item, index } = p
+  const base = { index, mobile: p.mobile ?? item.mobile, action: item.action }
+  const fail = (code: string, message: string): Planned => ({ result: { ...base, status: 'error', code, message }, statements: [] })
+  const ok = (code: string, message: string, row: AppUserMapping, statements: Stmt[] = []): Planned => {
+    const result: SyncItemResult = { ...base, status: 'ok', code, message, mapping_id: row.id }
+    if (statements.length && audit) statements.push(auditStatement(db, audit(result, row.userId)))
+    return { result, statements }
+  }
+
+  if (!p.mobile) return fail('invalid_mobile', 'mobile must be E.164 (+8613800138000) or an 11-digit mainland number')
+  const user = state.users.get(p.mobile)
+  if (!user) return fail('user_not_found', 'No UAP user has this mobile number; users are not created by sync')
+  const current = state.byUser.get(user.id)
+  const keyOwner = (key: string) => {
+    const owner = state.byKey.get(key)
+    return owner && owner.userId !== user.id ? owner : undefined
+  }
+
+  if (item.action === 'ADD') {
+    const key = item.mapped_key!
+    if (current?.isActive) {
+      if (current.mappedKey !== key) return fail('mapping_exists', `The user is already mapped to "${current.mappedKey}" in this app; use UPDATE to change it`)
+      if (item.name === undefined || item.name === current.name) return ok('unchanged', 'Already mapped with this mapped_key', current)
+      const u = updateMappingStatements(db, current, { name: item.name }, 'UPDATE', now)
+      remember(state, current, u.row)
+      return ok('updated', 'Mapping existed; name updated', u.row, u.statements)
+    }
+    if (keyOwner(key)) return fail('mapped_key_taken', ERROR_MESSAGES.mapped_key_taken)
+    if (current) {
+      const u = updateMappingStatements(db, current, { mappedKey: key, isActive: true, ...(item.name !== undefined ? { name: item.name } : {}) }, 'ADD', now)
+      remember(state, current, u.row)
+      return ok('reactivated', 'Disabled mapping enabled again', u.row, u.statements)
+    }
+    const ins = insertMappingStatements(db, { appId, userId: user.id, mappedKey: key, name: item.name ?? null }, now)
+    remember(state, undefined, ins.row)
+    return ok('created', 'Mapping created', ins.row, ins.statements)
+  }
+
+  if (!current) return fail('mapping_not_found', 'The user has no mapping in this app')
+
+  if (item.action === 'UPDATE') {
+    const key = item.mapped_key!
+    const name = item.name === undefined ? current.name : item.name
+    if (key === current.mappedKey && name === current.name) return ok('unchanged', 'Nothing to change', current)
+    if (key !== current.mappedKey && keyOwner(key)) return fail('mapped_key_taken', ERROR_MESSAGES.mapped_key_taken)
+    const u = updateMappingStatements(db, current, { mappedKey: key, name }, 'UPDATE', now)
+    remember(state, current, u.row)
+    return ok('updated', 'Mapping updated', u.row, u.statements)
+  }
+
+  // DISABLE
+  if (item.mapped_key !== undefined && item.mapped_key !== current.mappedKey) {
+    return fail('mapped_key_mismatch', `The user is mapped to "${current.mappedKey}", not "${item.mapped_key}"; nothing disabled`)
+  }
+  if (!current.isActive) return ok('unchanged', 'Already disabled', current)
+  const u = updateMappingStatements(db, current, { isActive: false }, 'DISABLE', now)
+  remember(state, current, u.row)
+  return ok('disabled', 'Mapping disabled', u.row, u.statements)
+}
+
+/**
+ * Applies a sync batch item by item. Items are planned in chunks against one bulk read and
+ * written in one db.batch per chunk; if a concurrent writer breaks a chunk (unique or
+ * version conflict), the chunk is rolled back as a whole and its items are redone one at a
+ * time with fresh reads, so each item is still all-or-nothing and gets its own result.
+ */
+export async function syncMappings(env: Env, appId: string, items: SyncItem[], opts: { audit?: (r: SyncItemResult, userId: string) => AuditEntry } = {}): Promise<SyncItemResult[]> {
+  const db = getDb(env.DB)
+  const results: SyncItemResult[] = new Array(items.length)
+  const prepared: Prepared[] = items.map((item, index) => ({ index, item, mobile: normalizeMobile(item.mobile) }))
+
+  const run = async (chunk: Prepared[], attempt: number): Promise<void> => {
+    const state = await loadState(db, appId, chunk)
+    const now = Date.now()
+    const planned = chunk.map((p) => planItem(db, appId, p, state, now, opts.audit))
+    const statements = planned.flatMap((p) => p.statements)
+    try {
+      if (statements.length) await db.batch(statements as [Stmt, ...Stmt[]])
+      for (const p of planned) results[p.result.index] = p.result
+    } catch (e) {
+      const kind = classifyWriteError(e)
+      if (!kind) throw e
+      if (chunk.length > 1) {
+        for (const p of chunk) await run([p], 0)
+        return
+      }
+      if (attempt < MAX_RETRIES) return run(chunk, attempt + 1)
+      const p = chunk[0]
+      results[p.index] = { index: p.index, mobile: p.mobile ?? p.item.mobile, action: p.item.action, status: 'error', code: kind, message: ERROR_MESSAGES[kind] }
+    }
+  }
+
+  for (let i = 0; i < prepared.length; i += CHUNK) await run(prepared.slice(i, i + CHUNK), 0)
+  return results
+}
+
+/** Single change for the admin routes: the statements plus the audit row, errors as HTTP errors. */
+export async function commitMappingChange(env: Env, statements: Stmt[]) {
+  const db = getDb(env.DB)
+  try {
+    await db.batch(statements as [Stmt, ...Stmt[]])
+  } catch (e) {
+    const kind = classifyWriteError(e)
+    if (!kind) throw e
+    throw new ApiError(409, kind, ERROR_MESSAGES[kind])
+  }
+}
+
+/** Maps a per-item sync error to the HTTP error an admin route answers with. */
+export function syncErrorToApiError(r: SyncItemResult): ApiError {
+  const status = r.code === 'invalid_mobile' ? 400 : r.code === 'user_not_found' || r.code === 'mapping_not_found' ? 404 : 409
+  return new ApiError(status, r.code, r.message)
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+export type MappingWithUser = AppUserMapping & { mobile: string; userName: string | null; userStatus: 'ACTIVE' | 'DISABLED' }
+
+const withUser = {
+  id: appUserMappings.id,
+  appId: appUserMappings.appId,
+  userId: appUserMappings.userId,
+  mappedKey: appUserMappings.mappedKey,
+  name: appUserMappings.name,
+  isActive: appUserMappings.isActive,
+  createdAt: appUserMappings.createdAt,
+  updatedAt: appUserMappings.updatedAt,
+  lastEventId: appUserMappings.lastEventId,
+  mobile: users.mobile,
+  userName: users.name,
+  userStatus: users.status,
+}
+
+export function publicMapping(m: MappingWithUser) {
+  return {
+    mapping_id: m.id,
+    app_id: m.appId,
+    user_id: m.userId,
+    mobile: m.mobile,
+    mapped_key: m.mappedKey,
+    name: m.name ?? m.userName,
+    is_active: m.isActive,
+    status: m.isActive ? ('ACTIVE' as const) : ('DISABLED' as const),
+    created_at: new Date(m.createdAt).toISOString(),
+    updated_at: new Date(m.updatedAt).toISOString(),
+  }
+}
+
+export async function findMapping(env: Env, appId: string, mappingId: string): Promise<MappingWithUser | undefined> {
+  return getDb(env.DB)
+    .select(withUser)
+    .from(appUserMappings)
+    .innerJoin(users, eq(users.id, appUserMappings.userId))
+    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.id, mappingId)))
+    .get()
+}
+
+export async function findMappingByKey(env: Env, appId: string, mappedKey: string) {
+  return getDb(env.DB).select().from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey))).get()
+}
+
+/** The user with this mobile and their mapping in this app (null when unmapped). */
+export async function queryUserMapping(env: Env, appId: string, mobile: string) {
+  const row = await getDb(env.DB)
+    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+    .from(users)
+    .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
+    .where(eq(users.mobile, mobile))
+    .get()
+  return row ?? null
+}
+
+export async function listMappings(env: Env, appId: string, q: { page: number; pageSize: number; status?: 'ACTIVE' | 'DISABLED'; mobile?: string; mappedKey?: string }) {
+  const db = getDb(env.DB)
+  const conds = [eq(appUserMappings.appId, appId)]
+  if (q.status) conds.push(eq(appUserMappings.isActive, q.status === 'ACTIVE'))
+  if (q.mobile) conds.push(containsText(users.mobile, q.mobile))
+  if (q.mappedKey) conds.push(eq(appUserMappings.mappedKey, q.mappedKey))
+  const where = and(...conds)
+  // not db.batch: joined columns sharing a name (`name`) would collide in D1 batch results
+  const [rows, total] = await Promise.all([
+    db
+      .select(withUser)
+      .from(appUserMappings)
+      .innerJoin(users, eq(users.id, appUserMappings.userId))
+      .where(where)
+      .orderBy(desc(appUserMappings.createdAt), desc(appUserMappings.id))
+      .limit(q.pageSize)
+      .offset((q.page - 1) * q.pageSize),
+    db.select({ n: count() }).from(appUserMappings).innerJoin(users, eq(users.id, appUserMappings.userId)).where(where),
+  ])
+  return { items: rows.map(publicMapping), page: q.page, page_size: q.pageSize, total: total[0]?.n ?? 0 }
+}
+
+export function publicEvent(e: MappingEvent) {
+  return {
+    seq: e.id,
+    event_id: e.eventId,
+    event_type: e.eventType,
+    app_id: e.appId,
+    mapping_id: e.mappingId,
+    user_id: e.userId,
+    mobile: e.payload.mobile,
+    name: e.payload.name,
+    mapped_key: e.payload.mapped_key,
+    status: e.payload.status,
+    user_status: e.payload.user_status,
+    created_at: new Date(e.createdAt).toISOString(),
+  }
+}
+
+/**
+ * The app's changes after `since` (exclusive), in sequence order. The cursor is the outbox
+ * sequence, never a timestamp: D1 commits writes one at a time, so once seq N is visible
+ * every smaller seq is too, and changes sharing a millisecond still have distinct seqs.
+ */
+export async function listChanges(env: Env, appId: string, since: number, limit: number) {
+  const rows = await getDb(env.DB)
+    .select()
+    .from(mappingEvents)
+    .where(and(eq(mappingEvents.appId, appId), gt(mappingEvents.id, since)))
+    .orderBy(asc(mappingEvents.id))
+    .limit(limit + 1)
+  const hasMore = rows.length > limit
+  const page = rows.slice(0, limit)
+  return { items: page.map(publicEvent), next_cursor: String(page.length ? page[page.length - 1].id : since), has_more: hasMore }
+}

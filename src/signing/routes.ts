@@ -1,0 +1,75 @@
+import { createRoute, z } from '@hono/zod-openapi'
+import { router, OPEN, pick } from '../lib/openapi'
+import { requireSignedApp, MAX_SKEW_S } from './verify'
+import { SIGNATURE_HEADERS } from './canonical'
+import { sha256Hex } from '../lib/crypto'
+
+/** Signed partner API: the signature check endpoint (docs/signing.md). */
+export const signingRoutes = router()
+
+signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature', {
+  type: 'apiKey',
+  in: 'header',
+  name: SIGNATURE_HEADERS.signature,
+  description: `HMAC-SHA256 request signature with the app secret, sent with ${SIGNATURE_HEADERS.appId}, ${SIGNATURE_HEADERS.timestamp} (Unix seconds, ±${MAX_SKEW_S} s) and ${SIGNATURE_HEADERS.nonce} (single use). Canonical string and examples: docs/signing.md.`,
+})
+
+/** Errors every signed route can answer with, with the codes partners must handle. */
+export const signedErrors = {
+  401: { description: 'signature_missing (a signature header is missing or malformed), signature_invalid, timestamp_stale, nonce_replayed', content: pick(401)[401].content },
+  403: { description: 'app_disabled', content: pick(403)[403].content },
+  429: pick(429)[429],
+}
+
+export const appSignatureSecurity: Record<string, string[]>[] = [{ appSignature: [] }]
+
+const Ping = z
+  .object({
+    ok: z.literal(true),
+    app_id: z.string().openapi({ example: 'app_3f9a1c2d4e5f6a7b' }),
+    server_time: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
+    timestamp: z.number().int().openapi({ example: 1795428000, description: 'server time, Unix seconds (compare with your clock)' }),
+  })
+  .openapi('Ping')
+
+signingRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/api/v1/open/ping',
+    tags: ['Open: signing'],
+    summary: 'Check your request signing',
+    description:
+      'A signed no-op: answers 200 with your app_id and the server time when the signature, timestamp and nonce are right, and the exact error code when not. Use it before calling anything else. Query parameters are allowed (and signed) so you can test your query canonicalization.',
+    ...OPEN,
+    security: appSignatureSecurity,
+    middleware: [requireSignedApp] as const,
+    responses: { 200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping } } }, ...signedErrors },
+  }),
+  async (c) => {
+    const now = Date.now()
+    return c.json({ ok: true as const, app_id: c.get('app')!.appId, server_time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000) }, 200)
+  },
+)
+
+signingRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/api/v1/open/ping',
+    tags: ['Open: signing'],
+    summary: 'Check your request signing, body included',
+    description:
+      'Like GET, for requests with a body: any body (JSON or not) is accepted, and the answer includes the SHA-256 the server computed over the bytes it received, to compare with the hash in your canonical string.',
+    ...OPEN,
+    security: appSignatureSecurity,
+    middleware: [requireSignedApp] as const,
+    responses: {
+      200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping.extend({ body_sha256: z.string().openapi({ example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }) }) } } },
+      ...signedErrors,
+    },
+  }),
+  async (c) => {
+    const now = Date.now()
+    const bodySha256 = await sha256Hex(new Uint8Array(await c.req.arrayBuffer()))
+    return c.json({ ok: true as const, app_id: c.get('app')!.appId, server_time: new Date(now).toISOString(), timestamp: Math.floor(now / 1000), body_sha256: bodySha256 }, 200)
+  },
+)

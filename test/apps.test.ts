@@ -1,0 +1,188 @@
+import { describe, expect, it } from 'vitest'
+import { api, adminToken, createUser, env, login, signedApi } from './helpers'
+import { isRegisteredRedirectUri, redirectUriProblem } from '../src/lib/redirect-uri'
+import { findApplication, getAppSecret } from '../src/apps/service'
+import { sha256Hex } from '../src/lib/crypto'
+
+const base = '/api/v1/admin/apps'
+
+async function newApp(token: string, body: Record<string, unknown> = {}) {
+  const r = await api(base, { method: 'POST', token, json: { app_name: 'HR', protocol_type: 'SIMPLE_API', ...body } })
+  if (r.status !== 201) throw new Error(`create app ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body as { app: any; app_id: string; app_secret: string; access_token: string }
+}
+
+describe('redirect URI rules (lib/redirect-uri.ts)', () => {
+  it('accepts https and loopback http, refuses the rest with a reason', () => {
+    for (const ok of ['https://app.example.com/cb', 'https://app.example.com:8443/cb?x=1', 'http://localhost:3000/cb', 'http://127.0.0.1/cb', 'http://[::1]:8080/cb']) {
+      expect(redirectUriProblem(ok), ok).toBeNull()
+    }
+    const bad: [string, RegExp][] = [
+      ['http://app.example.com/cb', /https/],
+      ['/relative/cb', /absolute/],
+      ['app.example.com/cb', /absolute/],
+      ['https://app.example.com/cb#frag', /fragment/],
+      ['https://user:pw@app.example.com/cb', /userinfo/],
+      ['https://@app.example.com/cb', /userinfo/],
+      ['https://*.example.com/cb', /wildcard/],
+      ['com.example.app:/cb', /absolute/],
+      ['javascript://alert(1)', /https/],
+      ['http://localhost.evil.com/cb', /https/],
+      ['https://app.example.com/c b', /whitespace/],
+      ['', /non-empty/],
+    ]
+    for (const [uri, why] of bad) expect(redirectUriProblem(uri), uri).toMatch(why)
+  })
+
+  it('isRegisteredRedirectUri is an exact string match', () => {
+    const app = { redirectUris: ['https://app.example.com/cb', 'http://127.0.0.1:8080/cb'] }
+    expect(isRegisteredRedirectUri(app, 'https://app.example.com/cb')).toBe(true)
+    for (const v of ['https://app.example.com/cb/', 'https://app.example.com/cb?x=1', 'https://APP.example.com/cb', 'https://app.example.com/c', 'http://127.0.0.1:8081/cb', 'https://app.example.com/cb#x']) {
+      expect(isRegisteredRedirectUri(app, v), v).toBe(false)
+    }
+  })
+})
+
+describe('admin applications API', () => {
+  it('create returns the credentials once; they work; get and list never show them', async () => {
+    const admin = await adminToken()
+    const created = await newApp(admin, { redirect_uris: ['https://hr.example.com/cb'], notification_url: 'https://hr.example.com/hook' })
+    expect(created.app_id).toMatch(/^app_[0-9a-f]{16}$/)
+    expect(created.app_secret).toMatch(/^sk_/)
+    expect(created.access_token).toMatch(/^at_/)
+    expect(created.app).toMatchObject({ app_id: created.app_id, app_name: 'HR', protocol_type: 'SIMPLE_API', status: 'ACTIVE', id_token_claim: 'preferred_username', token_endpoint_auth_method: 'client_secret_basic', first_party: false })
+
+    // stored encrypted / hashed, never in clear
+    const row = await findApplication(env, created.app_id)
+    expect(row!.appSecretEnc).not.toContain(created.app_secret)
+    expect(await getAppSecret(env, row!)).toBe(created.app_secret)
+    expect(row!.accessTokenHash).toBe(await sha256Hex(created.access_token))
+
+    const got = await api(`${base}/${created.app_id}`, { token: admin })
+    expect(got.status).toBe(200)
+    const list = await api(`${base}?q=${created.app_id}`, { token: admin })
+    expect(list.body.items.map((a: any) => a.app_id)).toEqual([created.app_id])
+    for (const body of [got.body, list.body]) {
+      const text = JSON.stringify(body)
+      expect(text).not.toContain(created.app_secret)
+      expect(text).not.toContain(created.access_token)
+    }
+    for (const view of [got.body, list.body.items[0]]) {
+      expect(Object.keys(view).filter((k) => /secret|token_hash|access_token/.test(k))).toEqual([])
+    }
+    expect((await signedApi({ appId: created.app_id, secret: created.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await api(`/api/v1/apps/${created.app_id}/users/changes`, { headers: { 'X-App-Access-Token': created.access_token } })).status).toBe(200)
+    const audit = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action = 'admin.app.create'").bind(created.app_id).first()
+    expect(audit).not.toBeNull()
+  })
+
+  it('validates URIs and OIDC requirements', async () => {
+    const admin = await adminToken()
+    const bad = await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'OIDC', redirect_uris: ['http://evil.example.com/cb'] } })
+    expect(bad.status).toBe(400)
+    expect(bad.body.error.message).toMatch(/^redirect_uris\.0: must use https/)
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'OIDC' } })).body.error.message).toMatch(/at least one redirect URI/)
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'SIMPLE_API', notification_url: 'https://h.example.com/#x' } })).status).toBe(400)
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'OIDC', redirect_uris: ['https://a.example.com/cb', 'https://a.example.com/cb'] } })).status).toBe(400)
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: '', protocol_type: 'OIDC' } })).status).toBe(400)
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'SAML' } })).status).toBe(400)
+  })
+
+  it('updates every OIDC-relevant field and records the change', async () => {
+    const admin = await adminToken()
+    const { app_id } = await newApp(admin)
+    const patch = {
+      app_name: 'HR 2',
+      icon_url: 'https://hr.example.com/icon.png',
+      protocol_type: 'OIDC',
+      redirect_uris: ['https://hr.example.com/oidc/cb', 'http://localhost:5173/cb'],
+      post_logout_redirect_uris: ['https://hr.example.com/bye'],
+      notification_url: 'https://hr.example.com/hook',
+      backchannel_logout_uri: 'https://hr.example.com/bcl',
+      id_token_claim: 'email',
+      token_endpoint_auth_method: 'none',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      first_party: true,
+    }
+    const r = await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: patch })
+    expect(r.status).toBe(200)
+    expect(r.body).toMatchObject(patch)
+    expect((await api(`${base}/${app_id}`, { token: admin })).body).toMatchObject(patch)
+    const row = await findApplication(env, app_id)
+    expect(row).toMatchObject({ idTokenClaim: 'email', tokenEndpointAuthMethod: 'none', firstParty: true, backchannelLogoutUri: 'https://hr.example.com/bcl' })
+    expect(isRegisteredRedirectUri(row!, 'http://localhost:5173/cb')).toBe(true)
+
+    expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { icon_url: null } })).body.icon_url).toBeNull()
+    expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { redirect_uris: [] } })).status).toBe(400) // OIDC needs one
+    expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { id_token_claim: 'sub' } })).status).toBe(400)
+    expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: {} })).status).toBe(400)
+    expect((await api(`${base}/app_0000000000000000`, { method: 'PATCH', token: admin, json: { app_name: 'x' } })).status).toBe(404)
+    const audits = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? ORDER BY id").bind(app_id).all<any>()
+    expect(audits.results.map((a) => a.action)).toEqual(['admin.app.create', 'admin.app.update', 'admin.app.update'])
+  })
+
+  it('lists with pagination and filters', async () => {
+    const admin = await adminToken()
+    const tag = crypto.randomUUID().slice(0, 8)
+    for (let i = 0; i < 3; i++) await newApp(admin, { app_name: `page-${tag}-${i}` })
+    const p1 = await api(`${base}?q=page-${tag}&page_size=2`, { token: admin })
+    expect(p1.body).toMatchObject({ total: 3, page: 1, page_size: 2 })
+    expect(p1.body.items.map((a: any) => a.app_name)).toEqual([`page-${tag}-2`, `page-${tag}-1`])
+    const p2 = await api(`${base}?q=page-${tag}&page_size=2&page=2`, { token: admin })
+    expect(p2.body.items.map((a: any) => a.app_name)).toEqual([`page-${tag}-0`])
+    expect((await api(`${base}?q=page-${tag}&protocol_type=OIDC`, { token: admin })).body.total).toBe(0)
+  })
+
+  it('rotating the access token refuses the old one at once; rotations are audited', async () => {
+    const admin = await adminToken()
+    const a = await newApp(admin)
+    const r = await api(`${base}/${a.app_id}/access-token/rotate`, { method: 'POST', token: admin })
+    expect(r.status).toBe(200)
+    expect(r.headers.get('Cache-Control')).toBe('no-store')
+    const path = `/api/v1/apps/${a.app_id}/users/changes`
+    expect((await api(path, { headers: { 'X-App-Access-Token': a.access_token } })).status).toBe(401)
+    expect((await api(path, { headers: { 'X-App-Access-Token': r.body.access_token } })).status).toBe(200)
+    await api(`${base}/${a.app_id}/secret/rotate`, { method: 'POST', token: admin })
+    const audits = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'admin.app.rotate%' ORDER BY id").bind(a.app_id).all<any>()
+    expect(audits.results.map((x) => x.action)).toEqual(['admin.app.rotate_access_token', 'admin.app.rotate_secret'])
+  })
+
+  it('delete removes the app and its mappings, writing a DELETE event per mapping', async () => {
+    const admin = await adminToken()
+    const a = await newApp(admin)
+    const users = [await createUser(), await createUser(), await createUser()]
+    const sync = await api('/api/v1/apps/mapping/sync', {
+      method: 'POST',
+      headers: { 'X-App-Access-Token': a.access_token },
+      json: { items: users.map((u, i) => ({ mobile: u.mobile, mapped_key: `del-${i}`, action: 'ADD' })).concat([{ mobile: users[2].mobile, action: 'DISABLE' } as any]) },
+    })
+    expect(sync.body.summary.ok).toBe(4)
+    const del = await api(`${base}/${a.app_id}`, { method: 'DELETE', token: admin })
+    expect(del.status).toBe(200)
+    expect(del.body).toEqual({ deleted: true, app_id: a.app_id, mappings_deleted: 3 })
+    expect((await api(`${base}/${a.app_id}`, { token: admin })).status).toBe(404)
+    expect((await env.DB.prepare('SELECT COUNT(*) AS n FROM app_user_mappings WHERE app_id = ?').bind(a.app_id).first<any>()).n).toBe(0)
+    const evs = (await env.DB.prepare("SELECT event_id, event_type, payload FROM mapping_events WHERE app_id = ? AND event_type = 'DELETE'").bind(a.app_id).all<any>()).results
+    expect(evs).toHaveLength(3)
+    expect(new Set(evs.map((e) => e.event_id)).size).toBe(3)
+    for (const e of evs) expect(e.event_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/)
+    expect(evs.map((e) => JSON.parse(e.payload)).sort((x, y) => x.mapped_key.localeCompare(y.mapped_key))).toEqual([
+      { mobile: users[0].mobile, name: null, mapped_key: 'del-0', status: 'ACTIVE', user_status: 'ACTIVE' },
+      { mobile: users[1].mobile, name: null, mapped_key: 'del-1', status: 'ACTIVE', user_status: 'ACTIVE' },
+      { mobile: users[2].mobile, name: null, mapped_key: 'del-2', status: 'DISABLED', user_status: 'ACTIVE' },
+    ])
+    // credentials are dead
+    expect((await signedApi({ appId: a.app_id, secret: a.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(401)
+    expect((await api(`/api/v1/apps/${a.app_id}/users/changes`, { headers: { 'X-App-Access-Token': a.access_token } })).status).toBe(401)
+    expect(await env.DB.prepare("SELECT id FROM audit_logs WHERE target_id = ? AND action = 'admin.app.delete'").bind(a.app_id).first()).not.toBeNull()
+  })
+
+  it('requires an admin', async () => {
+    const u = await createUser()
+    const t = await login(u.mobile, u.password)
+    expect((await api(base, { token: t.access_token })).status).toBe(403)
+    expect((await api(base)).status).toBe(401)
+    expect((await api(`${base}/app_0000000000000000`)).status).toBe(401)
+  })
+})
