@@ -9,6 +9,7 @@ import { hitRateLimit, policyFor } from '../src/ratelimit'
 import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
 import { TICKET_RETAIN_MS } from '../src/tickets/durable-object'
 import { sha256Hex } from '../src/lib/crypto'
+import { Browser, inputValue } from './flows'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
@@ -408,5 +409,47 @@ describe('configuration and docs', () => {
     }
     expect(doc.paths['/page/sso/simple']).toBeUndefined()
     expect(JSON.stringify(doc.components.schemas.TicketExchangeResponse)).toContain('example')
+  })
+})
+
+describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
+  const loginUrl = (appId: string, redirectUri: string) => `/page/login?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`
+
+  it('without a session: the real sign-in form, then straight on to the app with a redeemable ticket', async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const b = new Browser()
+    const form = await b.get(loginUrl(w.target.app.appId, uri))
+    expect(form.status).toBe(200)
+    const returnTo = inputValue(form.html, 'return_to')!
+    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri })}`)
+    const signedIn = await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')!, return_to: returnTo })
+    expect(signedIn.status).toBe(303)
+    expect(signedIn.headers.get('Location')).toBe(returnTo)
+    const toApp = await b.get(returnTo)
+    expect(toApp.status).toBe(302)
+    const ticket = new URL(toApp.headers.get('Location')!).searchParams.get('ticket')!
+    const v = await verify(w.target, ticket)
+    expect(v.status).toBe(200)
+    expect(v.body.user.mobile).toBe(w.user.mobile)
+  })
+
+  it('with a session: no form, a 302 to the app with a ticket', async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const b = new Browser()
+    const form = await b.get('/page/login')
+    await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')! })
+    const r = await b.get(loginUrl(w.target.app.appId, uri))
+    expect(r.status).toBe(302)
+    expect(r.headers.get('Location')).toMatch(/^https:\/\/target\.example\.com\/sso\/callback\?ticket=tk_/)
+  })
+
+  it('an unregistered redirect_uri gets an error page, never a redirect', async () => {
+    const w = await world()
+    const r = await new Browser().get(loginUrl(w.target.app.appId, 'https://evil.example.com/cb'))
+    expect(r.status).toBe(400)
+    expect(r.headers.get('Location')).toBeNull()
+    expect(r.html).toContain('redirect_uri is not registered')
   })
 })

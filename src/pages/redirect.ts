@@ -36,8 +36,8 @@ export async function safeReturnTo(env: Env, raw: string | null | undefined): Pr
 /**
  * The one place that decides where /page/login (and sign-up) send the browser after a
  * successful sign-in. Today: the validated `return_to` (e.g. `/oauth2/authorize?...` from
- * the OIDC authorize endpoint), else DEFAULT_AFTER_LOGIN ("signed in as"). SIMPLE_API
- * `app_id` + `redirect_uri` handling (ticket issuance) plugs in here.
+ * the OIDC authorize endpoint, or `/page/sso/simple?...` for a SIMPLE_API app, which issues
+ * the ticket), else DEFAULT_AFTER_LOGIN ("signed in as").
  */
 export async function postLoginRedirect(c: Context<AppEnv>, _user: User, form: { return_to?: string | null }): Promise<string> {
   return (await safeReturnTo(c.env, form.return_to)) ?? DEFAULT_AFTER_LOGIN

@@ -18,6 +18,7 @@ import { Page, Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh,
 import { brandOf, stylesheet } from './style'
 import { csrfToken, csrfValid, pageHeaders } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
+import { simpleSsoRedirect } from '../tickets/sso'
 
 /**
  * Hosted pages: /page/login, /page/register, /page/pwd/reset, /page/logout.
@@ -94,6 +95,8 @@ pageRoutes.onError(async (err, c) => {
   if (err instanceof ApiError && err.status === 429) {
     return render(c as C, 429, 'Please wait', <Alert message={`Too many requests from your network. Try again in ${waitText(err)}.`} />)
   }
+  // A refusal the user should read (unregistered redirect_uri, no access to an app): a page, never a redirect.
+  if (err instanceof ApiError && err.status < 500) return render(c as C, err.status, 'Cannot continue', <Alert message={err.message} />)
   log.error('page.error', { request_id: c.get('requestId'), error: err.message, stack: err.stack })
   return render(c as C, 500, 'Something went wrong', <Alert message={`Something went wrong on our side. Please try again. (Request ${c.get('requestId')})`} />)
 })
@@ -150,8 +153,17 @@ function loginPage(c: C, status: number, v: LoginView) {
 }
 
 pageRoutes.get('/page/login', async (c) => {
-  const rawReturn = c.req.query('return_to')
-  const returnTo = await safeReturnTo(c.env, rawReturn)
+  let returnTo = await safeReturnTo(c.env, c.req.query('return_to'))
+  const appId = c.req.query('app_id')
+  const redirectUri = c.req.query('redirect_uri')
+  if (appId && redirectUri) {
+    // SIMPLE_API app: signed in already → straight to the app with a ticket (no interaction);
+    // otherwise sign in first and come back through /page/sso/simple, which issues the ticket.
+    // An unknown app or unregistered redirect_uri throws (400 page), never redirects.
+    const direct = await simpleSsoRedirect(c, { appId, redirectUri })
+    if (direct) return direct
+    returnTo = `/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`
+  }
   const current = await readBrowserSession(c)
   if (current) {
     // Already signed in: continue where the caller wanted to go, unless it asks for a fresh sign-in.
