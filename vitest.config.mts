@@ -12,6 +12,9 @@ export default defineConfig(async () => {
         main: './src/index.ts',
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
+          // A second, empty database for tests that change global state (signing keys):
+          // test files run concurrently against DB, so they must not rotate its keys.
+          d1Databases: ['ISOLATED_DB'],
           bindings: {
             ENVIRONMENT: 'test',
             ISSUER: 'http://localhost',
