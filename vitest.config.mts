@@ -31,6 +31,8 @@ export default defineConfig(async () => {
       setupFiles: ['./test/setup.ts'],
       include: ['test/**/*.test.ts'],
       testTimeout: 30_000,
+      // the per-request access log is noise in test output; warnings and errors still show
+      onConsoleLog: (log: string) => !log.includes('"msg":"request"'),
     },
   }
 })

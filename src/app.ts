@@ -59,6 +59,12 @@ function handleError(err: Error, c: Context<AppEnv>) {
     const status = err.status
     if (status === 400 && /json/i.test(err.message)) return errorResponse(c, 400, 'malformed_json', 'The request body is not valid JSON')
     if (status === 413) return errorResponse(c, 413, 'payload_too_large', err.message)
+    // @hono/zod-openapi answers a body in an undeclared media type with 415; the API's
+    // convention is one 400 invalid_request for every malformed request.
+    if (status === 415) {
+      const ct = c.req.header('Content-Type')
+      return errorResponse(c, 400, 'invalid_request', `Content-Type ${ct ? `"${ct}"` : '(missing)'} is not accepted; send application/json`, { content_type: ct ?? null })
+    }
     if (status < 500) return errorResponse(c, status as 400, 'invalid_request', err.message || 'Bad request')
   }
   if (err instanceof ConfigError) {
