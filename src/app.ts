@@ -43,7 +43,8 @@ export function buildApp() {
 
   app.notFound((c) => {
     const allowed = allowedMethods(app.routes, c.req.path)
-    if (allowed.length) {
+    // a handler that matched this method but found nothing (c.notFound()) is a 404, not a 405
+    if (allowed.length && !allowed.includes(c.req.method)) {
       c.header('Allow', allowed.join(', '))
       return errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`)
     }
