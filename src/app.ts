@@ -16,6 +16,7 @@ import { adminSystemRoutes } from './admin/system'
 import { mountDocs } from './docs/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+const PROBES = new Set(['/livez', '/healthz'])
 
 export function buildApp() {
   const app = router()
@@ -23,7 +24,8 @@ export function buildApp() {
   app.use('*', requestContext)
   app.use('*', async (c, next) => {
     getConfig(c.env) // refuses to serve with missing or dev-grade secrets in production
-    await ensureBootstrapAdmin(c.env)
+    // probes must answer (and /healthz report a D1 outage as 503) without touching users
+    if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
     await next()
   })
   app.use(
