@@ -23,8 +23,32 @@ export function paramsForProfile(profile: 'production' | 'test'): ScryptParams {
   return profile === 'test' ? TEST_PARAMS : PRODUCTION_PARAMS
 }
 
+/**
+ * At most `max` tasks at once, the rest wait in FIFO order. An isolate runs JavaScript on
+ * one thread, so concurrent hashes add no throughput, but each holds its own 128·N·r bytes
+ * (8 MiB) and an isolate has 128 MB: a burst of logins must queue, not allocate in parallel.
+ */
+export function createLimiter(max: number) {
+  let active = 0
+  const waiting: (() => void)[] = []
+  return async function run<T>(task: () => Promise<T>): Promise<T> {
+    if (active >= max) await new Promise<void>((resolve) => waiting.push(resolve))
+    else active++
+    try {
+      return await task()
+    } finally {
+      const next = waiting.shift()
+      if (next) next() // hand the slot over without releasing it
+      else active--
+    }
+  }
+}
+
+const hashing = createLimiter(1)
+
 async function derive(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
-  return scryptAsync(password.normalize('NFKC'), salt, { N: 2 ** params.ln, r: params.r, p: params.p, dkLen: DK_LEN, asyncTick: 50 })
+  // asyncTick: yield every 50 ms so other requests on this isolate are not starved meanwhile
+  return hashing(() => scryptAsync(password.normalize('NFKC'), salt, { N: 2 ** params.ln, r: params.r, p: params.p, dkLen: DK_LEN, asyncTick: 50 }))
 }
 
 export async function hashPassword(password: string, params: ScryptParams): Promise<string> {
