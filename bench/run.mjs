@@ -207,10 +207,13 @@ ${table}
 ## Reading them
 - **bare route** is the floor: routing, request id, config check and the JSON access log.
 - **JWKS** adds the key set (D1 read at most once a minute per isolate) and JSON encoding.
+  Both sit at the ceiling of this setup (wrangler dev's local proxy and the load generator
+  sharing the same CPUs), so they come out within run-to-run noise of each other (±20 %,
+  either may be ahead); the Worker's own cost for them is not what is being measured.
 - **login** is dominated by the password hash: about one hash's CPU time per request, and
   an isolate runs one hash at a time (src/lib/password.ts), so requests queue behind each
   other. Throughput per isolate ≈ 1000 / (CPU ms per hash).
-- **refresh** is two D1 round trips plus a batch, an AES-GCM encryption and an ES256 signature.
+- **refresh** is three D1 reads and one D1 batch, an AES-GCM encryption and an ES256 signature.
 `
 mkdirSync(path.dirname(OUT), { recursive: true })
 writeFileSync(OUT, md)
