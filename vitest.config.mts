@@ -12,6 +12,9 @@ export default defineConfig(async () => {
         main: './src/index.ts',
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
+          // A second, empty database for tests that change global state (signing keys):
+          // test files run concurrently against DB, so they must not rotate its keys.
+          d1Databases: ['ISOLATED_DB'],
           bindings: {
             ENVIRONMENT: 'test',
             ISSUER: 'http://localhost',
@@ -33,6 +36,8 @@ export default defineConfig(async () => {
       setupFiles: ['./test/setup.ts'],
       include: ['test/**/*.test.ts'],
       testTimeout: 30_000,
+      // the per-request access log is noise in test output; warnings and errors still show
+      onConsoleLog: (log: string) => !log.includes('"msg":"request"'),
     },
   }
 })

@@ -26,6 +26,7 @@ import { signingRoutes } from './signing/routes'
 import { mappingRoutes } from './mappings/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+const PROBES = new Set(['/livez', '/healthz'])
 
 export function buildApp() {
   const app = router()
@@ -33,7 +34,8 @@ export function buildApp() {
   app.use('*', requestContext)
   app.use('*', async (c, next) => {
     getConfig(c.env) // refuses to serve with missing or dev-grade secrets in production
-    await ensureBootstrapAdmin(c.env)
+    // probes must answer (and /healthz report a D1 outage as 503) without touching users
+    if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
     await next()
   })
   app.use(
@@ -63,7 +65,8 @@ export function buildApp() {
 
   app.notFound((c) => {
     const allowed = allowedMethods(app.routes, c.req.path)
-    if (allowed.length) {
+    // a handler that matched this method but found nothing (c.notFound()) is a 404, not a 405
+    if (allowed.length && !allowed.includes(c.req.method)) {
       c.header('Allow', allowed.join(', '))
       return errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`)
     }
@@ -79,6 +82,12 @@ function handleError(err: Error, c: Context<AppEnv>) {
     const status = err.status
     if (status === 400 && /json/i.test(err.message)) return errorResponse(c, 400, 'malformed_json', 'The request body is not valid JSON')
     if (status === 413) return errorResponse(c, 413, 'payload_too_large', err.message)
+    // @hono/zod-openapi answers a body in an undeclared media type with 415; the API's
+    // convention is one 400 invalid_request for every malformed request.
+    if (status === 415) {
+      const ct = c.req.header('Content-Type')
+      return errorResponse(c, 400, 'invalid_request', `Content-Type ${ct ? `"${ct}"` : '(missing)'} is not accepted; send application/json`, { content_type: ct ?? null })
+    }
     if (status < 500) return errorResponse(c, status as 400, 'invalid_request', err.message || 'Bad request')
   }
   if (err instanceof ConfigError) {

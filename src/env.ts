@@ -75,6 +75,25 @@ const configSchema = z.object({
 
 export type Config = z.infer<typeof configSchema>
 
+/** Config field → the variable or secret that sets it, for error messages. */
+const ENV_NAMES: Record<keyof Config, string> = {
+  environment: 'ENVIRONMENT',
+  issuer: 'ISSUER',
+  masterKey: 'MASTER_KEY',
+  bootstrapAdminMobile: 'BOOTSTRAP_ADMIN_MOBILE',
+  bootstrapAdminPassword: 'BOOTSTRAP_ADMIN_PASSWORD',
+  accessTokenTtl: 'ACCESS_TOKEN_TTL',
+  refreshTokenTtl: 'REFRESH_TOKEN_TTL',
+  passwordHashProfile: 'PASSWORD_HASH_PROFILE',
+  smsProvider: 'SMS_PROVIDER',
+  smsWebhookUrl: 'SMS_WEBHOOK_URL',
+  smsWebhookSecret: 'SMS_WEBHOOK_SECRET',
+  registrationOpen: 'REGISTRATION_OPEN',
+  brandName: 'BRAND_NAME',
+  brandLogoUrl: 'BRAND_LOGO_URL',
+  brandPrimaryColor: 'BRAND_PRIMARY_COLOR',
+}
+
 export class ConfigError extends Error {}
 
 const cache = new WeakMap<object, Config>()
@@ -86,7 +105,7 @@ const cache = new WeakMap<object, Config>()
 export function getConfig(env: Env): Config {
   const hit = cache.get(env)
   if (hit) return hit
-  const parsed = configSchema.safeParse({
+  const raw: Record<keyof Config, string | undefined> = {
     environment: env.ENVIRONMENT,
     issuer: env.ISSUER,
     masterKey: env.MASTER_KEY,
@@ -102,9 +121,14 @@ export function getConfig(env: Env): Config {
     brandName: env.BRAND_NAME || undefined,
     brandLogoUrl: env.BRAND_LOGO_URL || undefined,
     brandPrimaryColor: env.BRAND_PRIMARY_COLOR || undefined,
-  })
+  }
+  const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {
-    const fields = parsed.error.issues.map((i) => `${i.path.join('.') || 'config'}: ${i.message}`)
+    const fields = parsed.error.issues.map((i) => {
+      const key = String(i.path[0]) as keyof Config
+      const name = ENV_NAMES[key] ?? 'config'
+      return raw[key] === undefined || raw[key] === '' ? `${name} is not set` : `${name}: ${i.message}`
+    })
     throw new ConfigError(`UAP Edge refuses to start: invalid configuration (${fields.join('; ')})`)
   }
   const config = parsed.data

@@ -1,6 +1,7 @@
 import { swaggerUI } from '@hono/swagger-ui'
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { AppEnv } from '../lib/context'
+import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
 
 const INFO = {
   version: '0.1.0',
@@ -38,6 +39,16 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
   }
   app.get('/docs/admin/openapi.json', (c) => c.json(build(c).adminDoc))
   app.get('/docs/open/openapi.json', (c) => c.json(build(c).openDoc))
-  app.get('/docs/admin', swaggerUI({ url: '/docs/admin/openapi.json', title: 'UAP Edge admin API' }))
-  app.get('/docs/open', swaggerUI({ url: '/docs/open/openapi.json', title: 'UAP Edge partner API' }))
+  // Assets from this Worker (baseUrl), not the CDN @hono/swagger-ui defaults to; no online validator.
+  const ui = { baseUrl: SWAGGER_ASSET_BASE, validatorUrl: 'none' }
+  app.get('/docs/admin', swaggerUI({ ...ui, url: '/docs/admin/openapi.json', title: 'UAP Edge admin API' }))
+  app.get('/docs/open', swaggerUI({ ...ui, url: '/docs/open/openapi.json', title: 'UAP Edge partner API' }))
+  app.get(`${SWAGGER_ASSET_BASE}/swagger-ui-dist/:file`, (c) => {
+    const asset = SWAGGER_ASSETS[c.req.param('file')]
+    if (!asset) return c.notFound()
+    c.header('Content-Type', asset.type)
+    c.header('Cache-Control', 'public, max-age=86400')
+    c.header('X-Content-Type-Options', 'nosniff')
+    return c.body(asset.body)
+  })
 }

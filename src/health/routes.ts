@@ -28,3 +28,16 @@ healthRoutes.openapi(
     return c.json(body, d1 === 'ok' ? 200 : 503)
   },
 )
+
+healthRoutes.openapi(
+  createRoute({
+    method: 'get',
+    path: '/livez',
+    tags: ['Ops'],
+    summary: 'Liveness only',
+    description:
+      'Answers without touching any binding: the isolate is up and routing works. The benchmark uses it as the floor (the cost of the Worker and its middleware alone). Use `/healthz` to check D1.',
+    responses: { 200: { description: 'Alive', content: { 'application/json': { schema: z.object({ status: z.literal('ok') }).openapi('Live', { example: { status: 'ok' } }) } } } },
+  }),
+  (c) => c.json({ status: 'ok' as const }, 200),
+)

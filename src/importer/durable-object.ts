@@ -7,6 +7,8 @@ export interface ImportProgress {
   total: number
   processed: number
   startedAt: number
+  /** last begin/report: a running job that stops reporting is considered dead after STALE_MS */
+  reportedAt: number
   finishedAt?: number
   result?: unknown
 }
@@ -22,10 +24,11 @@ export class MappingImporter extends DurableObject<Env> {
 
   async begin(jobId: string, total: number): Promise<{ ok: true } | { ok: false; running: ImportProgress }> {
     const current = await this.ctx.storage.get<ImportProgress>('current')
-    if (current && current.state === 'running' && Date.now() - (current.finishedAt ?? current.startedAt) < MappingImporter.STALE_MS) {
+    const now = Date.now()
+    if (current && current.state === 'running' && now - (current.reportedAt ?? current.startedAt) < MappingImporter.STALE_MS) {
       return { ok: false, running: current }
     }
-    await this.ctx.storage.put('current', { jobId, state: 'running', total, processed: 0, startedAt: Date.now() } satisfies ImportProgress)
+    await this.ctx.storage.put('current', { jobId, state: 'running', total, processed: 0, startedAt: now, reportedAt: now } satisfies ImportProgress)
     return { ok: true }
   }
 
@@ -33,6 +36,7 @@ export class MappingImporter extends DurableObject<Env> {
     const current = await this.ctx.storage.get<ImportProgress>('current')
     if (!current || current.jobId !== jobId || current.state !== 'running') return null
     current.processed = Math.min(current.total, processed)
+    current.reportedAt = Date.now()
     await this.ctx.storage.put('current', current)
     return current
   }

@@ -64,20 +64,21 @@ export function timingSafeEqual(a: string, b: string): boolean {
  * Format: `v1.<kid>.<iv b64url>.<ciphertext b64url>` where kid names the master key,
  * so the master key can be rotated (decrypt with the old, re-encrypt with the new).
  */
-const keyCache = new Map<string, Promise<CryptoKey>>()
+// CryptoKeys, not promises: a promise shared between requests would make one request wait on another.
+const keyCache = new Map<string, CryptoKey>()
 
 export function masterKeyId(masterKey: string): Promise<string> {
   return sha256Hex(masterKey).then((h) => h.slice(0, 8))
 }
 
-function importMasterKey(masterKey: string): Promise<CryptoKey> {
-  let p = keyCache.get(masterKey)
-  if (!p) {
+async function importMasterKey(masterKey: string): Promise<CryptoKey> {
+  let key = keyCache.get(masterKey)
+  if (!key) {
     const raw = masterKey.startsWith('dev-') ? masterKey.slice(4) : masterKey
-    p = crypto.subtle.importKey('raw', fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), 'AES-GCM', false, ['encrypt', 'decrypt'])
-    keyCache.set(masterKey, p)
+    key = await crypto.subtle.importKey('raw', fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), 'AES-GCM', false, ['encrypt', 'decrypt'])
+    keyCache.set(masterKey, key)
   }
-  return p
+  return key
 }
 
 export async function encryptSecret(masterKey: string, plaintext: string, aad = ''): Promise<string> {

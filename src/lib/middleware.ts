@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono'
 import { eq } from 'drizzle-orm'
 import type { AppEnv } from './context'
-import { log } from './logger'
+import { log, setLogLevel } from './logger'
 import { ApiError } from './errors'
 import { verifyAccessToken, API_AUDIENCE } from '../auth/tokens'
 import { getDb } from '../db'
@@ -11,6 +11,7 @@ const REQUEST_ID_RE = /^[A-Za-z0-9._-]{8,128}$/
 
 /** Request id (taken from X-Request-Id when sane, else generated), client IP, JSON access log. */
 export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
+  setLogLevel(c.env.LOG_LEVEL)
   const incoming = c.req.header('X-Request-Id')
   const requestId = incoming && REQUEST_ID_RE.test(incoming) ? incoming : crypto.randomUUID()
   c.set('requestId', requestId)

@@ -1,4 +1,4 @@
-import { scryptAsync } from '@noble/hashes/scrypt.js'
+import { scrypt } from '@noble/hashes/scrypt.js'
 import { base64url, fromBase64url, randomBytes, timingSafeEqual } from './crypto'
 
 /**
@@ -23,8 +23,15 @@ export function paramsForProfile(profile: 'production' | 'test'): ScryptParams {
   return profile === 'test' ? TEST_PARAMS : PRODUCTION_PARAMS
 }
 
+/**
+ * Synchronous on purpose. noble's scryptAsync time-slices with Date.now(), which workerd
+ * freezes while code runs, so it would never yield anyway; a hash runs to completion, one
+ * at a time per isolate, holding 128·N·r bytes (8 MiB in production) only while it runs.
+ * Coordinating hashes across requests with a shared promise queue is not an option:
+ * workerd cancels a request that waits on a promise another request resolves.
+ */
 async function derive(password: string, salt: Uint8Array, params: ScryptParams): Promise<Uint8Array> {
-  return scryptAsync(password.normalize('NFKC'), salt, { N: 2 ** params.ln, r: params.r, p: params.p, dkLen: DK_LEN, asyncTick: 50 })
+  return scrypt(password.normalize('NFKC'), salt, { N: 2 ** params.ln, r: params.r, p: params.p, dkLen: DK_LEN })
 }
 
 export async function hashPassword(password: string, params: ScryptParams): Promise<string> {
@@ -65,12 +72,13 @@ export function needsRehash(phc: string, current: ScryptParams): boolean {
  * A hash of a random password, verified against when the mobile is unknown so that
  * "no such user" costs the same time as "wrong password" (no user enumeration by timing).
  */
-const decoys = new Map<string, Promise<string>>()
-export function decoyHash(params: ScryptParams): Promise<string> {
+// Values, not promises: a promise shared between requests would make one request wait on another.
+const decoys = new Map<string, string>()
+export async function decoyHash(params: ScryptParams): Promise<string> {
   const key = `${params.ln}.${params.r}.${params.p}`
   let d = decoys.get(key)
   if (!d) {
-    d = hashPassword(base64url(randomBytes(16)), params)
+    d = await hashPassword(base64url(randomBytes(16)), params)
     decoys.set(key, d)
   }
   return d

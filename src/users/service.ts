@@ -1,4 +1,4 @@
-import { and, count, desc, eq, like, or } from 'drizzle-orm'
+import { and, count, desc, eq, or, sql } from 'drizzle-orm'
 import { getDb } from '../db'
 import { users, type User } from './schema'
 import { getConfig, type Env } from '../env'
@@ -55,8 +55,9 @@ export async function listUsers(env: Env, q: { page: number; pageSize: number; s
   const db = getDb(env.DB)
   const conds = []
   if (q.search) {
+    // `%` and `_` in the search are literal: escaped, and SQLite needs the ESCAPE clause for that
     const term = `%${q.search.replace(/[%_\\]/g, (m) => '\\' + m)}%`
-    conds.push(or(like(users.mobile, term), like(users.name, term)))
+    conds.push(or(sql`${users.mobile} LIKE ${term} ESCAPE '\\'`, sql`${users.name} LIKE ${term} ESCAPE '\\'`))
   }
   if (q.status) conds.push(eq(users.status, q.status))
   const where = conds.length ? and(...conds) : undefined

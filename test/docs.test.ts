@@ -1,0 +1,122 @@
+import { describe, expect, it } from 'vitest'
+import { SELF } from 'cloudflare:test'
+import { buildApp } from '../src/app'
+
+const get = (path: string) => SELF.fetch(`http://localhost${path}`)
+const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const
+
+type Op = { summary?: string; description?: string; tags?: string[]; responses?: Record<string, unknown>; 'x-uap-open'?: boolean }
+type Spec = { openapi: string; paths: Record<string, Record<string, Op>> }
+
+const operations = (spec: Spec) =>
+  Object.entries(spec.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => ({ key: `${m.toUpperCase()} ${path}`, path, op: item[m] })))
+
+/** Every API route the app registers (Hono's `:id` → OpenAPI's `{id}`), docs pages excluded. */
+function registeredRoutes(): string[] {
+  const keys = buildApp()
+    .routes.filter((r) => r.method !== 'ALL' && !r.path.includes('*') && !r.path.startsWith('/docs'))
+    .map((r) => `${r.method} ${r.path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`)
+  return [...new Set(keys)].sort()
+}
+
+describe('/docs pages', () => {
+  for (const [page, title] of [
+    ['/docs/admin', 'UAP Edge admin API'],
+    ['/docs/open', 'UAP Edge partner API'],
+  ]) {
+    it(`${page} serves Swagger UI with only same-origin assets, and those assets are served`, async () => {
+      const res = await get(page)
+      expect(res.status).toBe(200)
+      expect(res.headers.get('Content-Type')).toMatch(/^text\/html/)
+      const html = await res.text()
+      expect(html).toContain(`<title>${title}</title>`)
+      expect(html).toContain(`url: '${page}/openapi.json'`)
+      // nothing loads from another origin (no CDN): every src/href is a same-origin path
+      const refs = [...html.matchAll(/\b(?:src|href)="([^"]+)"/g)].map((m) => m[1])
+      expect(refs.length).toBeGreaterThanOrEqual(2)
+      for (const ref of refs) expect(ref, ref).toMatch(/^\/(?!\/)/)
+      expect(html).not.toMatch(/https?:\/\/(?!localhost)/)
+      for (const ref of refs) {
+        const asset = await get(ref)
+        expect(asset.status, ref).toBe(200)
+        expect(asset.headers.get('Content-Type'), ref).toMatch(ref.endsWith('.css') ? /^text\/css/ : /^text\/javascript/)
+        const body = await asset.text()
+        expect(body.length, ref).toBeGreaterThan(100_000)
+      }
+      expect(refs.some((r) => r.endsWith('swagger-ui-bundle.js'))).toBe(true)
+      expect(refs.some((r) => r.endsWith('swagger-ui.css'))).toBe(true)
+    })
+  }
+
+  it('unknown asset names are 404 with the JSON error body', async () => {
+    const res = await get('/docs/assets/swagger-ui-dist/package.json')
+    expect(res.status).toBe(404)
+    expect(((await res.json()) as any).error.code).toBe('not_found')
+  })
+})
+
+describe('/docs/admin/openapi.json', () => {
+  it('is OpenAPI 3.1 and lists every registered route', async () => {
+    const spec = (await (await get('/docs/admin/openapi.json')).json()) as Spec
+    expect(spec.openapi).toBe('3.1.0')
+    const documented = operations(spec).map((o) => o.key)
+    const routes = registeredRoutes()
+    expect(routes.length).toBeGreaterThan(10)
+    for (const r of routes) expect(documented, r).toContain(r)
+    for (const r of [
+      'POST /api/v1/auth/login',
+      'POST /api/v1/auth/refresh',
+      'POST /api/v1/auth/logout',
+      'POST /api/v1/auth/logout-all',
+      'GET /api/v1/auth/me',
+      'GET /.well-known/jwks.json',
+      'GET /healthz',
+      'GET /livez',
+      'POST /api/v1/admin/users',
+      'GET /api/v1/admin/users',
+      'GET /api/v1/admin/users/{id}',
+      'PATCH /api/v1/admin/users/{id}',
+      'PUT /api/v1/admin/users/{id}/password',
+      'GET /api/v1/admin/audit',
+      'POST /api/v1/admin/keys/rotate',
+    ])
+      expect(documented).toContain(r)
+  })
+
+  it('every operation has a summary, a description, tags and documented responses', async () => {
+    const spec = (await (await get('/docs/admin/openapi.json')).json()) as Spec
+    for (const { key, op } of operations(spec)) {
+      expect(op.summary?.trim().length, `${key} summary`).toBeGreaterThan(3)
+      expect(op.description?.trim().length, `${key} description`).toBeGreaterThan(10)
+      expect(op.tags?.length, `${key} tags`).toBeGreaterThan(0)
+      expect(Object.keys(op.responses ?? {}).length, `${key} responses`).toBeGreaterThan(0)
+    }
+  })
+
+  it('admin operations document bearer auth and their 401/403 errors with the Error schema', async () => {
+    const spec = (await (await get('/docs/admin/openapi.json')).json()) as Spec & { components: any }
+    expect(spec.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' })
+    const admin = operations(spec).filter((o) => o.path.startsWith('/api/v1/admin/'))
+    expect(admin.length).toBeGreaterThan(5)
+    for (const { key, op } of admin) {
+      expect((op as any).security, key).toEqual([{ bearerAuth: [] }])
+      for (const code of ['401', '403']) expect(JSON.stringify(op.responses?.[code]), `${key} ${code}`).toContain('#/components/schemas/Error')
+    }
+  })
+})
+
+describe('/docs/open/openapi.json', () => {
+  it('lists exactly the partner operations (x-uap-open): login, refresh, JWKS today, and no admin route', async () => {
+    const admin = (await (await get('/docs/admin/openapi.json')).json()) as Spec
+    const open = (await (await get('/docs/open/openapi.json')).json()) as Spec
+    const openKeys = operations(open).map((o) => o.key).sort()
+    const flagged = operations(admin).filter((o) => o.op['x-uap-open']).map((o) => o.key).sort()
+    expect(openKeys).toEqual(flagged)
+    expect(openKeys).toEqual(expect.arrayContaining(['POST /api/v1/auth/login', 'POST /api/v1/auth/refresh', 'GET /.well-known/jwks.json']))
+    for (const key of openKeys) expect(key).not.toMatch(/ \/api\/v1\/admin\//)
+    for (const internal of ['POST /api/v1/auth/logout', 'GET /api/v1/auth/me', 'GET /healthz', 'GET /livez']) expect(openKeys).not.toContain(internal)
+    // the partner spec is titled for partners and still has the shared Error schema
+    expect((open as any).info.title).toBe('UAP Edge partner API')
+    expect((open as any).components.schemas.Error).toBeTruthy()
+  })
+})

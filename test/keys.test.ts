@@ -1,0 +1,139 @@
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { applyD1Migrations, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from 'cloudflare:test'
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
+import worker from '../src/index'
+import { MAX_SIGNED_LIFETIME_MS, PUBLISH_AHEAD_MS, rotateKeys } from '../src/keys/service'
+import { ADMIN } from './helpers'
+
+/**
+ * Key rotation changes what every token in the database verifies against, so these tests
+ * run on their own database (ISOLATED_DB, see vitest.config.mts) through the Worker's
+ * own handlers, and move the clock with a fake Date instead of waiting.
+ * Only this file may use ISOLATED_DB.
+ */
+const E = { ...env, DB: env.ISOLATED_DB } as typeof env
+
+async function call(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
+  const headers = new Headers(init.headers)
+  if (init.json !== undefined) headers.set('Content-Type', 'application/json')
+  if (init.token) headers.set('Authorization', `Bearer ${init.token}`)
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(new Request(`http://localhost${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body }), E, ctx)
+  await waitOnExecutionContext(ctx)
+  const text = await res.text()
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null }
+}
+
+async function adminLogin() {
+  const r = await call('/api/v1/auth/login', { method: 'POST', json: ADMIN })
+  expect(r.status).toBe(200)
+  return r.body as { access_token: string; refresh_token: string }
+}
+
+const kidOf = (jwt: string) => decodeProtectedHeader(jwt).kid!
+const servedJwks = async () => (await call('/.well-known/jwks.json')).body as JSONWebKeySet
+const servedKids = async () => (await servedJwks()).keys.map((k) => k.kid)
+const verifyServed = async (jwt: string) => jwtVerify(jwt, createLocalJWKSet(await servedJwks()), { issuer: 'http://localhost', audience: 'uap-edge' })
+
+async function runCron() {
+  const ctx = createExecutionContext()
+  await worker.scheduled(createScheduledController({ scheduledTime: Date.now(), cron: '*/5 * * * *' }), E, ctx)
+  await waitOnExecutionContext(ctx)
+}
+
+const keyRow = (kid: string) =>
+  E.DB.prepare('SELECT kid, activate_at, retired_at, expires_at FROM signing_keys WHERE kid = ?').bind(kid).first<{ kid: string; activate_at: number; retired_at: number | null; expires_at: number | null }>()
+
+beforeAll(async () => {
+  await applyD1Migrations(E.DB, env.TEST_MIGRATIONS)
+})
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+describe('signing-key rotation', () => {
+  it('publishes before signing, switches at activation, keeps the old key until its tokens expire, then the cron removes it', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() })
+    const t0 = await adminLogin()
+    const k0 = kidOf(t0.access_token)
+    expect(await servedKids()).toContain(k0)
+
+    // 1. A forced rotation publishes a successor that does not sign yet.
+    const { created } = await rotateKeys(E, { force: true })
+    expect(created).toHaveLength(1)
+    const k1 = created[0].kid
+    expect(k1).not.toBe(k0)
+    expect(created[0].activateAt).toBe(Date.now() + PUBLISH_AHEAD_MS)
+    expect(await servedKids()).toEqual(expect.arrayContaining([k0, k1]))
+    const beforeActivation = await adminLogin()
+    expect(kidOf(beforeActivation.access_token)).toBe(k0)
+    // a second forced rotation while one is pending does not pile up keys
+    expect((await rotateKeys(E, { force: true })).created).toHaveLength(0)
+
+    // 2. Once the successor's activation time has passed, new tokens carry its kid ...
+    vi.setSystemTime(created[0].activateAt + 1000)
+    await runCron()
+    const afterActivation = await adminLogin()
+    expect(kidOf(afterActivation.access_token)).toBe(k1)
+    // ... the old key is retired but still published, and tokens it signed still verify.
+    const old = await keyRow(k0)
+    expect(old!.retired_at).toBe(created[0].activateAt)
+    expect(old!.expires_at).toBe(created[0].activateAt + MAX_SIGNED_LIFETIME_MS)
+    expect(await servedKids()).toEqual(expect.arrayContaining([k0, k1]))
+    await expect(verifyServed(t0.access_token)).resolves.toHaveProperty('payload.sub')
+    await expect(verifyServed(afterActivation.access_token)).resolves.toHaveProperty('payload.sub')
+
+    // 3. Just before retired_at + MAX_SIGNED_LIFETIME_MS the old key is still there.
+    vi.setSystemTime(old!.expires_at! - 1000)
+    await runCron()
+    expect(await keyRow(k0)).not.toBeNull()
+    expect(await servedKids()).toContain(k0)
+
+    // 4. After it, the cron deletes it and the JWKS no longer lists it; the new key stays.
+    vi.setSystemTime(old!.expires_at! + 1000)
+    await runCron()
+    expect(await keyRow(k0)).toBeNull()
+    expect(await servedKids()).toEqual([k1])
+    const later = await adminLogin()
+    expect(kidOf(later.access_token)).toBe(k1)
+    await expect(verifyServed(later.access_token)).resolves.toHaveProperty('payload.sub')
+  })
+
+  it('a token signed before a rotation still verifies with jose against the served JWKS afterwards', async () => {
+    const t = await adminLogin()
+    await rotateKeys(E, { force: true })
+    const jwks = await servedJwks()
+    const { payload, protectedHeader } = await jwtVerify(t.access_token, createLocalJWKSet(jwks), { issuer: 'http://localhost', audience: 'uap-edge' })
+    expect(protectedHeader.kid).toBe(kidOf(t.access_token))
+    expect(payload.sid).toBeTruthy()
+    // and it is still accepted by the Worker itself
+    expect((await call('/api/v1/auth/me', { token: t.access_token })).status).toBe(200)
+  })
+
+  it('the cron rotates a key that has signed for 30 days without being asked', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() })
+    const before = await servedKids()
+    vi.setSystemTime(Date.now() + 31 * 86400_000)
+    await runCron()
+    const after = await servedKids()
+    expect(after.length).toBeGreaterThan(0)
+    expect(after.some((k) => !before.includes(k))).toBe(true)
+  })
+
+  it('POST /api/v1/admin/keys/rotate publishes a key and is audited with actor, request id and IP', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 400 * 86400_000 })
+    await runCron() // let everything older expire and a current signer exist, so nothing is pending
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const admin = await adminLogin()
+    const requestId = `rotate-${crypto.randomUUID()}`
+    const r = await call('/api/v1/admin/keys/rotate', { method: 'POST', token: admin.access_token, headers: { 'CF-Connecting-IP': '198.51.100.20', 'X-Request-Id': requestId } })
+    expect(r.status).toBe(200)
+    expect(r.body.created).toHaveLength(1)
+    expect(await servedKids()).toContain(r.body.created[0].kid)
+    const audit = await E.DB.prepare('SELECT * FROM audit_logs WHERE request_id = ?').bind(requestId).first<Record<string, unknown>>()
+    expect(audit).toMatchObject({ action: 'admin.keys.rotate', actor_type: 'admin', target_type: 'signing_key', target_id: r.body.created[0].kid, ip: '198.51.100.20' })
+    expect(audit!.actor_id).toBeTruthy()
+  })
+})
