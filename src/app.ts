@@ -15,6 +15,7 @@ import { adminUserRoutes } from './admin/users'
 import { adminSystemRoutes } from './admin/system'
 import { ticketRoutes } from './tickets/routes'
 import { mountDocs } from './docs/routes'
+import { documentPages } from './pages/openapi'
 import { captchaRoutes } from './captcha/routes'
 import { smsRoutes } from './sms/routes'
 import { accountRoutes } from './account/routes'
@@ -61,6 +62,7 @@ export function buildApp() {
   app.route('/', adminAppRoutes)
   app.route('/', signingRoutes)
   app.route('/', mappingRoutes)
+  documentPages(app.openAPIRegistry)
   mountDocs(app)
 
   app.notFound((c) => {

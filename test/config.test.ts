@@ -14,6 +14,9 @@ const production = (over: Partial<Env> = {}): Env => ({
   BOOTSTRAP_ADMIN_MOBILE: '+8613800000000',
   BOOTSTRAP_ADMIN_PASSWORD: 'a-real-long-admin-password',
   PASSWORD_HASH_PROFILE: undefined,
+  SMS_PROVIDER: 'webhook',
+  SMS_WEBHOOK_URL: 'https://sms-gateway.example.com/send',
+  SMS_WEBHOOK_SECRET: 'a-long-sms-webhook-secret',
   ...over,
 })
 
