@@ -1,16 +1,17 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick } from '../lib/openapi'
+import { router, OPEN, pick, jsonBody } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
 import { enforceRateLimit } from '../ratelimit'
 import { UserProfile } from '../auth/routes'
 import { publicUser } from '../users/service'
 import { verifyCaptcha } from '../captcha/service'
-import { signedApp, appOf, invalidCaptcha } from '../sms/routes'
+import { invalidCaptcha } from '../sms/routes'
+import { requireSignedApp } from '../signing/verify'
+import { SignedHeaders } from '../signing/headers'
 import { registerUser, resetPassword, registrationOpen, registrationClosed, PASSWORD_MIN, PASSWORD_MAX } from './service'
 
 export const accountRoutes = router()
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 const SmsCode = z.string().regex(/^\d{6}$/, 'must be the six digits from the SMS').openapi({ example: '493817' })
 const NewPassword = z.string().min(PASSWORD_MIN).max(PASSWORD_MAX).openapi({ example: 'a long new passphrase' })
 
@@ -23,13 +24,13 @@ accountRoutes.openapi(
     description:
       'Signed request. Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` (purpose `reset`) → this call with the code from the SMS. Sets the new password and signs the user out everywhere: every session and refresh token is revoked, and access tokens of those sessions are refused by UAP Edge at once. A wrong or expired code is 400 `invalid_sms_code` (with `attempts_left`); after 5 wrong codes 429 `too_many_attempts` until a new code is requested.',
     ...OPEN,
-    middleware: [signedApp] as const,
-    request: { body: json(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
+    middleware: [requireSignedApp] as const,
+    request: { headers: SignedHeaders, body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
     responses: { 200: { description: 'Password changed; all sessions ended', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }).openapi('PasswordReset') } } }, ...pick(400, 401, 403, 429) },
   }),
   async (c) => {
     const body = c.req.valid('json')
-    await resetPassword(c.env, { mobile: body.mobile, smsCode: body.sms_code, newPassword: body.new_password }, { requestId: c.get('requestId'), ip: c.get('clientIp'), appId: appOf(c) })
+    await resetPassword(c.env, { mobile: body.mobile, smsCode: body.sms_code, newPassword: body.new_password }, { requestId: c.get('requestId'), ip: c.get('clientIp'), appId: c.get('app')!.appId })
     return c.json({ ok: true as const }, 200)
   },
 )
@@ -48,7 +49,7 @@ accountRoutes.openapi(
     ].join(' '),
     ...OPEN,
     request: {
-      body: json(
+      body: jsonBody(
         z.object({
           mobile: MobileField,
           password: NewPassword,

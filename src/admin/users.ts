@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { eq } from 'drizzle-orm'
-import { router, pick, bearerSecurity } from '../lib/openapi'
+import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
 import { requireAdmin } from '../lib/middleware'
 import { getDb } from '../db'
@@ -16,7 +16,6 @@ import { runSessionEndHooks } from '../sessions/hooks'
 export const adminUserRoutes = router()
 adminUserRoutes.use('/api/v1/admin/*', requireAdmin)
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
 const Password = z.string().min(8).max(256).openapi({ example: 'a long passphrase' })
 const UserId = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }) })
@@ -30,7 +29,7 @@ adminUserRoutes.openapi(
     description: 'Creates an account. The mobile number is normalised to E.164 and must be unique.',
     security: bearerSecurity,
     request: {
-      body: json(
+      body: jsonBody(
         z.object({
           mobile: MobileField,
           password: Password,
@@ -114,7 +113,7 @@ adminUserRoutes.openapi(
     security: bearerSecurity,
     request: {
       params: UserId,
-      body: json(
+      body: jsonBody(
         z
           .object({
             name: z.string().max(100).nullable().optional(),
@@ -153,7 +152,7 @@ adminUserRoutes.openapi(
     summary: "Set a user's password",
     description: 'Replaces the password and ends every session of the user.',
     security: bearerSecurity,
-    request: { params: UserId, body: json(z.object({ password: Password })) },
+    request: { params: UserId, body: jsonBody(z.object({ password: Password })) },
     responses: { 200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } }, ...pick(400, 401, 403, 404) },
   }),
   async (c) => {

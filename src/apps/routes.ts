@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { eq } from 'drizzle-orm'
-import { router, pick, bearerSecurity } from '../lib/openapi'
+import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { requireAdmin } from '../lib/middleware'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
@@ -17,7 +17,6 @@ adminAppRoutes.use('/api/v1/admin/apps', requireAdmin)
 adminAppRoutes.use('/api/v1/admin/apps/*', requireAdmin)
 
 const TAG = 'Admin: applications'
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })
 
 /** A URL field checked by lib/redirect-uri.ts (absolute, https or loopback http, no fragment, no userinfo). */
@@ -140,7 +139,7 @@ adminAppRoutes.openapi(
     description:
       'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications need at least one redirect URI.',
     security: bearerSecurity,
-    request: { body: json(CreateApp) },
+    request: { body: jsonBody(CreateApp) },
     responses: { 201: ok('Created; store the credentials now', Credentials), ...pick(400, 401, 403) },
   }),
   async (c) => {
@@ -218,7 +217,7 @@ adminAppRoutes.openapi(
     description:
       'Changes any of the given settings; omitted fields stay. `null` clears icon_url, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled).',
     security: bearerSecurity,
-    request: { params: AppIdParam, body: json(UpdateApp) },
+    request: { params: AppIdParam, body: jsonBody(UpdateApp) },
     responses: { 200: ok('Updated', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {

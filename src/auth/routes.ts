@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick, bearerSecurity } from '../lib/openapi'
+import { router, OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
 import { login, logoutAll, logoutSession } from './service'
 import { rotateRefreshToken } from './tokens'
@@ -30,7 +30,6 @@ export const UserProfile = z
   })
   .openapi('User')
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 
 export const authRoutes = router()
 
@@ -44,7 +43,7 @@ authRoutes.openapi(
       'Verifies the password and returns an ES256 access token (JWT, `typ: at+jwt`, claims iss, sub, aud, exp, iat, jti, sid) and an opaque refresh token. With `app_id` the access token is issued for that application (aud = app_id). Unknown mobiles and wrong passwords get the same 401. Repeated failures per mobile and per IP lock sign-in for 15 minutes (429 with Retry-After).',
     ...OPEN,
     request: {
-      body: json(
+      body: jsonBody(
         z.object({
           mobile: MobileField,
           password: z.string().min(1).max(256).openapi({ example: 'correct horse battery staple' }),
@@ -71,7 +70,7 @@ authRoutes.openapi(
     description:
       'Rotates the refresh token: the presented one stops working and a new one is returned with a fresh access token. Presenting a refresh token that was already rotated revokes its whole token family (theft detection), except within a 10-second grace window in which a concurrent or retried refresh receives the same successor.',
     ...OPEN,
-    request: { body: json(z.object({ refresh_token: z.string().min(1).max(512).openapi({ example: 'rt_V0hZ0lq8p3bX3Jm2n8kqQx0Xb5k2c9Yt7r1Zs4Aa6Ew' }) })) },
+    request: { body: jsonBody(z.object({ refresh_token: z.string().min(1).max(512).openapi({ example: 'rt_V0hZ0lq8p3bX3Jm2n8kqQx0Xb5k2c9Yt7r1Zs4Aa6Ew' }) })) },
     responses: { 200: { description: 'New tokens', content: { 'application/json': { schema: TokenResponse } } }, ...pick(400, 401) },
   }),
   async (c) => {

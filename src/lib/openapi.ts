@@ -1,4 +1,4 @@
-import { OpenAPIHono } from '@hono/zod-openapi'
+import { OpenAPIHono, z } from '@hono/zod-openapi'
 import type { AppEnv } from './context'
 import { ErrorBody, validationHook } from './errors'
 
@@ -27,3 +27,6 @@ export const bearerSecurity = [{ bearerAuth: [] }]
 export function pick<K extends keyof typeof errors>(...codes: K[]) {
   return Object.fromEntries(codes.map((k) => [k, errors[k]])) as Pick<typeof errors, K>
 }
+
+/** A required JSON request body: a missing or non-JSON body is a 400, never silently skipped. */
+export const jsonBody = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })

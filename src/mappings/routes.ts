@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { router, OPEN, pick, bearerSecurity } from '../lib/openapi'
+import { router, OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import type { AppEnv } from '../lib/context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, notFound } from '../lib/errors'
@@ -39,7 +39,6 @@ mappingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appAccessTok
 const appOrAdmin: Record<string, string[]>[] = [{ appAccessToken: [] }, { bearerAuth: [] }]
 const OPEN_TAG = 'Open: mappings'
 const ADMIN_TAG = 'Admin: mappings'
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })
 
 const MappedKey = z.string().min(1).max(100).openapi({ example: 'lilei@hr.example.com', description: "The user's account in the app (email, username ...); unique within the app" })
@@ -113,7 +112,7 @@ Authenticate with \`${APP_TOKEN_HEADER}\` (your app) or an admin bearer token wi
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
     request: {
-      body: json(
+      body: jsonBody(
         z.object({
           app_id: z.string().min(1).max(64).optional().openapi({ example: 'app_3f9a1c2d4e5f6a7b', description: 'Optional with an app token (must be your own app); required with an admin token' }),
           items: z.array(SyncItemSchema).min(1).max(SYNC_MAX_ITEMS),
@@ -287,7 +286,7 @@ mappingRoutes.openapi(
     description:
       'Same rules as a sync ADD: 201 when created; 200 when a DISABLED mapping of the user is enabled again or nothing changed. 404 user_not_found, 409 mapping_exists (the user is mapped to another key) or mapped_key_taken. Writes an outbox event and an audit row with the change.',
     security: bearerSecurity,
-    request: { params: AppIdParam, body: json(z.object({ mobile: MobileField, mapped_key: MappedKey, name: MappingName.optional() })) },
+    request: { params: AppIdParam, body: jsonBody(z.object({ mobile: MobileField, mapped_key: MappedKey, name: MappingName.optional() })) },
     responses: { 201: ok('Created', MappingView), 200: ok('Re-enabled or unchanged', MappingView), ...pick(400, 401, 403, 404, 409) },
   }),
   async (c) => {
@@ -356,7 +355,7 @@ mappingRoutes.openapi(
     security: bearerSecurity,
     request: {
       params: MappingParams,
-      body: json(
+      body: jsonBody(
         z
           .object({ mapped_key: MappedKey.optional(), name: MappingName.optional(), is_active: z.boolean().optional() })
           .refine((v) => Object.keys(v).length > 0, 'give at least one of mapped_key, name, is_active'),

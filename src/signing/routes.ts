@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router, OPEN, pick } from '../lib/openapi'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
+import { SignedHeaders } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
 import { sha256Hex } from '../lib/crypto'
 
@@ -43,6 +44,7 @@ signingRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
+    request: { headers: SignedHeaders },
     responses: { 200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping } } }, ...signedErrors },
   }),
   async (c) => {
@@ -62,6 +64,7 @@ signingRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
+    request: { headers: SignedHeaders },
     responses: {
       200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping.extend({ body_sha256: z.string().openapi({ example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }) }) } } },
       ...signedErrors,

@@ -1,22 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import type { MiddlewareHandler } from 'hono'
-import { router, OPEN, pick } from '../lib/openapi'
-import type { AppEnv } from '../lib/context'
+import { router, OPEN, pick, jsonBody } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
 import { requireSignedApp } from '../signing/verify'
-import type { Application } from '../apps/schema'
+import { SignedHeaders } from '../signing/headers'
 import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
 import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
 
 export const smsRoutes = router()
 
-/** requireSignedApp, typed for routers of AppEnv (it sets c.var.app). */
-export const signedApp = requireSignedApp as unknown as MiddlewareHandler<AppEnv>
-export const appOf = (c: { get: (k: never) => unknown }) => (c.get('app' as never) as Application).appId
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 
 export const CaptchaFields = {
   captcha_id: z.string().min(1).max(64).openapi({ example: '6f1c0b7e-2a4d-4c1e-9f3a-7b5d2e8c1a90', description: 'From GET /api/v1/utils/captcha' }),
@@ -47,9 +41,10 @@ smsRoutes.openapi(
       'The answer never tells whether the number has an account: for `reset` and an unknown number the reply is the same and simply no SMS is sent.',
     ].join(' '),
     ...OPEN,
-    middleware: [signedApp] as const,
+    middleware: [requireSignedApp] as const,
     request: {
-      body: json(
+      headers: SignedHeaders,
+      body: jsonBody(
         z.object({
           mobile: MobileField,
           purpose: z.enum(['reset', 'register']).default('reset').openapi({ example: 'reset' }),
@@ -66,7 +61,7 @@ smsRoutes.openapi(
     const r = await sendSmsCode(c.env, { mobile: body.mobile, purpose: body.purpose }, {
       requestId: c.get('requestId'),
       ip: c.get('clientIp'),
-      appId: appOf(c),
+      appId: c.get('app')!.appId,
       waitUntil: (p) => c.executionCtx.waitUntil(p),
     })
     c.header('Cache-Control', 'no-store')

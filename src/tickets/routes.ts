@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { router, OPEN, pick } from '../lib/openapi'
+import { router, OPEN, pick, jsonBody } from '../lib/openapi'
+import { SignedHeaders } from '../signing/headers'
 import type { AppEnv } from '../lib/context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, ErrorBody } from '../lib/errors'
@@ -12,19 +13,7 @@ import { simpleSsoRedirect } from './sso'
 
 export const ticketRoutes = router()
 
-const json = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } })
-
-/** Documents the signature headers; requireSignedApp checks them (401 signature_missing when absent). */
-const SignedHeaders = z.object({
-  [SIGNATURE_HEADERS.appId]: z.string().optional().openapi({ param: { required: true, description: 'Your app_id' }, example: 'app_3f9a1c2d4e5f6a7b' }),
-  [SIGNATURE_HEADERS.timestamp]: z.string().optional().openapi({ param: { required: true, description: 'Unix seconds; within 300 s of server time' }, example: '1795000000' }),
-  [SIGNATURE_HEADERS.nonce]: z.string().optional().openapi({ param: { required: true, description: '16-64 chars of [A-Za-z0-9_-], never reused' }, example: '9f86d081884c7d659a2feaa0c55ad015' }),
-  [SIGNATURE_HEADERS.signature]: z
-    .string()
-    .optional()
-    .openapi({ param: { required: true, description: 'hex HMAC-SHA256 of the canonical string under your app secret (docs/signing.md)' }, example: 'b5bb9d8014a0f9b1d61e21e796d78dccdf1352f23cd32812f4850b878ae4944c' }),
-})
 
 const TICKET_EXAMPLE = 'tk_k3Vq0bX8y2Qm9Zr4Lw7Tn1Hs6Pd5Jc0Ae3Ug8Yf2Ri4.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
 
@@ -63,7 +52,7 @@ ticketRoutes.openapi(
     ].join('\n'),
     ...OPEN,
     middleware: [requireSignedApp] as const,
-    request: { headers: SignedHeaders, body: json(ExchangeBody) },
+    request: { headers: SignedHeaders, body: jsonBody(ExchangeBody) },
     responses: {
       200: { description: 'Ticket issued', content: { 'application/json': { schema: ExchangeResponse } } },
       ...pick(400, 401, 403, 404, 429),
@@ -125,7 +114,7 @@ ticketRoutes.openapi(
     middleware: [requireSignedApp] as const,
     request: {
       headers: SignedHeaders,
-      body: json(z.object({ ticket: z.string().min(1).max(256).openapi({ example: TICKET_EXAMPLE }) }).openapi('TicketVerifyRequest')),
+      body: jsonBody(z.object({ ticket: z.string().min(1).max(256).openapi({ example: TICKET_EXAMPLE }) }).openapi('TicketVerifyRequest')),
     },
     responses: {
       200: { description: 'Ticket redeemed: who the user is in your app', content: { 'application/json': { schema: VerifyResponse } } },
