@@ -172,6 +172,8 @@ pageRoutes.get('/page/login', async (c) => {
   return loginPage(c, 200, {
     csrf: csrfToken(c),
     returnTo,
+    // OIDC login_hint (forwarded by /oauth2/authorize): only a prefill, the user can change it.
+    mobile: c.req.query('login_hint')?.slice(0, 32),
     captcha,
     notice: c.req.query('signed_out') ? 'You have signed out.' : c.req.query('registered') ? 'Your account is ready.' : undefined,
   })
