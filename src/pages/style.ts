@@ -73,6 +73,7 @@ a{color:var(--primary);text-underline-offset:2px}
 .scopes li{margin:.35rem 0}
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}
 .actions button{margin-top:0;flex:1}
+form+.hint{margin-top:1rem}
 code{font-size:.9em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 @media (max-width:480px){body{padding:0;background:var(--card)}main{box-shadow:none;border-radius:0;padding:1.5rem 1.25rem;min-height:100vh}}
 @media (prefers-reduced-motion:no-preference){button,.button{transition:filter .15s}}
