@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { decodeJwt } from 'jose'
 import { SELF, env } from 'cloudflare:test'
 import { api, createUser } from './helpers'
+import { inputValue } from './flows'
 import { Browser, ISSUER, REDIRECT, POST_LOGOUT, authorizeThrough, createOidcApp, csrfFrom, location, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 /** A signed-in browser, a mapped user and a confidential client, ready for the code flow. */
@@ -10,7 +11,7 @@ async function setup(appInput: Parameters<typeof createOidcApp>[0] = {}) {
   const user = await createUser()
   await mapUser(oidc.clientId, user.id, `m-${user.id.slice(0, 8)}@rp.example.com`)
   const b = new Browser()
-  const { sessionId } = await b.signIn(user.id)
+  const { sessionId } = await b.loginOnPage(user)
   return { ...oidc, user, b, sessionId, basic: { id: oidc.clientId, secret: oidc.secret } }
 }
 
@@ -109,6 +110,8 @@ describe('authorization endpoint errors', () => {
     expect(login.pathname).toBe('/page/login')
     expect(login.searchParams.get('login_hint')).toBe('+8613800138000')
     expect(login.searchParams.get('prompt')).toBeNull()
+    // the login page fills it in
+    expect(inputValue(await (await anon.get(login.pathname + login.search)).text(), 'mobile')).toBe('+8613800138000')
   })
 
   it('prompt=none without a session answers login_required to the client', async () => {
@@ -136,7 +139,7 @@ describe('authorization endpoint errors', () => {
     const { clientId } = await createOidcApp({ firstParty: true })
     const user = await createUser()
     const b = new Browser()
-    await b.signIn(user.id)
+    await b.loginOnPage(user)
     const res = await b.get(authorizeUrl(clientId, { state: 'nm' }))
     const to = location(res)
     expect(to.searchParams.get('error')).toBe('access_denied')
@@ -147,26 +150,54 @@ describe('authorization endpoint errors', () => {
     expect(location(await b.get(authorizeUrl(clientId))).searchParams.get('error')).toBe('access_denied')
   })
 
-  it('prompt=login and an exceeded max_age send a signed-in user back to the login page; a fresh sign-in then gets the code', async () => {
+  it('prompt=login: the real login page shows its form to a signed-in user, and a fresh sign-in gets the code', async () => {
     const s = await setup()
     const res = await s.b.get(authorizeUrl(s.clientId, { prompt: 'login' }))
     const login = location(res)
     expect(login.pathname).toBe('/page/login')
     expect(login.searchParams.get('prompt')).toBe('login')
+    const returnTo = login.searchParams.get('return_to')!
     // returning without signing in again loops back to the login page
-    const still = await s.b.get(login.searchParams.get('return_to')!)
-    expect(location(still).pathname).toBe('/page/login')
-    const { sessionId } = await s.b.signIn(s.user.id)
-    const done = await s.b.get(login.searchParams.get('return_to')!)
-    const code = location(done).searchParams.get('code')
+    const still = location(await s.b.get(returnTo))
+    expect(still.pathname).toBe('/page/login')
+    expect(still.searchParams.get('prompt')).toBe('login')
+    // Without prompt=login the page lets a signed-in browser straight through; with it, it shows the form.
+    const through = await s.b.get(`/page/login?return_to=${encodeURIComponent(returnTo)}`)
+    expect(through.status).toBe(303)
+    expect(through.headers.get('Location')).toBe(returnTo)
+
+    const before = Date.now()
+    const { res: signedIn, sessionId } = await s.b.loginOnPage(s.user, still.pathname + still.search)
+    expect(sessionId).not.toBe(s.sessionId)
+    expect(signedIn.headers.get('Location')).toBe(returnTo)
+    const done = location(await s.b.get(returnTo))
+    const code = done.searchParams.get('code')!
     expect(code).toBeTruthy()
     const row = await env.DB.prepare('SELECT session_id FROM oidc_codes WHERE user_id = ? ORDER BY created_at DESC LIMIT 1').bind(s.user.id).first<{ session_id: string }>()
     expect(row!.session_id).toBe(sessionId)
+    const claims = decodeJwt((await exchange(s, { code })).body.id_token)
+    expect(claims.sid).toBe(sessionId)
+    expect(claims.auth_time as number).toBeGreaterThanOrEqual(Math.floor(before / 1000))
+  })
 
+  it('max_age: a session older than max_age goes through the real login page, a young enough one does not', async () => {
+    const s = await setup()
+    // An hour-old session cannot be made through the page without a clock: inserted directly.
     const old = new Browser()
-    await old.signIn(s.user.id, { authTime: Date.now() - 3_600_000 })
-    expect(location(await old.get(authorizeUrl(s.clientId, { max_age: '60' }))).pathname).toBe('/page/login')
+    await old.fakeOldSession(s.user.id, Date.now() - 3_600_000)
     expect(location(await old.get(authorizeUrl(s.clientId, { max_age: '7200' }))).searchParams.get('code')).toBeTruthy()
+
+    const login = location(await old.get(authorizeUrl(s.clientId, { max_age: '60', state: 'ma' })))
+    expect(login.pathname).toBe('/page/login')
+    // the session is live but too old: the page must show the form, not pass through
+    expect(login.searchParams.get('prompt')).toBe('login')
+    const before = Date.now()
+    const { res: signedIn, sessionId } = await old.loginOnPage(s.user, login.pathname + login.search)
+    const done = location(await old.get(signedIn.headers.get('Location')!))
+    expect(done.searchParams.get('state')).toBe('ma')
+    const claims = decodeJwt((await exchange(s, { code: done.searchParams.get('code')! })).body.id_token)
+    expect(claims.sid).toBe(sessionId)
+    expect(claims.auth_time as number).toBeGreaterThanOrEqual(Math.floor(before / 1000))
   })
 
   it('after three trips to the login page without signing in, the client gets login_required', async () => {
@@ -205,7 +236,7 @@ describe('authorization endpoint errors', () => {
     const s = await setup({ firstParty: false })
     const consent = location(await s.b.get(authorizeUrl(s.clientId)))
     const other = new Browser()
-    await other.signIn(s.user.id)
+    await other.loginOnPage(s.user)
     const res = await other.get(consent.pathname + consent.search)
     expect(res.status).toBe(302)
     expect(location(res).pathname).toBe('/oauth2/authorize')
@@ -446,7 +477,7 @@ describe('end_session', () => {
     const idToken = (await exchange(s, { code, code_verifier: verifier })).body.id_token
     const other = new Browser()
     const otherUser = await createUser()
-    await other.signIn(otherUser.id)
+    await other.loginOnPage(otherUser)
     const r = await other.get(`/oauth2/end_session?id_token_hint=${idToken}`)
     expect(r.status).toBe(200)
     expect(await r.text()).toContain('Sign out of UAP Edge?')

@@ -5,6 +5,9 @@ import { sessions } from '../src/auth/schema'
 import { appUserMappings } from '../src/apps/schema'
 import { getDb } from '../src/db'
 import { createApplication, type NewApplicationInput } from '../src/apps/service'
+import { sha256Hex } from '../src/lib/crypto'
+import { CSRF_COOKIE } from '../src/pages/security'
+import { inputValue } from './flows'
 
 export const ISSUER = 'http://localhost'
 export const REDIRECT = 'https://rp.example.com/cb'
@@ -39,17 +42,19 @@ export async function discover(clientId: string, auth: client.ClientAuth) {
   })
 }
 
+/** A real-looking client address per browser, so page sign-in counters (captcha after failures) never mix between tests. */
+const randomIp = () => `203.0.113.${1 + Math.floor(Math.random() * 250)}`
+
 /**
  * A cookie-keeping browser that does not follow redirects, so each hop can be checked.
- * `signIn` stands in for the hosted login page (/page/login, built on another branch):
- * it inserts a browser session the way the page does and sets the AUTH_SESSION_ID cookie.
- * After merging, swap it for a POST of the login form.
+ * `loginOnPage` signs in through the real hosted login page (/page/login).
  */
 export class Browser {
   cookies = new Map<string, string>()
+  constructor(readonly ip = randomIp()) {}
 
-  private cookieHeader() {
-    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
+  private headers(extra: Record<string, string> = {}) {
+    return { 'CF-Connecting-IP': this.ip, Cookie: [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; '), ...extra }
   }
 
   private keep(res: Response) {
@@ -66,7 +71,7 @@ export class Browser {
   }
 
   async get(url: string) {
-    const res = await SELF.fetch(new URL(url, ISSUER).href, { redirect: 'manual', headers: { Cookie: this.cookieHeader() } })
+    const res = await SELF.fetch(new URL(url, ISSUER).href, { redirect: 'manual', headers: this.headers() })
     return this.keep(res)
   }
 
@@ -74,15 +79,48 @@ export class Browser {
     const res = await SELF.fetch(new URL(url, ISSUER).href, {
       method: 'POST',
       redirect: 'manual',
-      headers: { Cookie: this.cookieHeader(), 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: this.headers({ 'Content-Type': 'application/x-www-form-urlencoded' }),
       body: new URLSearchParams(form).toString(),
     })
     return this.keep(res)
   }
 
-  async signIn(userId: string, opts: { authTime?: number } = {}) {
-    const now = opts.authTime ?? Date.now()
-    const { row, cookie } = await sessionRow(env, userId, { requestId: 'test-sign-in', ip: '127.0.0.1' }, { withCookie: true, now })
+  /**
+   * Signs in through the hosted login page the way a browser does: GET the form at `url`
+   * (for the OIDC flow the /page/login?return_to=... URL the authorization endpoint sent us
+   * to), which sets the `__Host-uap_csrf` cookie and carries the same value in the hidden
+   * csrf_token field, then POST mobile, password, csrf_token and the form's return_to.
+   * Returns the 303 answer (Location: the return_to) and the new session's id.
+   */
+  async loginOnPage(user: { mobile: string; password: string }, url = '/page/login') {
+    const page = await this.get(url)
+    const html = await page.text()
+    if (page.status !== 200 || !html.includes('action="/page/login"')) throw new Error(`no login form at ${url}: ${page.status}`)
+    const csrf = csrfFrom(html)
+    if (this.cookies.get(CSRF_COOKIE) !== csrf) throw new Error('the csrf_token field differs from the __Host-uap_csrf cookie')
+    const form: Record<string, string> = { csrf_token: csrf, mobile: user.mobile, password: user.password, step: 'login' }
+    const returnTo = inputValue(html, 'return_to')
+    if (returnTo) form.return_to = returnTo
+    const res = await this.post('/page/login', form)
+    if (res.status !== 303) throw new Error(`sign-in failed: ${res.status} ${await res.text()}`)
+    return { res, html, sessionId: await this.sessionId() }
+  }
+
+  /** The id of the session behind this browser's AUTH_SESSION_ID cookie (only its hash is stored). */
+  async sessionId(): Promise<string> {
+    const cookie = this.cookies.get('AUTH_SESSION_ID')
+    if (!cookie) throw new Error('not signed in')
+    const row = await env.DB.prepare('SELECT id FROM sessions WHERE cookie_hash = ?').bind(await sha256Hex(cookie)).first<{ id: string }>()
+    return row!.id
+  }
+
+  /**
+   * NOT a sign-in: inserts a session row directly and sets its cookie. Only for the one
+   * precondition the login page cannot produce without a clock, a session signed in long
+   * ago (max_age tests). Everything else signs in with loginOnPage.
+   */
+  async fakeOldSession(userId: string, authTime: number) {
+    const { row, cookie } = await sessionRow(env, userId, { requestId: 'test-old-session', ip: this.ip }, { withCookie: true, now: authTime })
     await getDb(env.DB).insert(sessions).values(row)
     this.cookies.set('AUTH_SESSION_ID', cookie!)
     return { sessionId: row.id }

@@ -41,7 +41,7 @@ describe('single sign-out', () => {
     await mapUser(withUri.clientId, user.id, `a-${user.id.slice(0, 8)}`)
     await mapUser(without.clientId, user.id, `b-${user.id.slice(0, 8)}`)
     const b = new Browser()
-    const { sessionId } = await b.signIn(user.id)
+    const { sessionId } = await b.loginOnPage(user)
     const t1 = await signInto(b, withUri)
     const t2 = await signInto(b, without)
 
@@ -62,7 +62,7 @@ describe('single sign-out', () => {
     const user = await createUser()
     await mapUser(app.clientId, user.id, `f-${user.id.slice(0, 8)}`)
     const b = new Browser()
-    const { sessionId } = await b.signIn(user.id)
+    const { sessionId } = await b.loginOnPage(user)
     await signInto(b, app)
     const broken = { ...env, WEBHOOK_QUEUE: { sendBatch: async () => Promise.reject(new Error('queue down')) } } as unknown as Env
     await expect(signOutClients(broken, { userId: user.id, sessionIds: [sessionId], reason: 'logout' })).rejects.toThrow('queue down')
@@ -132,7 +132,7 @@ describe('single sign-out', () => {
     const notified = (sid: string) => env.DB.prepare('SELECT notified_at FROM oidc_session_clients WHERE session_id = ?').bind(sid).first<{ notified_at: number | null }>()
 
     const b1 = new Browser()
-    const s1 = await b1.signIn(user.id)
+    const s1 = await b1.loginOnPage(user)
     const t1 = await signInto(b1, app)
     expect((await notified(s1.sessionId))!.notified_at).toBeNull()
     const end = await b1.get(`/oauth2/end_session?id_token_hint=${t1.id_token}`)
@@ -140,7 +140,7 @@ describe('single sign-out', () => {
     expect((await notified(s1.sessionId))!.notified_at).not.toBeNull()
 
     const b2 = new Browser()
-    const s2 = await b2.signIn(user.id)
+    const s2 = await b2.loginOnPage(user)
     const t2 = await signInto(b2, app)
     const apiTokens = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/logout-all', { method: 'POST', token: apiTokens.access_token })).status).toBe(200)
@@ -156,7 +156,7 @@ describe('cleanup', () => {
     const user = await createUser()
     await mapUser(app.clientId, user.id, `c-${user.id.slice(0, 8)}`)
     const b = new Browser()
-    await b.signIn(user.id)
+    await b.loginOnPage(user)
     await signInto(b, app)
     await signInto(b, app)
     const rows = await env.DB.prepare('SELECT code_hash FROM oidc_codes WHERE user_id = ? ORDER BY created_at').bind(user.id).all<{ code_hash: string }>()

@@ -3,7 +3,8 @@ import * as client from 'openid-client'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { env } from 'cloudflare:test'
 import { api, createUser } from './helpers'
-import { Browser, POST_LOGOUT, REDIRECT, authorizeThrough, createOidcApp, discover, location, mapUser, pkce } from './oidc-helpers'
+import { Browser, POST_LOGOUT, REDIRECT, authorizeThrough, createOidcApp, csrfFrom, discover, location, mapUser, pkce } from './oidc-helpers'
+import { inputValue } from './flows'
 
 describe('OIDC flow driven by openid-client (certified RP library)', () => {
   it('discovery → code + PKCE → consent → tokens → userinfo → refresh → introspection → revocation → end_session', async () => {
@@ -34,8 +35,25 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     const returnTo = login.searchParams.get('return_to')!
     expect(returnTo).toMatch(/^\/oauth2\/authorize\?request_id=[A-Za-z0-9_-]{43}$/)
 
-    const { sessionId } = await b.signIn(user.id)
-    const back = await b.get(returnTo)
+    // The real hosted login page: GET the form (CSRF cookie + the same value in the hidden
+    // field, return_to carried along), POST it, and land back on the authorization endpoint.
+    const form = await b.get(login.pathname + login.search)
+    expect(form.status).toBe(200)
+    const formHtml = await form.text()
+    const csrf = csrfFrom(formHtml)
+    expect(b.cookies.get('__Host-uap_csrf')).toBe(csrf)
+    expect(inputValue(formHtml, 'return_to')).toBe(returnTo)
+    const wrong = await b.post('/page/login', { csrf_token: csrf, mobile: user.mobile, password: 'not-the-password', return_to: returnTo, step: 'login' })
+    expect(wrong.status).toBe(401)
+    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(false)
+    const signedIn = await b.post('/page/login', { csrf_token: csrf, mobile: user.mobile, password: user.password, return_to: returnTo, step: 'login' })
+    expect(signedIn.status).toBe(303)
+    expect(signedIn.headers.get('Location')).toBe(returnTo)
+    expect(b.cookies.get('AUTH_SESSION_ID')).toBeTruthy()
+    const sessionId = await b.sessionId()
+    const signedInAt = Date.now()
+
+    const back = await b.get(signedIn.headers.get('Location')!)
     expect(back.status).toBe(302)
     const consentUrl = location(back)
     expect(consentUrl.pathname).toBe('/page/consent')
@@ -65,7 +83,8 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     expect(claims.nonce).toBe(nonce)
     expect(claims.sid).toBe(sessionId)
     expect(claims.email).toBe(`lilei.${user.id.slice(0, 8)}@rp.example.com`)
-    expect(typeof claims.auth_time).toBe('number')
+    // auth_time is the page sign-in just now (seconds)
+    expect(Math.abs(claims.auth_time! - signedInAt / 1000)).toBeLessThan(30)
     expect(claims.at_hash).toMatch(/^[A-Za-z0-9_-]{22}$/)
     expect(decodeProtectedHeader(tokens.id_token!).alg).toBe('ES256')
     expect(tokens.token_type).toBe('bearer')
@@ -116,7 +135,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     await mapUser(clientId, user.id, `u-${user.id.slice(0, 8)}@rp.example.com`)
     const config = await discover(clientId, client.ClientSecretBasic(secret))
     const b = new Browser()
-    await b.signIn(user.id)
+    await b.loginOnPage(user)
     const params = async (extra: Record<string, string> = {}) => {
       const { challenge } = await pkce()
       return client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid email', code_challenge: challenge, code_challenge_method: 'S256', ...extra })
@@ -152,7 +171,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     await mapUser(clientId, user.id, `user_${user.id.slice(0, 6)}`)
     const config = await discover(clientId, client.None())
     const b = new Browser()
-    await b.signIn(user.id)
+    await b.loginOnPage(user)
     const { verifier, challenge } = await pkce()
     const nonce = client.randomNonce()
     const callback = await authorizeThrough(
@@ -182,7 +201,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     const user = await createUser()
     await mapUser(clientId, user.id, `post-${user.id.slice(0, 8)}@rp.example.com`)
     const b = new Browser()
-    await b.signIn(user.id)
+    await b.loginOnPage(user)
     const { verifier, challenge } = await pkce()
     const callback = await authorizeThrough(b, client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }))
     const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier })

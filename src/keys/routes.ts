@@ -1,8 +1,13 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { cors } from 'hono/cors'
 import { router, OPEN } from '../lib/openapi'
 import { getJwks, JWKS_MAX_AGE_S } from './service'
 
 export const keyRoutes = router()
+
+// Browser-based relying parties (SPAs) fetch the keys cross-origin to verify ID tokens.
+// Public data, no cookies: any origin, GET only.
+keyRoutes.use('/.well-known/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
 
 const Jwk = z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() }).openapi('JWK')
 

@@ -17,6 +17,8 @@ export type AppVariables = {
   auth?: AuthContext
   /** The calling application, set by requireSignedApp or requireAppAccess. */
   app?: Application
+  /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
+  pageImageOrigins?: string[]
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables }

@@ -73,7 +73,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
   if (p.request_id !== undefined) return resumeAuthorization(c, p.request_id)
   if (!p.client_id) return errorPage(c, 'Invalid sign-in request', 'The request does not name an application (client_id is missing).')
   const app = await findApplication(c.env, p.client_id)
-  if (!usableClient(app)) return errorPage(c, 'Unknown application', 'The application that sent you here is not registered with UAP Edge, or it is disabled.')
+  if (!usableClient(app)) return errorPage(c, 'Unknown application', 'The application that sent you here is not registered here, or it is disabled.')
   if (!p.redirect_uri) return errorPage(c, 'Invalid sign-in request', 'The request has no redirect_uri.')
   // Exact string match against the registered list (RFC 9700 §4.1.3).
   if (!app.redirectUris.includes(p.redirect_uri)) return errorPage(c, 'Invalid sign-in request', `The redirect_uri is not registered for ${app.appName}.`)
@@ -148,7 +148,7 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
   const app = await findApplication(c.env, pending.clientId)
   if (!usableClient(app) || !app.redirectUris.includes(pending.redirectUri)) {
     await deletePending(c.env, pending)
-    return errorPage(c, 'Unknown application', 'The application is no longer registered with UAP Edge, or it is disabled.')
+    return errorPage(c, 'Unknown application', 'The application is no longer registered here, or it is disabled.')
   }
   const to: Target = { redirectUri: pending.redirectUri, state: pending.state }
   const done = async (res: Response) => {

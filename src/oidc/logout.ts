@@ -13,7 +13,7 @@ import { registerCronTask } from '../cron/scheduled'
 import { getJwks, signJwt } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
-import { csrfToken, csrfValid, errorPage, logoutConfirmPage, messagePage } from './pages'
+import { csrfToken, csrfValid, errorPage, logoutConfirmPage, signedOutPage, stillSignedInPage } from './pages'
 import { BACKCHANNEL_LOGOUT_EVENT } from './service'
 
 export interface EndSessionParams {
@@ -54,7 +54,7 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   let hint: Awaited<ReturnType<typeof verifyIdTokenHint>> = null
   if (p.id_token_hint !== undefined) {
     hint = await verifyIdTokenHint(c.env, p.id_token_hint)
-    if (!hint) return errorPage(c, 'Invalid sign-out request', 'The id_token_hint is not an ID token issued by UAP Edge.')
+    if (!hint) return errorPage(c, 'Invalid sign-out request', 'The id_token_hint is not an ID token issued by this sign-in service.')
   }
   if (p.client_id !== undefined) {
     client = await findApplication(c.env, p.client_id)
@@ -72,7 +72,7 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
 
   const confirmation = isPost && p.confirm !== undefined
   if (confirmation && !csrfValid(c, p.csrf_token)) return errorPage(c, 'Sign-out not confirmed', 'The form expired or did not come from this site. Try again from the application.', 403)
-  if (confirmation && p.confirm !== 'yes') return messagePage(c, 'Still signed in', 'You are still signed in. You can close this page.')
+  if (confirmation && p.confirm !== 'yes') return stillSignedInPage(c)
 
   const current = await readBrowserSession(c)
   const trusted = confirmation || (!!hint && !!current && hint.sub === current.user.id)
@@ -87,7 +87,7 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
     c.header('Cache-Control', 'no-store')
     return c.redirect(url.toString(), 302)
   }
-  return messagePage(c, 'Signed out', 'You are signed out of UAP Edge. You can close this page.')
+  return signedOutPage(c)
 }
 
 export const BACKCHANNEL_JOB = 'oidc.backchannel_logout'

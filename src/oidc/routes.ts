@@ -17,6 +17,7 @@ import { OAuthError, authenticateClient, formBodyOnly, noStore, oauthEndpoint, o
 import { continueAuthorization, redirectWithError, startAuthorization, SUPPORTED_PROMPTS } from './authorize'
 import { consentPage, csrfToken, csrfValid, errorPage } from './pages'
 import { endSession } from './logout'
+import { pageHeaders } from '../pages/security'
 import {
   CLAIMS_SUPPORTED,
   SUPPORTED_SCOPES,
@@ -40,9 +41,19 @@ oidcRoutes.openAPIRegistry.registerComponent('securitySchemes', 'clientBasic', {
 })
 
 /** Browser-based public clients (SPAs) call these cross-origin; no cookies are involved. */
-for (const path of ['/.well-known/openid-configuration', '/oauth2/token', '/oauth2/userinfo', '/oauth2/revoke']) {
+for (const path of ['/oauth2/token', '/oauth2/userinfo', '/oauth2/revoke']) {
   oidcRoutes.use(path, cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type'], maxAge: 600 }))
 }
+// Public metadata, read with a plain GET (the JWKS does the same, src/keys/routes.ts).
+oidcRoutes.use('/.well-known/openid-configuration', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
+
+/**
+ * Every HTML answer of the OIDC endpoints (error pages, consent, sign-out confirmation)
+ * gets the hosted pages' headers: strict CSP, no framing, nosniff, no-store. /page/consent
+ * is also covered by the /page/* middleware; listing it keeps it covered whatever the
+ * order in which app.ts mounts the routers.
+ */
+for (const path of ['/oauth2/authorize', '/oauth2/end_session', '/page/consent']) oidcRoutes.use(path, pageHeaders)
 
 const TAG = 'OpenID Connect'
 /** HTTP Basic, or nothing in the header (client_secret_post and public clients authenticate in the body). */
@@ -230,7 +241,7 @@ oidcRoutes.openapi(
     const current = await readBrowserSession(c)
     if (!current || current.session.id !== pending.consentFor.sessionId) return c.redirect(`/oauth2/authorize?request_id=${pending.id}`, 302)
     const app = await findApplication(c.env, pending.clientId)
-    if (!app || app.status !== 'ACTIVE') return errorPage(c, 'Unknown application', 'The application is no longer registered with UAP Edge, or it is disabled.')
+    if (!app || app.status !== 'ACTIVE') return errorPage(c, 'Unknown application', 'The application is no longer registered here, or it is disabled.')
     return consentPage(c, {
       requestId: pending.id,
       csrf: csrfToken(c),

@@ -1,8 +1,31 @@
+import type { Context } from 'hono'
 import type { Child } from 'hono/jsx'
-import type { Brand } from './style'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
+import type { AppEnv } from '../lib/context'
+import { getConfig } from '../env'
+import { brandOf, type Brand } from './style'
 import { CSRF_FIELD } from './security'
 
-/** Shared building blocks of the hosted pages. No script anywhere: forms work as plain HTML. */
+/**
+ * Shared building blocks of every hosted page (/page/* and the OIDC consent, error and
+ * sign-out pages). No script and no inline style anywhere: forms work as plain HTML and
+ * the look comes from /page/assets/style.css, the only stylesheet the CSP allows.
+ */
+
+export const brand = (c: Context<AppEnv>): Brand => brandOf(getConfig(c.env))
+
+/**
+ * A complete page in the shared layout. The security headers (CSP, framing, caching) are
+ * added by the pageHeaders middleware of the route (src/pages/security.ts).
+ */
+export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child) {
+  const node = (
+    <Page brand={brand(c)} title={title}>
+      {body}
+    </Page>
+  )
+  return c.html('<!DOCTYPE html>' + String(await node), status as ContentfulStatusCode)
+}
 
 export function Page(props: { brand: Brand; title: string; children?: Child }) {
   const { brand } = props

@@ -14,8 +14,8 @@ import { createCaptcha, verifyCaptcha } from '../captcha/service'
 import { sendSmsCode, SMS_CODE_TTL_S } from '../sms/service'
 import type { SmsPurpose } from '../sms/providers'
 import { registerUser, resetPassword, registrationOpen, PASSWORD_MIN, PASSWORD_MAX } from '../account/service'
-import { Page, Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, type CaptchaView } from './layout'
-import { brandOf, stylesheet } from './style'
+import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, brand, renderPage as render, type CaptchaView } from './layout'
+import { stylesheet } from './style'
 import { csrfToken, csrfValid, pageHeaders } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
 import { simpleSsoRedirect } from '../tickets/sso'
@@ -31,17 +31,6 @@ type C = Context<AppEnv>
 
 /** After this many failed sign-ins per mobile or per IP (15 min window) the login form asks for a captcha. */
 export const LOGIN_CAPTCHA_AFTER: AttemptPolicy = { max: 3, windowS: 15 * 60 }
-
-const brand = (c: C) => brandOf(getConfig(c.env))
-
-async function render(c: C, status: number, title: string, body: Child) {
-  const node = (
-    <Page brand={brand(c)} title={title}>
-      {body}
-    </Page>
-  )
-  return c.html('<!DOCTYPE html>' + String(await node), status as 200)
-}
 
 async function formOf(c: C) {
   const body = await c.req.parseBody()
@@ -195,6 +184,8 @@ pageRoutes.get('/page/login', async (c) => {
   return loginPage(c, 200, {
     csrf: csrfToken(c),
     returnTo,
+    // OIDC login_hint (forwarded by /oauth2/authorize): only a prefill, the user can change it.
+    mobile: c.req.query('login_hint')?.slice(0, 32),
     captcha,
     notice: c.req.query('signed_out') ? 'You have signed out.' : c.req.query('registered') ? 'Your account is ready.' : undefined,
   })

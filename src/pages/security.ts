@@ -24,31 +24,53 @@ export function csrfToken(c: Context<AppEnv>): string {
   return token
 }
 
-export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
+/**
+ * The double-submit check for one submitted token: same-site request (Origin /
+ * Sec-Fetch-Site), and the field equal to the cookie. Used by every form of the site:
+ * the /page/* middleware below and the OIDC confirmation forms (src/oidc/pages.tsx).
+ */
+export function csrfAccepted(c: Context<AppEnv>, field: unknown): boolean {
   // "null" is what browsers send under some referrer policies and privacy settings: the token decides then.
   const origin = c.req.header('Origin')
   if (origin && origin !== 'null' && origin !== new URL(c.req.url).origin) return false
   const site = c.req.header('Sec-Fetch-Site')
   if (site && site !== 'same-origin' && site !== 'none') return false
   const cookie = getCookie(c, CSRF_COOKIE)
-  const form = await c.req.parseBody()
-  const field = form[CSRF_FIELD]
   if (!cookie || typeof field !== 'string' || !CSRF_RE.test(cookie)) return false
   return timingSafeEqual(cookie, field)
 }
 
-/** Content-Security-Policy of the pages: no script at all, styles only from /page/assets. */
-export function contentSecurityPolicy(logoUrl?: string): string {
-  let img = "'self' data:"
-  if (logoUrl?.startsWith('https://')) img += ' ' + new URL(logoUrl).origin
-  return [`default-src 'none'`, `style-src 'self'`, `img-src ${img}`, `base-uri 'none'`, `frame-ancestors 'none'`].join('; ')
+export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
+  const form = await c.req.parseBody()
+  return csrfAccepted(c, form[CSRF_FIELD])
 }
 
-/** Security headers on every /page/* response. */
+/**
+ * Content-Security-Policy of the pages: no script at all, styles only from /page/assets,
+ * images from this site, data: URLs (captcha), the brand logo's origin and any origin a
+ * page asked for with allowPageImage.
+ */
+export function contentSecurityPolicy(logoUrl?: string, imageOrigins: string[] = []): string {
+  const img = new Set(["'self'", 'data:'])
+  if (logoUrl?.startsWith('https://')) img.add(new URL(logoUrl).origin)
+  for (const o of imageOrigins) img.add(o)
+  return [`default-src 'none'`, `style-src 'self'`, `img-src ${[...img].join(' ')}`, `base-uri 'none'`, `frame-ancestors 'none'`].join('; ')
+}
+
+/** Lets this response's page show an https image from another origin (an app's icon on the consent page). */
+export function allowPageImage(c: Context<AppEnv>, url: string) {
+  const origin = new URL(url).origin
+  c.set('pageImageOrigins', [...(c.get('pageImageOrigins') ?? []), origin])
+}
+
+/**
+ * Security headers on every hosted page: all of /page/*, and the OIDC endpoints that
+ * answer with HTML (/oauth2/authorize, /oauth2/end_session; src/oidc/routes.ts).
+ */
 export const pageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next()
   const h = c.res.headers
-  h.set('Content-Security-Policy', contentSecurityPolicy(getConfig(c.env).brandLogoUrl))
+  h.set('Content-Security-Policy', contentSecurityPolicy(getConfig(c.env).brandLogoUrl, c.get('pageImageOrigins')))
   h.set('X-Frame-Options', 'DENY')
   h.set('X-Content-Type-Options', 'nosniff')
   // return_to may carry OIDC parameters: no Referer to other sites. (Not "no-referrer":

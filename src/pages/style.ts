@@ -65,6 +65,16 @@ a{color:var(--primary);text-underline-offset:2px}
 .who{font-size:1.1rem;margin:.5rem 0 0}
 .who strong{overflow-wrap:anywhere}
 .who+.hint{margin-top:0}
+.app{display:flex;align-items:center;gap:.75rem;margin:1rem 0}
+.app img{width:48px;height:48px;flex:none;border-radius:8px;object-fit:cover}
+.app strong{display:block;overflow-wrap:anywhere}
+.app .hint{margin:0}
+.scopes{margin:.35rem 0 0;padding-left:1.25rem}
+.scopes li{margin:.35rem 0}
+.actions{display:flex;gap:.75rem;margin-top:1.5rem}
+.actions button{margin-top:0;flex:1}
+form+.hint{margin-top:1rem}
+code{font-size:.9em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 @media (max-width:480px){body{padding:0;background:var(--card)}main{box-shadow:none;border-radius:0;padding:1.5rem 1.25rem;min-height:100vh}}
 @media (prefers-reduced-motion:no-preference){button,.button{transition:filter .15s}}
 `
