@@ -162,3 +162,22 @@ describe('me', () => {
     expect(r.body.error.code).toBe('invalid_token')
   })
 })
+
+describe('refresh tokens of OAuth clients', () => {
+  it('cannot be refreshed through the first-party API (that would skip client authentication)', async () => {
+    const { refreshTokenRow } = await import('../src/auth/tokens')
+    const u = await createUser()
+    await login(u.mobile, u.password)
+    const session = await env.DB.prepare('SELECT id FROM sessions WHERE user_id = ? LIMIT 1').bind(u.id).first<{ id: string }>()
+    const token = 'rt_' + crypto.randomUUID().replace(/-/g, '') + 'abcdefghijk'
+    const row = await refreshTokenRow(env, { userId: u.id, sessionId: session!.id, clientId: 'app_oauth_client', scope: 'openid offline_access', token, now: Date.now() })
+    await env.DB.prepare('INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      .bind(row.id, row.tokenHash, row.familyId, row.sessionId, row.userId, row.clientId, row.audience, row.scope, row.status, row.createdAt, row.expiresAt)
+      .run()
+    const r = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: token } })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('invalid_grant')
+    const still = await env.DB.prepare('SELECT status FROM refresh_tokens WHERE id = ?').bind(row.id).first<{ status: string }>()
+    expect(still!.status).toBe('ACTIVE')
+  })
+})

@@ -90,6 +90,9 @@ export async function rotateRefreshToken(
   if (!row) throw invalidGrant()
   // RFC 6749 §6: the token is bound to the client it was issued to.
   if (ctx.clientId !== undefined && (ctx.clientId ?? null) !== row.clientId) throw invalidGrant('The refresh token was not issued to this client')
+  // Tokens from the OIDC token endpoint (they carry a scope) are refreshed there, with client
+  // authentication; the first-party refresh API must not become a way around it.
+  if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
   if (row.expiresAt <= now) throw invalidGrant()
   if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
   if (row.status !== 'ACTIVE') throw invalidGrant()
