@@ -136,7 +136,7 @@ const loadStats = `min ${Math.min(...load).toFixed(2)}, mean ${(load.reduce((a, 
 writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, load, rows, checks }, null, 2))
 
 const bareOf = (pass) => rows.find((r) => r.pass === pass && r.bare)
-const times = (a, b) => (b ? `${(a / b).toFixed(2)}×` : '–')
+const times = (a, b) => (!b ? '–' : a / b < 0.01 ? '<0.01×' : `${(a / b).toFixed(2)}×`)
 const resultTable = (pass) =>
   [
     '| scenario | route | connections | s | requests | req/s | p50 ms | p99 ms | non-2xx | errors | p50 ÷ bare | req/s ÷ bare |',
@@ -204,7 +204,7 @@ is a network hop away and requests spread over many isolates and locations.
 - date: ${date}
 - CPU: ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} (\`nproc\` ${os.availableParallelism?.() ?? cpus.length})
 - memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB
-- 1-minute load average during the run: ${loadStats}
+- 1-minute load average during the run (the bench's own wrangler dev and autocannon included): ${loadStats}
 - OS: ${os.type()} ${os.release()} (${os.arch()})
 - Node ${process.version}, wrangler ${wranglerVersion}
 
