@@ -3,5 +3,7 @@ export default {
   name: 'bare route',
   route: 'GET /livez',
   order: 10,
+  bare: true,
+  passes: ['default', 'shards'],
   requests: () => [{ method: 'GET', path: '/livez' }],
 }
