@@ -39,7 +39,20 @@ async function auditSecurity(c: Context<AppEnv>, action: string, app: Applicatio
  * cannot burn nonces. Nonces live in KV: see docs/rate-limits.md for what that guarantees.
  */
 export const requireSignedApp: MiddlewareHandler<AppEnv> = async (c, next) => {
-  await enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
+  // Independent lookups run concurrently (this is the hot path of every partner call);
+  // the per-IP limit still decides first: a limited caller gets 429 whatever else is wrong.
+  const ipLimit = enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
+  ipLimit.catch(() => {})
+  try {
+    await checkSignedRequest(c, ipLimit)
+  } catch (e) {
+    await ipLimit
+    throw e
+  }
+  await next()
+}
+
+async function checkSignedRequest(c: Context<AppEnv>, ipLimit: Promise<unknown>) {
   const appId = c.req.header(H.appId)
   const timestamp = c.req.header(H.timestamp)
   const nonce = c.req.header(H.nonce)
@@ -59,12 +72,12 @@ export const requireSignedApp: MiddlewareHandler<AppEnv> = async (c, next) => {
     })
   }
 
-  const app = appId!.length <= 64 ? await findApplication(c.env, appId!) : undefined
+  const [, app, bodyBuffer] = await Promise.all([ipLimit, appId!.length <= 64 ? findApplication(c.env, appId!) : undefined, c.req.arrayBuffer()])
   // Unknown app and wrong secret read the same: no probing for app ids.
   if (!app) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
 
   const url = new URL(c.req.url)
-  const body = new Uint8Array(await c.req.arrayBuffer())
+  const body = new Uint8Array(bodyBuffer)
   const expected = await hmacSha256Hex(
     await getAppSecret(c.env, app),
     canonicalString({ appId: appId!, method: c.req.method, path: url.pathname, query: url.search, timestamp: timestamp!, nonce: nonce!, bodySha256Hex: await sha256Hex(body) }),
@@ -75,15 +88,13 @@ export const requireSignedApp: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
 
-  await enforceRateLimit(c, 'signed_app', app.appId)
-
   const nonceKey = `nonce:${app.appId}:${nonce}`
-  if (await c.env.KV.get(nonceKey)) {
+  const [, seen] = await Promise.all([enforceRateLimit(c, 'signed_app', app.appId), c.env.KV.get(nonceKey)])
+  if (seen) {
     await auditSecurity(c, 'signature.nonce_replayed', app, { method: c.req.method, path: url.pathname, nonce })
     throw new ApiError(401, 'nonce_replayed', `${H.nonce} was already used`)
   }
   await c.env.KV.put(nonceKey, String(timestamp), { expirationTtl: NONCE_TTL_S })
 
   c.set('app', app)
-  await next()
 }
