@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser, type Page, type Route } from 'playwright-core'
+import { type Browser, type Page, type Route } from 'playwright-core'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { startWranglerDev, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, type DevServer } from './wrangler-dev'
 
 // The OIDC consent page in headless Chromium against `wrangler dev` (ports 8811-8813):
 // an app registered through the admin API, /oauth2/authorize with PKCE, sign-in on the
@@ -25,10 +25,7 @@ let browser: Browser
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true })
   server = await startWranglerDev({ port: PORT, inspectorPort: INSPECTOR_PORT })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

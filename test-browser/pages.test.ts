@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { startWranglerDev, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, type DevServer } from './wrangler-dev'
 
 // End to end in headless Chromium against `wrangler dev`: register, sign out, reset the
 // password (captcha answer and SMS code read through the dev-only endpoints), sign in
@@ -19,10 +19,7 @@ const cspViolations: string[] = []
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true })
   server = await startWranglerDev({ port: PORT, inspectorPort: INSPECTOR_PORT, vars: { BRAND_NAME: 'Acme Account' } })
-  browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  })
+  browser = await launchChromium()
 })
 
 afterAll(async () => {

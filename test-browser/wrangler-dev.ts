@@ -1,3 +1,4 @@
+import { chromium } from 'playwright-core'
 // Starts `wrangler dev` for browser tests on a fixed port with a throw-away state
 // directory and generated dev-only variables, and stops it afterwards.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -80,4 +81,12 @@ export async function startWranglerDev(opts: { port: number; inspectorPort: numb
     await new Promise((r) => setTimeout(r, 500))
   }
   return { url, vars, stop }
+}
+
+/** Debian's Chromium, headless, with the flags this closed network needs (no background connections). */
+export function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  })
 }
