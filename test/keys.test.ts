@@ -136,4 +136,24 @@ describe('signing-key rotation', () => {
     expect(audit).toMatchObject({ action: 'admin.keys.rotate', actor_type: 'admin', target_type: 'signing_key', target_id: r.body.created[0].kid, ip: '198.51.100.20' })
     expect(audit!.actor_id).toBeTruthy()
   })
+  it('with ACCESS_TOKEN_TTL above an hour, a retired key stays published until the access tokens it signed expire', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 800 * 86400_000 })
+    await runCron()
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const long = { ...E, ACCESS_TOKEN_TTL: '7200' } as typeof env
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request('http://localhost/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) }), long, ctx)
+    await waitOnExecutionContext(ctx)
+    const t = (await res.json()) as { access_token: string; expires_in: number }
+    expect(t.expires_in).toBe(7200)
+
+    const { created } = await rotateKeys(long, { force: true })
+    vi.setSystemTime(created[0].activateAt + 1000)
+    await rotateKeys(long)
+    // 90 minutes after the switch: past the default 1 h, before the token's own exp
+    vi.setSystemTime(created[0].activateAt + 90 * 60_000)
+    await rotateKeys(long)
+    await expect(verifyServed(t.access_token)).resolves.toHaveProperty('payload.sub')
+  })
 })
