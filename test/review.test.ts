@@ -44,3 +44,22 @@ describe('UAP Edge API and OAuth client access tokens', () => {
     expect((await api('/api/v1/auth/me', { token: forApp.access_token })).status).toBe(200)
   })
 })
+
+describe('revocation (RFC 7009 §2.1)', () => {
+  it('revoking a refresh token also cuts off the access token issued with the code of its grant (docs/oidc.md)', async () => {
+    const app = await createOidcApp({ firstParty: true, grantTypes: ['authorization_code', 'refresh_token'] })
+    const user = await createUser()
+    await mapUser(app.clientId, user.id, `r-${user.id.slice(0, 8)}`)
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const t = await codeFlow(b, app, 'openid offline_access')
+    expect(t.refresh_token).toBeTruthy()
+    const basic = { id: app.clientId, secret: app.secret }
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, basic)).body.active).toBe(true)
+
+    expect((await oauthPost('/oauth2/revoke', { token: t.refresh_token!, token_type_hint: 'refresh_token' }, basic)).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: t.refresh_token! }, basic)).body.active).toBe(false)
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, basic)).body.active).toBe(false)
+    expect((await api('/oauth2/userinfo', { token: t.access_token })).status).toBe(401)
+  })
+})
