@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, login } from './helpers'
+import { api, createUser, env, login } from './helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 /** Signs the browser's user into an OIDC app with the code flow (scope as given) and returns its tokens. */
@@ -61,5 +61,18 @@ describe('revocation (RFC 7009 §2.1)', () => {
     expect((await oauthPost('/oauth2/introspect', { token: t.refresh_token! }, basic)).body.active).toBe(false)
     expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, basic)).body.active).toBe(false)
     expect((await api('/oauth2/userinfo', { token: t.access_token })).status).toBe(401)
+  })
+})
+
+describe('access tokens and the session they belong to', () => {
+  it('an access token of an expired session is refused, as introspection already says', async () => {
+    const user = await createUser()
+    const t = await login(user.mobile, user.password)
+    expect((await api('/api/v1/auth/me', { token: t.access_token })).status).toBe(200)
+    const sid = JSON.parse(atob(t.access_token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sid as string
+    await env.DB.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?').bind(Date.now() - 1000, sid).run()
+    const r = await api('/api/v1/auth/me', { token: t.access_token })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('invalid_token')
   })
 })
