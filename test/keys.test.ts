@@ -156,4 +156,37 @@ describe('signing-key rotation', () => {
     await rotateKeys(long)
     await expect(verifyServed(t.access_token)).resolves.toHaveProperty('payload.sub')
   })
+  it('an admin rotation and its audit row are one write: a failing write leaves no unaudited key behind', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1200 * 86400_000 })
+    await runCron()
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const admin = await adminLogin()
+    const kids = async () => (await E.DB.prepare('SELECT kid FROM signing_keys').all<{ kid: string }>()).results.map((r) => r.kid)
+    const before = await kids()
+    // D1 whose second batch of the request fails (as an audit insert may)
+    let batches = 0
+    const db = E.DB
+    const flaky = new Proxy(db, {
+      get(target, prop) {
+        if (prop === 'batch') return async (stmts: D1PreparedStatement[]) => {
+          if (++batches >= 2) throw new Error('D1 unavailable')
+          return target.batch(stmts)
+        }
+        const v = Reflect.get(target, prop)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request('http://localhost/api/v1/admin/keys/rotate', { method: 'POST', headers: { Authorization: `Bearer ${admin.access_token}` } }), { ...E, DB: flaky } as typeof env, ctx)
+    await waitOnExecutionContext(ctx)
+    const added = (await kids()).filter((k) => !before.includes(k))
+    if (res.status === 200) {
+      expect(added).toHaveLength(1)
+      const audit = await E.DB.prepare("SELECT 1 AS ok FROM audit_logs WHERE action = 'admin.keys.rotate' AND target_id = ?").bind(added[0]).first()
+      expect(audit).not.toBeNull()
+    } else {
+      expect(added).toEqual([])
+    }
+  })
 })

@@ -1,5 +1,6 @@
 import { importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type JWTVerifyResult, createLocalJWKSet } from 'jose'
 import { desc, eq } from 'drizzle-orm'
+import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { signingKeys } from './schema'
 import { decryptSecret, encryptSecret, randomToken } from '../lib/crypto'
@@ -81,7 +82,10 @@ function currentSigner(rows: KeyRow[], now: number): KeyRow | undefined {
  *    and expires_at = retired_at + the longest token lifetime; expired keys are deleted.
  * `force` publishes a successor regardless of age (admin-triggered rotation).
  */
-export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean } = {}) {
+export async function rotateKeys(
+  env: Env,
+  opts: { now?: number; force?: boolean; /** a statement (the audit row) written in the same batch as the rotation */ with?: (created: { kid: string; activateAt: number }[]) => BatchItem<'sqlite'> } = {},
+) {
   const now = opts.now ?? Date.now()
   const db = getDb(env.DB)
   const { rows } = await loadKeys(env, true)
@@ -96,7 +100,7 @@ export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean
     inserts.push(await newKeyRow(env, now + PUBLISH_AHEAD_MS, now))
   }
   const all = [...inserts, ...rows].sort((a, b) => b.activateAt - a.activateAt)
-  const statements = []
+  const statements: BatchItem<'sqlite'>[] = []
   for (const row of inserts) statements.push(db.insert(signingKeys).values(row))
   // retire every active key older than the current signer
   const active = all.filter((r) => r.activateAt <= now)
@@ -111,6 +115,7 @@ export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean
     }
   }
   for (const r of rows) if (r.expiresAt !== null && r.expiresAt <= now) statements.push(db.delete(signingKeys).where(eqKid(r.kid)))
+  if (opts.with) statements.push(opts.with(inserts.map((r) => ({ kid: r.kid, activateAt: r.activateAt }))))
   if (statements.length) await db.batch(statements as [any, ...any[]])
   invalidateKeyCache(env)
   return { created: inserts.map((r) => ({ kid: r.kid, activateAt: r.activateAt })) }
