@@ -136,4 +136,57 @@ describe('signing-key rotation', () => {
     expect(audit).toMatchObject({ action: 'admin.keys.rotate', actor_type: 'admin', target_type: 'signing_key', target_id: r.body.created[0].kid, ip: '198.51.100.20' })
     expect(audit!.actor_id).toBeTruthy()
   })
+  it('with ACCESS_TOKEN_TTL above an hour, a retired key stays published until the access tokens it signed expire', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 800 * 86400_000 })
+    await runCron()
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const long = { ...E, ACCESS_TOKEN_TTL: '7200' } as typeof env
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request('http://localhost/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) }), long, ctx)
+    await waitOnExecutionContext(ctx)
+    const t = (await res.json()) as { access_token: string; expires_in: number }
+    expect(t.expires_in).toBe(7200)
+
+    const { created } = await rotateKeys(long, { force: true })
+    vi.setSystemTime(created[0].activateAt + 1000)
+    await rotateKeys(long)
+    // 90 minutes after the switch: past the default 1 h, before the token's own exp
+    vi.setSystemTime(created[0].activateAt + 90 * 60_000)
+    await rotateKeys(long)
+    await expect(verifyServed(t.access_token)).resolves.toHaveProperty('payload.sub')
+  })
+  it('an admin rotation and its audit row are one write: a failing write leaves no unaudited key behind', async () => {
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 1200 * 86400_000 })
+    await runCron()
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const admin = await adminLogin()
+    const kids = async () => (await E.DB.prepare('SELECT kid FROM signing_keys').all<{ kid: string }>()).results.map((r) => r.kid)
+    const before = await kids()
+    // D1 whose second batch of the request fails (as an audit insert may)
+    let batches = 0
+    const db = E.DB
+    const flaky = new Proxy(db, {
+      get(target, prop) {
+        if (prop === 'batch') return async (stmts: D1PreparedStatement[]) => {
+          if (++batches >= 2) throw new Error('D1 unavailable')
+          return target.batch(stmts)
+        }
+        const v = Reflect.get(target, prop)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request('http://localhost/api/v1/admin/keys/rotate', { method: 'POST', headers: { Authorization: `Bearer ${admin.access_token}` } }), { ...E, DB: flaky } as typeof env, ctx)
+    await waitOnExecutionContext(ctx)
+    const added = (await kids()).filter((k) => !before.includes(k))
+    if (res.status === 200) {
+      expect(added).toHaveLength(1)
+      const audit = await E.DB.prepare("SELECT 1 AS ok FROM audit_logs WHERE action = 'admin.keys.rotate' AND target_id = ?").bind(added[0]).first()
+      expect(audit).not.toBeNull()
+    } else {
+      expect(added).toEqual([])
+    }
+  })
 })

@@ -83,9 +83,9 @@ adminSystemRoutes.openapi(
     responses: { 200: { description: 'Rotation scheduled', content: { 'application/json': { schema: z.object({ created: z.array(z.object({ kid: z.string(), activate_at: z.string() })) }) } } }, ...pick(401, 403) },
   }),
   async (c) => {
-    const result = await rotateKeys(c.env, { force: true })
     const db = getDb(c.env.DB)
-    await db.batch([auditStatement(db, auditFrom(c, { action: 'admin.keys.rotate', targetType: 'signing_key', targetId: result.created[0]?.kid ?? null }))])
+    // the audit row goes in the rotation's own batch: both land or neither
+    const result = await rotateKeys(c.env, { force: true, with: (created) => auditStatement(db, auditFrom(c, { action: 'admin.keys.rotate', targetType: 'signing_key', targetId: created[0]?.kid ?? null })) })
     return c.json({ created: result.created.map((k) => ({ kid: k.kid, activate_at: new Date(k.activateAt).toISOString() })) }, 200)
   },
 )

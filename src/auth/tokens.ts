@@ -218,7 +218,7 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
     throw new ApiError(401, 'invalid_token', 'The access token has been revoked')
   }
   const session = await getDb(env.DB).select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sid)).get()
-  if (!session || session.revokedAt !== null) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
+  if (!session || session.revokedAt !== null || session.expiresAt <= Date.now()) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
   return {
     userId: payload.sub,

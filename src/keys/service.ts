@@ -1,5 +1,6 @@
 import { importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type JWTVerifyResult, createLocalJWKSet } from 'jose'
 import { desc, eq } from 'drizzle-orm'
+import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { signingKeys } from './schema'
 import { decryptSecret, encryptSecret, randomToken } from '../lib/crypto'
@@ -15,8 +16,13 @@ export const JWKS_MAX_AGE_S = 300
 export const PUBLISH_AHEAD_MS = 2 * JWKS_MAX_AGE_S * 1000
 /** Keys sign for this long before the cron job rotates them. */
 export const ROTATE_AFTER_MS = 30 * 86400_000
-/** Longest-lived token a key signs (ID tokens and access tokens are both ≤ 1 h). */
+/** Longest-lived token a key signs at the default settings (ID tokens 1 h, access tokens 15 min). */
 export const MAX_SIGNED_LIFETIME_MS = 3600_000
+
+/** How long a retired key must stay published: ACCESS_TOKEN_TTL may be set up to 24 h. */
+function signedLifetimeMs(env: Env): number {
+  return Math.max(MAX_SIGNED_LIFETIME_MS, getConfig(env).accessTokenTtl * 1000)
+}
 
 type KeyRow = typeof signingKeys.$inferSelect
 
@@ -73,10 +79,13 @@ function currentSigner(rows: KeyRow[], now: number): KeyRow | undefined {
  * 2. the signing key is older than ROTATE_AFTER_MS and nothing is pending: publish a
  *    successor that activates PUBLISH_AHEAD_MS from now;
  * 3. keys superseded by a newer active key get retired_at = the successor's activation
- *    and expires_at = retired_at + MAX_SIGNED_LIFETIME_MS; expired keys are deleted.
+ *    and expires_at = retired_at + the longest token lifetime; expired keys are deleted.
  * `force` publishes a successor regardless of age (admin-triggered rotation).
  */
-export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean } = {}) {
+export async function rotateKeys(
+  env: Env,
+  opts: { now?: number; force?: boolean; /** a statement (the audit row) written in the same batch as the rotation */ with?: (created: { kid: string; activateAt: number }[]) => BatchItem<'sqlite'> } = {},
+) {
   const now = opts.now ?? Date.now()
   const db = getDb(env.DB)
   const { rows } = await loadKeys(env, true)
@@ -91,7 +100,7 @@ export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean
     inserts.push(await newKeyRow(env, now + PUBLISH_AHEAD_MS, now))
   }
   const all = [...inserts, ...rows].sort((a, b) => b.activateAt - a.activateAt)
-  const statements = []
+  const statements: BatchItem<'sqlite'>[] = []
   for (const row of inserts) statements.push(db.insert(signingKeys).values(row))
   // retire every active key older than the current signer
   const active = all.filter((r) => r.activateAt <= now)
@@ -101,11 +110,12 @@ export async function rotateKeys(env: Env, opts: { now?: number; force?: boolean
     if (older.retiredAt === null) {
       const retiredAt = successor.activateAt
       statements.push(
-        db.update(signingKeys).set({ retiredAt, expiresAt: retiredAt + MAX_SIGNED_LIFETIME_MS }).where(eqKid(older.kid)),
+        db.update(signingKeys).set({ retiredAt, expiresAt: retiredAt + signedLifetimeMs(env) }).where(eqKid(older.kid)),
       )
     }
   }
   for (const r of rows) if (r.expiresAt !== null && r.expiresAt <= now) statements.push(db.delete(signingKeys).where(eqKid(r.kid)))
+  if (opts.with) statements.push(opts.with(inserts.map((r) => ({ kid: r.kid, activateAt: r.activateAt }))))
   if (statements.length) await db.batch(statements as [any, ...any[]])
   invalidateKeyCache(env)
   return { created: inserts.map((r) => ({ kid: r.kid, activateAt: r.activateAt })) }

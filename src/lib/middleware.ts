@@ -37,6 +37,10 @@ function bearer(header: string | undefined): string {
 /** Any signed-in user of UAP Edge (token issued by us, session still live). */
 export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   const v = await verifyAccessToken(c.env, bearer(c.req.header('Authorization')))
+  // Tokens from the OIDC token endpoint carry the scope the user consented to and are for
+  // that client's use (userinfo, its own API; RFC 9068 §4). Accepting them here would hand
+  // the client the whole profile and account actions no scope grants.
+  if (v.scope !== undefined) throw new ApiError(401, 'invalid_token', 'This access token was issued to an OAuth client and is not valid for this API', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge", error="invalid_token"' })
   const user = await getDb(c.env.DB).select({ role: users.role, status: users.status }).from(users).where(eq(users.id, v.userId)).get()
   if (!user || user.status !== 'ACTIVE') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
   c.set('auth', { ...v, role: user.role })

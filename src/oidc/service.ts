@@ -411,4 +411,8 @@ export async function revokeToken(env: Env, app: Application, token: string, ctx
     db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId)),
     auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'refresh_token_family', targetId: row.familyId, requestId: ctx.requestId, ip: ctx.ip, details: { user_id: row.userId } }),
   ])
+  // §2.1: access tokens of the same grant go too. The one the code exchange issued is on
+  // record (oidc_codes.access_jti); those minted by later refreshes expire on their own.
+  const grant = await db.select({ jti: oidcCodes.accessJti, exp: oidcCodes.accessExp }).from(oidcCodes).where(eq(oidcCodes.familyId, row.familyId)).get()
+  if (grant?.jti && grant.exp) await denyAccessToken(env, grant.jti, grant.exp)
 }
