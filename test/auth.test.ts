@@ -181,3 +181,22 @@ describe('refresh tokens of OAuth clients', () => {
     expect(still!.status).toBe('ACTIVE')
   })
 })
+
+describe('login for an app (app_id)', () => {
+  it('needs an active mapping of the user in that app; says so only after the password is right', async () => {
+    const { createApp, mapUser } = await import('./helpers')
+    const { app } = await createApp()
+    const u = await createUser()
+    const wrong = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: 'wrong-password', app_id: app.appId } })
+    expect(wrong.status).toBe(401)
+    const unmapped = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.appId } })
+    expect(unmapped.status).toBe(403)
+    expect(unmapped.body.error.code).toBe('user_not_mapped')
+    await mapUser(app.appId, u.id, { isActive: false })
+    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.appId } })).status).toBe(403)
+    await env.DB.prepare('UPDATE app_user_mappings SET is_active = 1 WHERE app_id = ? AND user_id = ?').bind(app.appId, u.id).run()
+    const ok = await login(u.mobile, u.password, { app_id: app.appId })
+    const [, payload] = ok.access_token.split('.')
+    expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud).toBe(app.appId)
+  })
+})

@@ -70,3 +70,13 @@ export async function signedApi(
   } catch {}
   return { status: res.status, headers: res.headers, body: parsed }
 }
+
+/** Maps a user into an app straight in D1 (active unless isActive is false); returns the mapped key. */
+export async function mapUser(appId: string, userId: string, opts: { mappedKey?: string; isActive?: boolean } = {}) {
+  const mappedKey = opts.mappedKey ?? `user-${crypto.randomUUID().slice(0, 8)}`
+  const now = Date.now()
+  await env.DB.prepare('INSERT INTO app_user_mappings (id, app_id, user_id, mapped_key, is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    .bind(crypto.randomUUID(), appId, userId, mappedKey, opts.isActive === false ? 0 : 1, now, now)
+    .run()
+  return mappedKey
+}

@@ -40,6 +40,7 @@ describe('UAP Edge API and OAuth client access tokens', () => {
     const user = await createUser()
     const plain = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)
+    await mapUser(app.clientId, user.id, `me-${crypto.randomUUID().slice(0, 8)}`)
     const forApp = await login(user.mobile, user.password, { app_id: app.clientId })
     expect((await api('/api/v1/auth/me', { token: forApp.access_token })).status).toBe(200)
   })

@@ -3,7 +3,7 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { Hono } from 'hono'
 import type { AppEnv } from '../src/lib/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
-import { api, createApp, createUser, env, signedApi } from './helpers'
+import { api, createApp, createUser, env, mapUser, signedApi } from './helpers'
 import { sessionRow } from '../src/auth/service'
 import { hitRateLimit, policyFor } from '../src/ratelimit'
 import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
@@ -23,15 +23,6 @@ async function makeApp(input: Parameters<typeof createApp>[0] = {}): Promise<Tes
 }
 
 /** Mappings are owned by another feature; tests insert the row directly. */
-async function mapUser(appId: string, userId: string, opts: { mappedKey?: string; isActive?: boolean } = {}) {
-  const mappedKey = opts.mappedKey ?? `user-${crypto.randomUUID().slice(0, 8)}`
-  const now = Date.now()
-  await env.DB.prepare('INSERT INTO app_user_mappings (id, app_id, user_id, mapped_key, is_active, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-    .bind(crypto.randomUUID(), appId, userId, mappedKey, opts.isActive === false ? 0 : 1, now, now)
-    .run()
-  return mappedKey
-}
-
 async function sql(query: string, ...binds: unknown[]) {
   await env.DB.prepare(query).bind(...binds).run()
 }

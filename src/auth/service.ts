@@ -1,8 +1,8 @@
-import { eq } from 'drizzle-orm'
+import { and, eq } from 'drizzle-orm'
 import { getDb } from '../db'
 import { sessions, refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
-import { applications } from '../apps/schema'
+import { applications, appUserMappings } from '../apps/schema'
 import type { Env } from '../env'
 import { getConfig } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
@@ -86,6 +86,15 @@ export async function sessionRow(env: Env, userId: string, ctx: Ctx, opts: { app
 }
 
 /** POST /api/v1/auth/login: password → session + access token + refresh token. */
+export async function hasActiveMapping(env: Env, appId: string, userId: string): Promise<boolean> {
+  const m = await getDb(env.DB)
+    .select({ isActive: appUserMappings.isActive })
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId)))
+    .get()
+  return !!m?.isActive
+}
+
 export async function login(env: Env, input: { mobile: string; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
@@ -93,6 +102,13 @@ export async function login(env: Env, input: { mobile: string; password: string;
     if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
   }
   const user = await authenticatePassword(env, input.mobile, input.password, ctx)
+  // A token for an app (aud = app_id) only for users the app has an active mapping for, as
+  // OIDC (access_denied) and SSO tickets (user_not_mapped) do. Said only after the password
+  // proved who is asking, so it reveals nothing to strangers.
+  if (input.app_id && !(await hasActiveMapping(env, input.app_id, user.id))) {
+    await db.batch([auditStatement(db, { action: 'login.refused_not_mapped', actorType: 'user', actorId: user.id, targetType: 'application', targetId: input.app_id, requestId: ctx.requestId, ip: ctx.ip })])
+    throw new ApiError(403, 'user_not_mapped', 'This account has no access to the application')
+  }
   const now = Date.now()
   const { row: session } = await sessionRow(env, user.id, ctx, { appId: input.app_id, now })
   const refresh = newRefreshToken()
