@@ -98,3 +98,36 @@ describe('rate limits on partner routes', () => {
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
   })
 })
+
+describe('RATE_LIMITS is validated, never silently ignored', () => {
+  const signedPing = async (e: typeof env) => {
+    const a = await createApp()
+    const req = new Request('http://localhost/api/v1/open/ping', {
+      headers: { ...(await signRequest({ appId: a.app.appId, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() },
+    })
+    return call(req, e)
+  }
+
+  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured, naming the problem', async () => {
+    for (const [raw, problem] of [
+      ['{"signed_app": {"limit": 1200, "windowS": 60}', /RATE_LIMITS.*JSON/],
+      ['[1, 2]', /RATE_LIMITS.*object/],
+      ['{"signed_ap": {"limit": 1200}}', /signed_ap.*unknown/],
+      ['{"signed_app": {"limit": 0}}', /signed_app\.limit/],
+      ['{"signed_app": {"limit": "many"}}', /signed_app\.limit/],
+      ['{"signed_app": {"windowS": -5}}', /signed_app\.windowS/],
+      ['{"signed_app": {"limit": 10, "window": 60}}', /signed_app\.window/],
+      ['{"signed_app": 100}', /signed_app/],
+    ] as const) {
+      const r = await signedPing({ ...env, RATE_LIMITS: raw })
+      expect(r.status, raw).toBe(503)
+      expect(r.body.error.code, raw).toBe('misconfigured')
+      expect(r.body.error.message, raw).toMatch(problem)
+    }
+  })
+
+  it('a valid override still applies', async () => {
+    expect(policyFor({ ...env, RATE_LIMITS: '{"signed_app": {"limit": 7}}' }, 'signed_app')).toEqual({ limit: 7, windowS: 60 })
+    expect((await signedPing({ ...env, RATE_LIMITS: '{"signed_app": {"limit": 7, "windowS": 30}}' })).status).toBe(200)
+  })
+})

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../lib/context'
-import type { Env } from '../env'
+import { ConfigError, type Env } from '../env'
 import { ApiError } from '../lib/errors'
 import type { HitResult, RateLimiter } from './durable-object'
 
@@ -29,22 +29,44 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
 
 const parsedOverrides = new WeakMap<object, Record<string, Partial<RatePolicy>>>()
 
+/**
+ * RATE_LIMITS is checked whole: a typo must not leave production on the defaults without
+ * anyone noticing, nor turn every partner call into a 500. A bad value is a ConfigError
+ * (503 misconfigured, naming the problem) on every rate-limited route.
+ */
+function parseOverrides(raw: string | undefined): Record<string, Partial<RatePolicy>> {
+  if (!raw) return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw new ConfigError('RATE_LIMITS must be JSON, e.g. {"signed_app": {"limit": 1200, "windowS": 60}}')
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('RATE_LIMITS must be a JSON object of policy name → {limit, windowS}')
+  const out: Record<string, Partial<RatePolicy>> = {}
+  for (const [name, o] of Object.entries(parsed)) {
+    if (!(name in DEFAULT_POLICIES)) throw new ConfigError(`RATE_LIMITS.${name}: unknown policy (known: ${Object.keys(DEFAULT_POLICIES).join(', ')})`)
+    if (!o || typeof o !== 'object' || Array.isArray(o)) throw new ConfigError(`RATE_LIMITS.${name} must be an object such as {"limit": 600, "windowS": 60}`)
+    const policy: Partial<RatePolicy> = {}
+    for (const [field, v] of Object.entries(o)) {
+      if (field !== 'limit' && field !== 'windowS') throw new ConfigError(`RATE_LIMITS.${name}.${field}: unknown field (use limit and windowS)`)
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(`RATE_LIMITS.${name}.${field} must be a positive integer`)
+      policy[field] = v
+    }
+    out[name] = policy
+  }
+  return out
+}
+
 export function policyFor(env: Env, name: string): RatePolicy {
   let overrides = parsedOverrides.get(env)
   if (!overrides) {
-    try {
-      overrides = env.RATE_LIMITS ? (JSON.parse(env.RATE_LIMITS) as Record<string, Partial<RatePolicy>>) : {}
-    } catch {
-      overrides = {}
-    }
+    overrides = parseOverrides(env.RATE_LIMITS)
     parsedOverrides.set(env, overrides)
   }
   const base = DEFAULT_POLICIES[name]
-  const o = overrides[name] ?? {}
-  const limit = Number(o.limit ?? base?.limit)
-  const windowS = Number(o.windowS ?? base?.windowS)
-  if (!(limit > 0) || !(windowS > 0)) throw new Error(`rate policy ${name} is not configured`)
-  return { limit, windowS }
+  if (!base) throw new Error(`rate policy ${name} is not defined`)
+  return { ...base, ...overrides[name] }
 }
 
 /** Counts one hit for (policy, key) in its Durable Object. */
