@@ -69,10 +69,31 @@ export function policyFor(env: Env, name: string): RatePolicy {
   return { ...base, ...overrides[name] }
 }
 
-/** Counts one hit for (policy, key) in its Durable Object. */
+/**
+ * The key a client IP is counted under. An IPv6 end site gets a /64 or more (RFC 6177;
+ * RFC 4291 §2.5.1: 64-bit interface ids chosen by the host), so counting per address would
+ * give one client 2^64 budgets and as many limiter objects: IPv6 is counted by its /64.
+ * IPv4 (and IPv4-mapped IPv6) is counted per address. Anything unparseable is kept as is.
+ */
+export function ipRateKey(ip: string): string {
+  if (!ip.includes(':')) return ip
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip)
+  if (mapped) return mapped[1]
+  const halves = ip.split('::')
+  if (halves.length > 2) return ip
+  const part = (h: string) => (h === '' ? [] : h.split(':'))
+  const head = part(halves[0])
+  const tail = halves.length === 2 ? part(halves[1]) : []
+  const groups = halves.length === 2 ? [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail] : head
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return ip
+  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64'
+}
+
+/** Counts one hit for (policy, key) in its Durable Object. Policies named `*_ip` are keyed by client IP (see ipRateKey). */
 export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
   const policy = policyFor(env, policyName)
-  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${key}`)) as unknown as DurableObjectStub<RateLimiter>
+  const k = policyName.endsWith('_ip') ? ipRateKey(key) : key
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`)) as unknown as DurableObjectStub<RateLimiter>
   return stub.hit(policy.limit, policy.windowS * 1000, cost)
 }
 
