@@ -12,6 +12,8 @@ export interface Env {
   ISSUER: string
   // secrets
   MASTER_KEY?: string
+  /** comma-separated earlier master keys, still accepted for decryption while data is re-encrypted (docs/apps.md) */
+  MASTER_KEY_PREVIOUS?: string
   BOOTSTRAP_ADMIN_MOBILE?: string
   BOOTSTRAP_ADMIN_PASSWORD?: string
   // optional tuning (plain vars)
@@ -59,6 +61,17 @@ const configSchema = z.object({
   environment: z.enum(['development', 'test', 'production']),
   issuer: z.string().url(),
   masterKey: base64Key,
+  previousMasterKeys: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const keys = (v ?? '').split(',').map((k) => k.trim()).filter(Boolean)
+      if (keys.some((k) => !base64Key.safeParse(k).success)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a comma-separated list of 32-byte base64 keys' })
+        return z.NEVER
+      }
+      return keys
+    }),
   bootstrapAdminMobile: z.string().min(6),
   bootstrapAdminPassword: z.string().min(12),
   accessTokenTtl: z.coerce.number().int().min(60).max(86400).default(900),
@@ -80,6 +93,7 @@ const ENV_NAMES: Record<keyof Config, string> = {
   environment: 'ENVIRONMENT',
   issuer: 'ISSUER',
   masterKey: 'MASTER_KEY',
+  previousMasterKeys: 'MASTER_KEY_PREVIOUS',
   bootstrapAdminMobile: 'BOOTSTRAP_ADMIN_MOBILE',
   bootstrapAdminPassword: 'BOOTSTRAP_ADMIN_PASSWORD',
   accessTokenTtl: 'ACCESS_TOKEN_TTL',
@@ -96,6 +110,15 @@ const ENV_NAMES: Record<keyof Config, string> = {
 
 export class ConfigError extends Error {}
 
+/**
+ * Keys that may decrypt envelopes: MASTER_KEY first, then MASTER_KEY_PREVIOUS. New
+ * envelopes are always written under MASTER_KEY (lib/crypto.ts encryptSecret).
+ */
+export function masterKeyRing(env: Env): string[] {
+  const c = getConfig(env)
+  return [c.masterKey, ...c.previousMasterKeys]
+}
+
 const cache = new WeakMap<object, Config>()
 
 /**
@@ -109,6 +132,7 @@ export function getConfig(env: Env): Config {
     environment: env.ENVIRONMENT,
     issuer: env.ISSUER,
     masterKey: env.MASTER_KEY,
+    previousMasterKeys: env.MASTER_KEY_PREVIOUS || undefined,
     bootstrapAdminMobile: env.BOOTSTRAP_ADMIN_MOBILE,
     bootstrapAdminPassword: env.BOOTSTRAP_ADMIN_PASSWORD,
     accessTokenTtl: env.ACCESS_TOKEN_TTL,

@@ -4,6 +4,10 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet
 import worker from '../src/index'
 import { MAX_SIGNED_LIFETIME_MS, PUBLISH_AHEAD_MS, rotateKeys } from '../src/keys/service'
 import { ADMIN } from './helpers'
+import { signRequest } from '../src/signing/client'
+import { createApplication, findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
+import { masterKeyId } from '../src/lib/crypto'
+import { getConfig } from '../src/env'
 
 /**
  * Key rotation changes what every token in the database verifies against, so these tests
@@ -188,5 +192,49 @@ describe('signing-key rotation', () => {
     } else {
       expect(added).toEqual([])
     }
+  })
+})
+
+describe('master key rotation (MASTER_KEY_PREVIOUS)', () => {
+  const newKey = btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))
+  const rotated = { ...E, MASTER_KEY: newKey, MASTER_KEY_PREVIOUS: E.MASTER_KEY } as typeof env
+  const newOnly = { ...E, MASTER_KEY: newKey } as typeof env
+
+  async function ping(e: typeof env, app: { appId: string; secret: string }) {
+    const url = 'http://localhost/api/v1/open/ping'
+    const headers = await signRequest({ appId: app.appId, appSecret: app.secret, method: 'GET', url })
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request(url, { headers }), e, ctx)
+    await waitOnExecutionContext(ctx)
+    return { status: res.status, body: (await res.json()) as any }
+  }
+
+  it('secrets under the previous key keep working; the re-encryption sweep moves them to the new key, audited', async () => {
+    const a = await createApplication(E, { appName: 'Rotation', protocolType: 'SIMPLE_API' })
+    const app = { appId: a.app.appId, secret: a.app_secret }
+    expect((await ping(E, app)).status).toBe(200)
+
+    // the operator sets a new MASTER_KEY and keeps the old one as MASTER_KEY_PREVIOUS
+    expect((await ping(rotated, app)).status).toBe(200)
+    // forgetting the previous key is a configuration error that says what to do, not a 500
+    const lost = await ping(newOnly, app)
+    expect(lost.status).toBe(503)
+    expect(lost.body.error.code).toBe('misconfigured')
+    expect(lost.body.error.message).toContain('MASTER_KEY_PREVIOUS')
+
+    const n = await reencryptAppSecrets(rotated, Date.now())
+    expect(n).toBeGreaterThanOrEqual(1)
+    const row = await findApplication(E, app.appId)
+    expect(row!.appSecretEnc.startsWith(`v1.${await masterKeyId(newKey)}.`)).toBe(true)
+    expect(await getAppSecret(newOnly, row!)).toBe(app.secret)
+    expect((await ping(newOnly, app)).status).toBe(200)
+    expect(await reencryptAppSecrets(rotated, Date.now())).toBe(0)
+    const audit = await E.DB.prepare("SELECT details FROM audit_logs WHERE action = 'system.app_secrets_reencrypted' ORDER BY id DESC LIMIT 1").first<{ details: string }>()
+    expect(JSON.parse(audit!.details).count).toBe(n)
+  })
+
+  it('MASTER_KEY_PREVIOUS must hold 32-byte base64 keys', () => {
+    expect(() => getConfig({ ...rotated, MASTER_KEY_PREVIOUS: 'short' } as never)).toThrow(/MASTER_KEY_PREVIOUS/)
+    expect(getConfig({ ...rotated, MASTER_KEY_PREVIOUS: `${E.MASTER_KEY}, ${newKey}` } as never).previousMasterKeys).toEqual([E.MASTER_KEY, newKey])
   })
 })

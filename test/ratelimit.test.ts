@@ -3,7 +3,7 @@ import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext
 import worker from '../src/index'
 import { createApp } from './helpers'
 import { signRequest } from '../src/signing/client'
-import { hitRateLimit, policyFor } from '../src/ratelimit'
+import { hitRateLimit, ipRateKey, policyFor } from '../src/ratelimit'
 
 describe('rate limiter (Durable Object per policy and key)', () => {
   it('allows up to the limit, refuses with a retry-after, and counts keys separately', async () => {
@@ -96,5 +96,64 @@ describe('rate limits on partner routes', () => {
     expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
     expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
+  })
+})
+
+describe('RATE_LIMITS is validated, never silently ignored', () => {
+  const signedPing = async (e: typeof env) => {
+    const a = await createApp()
+    const req = new Request('http://localhost/api/v1/open/ping', {
+      headers: { ...(await signRequest({ appId: a.app.appId, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() },
+    })
+    return call(req, e)
+  }
+
+  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured, naming the problem', async () => {
+    for (const [raw, problem] of [
+      ['{"signed_app": {"limit": 1200, "windowS": 60}', /RATE_LIMITS.*JSON/],
+      ['[1, 2]', /RATE_LIMITS.*object/],
+      ['{"signed_ap": {"limit": 1200}}', /signed_ap.*unknown/],
+      ['{"signed_app": {"limit": 0}}', /signed_app\.limit/],
+      ['{"signed_app": {"limit": "many"}}', /signed_app\.limit/],
+      ['{"signed_app": {"windowS": -5}}', /signed_app\.windowS/],
+      ['{"signed_app": {"limit": 10, "window": 60}}', /signed_app\.window/],
+      ['{"signed_app": 100}', /signed_app/],
+    ] as const) {
+      const r = await signedPing({ ...env, RATE_LIMITS: raw })
+      expect(r.status, raw).toBe(503)
+      expect(r.body.error.code, raw).toBe('misconfigured')
+      expect(r.body.error.message, raw).toMatch(problem)
+    }
+  })
+
+  it('a valid override still applies', async () => {
+    expect(policyFor({ ...env, RATE_LIMITS: '{"signed_app": {"limit": 7}}' }, 'signed_app')).toEqual({ limit: 7, windowS: 60 })
+    expect((await signedPing({ ...env, RATE_LIMITS: '{"signed_app": {"limit": 7, "windowS": 30}}' })).status).toBe(200)
+  })
+})
+
+describe('per-IP policies and IPv6', () => {
+  const hex4 = () => Math.floor(Math.random() * 0x10000).toString(16)
+
+  it('counts an IPv6 client by its /64: rotating the interface id does not buy a new budget', async () => {
+    const prefix = `2001:db8:${hex4()}:${hex4()}`
+    const req = (iid: string) => new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': `${prefix}:${iid}` } })
+    // partner_ip is 3 per minute in tinyEnv; four different addresses of one /64
+    for (const iid of ['0:0:0:1', 'aaaa:bbbb:cccc:dddd', '1:2:3:4']) expect((await call(req(iid))).body.error.code).toBe('signature_missing')
+    const limited = await call(req('ffff:ffff:ffff:fffe'))
+    expect(limited.status).toBe(429)
+    expect(limited.body.error.details.policy).toBe('partner_ip')
+    // another /64 has its own budget
+    expect((await call(new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': `2001:db8:${hex4()}:${hex4()}::1` } }))).body.error.code).toBe('signature_missing')
+  })
+
+  it('ipRateKey: IPv6 → its /64 (any notation), IPv4 and IPv4-mapped IPv6 → the address', () => {
+    expect(ipRateKey('203.0.113.9')).toBe('203.0.113.9')
+    expect(ipRateKey('::ffff:203.0.113.9')).toBe('203.0.113.9')
+    expect(ipRateKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64')
+    expect(ipRateKey('2001:DB8:0001:0002::7')).toBe('2001:db8:1:2::/64')
+    expect(ipRateKey('2001:db8::1')).toBe('2001:db8:0:0::/64')
+    expect(ipRateKey('::1')).toBe('0:0:0:0::/64')
+    expect(ipRateKey('not-an-ip')).toBe('not-an-ip')
   })
 })

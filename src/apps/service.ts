@@ -1,9 +1,10 @@
-import { and, count, desc, eq, or } from 'drizzle-orm'
+import { and, count, desc, eq, or, sql } from 'drizzle-orm'
+import { auditStatement } from '../audit/service'
 import { containsText } from '../lib/sql'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
-import { getConfig, type Env } from '../env'
-import { decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
+import { getConfig, masterKeyRing, type Env } from '../env'
+import { decryptSecret, encryptSecret, hex, masterKeyId, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
 
 export interface NewApplicationInput {
   appName: string
@@ -38,7 +39,39 @@ export async function encryptAppSecret(env: Env, appId: string, secret: string) 
 
 /** The raw app secret (HMAC key for signed requests and webhooks). */
 export async function getAppSecret(env: Env, app: Pick<Application, 'appId' | 'appSecretEnc'>): Promise<string> {
-  return decryptSecret(getConfig(env).masterKey, app.appSecretEnc, secretAad(app.appId))
+  return decryptSecret(masterKeyRing(env), app.appSecretEnc, secretAad(app.appId))
+}
+
+/** Envelopes re-encrypted per run of the sweep (each is one decrypt, one encrypt and one conditional UPDATE). */
+const REENCRYPT_BATCH = 50
+
+/**
+ * After a master key rotation (MASTER_KEY new, MASTER_KEY_PREVIOUS old), moves app secrets
+ * to the new key, a batch per cron run. Each UPDATE is conditional on the envelope it read,
+ * so a secret rotated meanwhile is left alone. Returns how many were re-encrypted.
+ */
+export async function reencryptAppSecrets(env: Env, _now = Date.now()): Promise<number> {
+  const db = getDb(env.DB)
+  const current = `v1.${await masterKeyId(getConfig(env).masterKey)}.`
+  const stale = await db
+    .select({ appId: applications.appId, appSecretEnc: applications.appSecretEnc })
+    .from(applications)
+    .where(sql`substr(${applications.appSecretEnc}, 1, ${current.length}) <> ${current}`)
+    .limit(REENCRYPT_BATCH)
+  if (!stale.length) return 0
+  // values first: a drizzle builder is a thenable, so it must not be returned from an async function
+  const fresh = await Promise.all(stale.map(async (a) => encryptAppSecret(env, a.appId, await getAppSecret(env, a))))
+  const updates = stale.map((a, i) =>
+    db
+      .update(applications)
+      .set({ appSecretEnc: fresh[i] })
+      .where(and(eq(applications.appId, a.appId), eq(applications.appSecretEnc, a.appSecretEnc))),
+  )
+  await db.batch([
+    auditStatement(db, { action: 'system.app_secrets_reencrypted', actorType: 'system', targetType: 'application', details: { count: stale.length, app_ids: stale.map((a) => a.appId) } }),
+    ...updates,
+  ])
+  return stale.length
 }
 
 /** Builds the row and the one-time credentials; the caller inserts (so it can batch with audit). */

@@ -3,7 +3,7 @@ import { getDb, type DB } from '../db'
 import { refreshTokens, sessions } from './schema'
 import { users } from '../users/schema'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
-import { getConfig, type Env } from '../env'
+import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { ApiError } from '../lib/errors'
@@ -153,8 +153,7 @@ async function replayOrReuse(
   if (withinGrace && row.replacedBy) {
     const successorRow = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.replacedBy)).get()
     if (successorRow && successorRow.status === 'ACTIVE') {
-      const { masterKey } = getConfig(env)
-      const successor = await decryptSecret(masterKey, row.successorEnc!, `rt-successor:${row.id}`)
+      const successor = await decryptSecret(masterKeyRing(env), row.successorEnc!, `rt-successor:${row.id}`)
       const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope })
       return tokenSet(access, successor, row.scope, row.userId, row.sessionId)
     }

@@ -4,7 +4,7 @@ import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { signingKeys } from './schema'
 import { decryptSecret, encryptSecret, randomToken } from '../lib/crypto'
-import { getConfig, type Env } from '../env'
+import { getConfig, masterKeyRing, type Env } from '../env'
 
 export const SIGNING_ALG = 'ES256'
 /** How long clients may cache the JWKS (Cache-Control on /.well-known/jwks.json). */
@@ -134,8 +134,7 @@ async function signer(env: Env): Promise<{ kid: string; key: CryptoKey }> {
     if (!row) throw new Error('no signing key available')
   }
   if (cache.signer?.kid === row.kid) return cache.signer
-  const { masterKey } = getConfig(env)
-  const jwk = JSON.parse(await decryptSecret(masterKey, row.privateJwkEnc, `signing-key:${row.kid}`)) as JWK
+  const jwk = JSON.parse(await decryptSecret(masterKeyRing(env), row.privateJwkEnc, `signing-key:${row.kid}`)) as JWK
   const key = (await importJWK(jwk, SIGNING_ALG)) as CryptoKey
   cache.signer = { kid: row.kid, key }
   return cache.signer

@@ -1,4 +1,5 @@
 /** Small crypto helpers on WebCrypto: randomness, encodings, hashing, constant-time compare, envelope encryption. */
+import { ConfigError } from '../env'
 
 const encoder = new TextEncoder()
 
@@ -97,5 +98,6 @@ export async function decryptSecret(masterKeys: string | string[], envelope: str
     const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64url(ivB64), additionalData: encoder.encode(aad) }, key, fromBase64url(ctB64))
     return new TextDecoder().decode(pt)
   }
-  throw new Error(`no master key with id ${kid}`)
+  // data written under a master key that is no longer configured: an operator error, not a bug
+  throw new ConfigError(`data is encrypted under master key ${kid}, which is neither MASTER_KEY nor in MASTER_KEY_PREVIOUS; set the old key as MASTER_KEY_PREVIOUS`)
 }

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../lib/context'
-import type { Env } from '../env'
+import { ConfigError, type Env } from '../env'
 import { ApiError } from '../lib/errors'
 import type { HitResult, RateLimiter } from './durable-object'
 
@@ -29,28 +29,71 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
 
 const parsedOverrides = new WeakMap<object, Record<string, Partial<RatePolicy>>>()
 
+/**
+ * RATE_LIMITS is checked whole: a typo must not leave production on the defaults without
+ * anyone noticing, nor turn every partner call into a 500. A bad value is a ConfigError
+ * (503 misconfigured, naming the problem) on every rate-limited route.
+ */
+function parseOverrides(raw: string | undefined): Record<string, Partial<RatePolicy>> {
+  if (!raw) return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw)
+  } catch {
+    throw new ConfigError('RATE_LIMITS must be JSON, e.g. {"signed_app": {"limit": 1200, "windowS": 60}}')
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('RATE_LIMITS must be a JSON object of policy name → {limit, windowS}')
+  const out: Record<string, Partial<RatePolicy>> = {}
+  for (const [name, o] of Object.entries(parsed)) {
+    if (!(name in DEFAULT_POLICIES)) throw new ConfigError(`RATE_LIMITS.${name}: unknown policy (known: ${Object.keys(DEFAULT_POLICIES).join(', ')})`)
+    if (!o || typeof o !== 'object' || Array.isArray(o)) throw new ConfigError(`RATE_LIMITS.${name} must be an object such as {"limit": 600, "windowS": 60}`)
+    const policy: Partial<RatePolicy> = {}
+    for (const [field, v] of Object.entries(o)) {
+      if (field !== 'limit' && field !== 'windowS') throw new ConfigError(`RATE_LIMITS.${name}.${field}: unknown field (use limit and windowS)`)
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new ConfigError(`RATE_LIMITS.${name}.${field} must be a positive integer`)
+      policy[field] = v
+    }
+    out[name] = policy
+  }
+  return out
+}
+
 export function policyFor(env: Env, name: string): RatePolicy {
   let overrides = parsedOverrides.get(env)
   if (!overrides) {
-    try {
-      overrides = env.RATE_LIMITS ? (JSON.parse(env.RATE_LIMITS) as Record<string, Partial<RatePolicy>>) : {}
-    } catch {
-      overrides = {}
-    }
+    overrides = parseOverrides(env.RATE_LIMITS)
     parsedOverrides.set(env, overrides)
   }
   const base = DEFAULT_POLICIES[name]
-  const o = overrides[name] ?? {}
-  const limit = Number(o.limit ?? base?.limit)
-  const windowS = Number(o.windowS ?? base?.windowS)
-  if (!(limit > 0) || !(windowS > 0)) throw new Error(`rate policy ${name} is not configured`)
-  return { limit, windowS }
+  if (!base) throw new Error(`rate policy ${name} is not defined`)
+  return { ...base, ...overrides[name] }
 }
 
-/** Counts one hit for (policy, key) in its Durable Object. */
+/**
+ * The key a client IP is counted under. An IPv6 end site gets a /64 or more (RFC 6177;
+ * RFC 4291 §2.5.1: 64-bit interface ids chosen by the host), so counting per address would
+ * give one client 2^64 budgets and as many limiter objects: IPv6 is counted by its /64.
+ * IPv4 (and IPv4-mapped IPv6) is counted per address. Anything unparseable is kept as is.
+ */
+export function ipRateKey(ip: string): string {
+  if (!ip.includes(':')) return ip
+  const mapped = /^(?:0{0,4}:){0,5}:?ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip)
+  if (mapped) return mapped[1]
+  const halves = ip.split('::')
+  if (halves.length > 2) return ip
+  const part = (h: string) => (h === '' ? [] : h.split(':'))
+  const head = part(halves[0])
+  const tail = halves.length === 2 ? part(halves[1]) : []
+  const groups = halves.length === 2 ? [...head, ...Array(8 - head.length - tail.length).fill('0'), ...tail] : head
+  if (groups.length !== 8 || !groups.every((g) => /^[0-9a-f]{1,4}$/i.test(g))) return ip
+  return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64'
+}
+
+/** Counts one hit for (policy, key) in its Durable Object. Policies named `*_ip` are keyed by client IP (see ipRateKey). */
 export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
   const policy = policyFor(env, policyName)
-  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${key}`)) as unknown as DurableObjectStub<RateLimiter>
+  const k = policyName.endsWith('_ip') ? ipRateKey(key) : key
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`)) as unknown as DurableObjectStub<RateLimiter>
   return stub.hit(policy.limit, policy.windowS * 1000, cost)
 }
 
