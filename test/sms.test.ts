@@ -106,9 +106,12 @@ describe('SMS code limits', () => {
       expect(err.code).toBe('invalid_sms_code')
       expect(err.details.attempts_left).toBe(i)
     }
-    const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code }).catch((e) => e)
+    const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code }, { requestId: 'req-sms-lock', ip: '203.0.113.7' }).catch((e) => e)
     expect(err.status).toBe(429)
     expect(err.code).toBe('too_many_attempts')
+    // the lockout is a security event: audited with the request id and IP
+    const audit = await env.DB.prepare("SELECT request_id, ip FROM audit_logs WHERE action = 'sms_code.locked' AND target_id = ?").bind(m).first<{ request_id: string; ip: string }>()
+    expect(audit).toEqual({ request_id: 'req-sms-lock', ip: '203.0.113.7' })
     // a new code brings new attempts
     await skipCooldown(m, 'register')
     await sendSmsCode(env, { mobile: m, purpose: 'register' })

@@ -32,7 +32,7 @@ export const registrationClosed = () => new ApiError(403, 'registration_closed',
  */
 export async function registerUser(env: Env, input: { mobile: string; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
   if (!registrationOpen(env)) throw registrationClosed()
-  await verifySmsCode(env, { mobile: input.mobile, purpose: 'register', code: input.smsCode })
+  await verifySmsCode(env, { mobile: input.mobile, purpose: 'register', code: input.smsCode }, ctx)
   const db = getDb(env.DB)
   const row = await newUserRow(env, { mobile: input.mobile, password: input.password, name: input.name?.trim() || null })
   try {
@@ -52,7 +52,7 @@ export async function registerUser(env: Env, input: { mobile: string; password: 
  * refresh token of the user. Password, revocation and audit row are one db.batch.
  */
 export async function resetPassword(env: Env, input: { mobile: string; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
-  await verifySmsCode(env, { mobile: input.mobile, purpose: 'reset', code: input.smsCode })
+  await verifySmsCode(env, { mobile: input.mobile, purpose: 'reset', code: input.smsCode }, ctx)
   const user = await findUserByMobile(env, input.mobile)
   // No code is ever stored for unknown numbers, so this only happens if the account was deleted meanwhile.
   if (!user) throw new ApiError(400, 'invalid_sms_code', 'The SMS code is wrong or has expired')

@@ -122,11 +122,16 @@ const invalidCode = (attemptsLeft: number) => new ApiError(400, 'invalid_sms_cod
  * mobile), unknown numbers included; the last wrong attempt burns the code, so a new one
  * must be requested. A right code works once.
  */
-export async function verifySmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose; code: string }): Promise<void> {
+export async function verifySmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
   const { mobile, purpose, code } = input
   const attempt = await countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)
   if (!attempt.allowed) {
-    await env.KV.delete(codeKey(purpose, mobile))
+    const db = getDb(env.DB)
+    // A security event: someone kept guessing codes for this number.
+    await Promise.all([
+      env.KV.delete(codeKey(purpose, mobile)),
+      db.batch([auditStatement(db, { action: 'sms_code.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { purpose } })]),
+    ])
     throw new ApiError(429, 'too_many_attempts', 'Too many wrong codes; request a new code', undefined, { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) })
   }
   const stored = await env.KV.get<StoredCode>(codeKey(purpose, mobile), 'json')
