@@ -34,6 +34,8 @@ export interface Env {
   BRAND_NAME?: string
   BRAND_LOGO_URL?: string
   BRAND_PRIMARY_COLOR?: string
+  /** `public` (default) or `admin`: who may read /docs/admin and its OpenAPI JSON */
+  DOCS_ADMIN_ACCESS?: string
   /** SSO ticket lifetime, seconds (src/tickets/service.ts; default 60) */
   TICKET_TTL_S?: string
   /** JSON {target_app_id | "*": location hint} for ticket objects (src/tickets/service.ts) */
@@ -84,6 +86,7 @@ const configSchema = z.object({
   brandName: z.string().min(1).max(60).default('UAP Edge'),
   brandLogoUrl: z.string().regex(/^(https:\/\/[^\s"'<>]+|\/[^/\\\s"'<>][^\s"'<>]*)$/, 'must be an https URL or a path on this site').optional(),
   brandPrimaryColor: z.string().regex(/^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$/, 'must be a hex colour such as #0b57d0').default('#0b57d0'),
+  docsAdminAccess: z.enum(['public', 'admin']).default('public'),
 })
 
 export type Config = z.infer<typeof configSchema>
@@ -106,6 +109,7 @@ const ENV_NAMES: Record<keyof Config, string> = {
   brandName: 'BRAND_NAME',
   brandLogoUrl: 'BRAND_LOGO_URL',
   brandPrimaryColor: 'BRAND_PRIMARY_COLOR',
+  docsAdminAccess: 'DOCS_ADMIN_ACCESS',
 }
 
 export class ConfigError extends Error {}
@@ -145,6 +149,7 @@ export function getConfig(env: Env): Config {
     brandName: env.BRAND_NAME || undefined,
     brandLogoUrl: env.BRAND_LOGO_URL || undefined,
     brandPrimaryColor: env.BRAND_PRIMARY_COLOR || undefined,
+    docsAdminAccess: env.DOCS_ADMIN_ACCESS || undefined,
   }
   const parsed = configSchema.safeParse(raw)
   if (!parsed.success) {

@@ -121,3 +121,31 @@ describe('/docs/open/openapi.json', () => {
     expect((open as any).components.schemas.Error).toBeTruthy()
   })
 })
+
+describe('DOCS_ADMIN_ACCESS=admin', () => {
+  const admin = { DOCS_ADMIN_ACCESS: 'admin' }
+  it('keeps /docs/admin and its spec for admins (bearer or hosted-page session); /docs/open stays public', async () => {
+    const { fetchWithEnv, Browser, inputValue } = await import('./flows')
+    const { ADMIN, adminToken, createUser, login } = await import('./helpers')
+    const anon = await fetchWithEnv(admin, '/docs/admin', { redirect: 'manual' })
+    expect(anon.status).toBe(303)
+    expect(anon.headers.get('Location')).toBe('/page/login?return_to=%2Fdocs%2Fadmin')
+    const anonSpec = await fetchWithEnv(admin, '/docs/admin/openapi.json')
+    expect(anonSpec.status).toBe(401)
+    expect(((await anonSpec.json()) as any).error.code).toBe('unauthorized')
+    expect((await fetchWithEnv(admin, '/docs/open/openapi.json')).status).toBe(200)
+
+    const user = await createUser()
+    const userToken = (await login(user.mobile, user.password)).access_token
+    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: { Authorization: `Bearer ${userToken}` } })).status).toBe(403)
+    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: { Authorization: `Bearer ${await adminToken()}` } })).status).toBe(200)
+
+    // an admin signed in on the hosted page reads the Swagger UI and its spec with the cookie
+    const b = new Browser()
+    const form = await b.get('/page/login')
+    await b.post('/page/login', { mobile: ADMIN.mobile, password: ADMIN.password, csrf_token: inputValue(form.html, 'csrf_token')! })
+    const page = await fetchWithEnv(admin, '/docs/admin', { headers: b.headers() })
+    expect(page.status).toBe(200)
+    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: b.headers() })).status).toBe(200)
+  })
+})

@@ -1,6 +1,11 @@
 import { swaggerUI } from '@hono/swagger-ui'
 import type { OpenAPIHono } from '@hono/zod-openapi'
+import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../lib/context'
+import { getConfig } from '../env'
+import { ApiError } from '../lib/errors'
+import { requireAdmin } from '../lib/middleware'
+import { readBrowserSession } from '../sessions/browser'
 import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
 
 const INFO = {
@@ -37,6 +42,8 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
     }
     return { adminDoc: adminDoc!, openDoc: openDoc! }
   }
+  app.use('/docs/admin', adminDocsGuard)
+  app.use('/docs/admin/*', adminDocsGuard)
   app.get('/docs/admin/openapi.json', (c) => c.json(build(c).adminDoc))
   app.get('/docs/open/openapi.json', (c) => c.json(build(c).openDoc))
   // Assets from this Worker (baseUrl), not the CDN @hono/swagger-ui defaults to; no online validator.
@@ -51,4 +58,18 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
     c.header('X-Content-Type-Options', 'nosniff')
     return c.body(asset.body)
   })
+}
+
+/**
+ * DOCS_ADMIN_ACCESS=admin: /docs/admin and its spec only for admins, by admin bearer token
+ * or by a hosted-page session of an ADMIN user (so the Swagger UI works in a browser).
+ * /docs/open stays public: it is what partners integrate against.
+ */
+const adminDocsGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (getConfig(c.env).docsAdminAccess === 'public') return next()
+  if (c.req.header('Authorization')) return requireAdmin(c, next)
+  const browser = await readBrowserSession(c)
+  if (browser?.user.role === 'ADMIN') return next()
+  if (c.req.path.endsWith('.json')) throw new ApiError(401, 'unauthorized', 'The admin API reference is for admins: sign in at /page/login or send an admin bearer token')
+  return c.redirect(`/page/login?${new URLSearchParams({ return_to: c.req.path })}`, 303)
 }
