@@ -1,15 +1,11 @@
 import { describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import { MAX_BODY_BYTES } from '../src/app'
+import { readResponse } from './helpers'
 
 async function raw(path: string, init: RequestInit = {}) {
   const res = await SELF.fetch(`http://localhost${path}`, init)
-  const text = await res.text()
-  let body: any = text
-  try {
-    body = JSON.parse(text)
-  } catch {}
-  return { status: res.status, headers: res.headers, body }
+  return readResponse(res)
 }
 
 /** The one error body: exactly error.{code, message, request_id, details?}, request_id = X-Request-Id. */

@@ -10,17 +10,22 @@ export function uniqueMobile(): string {
   return '+86137' + String(n % 1e8).padStart(8, '0')
 }
 
-export async function api(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
-  const headers = new Headers(init.headers)
-  if (init.json !== undefined) headers.set('Content-Type', 'application/json')
-  if (init.token) headers.set('Authorization', `Bearer ${init.token}`)
-  const res = await SELF.fetch(`http://localhost${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
+/** Status, headers and body (parsed as JSON when it is JSON) of a response. */
+export async function readResponse(res: Response) {
   const text = await res.text()
   let body: any = text
   try {
     body = JSON.parse(text)
   } catch {}
   return { status: res.status, headers: res.headers, body }
+}
+
+export async function api(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
+  const headers = new Headers(init.headers)
+  if (init.json !== undefined) headers.set('Content-Type', 'application/json')
+  if (init.token) headers.set('Authorization', `Bearer ${init.token}`)
+  const res = await SELF.fetch(`http://localhost${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body })
+  return readResponse(res)
 }
 
 export async function login(mobile: string, password: string, extra: Record<string, unknown> = {}) {
@@ -63,12 +68,7 @@ export async function signedApi(
   const sig = await signRequest({ appId: app.appId, appSecret: app.secret, method, url, body, timestamp: opts.timestamp, nonce: opts.nonce })
   const headers: Record<string, string> = { ...sig, ...(body ? { 'Content-Type': 'application/json' } : {}), ...opts.headers }
   const res = await SELF.fetch(url, { method, headers, body })
-  const text = await res.text()
-  let parsed: any = text
-  try {
-    parsed = JSON.parse(text)
-  } catch {}
-  return { status: res.status, headers: res.headers, body: parsed }
+  return readResponse(res)
 }
 
 /** Maps a user into an app straight in D1 (active unless isActive is false); returns the mapped key. */

@@ -8,6 +8,7 @@ import { createApplication, type NewApplicationInput } from '../src/apps/service
 import { sha256Hex } from '../src/lib/crypto'
 import { CSRF_COOKIE } from '../src/pages/security'
 import { inputValue } from './flows'
+import { readResponse } from './helpers'
 
 export const ISSUER = 'http://localhost'
 export const REDIRECT = 'https://rp.example.com/cb'
@@ -161,12 +162,7 @@ export async function oauthPost(path: string, form: Record<string, string>, basi
   const headers: Record<string, string> = { 'Content-Type': 'application/x-www-form-urlencoded' }
   if (basic) headers.Authorization = 'Basic ' + btoa(`${encodeURIComponent(basic.id)}:${encodeURIComponent(basic.secret)}`)
   const res = await SELF.fetch(`${ISSUER}${path}`, { method: 'POST', headers, body: new URLSearchParams(form).toString() })
-  const text = await res.text()
-  let body: any = text
-  try {
-    body = JSON.parse(text)
-  } catch {}
-  return { status: res.status, headers: res.headers, body }
+  return readResponse(res)
 }
 
 export async function pkce() {

@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { eq } from 'drizzle-orm'
+import type { Context } from 'hono'
+import type { AppEnv } from '../lib/context'
 import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { requireAdmin } from '../lib/middleware'
 import { getDb } from '../db'
@@ -267,12 +269,7 @@ adminAppRoutes.openapi(
     const { app_id } = c.req.valid('param')
     await loadApp(app_id, c.env)
     const secret = newAppSecret()
-    const db = getDb(c.env.DB)
-    await db.batch([
-      db.update(applications).set({ appSecretEnc: await encryptAppSecret(c.env, app_id, secret), updatedAt: Date.now() }).where(eq(applications.appId, app_id)),
-      auditStatement(db, auditFrom(c, { action: 'admin.app.rotate_secret', targetType: 'application', targetId: app_id })),
-    ])
-    c.header('Cache-Control', 'no-store')
+    await replaceCredential(c, app_id, { appSecretEnc: await encryptAppSecret(c.env, app_id, secret) }, 'admin.app.rotate_secret')
     return c.json({ app_id, app_secret: secret }, 200)
   },
 )
@@ -292,12 +289,7 @@ adminAppRoutes.openapi(
     const { app_id } = c.req.valid('param')
     await loadApp(app_id, c.env)
     const token = newAppAccessToken()
-    const db = getDb(c.env.DB)
-    await db.batch([
-      db.update(applications).set({ accessTokenHash: await sha256Hex(token), updatedAt: Date.now() }).where(eq(applications.appId, app_id)),
-      auditStatement(db, auditFrom(c, { action: 'admin.app.rotate_access_token', targetType: 'application', targetId: app_id })),
-    ])
-    c.header('Cache-Control', 'no-store')
+    await replaceCredential(c, app_id, { accessTokenHash: await sha256Hex(token) }, 'admin.app.rotate_access_token')
     return c.json({ app_id, access_token: token }, 200)
   },
 )
@@ -355,3 +347,13 @@ adminAppRoutes.openapi(
 
 // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
 registerCronTask('reencrypt-app-secrets', (env, now) => reencryptAppSecrets(env, now).then(() => undefined))
+
+/** Swaps one stored credential (secret envelope or token hash) with its audit row; the new value is shown once, never cached. */
+async function replaceCredential(c: Context<AppEnv>, appId: string, set: Partial<Pick<Application, 'appSecretEnc' | 'accessTokenHash'>>, action: string) {
+  const db = getDb(c.env.DB)
+  await db.batch([
+    db.update(applications).set({ ...set, updatedAt: Date.now() }).where(eq(applications.appId, appId)),
+    auditStatement(db, auditFrom(c, { action, targetType: 'application', targetId: appId })),
+  ])
+  c.header('Cache-Control', 'no-store')
+}

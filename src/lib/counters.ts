@@ -7,13 +7,13 @@ import type { HitResult, RateLimiter } from '../ratelimit/durable-object'
  * SMS code, SMS resend cooldown, daily caps, code attempts. Unlike the RATE_LIMITS
  * policies these numbers are fixed by the caller, not tunable by configuration.
  */
-function stub(env: Env, name: string) {
+function counterObject(env: Env, name: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)) as unknown as DurableObjectStub<RateLimiter>
 }
 
 /** Counts one hit against `limit` per fixed window of `windowS` seconds. */
 export function countHit(env: Env, name: string, limit: number, windowS: number): Promise<HitResult> {
-  return stub(env, name).hit(limit, windowS * 1000)
+  return counterObject(env, name).hit(limit, windowS * 1000)
 }
 
 /** True for the first call with this name within `windowS`, false for every later one. */
@@ -23,5 +23,5 @@ export async function firstUse(env: Env, name: string, windowS: number): Promise
 
 /** Starts a counter over (e.g. attempts on a code when a new code is sent). */
 export function resetCounter(env: Env, name: string): Promise<void> {
-  return stub(env, name).reset()
+  return counterObject(env, name).reset()
 }

@@ -93,8 +93,8 @@ export function ipRateKey(ip: string): string {
 export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
   const policy = policyFor(env, policyName)
   const k = policyName.endsWith('_ip') ? ipRateKey(key) : key
-  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`)) as unknown as DurableObjectStub<RateLimiter>
-  return stub.hit(policy.limit, policy.windowS * 1000, cost)
+  const limiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`)) as unknown as DurableObjectStub<RateLimiter>
+  return limiter.hit(policy.limit, policy.windowS * 1000, cost)
 }
 
 /** Throws the 429 (JSON error body, Retry-After) when the hit is refused; sets X-RateLimit-* headers. */
