@@ -118,6 +118,10 @@ describe('/docs/open/openapi.json', () => {
     for (const internal of ['POST /api/v1/auth/logout', 'GET /api/v1/auth/me', 'GET /healthz', 'GET /livez']) expect(openKeys).not.toContain(internal)
     // the partner spec is titled for partners and still has the shared Error schema
     expect((open as any).info.title).toBe('UAP Edge partner API')
+    // and opens with a quick start for both integration styles
+    expect((open as any).info.description).toContain('## Quick start')
+    expect((open as any).info.description).toContain('/oauth2/authorize')
+    expect((open as any).info.description).toContain('/api/v1/simple/ticket/exchange')
     expect((open as any).components.schemas.Error).toBeTruthy()
   })
 })

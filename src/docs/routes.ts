@@ -14,6 +14,21 @@ const INFO = {
     'UAP Edge: one account for a family of apps. OIDC apps use authorization code + PKCE; legacy apps use the HMAC-signed simple API. Errors have the body `{ "error": { "code", "message", "request_id", "details"? } }`, except on the OAuth/OIDC endpoints (token, revocation, introspection, userinfo), which answer `{ "error", "error_description" }` as RFC 6749 §5.2 requires (docs/oidc.md).',
 }
 
+/** Shown at the top of /docs/open: how a partner app gets going, by integration style. */
+const PARTNER_QUICK_START = `
+
+## Quick start
+
+**Credentials.** An admin registers your app (\`POST /api/v1/admin/apps\`) and hands you, once, its \`app_id\`, \`app_secret\` and \`access_token\`.
+
+**OpenID Connect apps** (authorization code + PKCE):
+1. Discover: \`GET /.well-known/openid-configuration\`; keys at \`/.well-known/jwks.json\`.
+2. Send the browser to \`/oauth2/authorize?response_type=code&client_id=APP_ID&redirect_uri=REGISTERED_URI&scope=openid%20profile&state=…&nonce=…&code_challenge=…&code_challenge_method=S256\`. The user signs in on the hosted page and consents.
+3. Exchange the code at \`POST /oauth2/token\` (\`grant_type=authorization_code\`, \`code\`, \`redirect_uri\`, \`code_verifier\`; client secret by HTTP Basic). Validate the ID token against the JWKS; call \`/oauth2/userinfo\` with the access token.
+4. Refresh with \`grant_type=refresh_token\` (scope \`offline_access\`); sign out with \`/oauth2/end_session\`. Implicit and password grants are refused (RFC 9700).
+
+**Legacy (SIMPLE_API) apps:** sign every \`/api/v1/open/*\` and \`/api/v1/simple/*\` call with HMAC-SHA256 (headers \`X-UAP-App-Id\`, \`X-UAP-Timestamp\`, \`X-UAP-Nonce\`, \`X-UAP-Signature\`; canonical string, worked example and reference client in docs/signing.md) and check it with \`GET /api/v1/open/ping\` first. Move a signed-in user to another app with \`POST /api/v1/simple/ticket/exchange\`; the target app redeems the ticket once with \`POST /api/v1/simple/ticket/verify\`. Keep your user mappings in sync with \`POST /api/v1/apps/mapping/sync\` (header \`X-App-Access-Token\`) and read \`GET /api/v1/apps/{app_id}/users/changes?since=CURSOR\`.`
+
 type Doc = ReturnType<OpenAPIHono<AppEnv>['getOpenAPI31Document']>
 
 /** The partner spec: only operations marked `x-uap-open` (see lib/openapi.ts OPEN). */
@@ -38,7 +53,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
     if (!adminDoc) {
       const servers = [{ url: c.env.ISSUER }]
       adminDoc = app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge admin API', ...INFO }, servers })
-      openDoc = openOnly(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge partner API', ...INFO }, servers }))
+      openDoc = openOnly(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge partner API', ...INFO, description: INFO.description + PARTNER_QUICK_START }, servers }))
     }
     return { adminDoc: adminDoc!, openDoc: openDoc! }
   }
