@@ -49,7 +49,11 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const vars = ensureDevVars()
   console.log(`Admin sign-in: mobile ${vars.BOOTSTRAP_ADMIN_MOBILE} (password in .dev.vars)`)
   migrateLocal()
-  const child = spawn(wrangler, ['dev', ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' })
+  const args = process.argv.slice(2)
+  // On another port the issuer must follow, or discovery and token `iss` point at :8787.
+  const port = args.find((a, i) => args[i - 1] === '--port') ?? args.find((a) => a.startsWith('--port='))?.slice(7)
+  if (port && !args.some((a) => a.includes('ISSUER:') || a.includes('ISSUER='))) args.push('--var', `ISSUER:http://localhost:${port}`)
+  const child = spawn(wrangler, ['dev', ...args], { cwd: root, stdio: 'inherit' })
   const stop = (sig) => child.kill(sig)
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
