@@ -1,3 +1,5 @@
+import type { RateLimiter } from './ratelimit/durable-object'
+import type { TicketVault } from './tickets/durable-object'
 import { z } from 'zod'
 
 /** Worker bindings, as declared in wrangler.toml, plus secrets from `.dev.vars` / Workers secrets. */
@@ -6,8 +8,8 @@ export interface Env {
   KV: KVNamespace
   WEBHOOK_QUEUE: Queue<unknown>
   MAPPING_IMPORTER: DurableObjectNamespace
-  RATE_LIMITER: DurableObjectNamespace
-  TICKET_VAULT: DurableObjectNamespace
+  RATE_LIMITER: DurableObjectNamespace<RateLimiter>
+  TICKET_VAULT: DurableObjectNamespace<TicketVault>
   ENVIRONMENT: string
   ISSUER: string
   // secrets

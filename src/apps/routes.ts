@@ -77,39 +77,14 @@ export const AppView = z
 
 const AppIdParam = z.object({ app_id: z.string().min(1).max(64).openapi({ param: { name: 'app_id', in: 'path' }, example: 'app_3f9a1c2d4e5f6a7b' }) })
 
-const CreateApp = z
-  .object({
-    app_name: AppSettings.app_name,
-    protocol_type: AppSettings.protocol_type,
-    icon_url: AppSettings.icon_url.optional(),
-    redirect_uris: AppSettings.redirect_uris.optional(),
-    post_logout_redirect_uris: AppSettings.post_logout_redirect_uris.optional(),
-    grant_types: AppSettings.grant_types.optional(),
-    response_types: AppSettings.response_types.optional(),
-    token_endpoint_auth_method: AppSettings.token_endpoint_auth_method.optional(),
-    id_token_claim: AppSettings.id_token_claim.optional(),
-    notification_url: AppSettings.notification_url.optional(),
-    backchannel_logout_uri: AppSettings.backchannel_logout_uri.optional(),
-    first_party: AppSettings.first_party.optional(),
-  })
-  .openapi('CreateApplication')
+const Settings = z.object(AppSettings)
 
-const UpdateApp = z
-  .object({
-    app_name: AppSettings.app_name.optional(),
-    icon_url: AppSettings.icon_url.optional(),
-    protocol_type: AppSettings.protocol_type.optional(),
-    redirect_uris: AppSettings.redirect_uris.optional(),
-    post_logout_redirect_uris: AppSettings.post_logout_redirect_uris.optional(),
-    grant_types: AppSettings.grant_types.optional(),
-    response_types: AppSettings.response_types.optional(),
-    token_endpoint_auth_method: AppSettings.token_endpoint_auth_method.optional(),
-    id_token_claim: AppSettings.id_token_claim.optional(),
-    notification_url: AppSettings.notification_url.optional(),
-    backchannel_logout_uri: AppSettings.backchannel_logout_uri.optional(),
-    first_party: AppSettings.first_party.optional(),
-    status: z.enum(['ACTIVE', 'DISABLED']).optional(),
-  })
+/** Create: name and protocol required, every other setting optional (defaults in apps/service.ts). */
+const CreateApp = Settings.partial().required({ app_name: true, protocol_type: true }).openapi('CreateApplication')
+
+/** Update: any subset of the settings, plus status. */
+const UpdateApp = Settings.partial()
+  .extend({ status: z.enum(['ACTIVE', 'DISABLED']).optional() })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change')
   .openapi('UpdateApplication')
 

@@ -1,5 +1,5 @@
 import type { Env } from '../env'
-import type { HitResult, RateLimiter } from '../ratelimit/durable-object'
+import type { HitResult } from '../ratelimit/durable-object'
 
 /**
  * Exact counters on the RateLimiter Durable Object (one object per name, worldwide), for
@@ -8,7 +8,7 @@ import type { HitResult, RateLimiter } from '../ratelimit/durable-object'
  * policies these numbers are fixed by the caller, not tunable by configuration.
  */
 function counterObject(env: Env, name: string) {
-  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name)) as unknown as DurableObjectStub<RateLimiter>
+  return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(name))
 }
 
 /** Counts one hit against `limit` per fixed window of `windowS` seconds. */

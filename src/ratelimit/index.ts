@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../lib/context'
 import { ConfigError, type Env } from '../env'
 import { ApiError } from '../lib/errors'
-import type { HitResult, RateLimiter } from './durable-object'
+import type { HitResult } from './durable-object'
 
 export interface RatePolicy {
   limit: number
@@ -93,7 +93,7 @@ export function ipRateKey(ip: string): string {
 export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
   const policy = policyFor(env, policyName)
   const k = policyName.endsWith('_ip') ? ipRateKey(key) : key
-  const limiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`)) as unknown as DurableObjectStub<RateLimiter>
+  const limiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`))
   return limiter.hit(policy.limit, policy.windowS * 1000, cost)
 }
 

@@ -9,7 +9,7 @@ import { ApiError } from '../lib/errors'
 import { base64url, fromBase64url, hex, randomBytes, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { log } from '../lib/logger'
-import type { RedeemResult, TicketRecord, TicketVault } from './durable-object'
+import type { RedeemResult, TicketRecord } from './durable-object'
 
 /** Default ticket lifetime, seconds (TICKET_TTL_S overrides, within TTL_RANGE_S). */
 export const DEFAULT_TICKET_TTL_S = 60
@@ -86,7 +86,7 @@ export function ticketShards(env: Env): number {
   return n
 }
 
-const vault = (env: Env) => env.TICKET_VAULT as unknown as DurableObjectNamespace<TicketVault>
+const vault = (env: Env) => env.TICKET_VAULT
 
 /** The object a ticket lives in, or null when the ticket is malformed or names no object of ours. */
 export function ticketObjectId(env: Env, ticket: string): DurableObjectId | null {
