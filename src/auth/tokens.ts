@@ -193,6 +193,7 @@ export type AuditCtx = Pick<AuditEntry, 'requestId' | 'ip'>
 export interface VerifiedAccess {
   userId: string
   sessionId: string
+  role: 'USER' | 'ADMIN'
   audience: string[]
   clientId?: string
   scope?: string
@@ -216,12 +217,20 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   if (typeof payload.client_id === 'string' && payload.jti && (await isAccessTokenDenied(env, payload.jti))) {
     throw new ApiError(401, 'invalid_token', 'The access token has been revoked')
   }
-  const session = await getDb(env.DB).select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sid)).get()
+  // One read for the session and its user: logout, expiry and disabling take effect at once.
+  const session = await getDb(env.DB)
+    .select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt, role: users.role, status: users.status })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(eq(sessions.id, sid))
+    .get()
   if (!session || session.revokedAt !== null || session.expiresAt <= Date.now()) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
+  if (session.status !== 'ACTIVE') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
   return {
     userId: payload.sub,
     sessionId: sid,
+    role: session.role,
     audience: aud,
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
     scope: typeof payload.scope === 'string' ? payload.scope : undefined,
