@@ -3,18 +3,19 @@ import { type Browser, type Page, type Route } from 'playwright-core'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
 
-// The OIDC consent page in headless Chromium against `wrangler dev` (ports 8811-8813):
+// The OIDC consent page in headless Chromium against `wrangler dev` (ports base+11 to base+13, see testPort):
 // an app registered through the admin API, /oauth2/authorize with PKCE, sign-in on the
 // real login page, the consent page styled by /page/assets/style.css under the strict
 // CSP (screenshot in test-artifacts/), Allow, and the redirect to the app's callback.
 // Nothing listens on the callback port: the browser's request to it is intercepted.
 
 const ARTIFACTS = path.resolve(import.meta.dirname, '..', 'test-artifacts')
-const PORT = 8811
-const INSPECTOR_PORT = 8812
-const CALLBACK = 'http://127.0.0.1:8813/cb'
+const PORT = testPort(11)
+const INSPECTOR_PORT = testPort(12)
+const CALLBACK_ORIGIN = `http://127.0.0.1:${testPort(13)}`
+const CALLBACK = `${CALLBACK_ORIGIN}/cb`
 // The app's icon lives on another (https) origin; the browser gets it from page.route.
 const ICON = 'https://icons.rp.example/portal.svg'
 const ICON_SVG = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 48 48"><rect width="48" height="48" rx="10" fill="#0f7b6c"/><path d="M14 34V14h12a7 7 0 0 1 0 14h-6v6z" fill="#fff"/></svg>'
@@ -160,10 +161,10 @@ describe('OIDC consent page in Chromium', () => {
     const page = await context.newPage()
     const cspViolations = watchCsp(page)
     const csp = (await fetch(`${server.url}/page/login`)).headers.get('Content-Security-Policy')!
-    await page.route('http://127.0.0.1:8813/inline', (route) =>
+    await page.route(`${CALLBACK_ORIGIN}/inline`, (route) =>
       route.fulfill({ status: 200, contentType: 'text/html', headers: { 'Content-Security-Policy': csp }, body: '<!DOCTYPE html><title>x</title><style>body{color:red}</style><p>x</p>' }),
     )
-    await page.goto('http://127.0.0.1:8813/inline')
+    await page.goto(`${CALLBACK_ORIGIN}/inline`)
     await expect.poll(() => cspViolations.length, { timeout: 5000 }).toBeGreaterThan(0)
     expect(cspViolations[0]).toMatch(/inline style/i)
     await context.close()

@@ -2,15 +2,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Browser, type Page } from 'playwright-core'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
 
 // End to end in headless Chromium against `wrangler dev`: register, sign out, reset the
 // password (captcha answer and SMS code read through the dev-only endpoints), sign in
 // with the new password. A screenshot of every page goes to test-artifacts/.
 
 const ARTIFACTS = path.resolve(import.meta.dirname, '..', 'test-artifacts')
-const PORT = 8801
-const INSPECTOR_PORT = 8802
+const PORT = testPort(1)
+const INSPECTOR_PORT = testPort(2)
 
 let server: DevServer
 let browser: Browser

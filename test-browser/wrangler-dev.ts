@@ -10,6 +10,14 @@ import path from 'node:path'
 const root = path.resolve(import.meta.dirname, '..')
 const wrangler = path.join(root, 'node_modules', '.bin', 'wrangler')
 
+/**
+ * Port `offset` above UAP_TEST_PORT_BASE (default 8800), so two checkouts can run their
+ * browser tests at once without fighting over ports.
+ */
+export function testPort(offset: number): number {
+  return Number(process.env.UAP_TEST_PORT_BASE ?? 8800) + offset
+}
+
 export interface DevServer {
   url: string
   vars: Record<string, string>
