@@ -11,7 +11,7 @@ import { auditFrom, auditStatement } from '../audit/service'
 import { revokeSessionsStatements } from '../auth/tokens'
 import { conflict, notFound } from '../lib/errors'
 import { hashPassword } from '../lib/password'
-import { runSessionEndHooks } from '../sessions/hooks'
+import { runSessionEndHooks } from '../auth/session-hooks'
 
 export const adminUserRoutes = router()
 adminUserRoutes.use('/api/v1/admin/*', requireAdmin)

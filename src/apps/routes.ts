@@ -6,13 +6,12 @@ import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { requireAdmin } from '../lib/middleware'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
-import { encryptAppSecret, findApplication, listApplications, newAppAccessToken, newAppSecret, newApplicationRow, publicApp, reencryptAppSecrets } from './service'
+import { encryptAppSecret, findApplication, listApplications, newAppAccessToken, newAppSecret, newApplicationRow, publicApp } from './service'
 import { auditFrom, auditStatement } from '../audit/service'
 import { badRequest, notFound } from '../lib/errors'
 import { redirectUriProblem } from '../lib/redirect-uri'
 import { sha256Hex } from '../lib/crypto'
 import { deleteAllMappingsOfAppStatements } from '../mappings/service'
-import { registerCronTask } from '../cron/scheduled'
 
 /** Admin: applications of the family (docs/apps.md). */
 export const adminAppRoutes = router()
@@ -319,9 +318,6 @@ adminAppRoutes.openapi(
     return c.json({ deleted: true as const, app_id, mappings_deleted: n }, 200)
   },
 )
-
-// after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
-registerCronTask('reencrypt-app-secrets', (env, now) => reencryptAppSecrets(env, now).then(() => undefined))
 
 /** Swaps one stored credential (secret envelope or token hash) with its audit row; the new value is shown once, never cached. */
 async function replaceCredential(c: Context<AppEnv>, appId: string, set: Partial<Pick<Application, 'appSecretEnc' | 'accessTokenHash'>>, action: string) {

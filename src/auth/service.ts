@@ -13,7 +13,7 @@ import { randomToken, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { mintAccessToken, newRefreshToken, refreshTokenRow, revokeSessionsStatements, type TokenSet } from './tokens'
 import { passwordParams } from '../users/service'
-import { runSessionEndHooks } from '../sessions/hooks'
+import { runSessionEndHooks } from '../auth/session-hooks'
 
 export const LOGIN_PER_MOBILE: AttemptPolicy = { max: 5, windowS: 15 * 60 }
 export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }

@@ -5,7 +5,7 @@ import type { AppEnv } from '../lib/context'
 import { getConfig } from '../env'
 import { ApiError } from '../lib/errors'
 import { requireAdmin } from '../lib/middleware'
-import { readBrowserSession } from '../sessions/browser'
+import { readBrowserSession } from '../auth/browser-session'
 import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
 
 const INFO = {

@@ -6,10 +6,9 @@ import { getConfig, type Env } from '../env'
 import { getDb } from '../db'
 import { applications, type Application } from '../apps/schema'
 import { findApplication } from '../apps/service'
-import { endBrowserSession, readBrowserSession } from '../sessions/browser'
-import { onSessionsEnded, type SessionsEnded } from '../sessions/hooks'
-import { registerJobHandler, type QueueJob } from '../webhooks/consumer'
-import { registerCronTask } from '../cron/scheduled'
+import { endBrowserSession, readBrowserSession } from '../auth/browser-session'
+import type { SessionsEnded } from '../auth/session-hooks'
+import type { QueueJob } from '../queue/dispatcher'
 import { getJwks, signJwt } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
@@ -185,7 +184,3 @@ export async function deliverBackchannelLogout(job: QueueJob, env: Env, attempt:
 export async function cleanupCodes(env: Env, now: number) {
   await env.DB.prepare('DELETE FROM oidc_codes WHERE expires_at < ?').bind(now - 86400_000).run()
 }
-
-onSessionsEnded(signOutClients)
-registerJobHandler(BACKCHANNEL_JOB, (job, env, attempt) => deliverBackchannelLogout(job, env, attempt))
-registerCronTask('oidc-cleanup-codes', cleanupCodes)

@@ -5,7 +5,7 @@ import { ApiError } from '../lib/errors'
 import { getDb } from '../db'
 import { appUserMappings } from '../apps/schema'
 import { findApplication } from '../apps/service'
-import { readBrowserSession } from '../sessions/browser'
+import { readBrowserSession } from '../auth/browser-session'
 import type { User } from '../users/schema'
 import { auditSoon, issueTicket, withTicket } from './service'
 
