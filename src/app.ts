@@ -1,10 +1,11 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
 import type { Context } from 'hono'
-import { router } from './lib/openapi'
-import type { AppEnv } from './lib/context'
+import { router } from './context'
+import type { AppEnv } from './context'
 import { ApiError, errorResponse } from './lib/errors'
 import { requestContext } from './lib/middleware'
+import { requireAdmin } from './auth/guards'
 import { log } from './lib/logger'
 import { ConfigError, getConfig } from './env'
 import { ensureBootstrapAdmin } from './users/service'
@@ -46,6 +47,9 @@ export function buildApp() {
       onError: (c) => errorResponse(c, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
     }),
   )
+
+  // every admin route: an admin's bearer token for UAP Edge's own API
+  app.use('/api/v1/admin/*', requireAdmin)
 
   app.route('/', healthRoutes)
   app.route('/', keyRoutes)

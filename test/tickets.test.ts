@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
 import { Hono } from 'hono'
-import type { AppEnv } from '../src/lib/context'
+import type { AppEnv } from '../src/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
 import { api, createApp, createUser, env, mapUser, signedApi } from './helpers'
 import { sessionRow } from '../src/auth/service'

@@ -1,8 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { eq } from 'drizzle-orm'
-import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
-import { requireAdmin } from '../lib/middleware'
 import { getDb } from '../db'
 import { users } from '../users/schema'
 import { findUserById, listUsers, newUserRow, publicUser, passwordParams } from '../users/service'
@@ -14,7 +14,6 @@ import { hashPassword } from '../lib/password'
 import { runSessionEndHooks } from '../auth/session-hooks'
 
 export const adminUserRoutes = router()
-adminUserRoutes.use('/api/v1/admin/*', requireAdmin)
 
 const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
 const Password = z.string().min(8).max(256).openapi({ example: 'a long passphrase' })

@@ -1,9 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { eq } from 'drizzle-orm'
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
-import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
-import { requireAdmin } from '../lib/middleware'
+import type { AppEnv } from '../context'
+import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { getDb } from '../db'
 import { applications, type Application } from './schema'
 import { encryptAppSecret, findApplication, listApplications, newAppAccessToken, newAppSecret, newApplicationRow, publicApp } from './service'
@@ -15,8 +15,6 @@ import { deleteAllMappingsOfAppStatements } from '../mappings/service'
 
 /** Admin: applications of the family (docs/apps.md). */
 export const adminAppRoutes = router()
-adminAppRoutes.use('/api/v1/admin/apps', requireAdmin)
-adminAppRoutes.use('/api/v1/admin/apps/*', requireAdmin)
 
 const TAG = 'Admin: applications'
 const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })

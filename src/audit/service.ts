@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { DB } from '../db'
 import { auditLogs } from './schema'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 
 export interface AuditEntry {
   action: string

@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import { eq } from 'drizzle-orm'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getDb } from '../db'
 import { sessions } from './schema'
 import { users, type User } from '../users/schema'

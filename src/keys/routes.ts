@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { cors } from 'hono/cors'
-import { router, OPEN } from '../lib/openapi'
+import { OPEN } from '../lib/openapi'
+import { router } from '../context'
 import { getJwks, JWKS_MAX_AGE_S } from './service'
 
 export const keyRoutes = router()

@@ -1,10 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { router, OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
-import type { AppEnv } from '../lib/context'
+import { OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
+import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, notFound } from '../lib/errors'
-import { requireAdmin } from '../lib/middleware'
 import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { getDb } from '../db'
 import { auditFrom, auditStatement } from '../audit/service'
@@ -26,8 +26,6 @@ import {
 
 /** Mapping API for apps (X-App-Access-Token or admin bearer) and admin mapping CRUD (docs/mappings.md). */
 export const mappingRoutes = router()
-mappingRoutes.use('/api/v1/admin/apps/:app_id/mappings', requireAdmin)
-mappingRoutes.use('/api/v1/admin/apps/:app_id/mappings/*', requireAdmin)
 
 mappingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appAccessToken', {
   type: 'apiKey',

@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { findApplication } from '../apps/service'
 import type { Application } from '../apps/schema'

@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import { compactVerify, createLocalJWKSet } from 'jose'
 import { inArray } from 'drizzle-orm'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig, type Env } from '../env'
 import { getDb } from '../db'
 import { applications, type Application } from '../apps/schema'

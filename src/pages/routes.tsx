@@ -1,7 +1,7 @@
 import { Hono, type Context } from 'hono'
 import { deleteCookie } from 'hono/cookie'
 import type { Child } from 'hono/jsx'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { ApiError } from '../lib/errors'
 import { log } from '../lib/logger'

@@ -1,6 +1,6 @@
 import { and, eq, inArray } from 'drizzle-orm'
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
 import { getDb } from '../db'
 import { applications, appUserMappings, type Application } from '../apps/schema'

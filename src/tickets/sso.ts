@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { and, eq } from 'drizzle-orm'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
 import { getDb } from '../db'
 import { appUserMappings } from '../apps/schema'
