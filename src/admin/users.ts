@@ -8,7 +8,7 @@ import { users } from '../users/schema'
 import { findUserById, listUsers, newUserRow, publicUser, passwordParams } from '../users/service'
 import { UserProfile } from '../auth/routes'
 import { auditFrom, auditStatement } from '../audit/service'
-import { revokeSessionsStatements } from '../auth/tokens'
+import { endSessionsStatements } from '../auth/sessions'
 import { conflict, notFound } from '../lib/errors'
 import { hashPassword } from '../lib/password'
 import { runSessionEndHooks } from '../auth/session-hooks'
@@ -135,7 +135,7 @@ adminUserRoutes.openapi(
     const disabling = patch.status === 'DISABLED' && user.status !== 'DISABLED'
     await db.batch([
       db.update(users).set({ ...patch, updatedAt: now }).where(eq(users.id, id)),
-      ...(disabling ? revokeSessionsStatements(db, { userId: id }, now) : []),
+      ...(disabling ? endSessionsStatements(db, { userId: id }, now) : []),
       auditStatement(db, auditFrom(c, { action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch })),
     ])
     if (disabling) await runSessionEndHooks(c.env, { userId: id, reason: 'account_disabled' })
@@ -164,7 +164,7 @@ adminUserRoutes.openapi(
     const passwordHash = await hashPassword(password, passwordParams(c.env))
     await db.batch([
       db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, id)),
-      ...revokeSessionsStatements(db, { userId: id }, now),
+      ...endSessionsStatements(db, { userId: id }, now),
       auditStatement(db, auditFrom(c, { action: 'admin.user.set_password', targetType: 'user', targetId: id })),
     ])
     await runSessionEndHooks(c.env, { userId: id, reason: 'password_set' })

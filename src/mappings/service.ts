@@ -3,9 +3,8 @@ import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
-import { appUserMappings, type AppUserMapping } from '../apps/schema'
 import { users } from '../users/schema'
-import { mappingEvents, type MappingEvent, type MappingEventType } from './schema'
+import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
 import { normalizeMobile } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
 import { auditStatement, type AuditEntry } from '../audit/service'
@@ -314,6 +313,35 @@ export function syncErrorToApiError(r: SyncItemResult): ApiError {
 
 // ---------------------------------------------------------------------------------------
 // Reading
+
+/** What an app knows the user as, while the mapping is active. */
+export type ActiveMapping = Pick<AppUserMapping, 'id' | 'mappedKey' | 'name'>
+
+/**
+ * The one rule for "is this user actively mapped in this app" (OIDC, tickets, login for an
+ * app, refresh of an app-bound token): a mapping row with is_active set. As a query, so it
+ * can join a db.batch.
+ */
+export function activeMappingQuery(db: DB, appId: string, userId: string) {
+  return db
+    .select({ id: appUserMappings.id, mappedKey: appUserMappings.mappedKey, name: appUserMappings.name })
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
+    .limit(1)
+}
+
+export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
+  return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
+}
+
+/** The mapping (active or not) of the user with this mobile in the app, as a batchable query. */
+export function mappingOfMobileQuery(db: DB, appId: string, mobile: string) {
+  return db
+    .select()
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.userId, db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)))))
+    .limit(1)
+}
 
 export type MappingWithUser = AppUserMapping & { mobile: string; userName: string | null; userStatus: 'ACTIVE' | 'DISABLED' }
 
