@@ -7,7 +7,7 @@ import { users } from '../users/schema'
 import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
 import { normalizeMobile } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
-import { auditStatement, type AuditEntry } from '../audit/service'
+import { auditStatement, type AuditActor, type AuditEntry } from '../audit/service'
 
 /*
  * Mapping writes and their outbox events (docs/mappings.md).
@@ -303,6 +303,12 @@ export async function commitMappingChange(env: Env, statements: Stmt[]) {
     if (!kind) throw e
     throw new ApiError(409, kind, ERROR_MESSAGES[kind])
   }
+}
+
+/** The audit row of one sync call made by an app itself (admin syncs audit every change instead). */
+export async function recordAppSync(env: Env, actor: AuditActor, appId: string, summary: { total: number; ok: number; error: number }) {
+  const db = getDb(env.DB)
+  await db.batch([auditStatement(db, { ...actor, action: 'app.mapping.sync', targetType: 'application', targetId: appId, details: summary })])
 }
 
 /** Maps a per-item sync error to the HTTP error an admin route answers with. */
