@@ -1,6 +1,10 @@
 import { sql } from 'drizzle-orm'
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
+/** OAuth 2.0 grants an application can be registered for; the token endpoint serves each (src/oidc/grants.ts). */
+export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
+export type GrantType = (typeof GRANT_TYPES)[number]
+
 /** Applications of the family: OIDC clients and SIMPLE_API (legacy, HMAC-signed) apps. */
 export const applications = sqliteTable('applications', {
   id: text('id').primaryKey(),

@@ -2,6 +2,7 @@ import { eq } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import { refreshTokens } from './schema'
 import { readSession, revokeFamilyStatement, sessionState } from './sessions'
+import { activeMapping } from '../mappings/service'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
@@ -69,6 +70,9 @@ export async function refreshTokenRow(env: Env, o: IssueOptions & { token: strin
   }
 }
 
+/** Space-separated scope, de-duplicated and sorted, for comparison. */
+const normalScope = (scope: string | null) => [...new Set((scope ?? '').split(' ').filter(Boolean))].sort().join(' ')
+
 const invalidGrant = (message = 'The refresh token is invalid, expired or revoked') => new ApiError(401, 'invalid_grant', message)
 
 /**
@@ -81,7 +85,7 @@ const invalidGrant = (message = 'The refresh token is invalid, expired or revoke
 export async function rotateRefreshToken(
   env: Env,
   presented: string,
-  ctx: { requestId?: string; ip?: string; clientId?: string | null },
+  ctx: { requestId?: string; ip?: string; clientId?: string | null; /** RFC 6749 §6: if given, it must equal the original grant's */ scope?: string },
 ): Promise<TokenSet & { userId: string; sessionId: string }> {
   const db = getDb(env.DB)
   const now = Date.now()
@@ -93,6 +97,11 @@ export async function rotateRefreshToken(
   // Tokens from the OIDC token endpoint (they carry a scope) are refreshed there, with client
   // authentication; the first-party refresh API must not become a way around it.
   if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
+  if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) {
+    throw new ApiError(400, 'invalid_scope', 'A refresh keeps the scope of the original grant; omit scope (narrowing is not supported)')
+  }
+  // A token issued for an app is only good while the user may still enter that app.
+  if (row.clientId !== null && !(await activeMapping(env, row.clientId, row.userId))) throw invalidGrant('The user no longer has an active account in this application')
   if (row.expiresAt <= now) throw invalidGrant()
   if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
   if (row.status !== 'ACTIVE') throw invalidGrant()

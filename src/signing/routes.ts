@@ -6,7 +6,7 @@ import { SignedHeaders } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
 import { sha256Hex } from '../lib/crypto'
 
-/** Signed partner API: the signature check endpoint (docs/signing.md). */
+/** Signed partner API: the signature check endpoint (docs/signing.md). Mounted at /api/v1/open. */
 export const signingRoutes = router()
 
 signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature', {
@@ -37,7 +37,7 @@ const Ping = z
 signingRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing',
     description:
@@ -57,7 +57,7 @@ signingRoutes.openapi(
 signingRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing, body included',
     description:

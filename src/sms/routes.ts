@@ -9,6 +9,7 @@ import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
 import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
 
+/** Signed partner call. Mounted at /api/v1/open/sms. */
 export const smsRoutes = router()
 
 
@@ -31,7 +32,7 @@ const SmsSent = z
 smsRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/sms/send',
+    path: '/send',
     tags: ['Open: account'],
     summary: 'Send a one-time SMS code',
     description: [
