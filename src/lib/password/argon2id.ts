@@ -1,4 +1,5 @@
 import argon2Wasm from '@phi-ag/argon2/argon2.wasm'
+import { HASH_LIMITS } from './formats'
 import { PRODUCTION_PARAMS, type Argon2idParams } from './params'
 
 /**
@@ -26,19 +27,39 @@ const ARGON2_ID = 2
 const ARGON2_VERSION_13 = 0x13
 
 /**
- * One instance per isolate, reused by every hash. WebAssembly memory grows but never shrinks:
- * with our parameters the instance settles at the module's own 16 MiB plus the hash's memory
- * (about 20 MiB) and stays there. A hash needing more than this (an imported argon2id with
- * more memory than ours) grows the instance once and the instance is then dropped, so the
- * garbage collector returns that memory instead of the isolate keeping it for its lifetime;
- * the next hash starts a fresh one.
+ * One instance per isolate, reused by every hash. WebAssembly memory grows but never
+ * shrinks, and the module's allocator does not reuse a freed block for a larger request: left
+ * alone, hashes of varying sizes would push one instance to the sum of the sizes it has seen
+ * (112 MiB in a test mixing 19, 30 and 64 MiB). So an instance reserves its whole budget
+ * once, up front (one malloc and free, leaving a free region every later hash fits in), and
+ * never grows after: about 20 MiB for hashes up to ours, 65 MiB for the largest imported
+ * argon2id formats.ts accepts. The first larger hash replaces the 20 MiB instance by a 65 MiB
+ * one (the old one goes to the garbage collector, once per isolate at most).
  */
-let shared: Argon2Exports | undefined
+interface Instance {
+  exports: Argon2Exports
+  /** KiB of argon2 memory the instance has room for */
+  roomKiB: number
+}
+let shared: Instance | undefined
 
-function instantiate(): Argon2Exports {
+/** What the hash's own allocations need beyond its m KiB of blocks, with room to spare. */
+const SLACK_BYTES = 2 ** 20
+
+function instantiate(roomKiB: number): Instance {
   const exports = new WebAssembly.Instance(argon2Wasm, {}).exports as unknown as Argon2Exports
   exports._initialize()
-  return exports
+  const reservation = exports.malloc(roomKiB * 1024 + SLACK_BYTES)
+  if (!reservation) throw new Error('argon2id: out of memory')
+  exports.free(reservation)
+  return { exports, roomKiB }
+}
+
+function instanceFor(mKiB: number): Argon2Exports {
+  if (mKiB > HASH_LIMITS.argon2id.maxM) throw new Error('argon2id: memory above the accepted maximum')
+  const room = mKiB <= PRODUCTION_PARAMS.m ? PRODUCTION_PARAMS.m : HASH_LIMITS.argon2id.maxM
+  if (!shared || shared.roomKiB < room) shared = instantiate(room)
+  return shared.exports
 }
 
 function cString(exports: Argon2Exports, ptr: number): string {
@@ -54,8 +75,7 @@ function cString(exports: Argon2Exports, ptr: number): string {
  * shared between requests (workerd cancels a request that waits on another request's promise).
  */
 export function argon2idRaw(password: Uint8Array, salt: Uint8Array, params: Argon2idParams, dkLen: number): Uint8Array {
-  const exports = (shared ??= instantiate())
-  if (params.m > PRODUCTION_PARAMS.m) shared = undefined
+  const exports = instanceFor(params.m)
   const size = password.length + salt.length + dkLen
   const base = exports.malloc(size || 1)
   if (!base) throw new Error('argon2id: out of memory')
@@ -77,5 +97,5 @@ export function argon2idRaw(password: Uint8Array, salt: Uint8Array, params: Argo
 
 /** Bytes of WebAssembly memory held by the isolate's shared instance (0 before the first hash). */
 export function sharedInstanceBytes(): number {
-  return shared?.memory.buffer.byteLength ?? 0
+  return shared?.exports.memory.buffer.byteLength ?? 0
 }
