@@ -1,10 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { login, logoutAll, logoutSession } from './service'
 import { rotateRefreshToken } from './tokens'
-import { requireUser } from '../lib/middleware'
-import { findUserById, publicUser } from '../users/service'
+import { requireUser } from './guards'
+import { findUserById } from '../users/service'
+import { UserProfile, publicUser } from '../users/view'
 import { auditFrom } from '../audit/service'
 import { notFound } from '../lib/errors'
 
@@ -17,26 +19,15 @@ export const TokenResponse = z
   })
   .openapi('TokenResponse')
 
-export const UserProfile = z
-  .object({
-    id: z.string().openapi({ example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }),
-    mobile: z.string().openapi({ example: '+8613800138000' }),
-    name: z.string().nullable().openapi({ example: 'Li Lei' }),
-    email: z.string().nullable().openapi({ example: 'lilei@example.com' }),
-    status: z.enum(['ACTIVE', 'DISABLED']),
-    role: z.enum(['USER', 'ADMIN']),
-    created_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
-    updated_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
-  })
-  .openapi('User')
 
 
+/** First-party sign-in API. Mounted at /api/v1/auth. */
 export const authRoutes = router()
 
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/login',
+    path: '/login',
     tags: ['Auth'],
     summary: 'Sign in with mobile and password',
     description:
@@ -64,7 +55,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/refresh',
+    path: '/refresh',
     tags: ['Auth'],
     summary: 'Exchange a refresh token for new tokens',
     description:
@@ -86,7 +77,7 @@ const Ok = z.object({ ok: z.literal(true) }).openapi('Ok')
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/logout',
+    path: '/logout',
     tags: ['Auth'],
     summary: 'Sign out this session',
     description: 'Ends the session of the presented access token: its refresh tokens are revoked and its access tokens are no longer accepted by UAP Edge.',
@@ -104,7 +95,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/logout-all',
+    path: '/logout-all',
     tags: ['Auth'],
     summary: 'Sign out every session of this user',
     description: 'Ends every session of the signed-in user, on every device and app, and revokes all their refresh tokens.',
@@ -122,7 +113,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/auth/me',
+    path: '/me',
     tags: ['Auth'],
     summary: 'The signed-in user',
     description: "Returns the profile of the access token's user.",

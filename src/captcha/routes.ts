@@ -1,8 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick } from '../lib/openapi'
+import { OPEN, pick } from '../lib/openapi'
+import { router } from '../context'
 import { rateLimit } from '../ratelimit'
 import { createCaptcha, CAPTCHA_TTL_S } from './service'
 
+/** Mounted at /api/v1/utils. */
 export const captchaRoutes = router()
 
 const CaptchaResponse = z
@@ -16,7 +18,7 @@ const CaptchaResponse = z
 captchaRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/utils/captcha',
+    path: '/captcha',
     tags: ['Captcha'],
     summary: 'Get a captcha picture',
     description:

@@ -1,20 +1,23 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { cors } from 'hono/cors'
-import { router, OPEN } from '../lib/openapi'
-import { getJwks, JWKS_MAX_AGE_S } from './service'
+import { OPEN, pick, bearerSecurity } from '../lib/openapi'
+import { router } from '../context'
+import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
+import { auditActor } from '../audit/service'
 
+/** The JWKS (RFC 7517). Mounted at /.well-known. */
 export const keyRoutes = router()
 
 // Browser-based relying parties (SPAs) fetch the keys cross-origin to verify ID tokens.
 // Public data, no cookies: any origin, GET only.
-keyRoutes.use('/.well-known/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
+keyRoutes.use('/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
 
 const Jwk = z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() }).openapi('JWK')
 
 keyRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/.well-known/jwks.json',
+    path: '/jwks.json',
     tags: ['Keys'],
     summary: 'JSON Web Key Set',
     description: `Public keys that verify UAP Edge tokens (ES256). A new key appears here before it signs anything, and a retired key stays until every token it signed has expired, so caching this for up to ${JWKS_MAX_AGE_S} s (Cache-Control) is safe.`,
@@ -33,5 +36,24 @@ keyRoutes.openapi(
   async (c) => {
     c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_S}`)
     return c.json((await getJwks(c.env)) as { keys: z.infer<typeof Jwk>[] }, 200)
+  },
+)
+
+/** Admin: signing-key rotation. Mounted at /api/v1/admin/keys. */
+export const adminKeyRoutes = router()
+
+adminKeyRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/rotate',
+    tags: ['Admin: keys'],
+    summary: 'Start a signing-key rotation now',
+    description: 'Publishes a new signing key in the JWKS at once; it starts signing after the publish-ahead delay (twice the JWKS cache lifetime). The cron trigger does this every 30 days by itself.',
+    security: bearerSecurity,
+    responses: { 200: { description: 'Rotation scheduled', content: { 'application/json': { schema: z.object({ created: z.array(z.object({ kid: z.string(), activate_at: z.string() })) }) } } }, ...pick(401, 403) },
+  }),
+  async (c) => {
+    const result = await rotateKeysAsAdmin(c.env, auditActor(c))
+    return c.json({ created: result.created.map((k) => ({ kid: k.kid, activate_at: new Date(k.activateAt).toISOString() })) }, 200)
   },
 )

@@ -1,11 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick } from '../lib/openapi'
+import { OPEN, pick } from '../lib/openapi'
+import { router } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { SignedHeaders } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
 import { sha256Hex } from '../lib/crypto'
 
-/** Signed partner API: the signature check endpoint (docs/signing.md). */
+/** Signed partner API: the signature check endpoint (docs/signing.md). Mounted at /api/v1/open. */
 export const signingRoutes = router()
 
 signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature', {
@@ -36,7 +37,7 @@ const Ping = z
 signingRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing',
     description:
@@ -56,7 +57,7 @@ signingRoutes.openapi(
 signingRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing, body included',
     description:

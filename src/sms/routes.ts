@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick, jsonBody } from '../lib/openapi'
+import { OPEN, pick, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
 import { requireSignedApp } from '../signing/verify'
@@ -8,6 +9,7 @@ import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
 import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
 
+/** Signed partner call. Mounted at /api/v1/open/sms. */
 export const smsRoutes = router()
 
 
@@ -30,7 +32,7 @@ const SmsSent = z
 smsRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/sms/send',
+    path: '/send',
     tags: ['Open: account'],
     summary: 'Send a one-time SMS code',
     description: [

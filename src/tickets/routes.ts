@@ -1,8 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { router, OPEN, pick, jsonBody } from '../lib/openapi'
+import { OPEN, pick, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { SignedHeaders } from '../signing/headers'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, ErrorBody } from '../lib/errors'
 import { requireSignedApp } from '../signing/verify'
@@ -11,7 +12,11 @@ import { enforceRateLimit } from '../ratelimit'
 import { auditSoon, callbackOf, consumeTicket, issueTicket, recheckRedeemed, REDEEM_ERRORS, resolveExchange, withTicket } from './service'
 import { simpleSsoRedirect } from './sso'
 
+/** Simple SSO tickets between SIMPLE_API apps (docs/tickets.md). Mounted at /api/v1/simple/ticket. */
 export const ticketRoutes = router()
+
+/** The no-interaction ticket hop for browsers. Mounted at /page/sso. */
+export const ssoPageRoutes = router()
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } })
 
@@ -38,7 +43,7 @@ const ExchangeResponse = z
 ticketRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/simple/ticket/exchange',
+    path: '/exchange',
     tags: ['Simple SSO'],
     summary: 'Exchange a signed-in user for a ticket to another app',
     description: [
@@ -100,7 +105,7 @@ const VerifyResponse = z
 ticketRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/simple/ticket/verify',
+    path: '/verify',
     tags: ['Simple SSO'],
     summary: 'Redeem a ticket (target app)',
     description: [
@@ -154,10 +159,10 @@ ticketRoutes.openapi(
   },
 )
 
-ticketRoutes.openapi(
+ssoPageRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/page/sso/simple',
+    path: '/simple',
     tags: ['Pages'],
     summary: 'Sign in to a SIMPLE_API app without interaction',
     description:
