@@ -1,13 +1,14 @@
 import { SELF, env } from 'cloudflare:test'
+import type { E164 } from '../src/lib/mobile'
 
 export const ADMIN = { mobile: '+8613900000000', password: 'dev-bootstrap-admin-password' }
 
 let counter = 0
 /** A mobile number no other test uses. */
-export function uniqueMobile(): string {
+export function uniqueMobile(): E164 {
   counter++
   const n = (Date.now() % 1e6) * 1000 + (counter % 1000) + Math.floor(Math.random() * 1000) * 1e9
-  return '+86137' + String(n % 1e8).padStart(8, '0')
+  return ('+86137' + String(n % 1e8).padStart(8, '0')) as E164
 }
 
 /** Status, headers and body (parsed as JSON when it is JSON) of a response. */

@@ -1,5 +1,6 @@
 import { eq } from 'drizzle-orm'
 import { getConfig, type Env } from '../env'
+import type { E164 } from '../lib/mobile'
 import { getDb } from '../db'
 import { users, type User } from '../users/schema'
 import { findUserByMobile, isMobileTaken, newUserRow, passwordParams } from '../users/service'
@@ -31,7 +32,7 @@ export const registrationClosed = () => AccountErrors.registration_closed()
  * Creates an account once an SMS code (purpose `register`) proved the number belongs to
  * the caller. Only after that proof may the answer say the number is taken (409).
  */
-export async function registerUser(env: Env, input: { mobile: string; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
+export async function registerUser(env: Env, input: { mobile: E164; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
   if (!registrationOpen(env)) throw registrationClosed()
   await verifySmsCode(env, { mobile: input.mobile, purpose: 'register', code: input.smsCode }, ctx)
   const db = getDb(env.DB)
@@ -52,7 +53,7 @@ export async function registerUser(env: Env, input: { mobile: string; password: 
  * Sets a new password after an SMS code (purpose `reset`), then ends every session and
  * refresh token of the user. Password, revocation and audit row are one db.batch.
  */
-export async function resetPassword(env: Env, input: { mobile: string; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
+export async function resetPassword(env: Env, input: { mobile: E164; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
   await verifySmsCode(env, { mobile: input.mobile, purpose: 'reset', code: input.smsCode }, ctx)
   const user = await findUserByMobile(env, input.mobile)
   // No code is ever stored for unknown numbers, so this only happens if the account was deleted meanwhile.

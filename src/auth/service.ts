@@ -1,13 +1,12 @@
-import { and, eq } from 'drizzle-orm'
+import { eq } from 'drizzle-orm'
 import { getDb } from '../db'
 import { refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
 import { applications } from '../apps/schema'
 import { activeMapping } from '../mappings/service'
 import type { Env } from '../env'
-import { getConfig } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
-import { normalizeMobile } from '../lib/mobile'
+import type { E164 } from '../lib/mobile'
 import { lockedFor, recordFailure, clearFailures, type AttemptPolicy } from '../lib/attempts'
 import { AuthErrors } from './errors'
 import { auditStatement, type AuditEntry } from '../audit/service'
@@ -27,9 +26,8 @@ const invalidCredentials = () => AuthErrors.invalid_credentials()
  * Password check shared by the login API and the hosted login page. Unknown mobiles
  * verify against a decoy hash so both failures cost the same time and read the same.
  */
-export async function authenticatePassword(env: Env, mobileInput: string, password: string, ctx: Ctx): Promise<User> {
+export async function authenticatePassword(env: Env, mobile: E164, password: string, ctx: Ctx): Promise<User> {
   const db = getDb(env.DB)
-  const mobile = normalizeMobile(mobileInput) ?? mobileInput
   const retryIp = await lockedFor(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP)
   const retryMobile = await lockedFor(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)
   const retry = Math.max(retryIp, retryMobile)
@@ -61,7 +59,7 @@ export async function authenticatePassword(env: Env, mobileInput: string, passwo
 }
 
 /** POST /api/v1/auth/login: password → session + access token + refresh token. */
-export async function login(env: Env, input: { mobile: string; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
+export async function login(env: Env, input: { mobile: E164; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
     const app = await db.select({ status: applications.status }).from(applications).where(eq(applications.appId, input.app_id)).get()

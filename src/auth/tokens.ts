@@ -6,7 +6,7 @@ import { activeMapping } from '../mappings/service'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
-import { auditStatement, type AuditEntry } from '../audit/service'
+import { auditStatement } from '../audit/service'
 import { AuthErrors } from './errors'
 
 /** Audience of tokens meant for UAP Edge's own API (`/api/v1/auth/me`, admin). */
@@ -179,8 +179,6 @@ async function replayOrReuse(
   ])
   throw invalidGrant('The refresh token was already used; its token family has been revoked')
 }
-
-export type AuditCtx = Pick<AuditEntry, 'requestId' | 'ip'>
 
 export interface VerifiedAccess {
   userId: string

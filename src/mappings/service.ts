@@ -5,7 +5,7 @@ import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { users } from '../users/schema'
 import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
-import { normalizeMobile } from '../lib/mobile'
+import { normalizeMobile, type E164 } from '../lib/mobile'
 import type { ApiError } from '../lib/errors'
 import { MappingErrors, type MappingErrorCode } from './errors'
 import { auditStatement, type AuditActor, type AuditEntry } from '../audit/service'
@@ -152,7 +152,7 @@ interface State {
 interface Prepared {
   index: number
   item: SyncItem
-  mobile: string | null
+  mobile: E164 | null
 }
 
 interface Planned {
@@ -161,7 +161,7 @@ interface Planned {
 }
 
 async function loadState(db: DB, appId: string, items: Prepared[]): Promise<State> {
-  const mobiles = [...new Set(items.map((i) => i.mobile).filter((m): m is string => !!m))]
+  const mobiles = [...new Set(items.map((i) => i.mobile).filter((m): m is E164 => !!m))]
   const keys = [...new Set(items.map((i) => i.item.mapped_key).filter((k): k is string => !!k))]
   const state: State = { users: new Map(), byUser: new Map(), byKey: new Map() }
   if (!mobiles.length) return state
@@ -337,7 +337,7 @@ export async function activeMapping(env: Env, appId: string, userId: string): Pr
 }
 
 /** The mapping (active or not) of the user with this mobile in the app, as a batchable query. */
-export function mappingOfMobileQuery(db: DB, appId: string, mobile: string) {
+export function mappingOfMobileQuery(db: DB, appId: string, mobile: E164) {
   return db
     .select()
     .from(appUserMappings)
@@ -391,7 +391,7 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
 }
 
 /** The user with this mobile and their mapping in this app (null when unmapped). */
-export async function queryUserMapping(env: Env, appId: string, mobile: string) {
+export async function queryUserMapping(env: Env, appId: string, mobile: E164) {
   const row = await getDb(env.DB)
     .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
     .from(users)

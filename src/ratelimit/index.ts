@@ -21,7 +21,6 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   /** per client IP, every partner call before authentication (bounds unauthenticated work) */
   partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
-  sms_mobile: { limit: 5, windowS: 3600 },
   sms_ip: { limit: 20, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
   ticket_exchange_app: { limit: 1200, windowS: 60 },

@@ -21,8 +21,6 @@ export const NONCE_TTL_S = 2 * MAX_SKEW_S
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
 const SIG_RE = /^[0-9a-f]{64}$/
 
-export type SignedAppVariables = { app: Application }
-
 async function auditSecurity(c: Context<AppEnv>, action: string, app: Application, details: Record<string, unknown>) {
   const db = getDb(c.env.DB)
   await db.batch([

@@ -1,4 +1,5 @@
 import { getConfig, type Env } from '../env'
+import type { E164 } from '../lib/mobile'
 import { SmsErrors } from './errors'
 import { hmacSha256Hex, timingSafeEqual } from '../lib/crypto'
 import { countHit, firstUse, resetCounter } from '../ratelimit/counters'
@@ -57,7 +58,7 @@ export interface SendResult {
  * returned, only no code is stored or sent. For `register` a code is sent either way; a
  * taken number is only reported by the register step, after the code proved ownership.
  */
-export async function sendSmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
+export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
   const { mobile, purpose } = input
   const cooldown = await countHit(env, `sms_cooldown:${purpose}:${mobile}`, 1, SMS_RESEND_COOLDOWN_S)
   if (!cooldown.allowed) {
@@ -122,7 +123,7 @@ const invalidCode = (attemptsLeft: number) => SmsErrors.invalid_sms_code({ detai
  * mobile), unknown numbers included; the last wrong attempt burns the code, so a new one
  * must be requested. A right code works once.
  */
-export async function verifySmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
+export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
   const { mobile, purpose, code } = input
   const attempt = await countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)
   if (!attempt.allowed) {

@@ -8,6 +8,7 @@ import { activeMapping, mappingOfMobileQuery } from '../mappings/service'
 import { findUserById } from '../users/service'
 import { users, type User } from '../users/schema'
 import { TicketErrors } from './errors'
+import type { E164 } from '../lib/mobile'
 import { base64url, fromBase64url, hex, randomBytes, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { log } from '../lib/logger'
@@ -165,7 +166,7 @@ export function callbackOf(app: Application): string {
  * is a signed, trusted app server (not a browser), rate limited per app and audited, so
  * telling it "user not found" vs "not mapped" is worth more than hiding it (docs/tickets.md).
  */
-export async function resolveExchange(env: Env, targetAppId: string, mobile: string): Promise<{ target: Application; user: User; mappedKey: string }> {
+export async function resolveExchange(env: Env, targetAppId: string, mobile: E164): Promise<{ target: Application; user: User; mappedKey: string }> {
   const db = getDb(env.DB)
   // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
   const [targetRows, userRows, mappingRows] = await db.batch([

@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { TicketErrors } from './errors'
+import { isRegisteredRedirectUri } from '../lib/redirect-uri'
 import { activeMapping } from '../mappings/service'
 import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../auth/browser-session'
@@ -23,7 +24,7 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
   const app = await findApplication(c.env, opts.appId)
   if (!app || app.status !== 'ACTIVE') throw TicketErrors.invalid_app({ message: 'app_id does not name an active application' })
   if (app.protocolType !== 'SIMPLE_API') throw TicketErrors.invalid_app({ message: 'app_id is not a SIMPLE_API application' })
-  if (!app.redirectUris.includes(opts.redirectUri)) {
+  if (!isRegisteredRedirectUri(app, opts.redirectUri)) {
     throw TicketErrors.redirect_uri_not_registered({ details: { app_id: app.appId } })
   }
 

@@ -6,6 +6,7 @@ import { runSessionEndHooks } from '../auth/session-hooks'
 import { UserErrors } from './errors'
 import { hashPassword } from '../lib/password'
 import type { User } from './schema'
+import type { E164 } from '../lib/mobile'
 import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
 
 /*
@@ -14,7 +15,7 @@ import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordP
  * batch and then runs the session-end hooks (back-channel logout).
  */
 
-export async function createUserAsAdmin(env: Env, input: { mobile: string; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
+export async function createUserAsAdmin(env: Env, input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
   const db = getDb(env.DB)
   const row = await newUserRow(env, input)
   try {

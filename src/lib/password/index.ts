@@ -5,7 +5,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { base64url, randomBytes, sha256Hex, timingSafeEqual } from '../crypto'
 import { argon2idRaw } from './argon2id'
 import { parseHash, type ParsedHash } from './formats'
-import { PRODUCTION_PARAMS, type Argon2idParams } from './params'
+import type { Argon2idParams } from './params'
 
 /**
  * Password hashing: Argon2id (OWASP's first choice), stored as a PHC string
