@@ -128,10 +128,10 @@ interface Glyph {
 
 /** A glyph's strokes in pixels around its own centre: skew, scale, rotation, jitter. */
 function shapeGlyph(ch: string, size: number): Glyph {
-  const scale = size * rand(2.6, 3)
+  const scale = size * rand(2.85, 3.2)
   const sx = scale * rand(0.85, 1.15)
   const sy = scale * rand(0.92, 1.08)
-  const rot = (rand(-22, 22) * Math.PI) / 180
+  const rot = (rand(-15, 15) * Math.PI) / 180
   const skew = rand(-0.28, 0.28)
   const cos = Math.cos(rot)
   const sin = Math.sin(rot)
@@ -164,7 +164,7 @@ function rowProfile(g: Glyph, cy: number): { left: Float32Array; right: Float32A
 
 /**
  * Centres for the glyphs, kerned row by row like handwriting: each glyph moves left until
- * its ink is between 2.5 px clear of and 1 px into its neighbour's, so neighbours touch or
+ * its ink is between 2.5 px clear of and 0.5 px into its neighbour's (before the warp), so neighbours touch or
  * cross and no clean gap marks where to cut the word. Null when the word does not fit.
  */
 function layout(glyphs: Glyph[]): Pt[] | null {
@@ -176,7 +176,7 @@ function layout(glyphs: Glyph[]): Pt[] | null {
     const cur = profiles[i]
     let d = -Infinity
     for (let row = 0; row < HEIGHT; row++) d = Math.max(d, xs[i - 1] + prev.right[row] - cur.left[row])
-    xs.push(d + rand(-1, 2.5))
+    xs.push(d + rand(-0.5, 2.5))
   }
   let lo = Infinity
   let hi = -Infinity
@@ -216,22 +216,60 @@ function noiseCurve(): Pt[] {
 }
 
 /**
- * A short arc or bar of ink that belongs to no letter, mostly above or below the text
- * line or at its ends: inside a letter it would too easily turn C into G or F into E.
+ * Whether points drawn with a given pen stay 2.5 px clear of the glyphs' ink (their pens
+ * can swell 15 %). Ink points are kept in 10 px buckets so a test looks at 9 buckets.
  */
-function noiseFragment(): Pt[] {
-  const band = randomInt(4)
-  const cx = band === 2 ? rand(0, 20) : band === 3 ? rand(WIDTH - 20, WIDTH) : rand(0, WIDTH)
-  const cy = band === 0 ? rand(0, 14) : band === 1 ? rand(HEIGHT - 14, HEIGHT) : rand(0, HEIGHT)
-  if (randomInt(2)) {
-    const r = rand(3, 7)
-    const from = rand(0, Math.PI * 2)
-    const sweep = rand(0.8, 2.2) * (randomInt(2) ? 1 : -1)
-    return Array.from({ length: 9 }, (_, i): Pt => [cx + r * Math.cos(from + (sweep * i) / 8), cy + r * Math.sin(from + (sweep * i) / 8)])
+function clearOf(glyphs: { strokes: Pt[][]; radius: number }[]): (pts: Pt[], radius: number) => boolean {
+  const CELL = 10
+  const cols = Math.ceil(WIDTH / CELL) + 2
+  const buckets = new Map<number, number[]>()
+  for (const g of glyphs) {
+    for (const s of g.strokes) {
+      for (const [x, y] of subdivide(s, 1.5)) {
+        const key = (Math.floor(y / CELL) + 1) * cols + Math.floor(x / CELL) + 1
+        const b = buckets.get(key) ?? buckets.set(key, []).get(key)!
+        b.push(x, y, g.radius * 1.15)
+      }
+    }
   }
-  const len = rand(5, 11)
-  const a = rand(0, Math.PI)
-  return subdivide([[cx - (len / 2) * Math.cos(a), cy - (len / 2) * Math.sin(a)], [cx + (len / 2) * Math.cos(a), cy + (len / 2) * Math.sin(a)]], 1.5)
+  return (pts, radius) =>
+    pts.every(([x, y]) => {
+      const cx = Math.floor(x / CELL) + 1
+      const cy = Math.floor(y / CELL) + 1
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const b = buckets.get((cy + dy) * cols + cx + dx)
+          if (!b) continue
+          for (let k = 0; k < b.length; k += 3) if ((x - b[k]) ** 2 + (y - b[k + 1]) ** 2 <= (radius + b[k + 2] + 2.5) ** 2) return false
+        }
+      }
+      return true
+    })
+}
+
+/**
+ * A short arc or bar of ink that belongs to no letter, at least 2.5 px clear of every
+ * glyph: touching one it would too easily turn C into G, P into R or F into E. Null when
+ * no clear place turned up (a crowded picture simply gets fewer).
+ */
+function noiseFragment(clear: (pts: Pt[], radius: number) => boolean, radius: number): Pt[] | null {
+  for (let tries = 0; tries < 30; tries++) {
+    const cx = rand(0, WIDTH)
+    const cy = rand(0, HEIGHT)
+    let pts: Pt[]
+    if (randomInt(2)) {
+      const r = rand(3, 7)
+      const from = rand(0, Math.PI * 2)
+      const sweep = rand(0.8, 2.2) * (randomInt(2) ? 1 : -1)
+      pts = Array.from({ length: 9 }, (_, i): Pt => [cx + r * Math.cos(from + (sweep * i) / 8), cy + r * Math.sin(from + (sweep * i) / 8)])
+    } else {
+      const len = rand(5, 11)
+      const a = rand(0, Math.PI)
+      pts = subdivide([[cx - (len / 2) * Math.cos(a), cy - (len / 2) * Math.sin(a)], [cx + (len / 2) * Math.cos(a), cy + (len / 2) * Math.sin(a)]], 1.5)
+    }
+    if (clear(pts, radius)) return pts
+  }
+  return null
 }
 
 /**
@@ -271,19 +309,23 @@ function drawRaster(answer: string): Raster {
     glyphs = [...answer].map((ch) => shapeGlyph(ch, size))
     centres = layout(glyphs)
   }
+  const placed = glyphs.map((g, i) => g.strokes.map((s) => s.map(([x, y]): Pt => [centres[i][0] + x, centres[i][1] + y])))
   const pen = (pts: Pt[], colour = inkColour(), radius = penRadius()) => stroke(img, pts, radii(pts, radius), colour)
 
-  // noise under the letters, in the letters' own colours and widths
-  for (let i = 0; i < 2; i++) pen(noiseFragment())
+  // fragments of ink between the letters, in the letters' own colours and widths
+  const clear = clearOf(placed.map((strokes, i) => ({ strokes, radius: glyphs[i].radius })))
+  for (let i = 0; i < 4; i++) {
+    const radius = penRadius()
+    const fragment = noiseFragment(clear, radius)
+    if (fragment) pen(fragment, i % 2 ? pick(glyphs).colour : inkColour(), radius)
+  }
 
-  centres.forEach(([cx, cy], i) => {
-    const g = glyphs[i]
-    for (const s of g.strokes) pen(s.map(([x, y]): Pt => [cx + x, cy + y]), g.colour, g.radius)
+  placed.forEach((strokes, i) => {
+    for (const s of strokes) pen(s, glyphs[i].colour, glyphs[i].radius)
   })
 
-  // noise over the letters: a curve through them, fragments, dots of ink
+  // over the letters: a curve through them and dots of ink
   pen(noiseCurve(), randomInt(2) ? pick(glyphs).colour : inkColour())
-  for (let i = 0; i < 2; i++) pen(noiseFragment(), pick(glyphs).colour)
   for (let i = 0; i < 40; i++) {
     const dot: Pt = [rand(0, WIDTH), rand(0, HEIGHT)]
     stroke(img, [dot], [rand(0.5, 1.4)], randomInt(3) ? inkColour() : hsl(rand(0, 360), rand(20, 60), rand(70, 90)))
