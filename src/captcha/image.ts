@@ -1,10 +1,11 @@
 /**
  * Captcha pictures drawn in the Worker as PNG pixels. Glyphs come from a hand-made stroke
- * font (polylines on a 10×14 grid), each with its own rotation, scale, skew, offset,
- * colour and pen width, packed so neighbours touch; noise strokes are drawn from the same
- * colours and widths as the glyphs; the whole raster is then bent by a smooth
- * displacement field and covered with grain. The PNG holds pixels only (IHDR, IDAT,
- * IEND): nothing in it tells letters from noise except what a reader sees.
+ * font (polylines on a 10×14 grid), rasterized as anti-aliased thick strokes, each glyph
+ * with its own rotation, scale, skew, offset, colour and pen width, kerned so neighbours
+ * touch; a curve through the text, fragments and dots are drawn with the same pen
+ * (colours and widths); a smooth displacement field then bends the whole raster, and
+ * per-pixel grain dithers it into a 256-colour palette. The PNG holds pixels only
+ * (IHDR, PLTE, IDAT, IEND): nothing in it tells letters from noise but what a reader sees.
  */
 import { encode } from 'fast-png'
 import { addWave, hsl, Raster, stroke, toIndexed, valueNoise, warp, type Pt, type Rgb } from './raster'
@@ -342,15 +343,7 @@ function grain(amplitude: number): Int8Array {
   return out
 }
 
-/** The picture as 8-bit RGB pixels, row by row (WIDTH × HEIGHT × 3 bytes). */
-export function drawCaptcha(answer: string): Uint8Array {
-  const { index, palette } = toIndexed(drawRaster(answer), grain(7))
-  const rgb = new Uint8Array(index.length * 3)
-  index.forEach((k, p) => rgb.set(palette[k], p * 3))
-  return rgb
-}
-
-/** The picture as a PNG file: 8-bit RGB, no text or other ancillary chunks. */
+/** The picture as a PNG file: WIDTH × HEIGHT, 8-bit palette, no text or other ancillary chunks. */
 export function renderCaptchaPng(answer: string): Uint8Array {
   const { index, palette } = toIndexed(drawRaster(answer), grain(7))
   return encode({ width: WIDTH, height: HEIGHT, data: index, channels: 1, depth: 8, palette })

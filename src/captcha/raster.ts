@@ -1,7 +1,7 @@
 /**
- * A small RGB rasterizer for the captcha: anti-aliased thick polylines, a smooth
- * displacement warp of the whole picture, and quantization to 8-bit pixels with grain.
- * Channels are floats 0..255 until the end so blending and resampling do not band.
+ * A small RGB rasterizer for the captcha: anti-aliased thick polylines, smooth random
+ * fields, a displacement warp of the whole picture, and quantization to a palette with
+ * grain. Channels are floats 0..255 until the end so blending and resampling do not band.
  */
 
 export type Pt = [number, number]

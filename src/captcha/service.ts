@@ -19,8 +19,8 @@ export interface Captcha {
 /**
  * A new captcha: answer in KV (TTL CAPTCHA_TTL_S), picture returned. Should the random id,
  * the PNG bytes read as text or their base64 happen to contain the answer as a substring
- * (any case; about one picture in a thousand for the base64), it is drawn again, so the
- * answer is nowhere in the payload as text.
+ * (any case; about one picture in 5,000, nearly always in the base64), it is drawn again,
+ * so the answer is nowhere in the payload as text.
  */
 export async function createCaptcha(env: Env): Promise<Captcha> {
   for (let tries = 0; tries < 20; tries++) {
