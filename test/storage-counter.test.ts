@@ -104,7 +104,7 @@ describe('wrapped bindings record every kind of call and still work', () => {
       fetch: async (url: string) => (seen.push(`fetch ${url}`), new Response('hi')),
       count: async (n: number) => (seen.push(`count ${n}`), n + 1),
     }
-    const ns = { idFromName: (n: string) => ({ name: n }), idFromString: () => stub.id, newUniqueId: () => stub.id, get: () => stub, jurisdiction: () => ns }
+    const ns = { idFromName: (n: string) => ({ name: n }), idFromString: () => stub.id, newUniqueId: () => ({ ...stub.id }), get: () => stub, jurisdiction: () => ns }
     const rec = new StorageRecorder()
     const w = wrapEnv({ OBJ: ns }, rec) as unknown as { OBJ: DurableObjectNamespace }
     const s = w.OBJ.get(w.OBJ.idFromName('obj-1')) as unknown as typeof stub
@@ -116,6 +116,8 @@ describe('wrapped bindings record every kind of call and still work', () => {
     await j.count(5)
     expect(seen).toEqual(['fetch http://do/x', 'count 1', 'count 5'])
     expect(rec.calls.map((c) => `${c.kind}:${c.binding}.${c.op} ${c.detail}`)).toEqual(['do:OBJ.fetch obj-1', 'do:OBJ.count obj-1', 'do:OBJ.count obj-1'])
+    // only the call on the id from newUniqueId() creates an object
+    expect(rec.calls.map((c) => !!c.newObject)).toEqual([false, false, true])
   })
 
   it('the measuring env is one stable object with stable bindings, so isolate caches keyed by env or env.DB stay warm', async () => {
@@ -172,6 +174,8 @@ describe('measureStorage on real routes', () => {
     const exchange = rows.find((r) => r.name === 'ticket exchange')!
     expect(exchange.background.calls.d1).toBeGreaterThan(0)
     expect(exchange.log.some((l) => l.startsWith('after the response: '))).toBe(true)
+    // redeeming a ticket addresses an existing object, never creates one
+    expect(rows.find((r) => r.name === 'ticket verify')!.newObjects).toBe(0)
   })
 })
 

@@ -6,7 +6,7 @@
 import { api, createApp, createUser, login, mapUser as mapSimpleUser } from '../helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, pkce } from '../oidc-helpers'
 import { signRequest } from '../../src/signing/client'
-import { measureStorage, type KindCounts, type StorageCall } from './storage'
+import { describeCall, measureStorage, type KindCounts } from './storage'
 
 /** Issue 14's budgets: at most this many sequential storage stages per request. */
 export const ROUND_TRIP_BUDGETS: Record<string, { stages: number; note: string }> = {
@@ -26,11 +26,12 @@ export interface RouteCount {
   calls: KindCounts
   stages: number
   background: { calls: KindCounts; stages: number }
+  /** Durable Objects created by the request (calls on ids from newUniqueId) */
+  newObjects: number
   /** `stage kind BINDING.op detail`, in call order (path, then background) */
   log: string[]
 }
 
-const line = (c: StorageCall) => `${c.stage} ${c.kind} ${c.binding}.${c.op} ${c.detail}${c.ok ? '' : ' (failed)'}`
 const BASIC = (id: string, secret: string) => 'Basic ' + btoa(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`)
 const form = (fields: Record<string, string>, headers: Record<string, string> = {}): RequestInit => ({
   method: 'POST',
@@ -70,7 +71,8 @@ async function measured(name: string, route: string, make: () => Promise<Request
       calls: m.calls,
       stages: m.stages,
       background: { calls: m.background.calls, stages: m.background.stages },
-      log: [...m.log.map(line), ...m.background.log.map((c) => `after the response: ${line(c)}`)],
+      newObjects: [...m.log, ...m.background.log].filter((c) => c.newObject).length,
+      log: [...m.log.map(describeCall), ...m.background.log.map((c) => `after the response: ${describeCall(c)}`)],
     }
   }
   return last!

@@ -28,6 +28,8 @@ export interface StorageCall {
   startSeq: number
   endSeq: number
   ok: boolean
+  /** a Durable Object call on an id from newUniqueId(): the call creates the object */
+  newObject?: boolean
   /** 1 + the highest stage among calls that settled before this one started (see stagesOf) */
   stage: number
 }
@@ -80,9 +82,11 @@ function group(calls: StorageCall[]): CallGroup {
   return { calls: countKinds(log), stages: stagesOf(log), log }
 }
 
+export const describeCall = (c: StorageCall) => `${c.stage} ${c.kind} ${c.binding}.${c.op} ${c.detail}${c.newObject ? ' (new object)' : ''}${c.ok ? '' : ' (failed)'}`
+
 /** One line per call, in the order they started: `stage kind BINDING.op detail`. */
 export function describeCalls(log: StorageCall[]): string {
-  return log.map((c) => `${c.stage} ${c.kind} ${c.binding}.${c.op} ${c.detail}${c.ok ? '' : ' (failed)'}`).join('\n')
+  return log.map(describeCall).join('\n')
 }
 
 /** Collects calls; one measurement at a time (measureStorage queues them). */
@@ -99,8 +103,8 @@ export class StorageRecorder {
     return ++this.seq
   }
 
-  track<T>(kind: StorageKind, binding: string, op: string, detail: string, run: () => Promise<T> | T): Promise<T> {
-    const call: StorageCall = { kind, binding, op, detail, start: performance.now(), end: NaN, startSeq: ++this.seq, endSeq: Infinity, ok: false, stage: 0 }
+  track<T>(kind: StorageKind, binding: string, op: string, detail: string, run: () => Promise<T> | T, extra: Partial<StorageCall> = {}): Promise<T> {
+    const call: StorageCall = { kind, binding, op, detail, start: performance.now(), end: NaN, startSeq: ++this.seq, endSeq: Infinity, ok: false, stage: 0, ...extra }
     this.calls.push(call)
     const settle = (ok: boolean) => {
       call.endSeq = ++this.seq
@@ -181,8 +185,9 @@ function wrapKv(name: string, kv: KVNamespace, rec: StorageRecorder): KVNamespac
 
 // ---------------------------------------------------------------- Durable Objects
 
-function wrapStub(name: string, stub: DurableObjectStub, rec: StorageRecorder): DurableObjectStub {
+function wrapStub(name: string, stub: DurableObjectStub, rec: StorageRecorder, newObject: boolean): DurableObjectStub {
   const label = (stub.id as DurableObjectId & { name?: string }).name ?? stub.name ?? stub.id.toString().slice(0, 16)
+  const extra = newObject ? { newObject } : {}
   const methods = new Map<string, (...args: unknown[]) => Promise<unknown>>()
   return new Proxy(stub, {
     get(target, prop) {
@@ -194,7 +199,7 @@ function wrapStub(name: string, stub: DurableObjectStub, rec: StorageRecorder): 
       }
       let m = methods.get(prop)
       if (!m) {
-        m = (...args: unknown[]) => rec.track('do', name, prop, label, () => (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop](...args))
+        m = (...args: unknown[]) => rec.track('do', name, prop, label, () => (target as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[prop](...args), extra)
         methods.set(prop, m)
       }
       return m
@@ -202,7 +207,7 @@ function wrapStub(name: string, stub: DurableObjectStub, rec: StorageRecorder): 
   })
 }
 
-function wrapNamespace(name: string, ns: DurableObjectNamespace, rec: StorageRecorder): DurableObjectNamespace {
+function wrapNamespace(name: string, ns: DurableObjectNamespace, rec: StorageRecorder, fresh = new WeakSet<object>()): DurableObjectNamespace {
   const cache = new Map<unknown, unknown>()
   return new Proxy(ns, {
     get(target, prop) {
@@ -211,12 +216,20 @@ function wrapNamespace(name: string, ns: DurableObjectNamespace, rec: StorageRec
       let v: unknown = Reflect.get(target, prop)
       if (prop === 'get' || prop === 'getByName') {
         const real = v as (...a: unknown[]) => DurableObjectStub
-        v = (...args: unknown[]) => wrapStub(name, real.apply(target, args), rec)
+        v = (...args: unknown[]) => wrapStub(name, real.apply(target, args), rec, prop === 'get' && isObj(args[0]) && fresh.has(args[0]))
+      } else if (prop === 'newUniqueId') {
+        // an object addressed by a fresh unique id is created by its first call
+        const real = v as (...a: unknown[]) => DurableObjectId
+        v = (...args: unknown[]) => {
+          const id = real.apply(target, args)
+          fresh.add(id)
+          return id
+        }
       } else if (prop === 'jurisdiction') {
         const real = v as (j: string) => DurableObjectNamespace
-        v = (j: string) => wrapNamespace(name, real.call(target, j), rec)
+        v = (j: string) => wrapNamespace(name, real.call(target, j), rec, fresh)
       } else if (typeof v === 'function') {
-        // idFromName, idFromString, newUniqueId: local computations, not storage calls
+        // idFromName, idFromString: local computations, not storage calls
         v = (v as (...a: unknown[]) => unknown).bind(target)
       }
       cache.set(prop, v)
