@@ -131,8 +131,12 @@ export class StorageRecorder {
   }
 }
 
-const short = (s: string, n = 120) => {
-  const one = s.replace(/\s+/g, ' ').trim()
+/** The SQL on one line, a long column list elided so the table and the condition stay readable. */
+const short = (s: string, n = 160) => {
+  const one = s
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/^select (.+?) from /i, (m, cols: string) => (cols.length > 40 ? 'select … from ' : m))
   return one.length > n ? one.slice(0, n - 1) + '…' : one
 }
 
