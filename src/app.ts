@@ -1,18 +1,19 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
 import type { Context } from 'hono'
-import { router } from './lib/openapi'
-import type { AppEnv } from './lib/context'
+import { router } from './context'
+import type { AppEnv } from './context'
 import { ApiError, errorResponse } from './lib/errors'
 import { requestContext } from './lib/middleware'
+import { requireAdmin } from './auth/guards'
 import { log } from './lib/logger'
 import { ConfigError, getConfig } from './env'
 import { ensureBootstrapAdmin } from './users/service'
 import { healthRoutes } from './health/routes'
 import { authRoutes } from './auth/routes'
-import { keyRoutes } from './keys/routes'
-import { adminUserRoutes } from './admin/users'
-import { adminSystemRoutes } from './admin/system'
+import { adminKeyRoutes, keyRoutes } from './keys/routes'
+import { adminUserRoutes } from './users/admin-routes'
+import { auditRoutes } from './audit/routes'
 import { ticketRoutes } from './tickets/routes'
 import { mountDocs } from './docs/routes'
 import { documentPages } from './pages/openapi'
@@ -22,9 +23,10 @@ import { accountRoutes } from './account/routes'
 import { pageRoutes } from './pages/routes'
 import { devRoutes } from './dev/routes'
 import { oidcRoutes } from './oidc/routes'
-import { adminAppRoutes } from './apps/routes'
+import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
-import { mappingRoutes } from './mappings/routes'
+import { partnerMappingRoutes } from './mappings/partner-routes'
+import { adminMappingRoutes } from './mappings/admin-routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 const PROBES = new Set(['/livez', '/healthz'])
@@ -47,11 +49,15 @@ export function buildApp() {
     }),
   )
 
+  // every admin route: an admin's bearer token for UAP Edge's own API
+  app.use('/api/v1/admin/*', requireAdmin)
+
   app.route('/', healthRoutes)
   app.route('/', keyRoutes)
   app.route('/', authRoutes)
-  app.route('/', adminUserRoutes)
-  app.route('/', adminSystemRoutes)
+  app.route('/api/v1/admin/users', adminUserRoutes)
+  app.route('/api/v1/admin/audit', auditRoutes)
+  app.route('/api/v1/admin/keys', adminKeyRoutes)
   app.route('/', captchaRoutes)
   app.route('/', smsRoutes)
   app.route('/', accountRoutes)
@@ -59,9 +65,10 @@ export function buildApp() {
   app.route('/', devRoutes)
   app.route('/', ticketRoutes)
   app.route('/', oidcRoutes)
-  app.route('/', adminAppRoutes)
+  app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/', signingRoutes)
-  app.route('/', mappingRoutes)
+  app.route('/api/v1/apps', partnerMappingRoutes)
+  app.route('/api/v1/admin/apps', adminMappingRoutes)
   documentPages(app.openAPIRegistry)
   mountDocs(app)
 

@@ -1,6 +1,9 @@
 import type { RateLimiter } from './ratelimit/durable-object'
 import type { TicketVault } from './tickets/durable-object'
 import { z } from 'zod'
+import { ConfigError } from './lib/errors'
+
+export { ConfigError }
 
 /** Worker bindings, as declared in wrangler.toml, plus secrets from `.dev.vars` / Workers secrets. */
 export interface Env {
@@ -113,8 +116,6 @@ const ENV_NAMES: Record<keyof Config, string> = {
   brandPrimaryColor: 'BRAND_PRIMARY_COLOR',
   docsAdminAccess: 'DOCS_ADMIN_ACCESS',
 }
-
-export class ConfigError extends Error {}
 
 /**
  * Keys that may decrypt envelopes: MASTER_KEY first, then MASTER_KEY_PREVIOUS. New

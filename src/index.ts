@@ -1,16 +1,19 @@
 import { buildApp } from './app'
 import type { Env } from './env'
-import { handleWebhookBatch } from './webhooks/consumer'
-import { runScheduled } from './cron/scheduled'
+import { dispatchQueueBatch } from './queue/dispatcher'
+import { runCronTasks } from './cron/scheduled'
+import { installSessionEndHooks } from './auth/session-hooks'
+import { cronTasks, queueJobs, sessionEndHooks } from './wiring'
 
 export { MappingImporter } from './importer/durable-object'
 export { RateLimiter } from './ratelimit/durable-object'
 export { TicketVault } from './tickets/durable-object'
 
+installSessionEndHooks(sessionEndHooks)
 const app = buildApp()
 
 export default {
   fetch: app.fetch,
-  queue: (batch: MessageBatch<unknown>, env: Env, ctx: ExecutionContext) => handleWebhookBatch(batch, env, ctx),
-  scheduled: (controller: ScheduledController, env: Env, ctx: ExecutionContext) => runScheduled(controller, env, ctx),
+  queue: (batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext) => dispatchQueueBatch(queueJobs, batch, env),
+  scheduled: (controller: ScheduledController, env: Env, _ctx: ExecutionContext) => runCronTasks(cronTasks, env, controller.scheduledTime),
 } satisfies ExportedHandler<Env>

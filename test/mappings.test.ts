@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { api, adminToken, createApp, createUser, env, uniqueMobile } from './helpers'
 import { getDb } from '../src/db'
 import { classifyWriteError, updateMappingStatements } from '../src/mappings/service'
-import type { AppUserMapping } from '../src/apps/schema'
+import type { AppUserMapping } from '../src/mappings/schema'
 
 type App = Awaited<ReturnType<typeof createApp>>
 type Item = { mobile: string; mapped_key?: string; name?: string | null; action: 'ADD' | 'UPDATE' | 'DISABLE' }

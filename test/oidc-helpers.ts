@@ -1,8 +1,8 @@
 import { SELF, env } from 'cloudflare:test'
 import * as client from 'openid-client'
-import { sessionRow } from '../src/auth/service'
+import { sessionRow } from '../src/auth/sessions'
 import { sessions } from '../src/auth/schema'
-import { appUserMappings } from '../src/apps/schema'
+import { appUserMappings } from '../src/mappings/schema'
 import { getDb } from '../src/db'
 import { createApplication, type NewApplicationInput } from '../src/apps/service'
 import { sha256Hex } from '../src/lib/crypto'
@@ -121,7 +121,7 @@ export class Browser {
    * ago (max_age tests). Everything else signs in with loginOnPage.
    */
   async fakeOldSession(userId: string, authTime: number) {
-    const { row, cookie } = await sessionRow(env, userId, { requestId: 'test-old-session', ip: this.ip }, { withCookie: true, now: authTime })
+    const { row, cookie } = await sessionRow(env, userId, { ip: this.ip }, { withCookie: true, now: authTime })
     await getDb(env.DB).insert(sessions).values(row)
     this.cookies.set('AUTH_SESSION_ID', cookie!)
     return { sessionId: row.id }

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createLocalJWKSet, jwtVerify } from 'jose'
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from 'cloudflare:test'
 import type { Env } from '../src/env'
-import { handleWebhookBatch } from '../src/webhooks/consumer'
+import { dispatchQueueBatch } from '../src/queue/dispatcher'
+import { queueJobs } from '../src/wiring'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from '../src/oidc/logout'
 import { api, createUser, login } from './helpers'
 import { Browser, ISSUER, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
@@ -102,7 +103,7 @@ describe('single sign-out', () => {
     const spy = vi.spyOn(globalThis, 'fetch').mockResolvedValue(new Response('nope', { status: 503 }))
     const failing = createMessageBatch('uap-edge-webhooks', [{ id: 'bcl-1', timestamp: new Date(), attempts: 2, body }])
     const ctx1 = createExecutionContext()
-    await handleWebhookBatch(failing, env, ctx1)
+    await dispatchQueueBatch(queueJobs, failing, env)
     const r1 = await getQueueResult(failing, ctx1)
     expect(r1.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['bcl-1'])
     expect(r1.explicitAcks).toEqual([])
@@ -111,7 +112,7 @@ describe('single sign-out', () => {
     spy.mockResolvedValue(new Response(null, { status: 204 }))
     const ok = createMessageBatch('uap-edge-webhooks', [{ id: 'bcl-2', timestamp: new Date(), attempts: 3, body }])
     const ctx2 = createExecutionContext()
-    await handleWebhookBatch(ok, env, ctx2)
+    await dispatchQueueBatch(queueJobs, ok, env)
     const r2 = await getQueueResult(ok, ctx2)
     expect(r2.explicitAcks).toEqual(['bcl-2'])
     expect(r2.retryMessages).toEqual([])

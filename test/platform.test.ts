@@ -3,7 +3,7 @@ import { createExecutionContext, createMessageBatch, createScheduledController, 
 import worker from '../src/index'
 import { buildApp } from '../src/app'
 import { MappingImporter, type ImportProgress } from '../src/importer/durable-object'
-import { registerJobHandler, DLQ_NAME, retryDelaySeconds } from '../src/webhooks/consumer'
+import { dispatchQueueBatch, DLQ_NAME, retryDelaySeconds } from '../src/queue/dispatcher'
 import { REFRESH_GRACE_MS } from '../src/auth/tokens'
 import { api, createUser, env, login } from './helpers'
 
@@ -110,19 +110,21 @@ describe('queue consumer', () => {
     const failKind = `test.fail.${crypto.randomUUID()}`
     const okKind = `test.ok.${crypto.randomUUID()}`
     const seen: number[] = []
-    registerJobHandler(failKind, async () => {
-      throw new Error('receiver down')
-    })
-    registerJobHandler(okKind, async (_job, _env, attempt) => {
-      seen.push(attempt)
-    })
+    const handlers = {
+      [failKind]: async () => {
+        throw new Error('receiver down')
+      },
+      [okKind]: async (_job: unknown, _env: unknown, attempt: number) => {
+        seen.push(attempt)
+      },
+    }
     const batch = createMessageBatch('uap-edge-webhooks', [
       { id: 'fail-1', timestamp: new Date(), attempts: 3, body: { kind: failKind } },
       { id: 'ok-1', timestamp: new Date(), attempts: 1, body: { kind: okKind } },
     ])
     const retrySpy = vi.spyOn(batch.messages[0], 'retry')
     const ctx = createExecutionContext()
-    await worker.queue(batch, env, ctx)
+    await dispatchQueueBatch(handlers, batch, env)
     const result = await getQueueResult(batch, ctx)
     expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['fail-1'])
     expect(retrySpy).toHaveBeenCalledWith({ delaySeconds: retryDelaySeconds(3) })

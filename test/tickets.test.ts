@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
 import { Hono } from 'hono'
-import type { AppEnv } from '../src/lib/context'
+import type { AppEnv } from '../src/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
 import { api, createApp, createUser, env, mapUser, signedApi } from './helpers'
-import { sessionRow } from '../src/auth/service'
+import { sessionRow } from '../src/auth/sessions'
 import { hitRateLimit, policyFor } from '../src/ratelimit'
 import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
 import { TICKET_RETAIN_MS } from '../src/tickets/durable-object'
@@ -277,7 +277,7 @@ describe('redemption re-checks the account', () => {
 
 describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   async function browserSession(userId: string) {
-    const { row, cookie } = await sessionRow(env, userId, { requestId: 'test', ip: '127.0.0.1' }, { withCookie: true, now: Date.now() })
+    const { row, cookie } = await sessionRow(env, userId, { ip: '127.0.0.1' }, { withCookie: true, now: Date.now() })
     await env.DB.prepare('INSERT INTO sessions (id, user_id, cookie_hash, app_id, auth_time, created_at, expires_at, revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .bind(row.id, row.userId, row.cookieHash, row.appId, row.authTime, row.createdAt, row.expiresAt, row.revokedAt, row.ip, row.userAgent)
       .run()

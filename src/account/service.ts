@@ -4,8 +4,8 @@ import { getDb } from '../db'
 import { users, type User } from '../users/schema'
 import { findUserByMobile, newUserRow, passwordParams } from '../users/service'
 import { auditStatement } from '../audit/service'
-import { revokeSessionsStatements } from '../auth/tokens'
-import { runSessionEndHooks } from '../sessions/hooks'
+import { endSessionsStatements } from '../auth/sessions'
+import { runSessionEndHooks } from '../auth/session-hooks'
 import { ApiError, conflict } from '../lib/errors'
 import { hashPassword } from '../lib/password'
 import { clearFailures } from '../lib/attempts'
@@ -62,7 +62,7 @@ export async function resetPassword(env: Env, input: { mobile: string; smsCode: 
   const passwordHash = await hashPassword(input.newPassword, passwordParams(env))
   await db.batch([
     db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, user.id)),
-    ...revokeSessionsStatements(db, { userId: user.id }, now),
+    ...endSessionsStatements(db, { userId: user.id }, now),
     auditStatement(db, { action: 'password.reset', actorType: ctx.appId ? 'app' : 'user', actorId: ctx.appId ?? user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip, details: { via: ctx.appId ? 'open_api' : 'page', sessions_revoked: 'all' } }),
   ])
   await runSessionEndHooks(env, { userId: user.id, reason: 'password_reset' })

@@ -1,9 +1,9 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import type { Application } from './schema'
 import { ApiError } from '../lib/errors'
 import { sha256Hex, timingSafeEqual } from '../lib/crypto'
-import { requireAdmin } from '../lib/middleware'
+import { requireAdmin } from '../auth/guards'
 import { enforceRateLimit } from '../ratelimit'
 import { findApplication, findApplicationByAccessToken } from './service'
 

@@ -1,6 +1,5 @@
 import { sql } from 'drizzle-orm'
-import { index, integer, sqliteTable, text, uniqueIndex } from 'drizzle-orm/sqlite-core'
-import { users } from '../users/schema'
+import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
 /** Applications of the family: OIDC clients and SIMPLE_API (legacy, HMAC-signed) apps. */
 export const applications = sqliteTable('applications', {
@@ -32,31 +31,3 @@ export const applications = sqliteTable('applications', {
 })
 
 export type Application = typeof applications.$inferSelect
-
-export const appUserMappings = sqliteTable(
-  'app_user_mappings',
-  {
-    id: text('id').primaryKey(),
-    appId: text('app_id').notNull().references(() => applications.appId, { onDelete: 'cascade' }),
-    userId: text('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    mappedKey: text('mapped_key').notNull(),
-    /** The person's display name as the app knows it (sync `name`); the user's own name is used when null. */
-    name: text('name'),
-    isActive: integer('is_active', { mode: 'boolean' }).notNull().default(true),
-    createdAt: integer('created_at').notNull(),
-    updatedAt: integer('updated_at').notNull(),
-    /**
-     * event_id of the outbox event written with the latest change. Doubles as the
-     * compare-and-set token of every write (src/mappings/service.ts), so a change and its
-     * event commit together or not at all even under concurrent writers.
-     */
-    lastEventId: text('last_event_id'),
-  },
-  (t) => [
-    uniqueIndex('mappings_app_user_uq').on(t.appId, t.userId),
-    uniqueIndex('mappings_app_key_uq').on(t.appId, t.mappedKey),
-    index('mappings_user_idx').on(t.userId),
-  ],
-)
-
-export type AppUserMapping = typeof appUserMappings.$inferSelect

@@ -6,19 +6,10 @@ import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { decryptSecret, encryptSecret, hex, masterKeyId, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
 
-export interface NewApplicationInput {
+/** Settings of a new application: name and protocol, the rest defaulted in newApplicationRow. */
+export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'createdAt' | 'updatedAt'>> & {
   appName: string
-  protocolType: 'OIDC' | 'SIMPLE_API'
-  iconUrl?: string | null
-  redirectUris?: string[]
-  postLogoutRedirectUris?: string[]
-  grantTypes?: string[]
-  responseTypes?: string[]
-  tokenEndpointAuthMethod?: 'client_secret_basic' | 'client_secret_post' | 'none'
-  idTokenClaim?: 'email' | 'preferred_username'
-  notificationUrl?: string | null
-  backchannelLogoutUri?: string | null
-  firstParty?: boolean
+  protocolType: Application['protocolType']
 }
 
 /** Credentials are returned once, at creation or rotation; only the encrypted secret and the token's hash are kept. */

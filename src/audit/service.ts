@@ -1,7 +1,9 @@
 import type { Context } from 'hono'
-import type { DB } from '../db'
+import { and, desc, eq, lt } from 'drizzle-orm'
+import { getDb, type DB } from '../db'
+import type { Env } from '../env'
 import { auditLogs } from './schema'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 
 export interface AuditEntry {
   action: string
@@ -32,14 +34,48 @@ export function auditStatement(db: DB, entry: AuditEntry) {
   })
 }
 
+/** Who did it, from where: the part of an audit row a route knows and a service does not. */
+export type AuditActor = Pick<AuditEntry, 'actorType' | 'actorId' | 'requestId' | 'ip'>
+
+/** The request's actor: the bearer token's user (admin or user), else anonymous; request id; client IP. */
+export function auditActor(c: Context<AppEnv>): AuditActor {
+  const auth = c.get('auth')
+  return { actorType: auth ? (auth.role === 'ADMIN' ? 'admin' : 'user') : 'anonymous', actorId: auth?.userId ?? null, requestId: c.get('requestId'), ip: c.get('clientIp') }
+}
+
 /** Request-derived audit fields: actor from the bearer token, request id, client IP. */
 export function auditFrom(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId' | 'ip' | 'actorType' | 'actorId'> & Partial<Pick<AuditEntry, 'actorType' | 'actorId'>>): AuditEntry {
-  const auth = c.get('auth')
+  const actor = auditActor(c)
+  return { ...actor, ...entry, actorType: entry.actorType ?? actor.actorType, actorId: entry.actorId ?? actor.actorId }
+}
+
+export interface AuditQuery {
+  limit: number
+  before?: number
+  action?: string
+  target_id?: string
+}
+
+/** Newest first; page backwards with `before` (the smallest id of the previous page). */
+export async function listAudit(env: Env, q: AuditQuery) {
+  const conds = []
+  if (q.before) conds.push(lt(auditLogs.id, q.before))
+  if (q.action) conds.push(eq(auditLogs.action, q.action))
+  if (q.target_id) conds.push(eq(auditLogs.targetId, q.target_id))
+  const rows = await getDb(env.DB).select().from(auditLogs).where(conds.length ? and(...conds) : undefined).orderBy(desc(auditLogs.id)).limit(q.limit)
   return {
-    actorType: entry.actorType ?? (auth ? (auth.role === 'ADMIN' ? 'admin' : 'user') : 'anonymous'),
-    actorId: entry.actorId ?? auth?.userId ?? null,
-    requestId: c.get('requestId'),
-    ip: c.get('clientIp'),
-    ...entry,
+    items: rows.map((r) => ({
+      id: r.id,
+      at: new Date(r.at).toISOString(),
+      actor_type: r.actorType,
+      actor_id: r.actorId,
+      action: r.action,
+      target_type: r.targetType,
+      target_id: r.targetId,
+      request_id: r.requestId,
+      ip: r.ip,
+      details: r.details,
+    })),
+    next_before: rows.length === q.limit ? rows[rows.length - 1].id : null,
   }
 }

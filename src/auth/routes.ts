@@ -1,10 +1,12 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { OPEN, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { login, logoutAll, logoutSession } from './service'
 import { rotateRefreshToken } from './tokens'
-import { requireUser } from '../lib/middleware'
-import { findUserById, publicUser } from '../users/service'
+import { requireUser } from './guards'
+import { findUserById } from '../users/service'
+import { UserProfile, publicUser } from '../users/view'
 import { auditFrom } from '../audit/service'
 import { notFound } from '../lib/errors'
 
@@ -17,18 +19,6 @@ export const TokenResponse = z
   })
   .openapi('TokenResponse')
 
-export const UserProfile = z
-  .object({
-    id: z.string().openapi({ example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }),
-    mobile: z.string().openapi({ example: '+8613800138000' }),
-    name: z.string().nullable().openapi({ example: 'Li Lei' }),
-    email: z.string().nullable().openapi({ example: 'lilei@example.com' }),
-    status: z.enum(['ACTIVE', 'DISABLED']),
-    role: z.enum(['USER', 'ADMIN']),
-    created_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
-    updated_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
-  })
-  .openapi('User')
 
 
 export const authRoutes = router()

@@ -1,19 +1,20 @@
 import { and, eq } from 'drizzle-orm'
 import { getDb } from '../db'
-import { sessions, refreshTokens } from './schema'
+import { refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
-import { applications, appUserMappings } from '../apps/schema'
+import { applications } from '../apps/schema'
+import { activeMapping } from '../mappings/service'
 import type { Env } from '../env'
 import { getConfig } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
 import { normalizeMobile } from '../lib/mobile'
 import { lockedFor, recordFailure, clearFailures, type AttemptPolicy } from '../lib/attempts'
 import { ApiError } from '../lib/errors'
-import { randomToken, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
-import { mintAccessToken, newRefreshToken, refreshTokenRow, revokeSessionsStatements, type TokenSet } from './tokens'
+import { mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
+import { endSessionsStatements, insertSessionStatement, sessionRow } from './sessions'
 import { passwordParams } from '../users/service'
-import { runSessionEndHooks } from '../sessions/hooks'
+import { runSessionEndHooks } from './session-hooks'
 
 export const LOGIN_PER_MOBILE: AttemptPolicy = { max: 5, windowS: 15 * 60 }
 export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }
@@ -59,42 +60,7 @@ export async function authenticatePassword(env: Env, mobileInput: string, passwo
   return user
 }
 
-export interface NewSession {
-  id: string
-  cookie?: string
-}
-
-/** Session row + optional browser cookie value (only its hash is stored). */
-export async function sessionRow(env: Env, userId: string, ctx: Ctx, opts: { appId?: string | null; withCookie?: boolean; now: number }) {
-  const { refreshTokenTtl } = getConfig(env)
-  const cookieValue = opts.withCookie ? randomToken(32) : undefined
-  return {
-    row: {
-      id: crypto.randomUUID(),
-      userId,
-      cookieHash: cookieValue ? await sha256Hex(cookieValue) : null,
-      appId: opts.appId ?? null,
-      authTime: opts.now,
-      createdAt: opts.now,
-      expiresAt: opts.now + refreshTokenTtl * 1000,
-      revokedAt: null,
-      ip: ctx.ip,
-      userAgent: ctx.userAgent ?? null,
-    },
-    cookie: cookieValue,
-  }
-}
-
 /** POST /api/v1/auth/login: password → session + access token + refresh token. */
-export async function hasActiveMapping(env: Env, appId: string, userId: string): Promise<boolean> {
-  const m = await getDb(env.DB)
-    .select({ isActive: appUserMappings.isActive })
-    .from(appUserMappings)
-    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId)))
-    .get()
-  return !!m?.isActive
-}
-
 export async function login(env: Env, input: { mobile: string; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
@@ -105,7 +71,7 @@ export async function login(env: Env, input: { mobile: string; password: string;
   // A token for an app (aud = app_id) only for users the app has an active mapping for, as
   // OIDC (access_denied) and SSO tickets (user_not_mapped) do. Said only after the password
   // proved who is asking, so it reveals nothing to strangers.
-  if (input.app_id && !(await hasActiveMapping(env, input.app_id, user.id))) {
+  if (input.app_id && !(await activeMapping(env, input.app_id, user.id))) {
     await db.batch([auditStatement(db, { action: 'login.refused_not_mapped', actorType: 'user', actorId: user.id, targetType: 'application', targetId: input.app_id, requestId: ctx.requestId, ip: ctx.ip })])
     throw new ApiError(403, 'user_not_mapped', 'This account has no access to the application')
   }
@@ -114,7 +80,7 @@ export async function login(env: Env, input: { mobile: string; password: string;
   const refresh = newRefreshToken()
   const rt = await refreshTokenRow(env, { userId: user.id, sessionId: session.id, clientId: input.app_id ?? null, token: refresh, now })
   await db.batch([
-    db.insert(sessions).values(session),
+    insertSessionStatement(db, session),
     db.insert(refreshTokens).values(rt),
     auditStatement(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: session.id, requestId: ctx.requestId, ip: ctx.ip, details: input.app_id ? { app_id: input.app_id } : undefined }),
   ])
@@ -125,7 +91,7 @@ export async function login(env: Env, input: { mobile: string; password: string;
 export async function logoutSession(env: Env, userId: string, sessionId: string, audit: Omit<AuditEntry, 'action'>) {
   const db = getDb(env.DB)
   await db.batch([
-    ...revokeSessionsStatements(db, { sessionIds: [sessionId] }, Date.now()),
+    ...endSessionsStatements(db, { sessionIds: [sessionId] }, Date.now()),
     auditStatement(db, { ...audit, action: 'logout', targetType: 'session', targetId: sessionId }),
   ])
   await runSessionEndHooks(env, { userId, sessionIds: [sessionId], reason: 'logout' })
@@ -134,7 +100,7 @@ export async function logoutSession(env: Env, userId: string, sessionId: string,
 export async function logoutAll(env: Env, userId: string, audit: Omit<AuditEntry, 'action'>) {
   const db = getDb(env.DB)
   await db.batch([
-    ...revokeSessionsStatements(db, { userId }, Date.now()),
+    ...endSessionsStatements(db, { userId }, Date.now()),
     auditStatement(db, { ...audit, action: 'logout_all', targetType: 'user', targetId: userId }),
   ])
   await runSessionEndHooks(env, { userId, reason: 'logout_all' })

@@ -1,7 +1,7 @@
-import { and, eq, inArray, isNull } from 'drizzle-orm'
+import { eq } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
-import { refreshTokens, sessions } from './schema'
-import { users } from '../users/schema'
+import { refreshTokens } from './schema'
+import { readSession, revokeFamilyStatement, sessionState } from './sessions'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
@@ -97,12 +97,9 @@ export async function rotateRefreshToken(
   if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
   if (row.status !== 'ACTIVE') throw invalidGrant()
 
-  const [session, user] = await Promise.all([
-    db.select().from(sessions).where(eq(sessions.id, row.sessionId)).get(),
-    db.select({ status: users.status }).from(users).where(eq(users.id, row.userId)).get(),
-  ])
-  if (!session || session.revokedAt !== null || session.expiresAt <= now) throw invalidGrant('The session has ended')
-  if (!user || user.status !== 'ACTIVE') throw invalidGrant('The account is disabled')
+  const state = sessionState(await readSession(env, row.sessionId), now)
+  if (state === 'ended') throw invalidGrant('The session has ended')
+  if (state === 'user_disabled') throw invalidGrant('The account is disabled')
 
   const successor = newRefreshToken()
   const next = await refreshTokenRow(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope, token: successor, familyId: row.familyId, now })
@@ -160,7 +157,7 @@ async function replayOrReuse(
   }
   // Reuse of a rotated token: someone holds a stolen copy. Revoke the whole family.
   await db.batch([
-    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId)),
+    revokeFamilyStatement(db, row.familyId),
     auditStatement(db, {
       action: 'refresh_token.reuse_detected',
       actorType: 'anonymous',
@@ -172,20 +169,6 @@ async function replayOrReuse(
     }),
   ])
   throw invalidGrant('The refresh token was already used; its token family has been revoked')
-}
-
-/** Statements that end sessions and revoke their refresh tokens (for a db.batch). */
-export function revokeSessionsStatements(db: DB, where: { sessionIds?: string[]; userId?: string }, now: number) {
-  if (where.sessionIds) {
-    return [
-      db.update(sessions).set({ revokedAt: now }).where(and(inArray(sessions.id, where.sessionIds), isNull(sessions.revokedAt))),
-      db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(inArray(refreshTokens.sessionId, where.sessionIds)),
-    ] as const
-  }
-  return [
-    db.update(sessions).set({ revokedAt: now }).where(and(eq(sessions.userId, where.userId!), isNull(sessions.revokedAt))),
-    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.userId, where.userId!)),
-  ] as const
 }
 
 export type AuditCtx = Pick<AuditEntry, 'requestId' | 'ip'>
@@ -218,19 +201,15 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
     throw new ApiError(401, 'invalid_token', 'The access token has been revoked')
   }
   // One read for the session and its user: logout, expiry and disabling take effect at once.
-  const session = await getDb(env.DB)
-    .select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt, role: users.role, status: users.status })
-    .from(sessions)
-    .innerJoin(users, eq(users.id, sessions.userId))
-    .where(eq(sessions.id, sid))
-    .get()
-  if (!session || session.revokedAt !== null || session.expiresAt <= Date.now()) throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
-  if (session.status !== 'ACTIVE') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
+  const session = await readSession(env, sid)
+  const state = sessionState(session)
+  if (state === 'ended') throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
+  if (state === 'user_disabled') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
   return {
     userId: payload.sub,
     sessionId: sid,
-    role: session.role,
+    role: session!.user.role,
     audience: aud,
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
     scope: typeof payload.scope === 'string' ? payload.scope : undefined,

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick } from '../lib/openapi'
+import { OPEN, pick } from '../lib/openapi'
+import { router } from '../context'
 import { rateLimit } from '../ratelimit'
 import { createCaptcha, CAPTCHA_TTL_S } from './service'
 

@@ -1,6 +1,6 @@
 import type { Env } from '../env'
 import { timingSafeEqual } from '../lib/crypto'
-import { firstUse } from '../lib/counters'
+import { firstUse } from '../ratelimit/counters'
 import { randomAnswer, renderCaptchaSvg } from './image'
 
 /** How long an answer stays valid. KV's minimum expirationTtl is 60 s. */

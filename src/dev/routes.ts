@@ -1,5 +1,5 @@
 import { Hono } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { errorResponse } from '../lib/errors'
 import { normalizeMobile } from '../lib/mobile'

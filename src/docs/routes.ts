@@ -1,11 +1,11 @@
 import { swaggerUI } from '@hono/swagger-ui'
 import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { MiddlewareHandler } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { ApiError } from '../lib/errors'
-import { requireAdmin } from '../lib/middleware'
-import { readBrowserSession } from '../sessions/browser'
+import { requireAdmin } from '../auth/guards'
+import { readBrowserSession } from '../auth/browser-session'
 import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
 
 const INFO = {

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router } from '../lib/openapi'
+import { router } from '../context'
 
 export const healthRoutes = router()
 

@@ -1,7 +1,9 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { cors } from 'hono/cors'
-import { router, OPEN } from '../lib/openapi'
-import { getJwks, JWKS_MAX_AGE_S } from './service'
+import { OPEN, pick, bearerSecurity } from '../lib/openapi'
+import { router } from '../context'
+import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
+import { auditActor } from '../audit/service'
 
 export const keyRoutes = router()
 
@@ -33,5 +35,24 @@ keyRoutes.openapi(
   async (c) => {
     c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_S}`)
     return c.json((await getJwks(c.env)) as { keys: z.infer<typeof Jwk>[] }, 200)
+  },
+)
+
+/** Admin: signing-key rotation. Mounted at /api/v1/admin/keys. */
+export const adminKeyRoutes = router()
+
+adminKeyRoutes.openapi(
+  createRoute({
+    method: 'post',
+    path: '/rotate',
+    tags: ['Admin: keys'],
+    summary: 'Start a signing-key rotation now',
+    description: 'Publishes a new signing key in the JWKS at once; it starts signing after the publish-ahead delay (twice the JWKS cache lifetime). The cron trigger does this every 30 days by itself.',
+    security: bearerSecurity,
+    responses: { 200: { description: 'Rotation scheduled', content: { 'application/json': { schema: z.object({ created: z.array(z.object({ kid: z.string(), activate_at: z.string() })) }) } } }, ...pick(401, 403) },
+  }),
+  async (c) => {
+    const result = await rotateKeysAsAdmin(c.env, auditActor(c))
+    return c.json({ created: result.created.map((k) => ({ kid: k.kid, activate_at: new Date(k.activateAt).toISOString() })) }, 200)
   },
 )

@@ -5,6 +5,7 @@ import { getDb } from '../db'
 import { signingKeys } from './schema'
 import { decryptSecret, encryptSecret, randomToken } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
+import { auditStatement, type AuditActor } from '../audit/service'
 
 export const SIGNING_ALG = 'ES256'
 /** How long clients may cache the JWKS (Cache-Control on /.well-known/jwks.json). */
@@ -122,6 +123,12 @@ export async function rotateKeys(
 }
 
 const eqKid = (kid: string) => eq(signingKeys.kid, kid)
+
+/** Admin-triggered rotation; the audit row goes in the rotation's own batch, so both land or neither. */
+export function rotateKeysAsAdmin(env: Env, actor: AuditActor) {
+  const db = getDb(env.DB)
+  return rotateKeys(env, { force: true, with: (created) => auditStatement(db, { ...actor, action: 'admin.keys.rotate', targetType: 'signing_key', targetId: created[0]?.kid ?? null }) })
+}
 
 async function signer(env: Env): Promise<{ kid: string; key: CryptoKey }> {
   const now = Date.now()

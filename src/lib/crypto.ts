@@ -1,5 +1,5 @@
 /** Small crypto helpers on WebCrypto: randomness, encodings, hashing, constant-time compare, envelope encryption. */
-import { ConfigError } from '../env'
+import { ConfigError } from './errors'
 
 const encoder = new TextEncoder()
 

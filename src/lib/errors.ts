@@ -2,6 +2,9 @@ import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { z } from '@hono/zod-openapi'
 
+/** Configuration that cannot work (a missing secret, an invalid variable): answered 503 misconfigured. */
+export class ConfigError extends Error {}
+
 /** The one error body every 4xx/5xx carries. */
 export const ErrorBody = z
   .object({

@@ -1,13 +1,12 @@
 import type { MiddlewareHandler } from 'hono'
-import type { AppEnv } from './context'
 import { log, setLogLevel } from './logger'
-import { ApiError } from './errors'
-import { verifyAccessToken, API_AUDIENCE } from '../auth/tokens'
 
 const REQUEST_ID_RE = /^[A-Za-z0-9._-]{8,128}$/
 
+type RequestVariables = { Bindings: { LOG_LEVEL?: string }; Variables: { requestId: string; clientIp: string } }
+
 /** Request id (taken from X-Request-Id when sane, else generated), client IP, JSON access log. */
-export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
+export const requestContext: MiddlewareHandler<RequestVariables> = async (c, next) => {
   setLogLevel(c.env.LOG_LEVEL)
   const incoming = c.req.header('X-Request-Id')
   const requestId = incoming && REQUEST_ID_RE.test(incoming) ? incoming : crypto.randomUUID()
@@ -23,33 +22,4 @@ export const requestContext: MiddlewareHandler<AppEnv> = async (c, next) => {
     status: c.res.status,
     duration_ms: Date.now() - started,
   })
-}
-
-function bearer(header: string | undefined): string {
-  const m = header && /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header)
-  if (!m) throw new ApiError(401, 'unauthorized', 'A bearer access token is required', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
-  return m[1]
-}
-
-/** Any signed-in user of UAP Edge (token issued by us, session still live). */
-export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
-  const v = await verifyAccessToken(c.env, bearer(c.req.header('Authorization')))
-  // Tokens from the OIDC token endpoint carry the scope the user consented to and are for
-  // that client's use (userinfo, its own API; RFC 9068 §4). Accepting them here would hand
-  // the client the whole profile and account actions no scope grants.
-  if (v.scope !== undefined) throw new ApiError(401, 'invalid_token', 'This access token was issued to an OAuth client and is not valid for this API', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge", error="invalid_token"' })
-  c.set('auth', v)
-  await next()
-}
-
-/** Admin endpoints: a token for UAP Edge's own API, held by an ADMIN user. */
-export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
-  // several routers guard overlapping /api/v1/admin paths: verify once per request
-  const known = c.get('auth')
-  if (known?.role === 'ADMIN' && known.audience.includes(API_AUDIENCE)) return next()
-  await requireUser(c, async () => {})
-  const auth = c.get('auth')!
-  if (!auth.audience.includes(API_AUDIENCE)) throw new ApiError(403, 'forbidden', 'This token is not valid for the admin API')
-  if (auth.role !== 'ADMIN') throw new ApiError(403, 'forbidden', 'Admin role required')
-  await next()
 }

@@ -1,11 +1,5 @@
-import { OpenAPIHono, z } from '@hono/zod-openapi'
-import type { AppEnv } from './context'
-import { ErrorBody, validationHook } from './errors'
-
-/** Every feature router is made here so they share the validation hook. */
-export function router() {
-  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never })
-}
+import { z } from '@hono/zod-openapi'
+import { ErrorBody } from './errors'
 
 /** Marks an operation as part of the partner-facing spec served at /docs/open. */
 export const OPEN = { 'x-uap-open': true } as const

@@ -3,12 +3,11 @@ import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
-import { appUserMappings, type AppUserMapping } from '../apps/schema'
 import { users } from '../users/schema'
-import { mappingEvents, type MappingEvent, type MappingEventType } from './schema'
+import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
 import { normalizeMobile } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
-import { auditStatement, type AuditEntry } from '../audit/service'
+import { auditStatement, type AuditActor, type AuditEntry } from '../audit/service'
 
 /*
  * Mapping writes and their outbox events (docs/mappings.md).
@@ -306,6 +305,12 @@ export async function commitMappingChange(env: Env, statements: Stmt[]) {
   }
 }
 
+/** The audit row of one sync call made by an app itself (admin syncs audit every change instead). */
+export async function recordAppSync(env: Env, actor: AuditActor, appId: string, summary: { total: number; ok: number; error: number }) {
+  const db = getDb(env.DB)
+  await db.batch([auditStatement(db, { ...actor, action: 'app.mapping.sync', targetType: 'application', targetId: appId, details: summary })])
+}
+
 /** Maps a per-item sync error to the HTTP error an admin route answers with. */
 export function syncErrorToApiError(r: SyncItemResult): ApiError {
   const status = r.code === 'invalid_mobile' ? 400 : r.code === 'user_not_found' || r.code === 'mapping_not_found' ? 404 : 409
@@ -314,6 +319,35 @@ export function syncErrorToApiError(r: SyncItemResult): ApiError {
 
 // ---------------------------------------------------------------------------------------
 // Reading
+
+/** What an app knows the user as, while the mapping is active. */
+export type ActiveMapping = Pick<AppUserMapping, 'id' | 'mappedKey' | 'name'>
+
+/**
+ * The one rule for "is this user actively mapped in this app" (OIDC, tickets, login for an
+ * app, refresh of an app-bound token): a mapping row with is_active set. As a query, so it
+ * can join a db.batch.
+ */
+export function activeMappingQuery(db: DB, appId: string, userId: string) {
+  return db
+    .select({ id: appUserMappings.id, mappedKey: appUserMappings.mappedKey, name: appUserMappings.name })
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
+    .limit(1)
+}
+
+export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
+  return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
+}
+
+/** The mapping (active or not) of the user with this mobile in the app, as a batchable query. */
+export function mappingOfMobileQuery(db: DB, appId: string, mobile: string) {
+  return db
+    .select()
+    .from(appUserMappings)
+    .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.userId, db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)))))
+    .limit(1)
+}
 
 export type MappingWithUser = AppUserMapping & { mobile: string; userName: string | null; userStatus: 'ACTIVE' | 'DISABLED' }
 

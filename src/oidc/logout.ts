@@ -1,15 +1,16 @@
 import type { Context } from 'hono'
 import { compactVerify, createLocalJWKSet } from 'jose'
-import { inArray } from 'drizzle-orm'
-import type { AppEnv } from '../lib/context'
+import { and, eq, inArray, isNull, lt, type SQL } from 'drizzle-orm'
+import type { AppEnv } from '../context'
 import { getConfig, type Env } from '../env'
 import { getDb } from '../db'
 import { applications, type Application } from '../apps/schema'
 import { findApplication } from '../apps/service'
-import { endBrowserSession, readBrowserSession } from '../sessions/browser'
-import { onSessionsEnded, type SessionsEnded } from '../sessions/hooks'
-import { registerJobHandler, type QueueJob } from '../webhooks/consumer'
-import { registerCronTask } from '../cron/scheduled'
+import { endBrowserSession, readBrowserSession } from '../auth/browser-session'
+import { revokeRefreshTokensStatement } from '../auth/sessions'
+import { oidcCodes, oidcSessionClients } from './schema'
+import type { SessionsEnded } from '../auth/session-hooks'
+import type { QueueJob } from '../queue/dispatcher'
 import { getJwks, signJwt } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
@@ -102,43 +103,44 @@ const chunk = <T>(xs: T[], n: number) => Array.from({ length: Math.ceil(xs.lengt
  * session↔app pair is claimed once (`UPDATE ... RETURNING`), so two hooks never both notify.
  */
 export async function signOutClients(env: Env, ended: SessionsEnded) {
+  const db = getDb(env.DB)
   const now = Date.now()
-  const claimed: { session_id: string; client_id: string; user_id: string }[] = []
-  const claimSql = 'UPDATE oidc_session_clients SET notified_at = ? WHERE notified_at IS NULL AND '
-  const returning = ' RETURNING session_id, client_id, user_id'
-  // The foundation revokes these in the logout batch already; repeating it keeps every path that ends a session safe.
-  const revokeSql = "UPDATE refresh_tokens SET status = 'REVOKED', successor_enc = NULL WHERE status != 'REVOKED' AND client_id IS NOT NULL AND "
+  const claimed: { sessionId: string; clientId: string; userId: string }[] = []
+  const claim = (scope: SQL) =>
+    db
+      .update(oidcSessionClients)
+      .set({ notifiedAt: now })
+      .where(and(isNull(oidcSessionClients.notifiedAt), scope))
+      .returning({ sessionId: oidcSessionClients.sessionId, clientId: oidcSessionClients.clientId, userId: oidcSessionClients.userId })
+  // The logout batch revoked these already; repeating it keeps every path that ends a session safe.
   if (ended.sessionIds) {
+    // bound parameters per statement stay under D1's limit of 100
     for (const ids of chunk(ended.sessionIds, 50)) {
-      const marks = ids.map(() => '?').join(', ')
-      const [, res] = await env.DB.batch<{ session_id: string; client_id: string; user_id: string }>([
-        env.DB.prepare(`${revokeSql}session_id IN (${marks})`).bind(...ids),
-        env.DB.prepare(`${claimSql}session_id IN (${marks})${returning}`).bind(now, ...ids),
-      ])
-      claimed.push(...res.results)
+      const [, rows] = await db.batch([revokeRefreshTokensStatement(db, { sessionIds: ids }, { clientTokensOnly: true }), claim(inArray(oidcSessionClients.sessionId, ids))])
+      claimed.push(...rows)
     }
   } else {
-    const [, res] = await env.DB.batch<{ session_id: string; client_id: string; user_id: string }>([
-      env.DB.prepare(`${revokeSql}user_id = ?`).bind(ended.userId),
-      env.DB.prepare(`${claimSql}user_id = ?${returning}`).bind(now, ended.userId),
-    ])
-    claimed.push(...res.results)
+    const [, rows] = await db.batch([revokeRefreshTokensStatement(db, { userId: ended.userId }, { clientTokensOnly: true }), claim(eq(oidcSessionClients.userId, ended.userId))])
+    claimed.push(...rows)
   }
   if (!claimed.length) return
-  const clientIds = [...new Set(claimed.map((r) => r.client_id))]
-  const apps = await getDb(env.DB)
+  const clientIds = [...new Set(claimed.map((r) => r.clientId))]
+  const apps = await db
     .select({ appId: applications.appId, uri: applications.backchannelLogoutUri, status: applications.status })
     .from(applications)
     .where(inArray(applications.appId, clientIds))
   const notify = new Set(apps.filter((a) => a.uri && a.status === 'ACTIVE').map((a) => a.appId))
   const jobs: BackchannelJob[] = claimed
-    .filter((r) => notify.has(r.client_id))
-    .map((r) => ({ kind: BACKCHANNEL_JOB, client_id: r.client_id, user_id: r.user_id, session_id: r.session_id }))
+    .filter((r) => notify.has(r.clientId))
+    .map((r) => ({ kind: BACKCHANNEL_JOB, client_id: r.clientId, user_id: r.userId, session_id: r.sessionId }))
   try {
     for (const part of chunk(jobs, 100)) await env.WEBHOOK_QUEUE.sendBatch(part.map((body) => ({ body })))
   } catch (err) {
     // Give the pairs back so a later sign-out can try again.
-    await env.DB.prepare('UPDATE oidc_session_clients SET notified_at = NULL WHERE notified_at = ? AND user_id = ?').bind(now, ended.userId).run()
+    await db
+      .update(oidcSessionClients)
+      .set({ notifiedAt: null })
+      .where(and(eq(oidcSessionClients.notifiedAt, now), eq(oidcSessionClients.userId, ended.userId)))
     throw err
   }
 }
@@ -183,9 +185,5 @@ export async function deliverBackchannelLogout(job: QueueJob, env: Env, attempt:
 
 /** Used codes stay a day past expiry (replay detection, support), then go. */
 export async function cleanupCodes(env: Env, now: number) {
-  await env.DB.prepare('DELETE FROM oidc_codes WHERE expires_at < ?').bind(now - 86400_000).run()
+  await getDb(env.DB).delete(oidcCodes).where(lt(oidcCodes.expiresAt, now - 86400_000))
 }
-
-onSessionsEnded(signOutClients)
-registerJobHandler(BACKCHANNEL_JOB, (job, env, attempt) => deliverBackchannelLogout(job, env, attempt))
-registerCronTask('oidc-cleanup-codes', cleanupCodes)

@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import { z } from '@hono/zod-openapi'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import type { Application } from '../apps/schema'
 import { findApplication, getAppSecret } from '../apps/service'
 import { ApiError } from '../lib/errors'

@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { Alert, Csrf, Hidden, Notice, brand, renderPage } from '../pages/layout'
 import { allowPageImage, csrfAccepted } from '../pages/security'
 import { SCOPE_DESCRIPTIONS, SUPPORTED_SCOPES } from './service'

@@ -2,9 +2,11 @@ import { and, eq } from 'drizzle-orm'
 import { decodeJwt } from 'jose'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
-import { appUserMappings, type Application } from '../apps/schema'
+import type { Application } from '../apps/schema'
+import { activeMapping } from '../mappings/service'
 import { findApplication } from '../apps/service'
-import { refreshTokens, sessions } from '../auth/schema'
+import { refreshTokens } from '../auth/schema'
+import { liveSession, readSession, revokeFamilyStatement, sessionState } from '../auth/sessions'
 import { users } from '../users/schema'
 import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
 import { auditStatement } from '../audit/service'
@@ -91,12 +93,7 @@ export async function deletePending(env: Env, p: PendingAuthorization) {
 
 /** The user's active mapped_key in the app, or null: no mapping means no access (docs/oidc.md). */
 export async function activeMappedKey(env: Env, clientId: string, userId: string): Promise<string | null> {
-  const row = await getDb(env.DB)
-    .select({ mappedKey: appUserMappings.mappedKey })
-    .from(appUserMappings)
-    .where(and(eq(appUserMappings.appId, clientId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
-    .get()
-  return row?.mappedKey ?? null
+  return (await activeMapping(env, clientId, userId))?.mappedKey ?? null
 }
 
 /** True when the user already granted every requested scope to this app. */
@@ -202,12 +199,9 @@ export async function redeemCode(
     // RFC 9700 §2.1.1: a verifier without a challenge is refused (PKCE downgrade).
     throw invalidGrant('code_verifier was sent but the authorization request had no code_challenge')
   }
-  const [session, user] = await Promise.all([
-    db.select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, row.sessionId)).get(),
-    db.select({ status: users.status }).from(users).where(eq(users.id, row.userId)).get(),
-  ])
-  if (!session || session.revokedAt !== null || session.expiresAt <= now) throw invalidGrant('The sign-in session of this code has ended')
-  if (!user || user.status !== 'ACTIVE') throw invalidGrant('The account is disabled')
+  const state = sessionState(await readSession(env, row.sessionId), now)
+  if (state === 'ended') throw invalidGrant('The sign-in session of this code has ended')
+  if (state === 'user_disabled') throw invalidGrant('The account is disabled')
   const mapped = await activeMappedKey(env, app.appId, row.userId)
   if (mapped === null) throw invalidGrant(`The user has no active account in ${app.appName}`)
 
@@ -256,7 +250,7 @@ export async function redeemCode(
 /** RFC 6749 §4.1.2: a replayed code revokes the refresh-token family and access token it issued. */
 async function revokeCodeGrant(env: Env, row: typeof oidcCodes.$inferSelect, ctx: { requestId: string; ip: string }) {
   const db = getDb(env.DB)
-  const revokeFamily = row.familyId ? [db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId))] : []
+  const revokeFamily = row.familyId ? [revokeFamilyStatement(db, row.familyId)] : []
   await db.batch([
     auditStatement(db, {
       action: 'oidc.code_reuse_detected',
@@ -378,12 +372,8 @@ export async function introspect(env: Env, app: Application, token: string): Pro
 }
 
 async function liveSessionAndUser(env: Env, sessionId: string, userId: string) {
-  const db = getDb(env.DB)
-  const [session, user] = await Promise.all([
-    db.select({ revokedAt: sessions.revokedAt, expiresAt: sessions.expiresAt }).from(sessions).where(eq(sessions.id, sessionId)).get(),
-    db.select({ status: users.status }).from(users).where(eq(users.id, userId)).get(),
-  ])
-  return !!session && session.revokedAt === null && session.expiresAt > Date.now() && !!user && user.status === 'ACTIVE'
+  const live = await liveSession(env, sessionId)
+  return !!live && live.user.id === userId
 }
 
 /**
@@ -408,7 +398,7 @@ export async function revokeToken(env: Env, app: Application, token: string, ctx
   const row = await db.select({ familyId: refreshTokens.familyId, clientId: refreshTokens.clientId, userId: refreshTokens.userId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()
   if (!row || row.clientId !== app.appId) return
   await db.batch([
-    db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, row.familyId)),
+    revokeFamilyStatement(db, row.familyId),
     auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'refresh_token_family', targetId: row.familyId, requestId: ctx.requestId, ip: ctx.ip, details: { user_id: row.userId } }),
   ])
   // §2.1: access tokens of the same grant go too. The one the code exchange issued is on

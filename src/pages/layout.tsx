@@ -1,7 +1,7 @@
 import type { Context } from 'hono'
 import type { Child } from 'hono/jsx'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { brandOf, type Brand } from './style'
 import { CSRF_FIELD } from './security'

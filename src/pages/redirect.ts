@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import type { Env } from '../env'
 import type { User } from '../users/schema'
 

@@ -1,6 +1,6 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { randomToken, timingSafeEqual } from '../lib/crypto'
 import { getConfig } from '../env'
 

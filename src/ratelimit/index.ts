@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
 import { ApiError } from '../lib/errors'
 import type { HitResult } from './durable-object'

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick } from '../lib/openapi'
+import { OPEN, pick } from '../lib/openapi'
+import { router } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { SignedHeaders } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'

@@ -1,5 +1,5 @@
 import type { Context, MiddlewareHandler } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import type { Application } from '../apps/schema'
 import { ApiError } from '../lib/errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { router, OPEN, pick, jsonBody } from '../lib/openapi'
+import { OPEN, pick, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError } from '../lib/errors'
 import { requireSignedApp } from '../signing/verify'

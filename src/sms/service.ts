@@ -1,7 +1,7 @@
 import { getConfig, type Env } from '../env'
 import { ApiError } from '../lib/errors'
 import { hmacSha256Hex, timingSafeEqual } from '../lib/crypto'
-import { countHit, firstUse, resetCounter } from '../lib/counters'
+import { countHit, firstUse, resetCounter } from '../ratelimit/counters'
 import { log } from '../lib/logger'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'

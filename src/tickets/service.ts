@@ -1,9 +1,11 @@
-import { and, eq, inArray } from 'drizzle-orm'
+import { eq } from 'drizzle-orm'
 import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
 import { getDb } from '../db'
-import { applications, appUserMappings, type Application } from '../apps/schema'
+import { applications, type Application } from '../apps/schema'
+import { activeMapping, mappingOfMobileQuery } from '../mappings/service'
+import { findUserById } from '../users/service'
 import { users, type User } from '../users/schema'
 import { ApiError } from '../lib/errors'
 import { base64url, fromBase64url, hex, randomBytes, sha256Hex } from '../lib/crypto'
@@ -169,11 +171,7 @@ export async function resolveExchange(env: Env, targetAppId: string, mobile: str
   const [targetRows, userRows, mappingRows] = await db.batch([
     db.select().from(applications).where(eq(applications.appId, targetAppId)).limit(1),
     db.select().from(users).where(eq(users.mobile, mobile)).limit(1),
-    db
-      .select()
-      .from(appUserMappings)
-      .where(and(eq(appUserMappings.appId, targetAppId), inArray(appUserMappings.userId, db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)))))
-      .limit(1),
+    mappingOfMobileQuery(db, targetAppId, mobile),
   ])
   const target = targetRows[0]
   if (!target) throw new ApiError(404, 'target_app_not_found', `No application with app_id ${targetAppId}`)
@@ -191,17 +189,12 @@ export async function resolveExchange(env: Env, targetAppId: string, mobile: str
 
 /** Redemption re-check: the user and their mapping in the redeeming app must still be active. */
 export async function recheckRedeemed(env: Env, t: TicketRecord): Promise<User & { mappedKey: string }> {
-  const row = await getDb(env.DB)
-    .select({ user: users, mapping: appUserMappings })
-    .from(users)
-    .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, t.targetAppId)))
-    .where(eq(users.id, t.userId))
-    .get()
-  if (!row) throw new ApiError(403, 'user_not_found', 'The user of this ticket no longer exists')
-  if (row.user.status !== 'ACTIVE') throw new ApiError(403, 'user_disabled', 'The user of this ticket has been disabled')
-  if (!row.mapping || !row.mapping.isActive) throw new ApiError(403, 'mapping_disabled', "The user's mapping in this app has been disabled")
-  if (row.mapping.mappedKey !== t.mappedKey) throw new ApiError(403, 'mapping_changed', "The user's mapping in this app changed after the ticket was issued")
-  return { ...row.user, mappedKey: row.mapping.mappedKey }
+  const [user, mapping] = await Promise.all([findUserById(env, t.userId), activeMapping(env, t.targetAppId, t.userId)])
+  if (!user) throw new ApiError(403, 'user_not_found', 'The user of this ticket no longer exists')
+  if (user.status !== 'ACTIVE') throw new ApiError(403, 'user_disabled', 'The user of this ticket has been disabled')
+  if (!mapping) throw new ApiError(403, 'mapping_disabled', "The user's mapping in this app has been disabled")
+  if (mapping.mappedKey !== t.mappedKey) throw new ApiError(403, 'mapping_changed', "The user's mapping in this app changed after the ticket was issued")
+  return { ...user, mappedKey: mapping.mappedKey }
 }
 
 export const REDEEM_ERRORS: Record<Exclude<RedeemResult, { ok: true }>['reason'], { status: 400 | 403 | 409 | 410; message: string }> = {

@@ -1,11 +1,9 @@
 import type { Context } from 'hono'
-import { and, eq } from 'drizzle-orm'
-import type { AppEnv } from '../lib/context'
+import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
-import { getDb } from '../db'
-import { appUserMappings } from '../apps/schema'
+import { activeMapping } from '../mappings/service'
 import { findApplication } from '../apps/service'
-import { readBrowserSession } from '../sessions/browser'
+import { readBrowserSession } from '../auth/browser-session'
 import type { User } from '../users/schema'
 import { auditSoon, issueTicket, withTicket } from './service'
 
@@ -33,12 +31,8 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
   if (!current) return null
   if (current.user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
 
-  const mapping = await getDb(c.env.DB)
-    .select({ mappedKey: appUserMappings.mappedKey, isActive: appUserMappings.isActive })
-    .from(appUserMappings)
-    .where(and(eq(appUserMappings.appId, app.appId), eq(appUserMappings.userId, current.user.id)))
-    .get()
-  if (!mapping || !mapping.isActive) throw new ApiError(403, 'user_not_mapped', `Your account has no access to ${app.appName}`)
+  const mapping = await activeMapping(c.env, app.appId, current.user.id)
+  if (!mapping) throw new ApiError(403, 'user_not_mapped', `Your account has no access to ${app.appName}`)
 
   const issued = await issueTicket(c.env, { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey })
   auditSoon(c, {

@@ -1,26 +1,14 @@
-import { and, count, desc, eq, or, sql } from 'drizzle-orm'
-import { getDb } from '../db'
+import { and, count, desc, eq, or } from 'drizzle-orm'
+import { containsText } from '../lib/sql'
+import { getDb, type DB } from '../db'
 import { users, type User } from './schema'
 import { getConfig, type Env } from '../env'
 import { hashPassword, paramsForProfile } from '../lib/password'
 import { normalizeMobile } from '../lib/mobile'
+import { publicUser } from './view'
 
 export function passwordParams(env: Env) {
   return paramsForProfile(getConfig(env).passwordHashProfile)
-}
-
-/** The public shape of a user; never includes the password hash. */
-export function publicUser(u: User) {
-  return {
-    id: u.id,
-    mobile: u.mobile,
-    name: u.name,
-    email: u.email,
-    status: u.status,
-    role: u.role,
-    created_at: new Date(u.createdAt).toISOString(),
-    updated_at: new Date(u.updatedAt).toISOString(),
-  }
 }
 
 export async function findUserByMobile(env: Env, mobile: string): Promise<User | undefined> {
@@ -31,6 +19,21 @@ export async function findUserByMobile(env: Env, mobile: string): Promise<User |
 
 export async function findUserById(env: Env, id: string): Promise<User | undefined> {
   return getDb(env.DB).select().from(users).where(eq(users.id, id)).get()
+}
+
+export function insertUserStatement(db: DB, row: User) {
+  return db.insert(users).values(row)
+}
+
+/** Changes profile fields or status of a user (for a db.batch with its audit row and revocations). */
+export function updateUserStatement(db: DB, id: string, set: Partial<Pick<User, 'name' | 'email' | 'status' | 'passwordHash' | 'mobile'>>, now: number) {
+  return db.update(users).set({ ...set, updatedAt: now }).where(eq(users.id, id))
+}
+
+/** A unique-constraint failure on users.mobile, as raised by D1 through drizzle. */
+export function isMobileTaken(e: unknown): boolean {
+  const msg = [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
+  return /UNIQUE constraint failed: users\.mobile/.test(msg)
 }
 
 export async function newUserRow(
@@ -55,9 +58,7 @@ export async function listUsers(env: Env, q: { page: number; pageSize: number; s
   const db = getDb(env.DB)
   const conds = []
   if (q.search) {
-    // `%` and `_` in the search are literal: escaped, and SQLite needs the ESCAPE clause for that
-    const term = `%${q.search.replace(/[%_\\]/g, (m) => '\\' + m)}%`
-    conds.push(or(sql`${users.mobile} LIKE ${term} ESCAPE '\\'`, sql`${users.name} LIKE ${term} ESCAPE '\\'`))
+    conds.push(or(containsText(users.mobile, q.search), containsText(users.name, q.search)))
   }
   if (q.status) conds.push(eq(users.status, q.status))
   const where = conds.length ? and(...conds) : undefined

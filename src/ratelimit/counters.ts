@@ -1,5 +1,5 @@
 import type { Env } from '../env'
-import type { HitResult } from '../ratelimit/durable-object'
+import type { HitResult } from './durable-object'
 
 /**
  * Exact counters on the RateLimiter Durable Object (one object per name, worldwide), for

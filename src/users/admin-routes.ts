@@ -1,20 +1,15 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { eq } from 'drizzle-orm'
-import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
 import { MobileField } from '../lib/mobile'
-import { requireAdmin } from '../lib/middleware'
-import { getDb } from '../db'
-import { users } from '../users/schema'
-import { findUserById, listUsers, newUserRow, publicUser, passwordParams } from '../users/service'
-import { UserProfile } from '../auth/routes'
-import { auditFrom, auditStatement } from '../audit/service'
-import { revokeSessionsStatements } from '../auth/tokens'
-import { conflict, notFound } from '../lib/errors'
-import { hashPassword } from '../lib/password'
-import { runSessionEndHooks } from '../sessions/hooks'
+import { notFound } from '../lib/errors'
+import { auditActor } from '../audit/service'
+import { findUserById, listUsers } from './service'
+import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
+import { UserProfile, publicUser } from './view'
 
+/** Admin: accounts. Mounted at /api/v1/admin/users. */
 export const adminUserRoutes = router()
-adminUserRoutes.use('/api/v1/admin/*', requireAdmin)
 
 const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
 const Password = z.string().min(8).max(256).openapi({ example: 'a long passphrase' })
@@ -23,7 +18,7 @@ const UserId = z.object({ id: z.string().min(1).max(64).openapi({ param: { name:
 adminUserRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/admin/users',
+    path: '/',
     tags: ['Admin: users'],
     summary: 'Create a user',
     description: 'Creates an account. The mobile number is normalised to E.164 and must be unique.',
@@ -42,15 +37,7 @@ adminUserRoutes.openapi(
     responses: { 201: userResponse('Created'), ...pick(400, 401, 403, 409) },
   }),
   async (c) => {
-    const body = c.req.valid('json')
-    const db = getDb(c.env.DB)
-    const row = await newUserRow(c.env, body)
-    try {
-      await db.batch([db.insert(users).values(row), auditStatement(db, auditFrom(c, { action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } }))])
-    } catch (e) {
-      if (String((e as Error).message).includes('UNIQUE')) throw conflict('A user with this mobile number already exists', 'mobile_taken')
-      throw e
-    }
+    const row = await createUserAsAdmin(c.env, c.req.valid('json'), auditActor(c))
     return c.json(publicUser(row), 201)
   },
 )
@@ -58,7 +45,7 @@ adminUserRoutes.openapi(
 adminUserRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/admin/users',
+    path: '/',
     tags: ['Admin: users'],
     summary: 'List users',
     description: 'Newest first, paginated. `q` matches part of the mobile number or the name.',
@@ -88,7 +75,7 @@ adminUserRoutes.openapi(
 adminUserRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/admin/users/{id}',
+    path: '/{id}',
     tags: ['Admin: users'],
     summary: 'Get a user',
     description: 'One user by id.',
@@ -106,7 +93,7 @@ adminUserRoutes.openapi(
 adminUserRoutes.openapi(
   createRoute({
     method: 'patch',
-    path: '/api/v1/admin/users/{id}',
+    path: '/{id}',
     tags: ['Admin: users'],
     summary: 'Update a user',
     description: 'Changes name, email or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once.',
@@ -126,20 +113,7 @@ adminUserRoutes.openapi(
     responses: { 200: userResponse('Updated'), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
-    const { id } = c.req.valid('param')
-    const patch = c.req.valid('json')
-    const db = getDb(c.env.DB)
-    const user = await findUserById(c.env, id)
-    if (!user) throw notFound('User not found')
-    const now = Date.now()
-    const updated = { ...user, ...patch, updatedAt: now }
-    const disabling = patch.status === 'DISABLED' && user.status !== 'DISABLED'
-    await db.batch([
-      db.update(users).set({ ...patch, updatedAt: now }).where(eq(users.id, id)),
-      ...(disabling ? revokeSessionsStatements(db, { userId: id }, now) : []),
-      auditStatement(db, auditFrom(c, { action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch })),
-    ])
-    if (disabling) await runSessionEndHooks(c.env, { userId: id, reason: 'account_disabled' })
+    const updated = await updateUserAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json'), auditActor(c))
     return c.json(publicUser(updated), 200)
   },
 )
@@ -147,7 +121,7 @@ adminUserRoutes.openapi(
 adminUserRoutes.openapi(
   createRoute({
     method: 'put',
-    path: '/api/v1/admin/users/{id}/password',
+    path: '/{id}/password',
     tags: ['Admin: users'],
     summary: "Set a user's password",
     description: 'Replaces the password and ends every session of the user.',
@@ -156,19 +130,7 @@ adminUserRoutes.openapi(
     responses: { 200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } }, ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
-    const { id } = c.req.valid('param')
-    const { password } = c.req.valid('json')
-    const db = getDb(c.env.DB)
-    const user = await findUserById(c.env, id)
-    if (!user) throw notFound('User not found')
-    const now = Date.now()
-    const passwordHash = await hashPassword(password, passwordParams(c.env))
-    await db.batch([
-      db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, id)),
-      ...revokeSessionsStatements(db, { userId: id }, now),
-      auditStatement(db, auditFrom(c, { action: 'admin.user.set_password', targetType: 'user', targetId: id })),
-    ])
-    await runSessionEndHooks(c.env, { userId: id, reason: 'password_set' })
+    await setPasswordAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json').password, auditActor(c))
     return c.json({ ok: true as const }, 200)
   },
 )

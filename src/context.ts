@@ -1,5 +1,7 @@
-import type { Env } from '../env'
-import type { Application } from '../apps/schema'
+import { OpenAPIHono } from '@hono/zod-openapi'
+import type { Env } from './env'
+import type { Application } from './apps/schema'
+import { validationHook } from './lib/errors'
 
 /** What a request knows about its caller once auth middleware has run. */
 export interface AuthContext {
@@ -22,3 +24,8 @@ export type AppVariables = {
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables }
+
+/** Every feature router is made here so they share the context type and the validation hook. */
+export function router() {
+  return new OpenAPIHono<AppEnv>({ defaultHook: validationHook as never })
+}

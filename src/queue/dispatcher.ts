@@ -4,18 +4,13 @@ import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 
 /**
- * Queue messages are `{ kind, ... }`. Features register a handler per kind (webhook
- * delivery, back-channel logout). A handler throws to ask for a retry: the Queue retries
- * with backoff and after max_retries moves the message to the dead-letter queue.
+ * Queue messages are `{ kind, ... }`; each kind has one handler, listed in src/wiring.ts
+ * (webhook delivery, back-channel logout). A handler throws to ask for a retry: the Queue
+ * retries with backoff and after max_retries moves the message to the dead-letter queue.
  */
 export type QueueJob = { kind: string; [k: string]: unknown }
 export type JobHandler = (job: QueueJob, env: Env, attempt: number) => Promise<void>
-
-const handlers = new Map<string, JobHandler>()
-
-export function registerJobHandler(kind: string, handler: JobHandler) {
-  handlers.set(kind, handler)
-}
+export type JobHandlers = Readonly<Record<string, JobHandler>>
 
 export const DLQ_NAME = 'uap-edge-webhooks-dlq'
 
@@ -24,11 +19,11 @@ export function retryDelaySeconds(attempt: number): number {
   return Math.min(900, 10 * 2 ** Math.max(0, attempt - 1))
 }
 
-export async function handleWebhookBatch(batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext) {
+export async function dispatchQueueBatch(handlers: JobHandlers, batch: MessageBatch<unknown>, env: Env) {
   if (batch.queue === DLQ_NAME) return recordDeadLetters(batch, env)
   for (const msg of batch.messages) {
     const job = msg.body as QueueJob
-    const handler = job && typeof job.kind === 'string' ? handlers.get(job.kind) : undefined
+    const handler = job && typeof job.kind === 'string' && Object.hasOwn(handlers, job.kind) ? handlers[job.kind] : undefined
     if (!handler) {
       // Nothing can ever handle it: retrying would only delay the dead-letter record.
       log.error('queue.unknown_job', { queue: batch.queue, id: msg.id, kind: (job as QueueJob)?.kind ?? null })

@@ -5,14 +5,15 @@ import { log } from '../lib/logger'
  * Hooks run after sessions end (logout, logout-all, password change, account disabled),
  * so features such as OIDC back-channel logout can react. `sessionIds` absent means
  * "every session of the user". A failing hook is logged, never undoes the logout.
+ * The hooks are listed in src/wiring.ts and installed by src/index.ts.
  */
 export type SessionsEnded = { userId: string; sessionIds?: string[]; reason: string }
-type SessionEndHook = (env: Env, ended: SessionsEnded) => Promise<void>
+export type SessionEndHook = (env: Env, ended: SessionsEnded) => Promise<void>
 
-const hooks: SessionEndHook[] = []
+let hooks: readonly SessionEndHook[] = []
 
-export function onSessionsEnded(hook: SessionEndHook) {
-  hooks.push(hook)
+export function installSessionEndHooks(list: readonly SessionEndHook[]) {
+  hooks = list
 }
 
 export async function runSessionEndHooks(env: Env, ended: SessionsEnded) {

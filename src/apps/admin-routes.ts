@@ -1,23 +1,22 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { eq } from 'drizzle-orm'
-import type { Context } from 'hono'
-import type { AppEnv } from '../lib/context'
-import { router, pick, bearerSecurity, jsonBody } from '../lib/openapi'
-import { requireAdmin } from '../lib/middleware'
-import { getDb } from '../db'
-import { applications, type Application } from './schema'
-import { encryptAppSecret, findApplication, listApplications, newAppAccessToken, newAppSecret, newApplicationRow, publicApp, reencryptAppSecrets } from './service'
-import { auditFrom, auditStatement } from '../audit/service'
-import { badRequest, notFound } from '../lib/errors'
+import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { router } from '../context'
+import { listApplications, publicApp } from './service'
+import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
-import { sha256Hex } from '../lib/crypto'
-import { deleteAllMappingsOfAppStatements } from '../mappings/service'
-import { registerCronTask } from '../cron/scheduled'
+import {
+  createApplicationAsAdmin,
+  deleteApplicationAsAdmin,
+  disableApplicationAsAdmin,
+  loadApplication,
+  rotateAppAccessTokenAsAdmin,
+  rotateAppSecretAsAdmin,
+  updateApplicationAsAdmin,
+  type ApplicationPatch,
+} from './admin'
 
-/** Admin: applications of the family (docs/apps.md). */
+/** Admin: applications of the family (docs/apps.md). Mounted at /api/v1/admin/apps. */
 export const adminAppRoutes = router()
-adminAppRoutes.use('/api/v1/admin/apps', requireAdmin)
-adminAppRoutes.use('/api/v1/admin/apps/*', requireAdmin)
 
 const TAG = 'Admin: applications'
 const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })
@@ -88,17 +87,6 @@ const UpdateApp = Settings.partial()
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change')
   .openapi('UpdateApplication')
 
-/** An OIDC client without a redirect URI could never complete the authorization code flow. */
-function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris'>) {
-  if (a.protocolType === 'OIDC' && a.redirectUris.length === 0) throw badRequest('redirect_uris: an OIDC application needs at least one redirect URI')
-}
-
-async function loadApp(appId: string, env: Parameters<typeof findApplication>[0]) {
-  const app = await findApplication(env, appId)
-  if (!app) throw notFound('Application not found')
-  return app
-}
-
 const Credentials = z
   .object({
     app: AppView,
@@ -111,7 +99,7 @@ const Credentials = z
 adminAppRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/admin/apps',
+    path: '/',
     tags: [TAG],
     summary: 'Register an application',
     description:
@@ -122,26 +110,7 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const b = c.req.valid('json')
-    const { row, credentials } = await newApplicationRow(c.env, {
-      appName: b.app_name,
-      protocolType: b.protocol_type,
-      iconUrl: b.icon_url,
-      redirectUris: b.redirect_uris,
-      postLogoutRedirectUris: b.post_logout_redirect_uris,
-      grantTypes: b.grant_types,
-      responseTypes: b.response_types,
-      tokenEndpointAuthMethod: b.token_endpoint_auth_method,
-      idTokenClaim: b.id_token_claim,
-      notificationUrl: b.notification_url,
-      backchannelLogoutUri: b.backchannel_logout_uri,
-      firstParty: b.first_party,
-    })
-    checkConsistency(row)
-    const db = getDb(c.env.DB)
-    await db.batch([
-      db.insert(applications).values(row),
-      auditStatement(db, auditFrom(c, { action: 'admin.app.create', targetType: 'application', targetId: row.appId, details: { app_name: row.appName, protocol_type: row.protocolType } })),
-    ])
+    const { row, credentials } = await createApplicationAsAdmin(c.env, { ...toPatch(b), appName: b.app_name, protocolType: b.protocol_type }, auditActor(c))
     c.header('Cache-Control', 'no-store')
     return c.json({ app: publicApp(row), app_id: row.appId, ...credentials }, 201)
   },
@@ -150,7 +119,7 @@ adminAppRoutes.openapi(
 adminAppRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/admin/apps',
+    path: '/',
     tags: [TAG],
     summary: 'List applications',
     description: 'Newest first, paginated. `q` matches part of the name or of the app_id.',
@@ -175,7 +144,7 @@ adminAppRoutes.openapi(
 adminAppRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/admin/apps/{app_id}',
+    path: '/{app_id}',
     tags: [TAG],
     summary: 'Get an application',
     description: 'Every setting of one application. Never returns the secret or the access token.',
@@ -183,13 +152,13 @@ adminAppRoutes.openapi(
     request: { params: AppIdParam },
     responses: { 200: ok('The application', AppView), ...pick(401, 403, 404) },
   }),
-  async (c) => c.json(publicApp(await loadApp(c.req.valid('param').app_id, c.env)), 200),
+  async (c) => c.json(publicApp(await loadApplication(c.env, c.req.valid('param').app_id)), 200),
 )
 
 adminAppRoutes.openapi(
   createRoute({
     method: 'patch',
-    path: '/api/v1/admin/apps/{app_id}',
+    path: '/{app_id}',
     tags: [TAG],
     summary: 'Update an application',
     description:
@@ -199,31 +168,8 @@ adminAppRoutes.openapi(
     responses: { 200: ok('Updated', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
-    const { app_id } = c.req.valid('param')
     const b = c.req.valid('json')
-    const app = await loadApp(app_id, c.env)
-    const patch: Partial<Application> = {}
-    if (b.app_name !== undefined) patch.appName = b.app_name
-    if (b.icon_url !== undefined) patch.iconUrl = b.icon_url
-    if (b.protocol_type !== undefined) patch.protocolType = b.protocol_type
-    if (b.redirect_uris !== undefined) patch.redirectUris = b.redirect_uris
-    if (b.post_logout_redirect_uris !== undefined) patch.postLogoutRedirectUris = b.post_logout_redirect_uris
-    if (b.grant_types !== undefined) patch.grantTypes = b.grant_types
-    if (b.response_types !== undefined) patch.responseTypes = b.response_types
-    if (b.token_endpoint_auth_method !== undefined) patch.tokenEndpointAuthMethod = b.token_endpoint_auth_method
-    if (b.id_token_claim !== undefined) patch.idTokenClaim = b.id_token_claim
-    if (b.notification_url !== undefined) patch.notificationUrl = b.notification_url
-    if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
-    if (b.first_party !== undefined) patch.firstParty = b.first_party
-    if (b.status !== undefined) patch.status = b.status
-    const updated: Application = { ...app, ...patch, updatedAt: Date.now() }
-    checkConsistency(updated)
-    const action = b.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : b.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'
-    const db = getDb(c.env.DB)
-    await db.batch([
-      db.update(applications).set({ ...patch, updatedAt: updated.updatedAt }).where(eq(applications.appId, app_id)),
-      auditStatement(db, auditFrom(c, { action, targetType: 'application', targetId: app_id, details: b })),
-    ])
+    const updated = await updateApplicationAsAdmin(c.env, c.req.valid('param').app_id, toPatch(b), auditActor(c), b)
     return c.json(publicApp(updated), 200)
   },
 )
@@ -231,7 +177,7 @@ adminAppRoutes.openapi(
 adminAppRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/admin/apps/{app_id}/secret/rotate',
+    path: '/{app_id}/secret/rotate',
     tags: [TAG],
     summary: 'Rotate the app secret',
     description:
@@ -242,9 +188,8 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
-    await loadApp(app_id, c.env)
-    const secret = newAppSecret()
-    await replaceCredential(c, app_id, { appSecretEnc: await encryptAppSecret(c.env, app_id, secret) }, 'admin.app.rotate_secret')
+    const secret = await rotateAppSecretAsAdmin(c.env, app_id, auditActor(c))
+    c.header('Cache-Control', 'no-store')
     return c.json({ app_id, app_secret: secret }, 200)
   },
 )
@@ -252,7 +197,7 @@ adminAppRoutes.openapi(
 adminAppRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/admin/apps/{app_id}/access-token/rotate',
+    path: '/{app_id}/access-token/rotate',
     tags: [TAG],
     summary: 'Rotate the app access token',
     description: 'Issues a new X-App-Access-Token and returns it once; the old token is refused (401 app_token_invalid) from this response on.',
@@ -262,9 +207,8 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
-    await loadApp(app_id, c.env)
-    const token = newAppAccessToken()
-    await replaceCredential(c, app_id, { accessTokenHash: await sha256Hex(token) }, 'admin.app.rotate_access_token')
+    const token = await rotateAppAccessTokenAsAdmin(c.env, app_id, auditActor(c))
+    c.header('Cache-Control', 'no-store')
     return c.json({ app_id, access_token: token }, 200)
   },
 )
@@ -272,7 +216,7 @@ adminAppRoutes.openapi(
 adminAppRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/admin/apps/{app_id}/disable',
+    path: '/{app_id}/disable',
     tags: [TAG],
     summary: 'Disable an application',
     description: 'Same as PATCH with `status: DISABLED`: signed requests and access-token calls of the app are refused (403 app_disabled). Mappings are kept. Re-enable with PATCH `status: ACTIVE`.',
@@ -281,22 +225,14 @@ adminAppRoutes.openapi(
     responses: { 200: ok('Disabled', AppView), ...pick(401, 403, 404) },
   }),
   async (c) => {
-    const { app_id } = c.req.valid('param')
-    const app = await loadApp(app_id, c.env)
-    const updated: Application = { ...app, status: 'DISABLED', updatedAt: Date.now() }
-    const db = getDb(c.env.DB)
-    await db.batch([
-      db.update(applications).set({ status: 'DISABLED', updatedAt: updated.updatedAt }).where(eq(applications.appId, app_id)),
-      auditStatement(db, auditFrom(c, { action: 'admin.app.disable', targetType: 'application', targetId: app_id })),
-    ])
-    return c.json(publicApp(updated), 200)
+    return c.json(publicApp(await disableApplicationAsAdmin(c.env, c.req.valid('param').app_id, auditActor(c))), 200)
   },
 )
 
 adminAppRoutes.openapi(
   createRoute({
     method: 'delete',
-    path: '/api/v1/admin/apps/{app_id}',
+    path: '/{app_id}',
     tags: [TAG],
     summary: 'Delete an application',
     description:
@@ -307,28 +243,26 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
-    const app = await loadApp(app_id, c.env)
-    const db = getDb(c.env.DB)
-    const now = Date.now()
-    const [, deletedMappings] = await db.batch([
-      ...(deleteAllMappingsOfAppStatements(db, app_id, now) as [ReturnType<typeof deleteAllMappingsOfAppStatements>[0], ReturnType<typeof deleteAllMappingsOfAppStatements>[1]]),
-      db.delete(applications).where(eq(applications.appId, app_id)),
-      auditStatement(db, auditFrom(c, { action: 'admin.app.delete', targetType: 'application', targetId: app_id, details: { app_name: app.appName, protocol_type: app.protocolType } })),
-    ])
-    const n = (deletedMappings as { meta?: { changes?: number } }).meta?.changes ?? 0
+    const { mappingsDeleted: n } = await deleteApplicationAsAdmin(c.env, app_id, auditActor(c))
     return c.json({ deleted: true as const, app_id, mappings_deleted: n }, 200)
   },
 )
 
-// after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
-registerCronTask('reencrypt-app-secrets', (env, now) => reencryptAppSecrets(env, now).then(() => undefined))
-
-/** Swaps one stored credential (secret envelope or token hash) with its audit row; the new value is shown once, never cached. */
-async function replaceCredential(c: Context<AppEnv>, appId: string, set: Partial<Pick<Application, 'appSecretEnc' | 'accessTokenHash'>>, action: string) {
-  const db = getDb(c.env.DB)
-  await db.batch([
-    db.update(applications).set({ ...set, updatedAt: Date.now() }).where(eq(applications.appId, appId)),
-    auditStatement(db, auditFrom(c, { action, targetType: 'application', targetId: appId })),
-  ])
-  c.header('Cache-Control', 'no-store')
+/** API field names → the application's settings (only the fields given). */
+function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'DISABLED' }): ApplicationPatch {
+  const patch: ApplicationPatch = {}
+  if (b.app_name !== undefined) patch.appName = b.app_name
+  if (b.icon_url !== undefined) patch.iconUrl = b.icon_url
+  if (b.protocol_type !== undefined) patch.protocolType = b.protocol_type
+  if (b.redirect_uris !== undefined) patch.redirectUris = b.redirect_uris
+  if (b.post_logout_redirect_uris !== undefined) patch.postLogoutRedirectUris = b.post_logout_redirect_uris
+  if (b.grant_types !== undefined) patch.grantTypes = b.grant_types
+  if (b.response_types !== undefined) patch.responseTypes = b.response_types
+  if (b.token_endpoint_auth_method !== undefined) patch.tokenEndpointAuthMethod = b.token_endpoint_auth_method
+  if (b.id_token_claim !== undefined) patch.idTokenClaim = b.id_token_claim
+  if (b.notification_url !== undefined) patch.notificationUrl = b.notification_url
+  if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
+  if (b.first_party !== undefined) patch.firstParty = b.first_party
+  if (b.status !== undefined) patch.status = b.status
+  return patch
 }

@@ -1,0 +1,93 @@
+import { and, eq, inArray, isNotNull, isNull, ne } from 'drizzle-orm'
+import { getDb, type DB } from '../db'
+import { getConfig, type Env } from '../env'
+import { users, type User } from '../users/schema'
+import { randomToken, sha256Hex } from '../lib/crypto'
+import { refreshTokens, sessions } from './schema'
+
+/*
+ * The store of sign-ins: session rows and the refresh tokens issued under them (both
+ * tables are owned here). Other features end sessions or revoke tokens through the
+ * statement builders below, inside their own db.batch, so a password change, its
+ * revocations and its audit row land together.
+ */
+
+export type Session = typeof sessions.$inferSelect
+export type SessionWithUser = { session: Session; user: User }
+
+export interface SessionContext {
+  ip: string
+  userAgent?: string | null
+}
+
+/** A session row plus, for browsers, the cookie value (only its hash is stored). */
+export async function sessionRow(env: Env, userId: string, ctx: SessionContext, opts: { appId?: string | null; withCookie?: boolean; now: number }) {
+  const { refreshTokenTtl } = getConfig(env)
+  const cookieValue = opts.withCookie ? randomToken(32) : undefined
+  const row: Session = {
+    id: crypto.randomUUID(),
+    userId,
+    cookieHash: cookieValue ? await sha256Hex(cookieValue) : null,
+    appId: opts.appId ?? null,
+    authTime: opts.now,
+    createdAt: opts.now,
+    expiresAt: opts.now + refreshTokenTtl * 1000,
+    revokedAt: null,
+    ip: ctx.ip,
+    userAgent: ctx.userAgent ?? null,
+  }
+  return { row, cookie: cookieValue }
+}
+
+export function insertSessionStatement(db: DB, row: Session) {
+  return db.insert(sessions).values(row)
+}
+
+export type SessionState = 'live' | 'ended' | 'user_disabled'
+
+/** The one rule for "may this session still act": not ended, not expired, and its user active. */
+export function sessionState(row: SessionWithUser | undefined | null, now = Date.now()): SessionState {
+  if (!row || row.session.revokedAt !== null || row.session.expiresAt <= now) return 'ended'
+  if (row.user.status !== 'ACTIVE') return 'user_disabled'
+  return 'live'
+}
+
+const withUser = (db: DB) => db.select({ session: sessions, user: users }).from(sessions).innerJoin(users, eq(users.id, sessions.userId))
+
+/** The session and its user in one read (null when there is no such session). */
+export async function readSession(env: Env, sessionId: string): Promise<SessionWithUser | null> {
+  return (await withUser(getDb(env.DB)).where(eq(sessions.id, sessionId)).get()) ?? null
+}
+
+/** The session and its user when the session is live (see sessionState), else null. */
+export async function liveSession(env: Env, sessionId: string): Promise<SessionWithUser | null> {
+  const row = await readSession(env, sessionId)
+  return sessionState(row) === 'live' ? row : null
+}
+
+/** Same, looked up by the browser cookie's value. */
+export async function liveSessionByCookie(env: Env, cookieValue: string): Promise<SessionWithUser | null> {
+  const row = (await withUser(getDb(env.DB)).where(eq(sessions.cookieHash, await sha256Hex(cookieValue))).get()) ?? null
+  return sessionState(row) === 'live' ? row : null
+}
+
+export type SessionSelector = { sessionIds: string[] } | { userId: string }
+
+/** Revokes refresh tokens: of some sessions or of a user; `clientTokensOnly` keeps first-party ones. */
+export function revokeRefreshTokensStatement(db: DB, where: SessionSelector, opts: { clientTokensOnly?: boolean } = {}) {
+  const scope = 'sessionIds' in where ? inArray(refreshTokens.sessionId, where.sessionIds) : eq(refreshTokens.userId, where.userId)
+  const conds = [scope, ne(refreshTokens.status, 'REVOKED')]
+  if (opts.clientTokensOnly) conds.push(isNotNull(refreshTokens.clientId))
+  return db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(and(...conds))
+}
+
+/** Revokes every token of one refresh-token family (reuse detected, code replayed, RFC 7009 revocation). */
+export function revokeFamilyStatement(db: DB, familyId: string) {
+  return db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, familyId))
+}
+
+/** Ends sessions and revokes every refresh token issued under them (for a db.batch). */
+export function endSessionsStatements(db: DB, where: SessionSelector, now: number) {
+  const scope = 'sessionIds' in where ? inArray(sessions.id, where.sessionIds) : eq(sessions.userId, where.userId)
+  return [db.update(sessions).set({ revokedAt: now }).where(and(scope, isNull(sessions.revokedAt))), revokeRefreshTokensStatement(db, where)] as const
+}

@@ -1,0 +1,61 @@
+import type { Env } from '../env'
+import { getDb } from '../db'
+import { auditStatement, type AuditActor } from '../audit/service'
+import { endSessionsStatements } from '../auth/sessions'
+import { runSessionEndHooks } from '../auth/session-hooks'
+import { conflict, notFound } from '../lib/errors'
+import { hashPassword } from '../lib/password'
+import type { User } from './schema'
+import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
+
+/*
+ * What an admin does to accounts. Each change is one db.batch with its audit row; a
+ * change that ends the user's sessions (disable, new password) revokes them in the same
+ * batch and then runs the session-end hooks (back-channel logout).
+ */
+
+export async function createUserAsAdmin(env: Env, input: { mobile: string; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
+  const db = getDb(env.DB)
+  const row = await newUserRow(env, input)
+  try {
+    await db.batch([insertUserStatement(db, row), auditStatement(db, { ...actor, action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } })])
+  } catch (e) {
+    if (isMobileTaken(e)) throw conflict('A user with this mobile number already exists', 'mobile_taken')
+    throw e
+  }
+  return row
+}
+
+async function loadUser(env: Env, id: string): Promise<User> {
+  const user = await findUserById(env, id)
+  if (!user) throw notFound('User not found')
+  return user
+}
+
+export async function updateUserAsAdmin(env: Env, id: string, patch: { name?: string | null; email?: string | null; status?: 'ACTIVE' | 'DISABLED' }, actor: AuditActor): Promise<User> {
+  const db = getDb(env.DB)
+  const user = await loadUser(env, id)
+  const now = Date.now()
+  const disabling = patch.status === 'DISABLED' && user.status !== 'DISABLED'
+  await db.batch([
+    updateUserStatement(db, id, patch, now),
+    ...(disabling ? endSessionsStatements(db, { userId: id }, now) : []),
+    auditStatement(db, { ...actor, action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch }),
+  ])
+  if (disabling) await runSessionEndHooks(env, { userId: id, reason: 'account_disabled' })
+  return { ...user, ...patch, updatedAt: now }
+}
+
+export async function setPasswordAsAdmin(env: Env, id: string, password: string, actor: AuditActor): Promise<void> {
+  const db = getDb(env.DB)
+  await loadUser(env, id)
+  const now = Date.now()
+  const passwordHash = await hashPassword(password, passwordParams(env))
+  await db.batch([
+    updateUserStatement(db, id, { passwordHash }, now),
+    ...endSessionsStatements(db, { userId: id }, now),
+    auditStatement(db, { ...actor, action: 'admin.user.set_password', targetType: 'user', targetId: id }),
+  ])
+  await runSessionEndHooks(env, { userId: id, reason: 'password_set' })
+}
+

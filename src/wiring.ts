@@ -1,0 +1,32 @@
+/**
+ * Everything that runs outside a request handler, in one list each: the cron trigger's
+ * tasks, the queue's job handlers and the hooks run when sessions end. src/index.ts hands
+ * these to the Worker's `scheduled` and `queue` handlers and installs the hooks; nothing
+ * registers itself by being imported.
+ */
+import type { CronTask } from './cron/scheduled'
+import type { JobHandlers } from './queue/dispatcher'
+import type { SessionEndHook } from './auth/session-hooks'
+import { ensureBootstrapAdmin } from './users/service'
+import { rotateKeys } from './keys/service'
+import { cleanupExpiredSessions } from './auth/cleanup'
+import { reencryptAppSecrets } from './apps/service'
+import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
+
+/** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
+export const cronTasks: readonly CronTask[] = [
+  { name: 'bootstrap-admin', run: (env) => ensureBootstrapAdmin(env) },
+  { name: 'rotate-keys', run: (env, now) => rotateKeys(env, { now }) },
+  { name: 'cleanup-sessions', run: cleanupExpiredSessions },
+  { name: 'oidc-cleanup-codes', run: cleanupCodes },
+  // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
+  { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
+]
+
+/** Queue `uap-edge-webhooks` job kinds → handler. */
+export const queueJobs: JobHandlers = {
+  [BACKCHANNEL_JOB]: deliverBackchannelLogout,
+}
+
+/** Run after any session ends (src/auth/session-hooks.ts). */
+export const sessionEndHooks: readonly SessionEndHook[] = [signOutClients]
