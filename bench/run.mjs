@@ -439,7 +439,7 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
   scope has openid; UAP Edge issues a new JWT access token (one ES256 signature) and no ID
   token. Reusing a rotated token revokes the grant at once there; UAP Edge returns the same
   successor for 10 s (a retried refresh) before treating reuse as theft.
-- **Storage**: an LRU in the process's memory (1,000 entries) against D1 / KV / Durable
+- **Storage**: an LRU in the process's memory (quick-lru, maxSize 1,000) against D1 / KV / Durable
   Objects on SQLite files. Accounts are in-memory claims there; UAP Edge reads the user and
   the user's mapping in the app from D1.
 - **Client authentication**: both compare the client secret; UAP Edge reads the client from

@@ -15,7 +15,8 @@ export const ROUND_TRIP_BUDGETS: Record<string, { stages: number; note: string }
   userinfo: { stages: 1, note: '' },
   introspection: { stages: 1, note: '' },
   'signed ping': { stages: 1, note: 'nonce, rate limits and the secret version from one Durable Object call (or an equally exact design)' },
-  'ticket exchange': { stages: 2, note: 'no new object per ticket' },
+  // and no new Durable Object per ticket (RouteCount.newObjects = 0)
+  'ticket exchange': { stages: 2, note: '' },
   'ticket verify': { stages: 2, note: '' },
 }
 
