@@ -376,6 +376,11 @@ Node process, storage included (in memory).
 - Ports: the Worker and the peer listen on ports from \`BENCH_PORTS\` (default 8791-8799,
   8821-8829); the Worker's own workerd and Miniflare's loopback take ephemeral ports.
 
+The machine may be shared (see the load line below). Under load, the CPU one request costs
+grows too (cache and scheduler contention): on this 2-core machine the same route's Worker
+CPU per request has varied up to about 2× between runs at load averages of 4–8. Compare
+numbers from one run, where both sides met the same load, and rerun when the load was high.
+
 These are **local** numbers: one workerd process, one isolate, SQLite files for D1 and every
 Durable Object, load generator on the same CPUs. They compare routes with each other and
 catch regressions; they do not predict production latency on Cloudflare's network, where D1

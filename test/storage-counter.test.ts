@@ -189,7 +189,7 @@ describe("today's round trips on the routes issue 14 budgets (listed, not enforc
     }
     // picked up by bench/run.mjs through vitest's JSON reporter (docs/benchmarks.md)
     task.meta.roundTrips = rows.map((r) => ({ ...r, budget: ROUND_TRIP_BUDGETS[r.name] }))
-    console.log(rows.map((r) => `${r.name}: ${r.stages} stages, ${JSON.stringify(r.calls)}\n  ${r.log.join('\n  ')}`).join('\n'))
+    console.log(rows.map((r) => `${r.name}: ${r.stages} stages, ${JSON.stringify(r.calls)}`).join('\n'))
   })
 })
 

@@ -14,7 +14,7 @@ export const ROUND_TRIP_BUDGETS: Record<string, { stages: number; note: string }
   'OIDC refresh': { stages: 2, note: 'one read, one write batch' },
   userinfo: { stages: 1, note: '' },
   introspection: { stages: 1, note: '' },
-  'signed ping': { stages: 1, note: 'nonce, rate limits and the secret version from one Durable Object call (or an equally exact design)' },
+  'signed ping': { stages: 1, note: 'nonce, rate limits and the secret version from one Durable Object call, or an equally exact design' },
   // and no new Durable Object per ticket (RouteCount.newObjects = 0)
   'ticket exchange': { stages: 2, note: '' },
   'ticket verify': { stages: 2, note: '' },
