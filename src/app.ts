@@ -14,15 +14,18 @@ import { authRoutes } from './auth/routes'
 import { adminKeyRoutes, keyRoutes } from './keys/routes'
 import { adminUserRoutes } from './users/admin-routes'
 import { auditRoutes } from './audit/routes'
-import { ticketRoutes } from './tickets/routes'
+import { ssoPageRoutes, ticketRoutes } from './tickets/routes'
 import { mountDocs } from './docs/routes'
 import { documentPages } from './pages/openapi'
 import { captchaRoutes } from './captcha/routes'
 import { smsRoutes } from './sms/routes'
-import { accountRoutes } from './account/routes'
-import { pageRoutes } from './pages/routes'
+import { passwordResetRoutes, registerRoutes } from './account/routes'
+import { pageCsrf, pageRoutes } from './pages/routes'
+import { pageHeaders } from './pages/security'
 import { devRoutes } from './dev/routes'
-import { oidcRoutes } from './oidc/routes'
+import { oauthRoutes } from './oidc/routes'
+import { discoveryRoutes } from './oidc/discovery-routes'
+import { consentRoutes } from './oidc/consent-routes'
 import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
@@ -49,26 +52,39 @@ export function buildApp() {
     }),
   )
 
-  // every admin route: an admin's bearer token for UAP Edge's own API
-  app.use('/api/v1/admin/*', requireAdmin)
+  // cross-cutting guards, by URL space
+  app.use('/api/v1/admin/*', requireAdmin) // an admin's bearer token for UAP Edge's own API
+  app.use('/page/*', pageHeaders) // strict CSP, no framing, no caching on every hosted page
+  app.post('/page/*', pageCsrf) // every hosted form is CSRF-checked
 
-  app.route('/', healthRoutes)
-  app.route('/', keyRoutes)
-  app.route('/', authRoutes)
+  // the URL space
+  app.route('/', healthRoutes) // /healthz, /livez
+  app.route('/.well-known', keyRoutes) // jwks.json
+  app.route('/.well-known', discoveryRoutes) // openid-configuration
+  app.route('/oauth2', oauthRoutes) // authorize, token, userinfo, revoke, introspect, end_session
+
+  app.route('/api/v1/auth', authRoutes) // login, refresh, logout, logout-all, me
+  app.route('/api/v1/auth', registerRoutes) // register
+  app.route('/api/v1/utils', captchaRoutes) // captcha
+
+  app.route('/api/v1/open', signingRoutes) // ping (signed)
+  app.route('/api/v1/open/sms', smsRoutes) // send (signed)
+  app.route('/api/v1/open/pwd', passwordResetRoutes) // reset (signed)
+  app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
+  app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
+
   app.route('/api/v1/admin/users', adminUserRoutes)
-  app.route('/api/v1/admin/audit', auditRoutes)
-  app.route('/api/v1/admin/keys', adminKeyRoutes)
-  app.route('/', captchaRoutes)
-  app.route('/', smsRoutes)
-  app.route('/', accountRoutes)
-  app.route('/', pageRoutes)
-  app.route('/', devRoutes)
-  app.route('/', ticketRoutes)
-  app.route('/', oidcRoutes)
   app.route('/api/v1/admin/apps', adminAppRoutes)
-  app.route('/', signingRoutes)
-  app.route('/api/v1/apps', partnerMappingRoutes)
-  app.route('/api/v1/admin/apps', adminMappingRoutes)
+  app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
+  app.route('/api/v1/admin/audit', auditRoutes)
+  app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
+
+  app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
+  app.route('/page/consent', consentRoutes) // the OIDC consent page
+  app.route('/page/sso', ssoPageRoutes) // simple: the ticket hop into a SIMPLE_API app
+
+  app.route('/api/v1/dev', devRoutes) // development and test only
+  // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
   mountDocs(app)
 

@@ -10,15 +10,19 @@ import { requireSignedApp } from '../signing/verify'
 import { SignedHeaders } from '../signing/headers'
 import { registerUser, resetPassword, registrationOpen, registrationClosed, PASSWORD_MIN, PASSWORD_MAX } from './service'
 
-export const accountRoutes = router()
+/** Signed partner call: password reset with an SMS code. Mounted at /api/v1/open/pwd. */
+export const passwordResetRoutes = router()
+
+/** Self-service sign-up. Mounted at /api/v1/auth. */
+export const registerRoutes = router()
 
 const SmsCode = z.string().regex(/^\d{6}$/, 'must be the six digits from the SMS').openapi({ example: '493817' })
 const NewPassword = z.string().min(PASSWORD_MIN).max(PASSWORD_MAX).openapi({ example: 'a long new passphrase' })
 
-accountRoutes.openapi(
+passwordResetRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/pwd/reset',
+    path: '/reset',
     tags: ['Open: account'],
     summary: 'Reset a password with an SMS code',
     description:
@@ -35,10 +39,10 @@ accountRoutes.openapi(
   },
 )
 
-accountRoutes.openapi(
+registerRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/register',
+    path: '/register',
     tags: ['Auth'],
     summary: 'Create an account',
     description: [

@@ -8,7 +8,7 @@ import { requireUser } from './guards'
 import { findUserById } from '../users/service'
 import { UserProfile, publicUser } from '../users/view'
 import { auditFrom } from '../audit/service'
-import { notFound } from '../lib/errors'
+import { UserErrors } from '../users/errors'
 
 export const TokenResponse = z
   .object({
@@ -21,12 +21,13 @@ export const TokenResponse = z
 
 
 
+/** First-party sign-in API. Mounted at /api/v1/auth. */
 export const authRoutes = router()
 
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/login',
+    path: '/login',
     tags: ['Auth'],
     summary: 'Sign in with mobile and password',
     description:
@@ -54,7 +55,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/refresh',
+    path: '/refresh',
     tags: ['Auth'],
     summary: 'Exchange a refresh token for new tokens',
     description:
@@ -76,7 +77,7 @@ const Ok = z.object({ ok: z.literal(true) }).openapi('Ok')
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/logout',
+    path: '/logout',
     tags: ['Auth'],
     summary: 'Sign out this session',
     description: 'Ends the session of the presented access token: its refresh tokens are revoked and its access tokens are no longer accepted by UAP Edge.',
@@ -94,7 +95,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/auth/logout-all',
+    path: '/logout-all',
     tags: ['Auth'],
     summary: 'Sign out every session of this user',
     description: 'Ends every session of the signed-in user, on every device and app, and revokes all their refresh tokens.',
@@ -112,7 +113,7 @@ authRoutes.openapi(
 authRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/auth/me',
+    path: '/me',
     tags: ['Auth'],
     summary: 'The signed-in user',
     description: "Returns the profile of the access token's user.",
@@ -122,7 +123,7 @@ authRoutes.openapi(
   }),
   async (c) => {
     const user = await findUserById(c.env, c.get('auth')!.userId)
-    if (!user) throw notFound('User not found')
+    if (!user) throw UserErrors.user_not_found()
     return c.json(publicUser(user), 200)
   },
 )

@@ -11,7 +11,7 @@ import { peekCaptchaAnswer } from '../captcha/service'
  * answer (the picture has no text, so browser tests need this). They exist only when
  * ENVIRONMENT is development or test: in production every path here is a plain 404,
  * and the console provider (the only writer of the outbox) is refused by getConfig.
- * Deliberately not in the OpenAPI documents.
+ * Deliberately not in the OpenAPI documents. Mounted at /api/v1/dev.
  */
 export const devRoutes = new Hono<AppEnv>()
 
@@ -20,20 +20,20 @@ export function devToolsEnabled(env: AppEnv['Bindings']): boolean {
   return e === 'development' || e === 'test'
 }
 
-devRoutes.use('/api/v1/dev/*', async (c, next) => {
+devRoutes.use('*', async (c, next) => {
   if (!devToolsEnabled(c.env)) return errorResponse(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`)
   c.header('Cache-Control', 'no-store')
   await next()
 })
 
-devRoutes.get('/api/v1/dev/sms-outbox', async (c) => {
+devRoutes.get('/sms-outbox', async (c) => {
   const mobile = normalizeMobile(c.req.query('mobile') ?? '')
   if (!mobile) return errorResponse(c, 400, 'invalid_request', 'mobile: must be a mobile number')
   const messages = (await c.env.KV.get<SmsMessage[]>(outboxKey(mobile), 'json')) ?? []
   return c.json({ mobile, messages })
 })
 
-devRoutes.get('/api/v1/dev/captcha/:id', async (c) => {
+devRoutes.get('/captcha/:id', async (c) => {
   const answer = await peekCaptchaAnswer(c.env, c.req.param('id'))
   if (!answer) return errorResponse(c, 404, 'not_found', 'No such captcha (expired or spent)')
   return c.json({ captcha_id: c.req.param('id'), answer })

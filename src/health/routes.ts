@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
 
+/** Probes. Mounted at the root. */
 export const healthRoutes = router()
 
 const Health = z.object({ status: z.enum(['ok', 'degraded']), d1: z.enum(['ok', 'unreachable']), time: z.string() }).openapi('Health')

@@ -5,18 +5,19 @@ import { router } from '../context'
 import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
 import { auditActor } from '../audit/service'
 
+/** The JWKS (RFC 7517). Mounted at /.well-known. */
 export const keyRoutes = router()
 
 // Browser-based relying parties (SPAs) fetch the keys cross-origin to verify ID tokens.
 // Public data, no cookies: any origin, GET only.
-keyRoutes.use('/.well-known/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
+keyRoutes.use('/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
 
 const Jwk = z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() }).openapi('JWK')
 
 keyRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/.well-known/jwks.json',
+    path: '/jwks.json',
     tags: ['Keys'],
     summary: 'JSON Web Key Set',
     description: `Public keys that verify UAP Edge tokens (ES256). A new key appears here before it signs anything, and a retired key stays until every token it signed has expired, so caching this for up to ${JWKS_MAX_AGE_S} s (Cache-Control) is safe.`,

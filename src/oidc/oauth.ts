@@ -56,8 +56,8 @@ export function oauthErrorResponse(c: Context, err: OAuthError) {
 }
 
 /**
- * Runs an OAuth endpoint; OAuth errors, and the foundation's `invalid_grant` from refresh
- * rotation, become RFC 6749 §5.2 bodies (invalid_grant is a 400 there, not a 401).
+ * Runs an OAuth endpoint; OAuth errors, and `invalid_grant` / `invalid_scope` from refresh
+ * rotation (src/auth/tokens.ts), become RFC 6749 §5.2 bodies (invalid_grant is a 400 there, not a 401).
  */
 export async function oauthEndpoint<T>(c: Context, fn: () => Promise<T>): Promise<T> {
   try {
@@ -65,7 +65,7 @@ export async function oauthEndpoint<T>(c: Context, fn: () => Promise<T>): Promis
   } catch (e) {
     // The error body is the OAuthError response every such route declares (oauthErrors below).
     if (e instanceof OAuthError) return oauthErrorResponse(c, e) as T
-    if (e instanceof ApiError && e.code === 'invalid_grant') return oauthErrorResponse(c, new OAuthError('invalid_grant', e.message)) as T
+    if (e instanceof ApiError && (e.code === 'invalid_grant' || e.code === 'invalid_scope')) return oauthErrorResponse(c, new OAuthError(e.code, e.message)) as T
     throw e
   }
 }

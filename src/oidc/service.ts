@@ -116,6 +116,12 @@ export async function recordConsent(env: Env, o: { userId: string; clientId: str
   ])
 }
 
+/** The user said no on the consent page: audited, nothing stored. */
+export async function recordConsentDenied(env: Env, o: { userId: string; clientId: string; scope: string[]; requestId: string; ip: string }) {
+  const db = getDb(env.DB)
+  await db.batch([auditStatement(db, { action: 'oidc.consent.denied', actorType: 'user', actorId: o.userId, targetType: 'application', targetId: o.clientId, requestId: o.requestId, ip: o.ip, details: { scope: o.scope.join(' ') } })])
+}
+
 /**
  * Issues an authorization code for a request whose checks all passed. One batch: the
  * hashed code, the session↔client link single sign-out needs, and the audit row.

@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
-import { ApiError } from '../lib/errors'
+import { CommonErrors } from '../lib/errors'
 import type { HitResult } from './durable-object'
 
 export interface RatePolicy {
@@ -103,11 +103,11 @@ export async function enforceRateLimit(c: Context<AppEnv>, policyName: string, k
   c.header('X-RateLimit-Limit', String(r.limit))
   c.header('X-RateLimit-Remaining', String(r.remaining))
   if (!r.allowed) {
-    throw new ApiError(429, 'rate_limited', `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, { policy: policyName, limit: r.limit }, {
+    throw CommonErrors.rate_limited({ message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, details: { policy: policyName, limit: r.limit }, headers: {
       'Retry-After': String(r.retryAfterS),
       'X-RateLimit-Limit': String(r.limit),
       'X-RateLimit-Remaining': '0',
-    })
+    } })
   }
   return r
 }

@@ -1,12 +1,14 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { OPEN, pick } from '../lib/openapi'
+import { OPEN, pick, mergeErrors } from '../lib/openapi'
+import { errorResponses } from '../lib/errors'
+import { SigningErrors } from './errors'
 import { router } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { SignedHeaders } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
 import { sha256Hex } from '../lib/crypto'
 
-/** Signed partner API: the signature check endpoint (docs/signing.md). */
+/** Signed partner API: the signature check endpoint (docs/signing.md). Mounted at /api/v1/open. */
 export const signingRoutes = router()
 
 signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature', {
@@ -17,11 +19,7 @@ signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature
 })
 
 /** Errors every signed route can answer with, with the codes partners must handle. */
-export const signedErrors = {
-  401: { description: 'signature_missing (a signature header is missing or malformed), signature_invalid, timestamp_stale, nonce_replayed', content: pick(401)[401].content },
-  403: { description: 'app_disabled', content: pick(403)[403].content },
-  429: pick(429)[429],
-}
+export const signedErrors = mergeErrors(errorResponses(SigningErrors, 'signature_missing', 'signature_invalid', 'timestamp_stale', 'nonce_replayed', 'app_disabled'), pick(429))
 
 export const appSignatureSecurity: Record<string, string[]>[] = [{ appSignature: [] }]
 
@@ -37,7 +35,7 @@ const Ping = z
 signingRoutes.openapi(
   createRoute({
     method: 'get',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing',
     description:
@@ -57,7 +55,7 @@ signingRoutes.openapi(
 signingRoutes.openapi(
   createRoute({
     method: 'post',
-    path: '/api/v1/open/ping',
+    path: '/ping',
     tags: ['Open: signing'],
     summary: 'Check your request signing, body included',
     description:

@@ -3,7 +3,7 @@ import { getDb } from '../db'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { endSessionsStatements } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
-import { conflict, notFound } from '../lib/errors'
+import { UserErrors } from './errors'
 import { hashPassword } from '../lib/password'
 import type { User } from './schema'
 import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
@@ -20,7 +20,7 @@ export async function createUserAsAdmin(env: Env, input: { mobile: string; passw
   try {
     await db.batch([insertUserStatement(db, row), auditStatement(db, { ...actor, action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } })])
   } catch (e) {
-    if (isMobileTaken(e)) throw conflict('A user with this mobile number already exists', 'mobile_taken')
+    if (isMobileTaken(e)) throw UserErrors.mobile_taken()
     throw e
   }
   return row
@@ -28,7 +28,7 @@ export async function createUserAsAdmin(env: Env, input: { mobile: string; passw
 
 async function loadUser(env: Env, id: string): Promise<User> {
   const user = await findUserById(env, id)
-  if (!user) throw notFound('User not found')
+  if (!user) throw UserErrors.user_not_found()
   return user
 }
 

@@ -1,0 +1,168 @@
+import { Hono } from 'hono'
+import type { AppEnv } from '../context'
+import { ApiError } from '../lib/errors'
+import { normalizeMobile } from '../lib/mobile'
+import { clearFailures, lockedFor, recordFailure, type AttemptPolicy } from '../lib/attempts'
+import { authenticatePassword } from '../auth/service'
+import { readBrowserSession, startBrowserSession } from '../auth/browser-session'
+import { verifyCaptcha } from '../captcha/service'
+import { registrationOpen, PASSWORD_MAX } from '../account/service'
+import { simpleSsoRedirect } from '../tickets/sso'
+import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
+import { csrfToken } from './security'
+import { postLoginRedirect, safeReturnTo } from './redirect'
+import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
+
+/** /page/login: the hosted sign-in form. */
+export const signInRoutes = new Hono<AppEnv>()
+
+/** After this many failed sign-ins per mobile or per IP (15 min window) the login form asks for a captcha. */
+export const LOGIN_CAPTCHA_AFTER: AttemptPolicy = { max: 3, windowS: 15 * 60 }
+
+
+async function loginCaptchaRequired(c: C, mobile: string | null): Promise<boolean> {
+  if ((await lockedFor(c.env.KV, 'page-login-ip', c.get('clientIp'), LOGIN_CAPTCHA_AFTER)) > 0) return true
+  return !!mobile && (await lockedFor(c.env.KV, 'page-login-mobile', mobile, LOGIN_CAPTCHA_AFTER)) > 0
+}
+
+interface LoginView {
+  csrf: string
+  returnTo: string | null
+  mobile?: string
+  error?: string
+  errors?: { mobile?: string; password?: string; captcha?: string }
+  captcha?: CaptchaView | null
+  notice?: string
+}
+
+function loginPage(c: C, status: number, v: LoginView) {
+  const errs = v.errors ?? {}
+  return render(
+    c,
+    status,
+    'Sign in',
+    <>
+      <Notice message={v.notice} />
+      <Alert message={v.error} />
+      <form method="post" action="/page/login" novalidate>
+        <Csrf token={v.csrf} />
+        <Hidden name="return_to" value={v.returnTo} />
+        <Field name="mobile" label="Mobile number" type="tel" inputmode="tel" autocomplete="username" value={v.mobile} error={errs.mobile} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
+        <Field name="password" label="Password" type="password" autocomplete="current-password" error={errs.password} autofocus={!!v.mobile && !errs.mobile} maxlength={PASSWORD_MAX} />
+        {v.captcha ? <CaptchaField captcha={v.captcha} error={errs.captcha} /> : null}
+        <button type="submit" name="step" value="login">
+          Sign in
+        </button>
+        {v.captcha ? <CaptchaRefresh /> : null}
+      </form>
+      <ul class="links">
+        <li>
+          <a href={withReturn('/page/pwd/reset', v.returnTo)}>Forgot password?</a>
+        </li>
+        {registrationOpen(c.env) ? (
+          <li>
+            <a href={withReturn('/page/register', v.returnTo)}>Create an account</a>
+          </li>
+        ) : null}
+      </ul>
+    </>,
+  )
+}
+
+signInRoutes.get('/login', async (c) => {
+  let returnTo = await safeReturnTo(c.env, c.req.query('return_to'))
+  const appId = c.req.query('app_id')
+  const redirectUri = c.req.query('redirect_uri')
+  if (appId && redirectUri) {
+    // SIMPLE_API app: signed in already → straight to the app with a ticket (no interaction);
+    // otherwise sign in first and come back through /page/sso/simple, which issues the ticket.
+    // An unknown app or unregistered redirect_uri throws (400 page), never redirects.
+    const direct = await simpleSsoRedirect(c, { appId, redirectUri })
+    if (direct) return direct
+    returnTo = `/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`
+  }
+  const current = await readBrowserSession(c)
+  if (current) {
+    // Already signed in: continue where the caller wanted to go, unless it asks for a fresh sign-in.
+    if (returnTo && c.req.query('prompt') !== 'login') return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
+    if (!returnTo) {
+      const { name, mobile } = current.user
+      return render(
+        c,
+        200,
+        'Signed in',
+        <>
+          <p class="who">
+            Signed in as <strong>{name || mobile}</strong>
+          </p>
+          {name ? <p class="hint">{mobile}</p> : null}
+          <ul class="links">
+            <li>
+              <a href="/page/logout">Sign out</a>
+            </li>
+            <li>
+              <a href="/page/pwd/reset">Change password</a>
+            </li>
+          </ul>
+        </>,
+      )
+    }
+  }
+  const captcha = (await loginCaptchaRequired(c, null)) ? await newCaptcha(c) : null
+  return loginPage(c, 200, {
+    csrf: csrfToken(c),
+    returnTo,
+    // OIDC login_hint (forwarded by /oauth2/authorize): only a prefill, the user can change it.
+    mobile: c.req.query('login_hint')?.slice(0, 32),
+    captcha,
+    notice: c.req.query('signed_out') ? 'You have signed out.' : c.req.query('registered') ? 'Your account is ready.' : undefined,
+  })
+})
+
+signInRoutes.post('/login', async (c) => {
+  const f = await formOf(c)
+  const returnTo = await safeReturnTo(c.env, f('return_to', 2048))
+  const mobileInput = f('mobile', 32).trim()
+  const view: LoginView = { csrf: csrfToken(c), returnTo, mobile: mobileInput }
+  const mobile = normalizeMobile(mobileInput)
+  if (f('step') === 'new_captcha') return loginPage(c, 200, { ...view, captcha: await newCaptcha(c) })
+
+  const password = f('password', PASSWORD_MAX)
+  const errors: LoginView['errors'] = {}
+  if (!mobile) errors.mobile = 'Enter a mobile number, such as +8613800138000 or 13800138000.'
+  if (!password) errors.password = 'Enter your password.'
+  if (errors.mobile || errors.password) {
+    return loginPage(c, 400, { ...view, error: 'Check the highlighted fields.', errors, captcha: (await loginCaptchaRequired(c, mobile)) ? await newCaptcha(c) : null })
+  }
+
+  if (await loginCaptchaRequired(c, mobile)) {
+    const given = f('captcha_code', 32)
+    if (!(await verifyCaptcha(c.env, f('captcha_id', 64), given))) {
+      const msg = given ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
+      return loginPage(c, 400, { ...view, error: `${msg} Enter your password again, with the characters of the new picture.`, errors: { captcha: 'Type the characters of this new picture.' }, captcha: await newCaptcha(c) })
+    }
+  }
+
+  let user
+  try {
+    user = await authenticatePassword(c.env, mobile!, password, { requestId: c.get('requestId'), ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') })
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e
+    if (e.status === 401) {
+      await Promise.all([recordFailure(c.env.KV, 'page-login-ip', c.get('clientIp'), LOGIN_CAPTCHA_AFTER), recordFailure(c.env.KV, 'page-login-mobile', mobile!, LOGIN_CAPTCHA_AFTER)])
+    }
+    const error =
+      e.code === 'invalid_credentials'
+        ? 'The mobile number or password is wrong.'
+        : e.code === 'too_many_attempts'
+          ? `Too many failed sign-ins for this number or network. Try again in ${waitText(e)}, or reset your password.`
+          : e.code === 'account_disabled'
+            ? 'This account is disabled. Contact your administrator.'
+            : e.message
+    return loginPage(c, e.status, { ...view, error, captcha: (await loginCaptchaRequired(c, mobile)) ? await newCaptcha(c) : null })
+  }
+  await clearFailures(c.env.KV, 'page-login-mobile', user.mobile)
+  await startBrowserSession(c, user)
+  return c.redirect(await postLoginRedirect(c, user, { return_to: returnTo }), 303)
+})
+
