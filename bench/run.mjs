@@ -347,7 +347,7 @@ here, as a real network hop would not be). "wrangler CPU" is everything wrangler
 front: its proxy workerd and its Node process (request logging). For the peer it is its one
 Node process, storage included (in memory).
 
-- Login uses the production password-hash profile (scrypt N=2^13, r=8, p=10; see
+- Login uses the production password-hash profile (argon2id m=19 MiB, t=2, p=1; see
   docs/passwords.md). Refresh draws every request from a pool of never-used refresh tokens
   that each response refills with its successor; so does OIDC refresh, on both sides.
 - The simple-SSO world (two SIMPLE_API apps with https callbacks, a user, the user's mapping
@@ -449,7 +449,7 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
   the user's mapping in the app from D1.
 - **Client authentication**: both compare the client secret; UAP Edge reads the client from
   D1 and decrypts its stored secret first.
-- Login and consent (development pages with no password there, scrypt here) are not
+- Login and consent (development pages with no password there, argon2id here) are not
   benchmarked on the peer; they only mint its tokens.
 
 ## Reading them
@@ -460,8 +460,8 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
   the bare route's; their Worker CPU per request is the comparable number.
 - **health (D1)** is one D1 query: the floor for anything that reads D1.
 - **login** is dominated by the password hash: about one hash's CPU time per request, and
-  an isolate runs one hash at a time (src/lib/password.ts), so requests queue behind each
-  other. Throughput per isolate ≈ 1000 / (CPU ms per hash).
+  an isolate runs one hash at a time (synchronous WebAssembly, src/lib/password/), so
+  requests queue behind each other. Throughput per isolate ≈ 1000 / (CPU ms per hash).
 - **refresh** and **OIDC refresh**: see the round-trip table for their D1 reads and batch;
   plus an AES-GCM encryption and an ES256 signature.
 - **userinfo** and **introspection**: an ES256 verification plus the reads listed above.
