@@ -312,8 +312,10 @@ const roundTripSection = roundTrips.rows.length
       '',
       'The calls, in the order they started (`stage kind binding.method what`):',
       '',
-      ...roundTrips.rows.flatMap((r) => [`**${r.name}** \`${r.route}\``, '```', ...r.log, '```']),
-    ].join('\n')
+      ...roundTrips.rows.flatMap((r) => [`**${r.name}** \`${r.route}\``, '', '```', ...r.log, '```', '']),
+    ]
+      .join('\n')
+      .trimEnd()
   : `_${roundTrips.note}_`
 
 const checkList = checks.length ? checks.map((c) => `- ${c.ok ? 'ok' : '**FAILED**'} (pass \`${c.pass}\`) ${c.name}: ${c.detail}`).join('\n') : '- none ran'
