@@ -165,3 +165,28 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     expect(cspViolations).toEqual([])
   })
 })
+
+describe('/docs in Chromium', () => {
+  it('Swagger UI renders under its CSP (bundle from this site, the inline bootstrap allowed by hash) and refuses to be framed', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+    const page = await context.newPage()
+    const violations: string[] = []
+    page.on('console', (msg) => {
+      if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text())
+    })
+    const res = await page.goto(`${server.url}/docs/admin`)
+    expect(res!.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/)
+    await page.locator('.swagger-ui .info .title').waitFor({ timeout: 30_000 })
+    expect(await text(page.locator('.swagger-ui .info .title'))).toContain('UAP Edge admin API')
+    expect(await page.locator('.opblock').count()).toBeGreaterThan(20)
+    await page.screenshot({ path: path.join(ARTIFACTS, 'docs-admin.png') })
+    expect(violations).toEqual([])
+
+    // another site framing the docs gets nothing
+    await page.route('http://framer.test/', (route) => route.fulfill({ contentType: 'text/html', body: `<iframe src="${server.url}/docs/admin"></iframe>` }))
+    await page.goto('http://framer.test/')
+    const frame = page.frames().find((f) => f.url().includes('/docs/admin'))
+    expect(await frame?.locator('.swagger-ui').count().catch(() => 0) ?? 0).toBe(0)
+    await context.close()
+  })
+})
