@@ -47,3 +47,21 @@ describe('per-purpose subkeys of MASTER_KEY (HKDF, RFC 5869)', () => {
     expect(await getAppSecret(env, row)).toBe(a.app_secret)
   })
 })
+
+describe('SMS code hashes use the sms-code subkey', () => {
+  it('a new code is stored as the subkey HMAC; a code stored before subkeys (no v) still verifies', async () => {
+    const { sendSmsCode, verifySmsCode } = await import('../src/sms/service')
+    const { uniqueMobile } = await import('./helpers')
+    const m = uniqueMobile()
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const stored = (await env.KV.get<{ hash: string; v?: number }>(`sms:register:${m}`, 'json'))!
+    expect(stored.v).toBe(2)
+    const code = (await env.KV.get<{ code: string }[]>(`dev:sms-outbox:${m}`, 'json'))![0].code
+    expect(stored.hash).toBe(await subkeyHmacHex(MASTER, 'sms-code', `sms-code:v1:register:${m}:${code}`))
+    expect(stored.hash).not.toBe(await hmacSha256Hex(MASTER, `sms-code:v1:register:${m}:${code}`))
+
+    const legacy = uniqueMobile()
+    await env.KV.put(`sms:register:${legacy}`, JSON.stringify({ id: crypto.randomUUID(), hash: await hmacSha256Hex(MASTER, `sms-code:v1:register:${legacy}:123456`), exp: Date.now() + 60_000 }), { expirationTtl: 300 })
+    await expect(verifySmsCode(env, { mobile: legacy, purpose: 'register', code: '123456' })).resolves.toBeUndefined()
+  })
+})
