@@ -4,6 +4,7 @@ import { router } from '../context'
 import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
+import { ACCESS_POLICIES } from './schema'
 import {
   createApplicationAsAdmin,
   deleteApplicationAsAdmin,
@@ -52,6 +53,9 @@ const AppSettings = {
   backchannel_logout_uri: Uri('https://hr.example.com/uap/backchannel-logout').nullable(),
   require_pkce: z.boolean().openapi({ description: 'PKCE (S256) required at the authorization endpoint (default true). Only a confidential client (token_endpoint_auth_method other than none) may be set to false.' }),
   first_party: z.boolean().openapi({ description: 'First-party apps skip the consent page' }),
+  access_policy: z.enum(ACCESS_POLICIES).openapi({
+    description: "Who may enter the app (OIDC, tickets, login with app_id, refresh): `mapping` (default) an active mapping; `permission` also the app's `access` permission (docs/permissions.md)",
+  }),
 }
 
 export const AppView = z
@@ -70,6 +74,7 @@ export const AppView = z
     backchannel_logout_uri: z.string().nullable(),
     require_pkce: z.boolean(),
     first_party: z.boolean(),
+    access_policy: z.enum(ACCESS_POLICIES),
     status: z.enum(['ACTIVE', 'DISABLED']),
     created_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
     updated_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
@@ -266,6 +271,7 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
   if (b.require_pkce !== undefined) patch.requirePkce = b.require_pkce
   if (b.first_party !== undefined) patch.firstParty = b.first_party
+  if (b.access_policy !== undefined) patch.accessPolicy = b.access_policy
   if (b.status !== undefined) patch.status = b.status
   return patch
 }

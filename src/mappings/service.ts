@@ -337,6 +337,16 @@ export function activeMappingOn(appId: SQLWrapper, userId: SQLWrapper) {
   return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true))
 }
 
+/** The user's mapping in the app, active or not, as a join condition. */
+export function mappingOn(appId: SQLWrapper, userId: SQLWrapper) {
+  return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId))
+}
+
+/** The id of the user mapped to `mappedKey` in the app (NULL when none), as an uncorrelated subquery. */
+export function userIdOfMappedKeySql(db: DB, appId: string, mappedKey: string) {
+  return sql`(${db.select({ id: appUserMappings.userId }).from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey)))})`
+}
+
 export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
   return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
 }

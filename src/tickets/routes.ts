@@ -62,7 +62,7 @@ ticketRoutes.openapi(
       ...mergeErrors(
         pick(400),
         signedErrors,
-        errorResponses(TicketErrors, 'target_app_not_found', 'target_app_disabled', 'target_app_not_simple_api', 'target_app_no_callback', 'user_not_found', 'user_disabled', 'user_not_mapped', 'mapping_disabled'),
+        errorResponses(TicketErrors, 'target_app_not_found', 'target_app_disabled', 'target_app_not_simple_api', 'target_app_no_callback', 'user_not_found', 'user_disabled', 'user_not_mapped', 'mapping_disabled', 'user_no_access'),
         pick(429),
       ),
     },
@@ -129,7 +129,7 @@ ticketRoutes.openapi(
       ...mergeErrors(
         pick(400),
         signedErrors,
-        errorResponses(TicketErrors, 'ticket_invalid', 'ticket_not_for_app', 'ticket_already_used', 'ticket_expired', 'redeemed_user_gone', 'redeemed_user_disabled', 'redeemed_mapping_disabled', 'mapping_changed'),
+        errorResponses(TicketErrors, 'ticket_invalid', 'ticket_not_for_app', 'ticket_already_used', 'ticket_expired', 'redeemed_user_gone', 'redeemed_user_disabled', 'redeemed_mapping_disabled', 'redeemed_no_access', 'mapping_changed'),
       ),
     },
   }),

@@ -1,10 +1,11 @@
-import { eq } from 'drizzle-orm'
+import { eq, sql } from 'drizzle-orm'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
 import { getDb } from '../db'
 import { applications, type Application } from '../apps/schema'
-import { activeMapping, mappingOfMobileQuery } from '../mappings/service'
+import { mappingOfMobileQuery } from '../mappings/service'
+import { accessHolds, admissionQuery, admitUser } from '../permissions/admission'
 import { findUserById } from '../users/service'
 import { users, type User } from '../users/schema'
 import { TicketErrors } from './errors'
@@ -169,10 +170,11 @@ export function callbackOf(app: Application): string {
 export async function resolveExchange(env: Env, targetAppId: string, mobile: E164): Promise<{ target: Application; user: User; mappedKey: string }> {
   const db = getDb(env.DB)
   // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
-  const [targetRows, userRows, mappingRows] = await db.batch([
+  const [targetRows, userRows, mappingRows, admissionRows] = await db.batch([
     db.select().from(applications).where(eq(applications.appId, targetAppId)).limit(1),
     db.select().from(users).where(eq(users.mobile, mobile)).limit(1),
     mappingOfMobileQuery(db, targetAppId, mobile),
+    admissionQuery(db, targetAppId, sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile))})`),
   ])
   const target = targetRows[0]
   if (!target) throw TicketErrors.target_app_not_found({ message: `No application with app_id ${targetAppId}` })
@@ -185,17 +187,18 @@ export async function resolveExchange(env: Env, targetAppId: string, mobile: E16
   if (user.status !== 'ACTIVE') throw TicketErrors.user_disabled()
   if (!mapping) throw TicketErrors.user_not_mapped({ message: `The user has no account mapping in ${targetAppId}` })
   if (!mapping.isActive) throw TicketErrors.mapping_disabled({ message: `The user's mapping in ${targetAppId} is disabled` })
+  if (!accessHolds(target.accessPolicy, admissionRows[0]?.access)) throw TicketErrors.user_no_access({ message: `The user is not allowed to use ${targetAppId} (its access policy needs the access permission)` })
   return { target, user, mappedKey: mapping.mappedKey }
 }
 
-/** Redemption re-check: the user and their mapping in the redeeming app must still be active. */
+/** Redemption re-check: the user must still be active and admitted to the redeeming app (active mapping; access by its policy). */
 export async function recheckRedeemed(env: Env, t: TicketRecord): Promise<User & { mappedKey: string }> {
-  const [user, mapping] = await Promise.all([findUserById(env, t.userId), activeMapping(env, t.targetAppId, t.userId)])
+  const [user, admission] = await Promise.all([findUserById(env, t.userId), admitUser(env, t.targetAppId, t.userId)])
   if (!user) throw TicketErrors.redeemed_user_gone()
   if (user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
-  if (!mapping) throw TicketErrors.redeemed_mapping_disabled()
-  if (mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
-  return { ...user, mappedKey: mapping.mappedKey }
+  if (!admission.ok) throw admission.reason === 'no_access' ? TicketErrors.redeemed_no_access() : TicketErrors.redeemed_mapping_disabled()
+  if (admission.mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
+  return { ...user, mappedKey: admission.mapping.mappedKey }
 }
 
 /**
