@@ -60,4 +60,4 @@ CREATE UNIQUE INDEX `permission_grants_uq` ON `permission_grants` (`app_id`,`per
 CREATE INDEX `permission_grants_subject_idx` ON `permission_grants` (`subject_type`,`subject_id`,`app_id`);--> statement-breakpoint
 ALTER TABLE `applications` ADD `access_policy` text DEFAULT 'mapping' NOT NULL;--> statement-breakpoint
 -- the built-in group types (src/directory/schema.ts BUILT_IN_GROUP_TYPES): never renamed, never deleted
-INSERT INTO `group_types` (`id`, `name`, `built_in`, `created_at`, `updated_at`) VALUES ('department', 'Department', 1, 0, 0), ('role', 'Role', 1, 0, 0), ('label', 'Label', 1, 0, 0);
+INSERT INTO `group_types` (`id`, `name`, `built_in`, `created_at`, `updated_at`) VALUES ('department', 'Department', 1, 0, 0), ('role', 'Role', 1, 1, 1), ('label', 'Label', 1, 2, 2);
