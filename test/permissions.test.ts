@@ -5,6 +5,7 @@ import { StorageRecorder, measureStorage, wrapEnv } from './support/storage'
 import { addMembers, admin, buildPaths, check, createGroup, definePermission, groupType, partnerApp, removeMembers, revokeGrant, setGrant } from './support/directory'
 import { readUserPermissions } from '../src/permissions/service'
 import type { Env } from '../src/env'
+import type { E164 } from '../src/lib/mobile'
 
 // ---------------------------------------------------------------------------------------
 // The resolution table of docs/permissions.md, row by row: the doc is the test data.
@@ -481,7 +482,7 @@ describe('one D1 round trip per check', () => {
     const { app, user } = await deepWorld()
     const rec = new StorageRecorder()
     const wrapped = wrapEnv(env as unknown as Env, rec)
-    const read = await readUserPermissions(wrapped, app.appId, { mobile: user.mobile }, { key: 'orders:read', withPermissions: false })
+    const read = await readUserPermissions(wrapped, app.appId, { mobile: user.mobile as E164 }, { key: 'orders:read', withPermissions: false })
     expect(rec.calls.map((c) => `${c.kind} ${c.op}`)).toEqual(['d1 raw'])
     expect(read!.paths.direct()).toHaveLength(10)
     expect(read!.paths.groups.size).toBe(60)

@@ -26,12 +26,16 @@ import { decide, parseCandidates, scopesOf, sourceOf, type Candidate, type Scope
  */
 export function grantsJson(appId: SQL, userId: SQL, key?: string): SQL<string> {
   const onlyKey = key === undefined ? sql`` : sql`AND gr.permission_key = ${key}`
+  // index lookups on permission_grants_subject_idx per group of the chain, never a scan of
+  // the app's grants: CROSS JOIN keeps SQLite's planner from looping over grants first
   return sql<string>`(WITH RECURSIVE ${membershipChainCte(userId)}
-    SELECT json_group_array(json_array(gr.id, gr.permission_key, gr.scope_type, gr.scope_id, gr.effect, gr.subject_type, gr.subject_id,
-      CASE WHEN gr.subject_type = 'user' THEN -1 ELSE (SELECT min(distance) FROM chain WHERE group_id = gr.subject_id) END))
-    FROM permission_grants gr
-    WHERE gr.app_id = ${appId} ${onlyKey}
-      AND ((gr.subject_type = 'user' AND gr.subject_id = ${userId}) OR (gr.subject_type = 'group' AND gr.subject_id IN (SELECT group_id FROM chain))))`
+    SELECT json_group_array(json_array(id, permission_key, scope_type, scope_id, effect, subject_type, subject_id, distance)) FROM (
+      SELECT gr.id, gr.permission_key, gr.scope_type, gr.scope_id, gr.effect, gr.subject_type, gr.subject_id, -1 AS distance
+      FROM permission_grants gr WHERE gr.subject_type = 'user' AND gr.subject_id = ${userId} AND gr.app_id = ${appId} ${onlyKey}
+      UNION ALL
+      SELECT gr.id, gr.permission_key, gr.scope_type, gr.scope_id, gr.effect, gr.subject_type, gr.subject_id, n.distance
+      FROM (SELECT group_id, min(distance) AS distance FROM chain GROUP BY group_id) n
+      CROSS JOIN permission_grants gr ON gr.subject_type = 'group' AND gr.subject_id = n.group_id AND gr.app_id = ${appId} ${onlyKey}))`
 }
 
 /** The app's own permissions as JSON `[[key, name, description], ...]`, key order. */
