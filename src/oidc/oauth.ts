@@ -7,6 +7,16 @@ import { ApiError } from '../lib/errors'
 import { timingSafeEqual } from '../lib/crypto'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
+import { firstUse } from '../ratelimit/counters'
+import { ipRateKey } from '../ratelimit'
+import { log } from '../lib/logger'
+
+/**
+ * Failed client authentication for a client_id that names no application is audited at
+ * most once per window per client IP (IPv6 per /64): made-up ids would otherwise buy one
+ * audit row per request. Every such failure is still logged and counted by `oauth_ip`.
+ */
+export const UNKNOWN_CLIENT_AUDIT_WINDOW_S = 600
 
 /**
  * OAuth 2.0 error (RFC 6749 §5.2). The token, revocation, introspection and userinfo
@@ -134,13 +144,30 @@ export async function authenticateClient(
   const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
   const app = await findApplication(c.env, clientId)
   const refuse = async (description: string, reason: string) => {
-    const db = getDb(c.env.DB)
-    await db.batch([
-      auditStatement(db, { action: 'oidc.client_auth_failed', actorType: 'app', actorId: clientId.slice(0, 64), targetType: 'application', targetId: app?.appId ?? null, requestId: c.get('requestId'), ip: c.get('clientIp'), details: { reason, method } }),
-    ])
+    const ip = c.get('clientIp')
+    // A known client's failures are all audited; an unknown id's once per window and network.
+    const audited = app ? true : await firstUse(c.env, `oidc_unknown_client:${ipRateKey(ip)}`, UNKNOWN_CLIENT_AUDIT_WINDOW_S)
+    if (!app) log.warn('oidc.client_auth_failed', { request_id: c.get('requestId'), reason, method, audited })
+    if (audited) {
+      const db = getDb(c.env.DB)
+      await db.batch([
+        auditStatement(db, {
+          action: 'oidc.client_auth_failed',
+          actorType: 'app',
+          actorId: clientId.slice(0, 64),
+          targetType: 'application',
+          targetId: app?.appId ?? null,
+          requestId: c.get('requestId'),
+          ip,
+          details: app ? { reason, method } : { reason, method, audited: `the first per ${UNKNOWN_CLIENT_AUDIT_WINDOW_S} s from this network` },
+        }),
+      ])
+    }
     return fail(description)
   }
-  if (!app || app.protocolType !== 'OIDC' || app.status !== 'ACTIVE') throw await refuse('Unknown or disabled client', 'unknown_client')
+  // The same answer for an unknown, a disabled and a non-OIDC client (no probing for app ids).
+  if (!app) throw await refuse('Unknown or disabled client', 'unknown_client')
+  if (app.protocolType !== 'OIDC' || app.status !== 'ACTIVE') throw await refuse('Unknown or disabled client', 'inactive_client')
   if (method !== app.tokenEndpointAuthMethod) {
     throw await refuse(`This client is registered for token_endpoint_auth_method ${app.tokenEndpointAuthMethod}, not ${method}`, 'wrong_method')
   }
