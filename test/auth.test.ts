@@ -287,3 +287,22 @@ describe('login for an app (app_id)', () => {
     expect(r.body.error.code).toBe('invalid_app')
   })
 })
+
+describe('POST /api/v1/auth/login in the OpenAPI documents', () => {
+  it('documents the captcha tier, the lock and the app authentication of app_id, in the partner spec too', async () => {
+    for (const doc of ['/docs/admin/openapi.json', '/docs/open/openapi.json']) {
+      const spec = (await api(doc)).body
+      const op = spec.paths['/api/v1/auth/login'].post
+      expect(op.security, doc).toEqual([{}, { appSignature: [] }, { appBasic: [] }])
+      expect(spec.components.securitySchemes.appBasic, doc).toMatchObject({ type: 'http', scheme: 'basic' })
+      expect(op.description, doc).toMatch(/captcha_required/)
+      expect(op.description, doc).toMatch(/only the app's server may make the call/)
+      for (const [status, code] of [['401', 'captcha_required'], ['401', 'app_auth_required'], ['401', 'invalid_app_credentials'], ['401', 'signature_invalid'], ['400', 'invalid_captcha'], ['429', 'too_many_attempts'], ['403', 'user_not_mapped']]) {
+        expect(op.responses[status].description, `${doc} ${status} ${code}`).toContain(`\`${code}\``)
+      }
+      const body = op.requestBody.content['application/json'].schema
+      const props = body.$ref ? spec.components.schemas[body.$ref.split('/').pop()].properties : body.properties
+      expect(Object.keys(props), doc).toEqual(expect.arrayContaining(['mobile', 'password', 'app_id', 'captcha_id', 'captcha_code']))
+    }
+  })
+})
