@@ -189,10 +189,9 @@ describe('hosted pages: sign in', () => {
   it('says when sign-in is locked (429 page, captcha or not)', async () => {
     const u = await createUser()
     const b = new Browser()
-    let page = await b.get('/page/login')
-    let html = page.html
+    let html = (await b.get('/page/login')).html
     for (let i = 0; i < LOGIN_LIMITS.mobile.lockAt; i++) {
-      const captcha = inputValue(html, 'captcha_id') ? { captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) } : {}
+      const captcha: Record<string, string> = inputValue(html, 'captcha_id') ? { captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) } : {}
       const r = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: 'wrong-' + i, step: 'login', ...captcha })
       expect(r.status, String(i)).toBe(401)
       html = r.html

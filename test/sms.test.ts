@@ -5,6 +5,7 @@ import { sendSmsCode, verifySmsCode, SMS_DAILY_CAP, SMS_MAX_ATTEMPTS, SMS_MAX_WR
 import { webhookProvider } from '../src/sms/providers'
 import { hmacSha256Hex } from '../src/lib/crypto'
 import { getConfig, ConfigError, type Env } from '../src/env'
+import type { E164 } from '../src/lib/mobile'
 
 const strip = (b: any) => JSON.parse(JSON.stringify(b, (k, v) => (k === 'request_id' ? undefined : v)))
 
@@ -179,7 +180,7 @@ describe('SMS code limits', () => {
     const answers: Record<string, { status: number; body: unknown }[]> = { known: [], unknown: [] }
     for (let i = 0; i <= SMS_MAX_WRONG_PER_DAY; i++) {
       if (i % SMS_MAX_ATTEMPTS === 0) {
-        for (const m of [known.mobile, unknown]) {
+        for (const m of [known.mobile as E164, unknown]) {
           await skipCooldown(m, 'reset')
           await sendSmsCode(env, { mobile: m, purpose: 'reset' })
         }
