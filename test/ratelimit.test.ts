@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
 import worker from '../src/index'
 import { createApp } from './helpers'
@@ -128,7 +128,7 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
     return call(req, e)
   }
 
-  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured, naming the problem', async () => {
+  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured; the log names the problem', async () => {
     for (const [raw, problem] of [
       ['{"signed_app": {"limit": 1200, "windowS": 60}', /RATE_LIMITS.*JSON/],
       ['[1, 2]', /RATE_LIMITS.*object/],
@@ -139,10 +139,19 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
       ['{"signed_app": {"limit": 10, "window": 60}}', /signed_app\.window/],
       ['{"signed_app": 100}', /signed_app/],
     ] as const) {
-      const r = await signedPing({ ...env, RATE_LIMITS: raw })
+      const logged: string[] = []
+      const spy = vi.spyOn(console, 'error').mockImplementation((l: string) => void logged.push(l))
+      let r: Awaited<ReturnType<typeof signedPing>>
+      try {
+        r = await signedPing({ ...env, RATE_LIMITS: raw })
+      } finally {
+        spy.mockRestore()
+      }
       expect(r.status, raw).toBe(503)
       expect(r.body.error.code, raw).toBe('misconfigured')
-      expect(r.body.error.message, raw).toMatch(problem)
+      expect(r.body.error.message, raw).not.toMatch(problem)
+      const line = logged.map((l) => JSON.parse(l)).find((l) => l.request_id === r.body.error.request_id)
+      expect(line?.error, raw).toMatch(problem)
     }
   })
 
