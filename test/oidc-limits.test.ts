@@ -50,6 +50,31 @@ describe('/oauth2/* per-IP limit (oauth_ip)', () => {
     expect(preflight.status).toBe(204)
   })
 
+  it('a refused request writes nothing: a revocation while limited leaves the token alone', async () => {
+    const { refreshTokenRow } = await import('../src/auth/tokens')
+    const { refreshTokens } = await import('../src/auth/schema')
+    const { getDb } = await import('../src/db')
+    const { createUser, login } = await import('./helpers')
+    const app = await createOidcApp()
+    const user = await createUser()
+    await login(user.mobile, user.password)
+    const session = await env.DB.prepare('SELECT id FROM sessions WHERE user_id = ? LIMIT 1').bind(user.id).first<{ id: string }>()
+    const token = 'rt_' + crypto.randomUUID().replace(/-/g, '') + 'abcdefghijk'
+    const row = await refreshTokenRow(env, { userId: user.id, sessionId: session!.id, clientId: app.clientId, scope: 'openid offline_access', token, now: Date.now() })
+    await getDb(env.DB).insert(refreshTokens).values(row)
+    const status = () => env.DB.prepare('SELECT status FROM refresh_tokens WHERE id = ?').bind(row.id).first<{ status: string }>().then((r) => r!.status)
+    const basic = { Authorization: 'Basic ' + btoa(`${app.clientId}:${app.secret}`) }
+    const ip = randomIp()
+    for (let i = 0; i < 3; i++) expect((await fetchWithEnv(tiny, '/oauth2/userinfo', { headers: { 'CF-Connecting-IP': ip } })).status).toBe(401)
+    const limited = await fetchWithEnv(tiny, '/oauth2/revoke', form(ip, { token, token_type_hint: 'refresh_token' }, basic))
+    expect(limited.status).toBe(429)
+    expect(limited.headers.get('WWW-Authenticate')).toBeNull()
+    expect(await status()).toBe('ACTIVE')
+    // the same request from a network within its budget revokes it
+    expect((await fetchWithEnv(tiny, '/oauth2/revoke', form(randomIp(), { token, token_type_hint: 'refresh_token' }, basic))).status).toBe(200)
+    expect(await status()).toBe('REVOKED')
+  })
+
   it('counts an IPv6 client by its /64', async () => {
     const prefix = `2001:db8:${hex4()}:${hex4()}`
     const get = (iid: string) => fetchWithEnv(tiny, '/oauth2/userinfo', { headers: { 'CF-Connecting-IP': `${prefix}:${iid}` } })

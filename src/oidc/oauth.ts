@@ -8,8 +8,31 @@ import { timingSafeEqual } from '../lib/crypto'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { firstUse } from '../ratelimit/counters'
-import { ipRateKey } from '../ratelimit'
+import { hitRateLimit, ipRateKey, rateLimitedError } from '../ratelimit'
+import type { HitResult } from '../ratelimit/durable-object'
 import { log } from '../lib/logger'
+
+/**
+ * The `oauth_ip` count of each /oauth2 request, started by the router's middleware
+ * (src/oidc/routes.ts) without waiting, so it shares a round trip with the endpoint's
+ * first read; `oauthRateLimitPassed` waits for it before anything is written.
+ */
+const pendingLimits = new WeakMap<Request, Promise<HitResult>>()
+
+export function startOauthRateLimit(c: Context<AppEnv>): Promise<HitResult> {
+  const p = hitRateLimit(c.env, 'oauth_ip', c.get('clientIp'))
+  p.catch(() => {})
+  pendingLimits.set(c.req.raw, p)
+  return p
+}
+
+/** Throws the 429 (answered in the OAuth shape by the router) when this request's oauth_ip count was refused. */
+export async function oauthRateLimitPassed(c: Context<AppEnv>): Promise<void> {
+  const p = pendingLimits.get(c.req.raw)
+  if (!p) return
+  const r = await p
+  if (!r.allowed) throw rateLimitedError('oauth_ip', r)
+}
 
 /**
  * Failed client authentication for a client_id that names no application is audited at
@@ -142,7 +165,8 @@ export async function authenticateClient(
   const clientId = basic?.id ?? form.client_id
   if (!clientId) throw fail('Client authentication is required')
   const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
-  const app = await findApplication(c.env, clientId)
+  // The client's lookup shares its round trip with the per-IP count; a refused count wins, and nothing is written before it.
+  const [app] = await Promise.all([findApplication(c.env, clientId), oauthRateLimitPassed(c)])
   const refuse = async (description: string, reason: string) => {
     const ip = c.get('clientIp')
     // A known client's failures are all audited; an unknown id's once per window and network.

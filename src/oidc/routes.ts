@@ -3,8 +3,7 @@ import type { Context } from 'hono'
 import { z } from '@hono/zod-openapi'
 import { router, type AppEnv } from '../context'
 import { pageHeaders } from '../pages/security'
-import { hitRateLimit } from '../ratelimit'
-import { OAuthErrorBody, noStore } from './oauth'
+import { OAuthErrorBody, startOauthRateLimit } from './oauth'
 import { errorPage } from './pages'
 import { authorizeRoutes } from './authorize-routes'
 import { tokenRoutes } from './token-routes'
@@ -33,21 +32,43 @@ for (const path of ['/token', '/userinfo', '/revoke']) {
 for (const path of BROWSER_ENDPOINTS) oauthRoutes.use(path, pageHeaders)
 
 /**
- * `oauth_ip`: every /oauth2/* request is counted per client IP (IPv6 per /64) before any
- * client authentication or token lookup. Refused with 429 and Retry-After (RFC 6585 §4);
- * RFC 6749 has no rate-limit error code, so the OAuth body says `temporarily_unavailable`
- * (RFC 6749 §4.1.2.1: "temporary overloading"). The browser endpoints answer a page.
- * CORS preflights are answered above and not counted.
+ * `oauth_ip`: every /oauth2/* request is counted per client IP (IPv6 per /64). Refused with
+ * 429 and Retry-After (RFC 6585 §4); RFC 6749 has no rate-limit error code, so the OAuth
+ * body says `temporarily_unavailable` (RFC 6749 §4.1.2.1: "temporary overloading"), and
+ * the browser endpoints answer a page. CORS preflights are answered above, not counted.
+ *
+ * The browser endpoints may write (pending requests, codes, sign-outs) before they could
+ * wait, so they are counted first. The JSON endpoints start the count beside their first
+ * read: client authentication waits for it before the client lookup returns, so nothing
+ * is written for a refused request (token, revocation, introspection), and UserInfo only
+ * reads. Whatever such an endpoint answered, a refused request gets the 429.
  */
 async function oauthRateLimit(c: Context<AppEnv>, next: () => Promise<void>) {
-  const r = await hitRateLimit(c.env, 'oauth_ip', c.get('clientIp'))
+  const limit = startOauthRateLimit(c)
+  if (isBrowserEndpoint(c.req.path)) {
+    const r = await limit
+    if (!r.allowed) {
+      c.header('Retry-After', String(r.retryAfterS))
+      return errorPage(c, 'Please wait', `Too many requests from your network. Try again in ${r.retryAfterS} seconds.`, 429)
+    }
+    return next()
+  }
+  await next()
+  const r = await limit
   c.header('X-RateLimit-Limit', String(r.limit))
   c.header('X-RateLimit-Remaining', String(r.remaining))
-  if (r.allowed) return next()
-  c.header('Retry-After', String(r.retryAfterS))
-  if (isBrowserEndpoint(c.req.path)) return errorPage(c, 'Please wait', `Too many requests from your network. Try again in ${r.retryAfterS} seconds.`, 429)
-  noStore(c)
-  return c.json({ error: 'temporarily_unavailable', error_description: `Rate limit exceeded (oauth_ip); retry after ${r.retryAfterS} s` }, 429)
+  if (r.allowed) return
+  const answered = c.res
+  // The endpoint's answer and its headers are dropped (a 401's WWW-Authenticate would mislead); CORS ones are kept.
+  c.res = undefined
+  const res = new Response(JSON.stringify({ error: 'temporarily_unavailable', error_description: `Rate limit exceeded (oauth_ip); retry after ${r.retryAfterS} s` }), {
+    status: 429,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', Pragma: 'no-cache', 'Retry-After': String(r.retryAfterS), 'X-RateLimit-Limit': String(r.limit), 'X-RateLimit-Remaining': '0' },
+  })
+  answered.headers.forEach((v, k) => {
+    if (/^access-control-|^vary$/i.test(k)) res.headers.set(k, v)
+  })
+  c.res = res
 }
 oauthRoutes.use('*', oauthRateLimit)
 

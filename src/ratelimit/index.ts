@@ -26,7 +26,7 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   sms_verify_ip: { limit: 60, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
   ticket_exchange_app: { limit: 1200, windowS: 60 },
-  /** per client IP, every /oauth2/* request before anything else (client authentication, token lookups) */
+  /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
   oauth_ip: { limit: 1200, windowS: 60 },
 }
 
