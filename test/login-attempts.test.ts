@@ -109,7 +109,7 @@ describe('after the threshold: captcha_required, then a captcha gets the passwor
     expect(await audits('login.captcha_required', u.mobile)).toEqual([{ by: 'mobile', failures: LOGIN_LIMITS.mobile.captchaAfter, window_s: LOGIN_WINDOW_S }])
     expect(await audits('login.locked', u.mobile)).toEqual([{ by: 'mobile', failures: LOGIN_LIMITS.mobile.lockAt, window_s: LOGIN_WINDOW_S }])
     expect((await audits('login.failed', u.mobile)).length).toBe(LOGIN_LIMITS.mobile.lockAt)
-  })
+  }, 60_000)
 
   it('a password reset by SMS lifts the lock on the number', async () => {
     const { openSmsSend, lastCode, partnerApp } = await import('./flows')

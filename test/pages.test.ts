@@ -200,7 +200,7 @@ describe('hosted pages: sign in', () => {
     expect(locked.status).toBe(429)
     expect(locked.html).toMatch(/role="alert"[^>]*>Too many failed sign-ins for this number or network\. Try again in \d+ (minutes|seconds)/)
     expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
-  })
+  }, 60_000)
 })
 
 describe('hosted pages: return_to (no open redirect)', () => {
