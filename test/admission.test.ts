@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, env, login, mapUser as mapSimpleUser, signedApi } from './helpers'
+import { api, appLogin, appLoginRequest, createUser, env, login, mapUser as mapSimpleUser, signedApi } from './helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, oauthPost, pkce } from './oidc-helpers'
 import { addMembers, createGroup, groupType, partnerApp, revokeGrant, setAccessPolicy, setGrant } from './support/directory'
 
@@ -75,13 +75,14 @@ describe('access policy `permission`', () => {
     const app = await createOidcApp({ firstParty: true, accessPolicy: 'permission' })
     const user = await createUser()
     await mapOidcUser(app.clientId, user.id, `l-${user.id.slice(0, 8)}`)
-    const refused = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password, app_id: app.clientId } })
+    const creds = { appId: app.clientId, secret: app.secret }
+    const refused = await appLoginRequest(creds, user.mobile, user.password)
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('no_access')
     expect((await auditActions(user.id, 'login.refused')).map((a) => a.action)).toEqual(['login.refused_no_access'])
 
     const grantId = await grantAccessViaGroup(app.clientId, user.id)
-    const t = await login(user.mobile, user.password, { app_id: app.clientId })
+    const t = await appLogin(creds, user.mobile, user.password)
     const rotated = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })
     expect(rotated.status).toBe(200)
     await revokeGrant(app.clientId, grantId)
@@ -138,15 +139,16 @@ describe('access policy `permission`', () => {
     const app = await createOidcApp({ firstParty: true, accessPolicy: 'permission' })
     const user = await createUser()
     await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
-    const unmapped = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password, app_id: app.clientId } })
+    const creds = { appId: app.clientId, secret: app.secret }
+    const unmapped = await appLoginRequest(creds, user.mobile, user.password)
     expect(unmapped.body.error.code).toBe('user_not_mapped')
 
     await mapOidcUser(app.clientId, user.id, `m-${user.id.slice(0, 8)}`)
     await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
-    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password, app_id: app.clientId } })).status).toBe(403)
+    expect((await appLoginRequest(creds, user.mobile, user.password, { via: 'signed' })).status).toBe(403)
     const back = await setAccessPolicy(app.clientId, 'mapping')
     expect(back.access_policy).toBe('mapping')
-    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password, app_id: app.clientId } })).status).toBe(200)
+    expect((await appLoginRequest(creds, user.mobile, user.password)).status).toBe(200)
     const snap = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: (await login('+8613900000000', 'dev-bootstrap-admin-password')).access_token })
     expect(snap.body).toMatchObject({ access_policy: 'mapping', admitted: true, permissions: [expect.objectContaining({ key: 'access', allowed: false, source: expect.objectContaining({ type: 'direct', effect: 'deny' }) })] })
   })
