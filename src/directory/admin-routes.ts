@@ -116,7 +116,7 @@ adminGroupTypeRoutes.openapi(
     description: 'One group type.',
     security: bearerSecurity,
     request: { params: TypeParam },
-    responses: { 200: ok('The group type', GroupTypeView), ...mergeErrors(pick(401, 403), errorResponses(DirectoryErrors, 'group_type_not_found')) },
+    responses: { 200: ok('The group type', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found')) },
   }),
   async (c) => c.json(publicGroupType(await loadGroupType(c.env, c.req.valid('param').type_id)), 200),
 )
@@ -144,7 +144,7 @@ adminGroupTypeRoutes.openapi(
     description: 'Deletes a custom group type that has no groups. Built-in types and types with groups answer 409.',
     security: bearerSecurity,
     request: { params: TypeParam },
-    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })), ...mergeErrors(pick(401, 403), errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in', 'group_type_in_use')) },
+    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in', 'group_type_in_use')) },
   }),
   async (c) => {
     const { type_id } = c.req.valid('param')
@@ -211,7 +211,7 @@ adminGroupRoutes.openapi(
     description: 'One group with its path and counts.',
     security: bearerSecurity,
     request: { params: GroupParam },
-    responses: { 200: ok('The group', GroupView), ...mergeErrors(pick(401, 403), errorResponses(DirectoryErrors, 'group_not_found')) },
+    responses: { 200: ok('The group', GroupView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found')) },
   }),
   async (c) => c.json(await shownGroup(c.env, c.req.valid('param').group_id), 200),
 )
@@ -256,7 +256,7 @@ adminGroupRoutes.openapi(
     request: { params: GroupParam },
     responses: {
       200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })),
-      ...mergeErrors(pick(401, 403), errorResponses(DirectoryErrors, 'group_not_found', 'group_has_children', 'group_has_members', 'concurrent_modification')),
+      ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found', 'group_has_children', 'group_has_members', 'concurrent_modification')),
     },
   }),
   async (c) => {
@@ -360,7 +360,7 @@ adminUserGroupRoutes.openapi(
           groups: z.array(z.object({ group_id: z.string(), type_id: z.string(), name: z.string(), path: z.array(z.string()), claim: z.string().openapi({ example: 'department/Sales/East' }) })),
         }),
       ),
-      ...mergeErrors(pick(401, 403), errorResponses(UserErrors, 'user_not_found')),
+      ...mergeErrors(admin, errorResponses(UserErrors, 'user_not_found')),
     },
   }),
   async (c) => {
