@@ -82,7 +82,7 @@ export function setGrantChange(db: DB, grant: PermissionGrant, previous: Permiss
           target: [permissionGrants.appId, permissionGrants.permissionKey, permissionGrants.subjectType, permissionGrants.subjectId, permissionGrants.scopeType, permissionGrants.scopeId],
           set: { effect: grant.effect, updatedAt: grant.updatedAt },
         }),
-      auditStatement(db, { ...actor, action: 'admin.grant.set', targetType: 'grant', targetId: previous?.id ?? grant.id, details: { ...eventDetails(event) } }),
+      auditStatement(db, { ...actor, action: 'admin.grant.set', targetType: 'grant', targetId: grant.id, details: eventDetails(event) }),
     ],
   }
 }
