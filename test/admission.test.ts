@@ -148,10 +148,13 @@ describe('access policy `permission`', () => {
     await mapOidcUser(app.clientId, user.id, `m-${user.id.slice(0, 8)}`)
     await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
     expect((await appLoginRequest(creds, user.mobile, user.password, { via: 'signed' })).status).toBe(403)
+    const adminToken = (await login('+8613900000000', 'dev-bootstrap-admin-password')).access_token
+    const denied = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: adminToken })
+    expect(denied.body).toMatchObject({ access_policy: 'permission', admitted: false })
     const back = await setAccessPolicy(app.clientId, 'mapping')
     expect(back.access_policy).toBe('mapping')
     expect((await appLoginRequest(creds, user.mobile, user.password)).status).toBe(200)
-    const snap = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: (await login('+8613900000000', 'dev-bootstrap-admin-password')).access_token })
+    const snap = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: adminToken })
     expect(snap.body).toMatchObject({ access_policy: 'mapping', admitted: true, permissions: [expect.objectContaining({ key: 'access', allowed: false, source: expect.objectContaining({ type: 'direct', effect: 'deny' }) })] })
   })
 
