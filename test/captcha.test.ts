@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { api } from './helpers'
-import { env, randomIp, solvedCaptcha } from './flows'
+import { env } from 'cloudflare:test'
+import { api } from './support/api'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
 import { verifyCaptcha, createCaptcha } from '../src/captcha/service'
 import { ALPHABET, GLYPHS, renderCaptchaSvg } from '../src/captcha/image'
 

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { hashPassword, needsRehash, paramsForProfile, PRODUCTION_PARAMS, TEST_PARAMS, verifyPassword } from '../src/lib/password'
-import { api, createUser, env, login } from './helpers'
+import { env } from 'cloudflare:test'
+import { api, createUser, login } from './support/api'
 
+/** The stored PHC string: no API shows it (by design), so read from D1. */
 const storedHash = async (id: string) => (await env.DB.prepare('SELECT password_hash FROM users WHERE id = ?').bind(id).first<{ password_hash: string }>())!.password_hash
 const paramsOf = (phc: string) => /^\$scrypt\$(ln=\d+,r=\d+,p=\d+)\$/.exec(phc)![1]
 const current = `ln=${TEST_PARAMS.ln},r=${TEST_PARAMS.r},p=${TEST_PARAMS.p}`
@@ -49,6 +51,7 @@ describe('re-hash at login', () => {
     const u = await createUser()
     expect(paramsOf(await storedHash(u.id))).toBe(current)
     const old = await hashPassword(u.password, { ln: 9, r: 8, p: 2 })
+    // a hash from before a parameter change: no API writes one with other parameters
     await env.DB.prepare('UPDATE users SET password_hash = ? WHERE id = ?').bind(old, u.id).run()
 
     // a failed login changes nothing
