@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { createRemoteJWKSet, jwtVerify, decodeProtectedHeader, createLocalJWKSet } from 'jose'
-import { SELF } from 'cloudflare:test'
-import { api, createUser, login, adminToken, uniqueMobile, env } from './helpers'
+import { jwtVerify, createLocalJWKSet } from 'jose'
+import { env } from 'cloudflare:test'
+import { adminToken, api, auditLog, createUser, login, uniqueMobile } from './support/api'
+import { createApp, createOidcApp, mapUser, updateMapping } from './support/apps'
+import { Browser } from './support/browser'
+import { codeFlow, oauthPost } from './support/oidc'
 
 describe('login', () => {
   it('returns an ES256 access token that verifies against the served JWKS, and a refresh token', async () => {
@@ -91,8 +94,7 @@ describe('refresh', () => {
     expect(reuse.body.error.code).toBe('invalid_grant')
     // the legitimate successor is dead too
     expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: r1.body.refresh_token } })).status).toBe(401)
-    const audit = await env.DB.prepare("SELECT action FROM audit_logs WHERE action = 'refresh_token.reuse_detected' AND target_id = ?").bind(u.id).all()
-    expect(audit.results.length).toBe(1)
+    expect(await auditLog({ action: 'refresh_token.reuse_detected', target_id: u.id })).toHaveLength(1)
   })
 
   it('two concurrent refreshes of one token yield one successor, not two families', async () => {
@@ -105,6 +107,7 @@ describe('refresh', () => {
     expect(a.status).toBe(200)
     expect(b.status).toBe(200)
     expect(a.body.refresh_token).toBe(b.body.refresh_token)
+    // no API lists a user's refresh tokens
     const live = await env.DB.prepare("SELECT COUNT(*) AS n FROM refresh_tokens WHERE user_id = ? AND status = 'ACTIVE'").bind(u.id).first<{ n: number }>()
     expect(live!.n).toBe(1)
     // and the shared successor keeps working
@@ -165,38 +168,83 @@ describe('me', () => {
 
 describe('refresh tokens of OAuth clients', () => {
   it('cannot be refreshed through the first-party API (that would skip client authentication)', async () => {
-    const { refreshTokenRow } = await import('../src/auth/tokens')
+    const app = await createOidcApp({ first_party: true })
     const u = await createUser()
-    await login(u.mobile, u.password)
-    const session = await env.DB.prepare('SELECT id FROM sessions WHERE user_id = ? LIMIT 1').bind(u.id).first<{ id: string }>()
-    const token = 'rt_' + crypto.randomUUID().replace(/-/g, '') + 'abcdefghijk'
-    const row = await refreshTokenRow(env, { userId: u.id, sessionId: session!.id, clientId: 'app_oauth_client', scope: 'openid offline_access', token, now: Date.now() })
-    await env.DB.prepare('INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(row.id, row.tokenHash, row.familyId, row.sessionId, row.userId, row.clientId, row.audience, row.scope, row.status, row.createdAt, row.expiresAt)
-      .run()
+    await mapUser(app.app_id, u)
+    const b = new Browser()
+    await b.loginOnPage(u)
+    const token = (await codeFlow(b, app, 'openid offline_access')).refresh_token!
     const r = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: token } })
     expect(r.status).toBe(401)
     expect(r.body.error.code).toBe('invalid_grant')
-    const still = await env.DB.prepare('SELECT status FROM refresh_tokens WHERE id = ?').bind(row.id).first<{ status: string }>()
-    expect(still!.status).toBe('ACTIVE')
+    // the refused attempt left the client's token alone
+    const still = await oauthPost('/oauth2/introspect', { token }, app)
+    expect(still.body.active).toBe(true)
   })
 })
 
 describe('login for an app (app_id)', () => {
   it('needs an active mapping of the user in that app; says so only after the password is right', async () => {
-    const { createApp, mapUser } = await import('./helpers')
-    const { app } = await createApp()
+    const app = await createApp()
     const u = await createUser()
-    const wrong = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: 'wrong-password', app_id: app.appId } })
+    const wrong = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: 'wrong-password', app_id: app.app_id } })
     expect(wrong.status).toBe(401)
-    const unmapped = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.appId } })
+    const unmapped = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.app_id } })
     expect(unmapped.status).toBe(403)
     expect(unmapped.body.error.code).toBe('user_not_mapped')
-    await mapUser(app.appId, u.id, { isActive: false })
-    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.appId } })).status).toBe(403)
-    await env.DB.prepare('UPDATE app_user_mappings SET is_active = 1 WHERE app_id = ? AND user_id = ?').bind(app.appId, u.id).run()
-    const ok = await login(u.mobile, u.password, { app_id: app.appId })
+    const { mappingId } = await mapUser(app.app_id, u, { isActive: false })
+    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password, app_id: app.app_id } })).status).toBe(403)
+    await updateMapping(app.app_id, mappingId, { is_active: true })
+    const ok = await login(u.mobile, u.password, { app_id: app.app_id })
     const [, payload] = ok.access_token.split('.')
-    expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud).toBe(app.appId)
+    expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud).toBe(app.app_id)
+  })
+})
+
+describe('UAP Edge API and OAuth client access tokens', () => {
+  it('an access token an OIDC client got with scope openid cannot read the full profile or sign the user out everywhere', async () => {
+    const app = await createOidcApp({ first_party: true })
+    const user = await createUser({ name: 'Scoped Only' })
+    await mapUser(app.app_id, user, { mappedKey: `s-${user.id.slice(0, 8)}` })
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const t = await codeFlow(b, app, 'openid')
+
+    // userinfo honours the consented scope: no phone_number, no name
+    const ui = await api('/oauth2/userinfo', { token: t.access_token })
+    expect(ui.status).toBe(200)
+    expect(ui.body.phone_number).toBeUndefined()
+
+    // UAP Edge's own API is not a way around the scope (RFC 9068 §4: the audience is the client)
+    const me = await api('/api/v1/auth/me', { token: t.access_token })
+    expect(me.status).toBe(401)
+    expect(me.body.error.code).toBe('invalid_token')
+    const other = await login(user.mobile, user.password)
+    expect((await api('/api/v1/auth/logout-all', { method: 'POST', token: t.access_token })).status).toBe(401)
+    expect((await api('/api/v1/auth/me', { token: other.access_token })).status).toBe(200)
+  })
+
+  it('first-party API tokens (with or without app_id) still reach /api/v1/auth/me', async () => {
+    const app = await createOidcApp()
+    const user = await createUser()
+    const plain = await login(user.mobile, user.password)
+    expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)
+    await mapUser(app.app_id, user, { mappedKey: `me-${crypto.randomUUID().slice(0, 8)}` })
+    const forApp = await login(user.mobile, user.password, { app_id: app.app_id })
+    expect((await api('/api/v1/auth/me', { token: forApp.access_token })).status).toBe(200)
+  })
+})
+
+describe('access tokens and the session they belong to', () => {
+  it('an access token of an expired session is refused, as introspection already says', async () => {
+    const user = await createUser()
+    const t = await login(user.mobile, user.password)
+    expect((await api('/api/v1/auth/me', { token: t.access_token })).status).toBe(200)
+    const sid = JSON.parse(atob(t.access_token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sid as string
+    // a session past its expiry, without waiting REFRESH_TOKEN_TTL
+    await env.DB.prepare('UPDATE sessions SET expires_at = ? WHERE id = ?').bind(Date.now() - 1000, sid).run()
+    const r = await api('/api/v1/auth/me', { token: t.access_token })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('invalid_token')
   })
 })

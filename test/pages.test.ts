@@ -1,11 +1,16 @@
 import { describe, expect, it } from 'vitest'
-import { api, createApp, createUser, login } from './helpers'
-import { Browser, env, fetchWithEnv, inputValue, lastCode } from './flows'
+import { env } from 'cloudflare:test'
+import { api, createUser, login, uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { Browser, inputValue } from './support/browser'
+import { captchaAnswer } from './support/captcha'
+import { lastCode } from './support/sms'
 import { safeReturnTo } from '../src/pages/redirect'
-import { uniqueMobile } from './helpers'
 
-const answerFor = async (html: string) => (await env.KV.get(`captcha:${inputValue(html, 'captcha_id')}`))!
+/** The answer to the captcha a page shows. */
+const answerFor = (html: string) => captchaAnswer(inputValue(html, 'captcha_id')!)
 
+/** Submits the login form as typed (unlike Browser.loginOnPage, a refused sign-in is an answer, not an error). */
 async function signIn(b: Browser, mobile: string, password: string, extra: Record<string, string> = {}) {
   await b.get('/page/login')
   return b.post('/page/login', { csrf_token: b.csrf, mobile, password, step: 'login', ...extra })
@@ -49,12 +54,12 @@ describe('hosted pages: security headers and markup', () => {
 describe('hosted pages: branding', () => {
   it('uses the configured name, logo (allowed by the CSP) and colour', async () => {
     const vars = { BRAND_NAME: 'Acme ID', BRAND_LOGO_URL: 'https://cdn.example.com/acme.svg', BRAND_PRIMARY_COLOR: '#ffd400' }
-    const page = await fetchWithEnv(vars, '/page/login')
-    const html = await page.text()
+    const page = await api('/page/login', { env: vars })
+    const html = page.body
     expect(html).toContain('<title>Sign in · Acme ID</title>')
     expect(html).toContain('<img src="https://cdn.example.com/acme.svg" alt=""/>')
     expect(page.headers.get('Content-Security-Policy')).toContain("img-src 'self' data: https://cdn.example.com")
-    const css = await (await fetchWithEnv(vars, '/page/assets/style.css')).text()
+    const css = (await api('/page/assets/style.css', { env: vars })).body
     expect(css).toContain('--primary:#ffd400')
     expect(css).toContain('--on-primary:#111111') // dark text on a light brand colour
   })
@@ -112,6 +117,7 @@ describe('hosted pages: sign in', () => {
     expect(sc).toMatch(/Secure/)
     expect(sc).toMatch(/SameSite=Lax/)
     const raw = b.cookies.get('AUTH_SESSION_ID')!
+    // what D1 keeps of the cookie (no API shows it)
     const row = await env.DB.prepare('SELECT cookie_hash FROM sessions WHERE user_id = ?').bind(u.id).first<{ cookie_hash: string }>()
     expect(row!.cookie_hash).not.toBe(raw) // stored hashed
     const page = await b.get('/page/login')
@@ -174,7 +180,7 @@ describe('hosted pages: return_to (no open redirect)', () => {
   })
 
   it('follows a path on this site (the OIDC authorize endpoint) and a registered redirect URI exactly', async () => {
-    await createApp({ redirectUris: ['https://partner.example.com/sso/callback'] })
+    await createApp({ redirect_uris: ['https://partner.example.com/sso/callback'] })
     const u = await createUser()
     const authorize = '/oauth2/authorize?client_id=app_1&redirect_uri=https%3A%2F%2Fx.example%2Fcb&state=s%26t'
     const b = new Browser()

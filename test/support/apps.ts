@@ -2,7 +2,7 @@
 import { env } from 'cloudflare:test'
 import { eq } from 'drizzle-orm'
 import { getDb } from '../../src/db'
-import { applications, type GrantType } from '../../src/apps/schema'
+import { applications, type Application, type GrantType } from '../../src/apps/schema'
 import { adminApi } from './api'
 import { POST_LOGOUT, REDIRECT } from './oidc'
 
@@ -42,10 +42,19 @@ export async function createApp(settings: AppSettings = {}): Promise<TestApp> {
   if (grants && registrable!.length !== grants.length) {
     // The admin API does not register client_credentials (only the grants above), yet the token
     // endpoint serves it (apps/schema.ts GRANT_TYPES): the only way to such an app is D1.
-    await getDb(env.DB).update(applications).set({ grantTypes: grants }).where(eq(applications.appId, created.app_id))
+    await setAppColumnsInD1(created.app_id, { grantTypes: grants })
     created.app.grant_types = grants
   }
   return created
+}
+
+/**
+ * Writes application settings straight to D1. Only for values the admin API refuses
+ * (a fragment in a callback, a non-https icon, an unregistrable grant), to test the code
+ * behind its checks; everything else goes through createApp and PATCH.
+ */
+export async function setAppColumnsInD1(appId: string, columns: Partial<Pick<Application, 'grantTypes' | 'iconUrl' | 'redirectUris'>>) {
+  await getDb(env.DB).update(applications).set(columns).where(eq(applications.appId, appId))
 }
 
 /** An OIDC client of the Reporting Portal kind: REDIRECT and POST_LOGOUT registered, the mapped key as `email`. */
