@@ -1,19 +1,35 @@
-// Shared by bench/run.mjs and bench/scenarios/*.mjs: wrangler dev on loopback, a small
-// client for the admin API, request signing (docs/signing.md) and the simple-SSO world
+// Shared by bench/run.mjs and bench/scenarios/*.mjs: the Worker (wrangler's API, inspector
+// off) and the peer OIDC provider on loopback, their CPU time from /proc, a small client for
+// the admin API, request signing (docs/signing.md) and the simple-SSO world
 // (two SIMPLE_API apps, a user, the user's mapping) seeded through the real admin API.
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { createHash, createHmac, randomBytes } from 'node:crypto'
-import { createWriteStream, readFileSync } from 'node:fs'
+import { createWriteStream, readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..')
-/** The only ports the bench may listen on. */
-export const PORTS = [8791, 8792, 8793, 8794, 8795, 8796, 8797, 8798, 8799, 8821, 8822, 8823, 8824, 8825, 8826, 8827, 8828, 8829]
+
+// ---------- ports ----------
+/**
+ * The ports the bench may listen on: BENCH_PORTS ("8950-8999" or "8791,8792,..."), by
+ * default 8791-8799 and 8821-8829. Servers the bench does not address itself (the Worker's
+ * own workerd behind wrangler's proxy, Miniflare's loopback) take OS-assigned ephemeral ports.
+ */
+export const PORTS = parsePorts(process.env.BENCH_PORTS) ?? [8791, 8792, 8793, 8794, 8795, 8796, 8797, 8798, 8799, 8821, 8822, 8823, 8824, 8825, 8826, 8827, 8828, 8829]
+function parsePorts(spec) {
+  if (!spec) return null
+  const out = []
+  for (const part of spec.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part)
+    if (!m) throw new Error(`BENCH_PORTS: "${part}" is neither a port nor a range like 8950-8999`)
+    for (let p = Number(m[1]); p <= Number(m[2] ?? m[1]); p++) out.push(p)
+  }
+  return out
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-// ---------- wrangler dev ----------
 const isFree = (port) =>
   new Promise((resolve) => {
     const s = createServer()
@@ -21,29 +37,83 @@ const isFree = (port) =>
     s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
   })
 
+const claimed = new Set()
+/** n free ports from PORTS, not handed out before in this run (a server may not be listening yet). */
 export async function freePorts(n) {
   const found = []
-  for (const p of PORTS) if (found.length < n && (await isFree(p))) found.push(p)
-  if (found.length < n) throw new Error(`need ${n} free ports in 8791-8799 / 8821-8829`)
+  for (const p of PORTS) if (found.length < n && !claimed.has(p) && (await isFree(p))) found.push(p)
+  if (found.length < n) throw new Error(`need ${n} free ports among ${PORTS.length} (BENCH_PORTS ${process.env.BENCH_PORTS ?? 'unset'})`)
+  for (const p of found) claimed.add(p)
   return found
+}
+const release = (...ports) => ports.forEach((p) => claimed.delete(p))
+
+// ---------- CPU time from /proc ----------
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime. */
+export const CLK_TCK = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100
+  } catch {
+    return 100
+  }
+})()
+
+function readStat(pid) {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    // fields after "(comm)": state ppid ... utime (14th field of the line) stime (15th)
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }
+  } catch {
+    return null
+  }
+}
+const readText = (file) => {
+  try {
+    return readFileSync(file, 'utf8')
+  } catch {
+    return ''
+  }
+}
+
+/** `root` and every process below it: {pid, comm, args}. */
+export function processTree(root) {
+  const children = new Map()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const st = readStat(name)
+    if (!st) continue
+    if (!children.has(st.ppid)) children.set(st.ppid, [])
+    children.get(st.ppid).push(Number(name))
+  }
+  const out = []
+  const walk = (pid) => {
+    out.push({ pid, comm: readText(`/proc/${pid}/comm`).trim(), args: readText(`/proc/${pid}/cmdline`).split('\0').filter(Boolean) })
+    for (const c of children.get(pid) ?? []) walk(c)
+  }
+  walk(root)
+  return out
 }
 
 /**
- * Starts `wrangler dev` on 127.0.0.1 in its own process group (wrangler and its workerd),
- * output to `logFile` (the Worker logs every request). `vars` become `--var KEY:VALUE`.
+ * CPU time (ms, user + system, all threads) per role of the processes under `root`;
+ * `roleOf(proc)` names each process's role. Subtract two readings to get a run's share.
  */
-export async function startWrangler({ persistTo, vars = {}, logFile }) {
-  const [port, inspectorPort] = await freePorts(2)
-  const base = `http://127.0.0.1:${port}`
+export function cpuByRole(root, roleOf) {
+  const out = {}
+  for (const proc of processTree(root)) {
+    const st = readStat(proc.pid)
+    if (!st) continue
+    const role = roleOf(proc)
+    out[role] = (out[role] ?? 0) + (st.ticks * 1000) / CLK_TCK
+  }
+  return out
+}
+export const cpuDelta = (before, after) => Object.fromEntries(Object.keys(after).map((k) => [k, after[k] - (before[k] ?? 0)]))
+
+function spawnLogged(command, args, { logFile, env }) {
   const log = createWriteStream(logFile)
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistTo, '--show-interactive-dev-session=false']
-  for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
-  const child = spawn(path.join(root, 'node_modules', '.bin', 'wrangler'), args, {
-    cwd: root,
-    detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
-  })
+  const child = spawn(command, args, { cwd: root, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
   child.stdout.pipe(log)
   child.stderr.pipe(log)
   const exited = new Promise((resolve) => child.once('exit', resolve))
@@ -55,22 +125,10 @@ export async function startWrangler({ persistTo, vars = {}, logFile }) {
   const onExit = () => killGroup('SIGKILL') // last resort if the bench dies early
   process.on('exit', onExit)
   const running = () => child.exitCode === null && child.signalCode === null
-
   return {
-    base,
-    port,
-    async waitReady(timeoutMs = 90_000) {
-      const until = Date.now() + timeoutMs
-      while (Date.now() < until) {
-        if (!running()) throw new Error(`wrangler dev exited (${child.exitCode}); see ${logFile}`)
-        try {
-          if ((await fetch(`${base}/livez`)).ok) return
-        } catch {}
-        await sleep(500)
-      }
-      throw new Error(`wrangler dev did not answer on ${base} within ${timeoutMs / 1000} s; see ${logFile}`)
-    },
-    /** SIGINT (what Ctrl-C sends; wrangler then stops workerd), SIGKILL after 10 s; resolves once the ports are free. */
+    child,
+    running,
+    /** SIGINT (what Ctrl-C sends), SIGKILL after 10 s. */
     async stop() {
       if (running()) {
         killGroup('SIGINT')
@@ -78,8 +136,92 @@ export async function startWrangler({ persistTo, vars = {}, logFile }) {
         await exited
         clearTimeout(force)
       }
+      // children outlive a parent that was killed: end the group
+      killGroup('SIGKILL')
       process.off('exit', onExit)
-      for (let i = 0; i < 40 && !((await isFree(port)) && (await isFree(inspectorPort))); i++) await sleep(250)
+    },
+  }
+}
+
+async function waitHttp(url, proc, what, logFile, timeoutMs = 90_000) {
+  const until = Date.now() + timeoutMs
+  while (Date.now() < until) {
+    if (!proc.running()) throw new Error(`${what} exited (${proc.child.exitCode}); see ${logFile}`)
+    try {
+      if ((await fetch(url)).ok) return
+    } catch {}
+    await sleep(500)
+  }
+  throw new Error(`${what} did not answer on ${url} within ${timeoutMs / 1000} s; see ${logFile}`)
+}
+
+// ---------- the Worker ----------
+/**
+ * Starts the Worker on 127.0.0.1 in its own process group, output to `logFile` (the Worker
+ * logs every request). `vars` are plain-text variables on top of wrangler.toml and .dev.vars
+ * (ISSUER defaults to the Worker's own address).
+ * runner "api" (default): bench/worker-host.mjs, wrangler's unstable_startWorker with the
+ * inspector off. runner "wrangler-dev": `wrangler dev` as a developer runs it (inspector
+ * attached), to see what the inspector costs.
+ * cpu() → CPU ms so far by role: worker (the workerd running the Worker and its local
+ * bindings), proxy (wrangler's proxy workerd, which every request passes), wrangler (Node,
+ * esbuild: logging, the inspector relay when attached).
+ */
+export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api' }) {
+  const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' ? 2 : 1)
+  const base = `http://127.0.0.1:${port}`
+  // the issuer follows the port (discovery, `iss`), as `npm run dev -- --port` does it
+  vars = { ISSUER: base, ...vars }
+  const env = { CI: 'true', WRANGLER_SEND_METRICS: 'false' }
+  let proc
+  if (runner === 'wrangler-dev') {
+    const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistTo, '--show-interactive-dev-session=false']
+    for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
+    proc = spawnLogged(path.join(root, 'node_modules', '.bin', 'wrangler'), args, { logFile, env })
+  } else if (runner === 'api') {
+    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars }) } })
+  } else throw new Error(`BENCH_RUNNER must be "api" or "wrangler-dev", not "${runner}"`)
+  // the proxy's workerd listens on the public port; the Worker's own workerd elsewhere
+  const roleOf = (p) => (p.comm !== 'workerd' ? 'wrangler' : p.args.includes(`--socket-addr=entry=127.0.0.1:${port}`) ? 'proxy' : 'worker')
+  return {
+    base,
+    port,
+    runner,
+    waitReady: () => waitHttp(`${base}/livez`, proc, runner === 'api' ? 'the bench worker host' : 'wrangler dev', logFile),
+    cpu: () => cpuByRole(proc.child.pid, roleOf),
+    processes: () => processTree(proc.child.pid).map((p) => ({ pid: p.pid, comm: p.comm, role: roleOf(p) })),
+    /** Resolves once the ports are free. */
+    async stop() {
+      await proc.stop()
+      const ports = inspectorPort ? [port, inspectorPort] : [port]
+      for (let i = 0; i < 40 && !(await Promise.all(ports.map(isFree))).every(Boolean); i++) await sleep(250)
+      release(...ports)
+    },
+  }
+}
+
+// ---------- the peer ----------
+/**
+ * panva's oidc-provider (bench/peer/oidc-provider.mjs) in its own Node process on 127.0.0.1,
+ * with one confidential client whose credentials are returned. cpu() → { peer: ms }.
+ */
+export async function startPeer({ logFile, redirectUri }) {
+  const [port] = await freePorts(1)
+  const client = { id: 'bench-rp', secret: randomBytes(24).toString('base64url') }
+  const proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'peer', 'oidc-provider.mjs')], {
+    logFile,
+    env: { NODE_ENV: 'production', BENCH_PEER: JSON.stringify({ port, clientId: client.id, clientSecret: client.secret, redirectUri }) },
+  })
+  const base = `http://127.0.0.1:${port}`
+  return {
+    base,
+    port,
+    client,
+    waitReady: () => waitHttp(`${base}/.well-known/openid-configuration`, proc, 'oidc-provider', logFile),
+    cpu: () => cpuByRole(proc.child.pid, () => 'peer'),
+    async stop() {
+      await proc.stop()
+      release(port)
     },
   }
 }

@@ -1,36 +1,54 @@
 #!/usr/bin/env node
-// `npm run bench`: load-test the Worker under `wrangler dev` on loopback and write
-// docs/benchmarks.md. Steps: dev setup (.dev.vars, local migrations into a fresh bench
-// state dir), then for each pass: start wrangler dev (bench/lib.mjs), run the pass's
-// scenarios (bench/scenarios/*.mjs) with autocannon and their post-checks, stop wrangler.
-// Passes: "default", then "shards" (TICKET_SHARDS=BENCH_TICKET_SHARDS, ticket scenarios
-// and the bare route only) over the same state.
+// `npm run bench`: load-test the Worker on loopback next to a peer OpenID Provider (panva's
+// oidc-provider) and write docs/benchmarks.md. Steps:
+//   0. round trips: test/storage-counter.test.ts counts each budgeted route's D1 / KV /
+//      Durable Object / Queue calls in workerd (vitest, JSON reporter) — counts, not timings;
+//   1. dev setup (.dev.vars, local migrations into a fresh bench state dir), the peer started;
+//   2. for each pass: start the Worker (bench/lib.mjs: wrangler's unstable_startWorker with
+//      the inspector off), run the pass's scenarios (bench/scenarios/*.mjs) with autocannon,
+//      each against UAP Edge and, for the OIDC ones, right after against the peer with the
+//      same connections and duration; CPU time of every process from /proc before and after
+//      each run; post-checks; stop the Worker;
+//   3. the report, with the issue 14 targets evaluated from what was measured.
+// Passes: "default", then "shards" (TICKET_SHARDS=BENCH_TICKET_SHARDS, ticket scenarios and
+// the bare route only) over the same state.
 //
 // A scenario module default-exports:
-//   { name, route, order?, connections?, bare?, passes? (default ['default']),
+//   { name, route (string, or (ctx) → string), order?, connections?, bare?,
+//     passes? (default ['default']), targets? (default ['uap']; 'peer' runs it against
+//     oidc-provider too, default pass only),
 //     setup?(ctx) → state, requests(state, ctx) → autocannon requests[],
 //     options?(state, ctx, phase: 'warmup'|'run') → extra autocannon options (e.g. amount),
 //     reset?(state, ctx, warmupResult), check?(state, ctx) → {name, ok, detail} }
-// ctx: { base, connections, duration, pass, admin, shared (kept across scenarios and
-//        passes), api(path, init), login(mobile, password), adminToken(), createUser(name?),
-//        createApp(body) }
+// ctx: { target ('uap'|'peer'), base, connections, duration, pass, shared (kept across
+//        scenarios and passes), paths (the target's OIDC endpoints), oidc() → the target's
+//        OIDC world (bench/oidc.mjs: client, tokens()), and for 'uap' also admin,
+//        api(path, init), login(mobile, password), adminToken(), createUser(name?), createApp(body) }
 //
-// Environment: BENCH_DURATION (s per scenario, default 10), BENCH_CONNECTIONS (default 8),
+// Environment: BENCH_DURATION (s per run, default 10), BENCH_CONNECTIONS (default 8),
 // BENCH_ONLY (comma-separated scenario file names), BENCH_OUT (default docs/benchmarks.md),
-// BENCH_TICKET_SHARDS (shard count of the second pass, default 16; 0 skips the pass).
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+// BENCH_TICKET_SHARDS (shard count of the second pass, default 16; 0 skips the pass),
+// BENCH_PORTS (ports the bench may listen on, e.g. 8950-8999; default 8791-8799,8821-8829),
+// BENCH_PEER (0 skips oidc-provider), BENCH_ROUND_TRIPS (0 skips step 0),
+// BENCH_RUNNER (api: unstable_startWorker, inspector off (default); wrangler-dev: `wrangler dev`).
+import { spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { pathToFileURL } from 'node:url'
 import autocannon from 'autocannon'
 import { ensureDevVars, migrateLocal } from '../scripts/dev.mjs'
-import { apiClient, root, startWrangler } from './lib.mjs'
+import { CLK_TCK, apiClient, root, startPeer, startWorker } from './lib.mjs'
+import { REDIRECT, peerOidcWorld, uapOidcWorld } from './oidc.mjs'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8)
 const OUT = path.resolve(root, process.env.BENCH_OUT ?? 'docs/benchmarks.md')
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
 const SHARDS = Number(process.env.BENCH_TICKET_SHARDS ?? 16)
+const WITH_PEER = process.env.BENCH_PEER !== '0'
+const WITH_ROUND_TRIPS = process.env.BENCH_ROUND_TRIPS !== '0'
+const RUNNER = process.env.BENCH_RUNNER ?? 'api'
 const STATE = '.wrangler/bench-state' // kept apart from `npm run dev`'s data
 const resultsDir = path.join(root, 'bench', 'results')
 mkdirSync(resultsDir, { recursive: true })
@@ -46,13 +64,29 @@ if (SHARDS > 0) PASSES.push({ id: 'shards', label: `TICKET_SHARDS=${SHARDS}`, va
 const hardStop = setTimeout(() => {
   console.error('bench: overall time limit reached')
   process.exit(1)
-}, 25 * 60_000)
+}, 45 * 60_000)
 hardStop.unref()
-for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)) // 'exit' kills wrangler
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130)) // 'exit' kills the servers
 
 // the machine may be shared: sample the load average throughout
 const load = [os.loadavg()[0]]
 const loadTimer = setInterval(() => load.push(os.loadavg()[0]), 5000)
+
+// 0. round trips per request, counted in workerd (test/support/round-trips.ts)
+let roundTrips = { rows: [], note: 'skipped (BENCH_ROUND_TRIPS=0)' }
+if (WITH_ROUND_TRIPS) {
+  const out = path.join(resultsDir, 'round-trips.json')
+  rmSync(out, { force: true })
+  process.stdout.write('bench: counting storage round trips (vitest, test/storage-counter.test.ts) ... ')
+  const r = spawnSync(path.join(root, 'node_modules', '.bin', 'vitest'), ['run', 'test/storage-counter.test.ts', '-t', 'budgeted', '--reporter=json', `--outputFile=${out}`], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 5 * 60_000,
+  })
+  const found = existsSync(out) ? JSON.parse(readFileSync(out, 'utf8')).testResults.flatMap((f) => f.assertionResults).find((a) => a.meta?.roundTrips) : null
+  roundTrips = found && found.status === 'passed' ? { rows: found.meta.roundTrips, note: '' } : { rows: [], note: `not measured: vitest exited ${r.status}${found ? ` (${found.failureMessages?.[0]?.split('\n')[0]})` : ''}` }
+  console.log(roundTrips.note || `${roundTrips.rows.length} routes`)
+}
 
 // 1. setup, as `npm run dev` does it, on a fresh state (ticket objects are one SQLite file each)
 const vars = ensureDevVars({ quiet: true })
@@ -72,58 +106,94 @@ const files = readdirSync(scenarioDir)
   .filter((f) => f.endsWith('.mjs'))
   .filter((f) => !ONLY || ONLY.includes(f.replace(/\.mjs$/, '')))
 const scenarios = []
-for (const f of files) scenarios.push({ file: f, passes: ['default'], ...(await import(pathToFileURL(path.join(scenarioDir, f)).href)).default })
+for (const f of files) scenarios.push({ file: f, passes: ['default'], targets: ['uap'], ...(await import(pathToFileURL(path.join(scenarioDir, f)).href)).default })
 scenarios.sort((a, b) => (a.order ?? 100) - (b.order ?? 100) || a.name.localeCompare(b.name))
+
+const UAP_PATHS = { discovery: '/.well-known/openid-configuration', jwks: '/.well-known/jwks.json', token: '/oauth2/token', userinfo: '/oauth2/userinfo', introspection: '/oauth2/introspect' }
+const PEER_PATHS = { discovery: '/.well-known/openid-configuration', jwks: '/jwks', token: '/token', userinfo: '/me', introspection: '/token/introspection' }
+
+let peer = null
+if (WITH_PEER && scenarios.some((s) => s.targets.includes('peer'))) {
+  const logFile = path.join(resultsDir, 'peer.log')
+  peer = await startPeer({ logFile, redirectUri: REDIRECT })
+  await peer.waitReady()
+  console.log(`bench: peer oidc-provider on ${peer.base} (log: ${path.relative(root, logFile)})`)
+}
 
 const rows = []
 const checks = []
 const shared = {}
-for (const pass of PASSES) {
-  const list = scenarios.filter((s) => s.passes.includes(pass.id))
-  if (!list.length) continue
-  const logFile = path.join(resultsDir, `wrangler-${pass.id}.log`)
-  const server = await startWrangler({ persistTo: STATE, vars: pass.vars, logFile })
-  const base = server.base
-  try {
-    console.log(`bench: pass ${pass.id} (${pass.label}): wrangler dev on ${base} (log: ${path.relative(root, logFile)})`)
-    await server.waitReady()
-    const client = apiClient(base, admin)
-    for (const s of list) {
-      const connections = Math.min(s.connections ?? CONNECTIONS, CONNECTIONS)
-      const ctx = { base, connections, duration: DURATION, pass: pass.id, admin, shared, ...client }
-      const state = s.setup ? await s.setup(ctx) : {}
-      // a warm-up second so JIT, isolate caches, D1 pages and object classes are hot
-      const warmup = await runAutocannon({ url: base, connections, duration: 1, requests: s.requests(state, ctx), ...s.options?.(state, ctx, 'warmup') })
-      if (s.reset) await s.reset(state, ctx, warmup)
-      const extra = s.options?.(state, ctx, 'run') ?? {}
-      process.stdout.write(`bench: ${s.name} (${s.route}), ${connections} connections, ${extra.amount ? `${extra.amount} requests` : `${DURATION} s`} ... `)
-      const r = await runAutocannon({ url: base, connections, duration: DURATION, requests: s.requests(state, ctx), timeout: 30, ...extra })
-      const row = {
-        pass: pass.id,
-        scenario: s.name,
-        route: s.route,
-        bare: !!s.bare,
-        connections,
-        seconds: r.duration,
-        requests: r.requests.total,
-        // total over wall time: also right for runs bounded by `amount`, whose last second is partial
-        rps: r.requests.total / r.duration,
-        p50: r.latency.p50,
-        p99: r.latency.p99,
-        non2xx: r.non2xx,
-        errors: r.errors + r.timeouts,
+const processes = {}
+try {
+  for (const pass of PASSES) {
+    const list = scenarios.filter((s) => s.passes.includes(pass.id))
+    if (!list.length) continue
+    const logFile = path.join(resultsDir, `worker-${pass.id}.log`)
+    const server = await startWorker({ persistTo: STATE, vars: { ...pass.vars }, logFile, runner: RUNNER })
+    try {
+      console.log(`bench: pass ${pass.id} (${pass.label}): Worker (${RUNNER}) on ${server.base} (log: ${path.relative(root, logFile)})`)
+      await server.waitReady()
+      processes[pass.id] = server.processes()
+      const client = apiClient(server.base, admin)
+      for (const s of list) {
+        const connections = Math.min(s.connections ?? CONNECTIONS, CONNECTIONS)
+        const targets = s.targets.filter((t) => t === 'uap' || (t === 'peer' && peer && pass.id === 'default'))
+        for (const target of targets) {
+          const common = { target, connections, duration: DURATION, pass: pass.id, shared }
+          const ctx =
+            target === 'uap'
+              ? { ...common, base: server.base, admin, paths: UAP_PATHS, ...client, oidc: () => uapOidcWorld(ctx) }
+              : { ...common, base: peer.base, paths: PEER_PATHS, oidc: () => peerOidcWorld(peer) }
+          const cpuOf = target === 'uap' ? server.cpu : peer.cpu
+          const route = typeof s.route === 'function' ? s.route(ctx) : s.route
+          const state = s.setup ? await s.setup(ctx) : {}
+          // a warm-up second so JIT, isolate caches, D1 pages and object classes are hot
+          const warmup = await runAutocannon({ url: ctx.base, connections, duration: 1, requests: s.requests(state, ctx), ...s.options?.(state, ctx, 'warmup') })
+          if (s.reset) await s.reset(state, ctx, warmup)
+          const extra = s.options?.(state, ctx, 'run') ?? {}
+          process.stdout.write(`bench: ${s.name} on ${target === 'uap' ? 'UAP Edge' : 'oidc-provider'} (${route}), ${connections} connections, ${extra.amount ? `${extra.amount} requests` : `${DURATION} s`} ... `)
+          const cpuBefore = cpuOf()
+          const r = await runAutocannon({ url: ctx.base, connections, duration: DURATION, requests: s.requests(state, ctx), timeout: 30, ...extra })
+          const cpuAfter = cpuOf()
+          const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, (cpuAfter[k] - (cpuBefore[k] ?? 0)) / Math.max(r.requests.total, 1)]))
+          const row = {
+            pass: pass.id,
+            target,
+            scenario: s.name,
+            route,
+            bare: !!s.bare,
+            connections,
+            seconds: r.duration,
+            requests: r.requests.total,
+            // total over wall time: also right for runs bounded by `amount`, whose last second is partial
+            rps: r.requests.total / r.duration,
+            p50: r.latency.p50,
+            p99: r.latency.p99,
+            non2xx: r.non2xx,
+            errors: r.errors + r.timeouts,
+            /** CPU ms per request by process role (uap: worker, proxy, wrangler; peer: peer) */
+            cpu,
+            /** the serving process's own CPU ms per request: the Worker's workerd, or the peer's Node */
+            serverCpu: target === 'uap' ? (cpu.worker ?? NaN) : (cpu.peer ?? NaN),
+          }
+          rows.push(row)
+          const cpuText = Object.entries(cpu)
+            .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+            .join(', ')
+          console.log(`${row.rps.toFixed(1)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, non-2xx ${row.non2xx}, errors ${row.errors}, CPU ms/req ${cpuText}`)
+          if (s.check) {
+            const c = { pass: pass.id, target, scenario: s.name, ...(await s.check(state, ctx)) }
+            checks.push(c)
+            console.log(`bench: check ${c.ok ? 'ok' : 'FAILED'}: ${c.name}: ${c.detail}`)
+          }
+        }
       }
-      rows.push(row)
-      console.log(`${row.rps.toFixed(1)} req/s, p50 ${row.p50} ms, p99 ${row.p99} ms, non-2xx ${row.non2xx}, errors ${row.errors}`)
-      if (s.check) {
-        const c = { pass: pass.id, scenario: s.name, ...(await s.check(state, ctx)) }
-        checks.push(c)
-        console.log(`bench: check ${c.ok ? 'ok' : 'FAILED'}: ${c.name}: ${c.detail}`)
-      }
+    } finally {
+      await server.stop()
     }
-  } finally {
-    await server.stop()
   }
+} finally {
+  if (peer) await peer.stop()
 }
 clearInterval(loadTimer)
 load.push(os.loadavg()[0])
@@ -131,24 +201,49 @@ load.push(os.loadavg()[0])
 // 3. report
 const cpus = os.cpus()
 const date = new Date().toISOString()
-const wranglerVersion = (await import(pathToFileURL(path.join(root, 'node_modules', 'wrangler', 'package.json')).href, { with: { type: 'json' } })).default.version
+const versionOf = (pkg) => JSON.parse(readFileSync(path.join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version
 const loadStats = `min ${Math.min(...load).toFixed(2)}, mean ${(load.reduce((a, b) => a + b, 0) / load.length).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} samples, every 5 s)`
-writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, load, rows, checks }, null, 2))
+writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, checks, roundTrips, processes }, null, 2))
 
-const bareOf = (pass) => rows.find((r) => r.pass === pass && r.bare)
-const times = (a, b) => (!b ? '–' : a / b < 0.01 ? '<0.01×' : `${(a / b).toFixed(2)}×`)
+const uapRows = (pass) => rows.filter((r) => r.pass === pass && r.target === 'uap')
+const bareOf = (pass) => rows.find((r) => r.pass === pass && r.target === 'uap' && r.bare)
+const peerOf = (r) => rows.find((p) => p.pass === r.pass && p.target === 'peer' && p.scenario === r.scenario)
+const ratio = (a, b) => (!b || !Number.isFinite(a) || !Number.isFinite(b) ? NaN : a / b)
+const times = (a, b) => {
+  const x = ratio(a, b)
+  return Number.isNaN(x) ? '–' : x < 0.01 ? '<0.01×' : `${x.toFixed(2)}×`
+}
+const ms = (v) => (Number.isFinite(v) ? v.toFixed(v < 1 ? 3 : 2) : '–')
+const wranglerCpu = (r) => (r.cpu.proxy ?? 0) + (r.cpu.wrangler ?? 0)
+
 const resultTable = (pass) =>
   [
-    '| scenario | route | connections | s | requests | req/s | p50 ms | p99 ms | non-2xx | errors | p50 ÷ bare | req/s ÷ bare |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...rows
-      .filter((r) => r.pass === pass)
-      .map((r) => {
-        const b = bareOf(pass)
-        return `| ${r.scenario} | \`${r.route}\` | ${r.connections} | ${r.seconds.toFixed(1)} | ${r.requests} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${times(r.p50, b?.p50)} | ${times(r.rps, b?.rps)} |`
-      }),
+    '| scenario | route | connections | s | requests | req/s | p50 ms | p99 ms | non-2xx | errors | Worker CPU ms/req | wrangler CPU ms/req | p50 ÷ bare | req/s ÷ bare |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...uapRows(pass).map((r) => {
+      const b = bareOf(pass)
+      return `| ${r.scenario} | \`${r.route}\` | ${r.connections} | ${r.seconds.toFixed(1)} | ${r.requests} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${ms(r.serverCpu)} | ${ms(wranglerCpu(r))} | ${times(r.p50, b?.p50)} | ${times(r.rps, b?.rps)} |`
+    }),
   ].join('\n')
-const ticketRows = rows.filter((r) => r.scenario.startsWith('ticket '))
+const passSections = PASSES.filter((p) => rows.some((r) => r.pass === p.id))
+  .map((p) => `### Pass \`${p.id}\`: ${p.label}\n${resultTable(p.id)}`)
+  .join('\n\n')
+
+const peerPairs = rows.filter((r) => r.target === 'uap' && peerOf(r))
+const peerTable = peerPairs.length
+  ? [
+      '| scenario | UAP Edge route | oidc-provider route | connections | UAP req/s | peer req/s | req/s UAP ÷ peer | UAP p50 / p99 ms | peer p50 / p99 ms | UAP Worker CPU ms/req | peer CPU ms/req | CPU UAP ÷ peer | non-2xx UAP / peer |',
+      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...peerPairs.map((r) => {
+        const p = peerOf(r)
+        return `| ${r.scenario} | \`${r.route}\` | \`${p.route}\` | ${r.connections} | ${r.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${times(r.rps, p.rps)} | ${r.p50} / ${r.p99} | ${p.p50} / ${p.p99} | ${ms(r.serverCpu)} | ${ms(p.serverCpu)} | ${times(r.serverCpu, p.serverCpu)} | ${r.non2xx + r.errors} / ${p.non2xx + p.errors} |`
+      }),
+    ].join('\n')
+  : WITH_PEER
+    ? '_No OIDC scenario ran (BENCH_ONLY)._'
+    : '_The peer was skipped (BENCH_PEER=0)._'
+
+const ticketRows = rows.filter((r) => r.target === 'uap' && r.scenario.startsWith('ticket '))
 const ticketTable = [
   '| pass | scenario | p50 ms | bare p50 ms | p50 ÷ bare | p99 ÷ bare | req/s | bare req/s | req/s ÷ bare |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -157,43 +252,136 @@ const ticketTable = [
     return `| ${r.pass} | ${r.scenario} | ${r.p50} | ${b?.p50 ?? '–'} | ${times(r.p50, b?.p50)} | ${times(r.p99, b?.p99)} | ${r.rps.toFixed(1)} | ${b ? b.rps.toFixed(1) : '–'} | ${times(r.rps, b?.rps)} |`
   }),
 ].join('\n')
-const passSections = PASSES.filter((p) => rows.some((r) => r.pass === p.id))
-  .map((p) => `### Pass \`${p.id}\`: ${p.label}\n${resultTable(p.id)}`)
-  .join('\n\n')
+
+// the issue 14 targets, each from a measurement of this run
+const targets = []
+const verdict = (ok) => (ok === null ? 'not measured' : ok ? '**met**' : '**not met**')
+const kinds = (c) =>
+  Object.entries(c)
+    .filter(([, n]) => n)
+    .map(([k, n]) => `${k.toUpperCase()} ${n}`)
+    .join(', ') || 'none'
+for (const [name, budget] of Object.entries({ refresh: 2, 'OIDC refresh': 2, userinfo: 1, introspection: 1, 'signed ping': 1, 'ticket exchange': 2, 'ticket verify': 2 })) {
+  const rt = roundTrips.rows.find((r) => r.name === name)
+  const b = rt?.budget?.stages ?? budget
+  targets.push({
+    target: `${name}: ≤ ${b} sequential storage stage${b > 1 ? 's' : ''}${rt?.budget?.note ? ` (${rt.budget.note})` : ''}`,
+    measured: rt ? `${rt.stages} stages (${kinds(rt.calls)})` : roundTrips.note || 'not measured',
+    ok: rt ? rt.stages <= b : null,
+  })
+  if (name === 'ticket exchange') {
+    targets.push({ target: 'ticket exchange: no new Durable Object per ticket', measured: rt ? `${rt.newObjects} new object${rt.newObjects === 1 ? '' : 's'} per exchange` : 'not measured', ok: rt ? rt.newObjects === 0 : null })
+  }
+}
+for (const [scenario, min] of [
+  ['signed ping', 0.5],
+  ['ticket exchange', 0.35],
+  ['ticket redeem', 0.35],
+]) {
+  const r = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
+  const b = bareOf('default')
+  const x = r && b ? ratio(r.rps, b.rps) : NaN
+  targets.push({ target: `${scenario}: req/s ≥ ${min}× the bare route's`, measured: Number.isNaN(x) ? 'not measured' : `${x.toFixed(2)}× (${r.rps.toFixed(1)} ÷ ${b.rps.toFixed(1)} req/s)`, ok: Number.isNaN(x) ? null : x >= min })
+}
+for (const [scenario, max] of [
+  ['discovery', 3],
+  ['JWKS', 3],
+  ['OIDC refresh', 5],
+  ['introspection', 5],
+  ['userinfo', 5],
+]) {
+  const r = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
+  const p = r && peerOf(r)
+  const x = p ? ratio(r.serverCpu, p.serverCpu) : NaN
+  targets.push({
+    target: `${scenario}: Worker CPU per request ≤ ${max}× oidc-provider's`,
+    measured: Number.isNaN(x) ? 'not measured' : `${x.toFixed(2)}× (${ms(r.serverCpu)} vs ${ms(p.serverCpu)} ms)`,
+    ok: Number.isNaN(x) ? null : x <= max,
+  })
+}
+const targetTable = ['| target | measured in this run | |', '| --- | --- | --- |', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`)].join('\n')
+
+const roundTripSection = roundTrips.rows.length
+  ? [
+      '| route | D1 | KV | DO | Queue | sequential stages | budget (stages) | after the response |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+      ...roundTrips.rows.map((r) => {
+        const after = r.log.filter((l) => l.startsWith('after the response: ')).length
+        return `| ${r.name} \`${r.route}\` | ${r.calls.d1} | ${r.calls.kv} | ${r.calls.do} | ${r.calls.queue} | ${r.stages} | ≤ ${r.budget?.stages ?? '–'} | ${after ? `${kinds(r.background.calls)} (${after} call${after > 1 ? 's' : ''})` : '–'} |`
+      }),
+      '',
+      'The calls, in the order they started (`stage kind binding.method what`):',
+      '',
+      ...roundTrips.rows.flatMap((r) => [`**${r.name}** \`${r.route}\``, '', '```', ...r.log, '```', '']),
+    ]
+      .join('\n')
+      .trimEnd()
+  : `_${roundTrips.note}_`
+
 const checkList = checks.length ? checks.map((c) => `- ${c.ok ? 'ok' : '**FAILED**'} (pass \`${c.pass}\`) ${c.name}: ${c.detail}`).join('\n') : '- none ran'
+const procList = Object.entries(processes)
+  .map(([pass, list]) => `pass \`${pass}\`: ${list.map((p) => `${p.comm} (${p.role})`).join(', ')}`)
+  .join('; ')
 
 const md = `# Benchmarks
 
 Generated by \`npm run bench\` (bench/run.mjs); rerun it to refresh this file.
 
 ## How it runs
-\`wrangler dev\` (local workerd, Miniflare's D1/KV/DO on disk under \`${STATE}\`, wiped and
-migrated at the start of every run) on \`127.0.0.1\`, driven by
-[autocannon](https://github.com/mcollina/autocannon) from the same machine. Each scenario
-(bench/scenarios/*.mjs) gets a 1 s warm-up, then ${DURATION} s of load with its connection
-count (ticket redeem: a fixed number of requests instead, see below). req/s is requests
-over wall time; "÷ bare" compares a row with the bare route **of the same pass**.
+The Worker runs in local workerd (Miniflare's D1/KV/DO on disk under \`${STATE}\`, wiped and
+migrated at the start of every run), started through wrangler's JS API
+(\`unstable_startWorker\`, bench/worker-host.mjs) with **the devtools inspector off**:
+\`wrangler dev\` always attaches the inspector and relays every binding call's inspector
+messages through Node (issue 14 found 2/3 of all CPU going there on I/O-heavy routes).
+(\`BENCH_RUNNER=wrangler-dev\` runs the same scenarios under \`wrangler dev\` for comparison.)
+Requests pass wrangler's proxy (a second workerd) as they do under \`wrangler dev\`.
+The load comes from [autocannon](https://github.com/mcollina/autocannon) on the same
+machine. Each scenario (bench/scenarios/*.mjs) gets a 1 s warm-up, then ${DURATION} s of load
+with its connection count (ticket redeem: a fixed number of requests instead, see below).
+req/s is requests over wall time; "÷ bare" compares a row with the bare route **of the same
+pass**.
 
-- Login uses the production password-hash profile (scrypt N=2^13, r=8, p=10; see
+**CPU per request** is read from \`/proc/<pid>/stat\` (utime + stime of all threads, clock
+ticks of ${1000 / CLK_TCK} ms from \`getconf CLK_TCK\`) before and after each measured run, divided
+by the requests of the run. "Worker CPU" is the workerd process that runs the Worker, which
+also runs the local D1, KV and Durable Object simulators (their SQLite work is charged
+here, as a real network hop would not be). "wrangler CPU" is everything wrangler adds in
+front: its proxy workerd and its Node process (request logging). For the peer it is its one
+Node process, storage included (in memory).
+
+- Login uses the production password-hash profile (argon2id m=19 MiB, t=2, p=1; see
   docs/passwords.md). Refresh draws every request from a pool of never-used refresh tokens
-  that each response refills with its successor.
+  that each response refills with its successor; so does OIDC refresh, on both sides.
 - The simple-SSO world (two SIMPLE_API apps with https callbacks, a user, the user's mapping
   in the target app) is seeded through the admin API and mapping sync, as an operator would.
   Every signed request (ping, exchange, redeem) is signed afresh in autocannon's
   \`setupRequest\`: current timestamp, unique nonce (bench/lib.mjs, checked against the worked
   example in docs/signing.md at start-up).
+- The OIDC world (bench/oidc.mjs): UAP Edge gets a confidential client
+  (client_secret_basic) registered through the admin API and a user mapped into it with
+  mapping sync; tokens come from the real code + PKCE flow over HTTP (\`/oauth2/authorize\`,
+  \`/page/login\` with its CSRF cookie, \`/page/consent\`, \`/oauth2/token\`), one flow per
+  refresh token. The peer's tokens come from its own code + PKCE flow through its
+  development login and consent pages.
 - Ticket redeem spends a pool of never-used tickets minted by signed exchanges just before
   the run; the run is bounded to the pool (sized from the warm-up's rate to last about
   ${DURATION} s) and minted quickly enough that no ticket reaches its 60 s lifetime. An
   exhausted pool would send a dud ticket, counted as non-2xx.
-- Rate limits: wrangler dev runs with \`--var RATE_LIMITS:...\` raising \`partner_ip\`,
+- Rate limits: the Worker runs with the variable \`RATE_LIMITS\` raising \`partner_ip\`,
   \`signed_app\`, \`app_token\` and \`ticket_exchange_app\` to ${RAISED.limit} per ${RAISED.windowS} s: every
   request comes from 127.0.0.1 as one app, and the defaults (600–1200/min) would turn the
   run into a measurement of 429s. The limiter objects are still called on every request.
-- Pass \`shards\` restarts wrangler dev over the same state with \`TICKET_SHARDS=${SHARDS}\`
+- Pass \`shards\` restarts the Worker over the same state with \`TICKET_SHARDS=${SHARDS}\`
   (tickets spread over ${SHARDS} long-lived objects instead of one object each;
   docs/tickets.md) and runs the bare route and the ticket scenarios again.
 - Post-checks run after their scenario, on the same Worker.
+- Ports: the Worker and the peer listen on ports from \`BENCH_PORTS\` (default 8791-8799,
+  8821-8829); the Worker's own workerd and Miniflare's loopback take ephemeral ports.
+
+The machine may be shared (see the load line below). Under load, the CPU one request costs
+grows too (cache and scheduler contention): on this 2-core machine the same route's Worker
+CPU per request has varied up to about 2× between runs at load averages of 4–8. Compare
+numbers from one run, where both sides met the same load, and rerun when the load was high.
 
 These are **local** numbers: one workerd process, one isolate, SQLite files for D1 and every
 Durable Object, load generator on the same CPUs. They compare routes with each other and
@@ -204,9 +392,34 @@ is a network hop away and requests spread over many isolates and locations.
 - date: ${date}
 - CPU: ${cpus[0]?.model ?? 'unknown'} × ${cpus.length} (\`nproc\` ${os.availableParallelism?.() ?? cpus.length})
 - memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB
-- 1-minute load average during the run (the bench's own wrangler dev and autocannon included): ${loadStats}
+- 1-minute load average during the run (the bench's own servers and autocannon included): ${loadStats}
 - OS: ${os.type()} ${os.release()} (${os.arch()})
-- Node ${process.version}, wrangler ${wranglerVersion}
+- Node ${process.version}, wrangler ${versionOf('wrangler')} (runner \`${RUNNER}\`), oidc-provider ${peer ? versionOf('oidc-provider') : '– (skipped)'}
+- processes measured: ${procList || '–'}${peer ? '; the peer: node (peer)' : ''}
+
+## Targets (issue 14)
+Each line is evaluated from this run's measurements: round trips from the storage counter
+(below), throughput ratios from the default pass, CPU ratios from the UAP Edge vs
+oidc-provider table.
+
+${targetTable}
+
+## UAP Edge vs oidc-provider
+Same scenarios, same connection count and duration, run back to back (UAP Edge first, then
+the peer). req/s ratio: higher is better for UAP Edge; CPU ratio: lower is better.
+
+${peerTable}
+
+## Round trips per request (today)
+Counted by test/support/storage.ts in workerd (\`test/storage-counter.test.ts\`, run at the
+start of the bench): every D1, KV, Durable Object and Queue call one request makes, after one
+warm-up request of the same kind, and the **sequential stages** (a call's stage is 1 + the
+highest stage among the calls that had finished before it started; calls started together
+share a stage). Calls settled after the response was returned (\`waitUntil\`) are listed
+apart and do not count as stages. These are counts, not timings; the budgets are issue 14's
+and are not enforced by a test yet.
+
+${roundTripSection}
 
 ## Results
 ${passSections}
@@ -220,17 +433,40 @@ ${ticketTable}
 ## Checks
 ${checkList}
 
+## How the peer differs
+oidc-provider ${peer ? versionOf('oidc-provider') : ''} (bench/peer/oidc-provider.mjs; 8.x is the last major that supports Node 20,
+9.x asks for Node 22) in one Node process on 127.0.0.1: its in-memory adapter, one ES256 key,
+one confidential client (client_secret_basic, code + PKCE S256), introspection on, refresh
+tokens rotated on every use. Where it cannot be configured like UAP Edge:
+- **Access tokens** are opaque there (its userinfo and introspection accept only opaque
+  tokens; JWT access tokens are for resource indicators), so its userinfo and introspection
+  are a lookup in memory. UAP Edge's are ES256 JWTs (RFC 9068): verified by signature, then
+  D1 reads for the session, user, app and mapping and a KV read of the revocation denylist.
+- **Refresh** responses: the peer issues a new ID token (one ES256 signature) because the
+  scope has openid; UAP Edge issues a new JWT access token (one ES256 signature) and no ID
+  token. Reusing a rotated token revokes the grant at once there; UAP Edge returns the same
+  successor for 10 s (a retried refresh) before treating reuse as theft.
+- **Storage**: an LRU in the process's memory (quick-lru, maxSize 1,000) against D1 / KV / Durable
+  Objects on SQLite files. Accounts are in-memory claims there; UAP Edge reads the user and
+  the user's mapping in the app from D1.
+- **Client authentication**: both compare the client secret; UAP Edge reads the client from
+  D1 and decrypts its stored secret first.
+- Login and consent (development pages with no password there, argon2id here) are not
+  benchmarked on the peer; they only mint its tokens.
+
 ## Reading them
 - **bare route** is the floor: routing, request id, config check and the JSON access log.
-- **JWKS** adds the key set (D1 read at most once a minute per isolate) and JSON encoding.
-  Both sit at the ceiling of this setup (wrangler dev's local proxy and the load generator
-  sharing the same CPUs), so they come out within run-to-run noise of each other (±20 %,
-  either may be ahead); the Worker's own cost for them is not what is being measured.
+- **JWKS** adds the key set (D1 read at most once a minute per isolate) and JSON encoding;
+  **discovery** is JSON from configuration. Both sit near the ceiling of this setup (the
+  proxy and the load generator sharing the same CPUs), so their req/s are within noise of
+  the bare route's; their Worker CPU per request is the comparable number.
 - **health (D1)** is one D1 query: the floor for anything that reads D1.
 - **login** is dominated by the password hash: about one hash's CPU time per request, and
-  an isolate runs one hash at a time (src/lib/password.ts), so requests queue behind each
-  other. Throughput per isolate ≈ 1000 / (CPU ms per hash).
-- **refresh** is three D1 reads and one D1 batch, an AES-GCM encryption and an ES256 signature.
+  an isolate runs one hash at a time (synchronous WebAssembly, src/lib/password/), so
+  requests queue behind each other. Throughput per isolate ≈ 1000 / (CPU ms per hash).
+- **refresh** and **OIDC refresh**: see the round-trip table for their D1 reads and batch;
+  plus an AES-GCM encryption and an ES256 signature.
+- **userinfo** and **introspection**: an ES256 verification plus the reads listed above.
 - **signed ping** is the signature check every partner call pays and nothing else: D1 app
   lookup, secret decryption, HMAC, the \`partner_ip\` and \`signed_app\` limiter objects, a KV
   nonce read and write.
@@ -243,6 +479,6 @@ ${checkList}
 mkdirSync(path.dirname(OUT), { recursive: true })
 writeFileSync(OUT, md)
 console.log(`bench: wrote ${path.relative(root, OUT)}`)
-const failed = rows.some((r) => r.errors > 0 || r.non2xx > 0) || checks.some((c) => !c.ok)
-if (failed) console.error('bench: errors, non-2xx answers or a failed check; see the report')
+const failed = rows.some((r) => r.errors > 0 || r.non2xx > 0) || checks.some((c) => !c.ok) || (WITH_ROUND_TRIPS && !roundTrips.rows.length)
+if (failed) console.error('bench: errors, non-2xx answers, a failed check or no round-trip counts; see the report')
 process.exit(failed ? 1 : 0)

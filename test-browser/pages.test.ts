@@ -46,6 +46,14 @@ async function smsCode(mobile: string, purpose: string): Promise<string> {
   return m.code
 }
 
+/** The captcha picture is on the page, and Chromium decoded it (CSP allows data: images) at its 200×70. */
+async function expectCaptchaShown(page: Page) {
+  const img = page.getByRole('img', { name: /Security check/ })
+  expect(await img.isVisible()).toBe(true)
+  expect(await img.getAttribute('src')).toMatch(/^data:image\/png;base64,/)
+  expect(await img.evaluate((el: HTMLImageElement) => [el.complete, el.naturalWidth, el.naturalHeight])).toEqual([true, 200, 70])
+}
+
 const text = async (l: { textContent(): Promise<string | null> }) => (await l.textContent()) ?? ''
 
 async function newPage(viewport = { width: 1024, height: 800 }) {
@@ -68,6 +76,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     // 1. register: mobile + captcha
     await page.goto(`${server.url}/page/register`)
     expect(await page.title()).toBe('Create an account · Acme Account')
+    await expectCaptchaShown(page)
     await shot(page, '01-register-start')
     await page.getByLabel('Mobile number').fill(mobile)
     await page.getByLabel('Characters in the picture').fill((await captchaAnswer(page)).toLowerCase())
@@ -106,6 +115,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     await page.getByRole('button', { name: 'Send code' }).click()
     expect(await text(page.getByRole('alert'))).toContain('did not match the picture')
     expect(await page.getByLabel('Characters in the picture').getAttribute('aria-invalid')).toBe('true')
+    await expectCaptchaShown(page)
     await shot(page, '06-reset-captcha-error')
     await page.getByLabel('Characters in the picture').fill(await captchaAnswer(page))
     await page.getByRole('button', { name: 'Send code' }).click()
@@ -142,7 +152,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
       await page.getByLabel('Password').fill(`wrong-${i}-password`)
       await page.getByRole('button', { name: 'Sign in' }).click()
     }
-    expect(await page.getByRole('img', { name: /Security check/ }).isVisible()).toBe(true)
+    await expectCaptchaShown(page)
     // no sideways scrolling: the form and the picture fit the screen
     for (const sel of ['main', 'form', 'img', 'button[value="login"]']) {
       const box = (await page.locator(sel).first().boundingBox())!

@@ -1,7 +1,11 @@
-/** JWKS: a D1 read at most once a minute per isolate, otherwise served from the isolate cache. */
+/**
+ * JWKS, against UAP Edge and the peer. UAP Edge: a D1 read at most once a minute per
+ * isolate, otherwise served from the isolate cache.
+ */
 export default {
   name: 'JWKS',
-  route: 'GET /.well-known/jwks.json',
+  route: (ctx) => `GET ${ctx.paths.jwks}`,
   order: 20,
-  requests: () => [{ method: 'GET', path: '/.well-known/jwks.json' }],
+  targets: ['uap', 'peer'],
+  requests: (state, ctx) => [{ method: 'GET', path: ctx.paths.jwks }],
 }

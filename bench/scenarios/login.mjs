@@ -1,7 +1,7 @@
 /**
- * Password login with the production hash profile: one scrypt (N=2^13, r=8, p=10) per
- * request, then a D1 batch (session + refresh token + audit) and an ES256 signature.
- * CPU-bound on the hash, so it runs with few connections.
+ * Password login with the production hash profile: one argon2id (m=19 MiB, t=2, p=1;
+ * docs/passwords.md) per request, then a D1 batch (session + refresh token + audit) and an
+ * ES256 signature. CPU-bound on the hash, so it runs with few connections.
  */
 export default {
   name: 'login',

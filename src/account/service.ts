@@ -1,12 +1,14 @@
 import { eq } from 'drizzle-orm'
 import { getConfig, type Env } from '../env'
+import type { E164 } from '../lib/mobile'
 import { getDb } from '../db'
 import { users, type User } from '../users/schema'
-import { findUserByMobile, newUserRow, passwordParams } from '../users/service'
+import { findUserByMobile, isMobileTaken, newUserRow, passwordParams } from '../users/service'
 import { auditStatement } from '../audit/service'
 import { endSessionsStatements } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
-import { ApiError, conflict } from '../lib/errors'
+import { AccountErrors } from './errors'
+import { SmsErrors } from '../sms/errors'
 import { hashPassword } from '../lib/password'
 import { clearFailures } from '../lib/attempts'
 import { verifySmsCode } from '../sms/service'
@@ -24,13 +26,13 @@ export function registrationOpen(env: Env): boolean {
   return getConfig(env).registrationOpen
 }
 
-export const registrationClosed = () => new ApiError(403, 'registration_closed', 'Registration is closed; ask an administrator for an account')
+export const registrationClosed = () => AccountErrors.registration_closed()
 
 /**
  * Creates an account once an SMS code (purpose `register`) proved the number belongs to
  * the caller. Only after that proof may the answer say the number is taken (409).
  */
-export async function registerUser(env: Env, input: { mobile: string; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
+export async function registerUser(env: Env, input: { mobile: E164; password: string; name?: string | null; smsCode: string }, ctx: AccountCtx): Promise<User> {
   if (!registrationOpen(env)) throw registrationClosed()
   await verifySmsCode(env, { mobile: input.mobile, purpose: 'register', code: input.smsCode }, ctx)
   const db = getDb(env.DB)
@@ -41,7 +43,7 @@ export async function registerUser(env: Env, input: { mobile: string; password: 
       auditStatement(db, { action: 'user.registered', actorType: 'user', actorId: row.id, targetType: 'user', targetId: row.id, requestId: ctx.requestId, ip: ctx.ip, details: ctx.appId ? { app_id: ctx.appId } : { via: 'self' } }),
     ])
   } catch (e) {
-    if (String((e as Error).message).includes('UNIQUE')) throw conflict('This mobile number already has an account; sign in or reset the password', 'mobile_taken')
+    if (isMobileTaken(e)) throw AccountErrors.mobile_taken()
     throw e
   }
   return row
@@ -51,12 +53,12 @@ export async function registerUser(env: Env, input: { mobile: string; password: 
  * Sets a new password after an SMS code (purpose `reset`), then ends every session and
  * refresh token of the user. Password, revocation and audit row are one db.batch.
  */
-export async function resetPassword(env: Env, input: { mobile: string; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
+export async function resetPassword(env: Env, input: { mobile: E164; smsCode: string; newPassword: string }, ctx: AccountCtx): Promise<User> {
   await verifySmsCode(env, { mobile: input.mobile, purpose: 'reset', code: input.smsCode }, ctx)
   const user = await findUserByMobile(env, input.mobile)
   // No code is ever stored for unknown numbers, so this only happens if the account was deleted meanwhile.
-  if (!user) throw new ApiError(400, 'invalid_sms_code', 'The SMS code is wrong or has expired')
-  if (user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
+  if (!user) throw SmsErrors.invalid_sms_code()
+  if (user.status !== 'ACTIVE') throw AccountErrors.account_disabled()
   const db = getDb(env.DB)
   const now = Date.now()
   const passwordHash = await hashPassword(input.newPassword, passwordParams(env))

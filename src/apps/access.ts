@@ -1,13 +1,13 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
-import type { Application } from './schema'
-import { ApiError } from '../lib/errors'
+import { APP_TOKEN_HEADER, type Application } from './schema'
+import { AppErrors } from './errors'
 import { sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { requireAdmin } from '../auth/guards'
 import { enforceRateLimit } from '../ratelimit'
 import { findApplication, findApplicationByAccessToken } from './service'
 
-export const APP_TOKEN_HEADER = 'X-App-Access-Token'
+export { APP_TOKEN_HEADER }
 
 const TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/
 
@@ -19,11 +19,11 @@ const TOKEN_RE = /^[A-Za-z0-9_-]{16,128}$/
 export const requireAppToken: MiddlewareHandler<AppEnv> = async (c, next) => {
   await enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
   const token = c.req.header(APP_TOKEN_HEADER)
-  if (!token) throw new ApiError(401, 'app_token_missing', `${APP_TOKEN_HEADER} is required`)
+  if (!token) throw AppErrors.app_token_missing({ message: `${APP_TOKEN_HEADER} is required` })
   const app = TOKEN_RE.test(token) ? await findApplicationByAccessToken(c.env, token) : undefined
   // the lookup is an equality on a hash; the explicit compare keeps the check constant-time whatever the index does
-  if (!app || !timingSafeEqual(app.accessTokenHash, await sha256Hex(token))) throw new ApiError(401, 'app_token_invalid', `${APP_TOKEN_HEADER} is not valid`)
-  if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
+  if (!app || !timingSafeEqual(app.accessTokenHash, await sha256Hex(token))) throw AppErrors.app_token_invalid()
+  if (app.status !== 'ACTIVE') throw AppErrors.app_disabled()
   await enforceRateLimit(c, 'app_token', app.appId)
   c.set('app', app)
   await next()
@@ -36,7 +36,7 @@ export const requireAppToken: MiddlewareHandler<AppEnv> = async (c, next) => {
 export const requireAppOrAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.header(APP_TOKEN_HEADER) !== undefined) return requireAppToken(c, next)
   if (c.req.header('Authorization') !== undefined) return requireAdmin(c, next)
-  throw new ApiError(401, 'app_token_missing', `Send ${APP_TOKEN_HEADER} (or an admin bearer token)`, undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
+  throw AppErrors.app_token_missing({ message: `Send ${APP_TOKEN_HEADER} (or an admin bearer token)`, headers: { 'WWW-Authenticate': 'Bearer realm="uap-edge"' } })
 }
 
 /**
@@ -47,11 +47,11 @@ export const requireAppOrAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
 export async function targetApp(c: Context<AppEnv>, appId: string | undefined): Promise<Application> {
   const caller = c.get('app')
   if (caller) {
-    if (appId !== undefined && appId !== caller.appId) throw new ApiError(403, 'app_mismatch', 'An app access token can only read and change its own mappings')
+    if (appId !== undefined && appId !== caller.appId) throw AppErrors.app_mismatch()
     return caller
   }
-  if (!appId) throw new ApiError(400, 'invalid_request', 'app_id is required when calling with an admin token')
+  if (!appId) throw AppErrors.app_id_required()
   const app = await findApplication(c.env, appId)
-  if (!app) throw new ApiError(404, 'app_not_found', 'Application not found')
+  if (!app) throw AppErrors.target_app_not_found()
   return app
 }

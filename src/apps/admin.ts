@@ -2,7 +2,7 @@ import { eq } from 'drizzle-orm'
 import type { Env } from '../env'
 import { getDb } from '../db'
 import { auditStatement, type AuditActor } from '../audit/service'
-import { badRequest, notFound } from '../lib/errors'
+import { AppErrors } from './errors'
 import { sha256Hex } from '../lib/crypto'
 import { deleteAllMappingsOfAppStatements } from '../mappings/service'
 import { applications, type Application } from './schema'
@@ -15,12 +15,12 @@ import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, new
 
 /** An OIDC client without a redirect URI could never complete the authorization code flow. */
 function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris'>) {
-  if (a.protocolType === 'OIDC' && a.redirectUris.length === 0) throw badRequest('redirect_uris: an OIDC application needs at least one redirect URI')
+  if (a.protocolType === 'OIDC' && a.redirectUris.length === 0) throw AppErrors.oidc_needs_redirect_uri()
 }
 
 export async function loadApplication(env: Env, appId: string): Promise<Application> {
   const app = await findApplication(env, appId)
-  if (!app) throw notFound('Application not found')
+  if (!app) throw AppErrors.app_not_found()
   return app
 }
 

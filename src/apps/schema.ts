@@ -1,6 +1,9 @@
 import { sql } from 'drizzle-orm'
 import { integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
 
+/** The header carrying an app's long-lived machine credential (mapping API). */
+export const APP_TOKEN_HEADER = 'X-App-Access-Token'
+
 /** OAuth 2.0 grants an application can be registered for; the token endpoint serves each (src/oidc/grants.ts). */
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
 export type GrantType = (typeof GRANT_TYPES)[number]

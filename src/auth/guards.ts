@@ -1,11 +1,11 @@
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
-import { ApiError } from '../lib/errors'
+import { AuthErrors } from './errors'
 import { verifyAccessToken, API_AUDIENCE } from './tokens'
 
 function bearer(header: string | undefined): string {
   const m = header && /^Bearer\s+([A-Za-z0-9._~+/=-]+)$/i.exec(header)
-  if (!m) throw new ApiError(401, 'unauthorized', 'A bearer access token is required', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
+  if (!m) throw AuthErrors.bearer_missing({ headers: { 'WWW-Authenticate': 'Bearer realm="uap-edge"' } })
   return m[1]
 }
 
@@ -15,7 +15,7 @@ export const requireUser: MiddlewareHandler<AppEnv> = async (c, next) => {
   // Tokens from the OIDC token endpoint carry the scope the user consented to and are for
   // that client's use (userinfo, its own API; RFC 9068 §4). Accepting them here would hand
   // the client the whole profile and account actions no scope grants.
-  if (v.scope !== undefined) throw new ApiError(401, 'invalid_token', 'This access token was issued to an OAuth client and is not valid for this API', undefined, { 'WWW-Authenticate': 'Bearer realm="uap-edge", error="invalid_token"' })
+  if (v.scope !== undefined) throw AuthErrors.invalid_token({ message: 'This access token was issued to an OAuth client and is not valid for this API', headers: { 'WWW-Authenticate': 'Bearer realm="uap-edge", error="invalid_token"' } })
   c.set('auth', v)
   await next()
 }
@@ -27,7 +27,7 @@ export const requireAdmin: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (known?.role === 'ADMIN' && known.audience.includes(API_AUDIENCE)) return next()
   await requireUser(c, async () => {})
   const auth = c.get('auth')!
-  if (!auth.audience.includes(API_AUDIENCE)) throw new ApiError(403, 'forbidden', 'This token is not valid for the admin API')
-  if (auth.role !== 'ADMIN') throw new ApiError(403, 'forbidden', 'Admin role required')
+  if (!auth.audience.includes(API_AUDIENCE)) throw AuthErrors.not_admin_audience()
+  if (auth.role !== 'ADMIN') throw AuthErrors.not_admin()
   await next()
 }

@@ -8,7 +8,7 @@ import { requireUser } from './guards'
 import { findUserById } from '../users/service'
 import { UserProfile, publicUser } from '../users/view'
 import { auditFrom } from '../audit/service'
-import { notFound } from '../lib/errors'
+import { UserErrors } from '../users/errors'
 
 export const TokenResponse = z
   .object({
@@ -123,7 +123,7 @@ authRoutes.openapi(
   }),
   async (c) => {
     const user = await findUserById(c.env, c.get('auth')!.userId)
-    if (!user) throw notFound('User not found')
+    if (!user) throw UserErrors.user_not_found()
     return c.json(publicUser(user), 200)
   },
 )

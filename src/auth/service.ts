@@ -1,15 +1,14 @@
-import { and, eq } from 'drizzle-orm'
+import { eq } from 'drizzle-orm'
 import { getDb } from '../db'
 import { refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
 import { applications } from '../apps/schema'
 import { activeMapping } from '../mappings/service'
 import type { Env } from '../env'
-import { getConfig } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
-import { normalizeMobile } from '../lib/mobile'
+import type { E164 } from '../lib/mobile'
 import { lockedFor, recordFailure, clearFailures, type AttemptPolicy } from '../lib/attempts'
-import { ApiError } from '../lib/errors'
+import { AuthErrors } from './errors'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
 import { endSessionsStatements, insertSessionStatement, sessionRow } from './sessions'
@@ -21,21 +20,20 @@ export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }
 
 type Ctx = { requestId: string; ip: string; userAgent?: string | null }
 
-const invalidCredentials = () => new ApiError(401, 'invalid_credentials', 'Invalid mobile number or password')
+const invalidCredentials = () => AuthErrors.invalid_credentials()
 
 /**
  * Password check shared by the login API and the hosted login page. Unknown mobiles
  * verify against a decoy hash so both failures cost the same time and read the same.
  */
-export async function authenticatePassword(env: Env, mobileInput: string, password: string, ctx: Ctx): Promise<User> {
+export async function authenticatePassword(env: Env, mobile: E164, password: string, ctx: Ctx): Promise<User> {
   const db = getDb(env.DB)
-  const mobile = normalizeMobile(mobileInput) ?? mobileInput
   const retryIp = await lockedFor(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP)
   const retryMobile = await lockedFor(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)
   const retry = Math.max(retryIp, retryMobile)
   if (retry > 0) {
     await db.batch([auditStatement(db, { action: 'login.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip })])
-    throw new ApiError(429, 'too_many_attempts', 'Too many failed sign-in attempts; try again later', undefined, { 'Retry-After': String(retry) })
+    throw AuthErrors.too_many_attempts({ headers: { 'Retry-After': String(retry) } })
   }
   const params = passwordParams(env)
   const user = await db.select().from(users).where(eq(users.mobile, mobile)).get()
@@ -48,7 +46,7 @@ export async function authenticatePassword(env: Env, mobileInput: string, passwo
   // Only after the password proved who it is do we say the account is disabled.
   if (user.status !== 'ACTIVE') {
     await db.batch([auditStatement(db, { action: 'login.refused_disabled', actorType: 'user', actorId: user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip })])
-    throw new ApiError(403, 'account_disabled', 'This account is disabled')
+    throw AuthErrors.account_disabled()
   }
   await clearFailures(env.KV, 'login-mobile', mobile)
   if (needsRehash(user.passwordHash, params)) {
@@ -61,11 +59,11 @@ export async function authenticatePassword(env: Env, mobileInput: string, passwo
 }
 
 /** POST /api/v1/auth/login: password → session + access token + refresh token. */
-export async function login(env: Env, input: { mobile: string; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
+export async function login(env: Env, input: { mobile: E164; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
     const app = await db.select({ status: applications.status }).from(applications).where(eq(applications.appId, input.app_id)).get()
-    if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
+    if (!app || app.status !== 'ACTIVE') throw AuthErrors.invalid_app()
   }
   const user = await authenticatePassword(env, input.mobile, input.password, ctx)
   // A token for an app (aud = app_id) only for users the app has an active mapping for, as
@@ -73,7 +71,7 @@ export async function login(env: Env, input: { mobile: string; password: string;
   // proved who is asking, so it reveals nothing to strangers.
   if (input.app_id && !(await activeMapping(env, input.app_id, user.id))) {
     await db.batch([auditStatement(db, { action: 'login.refused_not_mapped', actorType: 'user', actorId: user.id, targetType: 'application', targetId: input.app_id, requestId: ctx.requestId, ip: ctx.ip })])
-    throw new ApiError(403, 'user_not_mapped', 'This account has no access to the application')
+    throw AuthErrors.user_not_mapped()
   }
   const now = Date.now()
   const { row: session } = await sessionRow(env, user.id, ctx, { appId: input.app_id, now })

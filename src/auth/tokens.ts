@@ -6,8 +6,8 @@ import { activeMapping } from '../mappings/service'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
-import { auditStatement, type AuditEntry } from '../audit/service'
-import { ApiError } from '../lib/errors'
+import { auditStatement } from '../audit/service'
+import { AuthErrors } from './errors'
 
 /** Audience of tokens meant for UAP Edge's own API (`/api/v1/auth/me`, admin). */
 export const API_AUDIENCE = 'uap-edge'
@@ -73,7 +73,7 @@ export async function refreshTokenRow(env: Env, o: IssueOptions & { token: strin
 /** Space-separated scope, de-duplicated and sorted, for comparison. */
 const normalScope = (scope: string | null) => [...new Set((scope ?? '').split(' ').filter(Boolean))].sort().join(' ')
 
-const invalidGrant = (message = 'The refresh token is invalid, expired or revoked') => new ApiError(401, 'invalid_grant', message)
+const invalidGrant = (message?: string) => AuthErrors.invalid_grant({ message })
 
 /**
  * Refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
@@ -98,7 +98,7 @@ export async function rotateRefreshToken(
   // authentication; the first-party refresh API must not become a way around it.
   if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
   if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) {
-    throw new ApiError(400, 'invalid_scope', 'A refresh keeps the scope of the original grant; omit scope (narrowing is not supported)')
+    throw AuthErrors.invalid_scope()
   }
   // A token issued for an app is only good while the user may still enter that app.
   if (row.clientId !== null && !(await activeMapping(env, row.clientId, row.userId))) throw invalidGrant('The user no longer has an active account in this application')
@@ -180,8 +180,6 @@ async function replayOrReuse(
   throw invalidGrant('The refresh token was already used; its token family has been revoked')
 }
 
-export type AuditCtx = Pick<AuditEntry, 'requestId' | 'ip'>
-
 export interface VerifiedAccess {
   userId: string
   sessionId: string
@@ -201,19 +199,19 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   try {
     ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP, audience }))
   } catch {
-    throw new ApiError(401, 'invalid_token', 'The access token is invalid or expired')
+    throw AuthErrors.invalid_token()
   }
   const sid = typeof payload.sid === 'string' ? payload.sid : null
-  if (!sid || !payload.sub) throw new ApiError(401, 'invalid_token', 'The access token is invalid or expired')
+  if (!sid || !payload.sub) throw AuthErrors.invalid_token()
   // Only client tokens can be revoked one by one (POST /oauth2/revoke), so only they cost a KV read.
   if (typeof payload.client_id === 'string' && payload.jti && (await isAccessTokenDenied(env, payload.jti))) {
-    throw new ApiError(401, 'invalid_token', 'The access token has been revoked')
+    throw AuthErrors.invalid_token({ message: 'The access token has been revoked' })
   }
   // One read for the session and its user: logout, expiry and disabling take effect at once.
   const session = await readSession(env, sid)
   const state = sessionState(session)
-  if (state === 'ended') throw new ApiError(401, 'invalid_token', 'The session of this access token has ended')
-  if (state === 'user_disabled') throw new ApiError(401, 'invalid_token', 'The account of this access token is disabled')
+  if (state === 'ended') throw AuthErrors.invalid_token({ message: 'The session of this access token has ended' })
+  if (state === 'user_disabled') throw AuthErrors.invalid_token({ message: 'The account of this access token is disabled' })
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []
   return {
     userId: payload.sub,

@@ -10,7 +10,10 @@ export const captchaRoutes = router()
 const CaptchaResponse = z
   .object({
     captcha_id: z.string().openapi({ example: '6f1c0b7e-2a4d-4c1e-9f3a-7b5d2e8c1a90' }),
-    image: z.string().openapi({ example: 'data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcvMjAwMC9zdmciIC4uLg==' }),
+    image: z.string().openapi({
+      description: 'The picture: `data:image/png;base64,…`, a 200×70 PNG (8-bit palette, no metadata). Show it at 200×70 CSS pixels.',
+      example: 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAMgAAABGCAMAAAC+PCsE...',
+    }),
     expires_in: z.number().int().openapi({ example: CAPTCHA_TTL_S }),
   })
   .openapi('Captcha')
@@ -22,7 +25,7 @@ captchaRoutes.openapi(
     tags: ['Captcha'],
     summary: 'Get a captcha picture',
     description:
-      'Returns a new captcha: an SVG picture (data URI, 200×70) of 5 characters from an unambiguous alphabet (no 0/O, 1/I/L, 2/Z, 5/S, 6/G, 8/B) and its id. Send `captcha_id` and what the user typed as `captcha_code` with the operation it protects (e.g. `POST /api/v1/open/sms/send`). Answers are case-insensitive and single use: the first check spends the captcha, right or wrong, so fetch a new one after a failure. Valid for `expires_in` seconds. Rate limited per client IP (429 with Retry-After).',
+      'Returns a new captcha: a PNG picture (data URI, 200×70 pixels) of 5 distorted characters from an unambiguous alphabet (no 0/O, 1/I/L, 2/Z, 5/S, 6/G, 8/B) and its id. Send `captcha_id` and what the user typed as `captcha_code` with the operation it protects (e.g. `POST /api/v1/open/sms/send`). Answers are case-insensitive and single use: the first check spends the captcha, right or wrong, so fetch a new one after a failure. Valid for `expires_in` seconds. Rate limited per client IP (429 with Retry-After).',
     ...OPEN,
     middleware: [rateLimit('captcha_ip', (c) => c.get('clientIp'))] as const,
     responses: { 200: { description: 'A captcha', content: { 'application/json': { schema: CaptchaResponse } } }, ...pick(429) },

@@ -1,7 +1,7 @@
 import type { Env } from '../env'
 import { timingSafeEqual } from '../lib/crypto'
 import { firstUse } from '../ratelimit/counters'
-import { randomAnswer, renderCaptchaSvg } from './image'
+import { latin1, pngDataUri, randomAnswer, renderCaptchaPng } from './image'
 
 /** How long an answer stays valid. KV's minimum expirationTtl is 60 s. */
 export const CAPTCHA_TTL_S = 120
@@ -16,25 +16,19 @@ export interface Captcha {
   expires_in: number
 }
 
-function svgDataUri(svg: string): string {
-  const bytes = new TextEncoder().encode(svg)
-  let bin = ''
-  for (const b of bytes) bin += String.fromCharCode(b)
-  return `data:image/svg+xml;base64,${btoa(bin)}`
-}
-
 /**
  * A new captcha: answer in KV (TTL CAPTCHA_TTL_S), picture returned. Should the random id,
- * the SVG or its base64 happen to contain the answer as a substring (any case), the picture
- * is drawn again, so the answer is nowhere in the payload as text.
+ * the PNG bytes read as text or their base64 happen to contain the answer as a substring
+ * (any case; about one picture in 5,000, nearly always in the base64), it is drawn again,
+ * so the answer is nowhere in the payload as text.
  */
 export async function createCaptcha(env: Env): Promise<Captcha> {
   for (let tries = 0; tries < 20; tries++) {
     const answer = randomAnswer(CAPTCHA_LENGTH)
     const id = crypto.randomUUID()
-    const svg = renderCaptchaSvg(answer)
-    const image = svgDataUri(svg)
-    if ([id, svg, image].some((s) => s.toUpperCase().includes(answer))) continue
+    const png = renderCaptchaPng(answer)
+    const image = pngDataUri(png)
+    if ([id, latin1(png), image].some((s) => s.toUpperCase().includes(answer))) continue
     await env.KV.put(kvKey(id), answer, { expirationTtl: CAPTCHA_TTL_S })
     return { captcha_id: id, image, expires_in: CAPTCHA_TTL_S }
   }

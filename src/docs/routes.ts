@@ -3,7 +3,7 @@ import type { OpenAPIHono } from '@hono/zod-openapi'
 import type { MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
 import { getConfig } from '../env'
-import { ApiError } from '../lib/errors'
+import { CommonErrors } from '../lib/errors'
 import { requireAdmin } from '../auth/guards'
 import { readBrowserSession } from '../auth/browser-session'
 import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
@@ -85,6 +85,6 @@ const adminDocsGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (c.req.header('Authorization')) return requireAdmin(c, next)
   const browser = await readBrowserSession(c)
   if (browser?.user.role === 'ADMIN') return next()
-  if (c.req.path.endsWith('.json')) throw new ApiError(401, 'unauthorized', 'The admin API reference is for admins: sign in at /page/login or send an admin bearer token')
+  if (c.req.path.endsWith('.json')) throw CommonErrors.unauthorized({ message: 'The admin API reference is for admins: sign in at /page/login or send an admin bearer token' })
   return c.redirect(`/page/login?${new URLSearchParams({ return_to: c.req.path })}`, 303)
 }

@@ -29,11 +29,72 @@ export class ApiError extends Error {
   }
 }
 
-export const badRequest = (message: string, details?: unknown) => new ApiError(400, 'invalid_request', message, details)
-export const unauthorized = (message = 'Authentication required', code = 'unauthorized') => new ApiError(401, code, message)
-export const forbidden = (message = 'Not allowed', code = 'forbidden') => new ApiError(403, code, message)
-export const notFound = (message = 'Not found') => new ApiError(404, 'not_found', message)
-export const conflict = (message: string, code = 'conflict', details?: unknown) => new ApiError(409, code, message, details)
+/** One error a feature can answer with. `code` defaults to the catalog key. */
+export interface ErrorSpec {
+  status: ContentfulStatusCode
+  message: string
+  code?: string
+}
+
+export interface RaiseOptions {
+  /** a more specific message than the catalog's (naming the app, the field, the limit ...) */
+  message?: string
+  details?: unknown
+  headers?: Record<string, string>
+}
+
+const SPECS = Symbol('error specs')
+
+export type ErrorCatalog<T extends Record<string, ErrorSpec>> = { readonly [K in keyof T]: (o?: RaiseOptions) => ApiError } & { readonly [SPECS]: T }
+
+/**
+ * A feature's error codes in one place: services throw from it (`throw Errors.code()`),
+ * routes list it in their OpenAPI responses (errorResponses) and docs/errors.md is
+ * generated from every catalog (src/errors.ts). ApiError is the domain error: the JSON API
+ * answers it as the error body, the OAuth endpoints and the hosted pages map it to theirs.
+ */
+export function defineErrors<const T extends Record<string, ErrorSpec>>(specs: T): ErrorCatalog<T> {
+  const out: Record<string | symbol, unknown> = {}
+  for (const [key, spec] of Object.entries(specs)) {
+    out[key] = (o: RaiseOptions = {}) => new ApiError(spec.status, spec.code ?? key, o.message ?? spec.message, o.details, o.headers)
+  }
+  Object.defineProperty(out, SPECS, { value: specs })
+  return out as ErrorCatalog<T>
+}
+
+/** Every error of a catalog, as `{ code, status, message }` (for docs/errors.md). */
+export function catalogEntries(catalog: ErrorCatalog<Record<string, ErrorSpec>>) {
+  return Object.entries(catalog[SPECS]).map(([key, s]) => ({ code: s.code ?? key, status: s.status, message: s.message }))
+}
+
+/**
+ * OpenAPI responses for some errors of a catalog: one entry per status, whose description
+ * names each code and what it means. Spread into `responses` next to `pick(...)`.
+ */
+export function errorResponses<T extends Record<string, ErrorSpec>>(catalog: ErrorCatalog<T>, ...keys: (keyof T & string)[]) {
+  const byStatus = new Map<number, string[]>()
+  for (const key of keys) {
+    const s = catalog[SPECS][key]
+    byStatus.set(s.status, [...(byStatus.get(s.status) ?? []), `\`${s.code ?? key}\`: ${s.message}`])
+  }
+  return Object.fromEntries(
+    [...byStatus].map(([status, lines]) => [status, { description: lines.join('; '), content: { 'application/json': { schema: ErrorBody } } }]),
+  ) as Record<number, { description: string; content: { 'application/json': { schema: typeof ErrorBody } } }>
+}
+
+/** Errors every part of the API shares. */
+export const CommonErrors = defineErrors({
+  invalid_request: { status: 400, message: 'The request is malformed; the message names the field and the problem' },
+  malformed_json: { status: 400, message: 'The request body is not valid JSON' },
+  unauthorized: { status: 401, message: 'A bearer access token is required' },
+  forbidden: { status: 403, message: 'Not allowed' },
+  not_found: { status: 404, message: 'Not found' },
+  method_not_allowed: { status: 405, message: 'The method is not allowed on this path; see the Allow header' },
+  payload_too_large: { status: 413, message: 'The request body is too large' },
+  rate_limited: { status: 429, message: 'Rate limit exceeded; retry after the Retry-After seconds' },
+  internal_error: { status: 500, message: 'Internal error' },
+  misconfigured: { status: 503, message: 'The service is misconfigured' },
+})
 
 export function requestIdOf(c: Context): string {
   return (c.get('requestId' as never) as string | undefined) ?? 'unknown'

@@ -24,3 +24,18 @@ export function pick<K extends keyof typeof errors>(...codes: K[]) {
 
 /** A required JSON request body: a missing or non-JSON body is a 400, never silently skipped. */
 export const jsonBody = <T extends z.ZodType>(schema: T) => ({ content: { 'application/json': { schema } }, required: true })
+
+type ErrorResponses = Record<number, { description: string; content: { 'application/json': { schema: typeof ErrorBody } } }>
+
+/** Several error-response sets as one: descriptions of the same status are joined. */
+export function mergeErrors(...parts: Partial<ErrorResponses>[]): ErrorResponses {
+  const out: ErrorResponses = {}
+  for (const part of parts) {
+    for (const [status, r] of Object.entries(part)) {
+      if (!r) continue
+      const prev = out[Number(status)]
+      out[Number(status)] = prev ? { ...prev, description: `${prev.description}; ${r.description}` } : r
+    }
+  }
+  return out
+}

@@ -37,10 +37,6 @@ export function redirectUriProblem(uri: string): string | null {
   return 'must use https'
 }
 
-export function isValidRedirectUri(uri: string): boolean {
-  return redirectUriProblem(uri) === null
-}
-
 /** Exact, case-sensitive comparison against the app's registered redirect_uris. */
 export function isRegisteredRedirectUri(app: { redirectUris: readonly string[] }, uri: string): boolean {
   return typeof uri === 'string' && app.redirectUris.some((r) => r === uri)

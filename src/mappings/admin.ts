@@ -1,6 +1,6 @@
 import type { Env } from '../env'
 import { getDb } from '../db'
-import { ApiError, notFound } from '../lib/errors'
+import { MappingErrors } from './errors'
 import { auditStatement, type AuditActor } from '../audit/service'
 import {
   commitMappingChange,
@@ -20,7 +20,7 @@ import {
 
 export async function loadMapping(env: Env, appId: string, mappingId: string): Promise<MappingWithUser> {
   const m = await findMapping(env, appId, mappingId)
-  if (!m) throw notFound('Mapping not found')
+  if (!m) throw MappingErrors.not_found()
   return m
 }
 
@@ -31,7 +31,7 @@ export async function createMappingAsAdmin(env: Env, appId: string, b: { mobile:
   })
   if (r.status === 'error') throw syncErrorToApiError(r)
   const mapping = await findMapping(env, appId, r.mapping_id!)
-  if (!mapping) throw new ApiError(409, 'concurrent_modification', 'The mapping was changed concurrently; retry')
+  if (!mapping) throw MappingErrors.concurrent_modification()
   return { mapping, created: r.code === 'created' }
 }
 
@@ -57,7 +57,7 @@ export async function updateMappingAsAdmin(
   if (next.mappedKey === m.mappedKey && next.name === m.name && next.isActive === m.isActive) return m
   if (next.mappedKey !== m.mappedKey) {
     const owner = await findMappingByKey(env, appId, next.mappedKey)
-    if (owner && owner.id !== m.id) throw new ApiError(409, 'mapped_key_taken', 'This mapped_key is already used by another user of this app')
+    if (owner && owner.id !== m.id) throw MappingErrors.mapped_key_taken()
   }
   // an activation change is what receivers care about most; key/name travel in the payload either way
   const type = next.isActive !== m.isActive ? (next.isActive ? 'ADD' : 'DISABLE') : 'UPDATE'

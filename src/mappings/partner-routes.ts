@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { OPEN, pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
-import { ApiError } from '../lib/errors'
+import { MappingErrors } from './errors'
 import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
@@ -127,7 +127,7 @@ partnerMappingRoutes.openapi(
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile)
-    if (!row) throw new ApiError(404, 'user_not_found', 'No UAP user has this mobile number')
+    if (!row) throw MappingErrors.user_not_found()
     const { user, mapping } = row
     return c.json(
       {

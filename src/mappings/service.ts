@@ -5,8 +5,9 @@ import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { users } from '../users/schema'
 import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
-import { normalizeMobile } from '../lib/mobile'
-import { ApiError } from '../lib/errors'
+import { normalizeMobile, type E164 } from '../lib/mobile'
+import type { ApiError } from '../lib/errors'
+import { MappingErrors, type MappingErrorCode } from './errors'
 import { auditStatement, type AuditActor, type AuditEntry } from '../audit/service'
 
 /*
@@ -136,11 +137,7 @@ export function classifyWriteError(e: unknown): 'mapped_key_taken' | 'mapping_ex
   return null
 }
 
-const ERROR_MESSAGES: Record<string, string> = {
-  mapped_key_taken: 'This mapped_key is already used by another user of this app',
-  mapping_exists: 'The user already has a mapping in this app',
-  concurrent_modification: 'The mapping was changed concurrently; retry',
-}
+const messageOf = (code: MappingErrorCode) => MappingErrors[code]().message
 
 // ---------------------------------------------------------------------------------------
 // Planning: one item against the current state (read in bulk per chunk), sequential
@@ -155,7 +152,7 @@ interface State {
 interface Prepared {
   index: number
   item: SyncItem
-  mobile: string | null
+  mobile: E164 | null
 }
 
 interface Planned {
@@ -164,7 +161,7 @@ interface Planned {
 }
 
 async function loadState(db: DB, appId: string, items: Prepared[]): Promise<State> {
-  const mobiles = [...new Set(items.map((i) => i.mobile).filter((m): m is string => !!m))]
+  const mobiles = [...new Set(items.map((i) => i.mobile).filter((m): m is E164 => !!m))]
   const keys = [...new Set(items.map((i) => i.item.mapped_key).filter((k): k is string => !!k))]
   const state: State = { users: new Map(), byUser: new Map(), byKey: new Map() }
   if (!mobiles.length) return state
@@ -206,7 +203,7 @@ function planItem(db: DB, appId: string, p: Prepared, state: State, now: number,
     return { result, statements }
   }
 
-  if (!p.mobile) return fail('invalid_mobile', 'mobile must be E.164 (+8613800138000) or an 11-digit mainland number')
+  if (!p.mobile) return fail('invalid_mobile', messageOf('invalid_mobile'))
   const user = state.users.get(p.mobile)
   if (!user) return fail('user_not_found', 'No UAP user has this mobile number; users are not created by sync')
   const current = state.byUser.get(user.id)
@@ -224,7 +221,7 @@ function planItem(db: DB, appId: string, p: Prepared, state: State, now: number,
       remember(state, current, u.row)
       return ok('updated', 'Mapping existed; name updated', u.row, u.statements)
     }
-    if (keyOwner(key)) return fail('mapped_key_taken', ERROR_MESSAGES.mapped_key_taken)
+    if (keyOwner(key)) return fail('mapped_key_taken', messageOf('mapped_key_taken'))
     if (current) {
       const u = updateMappingStatements(db, current, { mappedKey: key, isActive: true, ...(item.name !== undefined ? { name: item.name } : {}) }, 'ADD', now)
       remember(state, current, u.row)
@@ -241,7 +238,7 @@ function planItem(db: DB, appId: string, p: Prepared, state: State, now: number,
     const key = item.mapped_key!
     const name = item.name === undefined ? current.name : item.name
     if (key === current.mappedKey && name === current.name) return ok('unchanged', 'Nothing to change', current)
-    if (key !== current.mappedKey && keyOwner(key)) return fail('mapped_key_taken', ERROR_MESSAGES.mapped_key_taken)
+    if (key !== current.mappedKey && keyOwner(key)) return fail('mapped_key_taken', messageOf('mapped_key_taken'))
     const u = updateMappingStatements(db, current, { mappedKey: key, name }, 'UPDATE', now)
     remember(state, current, u.row)
     return ok('updated', 'Mapping updated', u.row, u.statements)
@@ -285,7 +282,7 @@ export async function syncMappings(env: Env, appId: string, items: SyncItem[], o
       }
       if (attempt < MAX_RETRIES) return run(chunk, attempt + 1)
       const p = chunk[0]
-      results[p.index] = { index: p.index, mobile: p.mobile ?? p.item.mobile, action: p.item.action, status: 'error', code: kind, message: ERROR_MESSAGES[kind] }
+      results[p.index] = { index: p.index, mobile: p.mobile ?? p.item.mobile, action: p.item.action, status: 'error', code: kind, message: messageOf(kind) }
     }
   }
 
@@ -301,7 +298,7 @@ export async function commitMappingChange(env: Env, statements: Stmt[]) {
   } catch (e) {
     const kind = classifyWriteError(e)
     if (!kind) throw e
-    throw new ApiError(409, kind, ERROR_MESSAGES[kind])
+    throw MappingErrors[kind]()
   }
 }
 
@@ -313,8 +310,7 @@ export async function recordAppSync(env: Env, actor: AuditActor, appId: string, 
 
 /** Maps a per-item sync error to the HTTP error an admin route answers with. */
 export function syncErrorToApiError(r: SyncItemResult): ApiError {
-  const status = r.code === 'invalid_mobile' ? 400 : r.code === 'user_not_found' || r.code === 'mapping_not_found' ? 404 : 409
-  return new ApiError(status, r.code, r.message)
+  return MappingErrors[r.code as MappingErrorCode]({ message: r.message })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -341,7 +337,7 @@ export async function activeMapping(env: Env, appId: string, userId: string): Pr
 }
 
 /** The mapping (active or not) of the user with this mobile in the app, as a batchable query. */
-export function mappingOfMobileQuery(db: DB, appId: string, mobile: string) {
+export function mappingOfMobileQuery(db: DB, appId: string, mobile: E164) {
   return db
     .select()
     .from(appUserMappings)
@@ -395,7 +391,7 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
 }
 
 /** The user with this mobile and their mapping in this app (null when unmapped). */
-export async function queryUserMapping(env: Env, appId: string, mobile: string) {
+export async function queryUserMapping(env: Env, appId: string, mobile: E164) {
   const row = await getDb(env.DB)
     .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
     .from(users)

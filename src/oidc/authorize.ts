@@ -7,6 +7,7 @@ import { readBrowserSession } from '../auth/browser-session'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { errorPage } from './pages'
+import { isRegisteredRedirectUri } from '../lib/redirect-uri'
 import {
   MAX_LOGIN_REDIRECTS,
   SUPPORTED_SCOPES,
@@ -76,7 +77,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
   if (!usableClient(app)) return errorPage(c, 'Unknown application', 'The application that sent you here is not registered here, or it is disabled.')
   if (!p.redirect_uri) return errorPage(c, 'Invalid sign-in request', 'The request has no redirect_uri.')
   // Exact string match against the registered list (RFC 9700 §4.1.3).
-  if (!app.redirectUris.includes(p.redirect_uri)) return errorPage(c, 'Invalid sign-in request', `The redirect_uri is not registered for ${app.appName}.`)
+  if (!isRegisteredRedirectUri(app, p.redirect_uri)) return errorPage(c, 'Invalid sign-in request', `The redirect_uri is not registered for ${app.appName}.`)
 
   const to: Target = { redirectUri: p.redirect_uri, state: p.state }
   const fail = (error: string, description: string) => redirectWithError(c, to, error, description)
@@ -146,7 +147,7 @@ async function resumeAuthorization(c: Context<AppEnv>, requestId: string) {
  */
 export async function continueAuthorization(c: Context<AppEnv>, pending: PendingAuthorization, opts: { consented: boolean }): Promise<Response> {
   const app = await findApplication(c.env, pending.clientId)
-  if (!usableClient(app) || !app.redirectUris.includes(pending.redirectUri)) {
+  if (!usableClient(app) || !isRegisteredRedirectUri(app, pending.redirectUri)) {
     await deletePending(c.env, pending)
     return errorPage(c, 'Unknown application', 'The application is no longer registered here, or it is disabled.')
   }

@@ -14,6 +14,7 @@ import type { QueueJob } from '../queue/dispatcher'
 import { getJwks, signJwt } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
+import { isRegisteredPostLogoutRedirectUri } from '../lib/redirect-uri'
 import { csrfToken, csrfValid, errorPage, logoutConfirmPage, signedOutPage, stillSignedInPage } from './pages'
 import { BACKCHANNEL_LOGOUT_EVENT } from './service'
 
@@ -67,7 +68,7 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   let redirectUri: string | undefined
   if (p.post_logout_redirect_uri !== undefined) {
     if (!client) return errorPage(c, 'Invalid sign-out request', 'post_logout_redirect_uri needs client_id or id_token_hint to name the application.')
-    if (!client.postLogoutRedirectUris.includes(p.post_logout_redirect_uri)) return errorPage(c, 'Invalid sign-out request', `The post_logout_redirect_uri is not registered for ${client.appName}.`)
+    if (!isRegisteredPostLogoutRedirectUri(client, p.post_logout_redirect_uri)) return errorPage(c, 'Invalid sign-out request', `The post_logout_redirect_uri is not registered for ${client.appName}.`)
     redirectUri = p.post_logout_redirect_uri
   }
 

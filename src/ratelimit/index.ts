@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
-import { ApiError } from '../lib/errors'
+import { CommonErrors } from '../lib/errors'
 import type { HitResult } from './durable-object'
 
 export interface RatePolicy {
@@ -21,7 +21,6 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   /** per client IP, every partner call before authentication (bounds unauthenticated work) */
   partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
-  sms_mobile: { limit: 5, windowS: 3600 },
   sms_ip: { limit: 20, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
   ticket_exchange_app: { limit: 1200, windowS: 60 },
@@ -103,11 +102,11 @@ export async function enforceRateLimit(c: Context<AppEnv>, policyName: string, k
   c.header('X-RateLimit-Limit', String(r.limit))
   c.header('X-RateLimit-Remaining', String(r.remaining))
   if (!r.allowed) {
-    throw new ApiError(429, 'rate_limited', `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, { policy: policyName, limit: r.limit }, {
+    throw CommonErrors.rate_limited({ message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, details: { policy: policyName, limit: r.limit }, headers: {
       'Retry-After': String(r.retryAfterS),
       'X-RateLimit-Limit': String(r.limit),
       'X-RateLimit-Remaining': '0',
-    })
+    } })
   }
   return r
 }

@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { OPEN, pick } from '../lib/openapi'
+import { OPEN, pick, mergeErrors } from '../lib/openapi'
+import { errorResponses } from '../lib/errors'
+import { SigningErrors } from './errors'
 import { router } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { SignedHeaders } from './headers'
@@ -17,11 +19,7 @@ signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature
 })
 
 /** Errors every signed route can answer with, with the codes partners must handle. */
-export const signedErrors = {
-  401: { description: 'signature_missing (a signature header is missing or malformed), signature_invalid, timestamp_stale, nonce_replayed', content: pick(401)[401].content },
-  403: { description: 'app_disabled', content: pick(403)[403].content },
-  429: pick(429)[429],
-}
+export const signedErrors = mergeErrors(errorResponses(SigningErrors, 'signature_missing', 'signature_invalid', 'timestamp_stale', 'nonce_replayed', 'app_disabled'), pick(429))
 
 export const appSignatureSecurity: Record<string, string[]>[] = [{ appSignature: [] }]
 

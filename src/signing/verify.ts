@@ -1,7 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
 import type { Application } from '../apps/schema'
-import { ApiError } from '../lib/errors'
+import { SigningErrors } from './errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { findApplication, getAppSecret } from '../apps/service'
 import { enforceRateLimit } from '../ratelimit'
@@ -20,8 +20,6 @@ export const NONCE_TTL_S = 2 * MAX_SKEW_S
 
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
 const SIG_RE = /^[0-9a-f]{64}$/
-
-export type SignedAppVariables = { app: Application }
 
 async function auditSecurity(c: Context<AppEnv>, action: string, app: Application, details: Record<string, unknown>) {
   const db = getDb(c.env.DB)
@@ -60,21 +58,22 @@ async function checkSignedRequest(c: Context<AppEnv>, ipLimit: Promise<unknown>)
   const missing = Object.entries({ [H.appId]: appId, [H.timestamp]: timestamp, [H.nonce]: nonce, [H.signature]: signature })
     .filter(([, v]) => !v)
     .map(([k]) => k)
-  if (missing.length) throw new ApiError(401, 'signature_missing', `Missing signature header(s): ${missing.join(', ')}`, { missing })
-  if (!/^\d{1,12}$/.test(timestamp!)) throw new ApiError(401, 'signature_missing', `${H.timestamp} must be Unix seconds`)
-  if (!NONCE_RE.test(nonce!)) throw new ApiError(401, 'signature_missing', `${H.nonce} must be 16-64 characters of A-Z a-z 0-9 _ -`)
-  if (!SIG_RE.test(signature!)) throw new ApiError(401, 'signature_invalid', `${H.signature} must be 64 hex characters`)
+  if (missing.length) throw SigningErrors.signature_missing({ message: `Missing signature header(s): ${missing.join(', ')}`, details: { missing } })
+  if (!/^\d{1,12}$/.test(timestamp!)) throw SigningErrors.signature_missing({ message: `${H.timestamp} must be Unix seconds` })
+  if (!NONCE_RE.test(nonce!)) throw SigningErrors.signature_missing({ message: `${H.nonce} must be 16-64 characters of A-Z a-z 0-9 _ -` })
+  if (!SIG_RE.test(signature!)) throw SigningErrors.signature_invalid({ message: `${H.signature} must be 64 hex characters` })
 
   const skew = Math.floor(Date.now() / 1000) - Number(timestamp)
   if (Math.abs(skew) > MAX_SKEW_S) {
-    throw new ApiError(401, 'timestamp_stale', `${H.timestamp} is ${Math.abs(skew)} s ${skew > 0 ? 'behind' : 'ahead of'} server time; allowed skew is ${MAX_SKEW_S} s`, {
-      server_time: Math.floor(Date.now() / 1000),
+    throw SigningErrors.timestamp_stale({
+      message: `${H.timestamp} is ${Math.abs(skew)} s ${skew > 0 ? 'behind' : 'ahead of'} server time; allowed skew is ${MAX_SKEW_S} s`,
+      details: { server_time: Math.floor(Date.now() / 1000) },
     })
   }
 
   const [, app, bodyBuffer] = await Promise.all([ipLimit, appId!.length <= 64 ? findApplication(c.env, appId!) : undefined, c.req.arrayBuffer()])
   // Unknown app and wrong secret read the same: no probing for app ids.
-  if (!app) throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+  if (!app) throw SigningErrors.signature_invalid()
 
   const url = new URL(c.req.url)
   const body = new Uint8Array(bodyBuffer)
@@ -84,15 +83,15 @@ async function checkSignedRequest(c: Context<AppEnv>, ipLimit: Promise<unknown>)
   )
   if (!timingSafeEqual(expected, signature!)) {
     await auditSecurity(c, 'signature.invalid', app, { method: c.req.method, path: url.pathname })
-    throw new ApiError(401, 'signature_invalid', 'Signature does not match')
+    throw SigningErrors.signature_invalid()
   }
-  if (app.status !== 'ACTIVE') throw new ApiError(403, 'app_disabled', 'This application is disabled')
+  if (app.status !== 'ACTIVE') throw SigningErrors.app_disabled()
 
   const nonceKey = `nonce:${app.appId}:${nonce}`
   const [, seen] = await Promise.all([enforceRateLimit(c, 'signed_app', app.appId), c.env.KV.get(nonceKey)])
   if (seen) {
     await auditSecurity(c, 'signature.nonce_replayed', app, { method: c.req.method, path: url.pathname, nonce })
-    throw new ApiError(401, 'nonce_replayed', `${H.nonce} was already used`)
+    throw SigningErrors.nonce_replayed({ message: `${H.nonce} was already used` })
   }
   await c.env.KV.put(nonceKey, String(timestamp), { expirationTtl: NONCE_TTL_S })
 

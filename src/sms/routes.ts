@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { OPEN, pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
-import { ApiError } from '../lib/errors'
+import { CaptchaErrors } from '../captcha/errors'
 import { requireSignedApp } from '../signing/verify'
 import { SignedHeaders } from '../signing/headers'
 import { verifyCaptcha } from '../captcha/service'
@@ -19,7 +19,7 @@ export const CaptchaFields = {
   captcha_code: z.string().min(1).max(32).openapi({ example: 'K7WPA', description: 'What the user read in the picture (case-insensitive)' }),
 }
 
-export const invalidCaptcha = () => new ApiError(400, 'invalid_captcha', 'The captcha answer is wrong or the captcha has expired; fetch a new one')
+export const invalidCaptcha = () => CaptchaErrors.invalid_captcha()
 
 const SmsSent = z
   .object({

@@ -1,5 +1,6 @@
 import { getConfig, type Env } from '../env'
-import { ApiError } from '../lib/errors'
+import type { E164 } from '../lib/mobile'
+import { SmsErrors } from './errors'
 import { hmacSha256Hex, timingSafeEqual } from '../lib/crypto'
 import { countHit, firstUse, resetCounter } from '../ratelimit/counters'
 import { log } from '../lib/logger'
@@ -57,15 +58,15 @@ export interface SendResult {
  * returned, only no code is stored or sent. For `register` a code is sent either way; a
  * taken number is only reported by the register step, after the code proved ownership.
  */
-export async function sendSmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
+export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
   const { mobile, purpose } = input
   const cooldown = await countHit(env, `sms_cooldown:${purpose}:${mobile}`, 1, SMS_RESEND_COOLDOWN_S)
   if (!cooldown.allowed) {
-    throw new ApiError(429, 'sms_cooldown', `A code was sent less than ${SMS_RESEND_COOLDOWN_S} s ago; retry after ${cooldown.retryAfterS} s`, { retry_after: cooldown.retryAfterS }, { 'Retry-After': String(cooldown.retryAfterS) })
+    throw SmsErrors.sms_cooldown({ message: `A code was sent less than ${SMS_RESEND_COOLDOWN_S} s ago; retry after ${cooldown.retryAfterS} s`, details: { retry_after: cooldown.retryAfterS }, headers: { 'Retry-After': String(cooldown.retryAfterS) } })
   }
   const daily = await countHit(env, `sms_daily:${purpose}:${mobile}`, SMS_DAILY_CAP, 86400)
   if (!daily.allowed) {
-    throw new ApiError(429, 'sms_daily_limit', `At most ${SMS_DAILY_CAP} codes per number per day for this purpose`, { retry_after: daily.retryAfterS }, { 'Retry-After': String(daily.retryAfterS) })
+    throw SmsErrors.sms_daily_limit({ message: `At most ${SMS_DAILY_CAP} codes per number per day for this purpose`, details: { retry_after: daily.retryAfterS }, headers: { 'Retry-After': String(daily.retryAfterS) } })
   }
 
   const deliver = purpose === 'register' || (await findUserByMobile(env, mobile)) !== undefined
@@ -115,14 +116,14 @@ export async function sendSmsCode(env: Env, input: { mobile: string; purpose: Sm
   return { expires_in: SMS_CODE_TTL_S, resend_after: SMS_RESEND_COOLDOWN_S }
 }
 
-const invalidCode = (attemptsLeft: number) => new ApiError(400, 'invalid_sms_code', 'The SMS code is wrong or has expired', { attempts_left: attemptsLeft })
+const invalidCode = (attemptsLeft: number) => SmsErrors.invalid_sms_code({ details: { attempts_left: attemptsLeft } })
 
 /**
  * Checks and spends a code. Every check counts toward SMS_MAX_ATTEMPTS for (purpose,
  * mobile), unknown numbers included; the last wrong attempt burns the code, so a new one
  * must be requested. A right code works once.
  */
-export async function verifySmsCode(env: Env, input: { mobile: string; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
+export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
   const { mobile, purpose, code } = input
   const attempt = await countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)
   if (!attempt.allowed) {
@@ -132,7 +133,7 @@ export async function verifySmsCode(env: Env, input: { mobile: string; purpose: 
       env.KV.delete(codeKey(purpose, mobile)),
       db.batch([auditStatement(db, { action: 'sms_code.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { purpose } })]),
     ])
-    throw new ApiError(429, 'too_many_attempts', 'Too many wrong codes; request a new code', undefined, { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) })
+    throw SmsErrors.too_many_attempts({ headers: { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) } })
   }
   const stored = await env.KV.get<StoredCode>(codeKey(purpose, mobile), 'json')
   const ok = !!stored && stored.exp > Date.now() && /^\d{6}$/.test(code) && timingSafeEqual(stored.hash, await codeHash(env, purpose, mobile, code))

@@ -1,15 +1,16 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { OPEN, pick, jsonBody } from '../lib/openapi'
+import { OPEN, pick, jsonBody, mergeErrors } from '../lib/openapi'
+import { signedErrors } from '../signing/routes'
 import { router } from '../context'
 import { SignedHeaders } from '../signing/headers'
 import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
-import { ApiError, ErrorBody } from '../lib/errors'
+import { ApiError, errorResponses } from '../lib/errors'
 import { requireSignedApp } from '../signing/verify'
-import { SIGNATURE_HEADERS } from '../signing/canonical'
 import { enforceRateLimit } from '../ratelimit'
-import { auditSoon, callbackOf, consumeTicket, issueTicket, recheckRedeemed, REDEEM_ERRORS, resolveExchange, withTicket } from './service'
+import { TicketErrors } from './errors'
+import { auditSoon, callbackOf, consumeTicket, issueTicket, recheckRedeemed, resolveExchange, withTicket } from './service'
 import { simpleSsoRedirect } from './sso'
 
 /** Simple SSO tickets between SIMPLE_API apps (docs/tickets.md). Mounted at /api/v1/simple/ticket. */
@@ -18,7 +19,6 @@ export const ticketRoutes = router()
 /** The no-interaction ticket hop for browsers. Mounted at /page/sso. */
 export const ssoPageRoutes = router()
 
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } })
 
 const TICKET_EXAMPLE = 'tk_k3Vq0bX8y2Qm9Zr4Lw7Tn1Hs6Pd5Jc0Ae3Ug8Yf2Ri4.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
 
@@ -52,16 +52,19 @@ ticketRoutes.openapi(
       'then returns a single-use ticket bound to the target app, the user, their mapped key and the source app.',
       'Send the user\'s browser to `redirect_url`; the target app redeems the ticket with `POST /api/v1/simple/ticket/verify`.',
       '',
-      'Errors are explicit (`target_app_not_found`, `target_app_disabled`, `target_app_not_simple_api`, `target_app_no_callback`, `user_not_found`, `user_disabled`, `user_not_mapped`, `mapping_disabled`):',
-      'the caller is an authenticated partner server, and every exchange is rate limited per source app (`ticket_exchange_app`) and audited.',
+      'Errors are explicit (listed below): the caller is an authenticated partner server, and every exchange is rate limited per source app (`ticket_exchange_app`) and audited.',
     ].join('\n'),
     ...OPEN,
     middleware: [requireSignedApp] as const,
     request: { headers: SignedHeaders, body: jsonBody(ExchangeBody) },
     responses: {
       200: { description: 'Ticket issued', content: { 'application/json': { schema: ExchangeResponse } } },
-      ...pick(400, 401, 403, 404, 429),
-      409: errorResponse('target_app_no_callback: the target app has no registered redirect URI'),
+      ...mergeErrors(
+        pick(400),
+        signedErrors,
+        errorResponses(TicketErrors, 'target_app_not_found', 'target_app_disabled', 'target_app_not_simple_api', 'target_app_no_callback', 'user_not_found', 'user_disabled', 'user_not_mapped', 'mapping_disabled'),
+        pick(429),
+      ),
     },
   }),
   async (c) => {
@@ -123,9 +126,11 @@ ticketRoutes.openapi(
     },
     responses: {
       200: { description: 'Ticket redeemed: who the user is in your app', content: { 'application/json': { schema: VerifyResponse } } },
-      ...pick(400, 401, 403),
-      409: errorResponse('ticket_already_used'),
-      410: errorResponse('ticket_expired'),
+      ...mergeErrors(
+        pick(400),
+        signedErrors,
+        errorResponses(TicketErrors, 'ticket_invalid', 'ticket_not_for_app', 'ticket_already_used', 'ticket_expired', 'redeemed_user_gone', 'redeemed_user_disabled', 'redeemed_mapping_disabled', 'mapping_changed'),
+      ),
     },
   }),
   async (c) => {
@@ -136,8 +141,7 @@ ticketRoutes.openapi(
     if (!r.ok) {
       // Replays and foreign redemptions are security events; plain garbage is not worth a row.
       if (r.reason !== 'ticket_invalid') auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, details: { code: r.reason } })
-      const { status, message } = REDEEM_ERRORS[r.reason]
-      throw new ApiError(status, r.reason, message)
+      throw TicketErrors[r.reason]()
     }
     let user
     try {
@@ -175,7 +179,7 @@ ssoPageRoutes.openapi(
     },
     responses: {
       302: { description: 'To the app with a ticket, or to the login page' },
-      ...pick(400, 403),
+      ...mergeErrors(pick(400), errorResponses(TicketErrors, 'invalid_app', 'redirect_uri_not_registered', 'account_disabled', 'no_access')),
     },
   }),
   async (c) => {

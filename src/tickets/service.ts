@@ -7,7 +7,8 @@ import { applications, type Application } from '../apps/schema'
 import { activeMapping, mappingOfMobileQuery } from '../mappings/service'
 import { findUserById } from '../users/service'
 import { users, type User } from '../users/schema'
-import { ApiError } from '../lib/errors'
+import { TicketErrors } from './errors'
+import type { E164 } from '../lib/mobile'
 import { base64url, fromBase64url, hex, randomBytes, sha256Hex } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { log } from '../lib/logger'
@@ -156,7 +157,7 @@ export function withTicket(redirectUri: string, ticket: string): string {
 /** The target app's registered callback: its first redirect URI. */
 export function callbackOf(app: Application): string {
   const uri = app.redirectUris[0]
-  if (!uri) throw new ApiError(409, 'target_app_no_callback', `Application ${app.appId} has no registered redirect URI to send the user to`)
+  if (!uri) throw TicketErrors.target_app_no_callback({ message: `Application ${app.appId} has no registered redirect URI to send the user to` })
   return uri
 }
 
@@ -165,7 +166,7 @@ export function callbackOf(app: Application): string {
  * is a signed, trusted app server (not a browser), rate limited per app and audited, so
  * telling it "user not found" vs "not mapped" is worth more than hiding it (docs/tickets.md).
  */
-export async function resolveExchange(env: Env, targetAppId: string, mobile: string): Promise<{ target: Application; user: User; mappedKey: string }> {
+export async function resolveExchange(env: Env, targetAppId: string, mobile: E164): Promise<{ target: Application; user: User; mappedKey: string }> {
   const db = getDb(env.DB)
   // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
   const [targetRows, userRows, mappingRows] = await db.batch([
@@ -174,34 +175,27 @@ export async function resolveExchange(env: Env, targetAppId: string, mobile: str
     mappingOfMobileQuery(db, targetAppId, mobile),
   ])
   const target = targetRows[0]
-  if (!target) throw new ApiError(404, 'target_app_not_found', `No application with app_id ${targetAppId}`)
-  if (target.status !== 'ACTIVE') throw new ApiError(403, 'target_app_disabled', `Application ${targetAppId} is disabled`)
-  if (target.protocolType !== 'SIMPLE_API') throw new ApiError(400, 'target_app_not_simple_api', `Application ${targetAppId} is an ${target.protocolType} app; tickets are for SIMPLE_API apps`)
+  if (!target) throw TicketErrors.target_app_not_found({ message: `No application with app_id ${targetAppId}` })
+  if (target.status !== 'ACTIVE') throw TicketErrors.target_app_disabled({ message: `Application ${targetAppId} is disabled` })
+  if (target.protocolType !== 'SIMPLE_API') throw TicketErrors.target_app_not_simple_api({ message: `Application ${targetAppId} is an ${target.protocolType} app; tickets are for SIMPLE_API apps` })
   callbackOf(target)
   const user = userRows[0]
   const mapping = mappingRows[0]
-  if (!user) throw new ApiError(404, 'user_not_found', 'No user with this mobile number')
-  if (user.status !== 'ACTIVE') throw new ApiError(403, 'user_disabled', 'This user is disabled')
-  if (!mapping) throw new ApiError(404, 'user_not_mapped', `The user has no account mapping in ${targetAppId}`)
-  if (!mapping.isActive) throw new ApiError(403, 'mapping_disabled', `The user's mapping in ${targetAppId} is disabled`)
+  if (!user) throw TicketErrors.user_not_found()
+  if (user.status !== 'ACTIVE') throw TicketErrors.user_disabled()
+  if (!mapping) throw TicketErrors.user_not_mapped({ message: `The user has no account mapping in ${targetAppId}` })
+  if (!mapping.isActive) throw TicketErrors.mapping_disabled({ message: `The user's mapping in ${targetAppId} is disabled` })
   return { target, user, mappedKey: mapping.mappedKey }
 }
 
 /** Redemption re-check: the user and their mapping in the redeeming app must still be active. */
 export async function recheckRedeemed(env: Env, t: TicketRecord): Promise<User & { mappedKey: string }> {
   const [user, mapping] = await Promise.all([findUserById(env, t.userId), activeMapping(env, t.targetAppId, t.userId)])
-  if (!user) throw new ApiError(403, 'user_not_found', 'The user of this ticket no longer exists')
-  if (user.status !== 'ACTIVE') throw new ApiError(403, 'user_disabled', 'The user of this ticket has been disabled')
-  if (!mapping) throw new ApiError(403, 'mapping_disabled', "The user's mapping in this app has been disabled")
-  if (mapping.mappedKey !== t.mappedKey) throw new ApiError(403, 'mapping_changed', "The user's mapping in this app changed after the ticket was issued")
+  if (!user) throw TicketErrors.redeemed_user_gone()
+  if (user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
+  if (!mapping) throw TicketErrors.redeemed_mapping_disabled()
+  if (mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
   return { ...user, mappedKey: mapping.mappedKey }
-}
-
-export const REDEEM_ERRORS: Record<Exclude<RedeemResult, { ok: true }>['reason'], { status: 400 | 403 | 409 | 410; message: string }> = {
-  ticket_invalid: { status: 400, message: 'Unknown or malformed ticket' },
-  ticket_not_for_app: { status: 403, message: 'This ticket was issued for another application' },
-  ticket_expired: { status: 410, message: 'This ticket has expired' },
-  ticket_already_used: { status: 409, message: 'This ticket was already redeemed' },
 }
 
 /**

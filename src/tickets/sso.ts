@@ -1,6 +1,7 @@
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
-import { ApiError } from '../lib/errors'
+import { TicketErrors } from './errors'
+import { isRegisteredRedirectUri } from '../lib/redirect-uri'
 import { activeMapping } from '../mappings/service'
 import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../auth/browser-session'
@@ -21,18 +22,18 @@ import { auditSoon, issueTicket, withTicket } from './service'
  */
 export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: string; redirectUri: string; user?: User }): Promise<Response | null> {
   const app = await findApplication(c.env, opts.appId)
-  if (!app || app.status !== 'ACTIVE') throw new ApiError(400, 'invalid_app', 'app_id does not name an active application')
-  if (app.protocolType !== 'SIMPLE_API') throw new ApiError(400, 'invalid_app', 'app_id is not a SIMPLE_API application')
-  if (!app.redirectUris.includes(opts.redirectUri)) {
-    throw new ApiError(400, 'redirect_uri_not_registered', 'redirect_uri is not registered for this application', { app_id: app.appId })
+  if (!app || app.status !== 'ACTIVE') throw TicketErrors.invalid_app({ message: 'app_id does not name an active application' })
+  if (app.protocolType !== 'SIMPLE_API') throw TicketErrors.invalid_app({ message: 'app_id is not a SIMPLE_API application' })
+  if (!isRegisteredRedirectUri(app, opts.redirectUri)) {
+    throw TicketErrors.redirect_uri_not_registered({ details: { app_id: app.appId } })
   }
 
   const current = opts.user ? { user: opts.user, session: null } : await readBrowserSession(c)
   if (!current) return null
-  if (current.user.status !== 'ACTIVE') throw new ApiError(403, 'account_disabled', 'This account is disabled')
+  if (current.user.status !== 'ACTIVE') throw TicketErrors.account_disabled()
 
   const mapping = await activeMapping(c.env, app.appId, current.user.id)
-  if (!mapping) throw new ApiError(403, 'user_not_mapped', `Your account has no access to ${app.appName}`)
+  if (!mapping) throw TicketErrors.no_access({ message: `Your account has no access to ${app.appName}` })
 
   const issued = await issueTicket(c.env, { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey })
   auditSoon(c, {

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
-import { notFound } from '../lib/errors'
+import { UserErrors } from './errors'
 import { auditActor } from '../audit/service'
 import { findUserById, listUsers } from './service'
 import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
@@ -85,7 +85,7 @@ adminUserRoutes.openapi(
   }),
   async (c) => {
     const user = await findUserById(c.env, c.req.valid('param').id)
-    if (!user) throw notFound('User not found')
+    if (!user) throw UserErrors.user_not_found()
     return c.json(publicUser(user), 200)
   },
 )

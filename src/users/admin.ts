@@ -3,9 +3,10 @@ import { getDb } from '../db'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { endSessionsStatements } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
-import { conflict, notFound } from '../lib/errors'
+import { UserErrors } from './errors'
 import { hashPassword } from '../lib/password'
 import type { User } from './schema'
+import type { E164 } from '../lib/mobile'
 import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
 
 /*
@@ -14,13 +15,13 @@ import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordP
  * batch and then runs the session-end hooks (back-channel logout).
  */
 
-export async function createUserAsAdmin(env: Env, input: { mobile: string; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
+export async function createUserAsAdmin(env: Env, input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
   const db = getDb(env.DB)
   const row = await newUserRow(env, input)
   try {
     await db.batch([insertUserStatement(db, row), auditStatement(db, { ...actor, action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } })])
   } catch (e) {
-    if (isMobileTaken(e)) throw conflict('A user with this mobile number already exists', 'mobile_taken')
+    if (isMobileTaken(e)) throw UserErrors.mobile_taken()
     throw e
   }
   return row
@@ -28,7 +29,7 @@ export async function createUserAsAdmin(env: Env, input: { mobile: string; passw
 
 async function loadUser(env: Env, id: string): Promise<User> {
   const user = await findUserById(env, id)
-  if (!user) throw notFound('User not found')
+  if (!user) throw UserErrors.user_not_found()
   return user
 }
 

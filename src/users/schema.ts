@@ -1,12 +1,13 @@
 import { sql } from 'drizzle-orm'
 import { index, integer, sqliteTable, text } from 'drizzle-orm/sqlite-core'
+import type { E164 } from '../lib/mobile'
 
 export const users = sqliteTable(
   'users',
   {
     id: text('id').primaryKey(),
     /** E.164, normalised by lib/mobile.ts before it is stored or looked up. */
-    mobile: text('mobile').notNull().unique(),
+    mobile: text('mobile').$type<E164>().notNull().unique(),
     /** PHC string, see lib/password.ts. */
     passwordHash: text('password_hash').notNull(),
     name: text('name'),

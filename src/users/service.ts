@@ -4,17 +4,15 @@ import { getDb, type DB } from '../db'
 import { users, type User } from './schema'
 import { getConfig, type Env } from '../env'
 import { hashPassword, paramsForProfile } from '../lib/password'
-import { normalizeMobile } from '../lib/mobile'
+import { normalizeMobile, type E164 } from '../lib/mobile'
 import { publicUser } from './view'
 
 export function passwordParams(env: Env) {
   return paramsForProfile(getConfig(env).passwordHashProfile)
 }
 
-export async function findUserByMobile(env: Env, mobile: string): Promise<User | undefined> {
-  const normalized = normalizeMobile(mobile)
-  if (!normalized) return undefined
-  return getDb(env.DB).select().from(users).where(eq(users.mobile, normalized)).get()
+export async function findUserByMobile(env: Env, mobile: E164): Promise<User | undefined> {
+  return getDb(env.DB).select().from(users).where(eq(users.mobile, mobile)).get()
 }
 
 export async function findUserById(env: Env, id: string): Promise<User | undefined> {
@@ -38,7 +36,7 @@ export function isMobileTaken(e: unknown): boolean {
 
 export async function newUserRow(
   env: Env,
-  input: { mobile: string; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN'; status?: 'ACTIVE' | 'DISABLED' },
+  input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN'; status?: 'ACTIVE' | 'DISABLED' },
 ) {
   const now = Date.now()
   return {

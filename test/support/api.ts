@@ -3,6 +3,7 @@ import { SELF, createExecutionContext, env, waitOnExecutionContext } from 'cloud
 import worker from '../../src/index'
 import type { Env } from '../../src/env'
 import { signRequest } from '../../src/signing/client'
+import type { E164 } from '../../src/lib/mobile'
 
 /** The Worker's origin in tests, which is also the OIDC issuer (ISSUER in vitest.config.mts). */
 export const ISSUER = 'http://localhost'
@@ -12,10 +13,10 @@ export const ADMIN = { mobile: '+8613900000000', password: 'dev-bootstrap-admin-
 
 let counter = 0
 /** A mobile number no other test uses. */
-export function uniqueMobile(): string {
+export function uniqueMobile(): E164 {
   counter++
   const n = (Date.now() % 1e6) * 1000 + (counter % 1000) + Math.floor(Math.random() * 1000) * 1e9
-  return '+86137' + String(n % 1e8).padStart(8, '0')
+  return ('+86137' + String(n % 1e8).padStart(8, '0')) as E164
 }
 
 /** Status, headers and body (parsed as JSON when it is JSON, else the text) of a response. */

@@ -1,0 +1,13 @@
+import { defineErrors } from '../lib/errors'
+import { APP_TOKEN_HEADER } from './schema'
+
+export const AppErrors = defineErrors({
+  app_not_found: { status: 404, code: 'not_found', message: 'Application not found' },
+  oidc_needs_redirect_uri: { status: 400, code: 'invalid_request', message: 'redirect_uris: an OIDC application needs at least one redirect URI' },
+  app_token_missing: { status: 401, message: `${APP_TOKEN_HEADER} is required (or, on the mapping API, an admin bearer token)` },
+  app_token_invalid: { status: 401, message: `${APP_TOKEN_HEADER} is not valid` },
+  app_disabled: { status: 403, message: 'This application is disabled' },
+  app_mismatch: { status: 403, message: 'An app access token can only read and change its own mappings' },
+  app_id_required: { status: 400, code: 'invalid_request', message: 'app_id is required when calling with an admin token' },
+  target_app_not_found: { status: 404, code: 'app_not_found', message: 'Application not found' },
+})

@@ -1,0 +1,10 @@
+import { defineErrors } from '../lib/errors'
+
+/** What a signed partner call can be refused with (docs/signing.md "Common mistakes"). */
+export const SigningErrors = defineErrors({
+  signature_missing: { status: 401, message: 'A signature header is missing or malformed' },
+  signature_invalid: { status: 401, message: 'Signature does not match' },
+  timestamp_stale: { status: 401, message: 'X-UAP-Timestamp is too far from server time' },
+  nonce_replayed: { status: 401, message: 'X-UAP-Nonce was already used' },
+  app_disabled: { status: 403, message: 'This application is disabled' },
+})
