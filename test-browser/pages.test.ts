@@ -94,7 +94,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     // 3. signed in
     expect(await text(page.locator('.who'))).toContain('Browser Tester')
     expect(new URL(page.url()).pathname).toBe('/page/login')
-    const cookie = (await page.context().cookies()).find((c) => c.name === 'AUTH_SESSION_ID')!
+    const cookie = (await page.context().cookies()).find((c) => c.name === '__Host-AUTH_SESSION_ID')!
     expect(cookie.httpOnly).toBe(true)
     expect(cookie.secure).toBe(true)
     expect(cookie.sameSite).toBe('Lax')
@@ -105,7 +105,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     await shot(page, '04-logout-confirm')
     await page.getByRole('button', { name: 'Sign out' }).click()
     expect(await text(page.getByRole('status'))).toContain('You have signed out')
-    expect((await page.context().cookies()).some((c) => c.name === 'AUTH_SESSION_ID')).toBe(false)
+    expect((await page.context().cookies()).some((c) => c.name === '__Host-AUTH_SESSION_ID')).toBe(false)
     await shot(page, '05-signed-out')
 
     // 5. forgot password: captcha → code → new password
@@ -163,5 +163,30 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     await page.goto(`${server.url}/page/register`)
     await shot(page, '12-mobile-register')
     expect(cspViolations).toEqual([])
+  })
+})
+
+describe('/docs in Chromium', () => {
+  it('Swagger UI renders under its CSP (bundle from this site, the inline bootstrap allowed by hash) and refuses to be framed', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+    const page = await context.newPage()
+    const violations: string[] = []
+    page.on('console', (msg) => {
+      if (/Content Security Policy|Refused to/i.test(msg.text())) violations.push(msg.text())
+    })
+    const res = await page.goto(`${server.url}/docs/admin`)
+    expect(res!.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/)
+    await page.locator('.swagger-ui .info .title').waitFor({ timeout: 30_000 })
+    expect(await text(page.locator('.swagger-ui .info .title'))).toContain('UAP Edge admin API')
+    expect(await page.locator('.opblock').count()).toBeGreaterThan(20)
+    await page.screenshot({ path: path.join(ARTIFACTS, 'docs-admin.png') })
+    expect(violations).toEqual([])
+
+    // another site framing the docs gets nothing
+    await page.route('http://framer.test/', (route) => route.fulfill({ contentType: 'text/html', body: `<iframe src="${server.url}/docs/admin"></iframe>` }))
+    await page.goto('http://framer.test/')
+    const frame = page.frames().find((f) => f.url().includes('/docs/admin'))
+    expect(await frame?.locator('.swagger-ui').count().catch(() => 0) ?? 0).toBe(0)
+    await context.close()
   })
 })

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { env, runInDurableObject } from 'cloudflare:test'
 import type { Env } from '../src/env'
 import { api } from './support/api'
@@ -99,7 +99,7 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
     return call('/api/v1/open/ping', { ...(await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() }, e)
   }
 
-  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured, naming the problem', async () => {
+  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured; the log names the problem', async () => {
     for (const [raw, problem] of [
       ['{"signed_app": {"limit": 1200, "windowS": 60}', /RATE_LIMITS.*JSON/],
       ['[1, 2]', /RATE_LIMITS.*object/],
@@ -110,10 +110,19 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
       ['{"signed_app": {"limit": 10, "window": 60}}', /signed_app\.window/],
       ['{"signed_app": 100}', /signed_app/],
     ] as const) {
-      const r = await signedPing({ ...env, RATE_LIMITS: raw })
+      const logged: string[] = []
+      const spy = vi.spyOn(console, 'error').mockImplementation((l: string) => void logged.push(l))
+      let r: Awaited<ReturnType<typeof signedPing>>
+      try {
+        r = await signedPing({ ...env, RATE_LIMITS: raw })
+      } finally {
+        spy.mockRestore()
+      }
       expect(r.status, raw).toBe(503)
       expect(r.body.error.code, raw).toBe('misconfigured')
-      expect(r.body.error.message, raw).toMatch(problem)
+      expect(r.body.error.message, raw).not.toMatch(problem)
+      const line = logged.map((l) => JSON.parse(l)).find((l) => l.request_id === r.body.error.request_id)
+      expect(line?.error, raw).toMatch(problem)
     }
   })
 

@@ -272,7 +272,7 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   async function browserSession(user: { mobile: string; password: string }) {
     const b = new Browser()
     await b.loginOnPage(user)
-    return { b, cookie: `AUTH_SESSION_ID=${b.cookies.get('AUTH_SESSION_ID')}` }
+    return { b, cookie: `__Host-AUTH_SESSION_ID=${b.cookies.get('__Host-AUTH_SESSION_ID')}` }
   }
   const page = (appId: string, redirectUri: string, cookie?: string) =>
     api(`/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`, { redirect: 'manual', headers: cookie ? { Cookie: cookie } : {} })
@@ -294,7 +294,7 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   it('without a session (or with a revoked one): 302 to the login page with the same parameters', async () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
-    for (const cookie of [undefined, 'AUTH_SESSION_ID=not-a-session']) {
+    for (const cookie of [undefined, '__Host-AUTH_SESSION_ID=not-a-session']) {
       const r = await page(w.target.app_id, uri, cookie)
       expect(r.status).toBe(302)
       expect(r.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri })}`)

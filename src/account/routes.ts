@@ -8,7 +8,8 @@ import { verifyCaptcha } from '../captcha/service'
 import { invalidCaptcha } from '../sms/routes'
 import { requireSignedApp } from '../signing/verify'
 import { SignedHeaders } from '../signing/headers'
-import { registerUser, resetPassword, registrationOpen, registrationClosed, PASSWORD_MIN, PASSWORD_MAX } from './service'
+import { registerUser, resetPassword, registrationOpen, registrationClosed } from './service'
+import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
 
 /** Signed partner call: password reset with an SMS code. Mounted at /api/v1/open/pwd. */
 export const passwordResetRoutes = router()

@@ -13,8 +13,6 @@ import { hashPassword } from '../lib/password'
 import { clearFailures } from '../lib/attempts'
 import { verifySmsCode } from '../sms/service'
 
-export const PASSWORD_MIN = 8
-export const PASSWORD_MAX = 256
 
 export interface AccountCtx {
   requestId?: string

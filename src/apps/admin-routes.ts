@@ -50,6 +50,7 @@ const AppSettings = {
   id_token_claim: IdTokenClaim,
   notification_url: Uri('https://hr.example.com/uap/webhook').nullable(),
   backchannel_logout_uri: Uri('https://hr.example.com/uap/backchannel-logout').nullable(),
+  require_pkce: z.boolean().openapi({ description: 'PKCE (S256) required at the authorization endpoint (default true). Only a confidential client (token_endpoint_auth_method other than none) may be set to false.' }),
   first_party: z.boolean().openapi({ description: 'First-party apps skip the consent page' }),
 }
 
@@ -67,6 +68,7 @@ export const AppView = z
     id_token_claim: IdTokenClaim,
     notification_url: z.string().nullable(),
     backchannel_logout_uri: z.string().nullable(),
+    require_pkce: z.boolean(),
     first_party: z.boolean(),
     status: z.enum(['ACTIVE', 'DISABLED']),
     created_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
@@ -262,6 +264,7 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   if (b.id_token_claim !== undefined) patch.idTokenClaim = b.id_token_claim
   if (b.notification_url !== undefined) patch.notificationUrl = b.notification_url
   if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
+  if (b.require_pkce !== undefined) patch.requirePkce = b.require_pkce
   if (b.first_party !== undefined) patch.firstParty = b.first_party
   if (b.status !== undefined) patch.status = b.status
   return patch

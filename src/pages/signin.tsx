@@ -6,7 +6,8 @@ import { clearFailures, lockedFor, recordFailure, type AttemptPolicy } from '../
 import { authenticatePassword } from '../auth/service'
 import { readBrowserSession, startBrowserSession } from '../auth/browser-session'
 import { verifyCaptcha } from '../captcha/service'
-import { registrationOpen, PASSWORD_MAX } from '../account/service'
+import { registrationOpen } from '../account/service'
+import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
 import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
@@ -84,8 +85,9 @@ signInRoutes.get('/login', async (c) => {
   const current = await readBrowserSession(c)
   if (current) {
     // Already signed in: continue where the caller wanted to go, unless it asks for a fresh sign-in.
-    if (returnTo && c.req.query('prompt') !== 'login') return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
-    if (!returnTo) {
+    const fresh = c.req.query('prompt') === 'login'
+    if (returnTo && !fresh) return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
+    if (!returnTo && !fresh) {
       const { name, mobile } = current.user
       return render(
         c,
@@ -102,6 +104,9 @@ signInRoutes.get('/login', async (c) => {
             </li>
             <li>
               <a href="/page/pwd/reset">Change password</a>
+            </li>
+            <li>
+              <a href="/page/login?prompt=login">Sign in as someone else</a>
             </li>
           </ul>
         </>,

@@ -1,7 +1,7 @@
 import { getConfig, type Env } from '../env'
 import type { E164 } from '../lib/mobile'
 import { SmsErrors } from './errors'
-import { hmacSha256Hex, timingSafeEqual } from '../lib/crypto'
+import { hmacSha256Hex, subkeyHmacHex, timingSafeEqual } from '../lib/crypto'
 import { countHit, firstUse, resetCounter } from '../ratelimit/counters'
 import { log } from '../lib/logger'
 import { getDb } from '../db'
@@ -29,11 +29,15 @@ interface StoredCode {
   id: string
   hash: string
   exp: number
+  /** 2: HMAC under the master key's sms-code subkey; absent: under the master key itself (codes stored before subkeys, for their last minutes) */
+  v?: 2
 }
 
 /** HMAC under the master key of (purpose, mobile, code): a KV dump yields no codes, and a code is bound to its number and purpose. */
-async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: string) {
-  return hmacSha256Hex(getConfig(env).masterKey, `sms-code:v1:${purpose}:${mobile}:${code}`)
+async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: string, v: 1 | 2 = 2) {
+  const { masterKey } = getConfig(env)
+  const message = `sms-code:v1:${purpose}:${mobile}:${code}`
+  return v === 2 ? subkeyHmacHex(masterKey, 'sms-code', message) : hmacSha256Hex(masterKey, message)
 }
 
 export function newSmsCode(): string {
@@ -89,7 +93,7 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
   if (deliver) {
     const provider = smsProvider(env)
     const code = newSmsCode()
-    const stored: StoredCode = { id, hash: await codeHash(env, purpose, mobile, code), exp: Date.now() + SMS_CODE_TTL_S * 1000 }
+    const stored: StoredCode = { id, hash: await codeHash(env, purpose, mobile, code), exp: Date.now() + SMS_CODE_TTL_S * 1000, v: 2 }
     const brand = getConfig(env).brandName
     const msg: SmsMessage = {
       id,
@@ -136,7 +140,7 @@ export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: Sm
     throw SmsErrors.too_many_attempts({ headers: { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) } })
   }
   const stored = await env.KV.get<StoredCode>(codeKey(purpose, mobile), 'json')
-  const ok = !!stored && stored.exp > Date.now() && /^\d{6}$/.test(code) && timingSafeEqual(stored.hash, await codeHash(env, purpose, mobile, code))
+  const ok = !!stored && stored.exp > Date.now() && /^\d{6}$/.test(code) && timingSafeEqual(stored.hash, await codeHash(env, purpose, mobile, code, stored.v === 2 ? 2 : 1))
   if (!ok) {
     if (attempt.remaining === 0) await env.KV.delete(codeKey(purpose, mobile))
     throw invalidCode(attempt.remaining)

@@ -20,6 +20,7 @@ export interface AppSettings {
   notification_url?: string | null
   backchannel_logout_uri?: string | null
   first_party?: boolean
+  require_pkce?: boolean
 }
 
 /** The create answer: the admin view and the credentials shown only this once. */

@@ -1,5 +1,6 @@
 // A cookie-keeping browser for the hosted pages and the OIDC redirects, driven through SELF.
 import { SELF, env } from 'cloudflare:test'
+import { SESSION_COOKIE } from '../../src/auth/browser-session'
 import { sessionRow } from '../../src/auth/sessions'
 import { sessions } from '../../src/auth/schema'
 import { getDb } from '../../src/db'
@@ -89,9 +90,9 @@ export class Browser {
     return { res, html: form.html, sessionId: await this.sessionId() }
   }
 
-  /** The id of the session behind this browser's AUTH_SESSION_ID cookie (D1 keeps only the cookie's hash; no API shows it). */
+  /** The id of the session behind this browser's session cookie (D1 keeps only the cookie's hash; no API shows it). */
   async sessionId(): Promise<string> {
-    const cookie = this.cookies.get('AUTH_SESSION_ID')
+    const cookie = this.cookies.get(SESSION_COOKIE)
     if (!cookie) throw new Error('not signed in')
     const row = await env.DB.prepare('SELECT id FROM sessions WHERE cookie_hash = ?').bind(await sha256Hex(cookie)).first<{ id: string }>()
     return row!.id
@@ -105,7 +106,7 @@ export class Browser {
   async fakeOldSession(userId: string, authTime: number) {
     const { row, cookie } = await sessionRow(env, userId, { ip: this.ip }, { withCookie: true, now: authTime })
     await getDb(env.DB).insert(sessions).values(row)
-    this.cookies.set('AUTH_SESSION_ID', cookie!)
+    this.cookies.set(SESSION_COOKIE, cookie!)
     return { sessionId: row.id }
   }
 }
