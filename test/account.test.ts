@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { api, auditLog, createUser, login, signedApi, uniqueMobile } from './support/api'
 import { partnerApp } from './support/apps'
+import { randomIp } from './support/browser'
 import { solvedCaptcha } from './support/captcha'
 import { lastCode, openSmsSend } from './support/sms'
 
@@ -43,7 +44,7 @@ describe('POST /api/v1/open/pwd/reset', () => {
 })
 
 describe('POST /api/v1/auth/register', () => {
-  const register = (body: Record<string, unknown>) => api('/api/v1/auth/register', { method: 'POST', json: body, headers: { 'CF-Connecting-IP': `192.0.2.${Math.floor(Math.random() * 250)}` } })
+  const register = (body: Record<string, unknown>) => api('/api/v1/auth/register', { method: 'POST', json: body, headers: { 'CF-Connecting-IP': randomIp() } })
 
   it('captcha → SMS code → account', async () => {
     const m = uniqueMobile()

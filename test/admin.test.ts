@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
-import { ADMIN, adminToken, api, createUser, login, uniqueMobile } from './support/api'
+import { ADMIN, adminToken, api, appLogin, createUser, login, uniqueMobile } from './support/api'
 import { createApp, mapUser } from './support/apps'
 
 const ADMIN_ROUTES: [string, string, unknown?][] = [
@@ -43,7 +43,7 @@ describe('admin routes refuse non-admins', () => {
   it("even the admin's token → 403 when it was issued for an app (aud = app_id)", async () => {
     const app = await createApp()
     await mapUser(app.app_id, ADMIN)
-    const appToken = await login(ADMIN.mobile, ADMIN.password, { app_id: app.app_id })
+    const appToken = await appLogin(app, ADMIN.mobile, ADMIN.password)
     const [, payload] = appToken.access_token.split('.')
     expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud).toBe(app.app_id)
     for (const [method, path, json] of ADMIN_ROUTES) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
-import { adminToken, api, auditLog, createUser, login } from './support/api'
+import { adminToken, api, appLogin, auditLog, createUser, login } from './support/api'
 import { createOidcApp, mapUser } from './support/apps'
 import { Browser } from './support/browser'
 import { codeFlow, oauthPost } from './support/oidc'
@@ -21,11 +21,12 @@ const offboardedAudit = async (userId: string) => (await auditLog({ action: 'ref
 
 describe('app-bound refresh tokens after offboarding', () => {
   it('a login for an app: refresh refused once the mapping is disabled, the family revoked and audited; re-enabling does not revive it', async () => {
-    const { app_id: clientId } = await createOidcApp({ first_party: true })
+    const app = await createOidcApp({ first_party: true })
+    const clientId = app.app_id
     const user = await createUser()
     const { mappingId } = await mapUser(clientId, user, { mappedKey: `off-${user.id.slice(0, 8)}` })
-    const t = await login(user.mobile, user.password, { app_id: clientId })
-    const rotated = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token! } })
+    const t = await appLogin(app, user.mobile, user.password)
+    const rotated = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })
     expect(rotated.status).toBe(200)
 
     await disableMapping(clientId, mappingId)
@@ -42,10 +43,11 @@ describe('app-bound refresh tokens after offboarding', () => {
   })
 
   it('a login for an app: refresh refused once the app is disabled, even after it is enabled again', async () => {
-    const { app_id: clientId } = await createOidcApp({ first_party: true })
+    const app = await createOidcApp({ first_party: true })
+    const clientId = app.app_id
     const user = await createUser()
     await mapUser(clientId, user, { mappedKey: `dis-${user.id.slice(0, 8)}` })
-    const t = await login(user.mobile, user.password, { app_id: clientId })
+    const t = await appLogin(app, user.mobile, user.password)
     const token = await adminToken()
     expect((await api(`/api/v1/admin/apps/${clientId}/disable`, { method: 'POST', token })).status).toBe(200)
     const refused = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token! } })

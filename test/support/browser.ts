@@ -8,8 +8,8 @@ import { sha256Hex } from '../../src/lib/crypto'
 import { CSRF_COOKIE } from '../../src/pages/security'
 import { ISSUER, url } from './api'
 
-/** A client address of its own (CF-Connecting-IP), so per-IP counters never mix between tests. */
-export const randomIp = () => `198.51.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+/** A client address of its own (CF-Connecting-IP, one of 15 million), so per-IP counters do not mix between tests. */
+export const randomIp = () => `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`
 
 /** What a page answered: status, headers and the body text. */
 export interface Page {
