@@ -4,6 +4,7 @@ import { router } from '../context'
 import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
+import { GRANT_TYPES } from './schema'
 import {
   createApplicationAsAdmin,
   deleteApplicationAsAdmin,
@@ -35,8 +36,21 @@ const UriList = (example: string) => z.array(Uri(example)).max(20).refine((l) =>
 const ProtocolType = z.enum(['OIDC', 'SIMPLE_API']).openapi({ description: 'OIDC client, or legacy app on the HMAC-signed simple API' })
 const AuthMethod = z.enum(['client_secret_basic', 'client_secret_post', 'none']).openapi({ description: 'OIDC token endpoint client authentication; `none` = public client (PKCE only)' })
 const IdTokenClaim = z.enum(['email', 'preferred_username']).openapi({ description: "Which ID token claim the user's mapped_key fills" })
-const GrantTypes = z.array(z.enum(['authorization_code', 'refresh_token'])).min(1).max(2)
-const ResponseTypes = z.array(z.enum(['code'])).min(1).max(1)
+/** Every grant the token endpoint serves and discovery lists (apps/schema.ts GRANT_TYPES); the rules between them are in apps/admin.ts. */
+const GrantTypes = z
+  .array(z.enum(GRANT_TYPES))
+  .min(1)
+  .max(GRANT_TYPES.length)
+  .refine((l) => new Set(l).size === l.length, 'must not contain duplicates')
+  .openapi({
+    description:
+      'OAuth 2.0 grants the client may use at the token endpoint (default `["authorization_code", "refresh_token"]`). `client_credentials` only for a confidential client (token_endpoint_auth_method other than none); `refresh_token` only with `authorization_code` (the only flow that issues refresh tokens).',
+    example: ['authorization_code', 'refresh_token'],
+  })
+const ResponseTypes = z
+  .array(z.enum(['code']))
+  .max(1)
+  .openapi({ description: '`["code"]` exactly when grant_types has `authorization_code`, else `[]` (RFC 7591 §2.1). Derived from grant_types when omitted.', example: ['code'] })
 
 const AppSettings = {
   app_name: z.string().trim().min(1).max(100).openapi({ example: 'Legacy HR' }),
@@ -105,7 +119,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Register an application',
     description:
-      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications need at least one redirect URI.',
+      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
     security: bearerSecurity,
     request: { body: jsonBody(CreateApp) },
     responses: { 201: ok('Created; store the credentials now', Credentials), ...pick(400, 401, 403) },
