@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { OPEN, pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
+import { typedText } from '../lib/text'
 import { enforceRateLimit } from '../ratelimit'
 import { UserProfile, publicUser } from '../users/view'
 import { verifyCaptcha } from '../captcha/service'
@@ -58,7 +59,7 @@ registerRoutes.openapi(
         z.object({
           mobile: MobileField,
           password: NewPassword,
-          name: z.string().trim().max(100).optional().openapi({ example: 'Li Lei' }),
+          name: typedText({ max: 100 }).optional().openapi({ example: 'Li Lei' }),
           sms_code: SmsCode,
           captcha_id: z.string().min(1).max(64).optional().openapi({ example: '6f1c0b7e-2a4d-4c1e-9f3a-7b5d2e8c1a90' }),
           captcha_code: z.string().min(1).max(32).optional().openapi({ example: 'K7WPA' }),

@@ -5,6 +5,7 @@ import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
 import { GRANT_TYPES } from './schema'
+import { typedText } from '../lib/text'
 import {
   createApplicationAsAdmin,
   deleteApplicationAsAdmin,
@@ -53,7 +54,7 @@ const ResponseTypes = z
   .openapi({ description: '`["code"]` exactly when grant_types has `authorization_code`, else `[]` (RFC 7591 §2.1). Derived from grant_types when omitted.', example: ['code'] })
 
 const AppSettings = {
-  app_name: z.string().trim().min(1).max(100).openapi({ example: 'Legacy HR' }),
+  app_name: typedText({ min: 1, max: 100 }).openapi({ example: 'Legacy HR' }),
   icon_url: Uri('https://hr.example.com/icon.png').nullable(),
   protocol_type: ProtocolType,
   redirect_uris: UriList('https://hr.example.com/sso/callback'),
