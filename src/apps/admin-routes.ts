@@ -167,7 +167,7 @@ adminAppRoutes.openapi(
     description: 'Every setting of one application. Never returns the secret or the access token.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('The application', AppView), ...pick(401, 403, 404) },
+    responses: { 200: ok('The application', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => c.json(publicApp(await loadApplication(c.env, c.req.valid('param').app_id)), 200),
 )
@@ -201,7 +201,7 @@ adminAppRoutes.openapi(
       'Issues a new app secret and returns it once. The old secret stops working immediately: signed requests made with it are refused (401 signature_invalid) from this response on. Coordinate with the app owner before rotating.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('New secret; store it now', z.object({ app_id: z.string(), app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }) })), ...pick(401, 403, 404) },
+    responses: { 200: ok('New secret; store it now', z.object({ app_id: z.string(), app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }) })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
@@ -220,7 +220,7 @@ adminAppRoutes.openapi(
     description: 'Issues a new X-App-Access-Token and returns it once; the old token is refused (401 app_token_invalid) from this response on.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('New token; store it now', z.object({ app_id: z.string(), access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }) })), ...pick(401, 403, 404) },
+    responses: { 200: ok('New token; store it now', z.object({ app_id: z.string(), access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }) })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
@@ -239,7 +239,7 @@ adminAppRoutes.openapi(
     description: 'Same as PATCH with `status: DISABLED`: signed requests and access-token calls of the app are refused (403 app_disabled). Mappings are kept. Re-enable with PATCH `status: ACTIVE`.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('Disabled', AppView), ...pick(401, 403, 404) },
+    responses: { 200: ok('Disabled', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     return c.json(publicApp(await disableApplicationAsAdmin(c.env, c.req.valid('param').app_id, auditActor(c))), 200)
@@ -256,7 +256,7 @@ adminAppRoutes.openapi(
       'Deletes the application **and all its user mappings**. Each deleted mapping gets a DELETE event in the mapping outbox, written in the same atomic batch as the deletion and the audit row, so consumers of the outbox learn of every removed mapping. The app credentials stop working at once. This cannot be undone; prefer disabling when in doubt.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(401, 403, 404) },
+    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')

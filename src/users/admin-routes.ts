@@ -85,7 +85,7 @@ adminUserRoutes.openapi(
     description: 'One user by id.',
     security: bearerSecurity,
     request: { params: UserId },
-    responses: { 200: userResponse('The user'), ...pick(401, 403, 404) },
+    responses: { 200: userResponse('The user'), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const user = await findUserById(c.env, c.req.valid('param').id)
