@@ -9,6 +9,7 @@ import { verifyCaptcha } from '../captcha/service'
 import { invalidCaptcha } from '../sms/routes'
 import { requireSignedApp } from '../signing/verify'
 import { SignedHeaders } from '../signing/headers'
+import { appSignatureSecurity } from '../signing/routes'
 import { registerUser, resetPassword, registrationOpen, registrationClosed } from './service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
 
@@ -30,6 +31,7 @@ passwordResetRoutes.openapi(
     description:
       'Signed request. Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` (purpose `reset`) → this call with the code from the SMS. Sets the new password and signs the user out everywhere: every session and refresh token is revoked, and access tokens of those sessions are refused by UAP Edge at once. A wrong or expired code is 400 `invalid_sms_code` (with `attempts_left`); after 5 wrong codes 429 `too_many_attempts` until a new code is requested.',
     ...OPEN,
+    security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
     request: { headers: SignedHeaders, body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
     responses: { 200: { description: 'Password changed; all sessions ended', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }).openapi('PasswordReset') } } }, ...pick(400, 401, 403, 429) },
