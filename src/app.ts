@@ -24,7 +24,7 @@ import { passwordResetRoutes, registerRoutes } from './account/routes'
 import { pageCsrf, pageErrorResponse, pageRoutes } from './pages/routes'
 import { pageHeaders } from './pages/security'
 import { devRoutes } from './dev/routes'
-import { oauthRoutes } from './oidc/routes'
+import { isBrowserEndpoint, oauthRoutes } from './oidc/routes'
 import { discoveryRoutes } from './oidc/discovery-routes'
 import { consentRoutes } from './oidc/consent-routes'
 import { adminAppRoutes } from './apps/admin-routes'
@@ -45,8 +45,8 @@ const PROBES = new Set(['/livez', '/healthz'])
  */
 export type ErrorShape = 'html' | 'oauth' | 'json'
 export function errorShapeOf(path: string): ErrorShape {
-  if (path.startsWith('/page/') || /^\/oauth2\/(authorize|end_session)\/?$/.test(path)) return 'html'
-  if (/^\/oauth2\/(token|revoke|introspect|userinfo)\/?$/.test(path)) return 'oauth'
+  if (path.startsWith('/page/') || isBrowserEndpoint(path)) return 'html'
+  if (path.startsWith('/oauth2/')) return 'oauth'
   return 'json'
 }
 
