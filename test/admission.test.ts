@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { api, appLogin, appLoginRequest, createUser, env, login, mapUser as mapSimpleUser, signedApi } from './helpers'
-import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, oauthPost, pkce } from './oidc-helpers'
-import { addMembers, createGroup, groupType, partnerApp, revokeGrant, setAccessPolicy, setGrant } from './support/directory'
+import { env } from 'cloudflare:test'
+import { adminToken, api, appLogin, appLoginRequest, createUser, signedApi } from './support/api'
+import { createApp, createOidcApp, mapUser } from './support/apps'
+import { Browser } from './support/browser'
+import { REDIRECT, authorizeThrough, oauthPost, pkce } from './support/oidc'
+import { addMembers, createGroup, groupType, revokeGrant, setAccessPolicy, setGrant } from './support/directory'
 
 // The `permission` access policy (docs/permissions.md), enforced at every entry point: an
 // active mapping is not enough, the app's `access` permission must resolve to allow.
@@ -30,36 +33,36 @@ async function codeFor(b: Browser, clientId: string, scope = 'openid offline_acc
 
 describe('access policy `permission`', () => {
   it('OIDC: authorize refuses until access is granted; a grant revoked between authorize and token fails the code; revoked later it stops refresh, userinfo and introspection', async () => {
-    const app = await createOidcApp({ firstParty: true, accessPolicy: 'permission' })
+    const app = await createOidcApp({ first_party: true, access_policy: 'permission' })
     const user = await createUser()
-    await mapOidcUser(app.clientId, user.id, `p-${user.id.slice(0, 8)}@rp.example.com`)
+    await mapUser(app.app_id, user, { mappedKey: `p-${user.id.slice(0, 8)}@rp.example.com` })
     const b = new Browser()
     await b.loginOnPage(user)
 
-    const refused = await codeFor(b, app.clientId)
+    const refused = await codeFor(b, app.app_id)
     expect(refused.callback.searchParams.get('error')).toBe('access_denied')
     expect(refused.callback.searchParams.get('error_description')).toMatch(/not allowed/)
     expect(await auditActions(user.id, 'oidc.denied')).toEqual([expect.objectContaining({ action: 'oidc.denied_no_access' })])
 
     // granted: a code; revoked before the code is redeemed: invalid_grant
-    const grantId = await grantAccessViaGroup(app.clientId, user.id)
-    const raced = await codeFor(b, app.clientId)
+    const grantId = await grantAccessViaGroup(app.app_id, user.id)
+    const raced = await codeFor(b, app.app_id)
     expect(raced.callback.searchParams.get('code')).toBeTruthy()
-    await revokeGrant(app.clientId, grantId)
-    const basic = { id: app.clientId, secret: app.secret }
+    await revokeGrant(app.app_id, grantId)
+    const basic = app
     const late = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code: raced.callback.searchParams.get('code')!, code_verifier: raced.verifier, redirect_uri: REDIRECT }, basic)
     expect(late.status).toBe(400)
     expect(late.body).toMatchObject({ error: 'invalid_grant', error_description: expect.stringMatching(/not allowed/) })
 
     // granted directly this time: tokens; then revoked: refresh, userinfo and introspection stop
-    const direct = await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
-    const ok = await codeFor(b, app.clientId)
+    const direct = await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    const ok = await codeFor(b, app.app_id)
     const tokens = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code: ok.callback.searchParams.get('code')!, code_verifier: ok.verifier, redirect_uri: REDIRECT }, basic)
     expect(tokens.status).toBe(200)
     expect((await api('/oauth2/userinfo', { token: tokens.body.access_token })).status).toBe(200)
     expect((await oauthPost('/oauth2/introspect', { token: tokens.body.refresh_token }, basic)).body.active).toBe(true)
     // a user's own deny beats any group allow
-    await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
+    await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
     expect(direct.grant_id).toBeTruthy()
     expect((await api('/oauth2/userinfo', { token: tokens.body.access_token })).status).toBe(401)
     expect((await oauthPost('/oauth2/introspect', { token: tokens.body.access_token }, basic)).body).toEqual({ active: false })
@@ -72,22 +75,22 @@ describe('access policy `permission`', () => {
   })
 
   it('login with app_id: 403 no_access without access, tokens with it; refresh stops once it is revoked', async () => {
-    const app = await createOidcApp({ firstParty: true, accessPolicy: 'permission' })
+    const app = await createOidcApp({ first_party: true, access_policy: 'permission' })
     const user = await createUser()
-    await mapOidcUser(app.clientId, user.id, `l-${user.id.slice(0, 8)}`)
-    const creds = { appId: app.clientId, secret: app.secret }
+    await mapUser(app.app_id, user, { mappedKey: `l-${user.id.slice(0, 8)}` })
+    const creds = app
     const refused = await appLoginRequest(creds, user.mobile, user.password)
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('no_access')
     expect((await auditActions(user.id, 'login.refused')).map((a) => a.action)).toEqual(['login.refused_no_access'])
 
-    const grantId = await grantAccessViaGroup(app.clientId, user.id)
+    const grantId = await grantAccessViaGroup(app.app_id, user.id)
     const t = await appLogin(creds, user.mobile, user.password)
     // the app's server refreshes its token, authenticated as the app (docs/security.md)
-    const refresh = (token: string) => api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: token }, headers: { Authorization: 'Basic ' + btoa(`${creds.appId}:${creds.secret}`) } })
+    const refresh = (token: string) => api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: token }, headers: { Authorization: 'Basic ' + btoa(`${creds.app_id}:${creds.app_secret}`) } })
     const rotated = await refresh(t.refresh_token)
     expect(rotated.status).toBe(200)
-    await revokeGrant(app.clientId, grantId)
+    await revokeGrant(app.app_id, grantId)
     const stopped = await refresh(rotated.body.refresh_token)
     expect(stopped.status).toBe(401)
     expect(stopped.body.error.message).toMatch(/access permission/)
@@ -95,18 +98,18 @@ describe('access policy `permission`', () => {
   })
 
   it('simple SSO: exchange refused for a target without access; a ticket whose access was revoked is refused at redemption', async () => {
-    const source = await partnerApp({ appName: 'Source' })
-    const target = await partnerApp({ appName: 'Target', redirectUris: ['https://target.example.com/sso/callback'], accessPolicy: 'permission' })
+    const source = await createApp({ app_name: 'Source' })
+    const target = await createApp({ app_name: 'Target', redirect_uris: ['https://target.example.com/sso/callback'], access_policy: 'permission' })
     const user = await createUser()
-    await mapSimpleUser(source.appId, user.id)
-    const mappedKey = await mapSimpleUser(target.appId, user.id)
-    const exchange = () => signedApi(source, 'POST', '/api/v1/simple/ticket/exchange', { json: { target_app_id: target.appId, user_mobile: user.mobile } })
+    await mapUser(source.app_id, user)
+    const { mappedKey } = await mapUser(target.app_id, user)
+    const exchange = () => signedApi(source, 'POST', '/api/v1/simple/ticket/exchange', { json: { target_app_id: target.app_id, user_mobile: user.mobile } })
 
     const refused = await exchange()
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('no_access')
 
-    const grantId = await grantAccessViaGroup(target.appId, user.id)
+    const grantId = await grantAccessViaGroup(target.app_id, user.id)
     const issued = await exchange()
     expect(issued.status).toBe(200)
     const second = await exchange()
@@ -114,7 +117,7 @@ describe('access policy `permission`', () => {
     expect(ok.status).toBe(200)
     expect(ok.body.user.mapped_key).toBe(mappedKey)
 
-    await revokeGrant(target.appId, grantId)
+    await revokeGrant(target.app_id, grantId)
     const late = await signedApi(target, 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: second.body.ticket } })
     expect(late.status).toBe(403)
     expect(late.body.error.code).toBe('no_access')
@@ -122,47 +125,46 @@ describe('access policy `permission`', () => {
 
   it('the hosted ticket hop (/page/sso/simple) sends a signed-in user on only with access', async () => {
     const uri = 'https://hop.example.com/sso/callback'
-    const target = await partnerApp({ appName: 'Hop target', redirectUris: [uri], accessPolicy: 'permission' })
+    const target = await createApp({ app_name: 'Hop target', redirect_uris: [uri], access_policy: 'permission' })
     const user = await createUser()
-    await mapSimpleUser(target.appId, user.id)
+    await mapUser(target.app_id, user)
     const b = new Browser()
     await b.loginOnPage(user)
-    const hop = () => b.get(`/page/sso/simple?${new URLSearchParams({ app_id: target.appId, redirect_uri: uri })}`)
+    const hop = () => b.get(`/page/sso/simple?${new URLSearchParams({ app_id: target.app_id, redirect_uri: uri })}`)
     const refused = await hop()
     expect(refused.status).toBe(403)
     expect(refused.headers.get('Location')).toBeNull()
-    await grantAccessViaGroup(target.appId, user.id)
+    await grantAccessViaGroup(target.app_id, user.id)
     const sent = await hop()
     expect(sent.status).toBe(302)
     expect(sent.headers.get('Location')).toMatch(/^https:\/\/hop\.example\.com\/sso\/callback\?ticket=tk_/)
   })
 
   it('access alone is not enough: the mapping is still needed; `mapping` policy ignores access grants', async () => {
-    const app = await createOidcApp({ firstParty: true, accessPolicy: 'permission' })
+    const app = await createOidcApp({ first_party: true, access_policy: 'permission' })
     const user = await createUser()
-    await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
-    const creds = { appId: app.clientId, secret: app.secret }
+    await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    const creds = app
     const unmapped = await appLoginRequest(creds, user.mobile, user.password)
     expect(unmapped.body.error.code).toBe('user_not_mapped')
 
-    await mapOidcUser(app.clientId, user.id, `m-${user.id.slice(0, 8)}`)
-    await setGrant(app.clientId, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
+    await mapUser(app.app_id, user, { mappedKey: `m-${user.id.slice(0, 8)}` })
+    await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
     expect((await appLoginRequest(creds, user.mobile, user.password, { via: 'signed' })).status).toBe(403)
-    const adminToken = (await login('+8613900000000', 'dev-bootstrap-admin-password')).access_token
-    const denied = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: adminToken })
+        const denied = await api(`/api/v1/admin/apps/${app.app_id}/users/${user.id}/permissions`, { token: await adminToken() })
     expect(denied.body).toMatchObject({ access_policy: 'permission', admitted: false })
-    const back = await setAccessPolicy(app.clientId, 'mapping')
+    const back = await setAccessPolicy(app.app_id, 'mapping')
     expect(back.access_policy).toBe('mapping')
     expect((await appLoginRequest(creds, user.mobile, user.password)).status).toBe(200)
-    const snap = await api(`/api/v1/admin/apps/${app.clientId}/users/${user.id}/permissions`, { token: adminToken })
+    const snap = await api(`/api/v1/admin/apps/${app.app_id}/users/${user.id}/permissions`, { token: await adminToken() })
     expect(snap.body).toMatchObject({ access_policy: 'mapping', admitted: true, permissions: [expect.objectContaining({ key: 'access', allowed: false, source: expect.objectContaining({ type: 'direct', effect: 'deny' }) })] })
   })
 
   it('the policy is an app setting: default mapping, listed in the admin view, validated', async () => {
-    const app = await partnerApp()
-    const token = (await login('+8613900000000', 'dev-bootstrap-admin-password')).access_token
-    expect((await api(`/api/v1/admin/apps/${app.appId}`, { token })).body.access_policy).toBe('mapping')
-    expect((await api(`/api/v1/admin/apps/${app.appId}`, { method: 'PATCH', token, json: { access_policy: 'everyone' } })).status).toBe(400)
+    const app = await createApp()
+    const token = await adminToken()
+    expect((await api(`/api/v1/admin/apps/${app.app_id}`, { token })).body.access_policy).toBe('mapping')
+    expect((await api(`/api/v1/admin/apps/${app.app_id}`, { method: 'PATCH', token, json: { access_policy: 'everyone' } })).status).toBe(400)
     const created = await api('/api/v1/admin/apps', { method: 'POST', token, json: { app_name: 'Policy app', protocol_type: 'SIMPLE_API', access_policy: 'permission' } })
     expect(created.body.app.access_policy).toBe('permission')
   })

@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import * as client from 'openid-client'
-import { createUser } from './helpers'
-import { Browser, REDIRECT, authorizeThrough, createOidcApp, discover, location, mapUser, pkce } from './oidc-helpers'
+import { createUser } from './support/api'
+import { createOidcApp, mapUser } from './support/apps'
+import { Browser, location } from './support/browser'
+import { REDIRECT, authorizeThrough, discover, pkce } from './support/oidc'
 import { addMembers, buildPaths, definePermission, groupType, setGrant } from './support/directory'
 import { measureStorage } from './support/storage'
 
 // The `groups` and `permissions` scopes (docs/permissions.md), through openid-client.
 
 async function world() {
-  const { clientId, secret } = await createOidcApp({ appName: 'Claims RP' })
+  const { app_id: clientId, app_secret: secret } = await createOidcApp({ app_name: 'Claims RP' })
   const user = await createUser({ name: 'Han Meimei' })
-  await mapUser(clientId, user.id, `hmm.${user.id.slice(0, 8)}@rp.example.com`)
+  await mapUser(clientId, user, { mappedKey: `hmm.${user.id.slice(0, 8)}@rp.example.com` })
   const type = await groupType()
   const ids = await buildPaths(type, ['Sales ▸ East', 'Managers'])
   await addMembers(ids.get('Sales ▸ East')!, [user.id])
@@ -32,14 +34,14 @@ async function signIn(config: client.Configuration, user: { mobile: string; pass
   const url = client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope, code_challenge: challenge, code_challenge_method: 'S256', nonce })
   const consent = await b.get(url.href)
   const consentUrl = location(consent)
-  const page = consentUrl.pathname === '/page/consent' ? await (await b.get(consentUrl.pathname + consentUrl.search)).text() : ''
+  const page = consentUrl.pathname === '/page/consent' ? (await b.get(consentUrl.pathname + consentUrl.search)).html : ''
   const callback = await authorizeThrough(b, consentUrl)
   return { tokens: await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedNonce: nonce, idTokenExpected: true }), consentPage: page }
 }
 
 describe('OIDC scopes groups and permissions', () => {
   it('discovery lists the scopes and the claims', async () => {
-    const { clientId, secret } = await createOidcApp()
+    const { app_id: clientId, app_secret: secret } = await createOidcApp()
     const meta = (await discover(clientId, client.ClientSecretBasic(secret))).serverMetadata()
     expect(meta.scopes_supported).toEqual(expect.arrayContaining(['groups', 'permissions']))
     expect(meta.claims_supported).toEqual(expect.arrayContaining(['groups', 'permissions']))

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import permissionsDoc from '../docs/permissions.md?raw'
-import { api, createUser, env, login, mapUser, signedApi } from './helpers'
+import { env } from 'cloudflare:test'
+import { api, createUser, login, signedApi } from './support/api'
+import { mapUser } from './support/apps'
 import { StorageRecorder, measureStorage, wrapEnv } from './support/storage'
-import { addMembers, admin, buildPaths, check, createGroup, definePermission, groupType, partnerApp, removeMembers, revokeGrant, setGrant } from './support/directory'
+import { addMembers, admin, buildPaths, check, createGroup, definePermission, groupType, permissionsApp, removeMembers, revokeGrant, setGrant } from './support/directory'
 import { readUserPermissions } from '../src/permissions/service'
 import type { Env } from '../src/env'
 import type { E164 } from '../src/lib/mobile'
@@ -59,15 +61,15 @@ describe('the resolution table (docs/permissions.md), row by row', () => {
   for (const row of ROWS) {
     it(`row ${row.id}: ${row.memberOf.join(', ') || 'no groups'} | ${row.grants.map((g) => `${g.subject} ${g.effect}${g.scope ? ` @${g.scope.type}:${g.scope.id}` : ''}`).join('; ') || 'no grants'} → ${row.answer}, ${row.source}`, async () => {
       const type = await groupType()
-      const app = await partnerApp()
-      await definePermission(app.appId, 'orders:read')
+      const app = await permissionsApp()
+      await definePermission(app.app_id, 'orders:read')
       const user = await createUser()
-      await mapUser(app.appId, user.id)
+      await mapUser(app.app_id, user)
       const groupPaths = [...row.memberOf, ...row.grants.map((g) => g.subject).filter((s) => s !== 'user')]
       const ids = await buildPaths(type, groupPaths)
       for (const path of row.memberOf) await addMembers(ids.get(path)!, [user.id])
       for (const g of row.grants) {
-        await setGrant(app.appId, { permission: 'orders:read', subject: g.subject === 'user' ? { type: 'user', id: user.id } : { type: 'group', id: ids.get(g.subject)! }, effect: g.effect, scope: g.scope })
+        await setGrant(app.app_id, { permission: 'orders:read', subject: g.subject === 'user' ? { type: 'user', id: user.id } : { type: 'group', id: ids.get(g.subject)! }, effect: g.effect, scope: g.scope })
       }
       const r = await check(app, { mobile: user.mobile }, 'orders:read', row.asked)
       expect(r.status, JSON.stringify(r.body)).toBe(200)
@@ -91,10 +93,10 @@ const audit = (action: string, targetId: string) =>
 
 async function world() {
   const type = await groupType()
-  const app = await partnerApp()
-  await definePermission(app.appId, 'orders:read', 'Read orders')
+  const app = await permissionsApp()
+  await definePermission(app.app_id, 'orders:read', 'Read orders')
   const user = await createUser()
-  const mappedKey = await mapUser(app.appId, user.id)
+  const { mappedKey } = await mapUser(app.app_id, user)
   return { type, app, user, mappedKey }
 }
 
@@ -103,8 +105,8 @@ describe('trees', () => {
     const { type, app, user } = await world()
     const ids = await buildPaths(type, ['Sales ▸ East', 'Ops'])
     await addMembers(ids.get('Sales ▸ East')!, [user.id])
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Sales')! }, effect: 'allow' })
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Ops')! }, effect: 'deny' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Sales')! }, effect: 'allow' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Ops')! }, effect: 'deny' })
     const before = await check(app, { mobile: user.mobile }, 'orders:read')
     expect(before.body).toMatchObject({ allowed: true, source: { type: 'group', label: 'via group Sales', group_path: ['Sales'], distance: 1 } })
 
@@ -171,11 +173,11 @@ describe('trees', () => {
     expect(hasMembers.status).toBe(409)
     expect(hasMembers.body.error.code).toBe('group_has_members')
 
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: child }, effect: 'allow' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: child }, effect: 'allow' })
     await removeMembers(child, [user.id])
     expect((await api(`/api/v1/admin/groups/${child}`, { method: 'DELETE', token: await token() })).status).toBe(200)
     expect((await api(`/api/v1/admin/groups/${child}`, { token: await token() })).status).toBe(404)
-    const grants = await api(`/api/v1/admin/apps/${app.appId}/grants?subject_id=${child}`, { token: await token() })
+    const grants = await api(`/api/v1/admin/apps/${app.app_id}/grants?subject_id=${child}`, { token: await token() })
     expect(grants.body.total).toBe(0)
     expect(await audit('admin.group.delete', child)).toEqual([expect.objectContaining({ actor_type: 'admin', details: expect.objectContaining({ name: 'Child' }) })])
     expect((await api(`/api/v1/admin/groups/${parent}`, { method: 'DELETE', token: await token() })).status).toBe(200)
@@ -272,24 +274,24 @@ describe('trees', () => {
 describe('permissions and grants (admin)', () => {
   it('access is built in; keys are unique; a grant needs an existing permission and subject; access takes no scope', async () => {
     const { app, user } = await world()
-    const list = await api(`/api/v1/admin/apps/${app.appId}/permissions`, { token: await token() })
+    const list = await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { token: await token() })
     expect(list.body.items.map((p: any) => [p.key, p.built_in])).toEqual([
       ['access', true],
       ['orders:read', false],
     ])
     for (const [method, path, json] of [
-      ['POST', `/api/v1/admin/apps/${app.appId}/permissions`, { key: 'access', name: 'x' }],
-      ['PATCH', `/api/v1/admin/apps/${app.appId}/permissions/access`, { name: 'x' }],
-      ['DELETE', `/api/v1/admin/apps/${app.appId}/permissions/access`, undefined],
+      ['POST', `/api/v1/admin/apps/${app.app_id}/permissions`, { key: 'access', name: 'x' }],
+      ['PATCH', `/api/v1/admin/apps/${app.app_id}/permissions/access`, { name: 'x' }],
+      ['DELETE', `/api/v1/admin/apps/${app.app_id}/permissions/access`, undefined],
     ] as const) {
       const r = await api(path, { method, token: await token(), json })
       expect(r.status, `${method} ${path}`).toBe(409)
       expect(r.body.error.code).toBe('permission_built_in')
     }
-    expect((await api(`/api/v1/admin/apps/${app.appId}/permissions`, { method: 'POST', token: await token(), json: { key: 'orders:read', name: 'again' } })).body.error.code).toBe('permission_exists')
-    expect((await api(`/api/v1/admin/apps/${app.appId}/permissions`, { method: 'POST', token: await token(), json: { key: 'bad key', name: 'x' } })).status).toBe(400)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { method: 'POST', token: await token(), json: { key: 'orders:read', name: 'again' } })).body.error.code).toBe('permission_exists')
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { method: 'POST', token: await token(), json: { key: 'bad key', name: 'x' } })).status).toBe(400)
 
-    const grant = async (json: unknown) => api(`/api/v1/admin/apps/${app.appId}/grants`, { method: "PUT", token: await token(), json })
+    const grant = async (json: unknown) => api(`/api/v1/admin/apps/${app.app_id}/grants`, { method: "PUT", token: await token(), json })
     expect((await grant({ permission: 'orders:write', subject: { type: 'user', id: user.id }, effect: 'allow' })).body.error.code).toBe('permission_not_found')
     expect((await grant({ permission: 'orders:read', subject: { type: 'group', id: 'no-such-group' }, effect: 'allow' })).body.error.code).toBe('subject_not_found')
     expect((await grant({ permission: 'orders:read', subject: { type: 'user', id: 'no-such-user' }, effect: 'allow' })).status).toBe(404)
@@ -305,9 +307,9 @@ describe('permissions and grants (admin)', () => {
     expect(changed.body).toMatchObject({ grant_id: created.body.grant_id, effect: 'deny' })
     expect((await grant({ permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'deny' })).status).toBe(200)
     expect((await check(app, { mobile: user.mobile }, 'orders:read')).body).toMatchObject({ allowed: false, source: { type: 'direct', grant_id: created.body.grant_id } })
-    await revokeGrant(app.appId, created.body.grant_id)
+    await revokeGrant(app.app_id, created.body.grant_id)
     expect((await check(app, { mobile: user.mobile }, 'orders:read')).body.source.type).toBe('none')
-    expect((await api(`/api/v1/admin/apps/${app.appId}/grants/${created.body.grant_id}`, { method: 'DELETE', token: await token() })).status).toBe(404)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/grants/${created.body.grant_id}`, { method: 'DELETE', token: await token() })).status).toBe(404)
 
     // every grant change is audited with its previous effect
     expect((await audit('admin.grant.set', created.body.grant_id)).map((a) => [a.actor_type, a.details.effect, a.details.previous_effect])).toEqual([
@@ -321,53 +323,53 @@ describe('permissions and grants (admin)', () => {
     const { type, app, user } = await world()
     const g = await createGroup(type, 'Readers')
     await addMembers(g, [user.id])
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: g }, effect: 'allow' })
-    const renamed = await api(`/api/v1/admin/apps/${app.appId}/permissions/orders:read`, { method: 'PATCH', token: await token(), json: { name: 'See orders', description: 'all of them' } })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: g }, effect: 'allow' })
+    const renamed = await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders:read`, { method: 'PATCH', token: await token(), json: { name: 'See orders', description: 'all of them' } })
     expect(renamed.body).toMatchObject({ key: 'orders:read', name: 'See orders', description: 'all of them' })
     expect((await check(app, { mobile: user.mobile }, 'orders:read')).body.allowed).toBe(true)
-    expect((await api(`/api/v1/admin/apps/${app.appId}/permissions/orders%3Aread`, { method: 'DELETE', token: await token() })).status).toBe(200)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders%3Aread`, { method: 'DELETE', token: await token() })).status).toBe(200)
     expect((await check(app, { mobile: user.mobile }, 'orders:read')).body).toMatchObject({ allowed: false, source: { type: 'none' } })
-    expect((await api(`/api/v1/admin/apps/${app.appId}/grants`, { token: await token() })).body.total).toBe(0)
-    expect((await api(`/api/v1/admin/apps/${app.appId}/permissions/orders:read`, { token: await token() })).status).toBe(404)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/grants`, { token: await token() })).body.total).toBe(0)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders:read`, { token: await token() })).status).toBe(404)
   })
 
   it('who has a permission, with the source of each; what a user has, with sources', async () => {
     const { type, app, user } = await world()
     const [viaGroup, denied, direct, outsider] = [user, await createUser(), await createUser(), await createUser()]
-    for (const u of [denied, direct, outsider]) await mapUser(app.appId, u.id)
+    for (const u of [denied, direct, outsider]) await mapUser(app.app_id, u)
     const ids = await buildPaths(type, ['Sales ▸ East'])
     await addMembers(ids.get('Sales ▸ East')!, [viaGroup.id, denied.id])
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Sales')! }, effect: 'allow' })
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'user', id: denied.id }, effect: 'deny' })
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'user', id: direct.id }, effect: 'allow', scope: { type: 'store', id: '7' } })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: ids.get('Sales')! }, effect: 'allow' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'user', id: denied.id }, effect: 'deny' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'user', id: direct.id }, effect: 'allow', scope: { type: 'store', id: '7' } })
 
-    const holders = await api(`/api/v1/admin/apps/${app.appId}/permissions/orders:read/holders`, { token: await token() })
+    const holders = await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders:read/holders`, { token: await token() })
     expect(holders.status).toBe(200)
     expect(holders.body.items.map((h: any) => [h.user_id, h.source.label])).toEqual([[viaGroup.id, 'via group Sales']])
-    const atStore = await api(`/api/v1/admin/apps/${app.appId}/permissions/orders:read/holders?scope_type=store&scope_id=7`, { token: await token() })
+    const atStore = await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders:read/holders?scope_type=store&scope_id=7`, { token: await token() })
     expect(new Map(atStore.body.items.map((h: any) => [h.user_id, h.source.label]))).toEqual(
       new Map([
         [viaGroup.id, 'via group Sales'],
         [direct.id, 'direct'],
       ]),
     )
-    expect((await api(`/api/v1/admin/apps/${app.appId}/permissions/orders:read/holders?scope_type=store`, { token: await token() })).status).toBe(400)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions/orders:read/holders?scope_type=store`, { token: await token() })).status).toBe(400)
 
-    const has = await api(`/api/v1/admin/apps/${app.appId}/users/${direct.id}/permissions`, { token: await token() })
+    const has = await api(`/api/v1/admin/apps/${app.app_id}/users/${direct.id}/permissions`, { token: await token() })
     expect(has.status).toBe(200)
     expect(has.body).toMatchObject({ access_policy: 'mapping', admitted: true })
     expect(has.body.permissions.map((p: any) => [p.key, p.allowed, p.scopes.map((s: any) => [s.scope.id, s.allowed, s.source.label])])).toEqual([
       ['access', false, []],
       ['orders:read', false, [['7', true, 'direct']]],
     ])
-    expect((await api(`/api/v1/admin/apps/${app.appId}/users/no-such-user/permissions`, { token: await token() })).status).toBe(404)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/users/no-such-user/permissions`, { token: await token() })).status).toBe(404)
   })
 
   it('an app is deleted with its permissions and grants', async () => {
     const { app, user } = await world()
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
-    expect((await api(`/api/v1/admin/apps/${app.appId}`, { method: 'DELETE', token: await token() })).status).toBe(200)
-    const left = await env.DB.prepare('SELECT (SELECT count(*) FROM permission_grants WHERE app_id = ?1) + (SELECT count(*) FROM app_permissions WHERE app_id = ?1) AS n').bind(app.appId).first<{ n: number }>()
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    expect((await api(`/api/v1/admin/apps/${app.app_id}`, { method: 'DELETE', token: await token() })).status).toBe(200)
+    const left = await env.DB.prepare('SELECT (SELECT count(*) FROM permission_grants WHERE app_id = ?1) + (SELECT count(*) FROM app_permissions WHERE app_id = ?1) AS n').bind(app.app_id).first<{ n: number }>()
     expect(left!.n).toBe(0)
   })
 })
@@ -376,15 +378,15 @@ describe('partner API: snapshot (ETag) and check', () => {
   it('the snapshot is cacheable: 304 while nothing changed, a new ETag after a membership change', async () => {
     const { type, app, user, mappedKey } = await world()
     const g = await createGroup(type, 'Readers')
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'group', id: g }, effect: 'allow' })
-    const get = (q: string, headers: Record<string, string> = {}) => api(`/api/v1/apps/${app.appId}/permissions/snapshot?${q}`, { headers: { 'X-App-Access-Token': app.token, ...headers } })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'group', id: g }, effect: 'allow' })
+    const get = (q: string, headers: Record<string, string> = {}) => api(`/api/v1/apps/${app.app_id}/permissions/snapshot?${q}`, { headers: { 'X-App-Access-Token': app.access_token, ...headers } })
 
     const first = await get(`mobile=${encodeURIComponent(user.mobile)}`)
     expect(first.status).toBe(200)
     const etag = first.headers.get('ETag')!
     expect(etag).toMatch(/^"[0-9a-f]{40}"$/)
     expect(first.headers.get('Cache-Control')).toBe('private, no-cache')
-    expect(first.body).toMatchObject({ app_id: app.appId, user_id: user.id, mapped_key: mappedKey, access_policy: 'mapping', admitted: true })
+    expect(first.body).toMatchObject({ app_id: app.app_id, user_id: user.id, mapped_key: mappedKey, access_policy: 'mapping', admitted: true })
     expect(first.body.permissions.map((p: any) => [p.key, p.allowed])).toEqual([
       ['access', false],
       ['orders:read', false],
@@ -410,9 +412,9 @@ describe('partner API: snapshot (ETag) and check', () => {
 
   it('an app reads only its own users and its own app; one of mobile and mapped_key', async () => {
     const { app, user } = await world()
-    const other = await partnerApp()
+    const other = await permissionsApp()
     const stranger = await createUser()
-    const snap = (a: { appId: string; token: string }, q: string) => api(`/api/v1/apps/${a.appId}/permissions/snapshot?${q}`, { headers: { 'X-App-Access-Token': a.token } })
+    const snap = (a: { app_id: string; access_token: string }, q: string) => api(`/api/v1/apps/${a.app_id}/permissions/snapshot?${q}`, { headers: { 'X-App-Access-Token': a.access_token } })
     const notMapped = await snap(app, `mobile=${encodeURIComponent(stranger.mobile)}`)
     expect(notMapped.status).toBe(404)
     expect(notMapped.body.error.code).toBe('user_not_found')
@@ -420,27 +422,27 @@ describe('partner API: snapshot (ETag) and check', () => {
     expect((await snap(app, 'mapped_key=nobody')).status).toBe(404)
     expect((await snap(app, '')).status).toBe(400)
     expect((await snap(app, `mobile=${encodeURIComponent(user.mobile)}&mapped_key=x`)).status).toBe(400)
-    const mismatch = await api(`/api/v1/apps/${app.appId}/permissions/snapshot?mobile=${encodeURIComponent(user.mobile)}`, { headers: { 'X-App-Access-Token': other.token } })
+    const mismatch = await api(`/api/v1/apps/${app.app_id}/permissions/snapshot?mobile=${encodeURIComponent(user.mobile)}`, { headers: { 'X-App-Access-Token': other.access_token } })
     expect(mismatch.status).toBe(403)
     expect(mismatch.body.error.code).toBe('app_mismatch')
-    expect((await api(`/api/v1/apps/${app.appId}/permissions/snapshot?mobile=${encodeURIComponent(user.mobile)}`)).status).toBe(401)
+    expect((await api(`/api/v1/apps/${app.app_id}/permissions/snapshot?mobile=${encodeURIComponent(user.mobile)}`)).status).toBe(401)
     const otherCheck = await check(other, { mobile: user.mobile }, 'orders:read')
     expect(otherCheck.status).toBe(404)
   })
 
   it('signed calls and admin tokens are accepted too; unknown keys are not granted; access is not scoped', async () => {
     const { app, user, mappedKey } = await world()
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
-    const signed = await signedApi(app, 'POST', `/api/v1/apps/${app.appId}/permissions/check`, { json: { user: { mapped_key: mappedKey }, permission: 'orders:read' } })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    const signed = await signedApi(app, 'POST', `/api/v1/apps/${app.app_id}/permissions/check`, { json: { user: { mapped_key: mappedKey }, permission: 'orders:read' } })
     expect(signed.status, JSON.stringify(signed.body)).toBe(200)
     expect(signed.body).toMatchObject({ user_id: user.id, mapped_key: mappedKey, permission: 'orders:read', allowed: true, source: { type: 'direct' } })
-    const signedSnap = await signedApi(app, 'GET', `/api/v1/apps/${app.appId}/permissions/snapshot?mapped_key=${encodeURIComponent(mappedKey)}`)
+    const signedSnap = await signedApi(app, 'GET', `/api/v1/apps/${app.app_id}/permissions/snapshot?mapped_key=${encodeURIComponent(mappedKey)}`)
     expect(signedSnap.status).toBe(200)
-    const badSig = await api(`/api/v1/apps/${app.appId}/permissions/check`, { method: 'POST', headers: { 'X-UAP-App-Id': app.appId }, json: { user: { mapped_key: mappedKey }, permission: 'orders:read' } })
+    const badSig = await api(`/api/v1/apps/${app.app_id}/permissions/check`, { method: 'POST', headers: { 'X-UAP-App-Id': app.app_id }, json: { user: { mapped_key: mappedKey }, permission: 'orders:read' } })
     expect(badSig.status).toBe(401)
     expect(badSig.body.error.code).toBe('signature_missing')
 
-    const byAdmin = await api(`/api/v1/apps/${app.appId}/permissions/check`, { method: 'POST', token: await token(), json: { user: { mobile: user.mobile }, permission: 'orders:read' } })
+    const byAdmin = await api(`/api/v1/apps/${app.app_id}/permissions/check`, { method: 'POST', token: await token(), json: { user: { mobile: user.mobile }, permission: 'orders:read' } })
     expect(byAdmin.body.allowed).toBe(true)
     expect((await check(app, { mobile: user.mobile }, 'never:defined')).body).toMatchObject({ allowed: false, source: { type: 'none' } })
     expect((await check(app, { mobile: user.mobile }, 'access', { type: 'store', id: '1' })).status).toBe(400)
@@ -450,14 +452,14 @@ describe('partner API: snapshot (ETag) and check', () => {
 describe('the user\'s own permissions', () => {
   it('GET /api/v1/auth/me/permissions?app_id=', async () => {
     const { app, user } = await world()
-    await setGrant(app.appId, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    await setGrant(app.app_id, { permission: 'orders:read', subject: { type: 'user', id: user.id }, effect: 'allow' })
     const t = (await login(user.mobile, user.password)).access_token
-    const mine = await api(`/api/v1/auth/me/permissions?app_id=${app.appId}`, { token: t })
+    const mine = await api(`/api/v1/auth/me/permissions?app_id=${app.app_id}`, { token: t })
     expect(mine.status).toBe(200)
     expect(mine.body).toMatchObject({ user_id: user.id, admitted: true })
     expect(mine.body.permissions.find((p: any) => p.key === 'orders:read')).toMatchObject({ allowed: true, source: { label: 'direct' } })
     expect((await api('/api/v1/auth/me/permissions?app_id=no-such-app', { token: t })).status).toBe(404)
-    expect((await api(`/api/v1/auth/me/permissions?app_id=${app.appId}`)).status).toBe(401)
+    expect((await api(`/api/v1/auth/me/permissions?app_id=${app.app_id}`)).status).toBe(401)
   })
 })
 
@@ -483,7 +485,7 @@ describe('one D1 round trip per check', () => {
             statements.push(
               env.DB.prepare("INSERT INTO permission_grants (id, app_id, permission_key, subject_type, subject_id, effect, created_at, updated_at) VALUES (?, ?, 'orders:read', 'group', ?, ?, ?, ?)").bind(
                 crypto.randomUUID(),
-                w.app.appId,
+                w.app.app_id,
                 id,
                 level % 2 ? 'allow' : 'deny',
                 now,
@@ -504,7 +506,7 @@ describe('one D1 round trip per check', () => {
     const { app, user } = await deepWorld()
     const rec = new StorageRecorder()
     const wrapped = wrapEnv(env as unknown as Env, rec)
-    const read = await readUserPermissions(wrapped, app.appId, { mobile: user.mobile as E164 }, { key: 'orders:read', withPermissions: false })
+    const read = await readUserPermissions(wrapped, app.app_id, { mobile: user.mobile as E164 }, { key: 'orders:read', withPermissions: false })
     expect(rec.calls.map((c) => `${c.kind} ${c.op}`)).toEqual(['d1 raw'])
     expect(read!.paths.direct()).toHaveLength(10)
     expect(read!.paths.groups.size).toBe(60)
@@ -515,10 +517,10 @@ describe('one D1 round trip per check', () => {
 
   it('the check request takes no more storage stages than a mapping lookup with the same credentials', async () => {
     const { app, user } = await deepWorld()
-    const headers = { 'X-App-Access-Token': app.token, 'Content-Type': 'application/json' }
+    const headers = { 'X-App-Access-Token': app.access_token, 'Content-Type': 'application/json' }
     const body = JSON.stringify({ user: { mobile: user.mobile }, permission: 'orders:read' })
-    const lookup = () => measureStorage(`/api/v1/apps/${app.appId}/users/query?mobile=${encodeURIComponent(user.mobile)}`, { headers })
-    const checkReq = () => measureStorage(`/api/v1/apps/${app.appId}/permissions/check`, { method: 'POST', headers, body })
+    const lookup = () => measureStorage(`/api/v1/apps/${app.app_id}/users/query?mobile=${encodeURIComponent(user.mobile)}`, { headers })
+    const checkReq = () => measureStorage(`/api/v1/apps/${app.app_id}/permissions/check`, { method: 'POST', headers, body })
     await lookup()
     await checkReq() // warm-up
     const base = await lookup()

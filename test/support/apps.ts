@@ -21,6 +21,7 @@ export interface AppSettings {
   backchannel_logout_uri?: string | null
   first_party?: boolean
   require_pkce?: boolean
+  access_policy?: 'mapping' | 'permission'
 }
 
 /** The create answer: the admin view and the credentials shown only this once. */

@@ -1,10 +1,8 @@
 // Directory and permission set-up through the admin API (docs/permissions.md), for tests.
-import { adminToken, api, createApp } from '../helpers'
+import { adminToken, api } from './api'
+import { createApp, type AppSettings, type TestApp } from './apps'
 
-let token: string | undefined
-export async function admin() {
-  return (token ??= await adminToken())
-}
+export const admin = adminToken
 
 async function ok<T = any>(r: { status: number; body: any }, expected: number[], what: string): Promise<T> {
   if (!expected.includes(r.status)) throw new Error(`${what}: ${r.status} ${JSON.stringify(r.body)}`)
@@ -68,12 +66,12 @@ export async function setAccessPolicy(appId: string, policy: 'mapping' | 'permis
   return ok(await api(`/api/v1/admin/apps/${appId}`, { method: 'PATCH', token: await admin(), json: { access_policy: policy } }), [200], 'set access policy')
 }
 
-/** A SIMPLE_API app with its credentials (access token for the partner API). */
-export async function partnerApp(input: Parameters<typeof createApp>[0] = {}) {
-  const a = await createApp({ appName: 'Permissions app', ...input })
-  return { appId: a.app.appId, secret: a.app_secret, token: a.access_token }
+/** A SIMPLE_API app of its own for a test, with its credentials (access token for the partner API). */
+export function permissionsApp(settings: AppSettings = {}): Promise<TestApp> {
+  return createApp({ app_name: 'Permissions app', ...settings })
 }
 
-export async function check(app: { appId: string; token: string }, user: { mobile?: string; mapped_key?: string }, permission: string, scope?: { type: string; id: string }) {
-  return api(`/api/v1/apps/${app.appId}/permissions/check`, { method: 'POST', headers: { 'X-App-Access-Token': app.token }, json: { user, permission, ...(scope ? { scope } : {}) } })
+/** POST /api/v1/apps/{app_id}/permissions/check with the app's access token. */
+export async function check(app: Pick<TestApp, 'app_id' | 'access_token'>, user: { mobile?: string; mapped_key?: string }, permission: string, scope?: { type: string; id: string }) {
+  return api(`/api/v1/apps/${app.app_id}/permissions/check`, { method: 'POST', headers: { 'X-App-Access-Token': app.access_token }, json: { user, permission, ...(scope ? { scope } : {}) } })
 }
