@@ -193,6 +193,11 @@ describe('trees', () => {
     expect(rename.body.error.code).toBe('group_name_taken')
     const slash = await api('/api/v1/admin/groups', { method: 'POST', token: await token(), json: { type_id: type, name: 'a/b' } })
     expect(slash.status).toBe(400)
+    for (const bad of ['Li\u0000Lei', 'East\ud800']) {
+      const r = await api('/api/v1/admin/groups', { method: 'POST', token: await token(), json: { type_id: type, name: bad } })
+      expect(r.status).toBe(400)
+      expect(r.body.error.details.issues[0].path).toBe('name')
+    }
     const noType = await api('/api/v1/admin/groups', { method: 'POST', token: await token(), json: { name: 'lonely' } })
     expect(noType.status).toBe(400)
     const unknownType = await api('/api/v1/admin/groups', { method: 'POST', token: await token(), json: { type_id: 'no-such-type', name: 'x' } })
@@ -290,6 +295,7 @@ describe('permissions and grants (admin)', () => {
     }
     expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { method: 'POST', token: await token(), json: { key: 'orders:read', name: 'again' } })).body.error.code).toBe('permission_exists')
     expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { method: 'POST', token: await token(), json: { key: 'bad key', name: 'x' } })).status).toBe(400)
+    expect((await api(`/api/v1/admin/apps/${app.app_id}/permissions`, { method: 'POST', token: await token(), json: { key: 'ok:key', name: 'Bell\u0007' } })).status).toBe(400)
 
     const grant = async (json: unknown) => api(`/api/v1/admin/apps/${app.app_id}/grants`, { method: "PUT", token: await token(), json })
     expect((await grant({ permission: 'orders:write', subject: { type: 'user', id: user.id }, effect: 'allow' })).body.error.code).toBe('permission_not_found')

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { bearerSecurity, jsonBody, mergeErrors, pick } from '../lib/openapi'
 import { errorResponses } from '../lib/errors'
+import { typedText } from '../lib/text'
 import { router } from '../context'
 import { auditActor } from '../audit/service'
 import { UserErrors } from '../users/errors'
@@ -37,12 +38,8 @@ const TypeId = z
   .string()
   .regex(/^[a-z][a-z0-9_-]{1,31}$/, 'must be 2-32 characters of a-z 0-9 _ -, starting with a letter')
   .openapi({ example: 'project', description: 'Chosen at creation, never changes; prefixes the `groups` claim paths' })
-const TypeName = z.string().trim().min(1).max(50).openapi({ example: 'Project' })
-const GroupName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(100)
+const TypeName = typedText({ min: 1, max: 50 }).openapi({ example: 'Project' })
+const GroupName = typedText({ min: 1, max: 100 })
   .refine((v) => !v.includes('/'), 'must not contain "/" (it separates the levels of a group path)')
   .openapi({ example: 'East' })
 const Id = (name: string, example: string) => z.object({ [name]: z.string().min(1).max(64).openapi({ param: { name, in: 'path' }, example }) })

@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { bearerSecurity, jsonBody, mergeErrors, pick } from '../lib/openapi'
 import { errorResponses } from '../lib/errors'
+import { typedText } from '../lib/text'
 import { router } from '../context'
 import { auditActor } from '../audit/service'
 import { targetApp } from '../apps/access'
@@ -43,8 +44,8 @@ const GrantView = z
   })
   .openapi('PermissionGrant')
 
-const Name = z.string().trim().min(1).max(100).openapi({ example: 'Read orders' })
-const Description = z.string().max(500).nullable().openapi({ example: 'See every order of the stores one works in' })
+const Name = typedText({ min: 1, max: 100 }).openapi({ example: 'Read orders' })
+const Description = typedText({ max: 500, multiline: true }).nullable().openapi({ example: 'See every order of the stores one works in' })
 
 adminPermissionRoutes.openapi(
   createRoute({

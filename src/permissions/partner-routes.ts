@@ -13,6 +13,7 @@ import { signedErrors } from '../signing/routes'
 import { PermissionErrors } from './errors'
 import { ACCESS_PERMISSION } from './schema'
 import { checkFrom, etagMatches, readUserPermissions, snapshotEtag, snapshotFrom, type UserRef } from './service'
+import { MappedKey } from '../mappings/view'
 import { AppIdParam, CheckView, PermissionKey, ScopeSchema, SnapshotView, ok } from './view'
 
 /**
@@ -39,7 +40,7 @@ const callerErrors = mergeErrors(
 const UserRefQuery = z
   .object({
     mobile: MobileField.optional(),
-    mapped_key: z.string().min(1).max(100).optional().openapi({ example: 'lilei@hr.example.com' }),
+    mapped_key: MappedKey.optional(),
   })
   .refine((v) => (v.mobile === undefined) !== (v.mapped_key === undefined), { message: 'give exactly one of mobile and mapped_key', path: ['mobile'] })
 
@@ -101,7 +102,7 @@ Authenticate with \`${APP_TOKEN_HEADER}\`, a request signature (docs/signing.md)
         z
           .object({
             user: z
-              .object({ mobile: MobileField.optional(), mapped_key: z.string().min(1).max(100).optional() })
+              .object({ mobile: MobileField.optional(), mapped_key: MappedKey.optional() })
               .refine((v) => (v.mobile === undefined) !== (v.mapped_key === undefined), 'give exactly one of mobile and mapped_key'),
             permission: PermissionKey,
             scope: ScopeSchema.nullable().optional(),

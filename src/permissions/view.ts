@@ -1,4 +1,5 @@
 import { z } from '@hono/zod-openapi'
+import { typedText } from '../lib/text'
 
 /** Request and response shapes shared by the admin, partner and self-service permission routes. */
 export const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })
@@ -11,7 +12,7 @@ export const PermissionKey = z
 export const ScopeSchema = z
   .object({
     type: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,49}$/, 'must be 1-50 characters of A-Z a-z 0-9 _ . : -').openapi({ example: 'store' }),
-    id: z.string().min(1).max(100).openapi({ example: '42' }),
+    id: typedText({ min: 1, max: 100, trim: false }).openapi({ example: '42' }),
   })
   .openapi('PermissionScope', { description: 'memberapi\'s (scope_type, scope_id): where a grant applies. No scope: everywhere.' })
 
