@@ -2,6 +2,7 @@ import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Env } from './env'
 import type { Application } from './apps/schema'
 import { validationHook } from './lib/errors'
+import type { SignedCall } from './signing/verify'
 
 /** What a request knows about its caller once auth middleware has run. */
 export interface AuthContext {
@@ -19,6 +20,8 @@ export type AppVariables = {
   auth?: AuthContext
   /** The calling application, set by requireSignedApp or requireAppAccess. */
   app?: Application
+  /** What the gate call of a signed request left for its route (src/signing/verify.ts). */
+  signed?: SignedCall
   /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
   pageImageOrigins?: string[]
 }

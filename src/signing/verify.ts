@@ -4,22 +4,46 @@ import type { Application } from '../apps/schema'
 import { SigningErrors } from './errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { findApplication, getAppSecret } from '../apps/service'
-import { enforceRateLimit } from '../ratelimit'
+import { applyRateLimit, hitRateLimit, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
+import type { HitResult } from '../ratelimit/window'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { canonicalString, SIGNATURE_HEADERS as H } from './canonical'
+import { appGate, type AdmitResult, type PolicyHit } from './gate'
+import { cacheApp, cachedApp, forgetApp } from './app-cache'
+import type { RedeemResult } from '../tickets/store'
 
 /** Allowed clock skew between the partner and UAP Edge, seconds. */
 export const MAX_SKEW_S = 300
 /**
  * A nonce is remembered for longer than its timestamp could still be accepted: a request
  * stamped T is accepted until T+300 and its nonce is stored at the earliest at T-300, so
- * 600 s covers the whole window. KV TTL ≥ 60.
+ * 600 s covers the whole window.
  */
 export const NONCE_TTL_S = 2 * MAX_SKEW_S
 
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
 const SIG_RE = /^[0-9a-f]{64}$/
+
+/** What a signed route may ask of the one gate call that admits the request. */
+export interface SignedCallOptions {
+  /** per-app policies counted with `signed_app` in the same call (e.g. `ticket_exchange_app`) */
+  policies?: readonly string[]
+  /**
+   * Read-only work started together with the gate call, so it costs no extra round trip;
+   * its promise is `c.var.signed.prefetch`. It only runs for an app that passed the signature
+   * check, and the route sees it only once the call was admitted.
+   */
+  prefetch?: (c: Context<AppEnv>, app: Application, body: Uint8Array) => Promise<unknown>
+  /** The SHA-256 of a ticket issued for the calling app, redeemed in the gate call once it is admitted. */
+  redeem?: (app: Application, body: Uint8Array) => Promise<string | null>
+}
+
+/** What the gate call left for the route (c.var.signed). */
+export interface SignedCall {
+  prefetch?: Promise<unknown>
+  redeemed?: RedeemResult
+}
 
 async function auditSecurity(c: Context<AppEnv>, action: string, app: Application, details: Record<string, unknown>) {
   const db = getDb(c.env.DB)
@@ -29,28 +53,47 @@ async function auditSecurity(c: Context<AppEnv>, action: string, app: Applicatio
 }
 
 /**
- * Verifies an HMAC-signed partner request (docs/signing.md) and sets `c.var.app`.
- * Order: per-IP limit → headers present and well-formed (signature_missing) → timestamp
- * within ±300 s (timestamp_stale) → app known and signature right (signature_invalid, same
- * answer for an unknown app) → app ACTIVE (app_disabled) → per-app limit → nonce unused
- * (nonce_replayed). The nonce is recorded only after the signature checks, so forgeries
- * cannot burn nonces. Nonces live in KV: see docs/rate-limits.md for what that guarantees.
+ * Verifies an HMAC-signed partner request (docs/signing.md) and sets `c.var.app` (and
+ * `c.var.signed`). Outcomes, in order of precedence: per-IP limit (429) → headers present
+ * and well-formed (signature_missing) → timestamp within ±300 s (timestamp_stale) → app
+ * known and signature right (signature_invalid, same answer for an unknown app) → app
+ * ACTIVE (app_disabled) → partner API on (partner_api_disabled) → nonce unused
+ * (nonce_replayed) → per-app limits (429). The nonce and the per-app counts are spent only
+ * by correctly signed calls of an active app, so forgeries can neither burn nonces nor
+ * spend an app's budget, and a replay spends nothing.
+ *
+ * Round trips: with the app row in this isolate's cache (src/signing/app-cache.ts) the
+ * signature is checked first, then the per-IP limiter and the app's AppGate object are
+ * called together: one stage. The gate answers nonce, per-app limits and whether it still
+ * vouches for the cached row's version in that one call; if it does not (first call, a
+ * rotation, a disable), the row is read from D1 and the gate is asked again.
  */
-export const requireSignedApp: MiddlewareHandler<AppEnv> = async (c, next) => {
-  // Independent lookups run concurrently (this is the hot path of every partner call);
-  // the per-IP limit still decides first: a limited caller gets 429 whatever else is wrong.
-  const ipLimit = enforceRateLimit(c, 'partner_ip', c.get('clientIp'))
-  ipLimit.catch(() => {})
-  try {
-    await checkSignedRequest(c, ipLimit)
-  } catch (e) {
-    await ipLimit
-    throw e
+export function signedApp(opts: SignedCallOptions = {}): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    let ip: Promise<HitResult> | undefined
+    const ipLimit = () => (ip ??= hitRateLimit(c.env, 'partner_ip', c.get('clientIp')))
+    let admitted
+    try {
+      admitted = await admitSignedCall(c, opts, ipLimit)
+    } catch (e) {
+      // the per-IP limit decides first: a limited caller gets 429 whatever else is wrong
+      applyRateLimit(c, 'partner_ip', await ipLimit())
+      throw e
+    }
+    c.set('app', admitted.app)
+    c.set('signed', admitted.signed)
+    await next()
   }
-  await next()
 }
 
-async function checkSignedRequest(c: Context<AppEnv>, ipLimit: Promise<unknown>) {
+/** The plain signature check, for routes that need nothing else of the gate call. */
+export const requireSignedApp: MiddlewareHandler<AppEnv> = signedApp()
+
+async function signatureMatches(c: Context<AppEnv>, app: Application, message: string, signature: string) {
+  return timingSafeEqual(await hmacSha256Hex(await getAppSecret(c.env, app), message), signature)
+}
+
+async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLimit: () => Promise<HitResult>): Promise<{ app: Application; signed: SignedCall }> {
   const appId = c.req.header(H.appId)
   const timestamp = c.req.header(H.timestamp)
   const nonce = c.req.header(H.nonce)
@@ -70,30 +113,76 @@ async function checkSignedRequest(c: Context<AppEnv>, ipLimit: Promise<unknown>)
       details: { server_time: Math.floor(Date.now() / 1000) },
     })
   }
-
-  const [, app, bodyBuffer] = await Promise.all([ipLimit, appId!.length <= 64 ? findApplication(c.env, appId!) : undefined, c.req.arrayBuffer()])
   // Unknown app and wrong secret read the same: no probing for app ids.
-  if (!app) throw SigningErrors.signature_invalid()
+  if (appId!.length > 64) throw SigningErrors.signature_invalid()
 
+  const db = c.env.DB
   const url = new URL(c.req.url)
-  const body = new Uint8Array(bodyBuffer)
-  const expected = await hmacSha256Hex(
-    await getAppSecret(c.env, app),
-    canonicalString({ appId: appId!, method: c.req.method, path: url.pathname, query: url.search, timestamp: timestamp!, nonce: nonce!, bodySha256Hex: await sha256Hex(body) }),
-  )
-  if (!timingSafeEqual(expected, signature!)) {
-    await auditSecurity(c, 'signature.invalid', app, { method: c.req.method, path: url.pathname })
-    throw SigningErrors.signature_invalid()
-  }
-  if (app.status !== 'ACTIVE') throw SigningErrors.app_disabled()
+  const body = new Uint8Array(await c.req.arrayBuffer())
+  const message = canonicalString({ appId: appId!, method: c.req.method, path: url.pathname, query: url.search, timestamp: timestamp!, nonce: nonce!, bodySha256Hex: await sha256Hex(body) })
 
-  const nonceKey = `nonce:${app.appId}:${nonce}`
-  const [, seen] = await Promise.all([enforceRateLimit(c, 'signed_app', app.appId), c.env.KV.get(nonceKey)])
-  if (seen) {
+  // A cached row whose secret does not match may be stale (a rotation): D1 decides.
+  let app = cachedApp(db, appId!)
+  if (app && !(await signatureMatches(c, app, message, signature!))) app = undefined
+  let fresh = false
+  const policies: PolicyHit[] = ['signed_app', ...(opts.policies ?? [])].map((name) => {
+    const p = policyFor(c.env, name)
+    return { name, limit: p.limit, windowMs: p.windowS * 1000 }
+  })
+  let prefetch: Promise<unknown> | undefined
+  let result: AdmitResult
+  for (let attempt = 0; ; attempt++) {
+    if (!app) {
+      ipLimit() // alongside the read: a flood of forgeries is limited per IP
+      const row = await findApplication(c.env, appId!)
+      if (!row) throw SigningErrors.signature_invalid()
+      if (!(await signatureMatches(c, row, message, signature!))) {
+        forgetApp(db, appId!)
+        await auditSecurity(c, 'signature.invalid', row, { method: c.req.method, path: url.pathname })
+        throw SigningErrors.signature_invalid()
+      }
+      app = row
+      fresh = true
+    }
+    const spend = app.status === 'ACTIVE' && app.partnerApiEnabled
+    const redeemHash = spend && opts.redeem ? await opts.redeem(app, body) : null
+    // started together: the per-IP limit, the gate and the route's reads are one stage
+    ipLimit()
+    const admit = appGate(c.env, app.appId).admit({
+      version: app.version,
+      fresh,
+      spend,
+      nonce: nonce!,
+      nonceTtlMs: NONCE_TTL_S * 1000,
+      policies,
+      ...(redeemHash ? { redeem: { ticketHash: redeemHash, appId: app.appId } } : {}),
+    })
+    if (spend && opts.prefetch && !prefetch) {
+      prefetch = opts.prefetch(c, app, body)
+      prefetch.catch(() => {}) // awaited by the route, if the call is admitted
+    }
+    result = await admit
+    if (result.kind !== 'stale') break
+    // the gate does not vouch for this row: read D1 (once more at most; a fresh row is only
+    // stale when a change was answered between the read and the gate call)
+    forgetApp(db, app.appId)
+    if (fresh && attempt > 0) throw SigningErrors.app_state_changing()
+    app = undefined
+  }
+  if (fresh) cacheApp(db, app)
+
+  applyRateLimit(c, 'partner_ip', await ipLimit())
+  if (app.status !== 'ACTIVE') throw SigningErrors.app_disabled()
+  if (!app.partnerApiEnabled) {
+    await auditSecurity(c, 'signature.partner_api_disabled', app, { method: c.req.method, path: url.pathname, protocol_type: app.protocolType })
+    throw SigningErrors.partner_api_disabled()
+  }
+  if (result.kind === 'replayed') {
     await auditSecurity(c, 'signature.nonce_replayed', app, { method: c.req.method, path: url.pathname, nonce })
     throw SigningErrors.nonce_replayed({ message: `${H.nonce} was already used` })
   }
-  await c.env.KV.put(nonceKey, String(timestamp), { expirationTtl: NONCE_TTL_S })
-
-  c.set('app', app)
+  if (result.kind === 'limited') throw rateLimitedError(result.policy, result.hit)
+  if (result.kind !== 'admitted') throw new Error(`gate answered ${result.kind} for a spending call`)
+  setRateHeaders(c, result.hits[result.hits.length - 1])
+  return { app, signed: { prefetch, redeemed: result.redeemed } }
 }

@@ -1,8 +1,8 @@
-// Today's storage round trips on the routes issue 14 gives budgets for, measured with
-// test/support/storage.ts. Listing only: nothing here asserts a budget (the speed work
-// enforces ROUND_TRIP_BUDGETS once the routes meet them). `npm run bench` runs
-// test/storage-counter.test.ts, which calls measureTargetRoutes(), and prints the table
-// in docs/benchmarks.md ("Round trips per request (today)").
+// Storage round trips on the routes issue 14 gives budgets for, measured with
+// test/support/storage.ts. `npm run bench` runs test/storage-counter.test.ts, which calls
+// measureTargetRoutes(), and prints the table in docs/benchmarks.md ("Round trips per
+// request"). test/partner-budgets.test.ts enforces the budgets of the partner routes
+// (measurePartnerRoutes).
 import { api, createApp, createUser, login, mapUser as mapSimpleUser } from '../helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, pkce } from '../oidc-helpers'
 import { signRequest } from '../../src/signing/client'
@@ -125,17 +125,27 @@ export async function measureTargetRoutes(): Promise<RouteCount[]> {
   out.push(await measured('userinfo', 'GET /oauth2/userinfo', () => new Request('http://localhost/oauth2/userinfo', { headers: { Authorization: `Bearer ${access}` } })))
   out.push(await measured('introspection', 'POST /oauth2/introspect (access token)', () => new Request('http://localhost/oauth2/introspect', form({ token: access }, basic))))
 
-  // signed partner calls and simple-SSO tickets: two SIMPLE_API apps, the user mapped in both
-  const mk = async (appName: string, redirectUris: string[]) => {
-    const a = await createApp({ appName, redirectUris })
+  out.push(...(await measurePartnerRoutes(user)))
+  return out
+}
+
+/**
+ * Signed partner calls and simple-SSO tickets: two SIMPLE_API apps, the source allowed to
+ * exchange into the target, the user mapped in both (after one warm-up request each).
+ */
+export async function measurePartnerRoutes(user?: { id: string; mobile: string }): Promise<RouteCount[]> {
+  const out: RouteCount[] = []
+  const u = user ?? (await createUser({ name: 'Round trips' }))
+  const mk = async (appName: string, redirectUris: string[], ssoTargets: string[] = []) => {
+    const a = await createApp({ appName, redirectUris, ssoTargets })
     return { appId: a.app.appId, secret: a.app_secret }
   }
-  const source = await mk('Round-trip source', ['https://source.example.com/sso/callback'])
   const target = await mk('Round-trip target', ['https://target.example.com/sso/callback'])
-  await mapSimpleUser(source.appId, user.id)
-  await mapSimpleUser(target.appId, user.id)
+  const source = await mk('Round-trip source', ['https://source.example.com/sso/callback'], [target.appId])
+  await mapSimpleUser(source.appId, u.id)
+  await mapSimpleUser(target.appId, u.id)
   out.push(await measured('signed ping', 'GET /api/v1/open/ping', () => signed(source, 'GET', '/api/v1/open/ping')))
-  const exchangeBody = { target_app_id: target.appId, user_mobile: user.mobile }
+  const exchangeBody = { target_app_id: target.appId, user_mobile: u.mobile }
   const tickets: string[] = []
   out.push(await measured('ticket exchange', 'POST /api/v1/simple/ticket/exchange', () => signed(source, 'POST', '/api/v1/simple/ticket/exchange', exchangeBody), (b) => tickets.push(b.ticket)))
   out.push(await measured('ticket verify', 'POST /api/v1/simple/ticket/verify', () => signed(target, 'POST', '/api/v1/simple/ticket/verify', { ticket: tickets.shift() })))
