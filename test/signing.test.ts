@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { SELF } from 'cloudflare:test'
+import { SELF, runInDurableObject } from 'cloudflare:test'
 import signingDoc from '../docs/signing.md?raw'
 import { api, adminToken, createApp, env, signedApi } from './helpers'
 import { canonicalQuery, canonicalString } from '../src/signing/canonical'
 import { signRequest } from '../src/signing/client'
 import { hmacSha256Hex, sha256Hex } from '../src/lib/crypto'
+import { appGate, HOLD_MAX_MS, type AdmitRequest } from '../src/signing/gate'
+import { encryptAppSecret, newAppSecret } from '../src/apps/service'
+import { readResponse } from './helpers'
 
 const now = () => Math.floor(Date.now() / 1000)
 const creds = (a: Awaited<ReturnType<typeof createApp>>) => ({ appId: a.app.appId, secret: a.app_secret })
@@ -119,17 +122,31 @@ describe('signature verification', () => {
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() + 290 })).status).toBe(200)
   })
 
-  it('accepts a nonce once, and stores it in KV for longer than the skew window', async () => {
+  it("accepts a nonce once, and keeps it in the app's AppGate for longer than the skew window", async () => {
     const a = creds(await createApp())
     const nonce = crypto.randomUUID().replace(/-/g, '')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
     const again = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(again.status).toBe(401)
     expect(again.body.error.code).toBe('nonce_replayed')
-    const stored = await env.KV.getWithMetadata(`nonce:${a.appId}:${nonce}`)
-    expect(stored.value).not.toBeNull()
+    const stored = await runInDurableObject(appGate(env, a.appId), (_o, state) => state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', nonce).toArray())
+    expect(stored.length).toBe(1)
+    expect(stored[0].expires_at).toBeGreaterThan(Date.now() + 590_000)
+    // nothing of it in KV any more
+    expect(await env.KV.get(`nonce:${a.appId}:${nonce}`)).toBeNull()
     const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.nonce_replayed' AND target_id = ?").bind(a.appId).first<{ n: number }>()
     expect(audit!.n).toBe(1)
+  })
+
+  it('8 concurrent copies of one signed request: exactly one is admitted (the nonce check is exact)', async () => {
+    const a = creds(await createApp())
+    const url = 'http://localhost/api/v1/open/ping?x=1'
+    // warm this isolate's copy of the app row, so the copies race on the gate alone
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    const headers = await signRequest({ appId: a.appId, appSecret: a.secret, method: 'GET', url })
+    const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { headers }).then(readResponse)))
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401, 401, 401, 401])
+    for (const r of results.filter((x) => x.status === 401)) expect(r.body.error.code).toBe('nonce_replayed')
   })
 
   it('does not burn the nonce of a request whose signature failed', async () => {
@@ -153,21 +170,27 @@ describe('signature verification', () => {
     expect(audit!.n).toBe(1)
   })
 
-  it('refuses a disabled app with app_disabled (after checking the signature)', async () => {
+  it('refuses a disabled app with app_disabled (after checking the signature), from the next request on', async () => {
     const a = await createApp()
     const admin = await adminToken()
+    // the app row is in this isolate's cache now: the disable must still apply at once
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
     expect((await api(`/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', token: admin })).status).toBe(200)
-    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    const nonce = crypto.randomUUID().replace(/-/g, '')
+    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping', { nonce })
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('app_disabled')
     // a forger still only learns signature_invalid
     expect((await signedApi({ appId: a.app.appId, secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
     expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    // the refused request spent nothing: even its nonce is still unused
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
 
   it('after a secret rotation refuses the old secret at once and accepts the new one', async () => {
     const a = await createApp()
+    // twice: the second is served from this isolate's cached row, which must not outlive the rotation
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
     expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
     const rot = await api(`/api/v1/admin/apps/${a.app.appId}/secret/rotate`, { method: 'POST', token: await adminToken() })
     expect(rot.status).toBe(200)
@@ -196,5 +219,128 @@ describe('signature verification', () => {
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Timestamp': '1767225600000x' } })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce: 'short' })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Signature': 'zz' } })).body.error.code).toBe('signature_invalid')
+  })
+})
+
+describe('partner API switch (issue 9)', () => {
+  it('an OIDC client is refused by default (403 partner_api_disabled, audited, nothing spent); an admin can switch it on', async () => {
+    const rp = await createApp({ protocolType: 'OIDC', redirectUris: ['https://rp.example.com/cb'] })
+    expect(rp.app.partnerApiEnabled).toBe(false)
+    const nonce = crypto.randomUUID().replace(/-/g, '')
+    const refused = await signedApi(creds(rp), 'GET', '/api/v1/open/ping', { nonce })
+    expect(refused.status).toBe(403)
+    expect(refused.body.error.code).toBe('partner_api_disabled')
+    // a wrong secret still reads as a wrong secret
+    expect((await signedApi({ appId: rp.app.appId, secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.partner_api_disabled' AND target_id = ?").bind(rp.app.appId).first<{ n: number }>()
+    expect(audit!.n).toBe(1)
+    const admin = await adminToken()
+    const on = await api(`/api/v1/admin/apps/${rp.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })
+    expect(on.body.partner_api_enabled).toBe(true)
+    expect((await signedApi(creds(rp), 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
+  })
+
+  it('a SIMPLE_API app switched off is refused from the next request on, and back on', async () => {
+    const a = await createApp()
+    const admin = await adminToken()
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: false } })).status).toBe(200)
+    expect((await signedApi(creds(a), 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: 'x' } })).body.error.code).toBe('partner_api_disabled')
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).body.error.code).toBe('partner_api_disabled')
+    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })).status).toBe(200)
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+  })
+})
+
+describe('AppGate: when a cached app row may be used (docs/security.md)', () => {
+  const gate = () => appGate(env, `app_gate_test_${crypto.randomUUID()}`)
+  const req = (over: Partial<AdmitRequest>): AdmitRequest => ({ version: 1, fresh: false, spend: true, nonce: crypto.randomUUID(), nonceTtlMs: 600_000, policies: [], ...over })
+
+  it('vouches for a version once a row read from D1 set it; never for an older one', async () => {
+    const g = gate()
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('stale') // nothing known yet: read D1
+    expect((await g.admit(req({ version: 1, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('admitted')
+    // D1 moved on without a hold (an edit outside the admin API): the newer read wins
+    expect((await g.admit(req({ version: 2, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 1, fresh: true }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 2 }))).kind).toBe('admitted')
+    // a stale answer spends nothing: the same nonce is still usable
+    const nonce = crypto.randomUUID()
+    expect((await g.admit(req({ version: 1, nonce }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 2, nonce }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 2, nonce }))).kind).toBe('replayed')
+  })
+
+  it('while a change is held no cached row is used; after release only the released version', async () => {
+    const g = gate()
+    await g.admit(req({ version: 4, fresh: true }))
+    const token = await g.hold()
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    // a read from D1 during the change is served (the change is not answered yet), not vouched for
+    expect((await g.admit(req({ version: 4, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    await g.release(token, 5)
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 5 }))).kind).toBe('admitted')
+  })
+
+  it('overlapping changes: nothing is vouched for until the last is released, then the highest version', async () => {
+    const g = gate()
+    await g.admit(req({ version: 1, fresh: true }))
+    const [a, b] = [await g.hold(), await g.hold()]
+    await g.release(b, 3)
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('stale')
+    await g.release(a, 2)
+    expect((await g.admit(req({ version: 2 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('admitted')
+    // an unknown outcome (release without a version, e.g. a deleted row) leaves nothing vouched for
+    const c = await g.hold()
+    await g.release(c, null)
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 3, fresh: true }))).kind).toBe('admitted')
+  })
+
+  it('a hold never released (the D1 write failed, or the release was lost) is abandoned after HOLD_MAX_MS without vouching for the old row', async () => {
+    const g = gate()
+    await g.admit(req({ version: 7, fresh: true }))
+    await g.hold()
+    await runInDurableObject(g, (_o, state) => state.storage.sql.exec('UPDATE gate_hold SET since = ?', Date.now() - HOLD_MAX_MS - 1))
+    expect((await g.admit(req({ version: 7 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 8, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 8 }))).kind).toBe('admitted')
+  })
+
+  it('failure ordering on rotation: D1 written, the release lost: the old secret is refused anyway, the new one works', async () => {
+    const a = await createApp()
+    // cached in this isolate, and vouched for by the gate
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    // what rotateAppSecretAsAdmin does, minus the release
+    await appGate(env, a.app.appId).hold()
+    const secret = newAppSecret()
+    await env.DB.prepare('UPDATE applications SET app_secret_enc = ?, version = version + 1 WHERE app_id = ?').bind(await encryptAppSecret(env, a.app.appId, secret), a.app.appId).run()
+    const old = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    expect(old.status).toBe(401)
+    expect(old.body.error.code).toBe('signature_invalid')
+    expect((await signedApi({ appId: a.app.appId, secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(401)
+  })
+
+  it('failure ordering on disable: the hold is taken before D1 is written, so a failed hold writes nothing', async () => {
+    const a = await createApp()
+    const admin = await adminToken()
+    // a gate that cannot be reached: the admin write is refused before D1 is touched
+    const broken = { ...env, APP_GATE: { idFromName: () => ({}), get: () => ({ hold: () => Promise.reject(new Error('gate down')) }) } }
+    const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test')
+    const worker = (await import('../src/index')).default
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request(`http://localhost/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` } }), broken as never, ctx)
+    await waitOnExecutionContext(ctx)
+    expect(res.status).toBe(500)
+    const row = await env.DB.prepare('SELECT status, version FROM applications WHERE app_id = ?').bind(a.app.appId).first<{ status: string; version: number }>()
+    expect(row).toEqual({ status: 'ACTIVE', version: 1 })
+    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })

@@ -3,17 +3,20 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { Hono } from 'hono'
 import type { AppEnv } from '../src/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
-import { api, createApp, createUser, env, mapUser, signedApi } from './helpers'
+import { SELF } from 'cloudflare:test'
+import { adminToken, api, createApp, createUser, env, mapUser, readResponse, signedApi, uniqueMobile } from './helpers'
+import { signRequest } from '../src/signing/client'
 import { sessionRow } from '../src/auth/sessions'
-import { hitRateLimit, policyFor } from '../src/ratelimit'
-import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
-import { TICKET_RETAIN_MS } from '../src/tickets/durable-object'
+import { policyFor } from '../src/ratelimit'
+import { issueTicket, ticketTarget, ticketTtlS, withTicket } from '../src/tickets/service'
+import { TICKET_RETAIN_MS } from '../src/tickets/store'
+import { appGate } from '../src/signing/gate'
 import { sha256Hex } from '../src/lib/crypto'
 import { Browser, inputValue } from './flows'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
-const TICKET_RE = /^tk_[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/
+const TICKET_RE = /^tk_[A-Za-z0-9_-]{1,86}\.[A-Za-z0-9_-]{43}$/
 
 type TestApp = Awaited<ReturnType<typeof createApp>> & { creds: { appId: string; secret: string } }
 
@@ -27,14 +30,22 @@ async function sql(query: string, ...binds: unknown[]) {
   await env.DB.prepare(query).bind(...binds).run()
 }
 
-/** Two SIMPLE_API apps and a user mapped in the target. */
+/** Two SIMPLE_API apps, the source allowed to exchange into the target, and a user mapped in both. */
 async function world(opts: { targetUris?: string[] } = {}) {
-  const source = await makeApp({ appName: 'Source' })
   const target = await makeApp({ appName: 'Target', redirectUris: opts.targetUris ?? ['https://target.example.com/sso/callback'] })
+  const source = await makeApp({ appName: 'Source', ssoTargets: [target.app.appId] })
   const user = await createUser({ name: 'Ticket User' })
   const mappedKey = await mapUser(target.app.appId, user.id)
+  await mapUser(source.app.appId, user.id)
   return { source, target, user, mappedKey }
 }
+
+/** The target app's AppGate object, where its tickets live. */
+const gateOf = (app: TestApp) => appGate(env, app.app.appId)
+const ticketRows = (app: TestApp) =>
+  runInDurableObject(gateOf(app), (_o, state) =>
+    state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ticket'").toArray().length ? state.storage.sql.exec('SELECT * FROM ticket').toArray() : [],
+  )
 
 const exchange = (from: TestApp, body: Record<string, unknown>) => signedApi(from.creds, 'POST', EXCHANGE, { json: body })
 const verify = (by: TestApp, ticket: string) => signedApi(by.creds, 'POST', VERIFY, { json: { ticket } })
@@ -75,6 +86,7 @@ describe('ticket exchange and redemption', () => {
     expect(v.body).toEqual({
       user: { mobile: w.user.mobile, name: 'Ticket User', mapped_key: w.mappedKey, status: 'ACTIVE' },
       source_app_id: w.source.app.appId,
+      state: null,
       issued_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     })
     const actions = await eventually(() => auditActions(w.target.app.appId), (a) => a.some((x) => x.action === 'ticket.redeemed'))
@@ -86,12 +98,12 @@ describe('ticket exchange and redemption', () => {
     const w = await world()
     const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile.replace('+86', '') })
     expect(r.status).toBe(200)
-    const stub = env.TICKET_VAULT.get(ticketObjectId(env, r.body.ticket)!)
-    const stored = await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('SELECT * FROM ticket').toArray())
+    expect(ticketTarget(r.body.ticket)).toBe(w.target.app.appId)
+    const stored = await ticketRows(w.target)
     expect(stored.length).toBe(1)
     expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[1])
     expect(stored[0].ticket_hash).toMatch(/^[0-9a-f]{64}$/)
-    expect(stored[0]).toMatchObject({ target_app_id: w.target.app.appId, source_app_id: w.source.app.appId, user_id: w.user.id, mapped_key: w.mappedKey, redeemed_at: null })
+    expect(stored[0]).toMatchObject({ target_app_id: w.target.app.appId, source_app_id: w.source.app.appId, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
   })
 
   it('appends ticket= to a callback that already has a query, before its fragment', async () => {
@@ -129,10 +141,10 @@ describe('ticket exchange and redemption', () => {
     expect(audit.filter((a) => a.action === 'ticket.redeem_refused').length).toBe(2)
   })
 
-  it('expiry: ticket_expired after expires_at; the alarm purges the object later (then ticket_invalid)', async () => {
+  it('expiry: ticket_expired after expires_at; the alarm purges the row later (then ticket_invalid)', async () => {
     const w = await world()
     const ticket = await issued(w)
-    const stub = env.TICKET_VAULT.get(ticketObjectId(env, ticket)!)
+    const stub = gateOf(w.target)
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ?', Date.now() - 1))
     const r = await verify(w.target, ticket)
     expect(r.status).toBe(410)
@@ -141,11 +153,10 @@ describe('ticket exchange and redemption', () => {
     // the alarm keeps the row while it is within the retention window ...
     expect(await runDurableObjectAlarm(stub)).toBe(true)
     expect((await verify(w.target, ticket)).body.error.code).toBe('ticket_expired')
-    // ... and deletes everything once it is past it
+    // ... and deletes it once it is past it
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ?', Date.now() - TICKET_RETAIN_MS - 1))
     expect(await runDurableObjectAlarm(stub)).toBe(true)
-    const tables = await runInDurableObject(stub, (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'ticket'").toArray())
-    expect(tables).toEqual([])
+    expect(await ticketRows(w.target)).toEqual([])
     const gone = await verify(w.target, ticket)
     expect(gone.status).toBe(400)
     expect(gone.body.error.code).toBe('ticket_invalid')
@@ -195,10 +206,15 @@ describe('ticket exchange and redemption', () => {
   it('rate limits exchanges per source app (ticket_exchange_app)', async () => {
     const w = await world()
     const { limit } = policyFor(env, 'ticket_exchange_app')
-    await hitRateLimit(env, 'ticket_exchange_app', w.source.app.appId, limit)
+    await issued(w)
+    // the window is counted in the source app's AppGate: fill it up
+    await runInDurableObject(gateOf(w.source), (_o, state) => state.storage.sql.exec("UPDATE rate_window SET count = ? WHERE policy = 'ticket_exchange_app'", limit))
     const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
     expect(r.status).toBe(429)
     expect(r.headers.get('Retry-After')).toBeTruthy()
+    expect(r.body.error.details).toEqual({ policy: 'ticket_exchange_app', limit })
+    // other signed calls of the app are not exchanges
+    expect((await signedApi(w.source.creds, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })
 
@@ -208,38 +224,144 @@ describe('exchange refusals', () => {
     return `${r.status} ${r.body.error?.code}`
   }
 
-  it('unknown / disabled / OIDC / callback-less target app', async () => {
+  it('unknown / disabled / OIDC / callback-less / partner-API-off target app (each listed in sso_targets)', async () => {
     const w = await world()
-    expect(await code(w.source, { target_app_id: 'app_does_not_exist', user_mobile: w.user.mobile })).toBe('404 target_app_not_found')
     const oidc = await makeApp({ protocolType: 'OIDC' })
     await mapUser(oidc.app.appId, w.user.id)
-    expect(await code(w.source, { target_app_id: oidc.app.appId, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
     const noCallback = await makeApp({ redirectUris: [] })
     await mapUser(noCallback.app.appId, w.user.id)
-    expect(await code(w.source, { target_app_id: noCallback.app.appId, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
+    const closed = await makeApp({ partnerApiEnabled: false })
+    await mapUser(closed.app.appId, w.user.id)
+    // written straight to D1: the admin API refuses unknown and OIDC targets (apps.test.ts), but they can become so later
+    const source = await makeApp({ ssoTargets: ['app_does_not_exist', oidc.app.appId, noCallback.app.appId, closed.app.appId, w.target.app.appId] })
+    await mapUser(source.app.appId, w.user.id)
+    expect(await code(source, { target_app_id: 'app_does_not_exist', user_mobile: w.user.mobile })).toBe('404 target_app_not_found')
+    expect(await code(source, { target_app_id: oidc.app.appId, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
+    expect(await code(source, { target_app_id: noCallback.app.appId, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
+    const r = await exchange(source, { target_app_id: closed.app.appId, user_mobile: w.user.mobile })
+    expect(`${r.status} ${r.body.error.code}`).toBe('403 target_app_disabled')
+    expect(r.body.error.message).toMatch(/partner API/)
     await sql("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?", w.target.app.appId)
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
+    expect(await code(source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
   })
 
-  it('disabled source app', async () => {
+  it('disabled source app, also right after it exchanged (its cached row is not trusted past the disable)', async () => {
     const w = await world()
     await sql("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?", w.source.app.appId)
     expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 app_disabled')
+
+    const v = await world()
+    await issued(v)
+    expect((await api(`/api/v1/admin/apps/${v.source.app.appId}/disable`, { method: 'POST', token: await adminToken() })).status).toBe(200)
+    expect(await code(v.source, { target_app_id: v.target.app.appId, user_mobile: v.user.mobile })).toBe('403 app_disabled')
   })
 
-  it('unknown / disabled / unmapped user and disabled mapping, each with its own code, audited', async () => {
+  it('disabled user, unmapped in the target, disabled target mapping: each its own code, audited', async () => {
     const w = await world()
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: '+8613012345678' })).toBe('404 user_not_found')
     expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: 'not a phone' })).toBe('400 invalid_request')
     const unmapped = await createUser()
+    await mapUser(w.source.app.appId, unmapped.id)
     expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: unmapped.mobile })).toBe('404 user_not_mapped')
     const inactive = await createUser()
+    await mapUser(w.source.app.appId, inactive.id)
     await mapUser(w.target.app.appId, inactive.id, { isActive: false })
     expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: inactive.mobile })).toBe('403 mapping_disabled')
     await sql("UPDATE users SET status = 'DISABLED' WHERE id = ?", w.user.id)
     expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 user_disabled')
-    const audit = await eventually(() => auditActions(w.source.app.appId), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 4)
-    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['user_not_found', 'user_not_mapped', 'mapping_disabled', 'user_disabled'])
+    const audit = await eventually(() => auditActions(w.source.app.appId), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 3)
+    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['user_not_mapped', 'mapping_disabled', 'user_disabled'])
+  })
+})
+
+describe('who may exchange (issue 9)', () => {
+  const code = async (from: TestApp, body: Record<string, unknown>) => {
+    const r = await exchange(from, body)
+    return `${r.status} ${r.body.error?.code}`
+  }
+
+  it("the target must be in the source's sso_targets: target_not_allowed before anything about the target or the user, audited", async () => {
+    const w = await world()
+    const elsewhere = await makeApp({ appName: 'Not listed' })
+    await mapUser(elsewhere.app.appId, w.user.id)
+    expect(await code(w.source, { target_app_id: elsewhere.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    // an unlisted app that does not exist, and an unknown mobile, read the same
+    expect(await code(w.source, { target_app_id: 'app_does_not_exist', user_mobile: '+8613012345678' })).toBe('403 target_not_allowed')
+    const lonely = await makeApp({ appName: 'No targets' })
+    await mapUser(lonely.app.appId, w.user.id)
+    expect(await code(lonely, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    const audit = await eventually(() => auditActions(w.source.app.appId), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 2)
+    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['target_not_allowed', 'target_not_allowed'])
+    expect(await ticketRows(elsewhere)).toEqual([])
+  })
+
+  it('an admin changes sso_targets; the next exchange follows at once', async () => {
+    const w = await world()
+    const admin = await adminToken()
+    const patch = (sso_targets: string[]) => api(`/api/v1/admin/apps/${w.source.app.appId}`, { method: 'PATCH', token: admin, json: { sso_targets } })
+    await issued(w)
+    expect((await patch([])).status).toBe(200)
+    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    expect((await patch([w.target.app.appId])).status).toBe(200)
+    await issued(w)
+  })
+
+  it('the user must be actively mapped in the source app: otherwise the same 404 as an unknown mobile', async () => {
+    const w = await world()
+    const notInSource = await createUser()
+    await mapUser(w.target.app.appId, notInSource.id)
+    const disabledInSource = await createUser()
+    await mapUser(w.source.app.appId, disabledInSource.id, { isActive: false })
+    await mapUser(w.target.app.appId, disabledInSource.id)
+    const answers = []
+    for (const mobile of [uniqueMobile(), notInSource.mobile, disabledInSource.mobile]) {
+      const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: mobile })
+      answers.push({ status: r.status, code: r.body.error.code, message: r.body.error.message, details: r.body.error.details })
+    }
+    expect(answers[0]).toEqual({ status: 404, code: 'user_not_found', message: expect.any(String), details: undefined })
+    expect(answers[1]).toEqual(answers[0])
+    expect(answers[2]).toEqual(answers[0])
+  })
+
+  it("an OIDC client's secret opens nothing: partner API off by default; switched on, it is still not a SIMPLE_API source", async () => {
+    const w = await world()
+    const oidc = await makeApp({ protocolType: 'OIDC', ssoTargets: [w.target.app.appId] })
+    await mapUser(oidc.app.appId, w.user.id)
+    const r = await exchange(oidc, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    expect(r.status).toBe(403)
+    expect(r.body.error.code).toBe('partner_api_disabled')
+    expect((await api(`/api/v1/admin/apps/${oidc.app.appId}`, { method: 'PATCH', token: await adminToken(), json: { partner_api_enabled: true } })).status).toBe(200)
+    expect(await code(oidc, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 source_app_not_simple_api')
+    expect(await ticketRows(w.target)).toEqual([])
+  })
+
+  it('8 concurrent copies of one signed exchange mint at most one ticket', async () => {
+    const w = await world()
+    const url = `http://localhost${EXCHANGE}`
+    const body = JSON.stringify({ target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const headers = { ...(await signRequest({ appId: w.source.app.appId, appSecret: w.source.app_secret, method: 'POST', url, body })), 'Content-Type': 'application/json' }
+    const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { method: 'POST', headers, body }).then(readResponse)))
+    expect(results.filter((r) => r.status === 200).length).toBe(1)
+    for (const r of results.filter((x) => x.status !== 200)) expect(`${r.status} ${r.body.error.code}`).toBe('401 nonce_replayed')
+    expect((await ticketRows(w.target)).length).toBe(1)
+  })
+})
+
+describe('state (login CSRF)', () => {
+  it('exchange binds state to the ticket; verify returns it (null without); it is not added to redirect_url', async () => {
+    const w = await world()
+    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile, state: 'browser-7f3a.9' })
+    expect(r.status).toBe(200)
+    expect(r.body.redirect_url).not.toContain('browser-7f3a')
+    expect((await ticketRows(w.target))[0].state).toBe('browser-7f3a.9')
+    const v = await verify(w.target, r.body.ticket)
+    expect(v.status).toBe(200)
+    expect(v.body.state).toBe('browser-7f3a.9')
+    expect((await verify(w.target, await issued(w))).body.state).toBeNull()
+    for (const bad of ['', 'has space', 'x'.repeat(257), 'ünïcode']) {
+      const b = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile, state: bad })
+      expect(b.status, bad).toBe(400)
+      expect(b.body.error.code).toBe('invalid_request')
+    }
   })
 })
 
@@ -342,6 +464,24 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     await waitOnExecutionContext(ctx)
   })
 
+  it('state is bound to the ticket (verify returns it, the redirect does not carry it) and kept on the way to the login page', async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const { cookie } = await browserSession(w.user.id)
+    const withState = (state: string, c?: string) =>
+      api(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state })}`, { redirect: 'manual', headers: c ? { Cookie: c } : {} })
+    const r = await withState('csrf-8c1e', cookie)
+    expect(r.status).toBe(302)
+    const location = r.headers.get('Location')!
+    expect(location).not.toContain('csrf-8c1e')
+    const v = await verify(w.target, new URL(location).searchParams.get('ticket')!)
+    expect(v.status).toBe(200)
+    expect(v.body.state).toBe('csrf-8c1e')
+    const anon = await withState('csrf-8c1e')
+    expect(anon.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'csrf-8c1e' })}`)
+    expect((await withState('with space', cookie)).status).toBe(400)
+  })
+
   it('signed in but not mapped in the app: 403, no ticket', async () => {
     const w = await world()
     const stranger = await createUser()
@@ -352,43 +492,59 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   })
 })
 
-describe('sharded ticket objects (TICKET_SHARDS)', () => {
-  it('many tickets share one object, each still strictly once; the alarm purges only expired rows', async () => {
-    const sharded = { ...env, TICKET_SHARDS: '1' } as typeof env
-    const base = { targetAppId: 'app_shard_target', sourceAppId: 'app_shard_source', userId: 'u1', mappedKey: 'k1' }
-    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(sharded, base).then((t) => t.ticket)))
-    const ids = new Set(tickets.map((t) => ticketObjectId(sharded, t)!.toString()))
-    expect(ids.size).toBe(1)
-    const first = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => consumeTicket(sharded, t, base.targetAppId))))
-    expect(first.filter((r) => r.ok).length).toBe(6)
-    expect((await consumeTicket(sharded, tickets[0], 'app_other')).ok).toBe(false)
+describe("tickets live in the target app's AppGate (no object per ticket)", () => {
+  it('many tickets share the one object, each still strictly once; the alarm purges only rows past retention', async () => {
+    const w = await world()
+    const base = { targetAppId: w.target.app.appId, sourceAppId: w.source.app.appId, userId: w.user.id, mappedKey: w.mappedKey }
+    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(env, base).then((t) => t.ticket)))
+    expect(new Set(tickets.map(ticketTarget))).toEqual(new Set([w.target.app.appId]))
+    expect((await ticketRows(w.target)).length).toBe(6)
+    const results = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => verify(w.target, t))))
+    expect(results.filter((r) => r.status === 200).length).toBe(6)
+    expect(results.filter((r) => r.status === 409).length).toBe(12)
 
-    const fresh = (await issueTicket(sharded, base)).ticket
-    const stub = env.TICKET_VAULT.get(ticketObjectId(sharded, fresh)!)
+    const fresh = (await issueTicket(env, base)).ticket
+    const stub = gateOf(w.target)
     const count = () => runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM ticket').one().n)
-    // every other ticket in this shard is long past its retention
+    // every other ticket of this app is long past its retention
     const freshHash = await sha256Hex(fresh)
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ? WHERE ticket_hash != ?', Date.now() - TICKET_RETAIN_MS - 1, freshHash))
-    expect(await count()).toBeGreaterThan(1)
+    expect(await count()).toBe(7)
     expect(await runDurableObjectAlarm(stub)).toBe(true)
     expect(await count()).toBe(1)
-    expect((await consumeTicket(sharded, fresh, base.targetAppId)).ok).toBe(true)
+    expect((await verify(w.target, fresh)).status).toBe(200)
+  })
+
+  it('a ticket routed to an app that has no such ticket is ticket_invalid, and probing creates no storage', async () => {
+    const w = await world()
+    const other = await makeApp({ appName: 'Other' })
+    const invented = `tk_${btoa('app_nobody_here_00').replace(/=+$/, '')}.${'C'.repeat(43)}`
+    expect(ticketTarget(invented)).toBe('app_nobody_here_00')
+    const r = await verify(other, invented)
+    expect(r.status).toBe(400)
+    expect(r.body.error.code).toBe('ticket_invalid')
+    const tables = await runInDurableObject(appGate(env, 'app_nobody_here_00'), (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray())
+    expect(tables).toEqual([])
+    // a real ticket of another app: ticket_not_for_app, not consumed (see above); a forged one next to it: invalid
+    const ticket = await issued(w)
+    const forged = `${ticket.split('.')[0]}.${'D'.repeat(43)}`
+    expect((await verify(other, forged)).body.error.code).toBe('ticket_invalid')
+    expect((await verify(other, ticket)).body.error.code).toBe('ticket_not_for_app')
+    expect((await verify(w.target, ticket)).status).toBe(200)
   })
 })
 
 describe('configuration and docs', () => {
-  it('TICKET_TTL_S is validated; location hints parse', () => {
+  it('TICKET_TTL_S is validated; the ticket names its target app and nothing else parses', () => {
     expect(ticketTtlS({ TICKET_TTL_S: '120' } as never)).toBe(120)
     expect(ticketTtlS({} as never)).toBe(60)
     expect(() => ticketTtlS({ TICKET_TTL_S: '5' } as never)).toThrow(/TICKET_TTL_S/)
     expect(() => ticketTtlS({ TICKET_TTL_S: 'soon' } as never)).toThrow(/TICKET_TTL_S/)
-    expect(ticketShards({} as never)).toBe(0)
-    expect(ticketShards({ TICKET_SHARDS: '16' } as never)).toBe(16)
-    expect(() => ticketShards({ TICKET_SHARDS: '-1' } as never)).toThrow(/TICKET_SHARDS/)
-    const hints = { TICKET_LOCATION_HINTS: '{"app_a": "weur", "*": "apac"}' } as never
-    expect(locationHintFor(hints, 'app_a')).toBe('weur')
-    expect(locationHintFor(hints, 'app_b')).toBe('apac')
-    expect(() => locationHintFor({ TICKET_LOCATION_HINTS: '{"x": "mars"}' } as never, 'x')).toThrow(/mars/)
+    const secret = 'S'.repeat(43)
+    expect(ticketTarget(`tk_YXBwXzEyMzQ.${secret}`)).toBe('app_1234')
+    for (const bad of ['', 'tk_', `tk_.${secret}`, `tk_YXBwXzEyMzQ.${secret}x`, `tk_YXBwXzEyMzQ.${secret.slice(1)}`, `tk_${btoa('a b')}.${secret}`, `tk_${'QQ'.repeat(44)}.${secret}`, `xx_YXBwXzEyMzQ.${secret}`]) {
+      expect(ticketTarget(bad), bad).toBeNull()
+    }
   })
 
   it('both partner operations are in /docs/open with examples; the page is not', async () => {
@@ -423,6 +579,20 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     const v = await verify(w.target, ticket)
     expect(v.status).toBe(200)
     expect(v.body.user.mobile).toBe(w.user.mobile)
+  })
+
+  it("the app's state rides along the sign-in and is bound to the ticket", async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const b = new Browser()
+    const form = await b.get(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'tab-42' })}`)
+    const returnTo = inputValue(form.html, 'return_to')!
+    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'tab-42' })}`)
+    await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')!, return_to: returnTo })
+    const toApp = await b.get(returnTo)
+    expect(toApp.status).toBe(302)
+    const v = await verify(w.target, new URL(toApp.headers.get('Location')!).searchParams.get('ticket')!)
+    expect(v.body.state).toBe('tab-42')
   })
 
   it('with a session: no form, a 302 to the app with a ticket', async () => {
