@@ -103,29 +103,29 @@ export class AppGate extends DurableObject<Env> {
     this.sql.exec('UPDATE gate_meta SET current = ?, best = ?, tainted = ? WHERE id = 1', m.current, m.best, m.tainted ? 1 : 0)
   }
 
-  private openHolds(): number {
-    return this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM gate_hold').one().n
-  }
-
-  /** Drops abandoned holds; once none is open, the version released last is vouched for (none if any was unknown). */
-  private settleHolds(m: Meta, now: number): Meta {
+  /**
+   * Drops abandoned holds; once none is open, the highest released version is vouched for
+   * (none if a release was unknown or a hold was abandoned). Returns the state and how many
+   * holds are still open.
+   */
+  private settleHolds(m: Meta, now: number): { meta: Meta; holds: number } {
     const dropped = this.sql.exec('DELETE FROM gate_hold WHERE since < ?', now - HOLD_MAX_MS).rowsWritten
+    const holds = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM gate_hold').one().n
     let next = dropped ? { ...m, tainted: true } : m
-    if (this.openHolds() === 0 && (next.best !== null || next.tainted)) next = { current: next.tainted ? null : next.best, best: null, tainted: false }
+    if (holds === 0 && (next.best !== null || next.tainted)) next = { current: next.tainted ? null : next.best, best: null, tainted: false }
     if (next !== m) this.setMeta(next)
-    return next
+    return { meta: next, holds }
   }
 
   /** Does this object vouch for the row the caller checked the signature against? */
   private vouches(req: Pick<AdmitRequest, 'version' | 'fresh'>, now: number): boolean {
-    const m = this.settleHolds(this.meta(), now)
-    const holds = this.openHolds()
+    const { meta: m, holds } = this.settleHolds(this.meta(), now)
     if (!req.fresh) return holds === 0 && m.current === req.version
     // A row read from D1 for this request is the truth as of that read. While an admin
     // change is open it is accepted (the change has not been answered yet) but not vouched
     // for; otherwise it moves the vouched version forward (D1 changed without a hold: a
-    // first call, an unguarded edit) and an older one is refused (read before a change
-    // that has since been answered).
+    // first call, an edit outside the admin API) and an older one is refused (read before
+    // a change that has since been answered).
     if (holds > 0) return true
     if (m.current === null || req.version > m.current) {
       this.setMeta({ ...m, current: req.version })
@@ -177,10 +177,10 @@ export class AppGate extends DurableObject<Env> {
   async hold(): Promise<string> {
     const now = Date.now()
     this.ensureTables()
-    const m = this.settleHolds(this.meta(), now)
+    const { meta: m, holds } = this.settleHolds(this.meta(), now)
     const token = crypto.randomUUID()
     // a new round of holds starts from nothing released
-    const fresh = this.openHolds() === 0
+    const fresh = holds === 0
     this.sql.exec('INSERT INTO gate_hold (token, since) VALUES (?, ?)', token, now)
     this.setMeta({ current: null, best: fresh ? null : m.best, tainted: fresh ? false : m.tainted })
     return token
