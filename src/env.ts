@@ -42,6 +42,11 @@ export interface Env {
   BRAND_PRIMARY_COLOR?: string
   /** `public` (default) or `admin`: who may read /docs/admin and its OpenAPI JSON */
   DOCS_ADMIN_ACCESS?: string
+  /** Seconds without use after which a session ends (default 7 days; admins: ADMIN_SESSION_IDLE_TIMEOUT) */
+  SESSION_IDLE_TIMEOUT?: string
+  ADMIN_SESSION_IDLE_TIMEOUT?: string
+  /** Absolute lifetime of an admin's session, seconds (others: REFRESH_TOKEN_TTL) */
+  ADMIN_SESSION_TTL?: string
   /** SSO ticket lifetime, seconds (src/tickets/service.ts; default 60) */
   TICKET_TTL_S?: string
 }
@@ -80,6 +85,9 @@ const configSchema = z.object({
   bootstrapAdminPassword: z.string().min(12),
   accessTokenTtl: z.coerce.number().int().min(60).max(86400).default(900),
   refreshTokenTtl: z.coerce.number().int().min(3600).max(31536000).default(30 * 86400),
+  sessionIdleTimeout: z.coerce.number().int().min(300).max(31536000).default(7 * 86400),
+  adminSessionIdleTimeout: z.coerce.number().int().min(300).max(31536000).default(3600),
+  adminSessionTtl: z.coerce.number().int().min(600).max(31536000).default(12 * 3600),
   passwordHashProfile: z.enum(['production', 'test']).default('production'),
   smsProvider: z.enum(['console', 'webhook']).default('console'),
   smsWebhookUrl: z.string().url().optional(),
@@ -103,6 +111,9 @@ const ENV_NAMES: Record<keyof Config, string> = {
   bootstrapAdminPassword: 'BOOTSTRAP_ADMIN_PASSWORD',
   accessTokenTtl: 'ACCESS_TOKEN_TTL',
   refreshTokenTtl: 'REFRESH_TOKEN_TTL',
+  sessionIdleTimeout: 'SESSION_IDLE_TIMEOUT',
+  adminSessionIdleTimeout: 'ADMIN_SESSION_IDLE_TIMEOUT',
+  adminSessionTtl: 'ADMIN_SESSION_TTL',
   passwordHashProfile: 'PASSWORD_HASH_PROFILE',
   smsProvider: 'SMS_PROVIDER',
   smsWebhookUrl: 'SMS_WEBHOOK_URL',
@@ -141,6 +152,9 @@ export function getConfig(env: Env): Config {
     bootstrapAdminPassword: env.BOOTSTRAP_ADMIN_PASSWORD,
     accessTokenTtl: env.ACCESS_TOKEN_TTL,
     refreshTokenTtl: env.REFRESH_TOKEN_TTL,
+    sessionIdleTimeout: env.SESSION_IDLE_TIMEOUT || undefined,
+    adminSessionIdleTimeout: env.ADMIN_SESSION_IDLE_TIMEOUT || undefined,
+    adminSessionTtl: env.ADMIN_SESSION_TTL || undefined,
     passwordHashProfile: env.PASSWORD_HASH_PROFILE,
     smsProvider: env.SMS_PROVIDER || undefined,
     smsWebhookUrl: env.SMS_WEBHOOK_URL || undefined,

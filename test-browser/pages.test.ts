@@ -94,7 +94,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     // 3. signed in
     expect(await text(page.locator('.who'))).toContain('Browser Tester')
     expect(new URL(page.url()).pathname).toBe('/page/login')
-    const cookie = (await page.context().cookies()).find((c) => c.name === 'AUTH_SESSION_ID')!
+    const cookie = (await page.context().cookies()).find((c) => c.name === '__Host-AUTH_SESSION_ID')!
     expect(cookie.httpOnly).toBe(true)
     expect(cookie.secure).toBe(true)
     expect(cookie.sameSite).toBe('Lax')
@@ -105,7 +105,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
     await shot(page, '04-logout-confirm')
     await page.getByRole('button', { name: 'Sign out' }).click()
     expect(await text(page.getByRole('status'))).toContain('You have signed out')
-    expect((await page.context().cookies()).some((c) => c.name === 'AUTH_SESSION_ID')).toBe(false)
+    expect((await page.context().cookies()).some((c) => c.name === '__Host-AUTH_SESSION_ID')).toBe(false)
     await shot(page, '05-signed-out')
 
     // 5. forgot password: captcha → code → new password

@@ -219,7 +219,7 @@ describe('authorization endpoint errors', () => {
     const forged = await s.b.post('/page/consent', { request_id: requestId, csrf_token: 'A'.repeat(43), decision: 'allow' })
     expect(forged.status).toBe(403)
     const cookieless = new Browser()
-    cookieless.cookies.set('AUTH_SESSION_ID', s.b.cookies.get('AUTH_SESSION_ID')!)
+    cookieless.cookies.set('__Host-AUTH_SESSION_ID', s.b.cookies.get('__Host-AUTH_SESSION_ID')!)
     expect((await cookieless.post('/page/consent', { request_id: requestId, csrf_token: csrfFrom(html), decision: 'allow' })).status).toBe(403)
 
     const denied = await s.b.post('/page/consent', { request_id: requestId, csrf_token: csrfFrom(html), decision: 'deny' })

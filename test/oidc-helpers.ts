@@ -109,7 +109,7 @@ export class Browser {
 
   /** The id of the session behind this browser's AUTH_SESSION_ID cookie (only its hash is stored). */
   async sessionId(): Promise<string> {
-    const cookie = this.cookies.get('AUTH_SESSION_ID')
+    const cookie = this.cookies.get('__Host-AUTH_SESSION_ID')
     if (!cookie) throw new Error('not signed in')
     const row = await env.DB.prepare('SELECT id FROM sessions WHERE cookie_hash = ?').bind(await sha256Hex(cookie)).first<{ id: string }>()
     return row!.id
@@ -123,7 +123,7 @@ export class Browser {
   async fakeOldSession(userId: string, authTime: number) {
     const { row, cookie } = await sessionRow(env, userId, { ip: this.ip }, { withCookie: true, now: authTime })
     await getDb(env.DB).insert(sessions).values(row)
-    this.cookies.set('AUTH_SESSION_ID', cookie!)
+    this.cookies.set('__Host-AUTH_SESSION_ID', cookie!)
     return { sessionId: row.id }
   }
 }

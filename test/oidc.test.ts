@@ -45,11 +45,11 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     expect(inputValue(formHtml, 'return_to')).toBe(returnTo)
     const wrong = await b.post('/page/login', { csrf_token: csrf, mobile: user.mobile, password: 'not-the-password', return_to: returnTo, step: 'login' })
     expect(wrong.status).toBe(401)
-    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(false)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
     const signedIn = await b.post('/page/login', { csrf_token: csrf, mobile: user.mobile, password: user.password, return_to: returnTo, step: 'login' })
     expect(signedIn.status).toBe(303)
     expect(signedIn.headers.get('Location')).toBe(returnTo)
-    expect(b.cookies.get('AUTH_SESSION_ID')).toBeTruthy()
+    expect(b.cookies.get('__Host-AUTH_SESSION_ID')).toBeTruthy()
     const sessionId = await b.sessionId()
     const signedInAt = Date.now()
 
@@ -122,7 +122,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     const end = await b.get(endUrl.href)
     expect(end.status).toBe(302)
     expect(location(end).href).toBe(`${POST_LOGOUT}?state=bye-state`)
-    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(false)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
     // The session is over: its tokens are dead and the next authorization needs a sign-in.
     expect((await client.tokenIntrospection(config, tokens.access_token)).active).toBe(false)
     const again = await b.get(authUrl.href)

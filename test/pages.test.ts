@@ -73,7 +73,7 @@ describe('hosted pages: CSRF', () => {
     const noCookie = new Browser()
     const r = await noCookie.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password })
     expect(r.status).toBe(403)
-    expect(r.headers.getSetCookie().some((c) => c.startsWith('AUTH_SESSION_ID='))).toBe(false)
+    expect(r.headers.getSetCookie().some((c) => c.startsWith('__Host-AUTH_SESSION_ID='))).toBe(false)
   })
 
   it('refuses a cross-site post even with matching token and cookie', async () => {
@@ -107,11 +107,11 @@ describe('hosted pages: sign in', () => {
     const r = await signIn(b, u.mobile, u.password)
     expect(r.status).toBe(303)
     expect(r.headers.get('Location')).toBe('/page/login')
-    const sc = r.headers.getSetCookie().find((c) => c.startsWith('AUTH_SESSION_ID='))!
+    const sc = r.headers.getSetCookie().find((c) => c.startsWith('__Host-AUTH_SESSION_ID='))!
     expect(sc).toMatch(/HttpOnly/)
     expect(sc).toMatch(/Secure/)
     expect(sc).toMatch(/SameSite=Lax/)
-    const raw = b.cookies.get('AUTH_SESSION_ID')!
+    const raw = b.cookies.get('__Host-AUTH_SESSION_ID')!
     const row = await env.DB.prepare('SELECT cookie_hash FROM sessions WHERE user_id = ?').bind(u.id).first<{ cookie_hash: string }>()
     expect(row!.cookie_hash).not.toBe(raw) // stored hashed
     const page = await b.get('/page/login')
@@ -145,10 +145,10 @@ describe('hosted pages: sign in', () => {
     const noCaptcha = await signIn(b, u.mobile, u.password)
     expect(noCaptcha.status).toBe(400)
     expect(noCaptcha.html).toContain('name="captcha_code"')
-    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(false)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
     const ok = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(noCaptcha.html, 'captcha_id')!, captcha_code: (await answerFor(noCaptcha.html)).toLowerCase() })
     expect(ok.status).toBe(303)
-    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(true)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(true)
   })
 
   it('asks for a captcha after 3 failures from one IP, on the first page view', async () => {
@@ -220,7 +220,7 @@ describe('hosted pages: register, reset, logout', () => {
     expect(mismatch.html).toContain('The two passwords differ')
     const done = await b.post('/page/register', { csrf_token: b.csrf, step: 'finish', mobile: m, name: 'Page User', sms_code: await lastCode(m), password: 'page-password-1', password_confirm: 'page-password-1' })
     expect(done.status).toBe(303)
-    expect(b.cookies.has('AUTH_SESSION_ID')).toBe(true)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(true)
     expect((await b.get('/page/login')).html).toContain('Page User')
     await expect(login(m, 'page-password-1')).resolves.toHaveProperty('access_token')
   })
@@ -258,14 +258,14 @@ describe('hosted pages: register, reset, logout', () => {
     const ask = await b.get('/page/logout')
     expect(ask.html).toContain('action="/page/logout"')
     expect((await b.get('/page/login')).html).toContain('Signed in as') // GET changed nothing
-    const raw = b.cookies.get('AUTH_SESSION_ID')!
+    const raw = b.cookies.get('__Host-AUTH_SESSION_ID')!
     const r = await b.post('/page/logout', { csrf_token: b.csrf })
     expect(r.status).toBe(303)
     expect(r.headers.get('Location')).toBe('/page/login?signed_out=1')
     const after = await b.get('/page/login?signed_out=1')
     expect(after.html).toContain('You have signed out')
     // the old cookie value no longer signs anyone in
-    b.cookies.set('AUTH_SESSION_ID', raw)
+    b.cookies.set('__Host-AUTH_SESSION_ID', raw)
     expect((await b.get('/page/login')).html).not.toContain('Signed in as')
   })
 })

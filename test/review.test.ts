@@ -35,14 +35,19 @@ describe('UAP Edge API and OAuth client access tokens', () => {
     expect((await api('/api/v1/auth/me', { token: other.access_token })).status).toBe(200)
   })
 
-  it('first-party API tokens (with or without app_id) still reach /api/v1/auth/me', async () => {
+  it('only first-party tokens reach /api/v1/auth/me: a token issued for an app (login with app_id) is refused', async () => {
     const app = await createOidcApp()
     const user = await createUser()
     const plain = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)
     await mapUser(app.clientId, user.id, `me-${crypto.randomUUID().slice(0, 8)}`)
     const forApp = await login(user.mobile, user.password, { app_id: app.clientId })
-    expect((await api('/api/v1/auth/me', { token: forApp.access_token })).status).toBe(200)
+    const me = await api('/api/v1/auth/me', { token: forApp.access_token })
+    expect(me.status).toBe(401)
+    expect(me.body.error.code).toBe('invalid_token')
+    expect((await api('/api/v1/auth/logout-all', { method: 'POST', token: forApp.access_token })).status).toBe(401)
+    // the same user's first-party session is untouched
+    expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)
   })
 })
 

@@ -403,7 +403,7 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     await env.DB.prepare('INSERT INTO sessions (id, user_id, cookie_hash, app_id, auth_time, created_at, expires_at, revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .bind(row.id, row.userId, row.cookieHash, row.appId, row.authTime, row.createdAt, row.expiresAt, row.revokedAt, row.ip, row.userAgent)
       .run()
-    return { cookie: `AUTH_SESSION_ID=${cookie}`, sessionId: row.id }
+    return { cookie: `__Host-AUTH_SESSION_ID=${cookie}`, sessionId: row.id }
   }
   const page = (appId: string, redirectUri: string, cookie?: string) =>
     api(`/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`, { redirect: 'manual', headers: cookie ? { Cookie: cookie } : {} })
@@ -425,7 +425,7 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   it('without a session (or with a revoked one): 302 to the login page with the same parameters', async () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
-    for (const cookie of [undefined, 'AUTH_SESSION_ID=not-a-session']) {
+    for (const cookie of [undefined, '__Host-AUTH_SESSION_ID=not-a-session']) {
       const r = await page(w.target.app.appId, uri, cookie)
       expect(r.status).toBe(302)
       expect(r.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri })}`)

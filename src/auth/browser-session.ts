@@ -4,24 +4,51 @@ import type { AppEnv } from '../context'
 import { getDb } from '../db'
 import type { User } from '../users/schema'
 import { auditStatement, type AuditEntry } from '../audit/service'
-import { endSessionsStatements, insertSessionStatement, liveSessionByCookie, sessionRow, type SessionWithUser } from './sessions'
+import { endSessionsStatements, insertSessionStatement, liveSessionByCookie, needsTouch, sessionByCookie, sessionRow, touchSessionStatement, type SessionWithUser } from './sessions'
+import { log } from '../lib/logger'
 import { getConfig } from '../env'
 import { runSessionEndHooks } from './session-hooks'
 
-/** The hosted pages' sign-in cookie. Only its SHA-256 is stored (sessions.cookie_hash). */
-export const SESSION_COOKIE = 'AUTH_SESSION_ID'
+/**
+ * The hosted pages' sign-in cookie. Only its SHA-256 is stored (sessions.cookie_hash). The
+ * `__Host-` prefix (RFC 6265bis §4.1.3.2) means Secure, Path=/ and no Domain, so a sibling
+ * subdomain cannot plant a session cookie on this site (session fixation).
+ */
+export const SESSION_COOKIE = '__Host-AUTH_SESSION_ID'
+/** The cookie's earlier name: never read (it could have been planted), only cleared. */
+const LEGACY_SESSION_COOKIE = 'AUTH_SESSION_ID'
 
 export type BrowserSession = SessionWithUser
 
-/** Signs the user in on this browser: a session row plus the HttpOnly, Secure, SameSite=Lax cookie. */
+/**
+ * Signs the user in on this browser: a session row plus the HttpOnly, Secure, SameSite=Lax
+ * cookie. The browser's previous session, if it had one, ends in the same batch (whoever
+ * signed in before on this browser is signed out, and a planted or stale id is never reused).
+ */
 export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: { appId?: string | null; audit?: Partial<AuditEntry> } = {}) {
   const db = getDb(c.env.DB)
   const now = Date.now()
+  const previousCookie = getCookie(c, SESSION_COOKIE)
+  const previous = previousCookie && previousCookie.length <= 128 ? await sessionByCookie(c.env, previousCookie) : null
+  const endPrevious = previous && previous.session.revokedAt === null ? previous : null
   const { row, cookie } = await sessionRow(c.env, user.id, { ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, { appId: opts.appId, withCookie: true, now })
   await db.batch([
     insertSessionStatement(db, row),
-    auditStatement(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: row.id, requestId: c.get('requestId'), ip: c.get('clientIp'), details: { via: 'page' }, ...opts.audit }),
+    ...(endPrevious ? endSessionsStatements(db, { sessionIds: [endPrevious.session.id] }, now) : []),
+    auditStatement(db, {
+      action: 'login.succeeded',
+      actorType: 'user',
+      actorId: user.id,
+      targetType: 'session',
+      targetId: row.id,
+      requestId: c.get('requestId'),
+      ip: c.get('clientIp'),
+      details: { via: 'page', ...(endPrevious ? { previous_session_ended: endPrevious.session.id } : {}) },
+      ...opts.audit,
+    }),
   ])
+  if (endPrevious) await runSessionEndHooks(c.env, { userId: endPrevious.user.id, sessionIds: [endPrevious.session.id], reason: 'signed_in_again' })
+  deleteCookie(c, LEGACY_SESSION_COOKIE, { path: '/' })
   setCookie(c, SESSION_COOKIE, cookie!, {
     httpOnly: true,
     secure: true,
@@ -36,13 +63,26 @@ export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: 
 export async function readBrowserSession(c: Context<AppEnv>): Promise<BrowserSession | null> {
   const value = getCookie(c, SESSION_COOKIE)
   if (!value || value.length > 128) return null
-  return liveSessionByCookie(c.env, value)
+  const live = await liveSessionByCookie(c.env, value)
+  const now = Date.now()
+  if (live && needsTouch(live.session, now)) {
+    // the idle timeout counts from the last use; written after the response, at most once a minute
+    const db = getDb(c.env.DB)
+    const touch = db.batch([touchSessionStatement(db, live.session.id, now)]).catch((e: Error) => log.warn('session.touch_failed', { error: e.message }))
+    try {
+      c.executionCtx.waitUntil(touch)
+    } catch {
+      await touch // no execution context (direct calls)
+    }
+  }
+  return live
 }
 
 /** Signs this browser out: ends the session and every refresh token issued under it. */
 export async function endBrowserSession(c: Context<AppEnv>) {
   const current = await readBrowserSession(c)
   deleteCookie(c, SESSION_COOKIE, { path: '/', secure: true })
+  deleteCookie(c, LEGACY_SESSION_COOKIE, { path: '/' })
   if (!current) return null
   const db = getDb(c.env.DB)
   await db.batch([

@@ -18,6 +18,8 @@ export const sessions = sqliteTable(
     createdAt: integer('created_at').notNull(),
     expiresAt: integer('expires_at').notNull(),
     revokedAt: integer('revoked_at'),
+    /** Last use (refresh, hosted page), for the idle timeout; written at most once a minute. */
+    lastSeenAt: integer('last_seen_at'),
     ip: text('ip'),
     userAgent: text('user_agent'),
   },

@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNotNull, isNull, ne } from 'drizzle-orm'
+import { and, eq, inArray, isNotNull, isNull, lt, ne, or } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import { getConfig, type Env } from '../env'
 import { users, type User } from '../users/schema'
@@ -33,6 +33,7 @@ export async function sessionRow(env: Env, userId: string, ctx: SessionContext, 
     createdAt: opts.now,
     expiresAt: opts.now + refreshTokenTtl * 1000,
     revokedAt: null,
+    lastSeenAt: opts.now,
     ip: ctx.ip,
     userAgent: ctx.userAgent ?? null,
   }
@@ -45,11 +46,35 @@ export function insertSessionStatement(db: DB, row: Session) {
 
 export type SessionState = 'live' | 'ended' | 'user_disabled'
 
-/** The one rule for "may this session still act": not ended, not expired, and its user active. */
-export function sessionState(row: SessionWithUser | undefined | null, now = Date.now()): SessionState {
+/**
+ * The one rule for "may this session still act": not ended, within its absolute lifetime
+ * (REFRESH_TOKEN_TTL, ADMIN_SESSION_TTL for admins), used within the idle timeout
+ * (SESSION_IDLE_TIMEOUT, ADMIN_SESSION_IDLE_TIMEOUT for admins), and its user active.
+ */
+export function sessionState(env: Env, row: SessionWithUser | undefined | null, now = Date.now()): SessionState {
   if (!row || row.session.revokedAt !== null || row.session.expiresAt <= now) return 'ended'
+  const cfg = getConfig(env)
+  const admin = row.user.role === 'ADMIN'
+  if (admin && now - row.session.createdAt >= cfg.adminSessionTtl * 1000) return 'ended'
+  const idleS = admin ? cfg.adminSessionIdleTimeout : cfg.sessionIdleTimeout
+  if (now - (row.session.lastSeenAt ?? row.session.createdAt) >= idleS * 1000) return 'ended'
   if (row.user.status !== 'ACTIVE') return 'user_disabled'
   return 'live'
+}
+
+/** last_seen_at is written at most this often per session (the idle timeout is minutes to days). */
+export const TOUCH_EVERY_MS = 60_000
+
+/** Marks a session used now (for the idle timeout); a no-op statement-wise when it was marked within TOUCH_EVERY_MS. */
+export function touchSessionStatement(db: DB, sessionId: string, now: number) {
+  return db
+    .update(sessions)
+    .set({ lastSeenAt: now })
+    .where(and(eq(sessions.id, sessionId), or(isNull(sessions.lastSeenAt), lt(sessions.lastSeenAt, now - TOUCH_EVERY_MS))))
+}
+
+export function needsTouch(session: Session, now: number): boolean {
+  return session.lastSeenAt === null || session.lastSeenAt < now - TOUCH_EVERY_MS
 }
 
 const withUser = (db: DB) => db.select({ session: sessions, user: users }).from(sessions).innerJoin(users, eq(users.id, sessions.userId))
@@ -62,13 +87,18 @@ export async function readSession(env: Env, sessionId: string): Promise<SessionW
 /** The session and its user when the session is live (see sessionState), else null. */
 export async function liveSession(env: Env, sessionId: string): Promise<SessionWithUser | null> {
   const row = await readSession(env, sessionId)
-  return sessionState(row) === 'live' ? row : null
+  return sessionState(env, row) === 'live' ? row : null
 }
 
-/** Same, looked up by the browser cookie's value. */
+/** The session behind a browser cookie's value, live or not. */
+export async function sessionByCookie(env: Env, cookieValue: string): Promise<SessionWithUser | null> {
+  return (await withUser(getDb(env.DB)).where(eq(sessions.cookieHash, await sha256Hex(cookieValue))).get()) ?? null
+}
+
+/** Same, when the session is live (see sessionState), else null. */
 export async function liveSessionByCookie(env: Env, cookieValue: string): Promise<SessionWithUser | null> {
-  const row = (await withUser(getDb(env.DB)).where(eq(sessions.cookieHash, await sha256Hex(cookieValue))).get()) ?? null
-  return sessionState(row) === 'live' ? row : null
+  const row = await sessionByCookie(env, cookieValue)
+  return sessionState(env, row) === 'live' ? row : null
 }
 
 export type SessionSelector = { sessionIds: string[] } | { userId: string }

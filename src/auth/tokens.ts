@@ -1,8 +1,11 @@
-import { eq } from 'drizzle-orm'
+import { and, eq, sql } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
-import { refreshTokens } from './schema'
-import { readSession, revokeFamilyStatement, sessionState } from './sessions'
-import { activeMapping } from '../mappings/service'
+import { refreshTokens, sessions } from './schema'
+import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
+import { users } from '../users/schema'
+import { applications } from '../apps/schema'
+import { appUserMappings } from '../mappings/schema'
+import { activeMappingOn } from '../mappings/service'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
@@ -75,38 +78,72 @@ const normalScope = (scope: string | null) => [...new Set((scope ?? '').split(' 
 
 const invalidGrant = (message?: string) => AuthErrors.invalid_grant({ message })
 
+/** Everything a refresh decides on, read in one query (the read stage of a refresh). */
+export type RefreshContext = NonNullable<Awaited<ReturnType<typeof readRefreshContext>>>
+
 /**
- * Refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2).
- * The swap is one atomic db.batch: the UPDATE only matches an ACTIVE row, and the INSERT
- * of the successor only happens if that UPDATE pointed the row at *this* successor. Of two
- * concurrent refreshes exactly one wins; the other finds the row ROTATED within the grace
- * window and returns the winner's successor, so one family stays alive, never two.
+ * The token, its session and user, and for a token issued to an app the app's status and the
+ * user's active mapping in it: one read. Cross-owner tables are only read here (joined), never
+ * written.
+ */
+export async function readRefreshContext(env: Env, presented: string) {
+  const db = getDb(env.DB)
+  return db
+    .select({ token: refreshTokens, session: sessions, user: users, appStatus: applications.status, mappingId: appUserMappings.id })
+    .from(refreshTokens)
+    .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+    .innerJoin(users, eq(users.id, refreshTokens.userId))
+    .leftJoin(applications, eq(applications.appId, refreshTokens.clientId))
+    .leftJoin(appUserMappings, activeMappingOn(refreshTokens.clientId, refreshTokens.userId))
+    .where(eq(refreshTokens.tokenHash, await sha256Hex(presented)))
+    .get()
+}
+
+/**
+ * Refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2): one read, one write batch.
+ * The swap is atomic: the UPDATE only matches an ACTIVE row, and the INSERT of the successor
+ * only happens if that UPDATE pointed the row at *this* successor. Of two concurrent
+ * refreshes exactly one wins (its UPDATE changed one row); the other finds the row ROTATED
+ * within the grace window and returns the winner's successor, so one family stays alive,
+ * never two. A token issued to an app is refused, and its family revoked, once the app is
+ * disabled or deleted or the user's mapping in it is no longer active.
  */
 export async function rotateRefreshToken(
   env: Env,
   presented: string,
-  ctx: { requestId?: string; ip?: string; clientId?: string | null; /** RFC 6749 §6: if given, it must equal the original grant's */ scope?: string },
+  ctx: {
+    requestId?: string
+    ip?: string
+    clientId?: string | null
+    /** RFC 6749 §6: if given, it must equal the original grant's */
+    scope?: string
+    /** readRefreshContext started earlier (the token endpoint runs it beside client authentication) */
+    prefetched?: Promise<RefreshContext | undefined>
+  },
 ): Promise<TokenSet & { userId: string; sessionId: string }> {
   const db = getDb(env.DB)
   const now = Date.now()
-  const hash = await sha256Hex(presented)
-  const row = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, hash)).get()
-  if (!row) throw invalidGrant()
+  const rc = await (ctx.prefetched ?? readRefreshContext(env, presented))
+  if (!rc) throw invalidGrant()
+  const row = rc.token
   // RFC 6749 §6: the token is bound to the client it was issued to.
   if (ctx.clientId !== undefined && (ctx.clientId ?? null) !== row.clientId) throw invalidGrant('The refresh token was not issued to this client')
   // Tokens from the OIDC token endpoint (they carry a scope) are refreshed there, with client
   // authentication; the first-party refresh API must not become a way around it.
   if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
-  if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) {
-    throw AuthErrors.invalid_scope()
+  if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) throw AuthErrors.invalid_scope()
+  if (row.status === 'REVOKED' || row.expiresAt <= now) throw invalidGrant()
+  if (row.clientId !== null && (rc.appStatus !== 'ACTIVE' || rc.mappingId === null)) {
+    const reason = rc.appStatus === null ? 'app_deleted' : rc.appStatus !== 'ACTIVE' ? 'app_disabled' : 'mapping_inactive'
+    await db.batch([
+      revokeFamilyStatement(db, row.familyId),
+      auditStatement(db, { action: 'refresh_token.offboarded', actorType: 'system', targetType: 'user', targetId: row.userId, requestId: ctx.requestId, ip: ctx.ip, details: { reason, client_id: row.clientId, family_id: row.familyId } }),
+    ])
+    throw invalidGrant(reason === 'mapping_inactive' ? 'The user no longer has an active account in this application' : 'The application of this refresh token is disabled')
   }
-  // A token issued for an app is only good while the user may still enter that app.
-  if (row.clientId !== null && !(await activeMapping(env, row.clientId, row.userId))) throw invalidGrant('The user no longer has an active account in this application')
-  if (row.expiresAt <= now) throw invalidGrant()
   if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
-  if (row.status !== 'ACTIVE') throw invalidGrant()
 
-  const state = sessionState(await readSession(env, row.sessionId), now)
+  const state = sessionState(env, { session: rc.session, user: rc.user }, now)
   if (state === 'ended') throw invalidGrant('The session has ended')
   if (state === 'user_disabled') throw invalidGrant('The account is disabled')
 
@@ -114,20 +151,18 @@ export async function rotateRefreshToken(
   const next = await refreshTokenRow(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope, token: successor, familyId: row.familyId, now })
   const { masterKey } = getConfig(env)
   const successorEnc = await encryptSecret(masterKey, successor, `rt-successor:${row.id}`)
-  // Raw statements: the conditional INSERT ... SELECT ... WHERE EXISTS has no builder form.
-  await env.DB.batch([
-    env.DB.prepare(
-      "UPDATE refresh_tokens SET status = 'ROTATED', replaced_by = ?, rotated_at = ?, successor_enc = ? WHERE id = ? AND status = 'ACTIVE'",
-    ).bind(next.id, now, successorEnc, row.id),
-    env.DB.prepare(
-      `INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at)
-       SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?
-       WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ? AND replaced_by = ?)`,
-    ).bind(next.id, next.tokenHash, next.familyId, next.sessionId, next.userId, next.clientId, next.audience, next.scope, next.createdAt, next.expiresAt, row.id, next.id),
+  const [claim] = await db.batch([
+    db.update(refreshTokens).set({ status: 'ROTATED', replacedBy: next.id, rotatedAt: now, successorEnc }).where(and(eq(refreshTokens.id, row.id), eq(refreshTokens.status, 'ACTIVE'))),
+    // every column of refresh_tokens in table order; the row appears only if the claim above is this refresh's
+    db.insert(refreshTokens).select(
+      sql`SELECT ${next.id}, ${next.tokenHash}, ${next.familyId}, ${next.sessionId}, ${next.userId}, ${next.clientId}, ${next.audience}, ${next.scope}, 'ACTIVE', NULL, NULL, NULL, ${next.createdAt}, ${next.expiresAt}
+        WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ${row.id} AND replaced_by = ${next.id})`,
+    ),
+    touchSessionStatement(db, row.sessionId, now),
   ])
-  const after = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.id)).get()
-  if (!after || after.replacedBy !== next.id) {
+  if ((claim as unknown as D1Result).meta.changes !== 1) {
     // Lost the race: another request rotated it first.
+    const after = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.id)).get()
     if (!after) throw invalidGrant()
     return replayOrReuse(env, db, after, now, ctx)
   }
@@ -209,7 +244,7 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   }
   // One read for the session and its user: logout, expiry and disabling take effect at once.
   const session = await readSession(env, sid)
-  const state = sessionState(session)
+  const state = sessionState(env, session)
   if (state === 'ended') throw AuthErrors.invalid_token({ message: 'The session of this access token has ended' })
   if (state === 'user_disabled') throw AuthErrors.invalid_token({ message: 'The account of this access token is disabled' })
   const aud = Array.isArray(payload.aud) ? payload.aud : payload.aud ? [payload.aud] : []

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, isNull, sql } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, sql, type SQLWrapper } from 'drizzle-orm'
 import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
@@ -330,6 +330,11 @@ export function activeMappingQuery(db: DB, appId: string, userId: string) {
     .from(appUserMappings)
     .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
     .limit(1)
+}
+
+/** The same rule as a join condition, for reads that take the mapping along in one query. */
+export function activeMappingOn(appId: SQLWrapper, userId: SQLWrapper) {
+  return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true))
 }
 
 export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {

@@ -1,6 +1,6 @@
 import type { Env } from '../env'
 import type { GrantType } from '../apps/schema'
-import { rotateRefreshToken } from '../auth/tokens'
+import { readRefreshContext, rotateRefreshToken, type RefreshContext } from '../auth/tokens'
 import { OAuthError, type ClientAuthMethod } from './oauth'
 import { mintClientToken, redeemCode } from './service'
 import type { Application } from '../apps/schema'
@@ -18,13 +18,21 @@ export interface TokenRequestForm {
 
 type Client = { app: Application; method: ClientAuthMethod }
 type Ctx = { requestId: string; ip: string }
-type GrantHandler = (env: Env, client: Client, f: TokenRequestForm, ctx: Ctx) => Promise<object>
+type GrantHandler = (env: Env, client: Client, f: TokenRequestForm, ctx: Ctx & { prefetched?: Promise<unknown> }) => Promise<object>
 
 /**
  * The grants of the token endpoint, one handler per grant type an application can be
  * registered for (apps/schema.ts GRANT_TYPES, also what discovery lists). The resource
  * owner password grant and the implicit grant are absent on purpose (RFC 9700 §2.4, §2.1.2).
  */
+/**
+ * Reads a grant can start before the client is authenticated, so both share one storage
+ * round trip; nothing read is used, or revealed, unless the client authenticates.
+ */
+export const GRANT_PREFETCH: Partial<Record<GrantType, (env: Env, f: TokenRequestForm) => Promise<unknown> | undefined>> = {
+  refresh_token: (env, f) => (f.refresh_token ? readRefreshContext(env, f.refresh_token) : undefined),
+}
+
 export const GRANTS: Record<GrantType, GrantHandler> = {
   /** RFC 6749 §4.1.3, RFC 7636 §4.5 */
   authorization_code: (env, { app }, f, ctx) => {
@@ -36,7 +44,8 @@ export const GRANTS: Record<GrantType, GrantHandler> = {
   /** RFC 6749 §6: rotation, bound to the client it was issued to, scope unchanged. */
   refresh_token: async (env, { app }, f, ctx) => {
     if (!f.refresh_token) throw new OAuthError('invalid_request', 'refresh_token is required')
-    const { userId: _u, sessionId: _s, ...tokens } = await rotateRefreshToken(env, f.refresh_token, { clientId: app.appId, scope: f.scope, ...ctx })
+    const prefetched = ctx.prefetched as Promise<RefreshContext | undefined> | undefined
+    const { userId: _u, sessionId: _s, ...tokens } = await rotateRefreshToken(env, f.refresh_token, { ...ctx, clientId: app.appId, scope: f.scope, prefetched })
     return tokens
   },
 

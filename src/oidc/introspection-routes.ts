@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
 import { OPEN } from '../lib/openapi'
 import { OAuthError, authenticateClient, formBodyOnly, noStore, oauthEndpoint, oauthErrors, oauthHook } from './oauth'
-import { introspect } from './service'
+import { introspect, readForIntrospection } from './service'
 import { TAG, TokenParam, clientSecurity, form } from './http'
 
 /** Token introspection (RFC 7662). Mounted at /oauth2/introspect. */
@@ -40,10 +40,13 @@ introspectionRoutes.openapi(
   async (c) =>
     oauthEndpoint(c, async () => {
       const f = c.req.valid('form')
+      // the token's reads run beside client authentication (one round trip); nothing is revealed before it passes
+      const read = f.token ? readForIntrospection(c.env, f.token) : undefined
+      read?.catch(() => {})
       const { app } = await authenticateClient(c, f, { allowPublic: false })
-      if (!f.token) throw new OAuthError('invalid_request', 'token is required')
+      if (!f.token || !read) throw new OAuthError('invalid_request', 'token is required')
       noStore(c)
-      return c.json(await introspect(c.env, app, f.token), 200)
+      return c.json(introspect(c.env, app, await read), 200)
     }),
   oauthHook,
 )

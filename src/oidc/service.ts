@@ -1,17 +1,19 @@
 import { and, eq } from 'drizzle-orm'
-import { decodeJwt } from 'jose'
+import { decodeJwt, type JWTPayload } from 'jose'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
 import type { Application } from '../apps/schema'
-import { activeMapping } from '../mappings/service'
-import { findApplication } from '../apps/service'
+import { activeMapping, activeMappingOn } from '../mappings/service'
 import { refreshTokens } from '../auth/schema'
-import { liveSession, readSession, revokeFamilyStatement, sessionState } from '../auth/sessions'
+import { readSession, revokeFamilyStatement, sessionState } from '../auth/sessions'
+import { sessions } from '../auth/schema'
+import { applications } from '../apps/schema'
+import { appUserMappings } from '../mappings/schema'
 import { users } from '../users/schema'
 import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
 import { auditStatement } from '../audit/service'
 import { base64url, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
-import { ACCESS_TOKEN_TYP, denyAccessToken, isAccessTokenDenied, mintAccessToken, newRefreshToken, refreshTokenRow } from '../auth/tokens'
+import { ACCESS_TOKEN_TYP, denyAccessToken, isAccessTokenDenied, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
 import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
@@ -205,7 +207,7 @@ export async function redeemCode(
     // RFC 9700 §2.1.1: a verifier without a challenge is refused (PKCE downgrade).
     throw invalidGrant('code_verifier was sent but the authorization request had no code_challenge')
   }
-  const state = sessionState(await readSession(env, row.sessionId), now)
+  const state = sessionState(env, await readSession(env, row.sessionId), now)
   if (state === 'ended') throw invalidGrant('The sign-in session of this code has ended')
   if (state === 'user_disabled') throw invalidGrant('The account is disabled')
   const mapped = await activeMappedKey(env, app.appId, row.userId)
@@ -307,25 +309,76 @@ export interface UserInfoClaims {
   updated_at?: number
 }
 
-/** UserInfo claims by scope (OIDC Core §5.3, §5.4). The mapped claim is always there while the mapping is active. */
-export async function userinfoClaims(env: Env, o: { userId: string; clientId: string; scope: string[] }): Promise<UserInfoClaims | null> {
-  const db = getDb(env.DB)
-  const [user, app, mapped] = await Promise.all([
-    db.select().from(users).where(eq(users.id, o.userId)).get(),
-    findApplication(env, o.clientId),
-    activeMappedKey(env, o.clientId, o.userId),
+/**
+ * What a client's access token stands for, in one read: its session and user, the client
+ * app, and the user's active mapping in that app (null when there is none). Other owners'
+ * tables are only read here; their rules (sessionState, activeMappingOn) decide.
+ */
+async function readClientSession(env: Env, sessionId: string, clientId: string) {
+  return getDb(env.DB)
+    .select({ session: sessions, user: users, app: applications, mappedKey: appUserMappings.mappedKey })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .innerJoin(applications, eq(applications.appId, clientId))
+    .leftJoin(appUserMappings, activeMappingOn(applications.appId, users.id))
+    .where(eq(sessions.id, sessionId))
+    .get()
+}
+
+/** The token's user may still use this client: live session, app active, mapping active. */
+function clientSessionLive(env: Env, row: Awaited<ReturnType<typeof readClientSession>>, userId: unknown): row is NonNullable<typeof row> & { mappedKey: string } {
+  return !!row && row.user.id === userId && sessionState(env, row) === 'live' && row.app.status === 'ACTIVE' && row.mappedKey !== null
+}
+
+/** A verified client access token (RFC 9068) and what is known about it after one storage round trip. */
+export interface ClientAccess {
+  payload: JWTPayload
+  denied: boolean
+  row: Awaited<ReturnType<typeof readClientSession>>
+}
+
+/**
+ * Verifies an access token issued by the token endpoint and reads, side by side, the
+ * revocation denylist and the client session (one stage). Null when the JWT itself is bad.
+ */
+export async function readClientAccess(env: Env, token: string): Promise<ClientAccess | null> {
+  let payload: JWTPayload
+  try {
+    ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP }))
+  } catch {
+    return null
+  }
+  const clientId = typeof payload.client_id === 'string' ? payload.client_id : null
+  const jti = typeof payload.jti === 'string' ? payload.jti : null
+  const [denied, row] = await Promise.all([
+    jti ? isAccessTokenDenied(env, jti) : true,
+    clientId && typeof payload.sid === 'string' ? readClientSession(env, payload.sid, clientId) : undefined,
   ])
-  if (!user || user.status !== 'ACTIVE' || !app || app.status !== 'ACTIVE') return null
+  return { payload, denied, row }
+}
+
+/**
+ * UserInfo claims by scope (OIDC Core §5.3, §5.4), or why the token is refused. The mapped
+ * claim is always there: a user without an active mapping, or an app disabled, gets none.
+ */
+export function userinfoClaims(env: Env, a: ClientAccess): { claims: UserInfoClaims } | { error: 'invalid_token' | 'insufficient_scope'; description: string } {
+  const { payload, row } = a
+  if (a.denied) return { error: 'invalid_token', description: 'The access token has been revoked' }
+  if (typeof payload.client_id !== 'string' || typeof payload.sid !== 'string') return { error: 'insufficient_scope', description: 'The access token was not issued with the openid scope' }
+  const scope = parseScope(typeof payload.scope === 'string' ? payload.scope : '')
+  if (!scope.includes('openid')) return { error: 'insufficient_scope', description: 'The access token was not issued with the openid scope' }
+  if (!row || row.user.id !== payload.sub || sessionState(env, row) !== 'live') return { error: 'invalid_token', description: 'The session of this access token has ended' }
+  if (!clientSessionLive(env, row, payload.sub)) return { error: 'invalid_token', description: 'The account or application of this access token is gone or disabled' }
+  const { user, app } = row
   const claimName = claimNameOf(app)
-  const claims: UserInfoClaims = { sub: user.id }
-  if (mapped !== null) claims[claimName] = mapped
-  if (o.scope.includes('profile')) {
+  const claims: UserInfoClaims = { sub: user.id, [claimName]: row.mappedKey }
+  if (scope.includes('profile')) {
     if (user.name) claims.name = user.name
     claims.updated_at = Math.floor(user.updatedAt / 1000)
   }
-  if (o.scope.includes('email') && claimName !== 'email' && user.email) claims.email = user.email
-  if (o.scope.includes('phone')) claims.phone_number = user.mobile
-  return claims
+  if (scope.includes('email') && claimName !== 'email' && user.email) claims.email = user.email
+  if (scope.includes('phone')) claims.phone_number = user.mobile
+  return { claims }
 }
 
 const looksLikeJwt = (t: string) => t.split('.').length === 3
@@ -347,39 +400,40 @@ export interface IntrospectionResult {
   token_type?: string
 }
 
-export async function introspect(env: Env, app: Application, token: string): Promise<IntrospectionResult> {
+export type IntrospectionRead = { kind: 'access'; access: ClientAccess | null } | { kind: 'refresh'; rc: RefreshContext | undefined }
+
+/**
+ * The reads introspection needs, started before the client is authenticated so both share
+ * one storage round trip. Nothing read is revealed unless the caller is the token's client.
+ */
+export async function readForIntrospection(env: Env, token: string): Promise<IntrospectionRead> {
+  if (looksLikeJwt(token)) return { kind: 'access', access: await readClientAccess(env, token) }
+  return { kind: 'refresh', rc: await readRefreshContext(env, token) }
+}
+
+export function introspect(env: Env, app: Application, read: IntrospectionRead): IntrospectionResult {
   const inactive = { active: false }
-  const db = getDb(env.DB)
   const now = Date.now()
   const { issuer } = getConfig(env)
-  if (looksLikeJwt(token)) {
-    let payload
-    try {
-      ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP }))
-    } catch {
-      return inactive
-    }
+  if (read.kind === 'access') {
+    const a = read.access
+    if (!a || a.denied) return inactive
+    const { payload } = a
     if (payload.client_id !== app.appId || typeof payload.jti !== 'string') return inactive
-    if (await isAccessTokenDenied(env, payload.jti)) return inactive
-    if (typeof payload.sid === 'string') {
-      const live = await liveSessionAndUser(env, payload.sid, String(payload.sub))
-      if (!live) return inactive
-    }
+    // a user's token (it names a session) is active while that user may still use the app
+    if (typeof payload.sid === 'string' && !clientSessionLive(env, a.row, payload.sub)) return inactive
     const out: IntrospectionResult = { active: true, client_id: app.appId, token_type: 'Bearer', sub: payload.sub, aud: payload.aud, iss: issuer, exp: payload.exp, iat: payload.iat, jti: payload.jti }
     if (typeof payload.scope === 'string') out.scope = payload.scope
     return out
   }
-  const row = await db.select().from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()
-  if (!row || row.clientId !== app.appId || row.status !== 'ACTIVE' || row.expiresAt <= now) return inactive
-  if (!(await liveSessionAndUser(env, row.sessionId, row.userId))) return inactive
+  const rc = read.rc
+  if (!rc) return inactive
+  const row = rc.token
+  if (row.clientId !== app.appId || row.status !== 'ACTIVE' || row.expiresAt <= now) return inactive
+  if (sessionState(env, rc, now) !== 'live' || rc.appStatus !== 'ACTIVE' || rc.mappingId === null) return inactive
   const out: IntrospectionResult = { active: true, client_id: app.appId, sub: row.userId, iss: issuer, exp: Math.floor(row.expiresAt / 1000), iat: Math.floor(row.createdAt / 1000) }
   if (row.scope) out.scope = row.scope
   return out
-}
-
-async function liveSessionAndUser(env: Env, sessionId: string, userId: string) {
-  const live = await liveSession(env, sessionId)
-  return !!live && live.user.id === userId
 }
 
 /**

@@ -4,7 +4,7 @@ import { OPEN } from '../lib/openapi'
 import { GRANT_TYPES, type GrantType } from '../apps/schema'
 import { OAuthError, authenticateClient, formBodyOnly, noStore, oauthEndpoint, oauthErrors, oauthHook, param } from './oauth'
 import { TAG, clientAuthFields, clientSecurity, form } from './http'
-import { GRANTS, type TokenRequestForm } from './grants'
+import { GRANTS, GRANT_PREFETCH, type TokenRequestForm } from './grants'
 
 /** The token endpoint (RFC 6749 §3.2). Mounted at /oauth2/token. */
 export const tokenRoutes = router()
@@ -72,10 +72,12 @@ Errors use the OAuth format \`{ "error", "error_description" }\` (RFC 6749 §5.2
       const f = c.req.valid('form') as TokenRequestForm
       if (!f.grant_type) throw new OAuthError('invalid_request', 'grant_type is required')
       if (!isGrantType(f.grant_type)) throw unsupportedGrant(f.grant_type)
+      const prefetched = GRANT_PREFETCH[f.grant_type]?.(c.env, f)
+      prefetched?.catch(() => {}) // awaited (and its error seen) only by the grant, after client authentication
       const client = await authenticateClient(c, f, { allowPublic: true })
       // RFC 6749 §5.2 unauthorized_client: a client uses only the grants registered for it.
       if (!client.app.grantTypes.includes(f.grant_type)) throw new OAuthError('unauthorized_client', `This client may not use the ${f.grant_type} grant`)
-      const body = await GRANTS[f.grant_type](c.env, client, f, { requestId: c.get('requestId'), ip: c.get('clientIp') })
+      const body = await GRANTS[f.grant_type](c.env, client, f, { requestId: c.get('requestId'), ip: c.get('clientIp'), prefetched })
       noStore(c)
       return c.json(body as z.infer<typeof OidcTokenResponse>, 200)
     }),

@@ -3,10 +3,8 @@ import { router } from '../context'
 import { OPEN } from '../lib/openapi'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
-import { ApiError } from '../lib/errors'
-import { verifyAccessToken } from '../auth/tokens'
 import { OAuthError, noStore, oauthEndpoint, oauthErrors, oauthHook, param } from './oauth'
-import { parseScope, userinfoClaims } from './service'
+import { readClientAccess, userinfoClaims } from './service'
 import { TAG, form } from './http'
 
 /** UserInfo (OIDC Core §5.3). Mounted at /oauth2/userinfo. */
@@ -34,17 +32,11 @@ async function userinfo(c: Context<AppEnv>, bodyToken: string | undefined) {
     if (m && bodyToken !== undefined) throw bearerError(400, 'invalid_request', 'Send the access token once (RFC 6750 §2)')
     const token = m?.[1] ?? bodyToken
     if (!token) throw new OAuthError('invalid_token', 'An access token is required', 401, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
-    let v
-    try {
-      v = await verifyAccessToken(c.env, token)
-    } catch (e) {
-      if (e instanceof ApiError) throw bearerError(401, 'invalid_token', e.message)
-      throw e
-    }
-    const scope = parseScope(v.scope)
-    if (!v.clientId || !scope.includes('openid')) throw bearerError(403, 'insufficient_scope', 'The access token was not issued with the openid scope', ', scope="openid"')
-    const claims = await userinfoClaims(c.env, { userId: v.userId, clientId: v.clientId, scope })
-    if (!claims) throw bearerError(401, 'invalid_token', 'The account or application of this access token is gone or disabled')
+    const access = await readClientAccess(c.env, token)
+    if (!access) throw bearerError(401, 'invalid_token', 'The access token is invalid or expired')
+    const r = userinfoClaims(c.env, access)
+    if ('error' in r) throw r.error === 'insufficient_scope' ? bearerError(403, r.error, r.description, ', scope="openid"') : bearerError(401, r.error, r.description)
+    const { claims } = r
     noStore(c)
     return c.json(claims, 200)
   })

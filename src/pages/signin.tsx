@@ -86,8 +86,9 @@ signInRoutes.get('/login', async (c) => {
   const current = await readBrowserSession(c)
   if (current) {
     // Already signed in: continue where the caller wanted to go, unless it asks for a fresh sign-in.
-    if (returnTo && c.req.query('prompt') !== 'login') return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
-    if (!returnTo) {
+    const fresh = c.req.query('prompt') === 'login'
+    if (returnTo && !fresh) return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
+    if (!returnTo && !fresh) {
       const { name, mobile } = current.user
       return render(
         c,
@@ -104,6 +105,9 @@ signInRoutes.get('/login', async (c) => {
             </li>
             <li>
               <a href="/page/pwd/reset">Change password</a>
+            </li>
+            <li>
+              <a href="/page/login?prompt=login">Sign in as someone else</a>
             </li>
           </ul>
         </>,

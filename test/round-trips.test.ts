@@ -1,0 +1,21 @@
+import { describe, expect, it } from 'vitest'
+import { ROUND_TRIP_BUDGETS, measureTargetRoutes, type RouteCount } from './support/round-trips'
+
+// Issue 14's round-trip budgets, counted (not timed) with the storage recorder: the number
+// of sequential storage stages on the path to the response (test/support/storage.ts).
+let measured: RouteCount[] | undefined
+const route = async (name: string) => {
+  measured ??= await measureTargetRoutes()
+  const r = measured.find((m) => m.name === name)
+  if (!r) throw new Error(`no measurement for ${name}`)
+  return r
+}
+
+describe('storage round trips per request', () => {
+  for (const name of ['refresh', 'OIDC refresh', 'userinfo', 'introspection']) {
+    it(`${name}: at most ${ROUND_TRIP_BUDGETS[name].stages} sequential storage stage(s)`, async () => {
+      const r = await route(name)
+      expect(r.stages, r.log.join('\n')).toBeLessThanOrEqual(ROUND_TRIP_BUDGETS[name].stages)
+    })
+  }
+})
