@@ -1,8 +1,7 @@
 // Storage round trips on the routes issue 14 gives budgets for, measured with
 // test/support/storage.ts. `npm run bench` runs test/storage-counter.test.ts, which calls
 // measureTargetRoutes(), and prints the table in docs/benchmarks.md ("Round trips per
-// request"). test/partner-budgets.test.ts enforces the budgets of the partner routes
-// (measurePartnerRoutes).
+// request"); test/round-trips.test.ts enforces the budgets.
 import { api, createApp, createUser, login, mapUser as mapSimpleUser } from '../helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, pkce } from '../oidc-helpers'
 import { signRequest } from '../../src/signing/client'
