@@ -8,7 +8,7 @@ import { adminToken, api, createApp, createUser, env, mapUser, readResponse, sig
 import { signRequest } from '../src/signing/client'
 import { sessionRow } from '../src/auth/sessions'
 import { policyFor } from '../src/ratelimit'
-import { issueTicket, ticketTarget, ticketTtlS, withTicket } from '../src/tickets/service'
+import { issueTicket, ticketTarget, ticketTtlS, ticketUser, withTicket } from '../src/tickets/service'
 import { TICKET_RETAIN_MS } from '../src/tickets/store'
 import { appGate } from '../src/signing/gate'
 import { sha256Hex } from '../src/lib/crypto'
@@ -16,7 +16,7 @@ import { Browser, inputValue } from './flows'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
-const TICKET_RE = /^tk_[A-Za-z0-9_-]{1,86}\.[A-Za-z0-9_-]{43}$/
+const TICKET_RE = /^tk_[A-Za-z0-9_-]{1,86}\.[A-Za-z0-9_-]{38,200}\.[A-Za-z0-9_-]{43}$/
 
 type TestApp = Awaited<ReturnType<typeof createApp>> & { creds: { appId: string; secret: string } }
 
@@ -101,7 +101,11 @@ describe('ticket exchange and redemption', () => {
     expect(ticketTarget(r.body.ticket)).toBe(w.target.app.appId)
     const stored = await ticketRows(w.target)
     expect(stored.length).toBe(1)
-    expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[1])
+    expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[2])
+    // the user travels sealed: neither the id nor anything of the user is readable in the ticket
+    expect(r.body.ticket).not.toContain(w.user.id)
+    expect(atob(r.body.ticket.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).not.toContain(w.user.id)
+    expect(await ticketUser(env, r.body.ticket)).toBe(w.user.id)
     expect(stored[0].ticket_hash).toMatch(/^[0-9a-f]{64}$/)
     expect(stored[0]).toMatchObject({ target_app_id: w.target.app.appId, source_app_id: w.source.app.appId, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
   })
@@ -165,9 +169,15 @@ describe('ticket exchange and redemption', () => {
   it('unknown, malformed and forged tickets get ticket_invalid and do not touch the real ticket', async () => {
     const w = await world()
     const ticket = await issued(w)
-    const [idPart] = ticket.slice(3).split('.')
-    const forgedSecret = `tk_${idPart}.${'A'.repeat(43)}`
-    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(43), forgedSecret, ticket + 'x']) {
+    const [idPart, userPart] = ticket.slice(3).split('.')
+    const forgedSecret = `tk_${idPart}.${userPart}.${'A'.repeat(43)}`
+    // the sealed user of another ticket (another user, same target) in this one: the hash no longer matches
+    const other = await createUser()
+    await mapUser(w.target.app.appId, other.id)
+    await mapUser(w.source.app.appId, other.id)
+    const otherTicket = (await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: other.mobile })).body.ticket as string
+    const swapped = `tk_${idPart}.${otherTicket.split('.')[1]}.${ticket.split('.')[2]}`
+    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(60) + '.' + 'B'.repeat(43), forgedSecret, swapped, ticket + 'x']) {
       const r = await verify(w.target, t)
       expect(r.status, t).toBe(400)
       expect(r.body.error.code).toBe('ticket_invalid')
@@ -365,6 +375,42 @@ describe('state (login CSRF)', () => {
   })
 })
 
+describe('audit rows of issued and redeemed tickets (the AppGate outbox)', () => {
+  const outbox = (app: TestApp) =>
+    runInDurableObject(gateOf(app), (_o, state) => state.storage.sql.exec<{ entry: string }>('SELECT entry FROM audit_outbox ORDER BY id').toArray().map((r) => JSON.parse(r.entry)))
+
+  it('are committed with the ticket in its gate, then written to D1 by the alarm (and leave the outbox)', async () => {
+    const w = await world()
+    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    // the ticket and its audit row landed together
+    expect(await outbox(w.target)).toEqual([
+      expect.objectContaining({ action: 'ticket.issued', actorType: 'app', actorId: w.source.app.appId, targetType: 'user', targetId: w.user.id, details: { via: 'exchange', target_app_id: w.target.app.appId, state: false, expires_in: 60 } }),
+    ])
+    expect((await verify(w.target, r.body.ticket)).status).toBe(200)
+    await runDurableObjectAlarm(gateOf(w.target)) // (or it ran by itself: it is due a second after a row)
+    expect(await outbox(w.target)).toEqual([])
+    const rows = await env.DB.prepare("SELECT action, actor_id, target_id, request_id, details FROM audit_logs WHERE action IN ('ticket.issued', 'ticket.redeemed') AND target_id = ? ORDER BY id").bind(w.user.id).all<any>()
+    expect(rows.results.map((x) => [x.action, x.actor_id])).toEqual([
+      ['ticket.issued', w.source.app.appId],
+      ['ticket.redeemed', w.target.app.appId],
+    ])
+    expect(JSON.parse(rows.results[1].details)).toEqual({ source_app_id: w.source.app.appId })
+    expect(rows.results.every((x) => x.request_id)).toBe(true)
+  })
+
+  it('a redemption refused by the account re-check: the ticket was spent (redeemed), and the refusal says so', async () => {
+    const w = await world()
+    const ticket = await issued(w)
+    await sql("UPDATE users SET status = 'DISABLED' WHERE id = ?", w.user.id)
+    expect((await verify(w.target, ticket)).body.error.code).toBe('user_disabled')
+    await runDurableObjectAlarm(gateOf(w.target))
+    const spent = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'ticket.%' ORDER BY id").bind(w.user.id).all<{ action: string }>()
+    expect(spent.results.map((x) => x.action)).toEqual(expect.arrayContaining(['ticket.issued', 'ticket.redeemed']))
+    const refusals = await eventually(() => auditActions(w.target.app.appId), (a) => a.some((x) => x.action === 'ticket.redeem_refused'))
+    expect(JSON.parse(refusals.find((x) => x.action === 'ticket.redeem_refused')!.details)).toEqual({ code: 'user_disabled', ticket_consumed: true })
+  })
+})
+
 describe('redemption re-checks the account', () => {
   it('user disabled after the exchange: refused, and the ticket is spent', async () => {
     const w = await world()
@@ -496,14 +542,15 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
   it('many tickets share the one object, each still strictly once; the alarm purges only rows past retention', async () => {
     const w = await world()
     const base = { targetAppId: w.target.app.appId, sourceAppId: w.source.app.appId, userId: w.user.id, mappedKey: w.mappedKey }
-    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(env, base).then((t) => t.ticket)))
+    const audit = { action: 'ticket.issued', actorType: 'system' as const, targetType: 'user', targetId: w.user.id }
+    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(env, base, audit).then((t) => t.ticket)))
     expect(new Set(tickets.map(ticketTarget))).toEqual(new Set([w.target.app.appId]))
     expect((await ticketRows(w.target)).length).toBe(6)
     const results = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => verify(w.target, t))))
     expect(results.filter((r) => r.status === 200).length).toBe(6)
     expect(results.filter((r) => r.status === 409).length).toBe(12)
 
-    const fresh = (await issueTicket(env, base)).ticket
+    const fresh = (await issueTicket(env, base, audit)).ticket
     const stub = gateOf(w.target)
     const count = () => runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM ticket').one().n)
     // every other ticket of this app is long past its retention
@@ -515,10 +562,23 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
     expect((await verify(w.target, fresh)).status).toBe(200)
   })
 
+  it("the sealed user opens only for the ticket's own target and only under the master key", async () => {
+    const w = await world()
+    const ticket = await issued(w)
+    const [, userPart, secretPart] = ticket.split('.')
+    const other = await makeApp({ appName: 'Other target' })
+    const moved = `tk_${btoa(other.app.appId).replace(/=+$/, '')}.${userPart}.${secretPart}`
+    expect(await ticketUser(env, moved)).toBeNull()
+    expect(await ticketUser({ ...env, MASTER_KEY: 'dev-' + 'B'.repeat(43) } as typeof env, ticket)).toBeNull()
+    // a previous master key still opens it (rotation)
+    expect(await ticketUser({ ...env, MASTER_KEY: 'dev-' + 'B'.repeat(43), MASTER_KEY_PREVIOUS: env.MASTER_KEY } as typeof env, ticket)).toBe(w.user.id)
+    expect((await verify(w.target, ticket)).status).toBe(200)
+  })
+
   it('a ticket routed to an app that has no such ticket is ticket_invalid, and probing creates no storage', async () => {
     const w = await world()
     const other = await makeApp({ appName: 'Other' })
-    const invented = `tk_${btoa('app_nobody_here_00').replace(/=+$/, '')}.${'C'.repeat(43)}`
+    const invented = `tk_${btoa('app_nobody_here_00').replace(/=+$/, '')}.${'E'.repeat(60)}.${'C'.repeat(43)}`
     expect(ticketTarget(invented)).toBe('app_nobody_here_00')
     const r = await verify(other, invented)
     expect(r.status).toBe(400)
@@ -527,7 +587,7 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
     expect(tables).toEqual([])
     // a real ticket of another app: ticket_not_for_app, not consumed (see above); a forged one next to it: invalid
     const ticket = await issued(w)
-    const forged = `${ticket.split('.')[0]}.${'D'.repeat(43)}`
+    const forged = `${ticket.split('.').slice(0, 2).join('.')}.${'D'.repeat(43)}`
     expect((await verify(other, forged)).body.error.code).toBe('ticket_invalid')
     expect((await verify(other, ticket)).body.error.code).toBe('ticket_not_for_app')
     expect((await verify(w.target, ticket)).status).toBe(200)
@@ -541,8 +601,20 @@ describe('configuration and docs', () => {
     expect(() => ticketTtlS({ TICKET_TTL_S: '5' } as never)).toThrow(/TICKET_TTL_S/)
     expect(() => ticketTtlS({ TICKET_TTL_S: 'soon' } as never)).toThrow(/TICKET_TTL_S/)
     const secret = 'S'.repeat(43)
-    expect(ticketTarget(`tk_YXBwXzEyMzQ.${secret}`)).toBe('app_1234')
-    for (const bad of ['', 'tk_', `tk_.${secret}`, `tk_YXBwXzEyMzQ.${secret}x`, `tk_YXBwXzEyMzQ.${secret.slice(1)}`, `tk_${btoa('a b')}.${secret}`, `tk_${'QQ'.repeat(44)}.${secret}`, `xx_YXBwXzEyMzQ.${secret}`]) {
+    const sealed = 'U'.repeat(60)
+    expect(ticketTarget(`tk_YXBwXzEyMzQ.${sealed}.${secret}`)).toBe('app_1234')
+    for (const bad of [
+      '',
+      'tk_',
+      `tk_.${sealed}.${secret}`,
+      `tk_YXBwXzEyMzQ.${secret}`,
+      `tk_YXBwXzEyMzQ.${sealed}.${secret}x`,
+      `tk_YXBwXzEyMzQ.${sealed}.${secret.slice(1)}`,
+      `tk_YXBwXzEyMzQ.U.${secret}`,
+      `tk_${btoa('a b')}.${sealed}.${secret}`,
+      `tk_${'QQ'.repeat(44)}.${sealed}.${secret}`,
+      `xx_YXBwXzEyMzQ.${sealed}.${secret}`,
+    ]) {
       expect(ticketTarget(bad), bad).toBeNull()
     }
   })

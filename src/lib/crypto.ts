@@ -101,3 +101,31 @@ export async function decryptSecret(masterKeys: string | string[], envelope: str
   // data written under a master key that is no longer configured: an operator error, not a bug
   throw new ConfigError(`data is encrypted under master key ${kid}, which is neither MASTER_KEY nor in MASTER_KEY_PREVIOUS; set the old key as MASTER_KEY_PREVIOUS`)
 }
+
+/**
+ * Compact sealing under the master key for short values that travel in URLs: AES-256-GCM,
+ * `iv || ciphertext+tag` as bytes, bound to `aad`. No key id: opening tries each key given
+ * (MASTER_KEY first, then MASTER_KEY_PREVIOUS), and the tag tells a wrong key from the
+ * right one. Returns null for anything that does not open.
+ */
+export async function seal(masterKey: string, plaintext: string, aad: string): Promise<Uint8Array<ArrayBuffer>> {
+  const iv = randomBytes(12)
+  const ct = new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, await importMasterKey(masterKey), encoder.encode(plaintext)))
+  const out = new Uint8Array(iv.length + ct.length)
+  out.set(iv)
+  out.set(ct, iv.length)
+  return out
+}
+
+export async function unseal(masterKeys: string[], sealed: Uint8Array<ArrayBuffer>, aad: string): Promise<string | null> {
+  if (sealed.length < 12 + 16) return null
+  for (const mk of masterKeys) {
+    try {
+      const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: sealed.slice(0, 12), additionalData: encoder.encode(aad) }, await importMasterKey(mk), sealed.slice(12))
+      return new TextDecoder().decode(pt)
+    } catch {
+      // not this key (or tampered): try the next
+    }
+  }
+  return null
+}

@@ -1,6 +1,8 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env'
 import { log } from '../lib/logger'
+import { getDb } from '../db'
+import { auditStatement, type AuditEntry } from '../audit/service'
 import { checkHit, countHit, currentWindow, type HitResult, type Window } from '../ratelimit/window'
 import { TICKET_RETAIN_MS, createTicketTable, purgeTickets, redeemTicket, storeTicket, ticketExists, type RedeemResult, type TicketRecord } from '../tickets/store'
 
@@ -16,7 +18,10 @@ import { TICKET_RETAIN_MS, createTicketTable, purgeTickets, redeemTicket, storeT
  * - **the per-app rate limits** (`signed_app`, and `ticket_exchange_app` on exchanges),
  *   counted after the nonce check, so a replay spends nothing;
  * - **the SSO tickets issued for this app** (as the target): a redemption is the same
- *   call that admits the verify request (src/tickets/store.ts).
+ *   call that admits the verify request (src/tickets/store.ts);
+ * - **an audit outbox** for the ticket events it records (issued, redeemed): the audit row
+ *   is committed with the ticket change itself and the alarm ships the rows to D1 in
+ *   batches (at least once), instead of one D1 write per request.
  *
  * One object id is one instance worldwide that runs one event at a time, and the SQL API
  * is synchronous: each call below checks and writes with no await in between, so all of
@@ -41,8 +46,8 @@ export interface AdmitRequest {
   nonceTtlMs: number
   /** per-app policies, each counted once; all must allow before any is counted */
   policies: PolicyHit[]
-  /** a ticket issued for this app to redeem once the call is admitted */
-  redeem?: { ticketHash: string; appId: string }
+  /** a ticket issued for this app to redeem once the call is admitted, and the audit row of a redemption */
+  redeem?: { ticketHash: string; appId: string; audit: AuditEntry }
 }
 
 export type AdmitResult =
@@ -60,6 +65,11 @@ export type AdmitResult =
  * D1 after that sets one again. Far longer than any D1 write can be in flight.
  */
 export const HOLD_MAX_MS = 5 * 60_000
+
+/** Audit rows wait at most about this long in the outbox before the alarm writes them to D1. */
+export const AUDIT_FLUSH_MS = 1000
+/** Rows per D1 batch (one INSERT each; D1 allows 100 bound parameters per statement and 1,000 queries per invocation). */
+const AUDIT_BATCH = 50
 
 interface Meta {
   /** the version cached rows must carry; null: vouch for none (read D1) */
@@ -91,6 +101,7 @@ export class AppGate extends DurableObject<Env> {
     this.sql.exec('CREATE INDEX IF NOT EXISTS nonce_expires ON nonce (expires_at)')
     this.sql.exec('CREATE TABLE IF NOT EXISTS rate_window (policy TEXT PRIMARY KEY, start INTEGER NOT NULL, count INTEGER NOT NULL, window_ms INTEGER NOT NULL)')
     createTicketTable(this.sql)
+    this.sql.exec('CREATE TABLE IF NOT EXISTS audit_outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL)')
     this.tables = true
   }
 
@@ -157,15 +168,35 @@ export class AppGate extends DurableObject<Env> {
     this.sql.exec('INSERT OR REPLACE INTO nonce (nonce, expires_at) VALUES (?, ?)', req.nonce, now + req.nonceTtlMs)
 
     const redeemed = req.redeem ? redeemTicket(this.sql, req.redeem.ticketHash, req.redeem.appId, now) : undefined
-    await this.alarmBy(now + req.nonceTtlMs)
+    if (req.redeem && redeemed?.ok) {
+      this.outbox({ ...req.redeem.audit, at: now, targetId: redeemed.ticket.userId, details: { source_app_id: redeemed.ticket.sourceAppId } })
+      await this.alarmBy(now + AUDIT_FLUSH_MS)
+    } else await this.alarmBy(now + req.nonceTtlMs)
     return redeemed ? { kind: 'admitted', hits, redeemed } : { kind: 'admitted', hits }
   }
 
-  /** Stores a ticket issued for this app (the exchange, or UAP Edge's own sign-in page). */
-  async issueTicket(t: TicketRecord): Promise<void> {
+  /** Stores a ticket issued for this app (the exchange, or UAP Edge's own sign-in page) with its audit row. */
+  async issueTicket(t: TicketRecord, audit: AuditEntry): Promise<void> {
     this.ensureTables()
     storeTicket(this.sql, t)
-    await this.alarmBy(t.expiresAt + TICKET_RETAIN_MS)
+    this.outbox({ ...audit, at: t.issuedAt })
+    await this.alarmBy(Date.now() + AUDIT_FLUSH_MS)
+  }
+
+  private outbox(entry: AuditEntry) {
+    this.sql.exec('INSERT INTO audit_outbox (entry) VALUES (?)', JSON.stringify(entry))
+  }
+
+  /** Writes waiting audit rows to D1, oldest first; a failure leaves them for the next alarm (at least once). */
+  private async flushAudit() {
+    const db = getDb(this.env.DB)
+    for (;;) {
+      const rows = this.sql.exec<{ id: number; entry: string }>('SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?', AUDIT_BATCH).toArray()
+      if (!rows.length) return
+      const [first, ...rest] = rows.map((r) => auditStatement(db, JSON.parse(r.entry) as AuditEntry))
+      await db.batch([first, ...rest])
+      this.sql.exec('DELETE FROM audit_outbox WHERE id <= ?', rows[rows.length - 1].id)
+    }
   }
 
   /** Whether a ticket exists here, in any state: no consumption, no state revealed. */
@@ -211,16 +242,22 @@ export class AppGate extends DurableObject<Env> {
     }
   }
 
-  /** Drops expired nonces, rate windows and tickets; re-arms for the next one due. */
+  /** Ships the audit outbox to D1; drops expired nonces, rate windows and tickets; re-arms for the next one due. */
   async alarm() {
     this.alarmAt = null
     if (!this.tables) return
+    try {
+      await this.flushAudit()
+    } catch (e) {
+      log.error('app_gate.audit_flush_failed', { error: (e as Error).message })
+    }
     const now = Date.now()
     this.sql.exec('DELETE FROM nonce WHERE expires_at <= ?', now)
     this.sql.exec('DELETE FROM rate_window WHERE start + window_ms <= ?', now)
     const nonce = this.sql.exec<{ m: number | null }>('SELECT MIN(expires_at) AS m FROM nonce').one().m
     const ticket = purgeTickets(this.sql, now)
-    const next = [nonce, ticket].filter((t): t is number => t !== null)
+    const audit = this.sql.exec('SELECT 1 FROM audit_outbox LIMIT 1').toArray().length ? now + AUDIT_FLUSH_MS : null
+    const next = [nonce, ticket, audit].filter((t): t is number => t !== null)
     if (next.length) await this.alarmBy(Math.min(...next))
   }
 }

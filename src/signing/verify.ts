@@ -7,7 +7,7 @@ import { findApplication, getAppSecret } from '../apps/service'
 import { applyRateLimit, hitRateLimit, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
 import type { HitResult } from '../ratelimit/window'
 import { getDb } from '../db'
-import { auditStatement } from '../audit/service'
+import { auditStatement, type AuditEntry } from '../audit/service'
 import { canonicalString, SIGNATURE_HEADERS as H } from './canonical'
 import { appGate, type AdmitResult, type PolicyHit } from './gate'
 import { cacheApp, cachedApp, forgetApp } from './app-cache'
@@ -30,13 +30,24 @@ export interface SignedCallOptions {
   /** per-app policies counted with `signed_app` in the same call (e.g. `ticket_exchange_app`) */
   policies?: readonly string[]
   /**
-   * Read-only work started together with the gate call, so it costs no extra round trip;
-   * its promise is `c.var.signed.prefetch`. It only runs for an app that passed the signature
-   * check, and the route sees it only once the call was admitted.
+   * Runs once the signature is right (before any storage call: local work only, such as
+   * parsing the body and hashing a ticket). Returns what the gate call should also do, and
+   * read-only storage work to start at the same moment as the gate call, so it costs no
+   * round trip of its own; its promise is `c.var.signed.prefetch`, seen by the route only
+   * once the call was admitted.
    */
-  prefetch?: (c: Context<AppEnv>, app: Application, body: Uint8Array) => Promise<unknown>
-  /** The SHA-256 of a ticket issued for the calling app, redeemed in the gate call once it is admitted. */
-  redeem?: (app: Application, body: Uint8Array) => Promise<string | null>
+  prepare?: (c: Context<AppEnv>, app: Application, body: Uint8Array) => Promise<SignedCallPlan>
+}
+
+export interface SignedCallPlan {
+  /**
+   * A ticket issued for the calling app (its SHA-256), redeemed in the gate call once it is
+   * admitted, and the audit row the gate records with a successful redemption (the gate
+   * fills in the user and the source app).
+   */
+  redeem?: { ticketHash: string; audit: AuditEntry }
+  /** must start its storage calls synchronously (no await before them) */
+  prefetch?: () => Promise<unknown>
 }
 
 /** What the gate call left for the route (c.var.signed). */
@@ -145,7 +156,7 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
       fresh = true
     }
     const spend = app.status === 'ACTIVE' && app.partnerApiEnabled
-    const redeemHash = spend && opts.redeem ? await opts.redeem(app, body) : null
+    const plan: SignedCallPlan = spend && opts.prepare ? await opts.prepare(c, app, body) : {}
     // started together: the per-IP limit, the gate and the route's reads are one stage
     ipLimit()
     const admit = appGate(c.env, app.appId).admit({
@@ -155,10 +166,10 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
       nonce: nonce!,
       nonceTtlMs: NONCE_TTL_S * 1000,
       policies,
-      ...(redeemHash ? { redeem: { ticketHash: redeemHash, appId: app.appId } } : {}),
+      ...(plan.redeem ? { redeem: { ...plan.redeem, appId: app.appId } } : {}),
     })
-    if (spend && opts.prefetch && !prefetch) {
-      prefetch = opts.prefetch(c, app, body)
+    if (plan.prefetch && !prefetch) {
+      prefetch = plan.prefetch()
       prefetch.catch(() => {}) // awaited by the route, if the call is admitted
     }
     result = await admit

@@ -19,7 +19,11 @@ import {
   foreignTicketExists,
   issueTicket,
   recheckRedeemed,
+  redemptionReads,
+  requestAudit,
   ticketTarget,
+  ticketUser,
+  type RedemptionReads,
   withTicket,
   type ExchangeReads,
 } from './service'
@@ -32,7 +36,7 @@ export const ticketRoutes = router()
 /** The no-interaction ticket hop for browsers. Mounted at /page/sso. */
 export const ssoPageRoutes = router()
 
-const TICKET_EXAMPLE = 'tk_YXBwXzliOGM3ZDZlNWY0YTNiMmM.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
+const TICKET_EXAMPLE = 'tk_YXBwXzliOGM3ZDZlNWY0YTNiMmM.q0Vb3nZ8rT2mYx9LkP4wJ7dA1sF6hG5cE0uI3oQ8wEzR2tN6vB9mK4pL7yX1jH5gD3fS8aQ0e.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
 
 const StateField = z
   .string()
@@ -93,9 +97,9 @@ ticketRoutes.openapi(
       signedApp({
         policies: ['ticket_exchange_app'],
         // the D1 reads the decision needs go out with the gate call (one round trip)
-        prefetch: (c, app, body) => {
+        prepare: async (c, app, body) => {
           const input = exchangeInput(body)
-          return input ? exchangeReads(c.env, app.appId, input) : Promise.resolve(null)
+          return input ? { prefetch: () => exchangeReads(c.env, app.appId, input) } : {}
         },
       }),
     ] as const,
@@ -139,19 +143,17 @@ ticketRoutes.openapi(
       throw e
     }
     const { target, user, mappedKey } = decided
-    const issued = await issueTicket(c.env, { targetAppId: target.appId, sourceAppId: source.appId, userId: user.id, mappedKey, state: state ?? null })
-    auditSoon(ctx, {
-      action: 'ticket.issued',
-      actorType: 'app',
-      actorId: source.appId,
-      targetType: 'user',
-      targetId: user.id,
-      details: { via: 'exchange', target_app_id: target.appId, expires_in: issued.expiresIn, state: state !== undefined },
-    })
+    const issued = await issueTicket(
+      c.env,
+      { targetAppId: target.appId, sourceAppId: source.appId, userId: user.id, mappedKey, state: state ?? null },
+      requestAudit(ctx, { action: 'ticket.issued', actorType: 'app', actorId: source.appId, targetType: 'user', targetId: user.id, details: { via: 'exchange', target_app_id: target.appId, state: state !== undefined } }),
+    )
     c.header('Cache-Control', 'no-store')
     return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn, redirect_url: withTicket(callbackOf(target), issued.ticket) }, 200)
   },
 )
+
+type VerifyReads = { kind: 'none' } | { kind: 'foreign'; exists: boolean } | { kind: 'own'; reads: RedemptionReads }
 
 /** The ticket of a verify body, parsed from the signed bytes. */
 function verifyTicket(body: Uint8Array): string | null {
@@ -197,16 +199,22 @@ ticketRoutes.openapi(
     ...OPEN,
     middleware: [
       signedApp({
-        // your own ticket is redeemed in the call that admits this request (nonce and rate first)
-        redeem: async (app, body) => {
-          const ticket = verifyTicket(body)
-          return ticket && ticketTarget(ticket) === app.appId ? sha256Hex(ticket) : null
-        },
-        // another app's: only whether it exists (ticket_not_for_app), asked alongside
-        prefetch: (c, app, body) => {
+        // your own ticket is redeemed in the call that admits this request (nonce and rate
+        // first) while its account re-check is read beside it (the user is sealed in the
+        // ticket); for another app's ticket only whether it exists (ticket_not_for_app)
+        prepare: async (c, app, body) => {
           const ticket = verifyTicket(body)
           const target = ticket && ticketTarget(ticket)
-          return target && target !== app.appId ? foreignTicketExists(c.env, ticket) : Promise.resolve(false)
+          if (!target) return {}
+          if (target !== app.appId) {
+            const hash = await sha256Hex(ticket!)
+            return { prefetch: async (): Promise<VerifyReads> => ({ kind: 'foreign', exists: await foreignTicketExists(c.env, target, hash) }) }
+          }
+          const [ticketHash, userId] = await Promise.all([sha256Hex(ticket!), ticketUser(c.env, ticket!)])
+          return {
+            redeem: { ticketHash, audit: requestAudit(c, { action: 'ticket.redeemed', actorType: 'app', actorId: app.appId, targetType: 'user' }) },
+            ...(userId ? { prefetch: async (): Promise<VerifyReads> => ({ kind: 'own', reads: await redemptionReads(c.env, app.appId, userId) }) } : {}),
+          }
         },
       }),
     ] as const,
@@ -229,9 +237,10 @@ ticketRoutes.openapi(
     const { ticket } = c.req.valid('json')
     const signed = c.get('signed')
     const target = ticketTarget(ticket)
+    const pre = (await signed?.prefetch) as VerifyReads | undefined
     let r: RedeemResult = { ok: false, reason: 'ticket_invalid' }
     if (target === app.appId && signed?.redeemed) r = signed.redeemed
-    else if (target !== null && target !== app.appId && (await signed?.prefetch)) r = { ok: false, reason: 'ticket_not_for_app' }
+    else if (target !== null && target !== app.appId && pre?.kind === 'foreign' && pre.exists) r = { ok: false, reason: 'ticket_not_for_app' }
     if (!r.ok) {
       // Replays and foreign redemptions are security events; plain garbage is not worth a row.
       if (r.reason !== 'ticket_invalid') auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, details: { code: r.reason } })
@@ -239,12 +248,13 @@ ticketRoutes.openapi(
     }
     let user
     try {
-      user = await recheckRedeemed(c.env, r.ticket)
+      const reads = pre?.kind === 'own' && pre.reads.userId === r.ticket.userId ? pre.reads : await redemptionReads(c.env, app.appId, r.ticket.userId)
+      user = recheckRedeemed(r.ticket, reads)
     } catch (e) {
-      if (e instanceof ApiError) auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: r.ticket.userId, details: { code: e.code } })
+      // the gate has recorded the ticket as redeemed (spent by this app); this row says the answer was a refusal
+      if (e instanceof ApiError) auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: r.ticket.userId, details: { code: e.code, ticket_consumed: true } })
       throw e
     }
-    auditSoon(ctx, { action: 'ticket.redeemed', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: user.id, details: { source_app_id: r.ticket.sourceAppId } })
     c.header('Cache-Control', 'no-store')
     return c.json(
       {

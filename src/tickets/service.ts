@@ -1,6 +1,6 @@
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
-import { ConfigError, type Env } from '../env'
+import { ConfigError, getConfig, masterKeyRing, type Env } from '../env'
 import { getDb } from '../db'
 import type { Application } from '../apps/schema'
 import { applicationQuery } from '../apps/service'
@@ -9,7 +9,7 @@ import { userByIdQuery, userByMobileQuery } from '../users/service'
 import type { User } from '../users/schema'
 import { TicketErrors } from './errors'
 import type { E164 } from '../lib/mobile'
-import { base64url, fromBase64url, randomBytes, sha256Hex } from '../lib/crypto'
+import { base64url, fromBase64url, randomBytes, seal, sha256Hex, unseal } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { log } from '../lib/logger'
 import { appGate } from '../signing/gate'
@@ -24,13 +24,17 @@ export const DEFAULT_TICKET_TTL_S = 60
 export const TTL_RANGE_S = { min: 10, max: 600 } as const
 
 /**
- * `tk_<target>.<secret>`: base64url of the target app's id, and of 32 random bytes. The
- * secret is 256 bits; the target part (not secret: the ticket is handed to that app's
- * callback anyway) routes redemption to the one object that holds the ticket, the target
- * app's AppGate, with no lookup table anywhere.
+ * `tk_<target>.<user>.<secret>`, each part base64url: the target app's id; the user's id
+ * sealed under the master key (AES-256-GCM, bound to the target: lib/crypto.ts seal), which
+ * reveals nothing of the user but lets a redemption read the user's account from D1 beside
+ * the gate call instead of after it; and 32 random bytes. The target part (not secret: the
+ * ticket is handed to that app's callback anyway) routes redemption to the one object that
+ * holds the ticket, the target app's AppGate, with no lookup table anywhere. The object
+ * keys the ticket by the SHA-256 of the whole string, so no part can be swapped.
  */
-const TICKET_RE = /^tk_([A-Za-z0-9_-]{1,86})\.([A-Za-z0-9_-]{43})$/
+const TICKET_RE = /^tk_([A-Za-z0-9_-]{1,86})\.([A-Za-z0-9_-]{38,200})\.([A-Za-z0-9_-]{43})$/
 const APP_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
+const userAad = (targetAppId: string) => `ticket-user:${targetAppId}`
 
 /**
  * `state` an app binds to a ticket (docs/tickets.md, login CSRF): visible ASCII, like an
@@ -63,6 +67,14 @@ export function ticketTarget(ticket: string): string | null {
   }
 }
 
+/** The user a ticket was issued for, unsealed (null when it does not open: forged, or not for this target). */
+export async function ticketUser(env: Env, ticket: string): Promise<string | null> {
+  const m = TICKET_RE.exec(ticket)
+  const target = m && ticketTarget(ticket)
+  if (!m || !target) return null
+  return unseal(masterKeyRing(env), fromBase64url(m[2]), userAad(target))
+}
+
 export interface IssueInput {
   targetAppId: string
   sourceAppId: string | null
@@ -77,19 +89,29 @@ export interface IssuedTicket {
   expiresAt: number
 }
 
-/** Creates a ticket: the target app's AppGate stores its hash and what it is bound to. */
-export async function issueTicket(env: Env, input: IssueInput, now = Date.now()): Promise<IssuedTicket> {
-  const ticket = `tk_${base64url(new TextEncoder().encode(input.targetAppId))}.${base64url(randomBytes(32))}`
+/**
+ * Creates a ticket: the target app's AppGate stores its hash and what it is bound to, and
+ * its `ticket.issued` audit row in the same commit (the gate ships it to D1; `expires_in`
+ * is added to the row's details).
+ */
+export async function issueTicket(env: Env, input: IssueInput, audit: AuditEntry, now = Date.now()): Promise<IssuedTicket> {
+  const user = await seal(getConfig(env).masterKey, input.userId, userAad(input.targetAppId))
+  const ticket = `tk_${base64url(new TextEncoder().encode(input.targetAppId))}.${base64url(user)}.${base64url(randomBytes(32))}`
   const expiresIn = ticketTtlS(env)
   const record: TicketRecord = { ...input, state: input.state ?? null, ticketHash: await sha256Hex(ticket), issuedAt: now, expiresAt: now + expiresIn * 1000 }
-  await appGate(env, input.targetAppId).issueTicket(record)
+  const details = { ...(audit.details as Record<string, unknown> | undefined), expires_in: expiresIn }
+  await appGate(env, input.targetAppId).issueTicket(record, { ...audit, details })
   return { ticket, expiresIn, expiresAt: record.expiresAt }
 }
 
-/** Whether a ticket issued for another app exists (a foreign redemption: ticket_not_for_app, else ticket_invalid). */
-export async function foreignTicketExists(env: Env, ticket: string): Promise<boolean> {
-  const target = ticketTarget(ticket)
-  return target !== null && appGate(env, target).hasTicket(await sha256Hex(ticket))
+/** The request-derived part of an audit row (request id, client IP). */
+export function requestAudit(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId' | 'ip'>): AuditEntry {
+  return { ...entry, requestId: c.get('requestId'), ip: c.get('clientIp') }
+}
+
+/** Whether a ticket (by its SHA-256) exists in another app's gate: a foreign redemption is ticket_not_for_app, else ticket_invalid. */
+export function foreignTicketExists(env: Env, targetAppId: string, ticketHash: string): Promise<boolean> {
+  return appGate(env, targetAppId).hasTicket(ticketHash)
 }
 
 /**
@@ -165,23 +187,33 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
   return { target, user: r.user, mappedKey: r.targetMapping.mappedKey }
 }
 
-/** Redemption re-check, one D1 round trip: the user and their mapping in the redeeming app must still be active. */
-export async function recheckRedeemed(env: Env, t: TicketRecord): Promise<User & { mappedKey: string }> {
+/** What the redemption re-check is decided on: the user and their active mapping in the redeeming app (one db.batch). */
+export interface RedemptionReads {
+  userId: string
+  user: User | undefined
+  mapping: { mappedKey: string } | undefined
+}
+
+export async function redemptionReads(env: Env, appId: string, userId: string): Promise<RedemptionReads> {
   const db = getDb(env.DB)
-  const [userRows, mappingRows] = await db.batch([userByIdQuery(db, t.userId), activeMappingQuery(db, t.targetAppId, t.userId)])
-  const user = userRows[0]
-  const mapping = mappingRows[0]
-  if (!user) throw TicketErrors.redeemed_user_gone()
-  if (user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
-  if (!mapping) throw TicketErrors.redeemed_mapping_disabled()
-  if (mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
-  return { ...user, mappedKey: mapping.mappedKey }
+  const [userRows, mappingRows] = await db.batch([userByIdQuery(db, userId), activeMappingQuery(db, appId, userId)])
+  return { userId, user: userRows[0], mapping: mappingRows[0] }
+}
+
+/** Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key. */
+export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): User & { mappedKey: string } {
+  if (!r.user) throw TicketErrors.redeemed_user_gone()
+  if (r.user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
+  if (!r.mapping) throw TicketErrors.redeemed_mapping_disabled()
+  if (r.mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
+  return { ...r.user, mappedKey: r.mapping.mappedKey }
 }
 
 /**
- * Audit rows for the ticket flow are written after the response (waitUntil): the ticket
- * itself is already durable in its object, and this keeps a D1 write off the hot path.
- * A failed write is logged (docs/tickets.md, failure modes).
+ * Audit rows of refusals are written after the response (waitUntil), which keeps a D1 write
+ * off the answer's path; a failed write is logged (docs/tickets.md, failure modes). Issued
+ * and redeemed tickets are recorded by the AppGate with the ticket itself (issueTicket,
+ * the verify route's redeem).
  */
 export function auditSoon(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
   const db = getDb(c.env.DB)

@@ -7,7 +7,7 @@ import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../auth/browser-session'
 import type { User } from '../users/schema'
 import { CommonErrors } from '../lib/errors'
-import { STATE_RE, auditSoon, issueTicket, withTicket } from './service'
+import { STATE_RE, issueTicket, requestAudit, withTicket } from './service'
 
 /**
  * No-interaction SSO into a SIMPLE_API app (reference: "AUTH_SESSION_ID auto-issue").
@@ -41,15 +41,11 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
   const mapping = await activeMapping(c.env, app.appId, current.user.id)
   if (!mapping) throw TicketErrors.no_access({ message: `Your account has no access to ${app.appName}` })
 
-  const issued = await issueTicket(c.env, { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey, state: opts.state ?? null })
-  auditSoon(c, {
-    action: 'ticket.issued',
-    actorType: 'user',
-    actorId: current.user.id,
-    targetType: 'app',
-    targetId: app.appId,
-    details: { via: 'page', session_id: current.session?.id ?? null, expires_in: issued.expiresIn, state: opts.state != null },
-  })
+  const issued = await issueTicket(
+    c.env,
+    { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey, state: opts.state ?? null },
+    requestAudit(c, { action: 'ticket.issued', actorType: 'user', actorId: current.user.id, targetType: 'app', targetId: app.appId, details: { via: 'page', session_id: current.session?.id ?? null, state: opts.state != null } }),
+  )
   return new Response(null, {
     status: 302,
     headers: { Location: withTicket(opts.redirectUri, issued.ticket), 'Cache-Control': 'no-store', 'Referrer-Policy': 'no-referrer' },
