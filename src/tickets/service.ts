@@ -25,16 +25,17 @@ export const TTL_RANGE_S = { min: 10, max: 600 } as const
 
 /**
  * `tk_<target>.<user>.<secret>`, each part base64url: the target app's id; the user's id
- * sealed under the master key (AES-256-GCM, bound to the target: lib/crypto.ts seal), which
- * reveals nothing of the user but lets a redemption read the user's account from D1 beside
- * the gate call instead of after it; and 32 random bytes. The target part (not secret: the
+ * sealed (AES-256-GCM under a key derived from the master key, the ticket's secret and the
+ * target: lib/crypto.ts seal), which reveals nothing of the user but lets a redemption read
+ * the user's account from D1 beside the gate call instead of after it; and 32 random bytes. The target part (not secret: the
  * ticket is handed to that app's callback anyway) routes redemption to the one object that
  * holds the ticket, the target app's AppGate, with no lookup table anywhere. The object
  * keys the ticket by the SHA-256 of the whole string, so no part can be swapped.
  */
-const TICKET_RE = /^tk_([A-Za-z0-9_-]{1,86})\.([A-Za-z0-9_-]{38,200})\.([A-Za-z0-9_-]{43})$/
+const TICKET_RE = /^tk_([A-Za-z0-9_-]{1,86})\.([A-Za-z0-9_-]{22,200})\.([A-Za-z0-9_-]{43})$/
 const APP_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
-const userAad = (targetAppId: string) => `ticket-user:${targetAppId}`
+/** The seal's key is derived from the master key, the ticket's own secret and its target (lib/crypto.ts seal). */
+const userSealInfo = (targetAppId: string) => `uap-edge ticket user v1 ${targetAppId}`
 
 /**
  * `state` an app binds to a ticket (docs/tickets.md, login CSRF): visible ASCII, like an
@@ -72,7 +73,7 @@ export async function ticketUser(env: Env, ticket: string): Promise<string | nul
   const m = TICKET_RE.exec(ticket)
   const target = m && ticketTarget(ticket)
   if (!m || !target) return null
-  return unseal(masterKeyRing(env), fromBase64url(m[2]), userAad(target))
+  return unseal(masterKeyRing(env), fromBase64url(m[2]), fromBase64url(m[3]), userSealInfo(target))
 }
 
 export interface IssueInput {
@@ -95,8 +96,9 @@ export interface IssuedTicket {
  * is added to the row's details).
  */
 export async function issueTicket(env: Env, input: IssueInput, audit: AuditEntry, now = Date.now()): Promise<IssuedTicket> {
-  const user = await seal(getConfig(env).masterKey, input.userId, userAad(input.targetAppId))
-  const ticket = `tk_${base64url(new TextEncoder().encode(input.targetAppId))}.${base64url(user)}.${base64url(randomBytes(32))}`
+  const secret = randomBytes(32)
+  const user = await seal(getConfig(env).masterKey, input.userId, secret, userSealInfo(input.targetAppId))
+  const ticket = `tk_${base64url(new TextEncoder().encode(input.targetAppId))}.${base64url(user)}.${base64url(secret)}`
   const expiresIn = ticketTtlS(env)
   const record: TicketRecord = { ...input, state: input.state ?? null, ticketHash: await sha256Hex(ticket), issuedAt: now, expiresAt: now + expiresIn * 1000 }
   const details = { ...(audit.details as Record<string, unknown> | undefined), expires_in: expiresIn }
