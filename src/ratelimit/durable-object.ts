@@ -19,8 +19,8 @@ export class RateLimiter extends DurableObject<Env> {
     const r = checkHit(w, limit, cost, now)
     if (!r.allowed) return r
     await this.ctx.storage.put('w', countHit(w, cost))
-    // drop the storage once the window is long over
-    await this.ctx.storage.setAlarm(w.start + windowMs * 2)
+    // drop the storage once the window is long over (once per window: the time is the window's)
+    if (w.count === 0) await this.ctx.storage.setAlarm(w.start + windowMs * 2)
     return r
   }
 
