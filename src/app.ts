@@ -32,6 +32,7 @@ import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
 
 export function buildApp() {
@@ -116,8 +117,9 @@ function handleError(err: Error, c: Context<AppEnv>) {
     if (status < 500) return errorResponse(c, status as 400, 'invalid_request', err.message || 'Bad request')
   }
   if (err instanceof ConfigError) {
+    // what is wrong (a variable's name, a key id) is for the operator's log, not for whoever called
     log.error('config', { request_id: c.get('requestId'), error: err.message })
-    return errorResponse(c, 503, 'misconfigured', err.message)
+    return errorResponse(c, 503, 'misconfigured', MISCONFIGURED_MESSAGE)
   }
   log.error('unhandled', { request_id: c.get('requestId'), error: err.message, stack: err.stack })
   return errorResponse(c, 500, 'internal_error', 'Internal error')

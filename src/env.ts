@@ -2,6 +2,7 @@ import type { RateLimiter } from './ratelimit/durable-object'
 import type { AppGate } from './signing/gate'
 import { z } from 'zod'
 import { ConfigError } from './lib/errors'
+import { PASSWORD_MIN_LENGTH } from './lib/password/policy'
 
 export { ConfigError }
 
@@ -82,7 +83,7 @@ const configSchema = z.object({
       return keys
     }),
   bootstrapAdminMobile: z.string().min(6),
-  bootstrapAdminPassword: z.string().min(12),
+  bootstrapAdminPassword: z.string().min(PASSWORD_MIN_LENGTH),
   accessTokenTtl: z.coerce.number().int().min(60).max(86400).default(900),
   refreshTokenTtl: z.coerce.number().int().min(3600).max(31536000).default(30 * 86400),
   sessionIdleTimeout: z.coerce.number().int().min(300).max(31536000).default(7 * 86400),

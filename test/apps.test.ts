@@ -14,7 +14,7 @@ async function newApp(token: string, body: Record<string, unknown> = {}) {
 
 describe('redirect URI rules (lib/redirect-uri.ts)', () => {
   it('accepts https and loopback http, refuses the rest with a reason', () => {
-    for (const ok of ['https://app.example.com/cb', 'https://app.example.com:8443/cb?x=1', 'http://localhost:3000/cb', 'http://127.0.0.1/cb', 'http://[::1]:8080/cb']) {
+    for (const ok of ['https://app.example.com/cb', 'https://app.example.com:8443/cb?x=1', 'http://127.0.0.1:3000/cb', 'http://127.0.0.1/cb', 'http://127.8.9.10/cb', 'http://[::1]:8080/cb']) {
       expect(redirectUriProblem(ok), ok).toBeNull()
     }
     const bad: [string, RegExp][] = [
@@ -28,6 +28,8 @@ describe('redirect URI rules (lib/redirect-uri.ts)', () => {
       ['com.example.app:/cb', /absolute/],
       ['javascript://alert(1)', /https/],
       ['http://localhost.evil.com/cb', /https/],
+      ['http://localhost:3000/cb', /127\.0\.0\.1.*RFC 8252 §8\.3/],
+      ['http://128.0.0.1/cb', /https/],
       ['https://app.example.com/c b', /whitespace/],
       ['', /non-empty/],
     ]
@@ -95,7 +97,7 @@ describe('admin applications API', () => {
       app_name: 'HR 2',
       icon_url: 'https://hr.example.com/icon.png',
       protocol_type: 'OIDC',
-      redirect_uris: ['https://hr.example.com/oidc/cb', 'http://localhost:5173/cb'],
+      redirect_uris: ['https://hr.example.com/oidc/cb', 'http://127.0.0.1:5173/cb'],
       post_logout_redirect_uris: ['https://hr.example.com/bye'],
       notification_url: 'https://hr.example.com/hook',
       backchannel_logout_uri: 'https://hr.example.com/bcl',
@@ -111,7 +113,7 @@ describe('admin applications API', () => {
     expect((await api(`${base}/${app_id}`, { token: admin })).body).toMatchObject(patch)
     const row = await findApplication(env, app_id)
     expect(row).toMatchObject({ idTokenClaim: 'email', tokenEndpointAuthMethod: 'none', firstParty: true, backchannelLogoutUri: 'https://hr.example.com/bcl' })
-    expect(isRegisteredRedirectUri(row!, 'http://localhost:5173/cb')).toBe(true)
+    expect(isRegisteredRedirectUri(row!, 'http://127.0.0.1:5173/cb')).toBe(true)
 
     expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { icon_url: null } })).body.icon_url).toBeNull()
     expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { redirect_uris: [] } })).status).toBe(400) // OIDC needs one

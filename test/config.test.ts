@@ -1,6 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createExecutionContext, env } from 'cloudflare:test'
-import { buildApp } from '../src/app'
+import { buildApp, MISCONFIGURED_MESSAGE } from '../src/app'
 import { ConfigError, getConfig, type Env } from '../src/env'
 
 const realKey = () => btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32))))
@@ -75,12 +75,24 @@ describe('a misconfigured Worker', () => {
     const app = buildApp()
     for (const bad of [production({ MASTER_KEY: 'dev-' + realKey().replace(/=+$/, '') }), production({ MASTER_KEY: undefined }), production({ PASSWORD_HASH_PROFILE: 'test' })]) {
       for (const path of ['/healthz', '/api/v1/auth/login', '/.well-known/jwks.json']) {
-        const res = await app.fetch(new Request(`http://localhost${path}`), bad, createExecutionContext())
+        const errors: string[] = []
+        const spy = vi.spyOn(console, 'error').mockImplementation((l: string) => void errors.push(l))
+        let res: Response
+        try {
+          res = await app.fetch(new Request(`http://localhost${path}`), bad, createExecutionContext())
+        } finally {
+          spy.mockRestore()
+        }
         expect(res.status, path).toBe(503)
         const body = (await res.json()) as { error: { code: string; message: string; request_id: string } }
         expect(body.error.code).toBe('misconfigured')
-        expect(body.error.message).toMatch(/^UAP Edge refuses to start/)
+        // the caller learns nothing about the configuration; the log line under the request id says what is wrong
+        expect(body.error.message).toBe(MISCONFIGURED_MESSAGE)
+        expect(JSON.stringify(body)).not.toMatch(/MASTER_KEY|PASSWORD_HASH_PROFILE|refuses/)
         expect(body.error.request_id).toBe(res.headers.get('X-Request-Id'))
+        const line = errors.map((l) => JSON.parse(l)).find((l) => l.request_id === body.error.request_id)
+        expect(line).toMatchObject({ msg: 'config' })
+        expect(line.error).toMatch(/^UAP Edge refuses to start/)
       }
     }
   })

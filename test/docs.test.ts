@@ -153,3 +153,27 @@ describe('DOCS_ADMIN_ACCESS=admin', () => {
     expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: b.headers() })).status).toBe(200)
   })
 })
+
+describe('/docs security headers', () => {
+  it('the Swagger pages carry a CSP that allows only their own bundle and the hash of their inline bootstrap, and no framing', async () => {
+    for (const path of ['/docs/admin', '/docs/open']) {
+      const res = await SELF.fetch(`http://localhost${path}`)
+      const html = await res.text()
+      const csp = res.headers.get('Content-Security-Policy')!
+      expect(csp).toMatch(/frame-ancestors 'none'/)
+      expect(csp).toMatch(/default-src 'none'/)
+      expect(csp).not.toMatch(/'unsafe-inline'[^;]*;?\s*$|script-src[^;]*'unsafe-inline'/)
+      const inline = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => m[1])
+      expect(inline.length).toBe(1)
+      const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(inline[0])))
+      expect(csp).toContain(`'sha256-${btoa(String.fromCharCode(...digest))}'`)
+      expect(res.headers.get('X-Frame-Options')).toBe('DENY')
+    }
+    for (const path of ['/docs/admin/openapi.json', '/docs/open/openapi.json', '/docs/assets/swagger-ui-dist/swagger-ui.css']) {
+      const res = await SELF.fetch(`http://localhost${path}`)
+      expect(res.status, path).toBe(200)
+      expect(res.headers.get('Content-Security-Policy'), path).toBe("default-src 'none'; frame-ancestors 'none'")
+      expect(res.headers.get('X-Content-Type-Options'), path).toBe('nosniff')
+    }
+  })
+})

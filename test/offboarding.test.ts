@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { adminToken, api, createUser, env, login } from './helpers'
+import { adminToken, api, appLogin, createUser, env, login } from './helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 // Offboarding (issue 9): a token issued for an app stops working, and its refresh-token
@@ -32,10 +32,10 @@ async function codeFlow(b: Browser, app: { clientId: string; secret: string }, s
 
 describe('app-bound refresh tokens after offboarding', () => {
   it('a login for an app: refresh refused once the mapping is disabled, the family revoked and audited; re-enabling does not revive it', async () => {
-    const { app, clientId } = await createOidcApp({ firstParty: true })
+    const { clientId, secret } = await createOidcApp({ firstParty: true })
     const user = await createUser()
     await mapUser(clientId, user.id, `off-${user.id.slice(0, 8)}`)
-    const t = await login(user.mobile, user.password, { app_id: app.appId })
+    const t = await appLogin({ appId: clientId, secret }, user.mobile, user.password)
     const rotated = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })
     expect(rotated.status).toBe(200)
 
@@ -53,10 +53,10 @@ describe('app-bound refresh tokens after offboarding', () => {
   })
 
   it('a login for an app: refresh refused once the app is disabled, even after it is enabled again', async () => {
-    const { clientId } = await createOidcApp({ firstParty: true })
+    const { clientId, secret } = await createOidcApp({ firstParty: true })
     const user = await createUser()
     await mapUser(clientId, user.id, `dis-${user.id.slice(0, 8)}`)
-    const t = await login(user.mobile, user.password, { app_id: clientId })
+    const t = await appLogin({ appId: clientId, secret }, user.mobile, user.password)
     const token = await adminToken()
     expect((await api(`/api/v1/admin/apps/${clientId}/disable`, { method: 'POST', token })).status).toBe(200)
     const refused = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })

@@ -15,8 +15,13 @@ async function setup(appInput: Parameters<typeof createOidcApp>[0] = {}) {
   return { ...oidc, user, b, sessionId, basic: { id: oidc.clientId, secret: oidc.secret } }
 }
 
-function authorizeUrl(clientId: string, params: Record<string, string> = {}) {
-  const q = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', ...params })
+/** Every client must send PKCE unless opted out: a fixed valid S256 challenge, unless the params set their own or `noPkce`. */
+// RFC 7636 Appendix B's example pair
+const SOME_CHALLENGE = { code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }
+const SOME_VERIFIER = 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk'
+function authorizeUrl(clientId: string, params: Record<string, string> = {}, opts: { noPkce?: boolean } = {}) {
+  const pkceParams = opts.noPkce || 'code_challenge' in params || 'code_challenge_method' in params ? {} : SOME_CHALLENGE
+  const q = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', ...pkceParams, ...params })
   return `/oauth2/authorize?${q}`
 }
 
@@ -25,7 +30,7 @@ async function getCode(s: Awaited<ReturnType<typeof setup>>, opts: { scope?: str
   const { verifier, challenge } = await pkce()
   const params: Record<string, string> = { scope: opts.scope ?? 'openid offline_access', state: 'st' }
   if (!opts.noPkce) Object.assign(params, { code_challenge: challenge, code_challenge_method: 'S256' })
-  const callback = await authorizeThrough(s.b, authorizeUrl(s.clientId, params))
+  const callback = await authorizeThrough(s.b, authorizeUrl(s.clientId, params, { noPkce: opts.noPkce }))
   return { code: callback.searchParams.get('code')!, verifier }
 }
 
@@ -72,7 +77,7 @@ describe('authorization endpoint errors', () => {
 
   it('a public client without PKCE, and plain PKCE, are invalid_request', async () => {
     const pub = await setup({ tokenEndpointAuthMethod: 'none' })
-    const res = await pub.b.get(authorizeUrl(pub.clientId, { state: 'p' }))
+    const res = await pub.b.get(authorizeUrl(pub.clientId, { state: 'p' }, { noPkce: true }))
     const to = location(res)
     expect(to.searchParams.get('error')).toBe('invalid_request')
     expect(to.searchParams.get('error_description')).toMatch(/PKCE/)
@@ -175,7 +180,7 @@ describe('authorization endpoint errors', () => {
     expect(code).toBeTruthy()
     const row = await env.DB.prepare('SELECT session_id FROM oidc_codes WHERE user_id = ? ORDER BY created_at DESC LIMIT 1').bind(s.user.id).first<{ session_id: string }>()
     expect(row!.session_id).toBe(sessionId)
-    const claims = decodeJwt((await exchange(s, { code })).body.id_token)
+    const claims = decodeJwt((await exchange(s, { code, code_verifier: SOME_VERIFIER })).body.id_token)
     expect(claims.sid).toBe(sessionId)
     expect(claims.auth_time as number).toBeGreaterThanOrEqual(Math.floor(before / 1000))
   })
@@ -195,7 +200,7 @@ describe('authorization endpoint errors', () => {
     const { res: signedIn, sessionId } = await old.loginOnPage(s.user, login.pathname + login.search)
     const done = location(await old.get(signedIn.headers.get('Location')!))
     expect(done.searchParams.get('state')).toBe('ma')
-    const claims = decodeJwt((await exchange(s, { code: done.searchParams.get('code')! })).body.id_token)
+    const claims = decodeJwt((await exchange(s, { code: done.searchParams.get('code')!, code_verifier: SOME_VERIFIER })).body.id_token)
     expect(claims.sid).toBe(sessionId)
     expect(claims.auth_time as number).toBeGreaterThanOrEqual(Math.floor(before / 1000))
   })
@@ -259,7 +264,8 @@ describe('token endpoint errors', () => {
   })
 
   it('a verifier without a challenge is refused (PKCE downgrade)', async () => {
-    const s = await setup()
+    // a confidential client an admin exempted from PKCE
+    const s = await setup({ requirePkce: false })
     const { code } = await getCode(s, { noPkce: true })
     const r = await exchange(s, { code, code_verifier: (await pkce()).verifier })
     expect(r.body.error).toBe('invalid_grant')

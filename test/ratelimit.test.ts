@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
 import worker from '../src/index'
 import { createApp } from './helpers'
@@ -20,6 +20,24 @@ describe('rate limiter (Durable Object per policy and key)', () => {
   })
 })
 
+
+describe('exact counters: reserve, refund, peek (src/ratelimit/counters.ts)', () => {
+  it('a refund gives a reserved hit back (never below zero) and peek reads without counting', async () => {
+    const { countHit, peekCounter, refundHit } = await import('../src/ratelimit/counters')
+    const name = `test_counter:${crypto.randomUUID()}`
+    expect(await peekCounter(env, name)).toEqual({ count: 0, retryAfterS: 0 })
+    const hits = await Promise.all(Array.from({ length: 5 }, () => countHit(env, name, 3, 60)))
+    expect(hits.filter((h) => h.allowed).length).toBe(3)
+    for (let i = 0; i < 3; i++) expect((await peekCounter(env, name)).count).toBe(3) // peeking counts nothing
+    expect((await peekCounter(env, name)).retryAfterS).toBeGreaterThan(0)
+    await refundHit(env, name)
+    expect((await peekCounter(env, name)).count).toBe(2)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(true)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(false)
+    await refundHit(env, name, 10)
+    expect((await peekCounter(env, name)).count).toBe(0)
+  })
+})
 
 /** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
 const tinyEnv = { ...env, RATE_LIMITS: JSON.stringify({ app_token: { limit: 2, windowS: 60 }, signed_app: { limit: 2, windowS: 60 }, partner_ip: { limit: 3, windowS: 60 } }) }
@@ -123,6 +141,8 @@ describe('rate limits on partner routes', () => {
     expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
     expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'oauth_ip')).toEqual({ limit: 1200, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'sms_verify_ip')).toEqual({ limit: 60, windowS: 3600 })
   })
 })
 
@@ -135,7 +155,7 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
     return call(req, e)
   }
 
-  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured, naming the problem', async () => {
+  it('a malformed or wrong RATE_LIMITS answers 503 misconfigured; the log names the problem', async () => {
     for (const [raw, problem] of [
       ['{"signed_app": {"limit": 1200, "windowS": 60}', /RATE_LIMITS.*JSON/],
       ['[1, 2]', /RATE_LIMITS.*object/],
@@ -146,10 +166,19 @@ describe('RATE_LIMITS is validated, never silently ignored', () => {
       ['{"signed_app": {"limit": 10, "window": 60}}', /signed_app\.window/],
       ['{"signed_app": 100}', /signed_app/],
     ] as const) {
-      const r = await signedPing({ ...env, RATE_LIMITS: raw })
+      const logged: string[] = []
+      const spy = vi.spyOn(console, 'error').mockImplementation((l: string) => void logged.push(l))
+      let r: Awaited<ReturnType<typeof signedPing>>
+      try {
+        r = await signedPing({ ...env, RATE_LIMITS: raw })
+      } finally {
+        spy.mockRestore()
+      }
       expect(r.status, raw).toBe(503)
       expect(r.body.error.code, raw).toBe('misconfigured')
-      expect(r.body.error.message, raw).toMatch(problem)
+      expect(r.body.error.message, raw).not.toMatch(problem)
+      const line = logged.map((l) => JSON.parse(l)).find((l) => l.request_id === r.body.error.request_id)
+      expect(line?.error, raw).toMatch(problem)
     }
   })
 

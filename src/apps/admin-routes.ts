@@ -52,6 +52,7 @@ const AppSettings = {
   id_token_claim: IdTokenClaim,
   notification_url: Uri('https://hr.example.com/uap/webhook').nullable(),
   backchannel_logout_uri: Uri('https://hr.example.com/uap/backchannel-logout').nullable(),
+  require_pkce: z.boolean().openapi({ description: 'PKCE (S256) required at the authorization endpoint (default true). Only a confidential client (token_endpoint_auth_method other than none) may be set to false.' }),
   first_party: z.boolean().openapi({ description: 'First-party apps skip the consent page' }),
   partner_api_enabled: z.boolean().openapi({
     description: 'May the app call the HMAC-signed partner API (/api/v1/open/*, /api/v1/simple/*)? Default at creation: true for SIMPLE_API, false for OIDC (docs/apps.md)',
@@ -77,6 +78,7 @@ export const AppView = z
     id_token_claim: IdTokenClaim,
     notification_url: z.string().nullable(),
     backchannel_logout_uri: z.string().nullable(),
+    require_pkce: z.boolean(),
     first_party: z.boolean(),
     partner_api_enabled: z.boolean(),
     sso_targets: z.array(z.string()).openapi({ example: ['app_9b8c7d6e5f4a3b2c'] }),
@@ -274,6 +276,7 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   if (b.id_token_claim !== undefined) patch.idTokenClaim = b.id_token_claim
   if (b.notification_url !== undefined) patch.notificationUrl = b.notification_url
   if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
+  if (b.require_pkce !== undefined) patch.requirePkce = b.require_pkce
   if (b.first_party !== undefined) patch.firstParty = b.first_party
   if (b.partner_api_enabled !== undefined) patch.partnerApiEnabled = b.partner_api_enabled
   if (b.sso_targets !== undefined) patch.ssoTargets = b.sso_targets

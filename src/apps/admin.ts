@@ -18,8 +18,10 @@ import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, new
  */
 
 /** An OIDC client without a redirect URI could never complete the authorization code flow. */
-function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris'>) {
+function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' | 'requirePkce' | 'tokenEndpointAuthMethod'>) {
   if (a.protocolType === 'OIDC' && a.redirectUris.length === 0) throw AppErrors.oidc_needs_redirect_uri()
+  // RFC 9700 §2.1.1: a public client's only protection of its code is PKCE
+  if (!a.requirePkce && a.tokenEndpointAuthMethod === 'none') throw AppErrors.public_client_needs_pkce()
 }
 
 /** Allowed SSO targets must name other existing SIMPLE_API applications (tickets are for SIMPLE_API apps). */

@@ -30,6 +30,8 @@ export const applications = sqliteTable('applications', {
   idTokenClaim: text('id_token_claim').notNull().default('preferred_username'),
   notificationUrl: text('notification_url'),
   backchannelLogoutUri: text('backchannel_logout_uri'),
+  /** PKCE (RFC 7636) required at the authorization endpoint; only a confidential client may be opted out by an admin. */
+  requirePkce: integer('require_pkce', { mode: 'boolean' }).notNull().default(true),
   /** First-party apps skip the consent page. */
   firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
   /**

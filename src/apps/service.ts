@@ -4,7 +4,7 @@ import { containsText } from '../lib/sql'
 import { getDb, type DB } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
-import { decryptSecret, encryptSecret, hex, masterKeyId, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
+import { currentEnvelopePrefix, decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
 
 /** Settings of a new application: name and protocol, the rest defaulted in newApplicationRow. */
 export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'version' | 'createdAt' | 'updatedAt'>> & {
@@ -43,7 +43,8 @@ const REENCRYPT_BATCH = 50
  */
 export async function reencryptAppSecrets(env: Env, _now = Date.now()): Promise<number> {
   const db = getDb(env.DB)
-  const current = `v1.${await masterKeyId(getConfig(env).masterKey)}.`
+  // older master keys and v1 envelopes (the master key itself, before subkeys) both move to the current form
+  const current = await currentEnvelopePrefix(getConfig(env).masterKey)
   const stale = await db
     .select({ appId: applications.appId, appSecretEnc: applications.appSecretEnc })
     .from(applications)
@@ -87,6 +88,7 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
     idTokenClaim: input.idTokenClaim ?? 'preferred_username',
     notificationUrl: input.notificationUrl ?? null,
     backchannelLogoutUri: input.backchannelLogoutUri ?? null,
+    requirePkce: input.requirePkce ?? true,
     firstParty: input.firstParty ?? false,
     // the partner API is the legacy apps' interface; an OIDC client gets it only when an admin says so
     partnerApiEnabled: input.partnerApiEnabled ?? input.protocolType === 'SIMPLE_API',
@@ -134,6 +136,7 @@ export function publicApp(a: Application) {
     id_token_claim: a.idTokenClaim as 'email' | 'preferred_username',
     notification_url: a.notificationUrl,
     backchannel_logout_uri: a.backchannelLogoutUri,
+    require_pkce: a.requirePkce,
     first_party: a.firstParty,
     partner_api_enabled: a.partnerApiEnabled,
     sso_targets: a.ssoTargets,

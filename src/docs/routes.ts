@@ -57,6 +57,8 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
     }
     return { adminDoc: adminDoc!, openDoc: openDoc! }
   }
+  app.use('/docs', docsHeaders)
+  app.use('/docs/*', docsHeaders)
   app.use('/docs/admin', adminDocsGuard)
   app.use('/docs/admin/*', adminDocsGuard)
   app.get('/docs/admin/openapi.json', (c) => c.json(build(c).adminDoc))
@@ -73,6 +75,34 @@ export function mountDocs(app: OpenAPIHono<AppEnv>) {
     c.header('X-Content-Type-Options', 'nosniff')
     return c.body(asset.body)
   })
+}
+
+/**
+ * Security headers on every /docs response. Swagger UI needs its own bundle (served from
+ * here, 'self'), one inline bootstrap script (allowed by its hash, computed from the page
+ * itself, so nothing else inline can run), inline styles, data: images and fetches of the
+ * spec ('self'). No framing anywhere (clickjacking "Try it out" with an admin's token).
+ */
+const docsHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
+  await next()
+  const h = c.res.headers
+  h.set('X-Frame-Options', 'DENY')
+  h.set('X-Content-Type-Options', 'nosniff')
+  h.set('Referrer-Policy', 'no-referrer')
+  if (!(h.get('Content-Type') ?? '').startsWith('text/html')) {
+    h.set('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'")
+    return
+  }
+  const html = await c.res.clone().text()
+  const hashes: string[] = []
+  for (const m of html.matchAll(/<script>([\s\S]*?)<\/script>/g)) {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(m[1])))
+    hashes.push(`'sha256-${btoa(String.fromCharCode(...digest))}'`)
+  }
+  h.set(
+    'Content-Security-Policy',
+    [`default-src 'none'`, `script-src 'self' ${hashes.join(' ')}`, `style-src 'self' 'unsafe-inline'`, `img-src 'self' data:`, `font-src 'self' data:`, `connect-src 'self'`, `base-uri 'none'`, `form-action 'none'`, `frame-ancestors 'none'`].join('; '),
+  )
 }
 
 /**

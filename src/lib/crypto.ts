@@ -61,9 +61,11 @@ export function timingSafeEqual(a: string, b: string): boolean {
 }
 
 /**
- * Envelope encryption under the master key: AES-256-GCM with a random 96-bit IV.
- * Format: `v1.<kid>.<iv b64url>.<ciphertext b64url>` where kid names the master key,
- * so the master key can be rotated (decrypt with the old, re-encrypt with the new).
+ * Envelope encryption under the master key: AES-256-GCM with a random 96-bit IV, written as
+ * `v2.<kid>.<iv b64url>.<ciphertext b64url>`, where kid names the master key (so it can be
+ * rotated: decrypt with the old, re-encrypt with the new) and the AES key is the master
+ * key's `envelope` subkey (deriveSubkey). `v1.` envelopes, written under the master key
+ * itself before subkeys existed, stay readable; the re-encryption sweep moves app secrets on.
  */
 // CryptoKeys, not promises: a promise shared between requests would make one request wait on another.
 const keyCache = new Map<string, CryptoKey>()
@@ -72,29 +74,64 @@ export function masterKeyId(masterKey: string): Promise<string> {
   return sha256Hex(masterKey).then((h) => h.slice(0, 8))
 }
 
-async function importMasterKey(masterKey: string): Promise<CryptoKey> {
-  let key = keyCache.get(masterKey)
+function masterKeyBytes(masterKey: string): Uint8Array<ArrayBuffer> {
+  const raw = masterKey.startsWith('dev-') ? masterKey.slice(4) : masterKey
+  return fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, ''))
+}
+
+/** Why a subkey is used; each purpose gets an independent key, so one use can never stand in for another. */
+export type KeyPurpose = 'envelope' | 'sms-code' | 'webhook-secret' | 'captcha'
+
+/**
+ * A per-purpose subkey of the master key: HKDF-SHA256 (RFC 5869) with the master key as
+ * input keying material, a fixed salt and `uap-edge/<purpose>` as info (§3.2: independent
+ * keys from one secret by their info).
+ */
+async function subkeyBits(masterKey: string, purpose: KeyPurpose): Promise<ArrayBuffer> {
+  const ikm = await crypto.subtle.importKey('raw', masterKeyBytes(masterKey), 'HKDF', false, ['deriveBits'])
+  return crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: encoder.encode('uap-edge subkeys v1'), info: encoder.encode(`uap-edge/${purpose}`) }, ikm, 256)
+}
+
+async function aesKey(masterKey: string, version: 'v1' | 'v2'): Promise<CryptoKey> {
+  const cacheKey = `${version}:${masterKey}`
+  let key = keyCache.get(cacheKey)
   if (!key) {
-    const raw = masterKey.startsWith('dev-') ? masterKey.slice(4) : masterKey
-    key = await crypto.subtle.importKey('raw', fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), 'AES-GCM', false, ['encrypt', 'decrypt'])
-    keyCache.set(masterKey, key)
+    const raw = version === 'v1' ? masterKeyBytes(masterKey) : await subkeyBits(masterKey, 'envelope')
+    key = await crypto.subtle.importKey('raw', raw, 'AES-GCM', false, ['encrypt', 'decrypt'])
+    keyCache.set(cacheKey, key)
   }
   return key
 }
 
+/** HMAC-SHA256 under a purpose's subkey of the master key (hex). */
+export async function subkeyHmacHex(masterKey: string, purpose: Exclude<KeyPurpose, 'envelope'>, message: string): Promise<string> {
+  const cacheKey = `hmac:${purpose}:${masterKey}`
+  let key = keyCache.get(cacheKey)
+  if (!key) {
+    key = await crypto.subtle.importKey('raw', await subkeyBits(masterKey, purpose), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+    keyCache.set(cacheKey, key)
+  }
+  return hex(await crypto.subtle.sign('HMAC', key, encoder.encode(message)))
+}
+
+/** The envelope version and key id every new envelope under this master key starts with. */
+export async function currentEnvelopePrefix(masterKey: string): Promise<string> {
+  return `v2.${await masterKeyId(masterKey)}.`
+}
+
 export async function encryptSecret(masterKey: string, plaintext: string, aad = ''): Promise<string> {
-  const key = await importMasterKey(masterKey)
+  const key = await aesKey(masterKey, 'v2')
   const iv = randomBytes(12)
   const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv, additionalData: encoder.encode(aad) }, key, encoder.encode(plaintext))
-  return `v1.${await masterKeyId(masterKey)}.${base64url(iv)}.${base64url(new Uint8Array(ct))}`
+  return `${await currentEnvelopePrefix(masterKey)}${base64url(iv)}.${base64url(new Uint8Array(ct))}`
 }
 
 export async function decryptSecret(masterKeys: string | string[], envelope: string, aad = ''): Promise<string> {
   const [v, kid, ivB64, ctB64] = envelope.split('.')
-  if (v !== 'v1' || !kid || !ivB64 || !ctB64) throw new Error('malformed envelope')
+  if ((v !== 'v1' && v !== 'v2') || !kid || !ivB64 || !ctB64) throw new Error('malformed envelope')
   for (const mk of Array.isArray(masterKeys) ? masterKeys : [masterKeys]) {
     if ((await masterKeyId(mk)) !== kid) continue
-    const key = await importMasterKey(mk)
+    const key = await aesKey(mk, v)
     const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: fromBase64url(ivB64), additionalData: encoder.encode(aad) }, key, fromBase64url(ctB64))
     return new TextDecoder().decode(pt)
   }

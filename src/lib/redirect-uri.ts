@@ -3,12 +3,30 @@
  *
  * - absolute URI (RFC 6749 §3.1.2), no fragment (§3.1.2), no userinfo (RFC 3986 §3.2.1,
  *   deprecated and a phishing aid: https://trusted@evil.example)
- * - https, except http on loopback hosts for native and local development clients
- *   (RFC 8252 §7.3; `localhost` is accepted too, for developer convenience)
+ * - https, except http on a loopback IP literal (127.0.0.0/8, [::1]) for native and local
+ *   development clients (RFC 8252 §7.3); not `localhost`, whose name may resolve elsewhere
+ *   (RFC 8252 §8.3)
  * - matched later by exact string comparison (RFC 6749 §3.1.2.2 and the OAuth 2.0
  *   Security BCP, RFC 9700 §4.1.3: no prefix or wildcard matching)
  */
-export const LOOPBACK_HOSTS: ReadonlySet<string> = new Set(['localhost', '127.0.0.1', '[::1]'])
+/** A loopback IP literal as WHATWG URL normalises hosts: 127.0.0.0/8 or [::1] (RFC 8252 §7.3, §8.3). */
+export function isLoopbackIpLiteral(hostname: string): boolean {
+  return hostname === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname)
+}
+
+/**
+ * A redirect URI on the user's own device: a loopback IP literal, or `localhost` (no longer
+ * registrable, but apps registered before keep it). Any local program can listen there, so
+ * such a redirect does not prove which app asked (RFC 8252 §8.6).
+ */
+export function isLoopbackRedirect(uri: string): boolean {
+  try {
+    const { hostname } = new URL(uri)
+    return isLoopbackIpLiteral(hostname) || hostname === 'localhost'
+  } catch {
+    return false
+  }
+}
 
 export const MAX_URI_LENGTH = 2000
 
@@ -32,8 +50,9 @@ export function redirectUriProblem(uri: string): string | null {
   if (authority.includes('@') || url.username || url.password) return 'must not contain userinfo (user:password@)'
   if (!url.hostname) return 'must have a host'
   if (url.protocol === 'https:') return null
-  if (url.protocol === 'http:' && LOOPBACK_HOSTS.has(url.hostname)) return null
-  if (url.protocol === 'http:') return 'must use https (http is allowed only for localhost, 127.0.0.1 and [::1])'
+  if (url.protocol === 'http:' && isLoopbackIpLiteral(url.hostname)) return null
+  if (url.protocol === 'http:' && url.hostname === 'localhost') return 'must use https; for a local redirect use the loopback IP literal http://127.0.0.1 or http://[::1] instead of localhost (RFC 8252 §8.3)'
+  if (url.protocol === 'http:') return 'must use https (http is allowed only for the loopback IP literals 127.0.0.1 and [::1])'
   return 'must use https'
 }
 

@@ -7,7 +7,7 @@ import { readBrowserSession } from '../auth/browser-session'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { errorPage } from './pages'
-import { isRegisteredRedirectUri } from '../lib/redirect-uri'
+import { isLoopbackRedirect, isRegisteredRedirectUri } from '../lib/redirect-uri'
 import {
   MAX_LOGIN_REDIRECTS,
   SUPPORTED_SCOPES,
@@ -106,6 +106,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
   } else {
     if (p.code_challenge_method !== undefined) return fail('invalid_request', 'code_challenge_method was given without code_challenge')
     if (app.tokenEndpointAuthMethod === 'none') return fail('invalid_request', 'Public clients must use PKCE: send code_challenge with code_challenge_method=S256 (RFC 9700 §2.1.1)')
+    if (app.requirePkce) return fail('invalid_request', 'This client must use PKCE: send code_challenge with code_challenge_method=S256 (RFC 9700 §2.1.1)')
   }
 
   const prompt = [...new Set((p.prompt ?? '').split(' ').filter(Boolean))]
@@ -183,7 +184,9 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
   }
 
   if (!opts.consented) {
-    const forced = pending.prompt.includes('consent')
+    // RFC 8252 §8.6: any program on the device can receive a loopback redirect, so a public
+    // client's identity is not assured there: the user always sees what they approve
+    const forced = pending.prompt.includes('consent') || (app.tokenEndpointAuthMethod === 'none' && isLoopbackRedirect(pending.redirectUri))
     const needed = forced || (!app.firstParty && !(await consentCovers(c.env, user.id, app.appId, pending.scope)))
     if (needed) {
       if (pending.prompt.includes('none')) return done(redirectWithError(c, to, 'consent_required', 'The user has not consented to this application and prompt=none forbids asking'))

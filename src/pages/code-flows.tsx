@@ -8,11 +8,18 @@ import { startBrowserSession, SESSION_COOKIE } from '../auth/browser-session'
 import { verifyCaptcha } from '../captcha/service'
 import { sendSmsCode, SMS_CODE_TTL_S } from '../sms/service'
 import type { SmsPurpose } from '../sms/providers'
-import { registerUser, resetPassword, registrationOpen, PASSWORD_MIN, PASSWORD_MAX } from '../account/service'
+import { registerUser, resetPassword, registrationOpen } from '../account/service'
+import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
 import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
 import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
+
+/** The day-long SMS lock's wait, in hours past an hour. */
+const hoursText = (e: ApiError) => {
+  const s = Number(e.headers?.['Retry-After'] ?? 0)
+  return s > 3600 ? `${Math.ceil(s / 3600)} hours` : waitText(e)
+}
 
 /** /page/register and /page/pwd/reset: captcha → SMS code → password. */
 export const codeFlowRoutes = new Hono<AppEnv>()
@@ -239,6 +246,12 @@ function codeFlowPost(flow: Flow) {
         return render(c, 429, flow.title, <>
           <Alert message="Too many wrong codes. Ask for a new code." />
           <p><a class="button" href={withReturn(flow.path, returnTo)}>Start again</a></p>
+        </>)
+      }
+      if (e.code === 'sms_code_locked') {
+        return render(c, 429, flow.title, <>
+          <Alert message={`Too many wrong codes for this number today. Try again in ${hoursText(e)}.`} />
+          <p><a class="button" href={withReturn('/page/login', returnTo)}>Back to sign in</a></p>
         </>)
       }
       if (e.code === 'mobile_taken') {

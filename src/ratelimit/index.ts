@@ -22,9 +22,13 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
   sms_ip: { limit: 20, windowS: 3600 },
+  /** per client IP, SMS code checks by end users (hosted pages, POST /api/v1/auth/register); signed partner calls come from the partner's server and are bounded per number instead */
+  sms_verify_ip: { limit: 60, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
   /** per source app_id, ticket exchanges (counted in the app's AppGate object with signed_app) */
   ticket_exchange_app: { limit: 1200, windowS: 60 },
+  /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
+  oauth_ip: { limit: 1200, windowS: 60 },
 }
 
 const parsedOverrides = new WeakMap<object, Record<string, Partial<RatePolicy>>>()
@@ -103,7 +107,7 @@ export function setRateHeaders(c: Context<AppEnv>, r: HitResult) {
   c.header('X-RateLimit-Remaining', String(r.remaining))
 }
 
-/** The 429 (JSON error body, Retry-After) for a refused hit. */
+/** The 429 `rate_limited` error (JSON error body, Retry-After) for a refused hit, also for services that count outside a request context. */
 export function rateLimitedError(policyName: string, r: HitResult) {
   return CommonErrors.rate_limited({
     message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`,

@@ -3,6 +3,7 @@ import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { UserErrors } from './errors'
+import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/password'
 import { auditActor } from '../audit/service'
 import { findUserById, listUsers } from './service'
 import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
@@ -12,7 +13,7 @@ import { UserProfile, publicUser } from './view'
 export const adminUserRoutes = router()
 
 const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
-const Password = z.string().min(8).max(256).openapi({ example: 'a long passphrase' })
+const Password = z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH).openapi({ example: 'a long passphrase' })
 const UserId = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }) })
 
 adminUserRoutes.openapi(

@@ -17,6 +17,8 @@ import type { Argon2idParams } from './params'
 export { PRODUCTION_PARAMS, TEST_PARAMS, paramsForProfile, type Argon2idParams } from './params'
 export { legacyHashFormat, HASH_LIMITS, type HashFormat } from './formats'
 
+export { PASSWORD_MIN_LENGTH, PASSWORD_MAX_LENGTH } from './policy'
+
 const SALT_LEN = 16
 const DK_LEN = 32
 /** WebCrypto refuses PBKDF2 above this in production (workerd limit-enforcer.h, DEFAULT_MAX_PBKDF2_ITERATIONS). */

@@ -1,0 +1,1 @@
+ALTER TABLE `applications` ADD `require_pkce` integer DEFAULT true NOT NULL;
