@@ -469,10 +469,11 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
   stage (docs/signing.md).
 - **ticket exchange** is the signature check with \`ticket_exchange_app\` counted in the same
   gate call and one D1 batch (target app, user, the user's mappings in both apps) beside it,
-  then one call storing the ticket in the target's AppGate. **ticket redeem** is the
-  signature check with the atomic check-and-consume of the ticket in the same gate call, then
-  one D1 batch (user and mapping still active). The ticket rows minus **signed ping** is
-  what the tickets themselves cost; docs/tickets.md discusses them.
+  then one call storing the ticket (and its audit row) in the target's AppGate. **ticket
+  redeem** is the signature check with the atomic check-and-consume of the ticket in the same
+  gate call and, beside it, one D1 batch (user and mapping still active; the user is sealed
+  in the ticket). The ticket rows minus **signed ping** is what the tickets themselves cost;
+  docs/tickets.md discusses them.
 `
 mkdirSync(path.dirname(OUT), { recursive: true })
 writeFileSync(OUT, md)
