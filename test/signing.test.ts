@@ -1,24 +1,24 @@
 import { describe, expect, it } from 'vitest'
 import { SELF, runInDurableObject } from 'cloudflare:test'
 import signingDoc from '../docs/signing.md?raw'
-import { api, adminToken, createApp, env, signedApi } from './helpers'
+import { env } from 'cloudflare:test'
+import { adminToken, api, auditLog, readResponse, signedApi } from './support/api'
+import { createApp } from './support/apps'
 import { canonicalQuery, canonicalString } from '../src/signing/canonical'
 import { signRequest } from '../src/signing/client'
 import { hmacSha256Hex, sha256Hex } from '../src/lib/crypto'
 import { appGate, HOLD_MAX_MS, type AdmitRequest } from '../src/signing/gate'
 import { encryptAppSecret, newAppSecret } from '../src/apps/service'
-import { readResponse } from './helpers'
 
 const now = () => Math.floor(Date.now() / 1000)
-const creds = (a: Awaited<ReturnType<typeof createApp>>) => ({ appId: a.app.appId, secret: a.app_secret })
 
 /** Sends a request whose signature was computed for `signed` but whose wire form is `sent`. */
 async function tampered(
-  app: { appId: string; secret: string },
+  app: { app_id: string; app_secret: string },
   signed: { method: string; path: string; body?: string },
   sent: { method: string; path: string; body?: string },
 ) {
-  const headers = await signRequest({ appId: app.appId, appSecret: app.secret, method: signed.method, url: `http://localhost${signed.path}`, body: signed.body })
+  const headers = await signRequest({ appId: app.app_id, appSecret: app.app_secret, method: signed.method, url: `http://localhost${signed.path}`, body: signed.body })
   const res = await SELF.fetch(`http://localhost${sent.path}`, { method: sent.method, headers: { ...headers, 'Content-Type': 'application/json' }, body: sent.body })
   return { status: res.status, body: (await res.json()) as any }
 }
@@ -61,17 +61,17 @@ describe('signing scheme: worked example of docs/signing.md', () => {
 describe('GET/POST /api/v1/open/ping', () => {
   it('answers a correctly signed request with the app id and server time', async () => {
     const a = await createApp()
-    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    const r = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(r.status).toBe(200)
-    expect(r.body.app_id).toBe(a.app.appId)
+    expect(r.body.app_id).toBe(a.app_id)
     expect(Math.abs(r.body.timestamp - now())).toBeLessThan(5)
     expect(new Date(r.body.server_time).getTime()).toBeGreaterThan(0)
   })
 
   it('accepts a signed query in any order and echoes the body hash for POST', async () => {
     const a = await createApp()
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping?q=Li%20Lei&a=1&a=0')).status).toBe(200)
-    const r = await signedApi(creds(a), 'POST', '/api/v1/open/ping', { json: { hello: 'world' } })
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping?q=Li%20Lei&a=1&a=0')).status).toBe(200)
+    const r = await signedApi(a, 'POST', '/api/v1/open/ping', { json: { hello: 'world' } })
     expect(r.status).toBe(200)
     expect(r.body.body_sha256).toBe(await sha256Hex(JSON.stringify({ hello: 'world' })))
   })
@@ -85,7 +85,7 @@ describe('GET/POST /api/v1/open/ping', () => {
 
 describe('signature verification', () => {
   it('refuses a tampered method, path, query or body with signature_invalid', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const cases = [
       [{ method: 'GET', path: '/api/v1/open/ping' }, { method: 'POST', path: '/api/v1/open/ping' }],
       [{ method: 'POST', path: '/api/v1/open/ping?x=1' }, { method: 'POST', path: '/api/v1/open/ping' }],
@@ -104,13 +104,13 @@ describe('signature verification', () => {
   })
 
   it('refuses a path signed for another route', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const r = await tampered(a, { method: 'GET', path: '/api/v1/open/pong' }, { method: 'GET', path: '/api/v1/open/ping' })
     expect(r.body.error.code).toBe('signature_invalid')
   })
 
   it('refuses stale and future timestamps beyond ±300 s, accepts within', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const stale = await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() - 301 })
     expect(stale.status).toBe(401)
     expect(stale.body.error.code).toBe('timestamp_stale')
@@ -123,36 +123,36 @@ describe('signature verification', () => {
   })
 
   it("accepts a nonce once, and keeps it in the app's AppGate for longer than the skew window", async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const nonce = crypto.randomUUID().replace(/-/g, '')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
     const again = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(again.status).toBe(401)
     expect(again.body.error.code).toBe('nonce_replayed')
-    const stored = await runInDurableObject(appGate(env, a.appId), (_o, state) => state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', nonce).toArray())
+    const stored = await runInDurableObject(appGate(env, a.app_id), (_o, state) => state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', nonce).toArray())
     expect(stored.length).toBe(1)
     expect(stored[0].expires_at).toBeGreaterThan(Date.now() + 590_000)
     // nothing of it in KV any more
-    expect(await env.KV.get(`nonce:${a.appId}:${nonce}`)).toBeNull()
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.nonce_replayed' AND target_id = ?").bind(a.appId).first<{ n: number }>()
+    expect(await env.KV.get(`nonce:${a.app_id}:${nonce}`)).toBeNull()
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.nonce_replayed' AND target_id = ?").bind(a.app_id).first<{ n: number }>()
     expect(audit!.n).toBe(1)
   })
 
   it('8 concurrent copies of one signed request: exactly one is admitted (the nonce check is exact)', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const url = 'http://localhost/api/v1/open/ping?x=1'
     // warm this isolate's copy of the app row, so the copies race on the gate alone
     expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
-    const headers = await signRequest({ appId: a.appId, appSecret: a.secret, method: 'GET', url })
+    const headers = await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url })
     const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { headers }).then(readResponse)))
     expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401, 401, 401, 401])
     for (const r of results.filter((x) => x.status === 401)) expect(r.body.error.code).toBe('nonce_replayed')
   })
 
   it('does not burn the nonce of a request whose signature failed', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const nonce = crypto.randomUUID().replace(/-/g, '')
-    const bad = await signedApi({ ...a, secret: 'sk_wrong' }, 'GET', '/api/v1/open/ping', { nonce })
+    const bad = await signedApi({ ...a, app_secret: 'sk_wrong' }, 'GET', '/api/v1/open/ping', { nonce })
     expect(bad.body.error.code).toBe('signature_invalid')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
@@ -160,13 +160,13 @@ describe('signature verification', () => {
   it("refuses a request signed with another app's secret, and an unknown app id, alike", async () => {
     const a = await createApp()
     const b = await createApp()
-    const wrong = await signedApi({ appId: a.app.appId, secret: b.app_secret }, 'GET', '/api/v1/open/ping')
+    const wrong = await signedApi({ app_id: a.app_id, app_secret: b.app_secret }, 'GET', '/api/v1/open/ping')
     expect(wrong.status).toBe(401)
     expect(wrong.body.error.code).toBe('signature_invalid')
-    const unknown = await signedApi({ appId: 'app_ffffffffffffffff', secret: b.app_secret }, 'GET', '/api/v1/open/ping')
+    const unknown = await signedApi({ app_id: 'app_ffffffffffffffff', app_secret: b.app_secret }, 'GET', '/api/v1/open/ping')
     expect(unknown.status).toBe(401)
     expect(unknown.body.error).toMatchObject({ code: 'signature_invalid', message: wrong.body.error.message })
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.invalid' AND target_id = ?").bind(a.app.appId).first<{ n: number }>()
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.invalid' AND target_id = ?").bind(a.app_id).first<{ n: number }>()
     expect(audit!.n).toBe(1)
   })
 
@@ -174,38 +174,38 @@ describe('signature verification', () => {
     const a = await createApp()
     const admin = await adminToken()
     // the app row is in this isolate's cache now: the disable must still apply at once
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', token: admin })).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await api(`/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', token: admin })).status).toBe(200)
     const nonce = crypto.randomUUID().replace(/-/g, '')
-    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping', { nonce })
+    const r = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('app_disabled')
     // a forger still only learns signature_invalid
-    expect((await signedApi({ appId: a.app.appId, secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
+    expect((await signedApi({ app_id: a.app_id, app_secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
     // the refused request spent nothing: even its nonce is still unused
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
 
   it('after a secret rotation refuses the old secret at once and accepts the new one', async () => {
     const a = await createApp()
     // twice: the second is served from this isolate's cached row, which must not outlive the rotation
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    const rot = await api(`/api/v1/admin/apps/${a.app.appId}/secret/rotate`, { method: 'POST', token: await adminToken() })
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    const rot = await api(`/api/v1/admin/apps/${a.app_id}/secret/rotate`, { method: 'POST', token: await adminToken() })
     expect(rot.status).toBe(200)
     expect(rot.body.app_secret).toMatch(/^sk_/)
     expect(rot.body.app_secret).not.toBe(a.app_secret)
-    const old = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    const old = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(old.status).toBe(401)
     expect(old.body.error.code).toBe('signature_invalid')
-    expect((await signedApi({ appId: a.app.appId, secret: rot.body.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi({ app_id: a.app_id, app_secret: rot.body.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 
   it('names each missing header with signature_missing, and malformed ones', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     for (const h of ['X-UAP-App-Id', 'X-UAP-Timestamp', 'X-UAP-Nonce', 'X-UAP-Signature']) {
-      const sig = await signRequest({ appId: a.appId, appSecret: a.secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
+      const sig = await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
       delete sig[h]
       const res = await SELF.fetch('http://localhost/api/v1/open/ping', { headers: sig })
       const body = (await res.json()) as any
@@ -224,31 +224,31 @@ describe('signature verification', () => {
 
 describe('partner API switch (issue 9)', () => {
   it('an OIDC client is refused by default (403 partner_api_disabled, audited, nothing spent); an admin can switch it on', async () => {
-    const rp = await createApp({ protocolType: 'OIDC', redirectUris: ['https://rp.example.com/cb'] })
-    expect(rp.app.partnerApiEnabled).toBe(false)
+    const rp = await createApp({ protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'] })
+    expect(rp.app.partner_api_enabled).toBe(false)
     const nonce = crypto.randomUUID().replace(/-/g, '')
-    const refused = await signedApi(creds(rp), 'GET', '/api/v1/open/ping', { nonce })
+    const refused = await signedApi(rp, 'GET', '/api/v1/open/ping', { nonce })
     expect(refused.status).toBe(403)
     expect(refused.body.error.code).toBe('partner_api_disabled')
     // a wrong secret still reads as a wrong secret
-    expect((await signedApi({ appId: rp.app.appId, secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.partner_api_disabled' AND target_id = ?").bind(rp.app.appId).first<{ n: number }>()
+    expect((await signedApi({ app_id: rp.app_id, app_secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.partner_api_disabled' AND target_id = ?").bind(rp.app_id).first<{ n: number }>()
     expect(audit!.n).toBe(1)
     const admin = await adminToken()
-    const on = await api(`/api/v1/admin/apps/${rp.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })
+    const on = await api(`/api/v1/admin/apps/${rp.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })
     expect(on.body.partner_api_enabled).toBe(true)
-    expect((await signedApi(creds(rp), 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
+    expect((await signedApi(rp, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
 
   it('a SIMPLE_API app switched off is refused from the next request on, and back on', async () => {
     const a = await createApp()
     const admin = await adminToken()
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: false } })).status).toBe(200)
-    expect((await signedApi(creds(a), 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: 'x' } })).body.error.code).toBe('partner_api_disabled')
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).body.error.code).toBe('partner_api_disabled')
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: false } })).status).toBe(200)
+    expect((await signedApi(a, 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: 'x' } })).body.error.code).toBe('partner_api_disabled')
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).body.error.code).toBe('partner_api_disabled')
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })
 
@@ -315,17 +315,17 @@ describe('AppGate: when a cached app row may be used (docs/security.md)', () => 
   it('failure ordering on rotation: D1 written, the release lost: the old secret is refused anyway, the new one works', async () => {
     const a = await createApp()
     // cached in this isolate, and vouched for by the gate
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
     // what rotateAppSecretAsAdmin does, minus the release
-    await appGate(env, a.app.appId).hold()
+    await appGate(env, a.app_id).hold()
     const secret = newAppSecret()
-    await env.DB.prepare('UPDATE applications SET app_secret_enc = ?, version = version + 1 WHERE app_id = ?').bind(await encryptAppSecret(env, a.app.appId, secret), a.app.appId).run()
-    const old = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    await env.DB.prepare('UPDATE applications SET app_secret_enc = ?, version = version + 1 WHERE app_id = ?').bind(await encryptAppSecret(env, a.app_id, secret), a.app_id).run()
+    const old = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(old.status).toBe(401)
     expect(old.body.error.code).toBe('signature_invalid')
-    expect((await signedApi({ appId: a.app.appId, secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(401)
+    expect((await signedApi({ app_id: a.app_id, app_secret: secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(401)
   })
 
   it('failure ordering on disable: the hold is taken before D1 is written, so a failed hold writes nothing', async () => {
@@ -336,11 +336,11 @@ describe('AppGate: when a cached app row may be used (docs/security.md)', () => 
     const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test')
     const worker = (await import('../src/index')).default
     const ctx = createExecutionContext()
-    const res = await worker.fetch(new Request(`http://localhost/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` } }), broken as never, ctx)
+    const res = await worker.fetch(new Request(`http://localhost/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` } }), broken as never, ctx)
     await waitOnExecutionContext(ctx)
     expect(res.status).toBe(500)
-    const row = await env.DB.prepare('SELECT status, version FROM applications WHERE app_id = ?').bind(a.app.appId).first<{ status: string; version: number }>()
+    const row = await env.DB.prepare('SELECT status, version FROM applications WHERE app_id = ?').bind(a.app_id).first<{ status: string; version: number }>()
     expect(row).toEqual({ status: 'ACTIVE', version: 1 })
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })

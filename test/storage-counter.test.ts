@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { getDb } from '../src/db'
-import { createApp, createUser, login } from './helpers'
+import { createUser, login } from './support/api'
+import { createApp } from './support/apps'
 import { signRequest } from '../src/signing/client'
 import { StorageRecorder, describeCalls, measureStorage, stagesOf, storageEnv, wrapEnv } from './support/storage'
 import { ROUND_TRIP_BUDGETS, measureTargetRoutes } from './support/round-trips'
@@ -175,9 +176,9 @@ describe('measureStorage on real routes', () => {
     const source = await createApp()
     const user = await createUser()
     const url = 'http://localhost/api/v1/simple/ticket/exchange'
-    const body = JSON.stringify({ target_app_id: target.app.appId, user_mobile: user.mobile })
+    const body = JSON.stringify({ target_app_id: target.app_id, user_mobile: user.mobile })
     const refused = async () => {
-      const headers = await signRequest({ appId: source.app.appId, appSecret: source.app_secret, method: 'POST', url, body })
+      const headers = await signRequest({ appId: source.app_id, appSecret: source.app_secret, method: 'POST', url, body })
       return measureStorage(new Request(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body }))
     }
     await refused() // warm: the source's row

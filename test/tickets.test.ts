@@ -3,55 +3,43 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { Hono } from 'hono'
 import type { AppEnv } from '../src/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
-import { SELF } from 'cloudflare:test'
-import { adminToken, api, createApp, createUser, env, mapUser, readResponse, signedApi, uniqueMobile } from './helpers'
+import { SELF, env } from 'cloudflare:test'
+import { adminToken, api, createUser, readResponse, setUserStatus, signedApi, uniqueMobile } from './support/api'
+import { createApp, disableApp, mapUser, setAppColumnsInD1, updateMapping, type TestApp } from './support/apps'
 import { signRequest } from '../src/signing/client'
-import { sessionRow } from '../src/auth/sessions'
 import { policyFor } from '../src/ratelimit'
 import { issueTicket, ticketTarget, ticketTtlS, ticketUser, withTicket } from '../src/tickets/service'
 import { TICKET_RETAIN_MS } from '../src/tickets/store'
 import { appGate } from '../src/signing/gate'
 import { sha256Hex } from '../src/lib/crypto'
-import { Browser, inputValue } from './flows'
+import { Browser, inputValue } from './support/browser'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
 const TICKET_RE = /^tk_[A-Za-z0-9_-]{1,86}\.[A-Za-z0-9_-]{38,200}\.[A-Za-z0-9_-]{43}$/
 
-type TestApp = Awaited<ReturnType<typeof createApp>> & { creds: { appId: string; secret: string } }
-
-async function makeApp(input: Parameters<typeof createApp>[0] = {}): Promise<TestApp> {
-  const a = await createApp(input)
-  return { ...a, creds: { appId: a.app.appId, secret: a.app_secret } }
-}
-
-/** Mappings are owned by another feature; tests insert the row directly. */
-async function sql(query: string, ...binds: unknown[]) {
-  await env.DB.prepare(query).bind(...binds).run()
-}
-
 /** Two SIMPLE_API apps, the source allowed to exchange into the target, and a user mapped in both. */
 async function world(opts: { targetUris?: string[] } = {}) {
-  const target = await makeApp({ appName: 'Target', redirectUris: opts.targetUris ?? ['https://target.example.com/sso/callback'] })
-  const source = await makeApp({ appName: 'Source', ssoTargets: [target.app.appId] })
+  const target = await createApp({ app_name: 'Target', redirect_uris: opts.targetUris ?? ['https://target.example.com/sso/callback'] })
+  const source = await createApp({ app_name: 'Source', sso_targets: [target.app_id] })
   const user = await createUser({ name: 'Ticket User' })
-  const mappedKey = await mapUser(target.app.appId, user.id)
-  await mapUser(source.app.appId, user.id)
-  return { source, target, user, mappedKey }
+  const { mappingId, mappedKey } = await mapUser(target.app_id, user)
+  await mapUser(source.app_id, user)
+  return { source, target, user, mappingId, mappedKey }
 }
 
 /** The target app's AppGate object, where its tickets live. */
-const gateOf = (app: TestApp) => appGate(env, app.app.appId)
+const gateOf = (app: TestApp) => appGate(env, app.app_id)
 const ticketRows = (app: TestApp) =>
   runInDurableObject(gateOf(app), (_o, state) =>
     state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ticket'").toArray().length ? state.storage.sql.exec('SELECT * FROM ticket').toArray() : [],
   )
 
-const exchange = (from: TestApp, body: Record<string, unknown>) => signedApi(from.creds, 'POST', EXCHANGE, { json: body })
-const verify = (by: TestApp, ticket: string) => signedApi(by.creds, 'POST', VERIFY, { json: { ticket } })
+const exchange = (from: TestApp, body: Record<string, unknown>) => signedApi(from, 'POST', EXCHANGE, { json: body })
+const verify = (by: TestApp, ticket: string) => signedApi(by, 'POST', VERIFY, { json: { ticket } })
 
 async function issued(w: Awaited<ReturnType<typeof world>>) {
-  const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+  const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
   expect(r.status, JSON.stringify(r.body)).toBe(200)
   return r.body.ticket as string
 }
@@ -74,7 +62,7 @@ async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms =
 describe('ticket exchange and redemption', () => {
   it('happy path: exchange returns a URL-safe ticket and redirect_url; the target app redeems it once', async () => {
     const w = await world()
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.status).toBe(200)
     expect(r.headers.get('Cache-Control')).toBe('no-store')
     expect(r.body.ticket).toMatch(TICKET_RE)
@@ -85,20 +73,20 @@ describe('ticket exchange and redemption', () => {
     expect(v.status, JSON.stringify(v.body)).toBe(200)
     expect(v.body).toEqual({
       user: { mobile: w.user.mobile, name: 'Ticket User', mapped_key: w.mappedKey, status: 'ACTIVE' },
-      source_app_id: w.source.app.appId,
+      source_app_id: w.source.app_id,
       state: null,
       issued_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     })
-    const actions = await eventually(() => auditActions(w.target.app.appId), (a) => a.some((x) => x.action === 'ticket.redeemed'))
+    const actions = await eventually(() => auditActions(w.target.app_id), (a) => a.some((x) => x.action === 'ticket.redeemed'))
     expect(actions.map((a) => a.action)).toContain('ticket.redeemed')
-    expect((await auditActions(w.source.app.appId)).map((a) => a.action)).toContain('ticket.issued')
+    expect((await auditActions(w.source.app_id)).map((a) => a.action)).toContain('ticket.issued')
   })
 
   it('accepts a national-format mobile and stores only a hash of the ticket', async () => {
     const w = await world()
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile.replace('+86', '') })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile.replace('+86', '') })
     expect(r.status).toBe(200)
-    expect(ticketTarget(r.body.ticket)).toBe(w.target.app.appId)
+    expect(ticketTarget(r.body.ticket)).toBe(w.target.app_id)
     const stored = await ticketRows(w.target)
     expect(stored.length).toBe(1)
     expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[2])
@@ -107,12 +95,12 @@ describe('ticket exchange and redemption', () => {
     expect(atob(r.body.ticket.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).not.toContain(w.user.id)
     expect(await ticketUser(env, r.body.ticket)).toBe(w.user.id)
     expect(stored[0].ticket_hash).toMatch(/^[0-9a-f]{64}$/)
-    expect(stored[0]).toMatchObject({ target_app_id: w.target.app.appId, source_app_id: w.source.app.appId, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
+    expect(stored[0]).toMatchObject({ target_app_id: w.target.app_id, source_app_id: w.source.app_id, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
   })
 
   it('appends ticket= to a callback that already has a query, before its fragment', async () => {
     const w = await world({ targetUris: ['https://target.example.com/cb?from=uap&x=a%20b#top', 'https://target.example.com/other'] })
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.body.redirect_url).toBe(`https://target.example.com/cb?from=uap&x=a%20b&ticket=${r.body.ticket}#top`)
     expect(withTicket('https://a.example/cb?', 'T')).toBe('https://a.example/cb?ticket=T')
     expect(withTicket('https://a.example/cb?a=1&', 'T')).toBe('https://a.example/cb?a=1&ticket=T')
@@ -130,8 +118,8 @@ describe('ticket exchange and redemption', () => {
 
   it('another app cannot redeem it and does not consume it; the right app still can', async () => {
     const w = await world()
-    const other = await makeApp({ appName: 'Other' })
-    await mapUser(other.app.appId, w.user.id)
+    const other = await createApp({ app_name: 'Other' })
+    await mapUser(other.app_id, w.user)
     const ticket = await issued(w)
     for (const app of [other, w.source]) {
       const r = await verify(app, ticket)
@@ -141,7 +129,7 @@ describe('ticket exchange and redemption', () => {
     expect((await verify(w.target, ticket)).status).toBe(200)
     // after it is used, a foreign app still learns nothing about its state
     expect((await verify(other, ticket)).body.error.code).toBe('ticket_not_for_app')
-    const audit = await eventually(() => auditActions(other.app.appId), (a) => a.length >= 2)
+    const audit = await eventually(() => auditActions(other.app_id), (a) => a.length >= 2)
     expect(audit.filter((a) => a.action === 'ticket.redeem_refused').length).toBe(2)
   })
 
@@ -173,9 +161,9 @@ describe('ticket exchange and redemption', () => {
     const forgedSecret = `tk_${idPart}.${userPart}.${'A'.repeat(43)}`
     // the sealed user of another ticket (another user, same target) in this one: the hash no longer matches
     const other = await createUser()
-    await mapUser(w.target.app.appId, other.id)
-    await mapUser(w.source.app.appId, other.id)
-    const otherTicket = (await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: other.mobile })).body.ticket as string
+    await mapUser(w.target.app_id, other)
+    await mapUser(w.source.app_id, other)
+    const otherTicket = (await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: other.mobile })).body.ticket as string
     const swapped = `tk_${idPart}.${otherTicket.split('.')[1]}.${ticket.split('.')[2]}`
     for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(60) + '.' + 'B'.repeat(43), forgedSecret, swapped, ticket + 'x']) {
       const r = await verify(w.target, t)
@@ -183,7 +171,7 @@ describe('ticket exchange and redemption', () => {
       expect(r.body.error.code).toBe('ticket_invalid')
     }
     expect((await verify(w.target, ticket)).status).toBe(200)
-    const empty = await signedApi(w.target.creds, 'POST', VERIFY, { json: {} })
+    const empty = await signedApi(w.target, 'POST', VERIFY, { json: {} })
     expect(empty.status).toBe(400)
     expect(empty.body.error.code).toBe('invalid_request')
   })
@@ -200,15 +188,15 @@ describe('ticket exchange and redemption', () => {
 
   it('refuses a bad signature on exchange and on verify (and the ticket survives a forged verify)', async () => {
     const w = await world()
-    const forged = await signedApi({ appId: w.source.app.appId, secret: 'sk_wrong' }, 'POST', EXCHANGE, { json: { target_app_id: w.target.app.appId, user_mobile: w.user.mobile } })
+    const forged = await signedApi({ ...w.source, app_secret: 'sk_wrong' }, 'POST', EXCHANGE, { json: { target_app_id: w.target.app_id, user_mobile: w.user.mobile } })
     expect(forged.status).toBe(401)
     expect(forged.body.error.code).toBe('signature_invalid')
-    const unsigned = await api(EXCHANGE, { method: 'POST', json: { target_app_id: w.target.app.appId, user_mobile: w.user.mobile } })
+    const unsigned = await api(EXCHANGE, { method: 'POST', json: { target_app_id: w.target.app_id, user_mobile: w.user.mobile } })
     expect(unsigned.status).toBe(401)
     expect(unsigned.body.error.code).toBe('signature_missing')
 
     const ticket = await issued(w)
-    const bad = await signedApi({ appId: w.target.app.appId, secret: 'sk_wrong' }, 'POST', VERIFY, { json: { ticket } })
+    const bad = await signedApi({ ...w.target, app_secret: 'sk_wrong' }, 'POST', VERIFY, { json: { ticket } })
     expect(bad.status).toBe(401)
     expect((await verify(w.target, ticket)).status).toBe(200)
   })
@@ -219,12 +207,12 @@ describe('ticket exchange and redemption', () => {
     await issued(w)
     // the window is counted in the source app's AppGate: fill it up
     await runInDurableObject(gateOf(w.source), (_o, state) => state.storage.sql.exec("UPDATE rate_window SET count = ? WHERE policy = 'ticket_exchange_app'", limit))
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.status).toBe(429)
     expect(r.headers.get('Retry-After')).toBeTruthy()
     expect(r.body.error.details).toEqual({ policy: 'ticket_exchange_app', limit })
     // other signed calls of the app are not exchanges
-    expect((await signedApi(w.source.creds, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(w.source, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })
 
@@ -236,49 +224,51 @@ describe('exchange refusals', () => {
 
   it('unknown / disabled / OIDC / callback-less / partner-API-off target app (each listed in sso_targets)', async () => {
     const w = await world()
-    const oidc = await makeApp({ protocolType: 'OIDC' })
-    await mapUser(oidc.app.appId, w.user.id)
-    const noCallback = await makeApp({ redirectUris: [] })
-    await mapUser(noCallback.app.appId, w.user.id)
-    const closed = await makeApp({ partnerApiEnabled: false })
-    await mapUser(closed.app.appId, w.user.id)
-    // written straight to D1: the admin API refuses unknown and OIDC targets (apps.test.ts), but they can become so later
-    const source = await makeApp({ ssoTargets: ['app_does_not_exist', oidc.app.appId, noCallback.app.appId, closed.app.appId, w.target.app.appId] })
-    await mapUser(source.app.appId, w.user.id)
+    const oidc = await createApp({ protocol_type: 'OIDC' })
+    await mapUser(oidc.app_id, w.user)
+    const noCallback = await createApp({ redirect_uris: [] })
+    await mapUser(noCallback.app_id, w.user)
+    const closed = await createApp({ partner_api_enabled: false })
+    await mapUser(closed.app_id, w.user)
+    // written straight to D1 (before the app's first signed call): the admin API refuses unknown
+    // and OIDC targets (apps.test.ts), but a listed target can become either later
+    const source = await createApp({ app_name: 'Source with odd targets' })
+    await setAppColumnsInD1(source.app_id, { ssoTargets: ['app_does_not_exist', oidc.app_id, noCallback.app_id, closed.app_id, w.target.app_id] })
+    await mapUser(source.app_id, w.user)
     expect(await code(source, { target_app_id: 'app_does_not_exist', user_mobile: w.user.mobile })).toBe('404 target_app_not_found')
-    expect(await code(source, { target_app_id: oidc.app.appId, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
-    expect(await code(source, { target_app_id: noCallback.app.appId, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
-    const r = await exchange(source, { target_app_id: closed.app.appId, user_mobile: w.user.mobile })
+    expect(await code(source, { target_app_id: oidc.app_id, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
+    expect(await code(source, { target_app_id: noCallback.app_id, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
+    const r = await exchange(source, { target_app_id: closed.app_id, user_mobile: w.user.mobile })
     expect(`${r.status} ${r.body.error.code}`).toBe('403 target_app_disabled')
     expect(r.body.error.message).toMatch(/partner API/)
-    await sql("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?", w.target.app.appId)
-    expect(await code(source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
+    await disableApp(w.target.app_id)
+    expect(await code(source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
   })
 
   it('disabled source app, also right after it exchanged (its cached row is not trusted past the disable)', async () => {
     const w = await world()
-    await sql("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?", w.source.app.appId)
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 app_disabled')
+    await disableApp(w.source.app_id)
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 app_disabled')
 
     const v = await world()
     await issued(v)
-    expect((await api(`/api/v1/admin/apps/${v.source.app.appId}/disable`, { method: 'POST', token: await adminToken() })).status).toBe(200)
-    expect(await code(v.source, { target_app_id: v.target.app.appId, user_mobile: v.user.mobile })).toBe('403 app_disabled')
+    expect((await api(`/api/v1/admin/apps/${v.source.app_id}/disable`, { method: 'POST', token: await adminToken() })).status).toBe(200)
+    expect(await code(v.source, { target_app_id: v.target.app_id, user_mobile: v.user.mobile })).toBe('403 app_disabled')
   })
 
   it('disabled user, unmapped in the target, disabled target mapping: each its own code, audited', async () => {
     const w = await world()
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: 'not a phone' })).toBe('400 invalid_request')
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: 'not a phone' })).toBe('400 invalid_request')
     const unmapped = await createUser()
-    await mapUser(w.source.app.appId, unmapped.id)
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: unmapped.mobile })).toBe('404 user_not_mapped')
+    await mapUser(w.source.app_id, unmapped)
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: unmapped.mobile })).toBe('404 user_not_mapped')
     const inactive = await createUser()
-    await mapUser(w.source.app.appId, inactive.id)
-    await mapUser(w.target.app.appId, inactive.id, { isActive: false })
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: inactive.mobile })).toBe('403 mapping_disabled')
-    await sql("UPDATE users SET status = 'DISABLED' WHERE id = ?", w.user.id)
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 user_disabled')
-    const audit = await eventually(() => auditActions(w.source.app.appId), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 3)
+    await mapUser(w.source.app_id, inactive)
+    await mapUser(w.target.app_id, inactive, { isActive: false })
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: inactive.mobile })).toBe('403 mapping_disabled')
+    await setUserStatus(w.user.id, 'DISABLED')
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 user_disabled')
+    const audit = await eventually(() => auditActions(w.source.app_id), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 3)
     expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['user_not_mapped', 'mapping_disabled', 'user_disabled'])
   })
 })
@@ -291,15 +281,15 @@ describe('who may exchange (issue 9)', () => {
 
   it("the target must be in the source's sso_targets: target_not_allowed before anything about the target or the user, audited", async () => {
     const w = await world()
-    const elsewhere = await makeApp({ appName: 'Not listed' })
-    await mapUser(elsewhere.app.appId, w.user.id)
-    expect(await code(w.source, { target_app_id: elsewhere.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    const elsewhere = await createApp({ app_name: 'Not listed' })
+    await mapUser(elsewhere.app_id, w.user)
+    expect(await code(w.source, { target_app_id: elsewhere.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
     // an unlisted app that does not exist, and an unknown mobile, read the same
     expect(await code(w.source, { target_app_id: 'app_does_not_exist', user_mobile: '+8613012345678' })).toBe('403 target_not_allowed')
-    const lonely = await makeApp({ appName: 'No targets' })
-    await mapUser(lonely.app.appId, w.user.id)
-    expect(await code(lonely, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
-    const audit = await eventually(() => auditActions(w.source.app.appId), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 2)
+    const lonely = await createApp({ app_name: 'No targets' })
+    await mapUser(lonely.app_id, w.user)
+    expect(await code(lonely, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    const audit = await eventually(() => auditActions(w.source.app_id), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 2)
     expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['target_not_allowed', 'target_not_allowed'])
     expect(await ticketRows(elsewhere)).toEqual([])
   })
@@ -307,24 +297,24 @@ describe('who may exchange (issue 9)', () => {
   it('an admin changes sso_targets; the next exchange follows at once', async () => {
     const w = await world()
     const admin = await adminToken()
-    const patch = (sso_targets: string[]) => api(`/api/v1/admin/apps/${w.source.app.appId}`, { method: 'PATCH', token: admin, json: { sso_targets } })
+    const patch = (sso_targets: string[]) => api(`/api/v1/admin/apps/${w.source.app_id}`, { method: 'PATCH', token: admin, json: { sso_targets } })
     await issued(w)
     expect((await patch([])).status).toBe(200)
-    expect(await code(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
-    expect((await patch([w.target.app.appId])).status).toBe(200)
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    expect((await patch([w.target.app_id])).status).toBe(200)
     await issued(w)
   })
 
   it('the user must be actively mapped in the source app: otherwise the same 404 as an unknown mobile', async () => {
     const w = await world()
     const notInSource = await createUser()
-    await mapUser(w.target.app.appId, notInSource.id)
+    await mapUser(w.target.app_id, notInSource)
     const disabledInSource = await createUser()
-    await mapUser(w.source.app.appId, disabledInSource.id, { isActive: false })
-    await mapUser(w.target.app.appId, disabledInSource.id)
+    await mapUser(w.source.app_id, disabledInSource, { isActive: false })
+    await mapUser(w.target.app_id, disabledInSource)
     const answers = []
     for (const mobile of [uniqueMobile(), notInSource.mobile, disabledInSource.mobile]) {
-      const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: mobile })
+      const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: mobile })
       answers.push({ status: r.status, code: r.body.error.code, message: r.body.error.message, details: r.body.error.details })
     }
     expect(answers[0]).toEqual({ status: 404, code: 'user_not_found', message: expect.any(String), details: undefined })
@@ -334,21 +324,21 @@ describe('who may exchange (issue 9)', () => {
 
   it("an OIDC client's secret opens nothing: partner API off by default; switched on, it is still not a SIMPLE_API source", async () => {
     const w = await world()
-    const oidc = await makeApp({ protocolType: 'OIDC', ssoTargets: [w.target.app.appId] })
-    await mapUser(oidc.app.appId, w.user.id)
-    const r = await exchange(oidc, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const oidc = await createApp({ protocol_type: 'OIDC', sso_targets: [w.target.app_id] })
+    await mapUser(oidc.app_id, w.user)
+    const r = await exchange(oidc, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('partner_api_disabled')
-    expect((await api(`/api/v1/admin/apps/${oidc.app.appId}`, { method: 'PATCH', token: await adminToken(), json: { partner_api_enabled: true } })).status).toBe(200)
-    expect(await code(oidc, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })).toBe('403 source_app_not_simple_api')
+    expect((await api(`/api/v1/admin/apps/${oidc.app_id}`, { method: 'PATCH', token: await adminToken(), json: { partner_api_enabled: true } })).status).toBe(200)
+    expect(await code(oidc, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 source_app_not_simple_api')
     expect(await ticketRows(w.target)).toEqual([])
   })
 
   it('8 concurrent copies of one signed exchange mint at most one ticket', async () => {
     const w = await world()
     const url = `http://localhost${EXCHANGE}`
-    const body = JSON.stringify({ target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
-    const headers = { ...(await signRequest({ appId: w.source.app.appId, appSecret: w.source.app_secret, method: 'POST', url, body })), 'Content-Type': 'application/json' }
+    const body = JSON.stringify({ target_app_id: w.target.app_id, user_mobile: w.user.mobile })
+    const headers = { ...(await signRequest({ appId: w.source.app_id, appSecret: w.source.app_secret, method: 'POST', url, body })), 'Content-Type': 'application/json' }
     const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { method: 'POST', headers, body }).then(readResponse)))
     expect(results.filter((r) => r.status === 200).length).toBe(1)
     for (const r of results.filter((x) => x.status !== 200)) expect(`${r.status} ${r.body.error.code}`).toBe('401 nonce_replayed')
@@ -359,7 +349,7 @@ describe('who may exchange (issue 9)', () => {
 describe('state (login CSRF)', () => {
   it('exchange binds state to the ticket; verify returns it (null without); it is not added to redirect_url', async () => {
     const w = await world()
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile, state: 'browser-7f3a.9' })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile, state: 'browser-7f3a.9' })
     expect(r.status).toBe(200)
     expect(r.body.redirect_url).not.toContain('browser-7f3a')
     expect((await ticketRows(w.target))[0].state).toBe('browser-7f3a.9')
@@ -368,7 +358,7 @@ describe('state (login CSRF)', () => {
     expect(v.body.state).toBe('browser-7f3a.9')
     expect((await verify(w.target, await issued(w))).body.state).toBeNull()
     for (const bad of ['', 'has space', 'x'.repeat(257), 'ünïcode']) {
-      const b = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile, state: bad })
+      const b = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile, state: bad })
       expect(b.status, bad).toBe(400)
       expect(b.body.error.code).toBe('invalid_request')
     }
@@ -381,32 +371,32 @@ describe('audit rows of issued and redeemed tickets (the AppGate outbox)', () =>
 
   it('are committed with the ticket in its gate, then written to D1 by the alarm (and leave the outbox)', async () => {
     const w = await world()
-    const r = await exchange(w.source, { target_app_id: w.target.app.appId, user_mobile: w.user.mobile })
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     // the ticket and its audit row landed together
     expect(await outbox(w.target)).toEqual([
-      expect.objectContaining({ action: 'ticket.issued', actorType: 'app', actorId: w.source.app.appId, targetType: 'user', targetId: w.user.id, details: { via: 'exchange', target_app_id: w.target.app.appId, state: false, expires_in: 60 } }),
+      expect.objectContaining({ action: 'ticket.issued', actorType: 'app', actorId: w.source.app_id, targetType: 'user', targetId: w.user.id, details: { via: 'exchange', target_app_id: w.target.app_id, state: false, expires_in: 60 } }),
     ])
     expect((await verify(w.target, r.body.ticket)).status).toBe(200)
     await runDurableObjectAlarm(gateOf(w.target)) // (or it ran by itself: it is due a second after a row)
     expect(await outbox(w.target)).toEqual([])
     const rows = await env.DB.prepare("SELECT action, actor_id, target_id, request_id, details FROM audit_logs WHERE action IN ('ticket.issued', 'ticket.redeemed') AND target_id = ? ORDER BY id").bind(w.user.id).all<any>()
     expect(rows.results.map((x) => [x.action, x.actor_id])).toEqual([
-      ['ticket.issued', w.source.app.appId],
-      ['ticket.redeemed', w.target.app.appId],
+      ['ticket.issued', w.source.app_id],
+      ['ticket.redeemed', w.target.app_id],
     ])
-    expect(JSON.parse(rows.results[1].details)).toEqual({ source_app_id: w.source.app.appId })
+    expect(JSON.parse(rows.results[1].details)).toEqual({ source_app_id: w.source.app_id })
     expect(rows.results.every((x) => x.request_id)).toBe(true)
   })
 
   it('a redemption refused by the account re-check: the ticket was spent (redeemed), and the refusal says so', async () => {
     const w = await world()
     const ticket = await issued(w)
-    await sql("UPDATE users SET status = 'DISABLED' WHERE id = ?", w.user.id)
+    await setUserStatus(w.user.id, 'DISABLED')
     expect((await verify(w.target, ticket)).body.error.code).toBe('user_disabled')
     await runDurableObjectAlarm(gateOf(w.target))
     const spent = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'ticket.%' ORDER BY id").bind(w.user.id).all<{ action: string }>()
     expect(spent.results.map((x) => x.action)).toEqual(expect.arrayContaining(['ticket.issued', 'ticket.redeemed']))
-    const refusals = await eventually(() => auditActions(w.target.app.appId), (a) => a.some((x) => x.action === 'ticket.redeem_refused'))
+    const refusals = await eventually(() => auditActions(w.target.app_id), (a) => a.some((x) => x.action === 'ticket.redeem_refused'))
     expect(JSON.parse(refusals.find((x) => x.action === 'ticket.redeem_refused')!.details)).toEqual({ code: 'user_disabled', ticket_consumed: true })
   })
 })
@@ -415,11 +405,11 @@ describe('redemption re-checks the account', () => {
   it('user disabled after the exchange: refused, and the ticket is spent', async () => {
     const w = await world()
     const ticket = await issued(w)
-    await sql("UPDATE users SET status = 'DISABLED' WHERE id = ?", w.user.id)
+    await setUserStatus(w.user.id, 'DISABLED')
     const r = await verify(w.target, ticket)
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('user_disabled')
-    await sql("UPDATE users SET status = 'ACTIVE' WHERE id = ?", w.user.id)
+    await setUserStatus(w.user.id, 'ACTIVE')
     expect((await verify(w.target, ticket)).body.error.code).toBe('ticket_already_used')
   })
 
@@ -427,16 +417,16 @@ describe('redemption re-checks the account', () => {
     const w = await world()
     const t1 = await issued(w)
     const t2 = await issued(w)
-    await sql('UPDATE app_user_mappings SET is_active = 0 WHERE app_id = ? AND user_id = ?', w.target.app.appId, w.user.id)
+    await updateMapping(w.target.app_id, w.mappingId, { is_active: false })
     expect((await verify(w.target, t1)).body.error.code).toBe('mapping_disabled')
-    await sql("UPDATE app_user_mappings SET is_active = 1, mapped_key = 'someone-else' WHERE app_id = ? AND user_id = ?", w.target.app.appId, w.user.id)
+    await updateMapping(w.target.app_id, w.mappingId, { is_active: true, mapped_key: 'someone-else' })
     expect((await verify(w.target, t2)).body.error.code).toBe('mapping_changed')
   })
 
   it('target app disabled after the exchange cannot redeem', async () => {
     const w = await world()
     const ticket = await issued(w)
-    await sql("UPDATE applications SET status = 'DISABLED' WHERE app_id = ?", w.target.app.appId)
+    await disableApp(w.target.app_id)
     const r = await verify(w.target, ticket)
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('app_disabled')
@@ -444,20 +434,19 @@ describe('redemption re-checks the account', () => {
 })
 
 describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
-  async function browserSession(userId: string) {
-    const { row, cookie } = await sessionRow(env, userId, { ip: '127.0.0.1' }, { withCookie: true, now: Date.now() })
-    await env.DB.prepare('INSERT INTO sessions (id, user_id, cookie_hash, app_id, auth_time, created_at, expires_at, revoked_at, ip, user_agent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-      .bind(row.id, row.userId, row.cookieHash, row.appId, row.authTime, row.createdAt, row.expiresAt, row.revokedAt, row.ip, row.userAgent)
-      .run()
-    return { cookie: `__Host-AUTH_SESSION_ID=${cookie}`, sessionId: row.id }
+  /** A browser signed in on the hosted login page, and its session cookie. */
+  async function browserSession(user: { mobile: string; password: string }) {
+    const b = new Browser()
+    await b.loginOnPage(user)
+    return { b, cookie: `__Host-AUTH_SESSION_ID=${b.cookies.get('__Host-AUTH_SESSION_ID')}` }
   }
   const page = (appId: string, redirectUri: string, cookie?: string) =>
     api(`/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`, { redirect: 'manual', headers: cookie ? { Cookie: cookie } : {} })
 
   it('with a session: 302 straight to the callback with a ticket the app can redeem (source UAP Edge)', async () => {
     const w = await world({ targetUris: ['https://target.example.com/a', 'https://target.example.com/b?x=1'] })
-    const { cookie } = await browserSession(w.user.id)
-    const r = await page(w.target.app.appId, 'https://target.example.com/b?x=1', cookie)
+    const { cookie } = await browserSession(w.user)
+    const r = await page(w.target.app_id, 'https://target.example.com/b?x=1', cookie)
     expect(r.status).toBe(302)
     const location = r.headers.get('Location')!
     expect(location).toMatch(/^https:\/\/target\.example\.com\/b\?x=1&ticket=tk_/)
@@ -472,26 +461,27 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
     for (const cookie of [undefined, '__Host-AUTH_SESSION_ID=not-a-session']) {
-      const r = await page(w.target.app.appId, uri, cookie)
+      const r = await page(w.target.app_id, uri, cookie)
       expect(r.status).toBe(302)
-      expect(r.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri })}`)
+      expect(r.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri })}`)
     }
-    const s = await browserSession(w.user.id)
-    await sql('UPDATE sessions SET revoked_at = ? WHERE id = ?', Date.now(), s.sessionId)
-    expect((await page(w.target.app.appId, uri, s.cookie)).headers.get('Location')).toMatch(/^\/page\/login\?/)
+    const s = await browserSession(w.user)
+    // signing out revokes the session; its old cookie comes back
+    expect((await s.b.post('/page/logout', { csrf_token: s.b.csrf })).status).toBe(303)
+    expect((await page(w.target.app_id, uri, s.cookie)).headers.get('Location')).toMatch(/^\/page\/login\?/)
   })
 
   it('never redirects to an unregistered redirect_uri, even with a session', async () => {
     const w = await world()
-    const { cookie } = await browserSession(w.user.id)
+    const { cookie } = await browserSession(w.user)
     for (const uri of ['https://evil.example.com/cb', 'https://target.example.com/sso/callback?extra=1', 'https://target.example.com/sso/callback/']) {
-      const r = await page(w.target.app.appId, uri, cookie)
+      const r = await page(w.target.app_id, uri, cookie)
       expect(r.status, uri).toBe(400)
       expect(r.headers.get('Location')).toBeNull()
       expect(r.body.error.code).toBe('redirect_uri_not_registered')
     }
-    const oidc = await makeApp({ protocolType: 'OIDC', redirectUris: ['https://oidc.example.com/cb'] })
-    expect((await page(oidc.app.appId, 'https://oidc.example.com/cb', cookie)).body.error.code).toBe('invalid_app')
+    const oidc = await createApp({ protocol_type: 'OIDC', redirect_uris: ['https://oidc.example.com/cb'] })
+    expect((await page(oidc.app_id, 'https://oidc.example.com/cb', cookie)).body.error.code).toBe('invalid_app')
     expect((await page('app_unknown', 'https://oidc.example.com/cb', cookie)).status).toBe(400)
   })
 
@@ -499,8 +489,8 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     const w = await world()
     const user = (await env.DB.prepare('SELECT * FROM users WHERE id = ?').bind(w.user.id).first<Record<string, unknown>>())!
     const page = new Hono<AppEnv>()
-    page.get('/after-sign-in', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app.appId, redirectUri: 'https://target.example.com/sso/callback', user: { ...user, id: w.user.id, status: 'ACTIVE' } as never })) ?? c.text('form'))
-    page.get('/no-user', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app.appId, redirectUri: 'https://target.example.com/sso/callback' })) ?? c.text('form'))
+    page.get('/after-sign-in', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app_id, redirectUri: 'https://target.example.com/sso/callback', user: { ...user, id: w.user.id, status: 'ACTIVE' } as never })) ?? c.text('form'))
+    page.get('/no-user', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app_id, redirectUri: 'https://target.example.com/sso/callback' })) ?? c.text('form'))
     const ctx = createExecutionContext()
     const r = await page.request('/after-sign-in', {}, env, ctx)
     expect(r.status).toBe(302)
@@ -513,9 +503,9 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   it('state is bound to the ticket (verify returns it, the redirect does not carry it) and kept on the way to the login page', async () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
-    const { cookie } = await browserSession(w.user.id)
+    const { cookie } = await browserSession(w.user)
     const withState = (state: string, c?: string) =>
-      api(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state })}`, { redirect: 'manual', headers: c ? { Cookie: c } : {} })
+      api(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state })}`, { redirect: 'manual', headers: c ? { Cookie: c } : {} })
     const r = await withState('csrf-8c1e', cookie)
     expect(r.status).toBe(302)
     const location = r.headers.get('Location')!
@@ -524,15 +514,15 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     expect(v.status).toBe(200)
     expect(v.body.state).toBe('csrf-8c1e')
     const anon = await withState('csrf-8c1e')
-    expect(anon.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'csrf-8c1e' })}`)
+    expect(anon.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'csrf-8c1e' })}`)
     expect((await withState('with space', cookie)).status).toBe(400)
   })
 
   it('signed in but not mapped in the app: 403, no ticket', async () => {
     const w = await world()
     const stranger = await createUser()
-    const { cookie } = await browserSession(stranger.id)
-    const r = await page(w.target.app.appId, 'https://target.example.com/sso/callback', cookie)
+    const { cookie } = await browserSession(stranger)
+    const r = await page(w.target.app_id, 'https://target.example.com/sso/callback', cookie)
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('user_not_mapped')
   })
@@ -541,10 +531,10 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
 describe("tickets live in the target app's AppGate (no object per ticket)", () => {
   it('many tickets share the one object, each still strictly once; the alarm purges only rows past retention', async () => {
     const w = await world()
-    const base = { targetAppId: w.target.app.appId, sourceAppId: w.source.app.appId, userId: w.user.id, mappedKey: w.mappedKey }
+    const base = { targetAppId: w.target.app_id, sourceAppId: w.source.app_id, userId: w.user.id, mappedKey: w.mappedKey }
     const audit = { action: 'ticket.issued', actorType: 'system' as const, targetType: 'user', targetId: w.user.id }
     const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(env, base, audit).then((t) => t.ticket)))
-    expect(new Set(tickets.map(ticketTarget))).toEqual(new Set([w.target.app.appId]))
+    expect(new Set(tickets.map(ticketTarget))).toEqual(new Set([w.target.app_id]))
     expect((await ticketRows(w.target)).length).toBe(6)
     const results = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => verify(w.target, t))))
     expect(results.filter((r) => r.status === 200).length).toBe(6)
@@ -566,8 +556,8 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
     const w = await world()
     const ticket = await issued(w)
     const [, userPart, secretPart] = ticket.split('.')
-    const other = await makeApp({ appName: 'Other target' })
-    const moved = `tk_${btoa(other.app.appId).replace(/=+$/, '')}.${userPart}.${secretPart}`
+    const other = await createApp({ app_name: 'Other target' })
+    const moved = `tk_${btoa(other.app_id).replace(/=+$/, '')}.${userPart}.${secretPart}`
     expect(await ticketUser(env, moved)).toBeNull()
     expect(await ticketUser({ ...env, MASTER_KEY: 'dev-' + 'B'.repeat(43) } as typeof env, ticket)).toBeNull()
     // a previous master key still opens it (rotation)
@@ -577,7 +567,7 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
 
   it('a ticket routed to an app that has no such ticket is ticket_invalid, and probing creates no storage', async () => {
     const w = await world()
-    const other = await makeApp({ appName: 'Other' })
+    const other = await createApp({ app_name: 'Other' })
     const invented = `tk_${btoa('app_nobody_here_00').replace(/=+$/, '')}.${'E'.repeat(60)}.${'C'.repeat(43)}`
     expect(ticketTarget(invented)).toBe('app_nobody_here_00')
     const r = await verify(other, invented)
@@ -638,10 +628,10 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
     const b = new Browser()
-    const form = await b.get(loginUrl(w.target.app.appId, uri))
+    const form = await b.get(loginUrl(w.target.app_id, uri))
     expect(form.status).toBe(200)
     const returnTo = inputValue(form.html, 'return_to')!
-    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri })}`)
+    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri })}`)
     const signedIn = await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')!, return_to: returnTo })
     expect(signedIn.status).toBe(303)
     expect(signedIn.headers.get('Location')).toBe(returnTo)
@@ -657,9 +647,9 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
     const b = new Browser()
-    const form = await b.get(`/page/login?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'tab-42' })}`)
+    const form = await b.get(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'tab-42' })}`)
     const returnTo = inputValue(form.html, 'return_to')!
-    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app.appId, redirect_uri: uri, state: 'tab-42' })}`)
+    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'tab-42' })}`)
     await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')!, return_to: returnTo })
     const toApp = await b.get(returnTo)
     expect(toApp.status).toBe(302)
@@ -673,14 +663,14 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     const b = new Browser()
     const form = await b.get('/page/login')
     await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')! })
-    const r = await b.get(loginUrl(w.target.app.appId, uri))
+    const r = await b.get(loginUrl(w.target.app_id, uri))
     expect(r.status).toBe(302)
     expect(r.headers.get('Location')).toMatch(/^https:\/\/target\.example\.com\/sso\/callback\?ticket=tk_/)
   })
 
   it('an unregistered redirect_uri gets an error page, never a redirect', async () => {
     const w = await world()
-    const r = await new Browser().get(loginUrl(w.target.app.appId, 'https://evil.example.com/cb'))
+    const r = await new Browser().get(loginUrl(w.target.app_id, 'https://evil.example.com/cb'))
     expect(r.status).toBe(400)
     expect(r.headers.get('Location')).toBeNull()
     expect(r.html).toContain('redirect_uri is not registered')

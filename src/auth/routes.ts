@@ -134,14 +134,16 @@ authRoutes.openapi(
     tags: ['Auth'],
     summary: 'Exchange a refresh token for new tokens',
     description:
-      'Rotates the refresh token: the presented one stops working and a new one is returned with a fresh access token. Presenting a refresh token that was already rotated revokes its whole token family (theft detection), except within a 10-second grace window in which a concurrent or retried refresh receives the same successor.',
+      'Rotates the refresh token: the presented one stops working and a new one is returned with a fresh access token. Presenting a refresh token that was already rotated revokes its whole token family (theft detection), except within a 10-second grace window in which a concurrent or retried refresh receives the same successor. A refresh token from a login with `app_id` is refreshed by that app\'s server only: authenticate the call as the app, as for the login (signature or HTTP Basic `app_id:app_secret`); without it 401 `app_auth_required`. It stops working, and its family is revoked, once the app is disabled or the user\'s mapping in it is inactive.',
     ...OPEN,
+    security: [{}, { appSignature: [] }, { appBasic: [] }] as Record<string, string[]>[],
+    middleware: [appAuthentication] as const,
     request: { body: jsonBody(z.object({ refresh_token: z.string().min(1).max(512).openapi({ example: 'rt_V0hZ0lq8p3bX3Jm2n8kqQx0Xb5k2c9Yt7r1Zs4Aa6Ew' }) })) },
-    responses: { 200: { description: 'New tokens', content: { 'application/json': { schema: TokenResponse } } }, ...pick(400, 401) },
+    responses: { 200: { description: 'New tokens', content: { 'application/json': { schema: TokenResponse } } }, ...mergeErrors(pick(400, 401), errorResponses(AuthErrors, 'app_auth_required', 'invalid_app_credentials'), signedErrors) },
   }),
   async (c) => {
     const { refresh_token } = c.req.valid('json')
-    const { userId: _u, sessionId: _s, ...tokens } = await rotateRefreshToken(c.env, refresh_token, { requestId: c.get('requestId'), ip: c.get('clientIp') })
+    const { userId: _u, sessionId: _s, ...tokens } = await rotateRefreshToken(c.env, refresh_token, { requestId: c.get('requestId'), ip: c.get('clientIp'), authenticatedApp: c.get('app')?.appId ?? null })
     c.header('Cache-Control', 'no-store')
     return c.json(tokens as z.infer<typeof TokenResponse>, 200)
   },
@@ -194,7 +196,7 @@ authRoutes.openapi(
     description: "Returns the profile of the access token's user.",
     security: bearerSecurity,
     middleware: [requireUser] as const,
-    responses: { 200: { description: 'Profile', content: { 'application/json': { schema: UserProfile } } }, ...pick(401) },
+    responses: { 200: { description: 'Profile', content: { 'application/json': { schema: UserProfile } } }, ...pick(401, 404) },
   }),
   async (c) => {
     const user = await findUserById(c.env, c.get('auth')!.userId)
