@@ -56,6 +56,24 @@ describe('signing scheme: worked example of docs/signing.md', () => {
     expect(canonicalQuery("?k=a!b*c'(d)")).toBe('k=a%21b%2Ac%27%28d%29')
     expect(canonicalQuery('')).toBe('')
   })
+
+  it('the query edge cases in docs/signing.md: a signature over the documented canonical form is accepted for the raw query', async () => {
+    const rows = [...signingDoc.matchAll(/^  \| `(\?[^`]*)` \| `([^`]*)` \|/gm)].map((m) => ({ wire: m[1], canonical: m[2] }))
+    expect(rows.map((r) => r.wire)).toEqual(['?flag', '?a=1&&b=2', '?=x', '?a=b=c', '?a=%zz', '?a=%FF'])
+    const a = await createApp()
+    const emptyBody = await sha256Hex('')
+    for (const { wire, canonical } of rows) {
+      expect(canonicalQuery(wire), wire).toBe(canonical)
+      // Signed by hand from the table's canonical column, not through canonicalQuery.
+      const timestamp = String(Math.floor(Date.now() / 1000))
+      const nonce = crypto.randomUUID().replace(/-/g, '')
+      const message = ['UAP-HMAC-SHA256', a.app_id, 'GET', '/api/v1/open/ping', canonical, timestamp, nonce, emptyBody].join('\n')
+      const res = await SELF.fetch(`http://localhost/api/v1/open/ping${wire}`, {
+        headers: { 'X-UAP-App-Id': a.app_id, 'X-UAP-Timestamp': timestamp, 'X-UAP-Nonce': nonce, 'X-UAP-Signature': await hmacSha256Hex(a.app_secret, message) },
+      })
+      expect(res.status, wire).toBe(200)
+    }
+  })
 })
 
 describe('GET/POST /api/v1/open/ping', () => {
@@ -217,6 +235,13 @@ describe('signature verification', () => {
     expect(none.status).toBe(401)
     expect(none.body.error.details.missing).toHaveLength(4)
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Timestamp': '1767225600000x' } })).body.error.code).toBe('signature_missing')
+    // Milliseconds, the common mistake, are answered with the fix: timestamp_stale and the server clock.
+    const ms = await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: Date.now() })
+    expect(ms.status).toBe(401)
+    expect(ms.body.error.code).toBe('timestamp_stale')
+    expect(ms.body.error.message).toMatch(/milliseconds/)
+    expect(Math.abs(ms.body.error.details.server_time - Date.now() / 1000)).toBeLessThan(60)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Timestamp': '12345678901234567' } })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce: 'short' })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Signature': 'zz' } })).body.error.code).toBe('signature_invalid')
   })

@@ -113,14 +113,19 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
     .filter(([, v]) => !v)
     .map(([k]) => k)
   if (missing.length) throw SigningErrors.signature_missing({ message: `Missing signature header(s): ${missing.join(', ')}`, details: { missing } })
-  if (!/^\d{1,12}$/.test(timestamp!)) throw SigningErrors.signature_missing({ message: `${H.timestamp} must be Unix seconds` })
+  // Up to 16 digits reach the skew check, so a millisecond timestamp (13 digits, the usual
+  // mistake) gets timestamp_stale with the server's clock, which tells the integrator the fix.
+  if (!/^\d{1,16}$/.test(timestamp!)) throw SigningErrors.signature_missing({ message: `${H.timestamp} must be Unix seconds (digits only)` })
   if (!NONCE_RE.test(nonce!)) throw SigningErrors.signature_missing({ message: `${H.nonce} must be 16-64 characters of A-Z a-z 0-9 _ -` })
   if (!SIG_RE.test(signature!)) throw SigningErrors.signature_invalid({ message: `${H.signature} must be 64 hex characters` })
 
   const skew = Math.floor(Date.now() / 1000) - Number(timestamp)
   if (Math.abs(skew) > MAX_SKEW_S) {
     throw SigningErrors.timestamp_stale({
-      message: `${H.timestamp} is ${Math.abs(skew)} s ${skew > 0 ? 'behind' : 'ahead of'} server time; allowed skew is ${MAX_SKEW_S} s`,
+      message:
+        timestamp!.length >= 13
+          ? `${H.timestamp} looks like milliseconds; send Unix seconds (server time is ${Math.floor(Date.now() / 1000)})`
+          : `${H.timestamp} is ${Math.abs(skew)} s ${skew > 0 ? 'behind' : 'ahead of'} server time; allowed skew is ${MAX_SKEW_S} s`,
       details: { server_time: Math.floor(Date.now() / 1000) },
     })
   }
