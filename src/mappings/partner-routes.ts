@@ -1,8 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { sql } from 'drizzle-orm'
 import { OPEN, pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { MappingErrors } from './errors'
+import { accessGrantsSql, accessHolds } from '../permissions/admission'
 import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
@@ -106,7 +108,7 @@ partnerMappingRoutes.openapi(
     tags: [OPEN_TAG],
     summary: "Look up a user and the user's mapping in your app",
     description:
-      'For legacy sign-in flows: given a mobile number, returns the UAP user (mobile, name, status) and their mapping in this app (`null` when the user has none). 404 `user_not_found` when no UAP user has the number. An app token may only query its own app (403 `app_mismatch`).',
+      "For legacy sign-in flows: given a mobile number of a user **mapped in this app** (active or disabled mapping), returns the UAP user (mobile, name, status) and that mapping. Under the app's `permission` access policy the user also needs the app's `access` permission (docs/permissions.md). Any other number, registered with UAP Edge or not, gets the same 404 `user_not_found`: an app learns nothing about users it does not hold. An app token may only query its own app (403 `app_mismatch`).",
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
@@ -117,7 +119,7 @@ partnerMappingRoutes.openapi(
         z
           .object({
             user: z.object({ user_id: z.string(), mobile: z.string().openapi({ example: '+8613800138000' }), name: z.string().nullable().openapi({ example: 'Li Lei' }), status: z.enum(['ACTIVE', 'DISABLED']) }),
-            mapping: MappingView.nullable(),
+            mapping: MappingView,
           })
           .openapi('UserQueryResult'),
       ),
@@ -126,13 +128,15 @@ partnerMappingRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
-    const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile)
-    if (!row) throw MappingErrors.user_not_found()
+    // one query whatever the outcome; unknown, unmapped and not admitted by the app's access
+    // policy (docs/permissions.md) read the same (no enumeration)
+    const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile, (userId) => accessGrantsSql(sql`${app.accessPolicy}`, sql`${app.appId}`, userId))
+    if (!row?.mapping || !accessHolds(app.accessPolicy, row.access)) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
     const { user, mapping } = row
     return c.json(
       {
         user: { user_id: user.id, mobile: user.mobile, name: user.name, status: user.status },
-        mapping: mapping ? publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }) : null,
+        mapping: publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }),
       },
       200,
     )

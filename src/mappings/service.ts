@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, isNull, sql, type SQLWrapper } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
@@ -405,10 +405,16 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
   return getDb(env.DB).select().from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey))).get()
 }
 
-/** The user with this mobile and their mapping in this app (null when unmapped). */
-export async function queryUserMapping(env: Env, appId: string, mobile: E164) {
-  const row = await getDb(env.DB)
-    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+/**
+ * The user with this mobile and their mapping in this app (null when unmapped). `access`
+ * lets the caller's admission rule ride along as one more column of the same read: it is
+ * given the user's id as an uncorrelated subquery.
+ */
+export async function queryUserMapping(env: Env, appId: string, mobile: E164, access?: (userId: SQL) => SQL<string | null>) {
+  const db = getDb(env.DB)
+  const userId = sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile))})`
+  const row = await db
+    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings, access: access ? access(userId) : sql<string | null>`NULL` })
     .from(users)
     .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
     .where(eq(users.mobile, mobile))
