@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
-import { adminToken, api, appLogin, appLoginRequest, createUser, signedApi } from './support/api'
-import { createApp, createOidcApp, mapUser } from './support/apps'
+import { adminToken, api, appLogin, appLoginRequest, createUser, signedApi, uniqueMobile } from './support/api'
+import { createApp, createOidcApp, mapUser, updateMapping } from './support/apps'
 import { Browser } from './support/browser'
 import { REDIRECT, authorizeThrough, oauthPost, pkce } from './support/oidc'
 import { addMembers, createGroup, groupType, revokeGrant, setAccessPolicy, setGrant } from './support/directory'
@@ -98,8 +98,8 @@ describe('access policy `permission`', () => {
   })
 
   it('simple SSO: exchange refused for a target without access; a ticket whose access was revoked is refused at redemption', async () => {
-    const source = await createApp({ app_name: 'Source' })
     const target = await createApp({ app_name: 'Target', redirect_uris: ['https://target.example.com/sso/callback'], access_policy: 'permission' })
+    const source = await createApp({ app_name: 'Source', sso_targets: [target.app_id] })
     const user = await createUser()
     await mapUser(source.app_id, user)
     const { mappedKey } = await mapUser(target.app_id, user)
@@ -121,6 +121,54 @@ describe('access policy `permission`', () => {
     const late = await signedApi(target, 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: second.body.ticket } })
     expect(late.status).toBe(403)
     expect(late.body.error.code).toBe('no_access')
+  })
+
+  it("ticket exchange: the access policy adds to the partner rules, it replaces none (sso_targets, the source's mapping)", async () => {
+    const target = await createApp({ app_name: 'Target', redirect_uris: ['https://target.example.com/sso/callback'], access_policy: 'permission' })
+    const listed = await createApp({ app_name: 'Listed source', sso_targets: [target.app_id] })
+    const unlisted = await createApp({ app_name: 'Unlisted source' })
+    const user = await createUser()
+    const { mappingId: sourceMapping } = await mapUser(listed.app_id, user)
+    await mapUser(unlisted.app_id, user)
+    await mapUser(target.app_id, user)
+    await grantAccessViaGroup(target.app_id, user.id)
+    const exchange = (from: typeof listed) => signedApi(from, 'POST', '/api/v1/simple/ticket/exchange', { json: { target_app_id: target.app_id, user_mobile: user.mobile } })
+
+    expect((await exchange(listed)).status).toBe(200)
+    const notListed = await exchange(unlisted)
+    expect(notListed.status).toBe(403)
+    expect(notListed.body.error.code).toBe('target_not_allowed')
+    await updateMapping(listed.app_id, sourceMapping, { is_active: false })
+    const notHeld = await exchange(listed)
+    expect(notHeld.status).toBe(404)
+    expect(notHeld.body.error.code).toBe('user_not_found')
+  })
+
+  it("users/query: under `permission` a mapped user without access reads like an unknown number; with access the mapping shows, a disabled one included", async () => {
+    const app = await createApp({ access_policy: 'permission' })
+    const [user, disabled] = [await createUser({ name: 'Queried' }), await createUser()]
+    await mapUser(app.app_id, user)
+    await mapUser(app.app_id, disabled, { isActive: false })
+    const query = (mobile: string) => api(`/api/v1/apps/${app.app_id}/users/query?mobile=${encodeURIComponent(mobile)}`, { headers: { 'X-App-Access-Token': app.access_token } })
+
+    const hidden = await query(user.mobile)
+    const unknown = await query(uniqueMobile())
+    expect(hidden.status).toBe(404)
+    expect({ ...hidden.body.error, request_id: null }).toEqual({ ...unknown.body.error, request_id: null })
+    expect(hidden.body.error.code).toBe('user_not_found')
+
+    const grantId = await grantAccessViaGroup(app.app_id, user.id)
+    await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: disabled.id }, effect: 'allow' })
+    const shown = await query(user.mobile)
+    expect(shown.status).toBe(200)
+    expect(shown.body.user).toMatchObject({ user_id: user.id, name: 'Queried' })
+    expect((await query(disabled.mobile)).body.mapping.is_active).toBe(false)
+
+    await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'deny' })
+    expect((await query(user.mobile)).status).toBe(404)
+    await revokeGrant(app.app_id, grantId)
+    await setAccessPolicy(app.app_id, 'mapping')
+    expect((await query(user.mobile)).status).toBe(200)
   })
 
   it('the hosted ticket hop (/page/sso/simple) sends a signed-in user on only with access', async () => {
