@@ -410,8 +410,7 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
  * lets the caller's admission rule ride along as one more column of the same read: it is
  * given the user's id as an uncorrelated subquery.
  */
-export async function queryUserMapping(env: Env, appId: string, mobile: E164, access?: (userId: SQL) => SQL<string | null>) {
-  const db = getDb(env.DB)
+export async function queryUserMapping(db: DB, appId: string, mobile: E164, access?: (userId: SQL) => SQL<string | null>) {
   const userId = sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile))})`
   const row = await db
     .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings, access: access ? access(userId) : sql<string | null>`NULL` })
@@ -466,8 +465,8 @@ export function publicEvent(e: MappingEvent) {
  * sequence, never a timestamp: D1 commits writes one at a time, so once seq N is visible
  * every smaller seq is too, and changes sharing a millisecond still have distinct seqs.
  */
-export async function listChanges(env: Env, appId: string, since: number, limit: number) {
-  const rows = await getDb(env.DB)
+export async function listChanges(db: DB, appId: string, since: number, limit: number) {
+  const rows = await db
     .select()
     .from(mappingEvents)
     .where(and(eq(mappingEvents.appId, appId), gt(mappingEvents.id, since)))
