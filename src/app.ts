@@ -30,6 +30,7 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { adminWebhookRoutes, documentWebhooks } from './webhooks/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
@@ -77,6 +78,7 @@ export function buildApp() {
   app.route('/api/v1/admin/users', adminUserRoutes)
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
+  app.route('/api/v1/admin/apps', adminWebhookRoutes) // {app_id}/webhooks, …/events, …/retry-failed, …/test, …/secret/rotate
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
 
@@ -87,6 +89,7 @@ export function buildApp() {
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
+  documentWebhooks(app.openAPIRegistry) // the call UAP Edge makes to notification_url (OpenAPI 3.1 `webhooks`)
   mountDocs(app)
 
   app.notFound((c) => {

@@ -7,6 +7,9 @@ import { sha256Hex } from '../lib/crypto'
 import { deleteAllMappingsOfAppStatements } from '../mappings/service'
 import { applications, type Application } from './schema'
 import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, newApplicationRow, type IssuedCredentials, type NewApplicationInput } from './service'
+import { webhookSecretStatement } from '../webhooks/secrets'
+import { notificationUrlProblem, isProduction } from '../webhooks/delivery'
+import { WebhookErrors } from '../webhooks/errors'
 
 /*
  * What an admin does to applications (docs/apps.md). Each change is one db.batch with its
@@ -20,6 +23,12 @@ function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' |
   if (!a.requirePkce && a.tokenEndpointAuthMethod === 'none') throw AppErrors.public_client_needs_pkce()
 }
 
+/** Webhooks go to notification_url: https to a public host in production (docs/security.md). */
+function checkNotificationUrl(env: Env, url: string | null | undefined) {
+  const problem = url ? notificationUrlProblem(url, isProduction(env)) : null
+  if (problem) throw WebhookErrors.notification_url_not_allowed({ message: `notification_url: ${problem.replace(/^notification_url /, '')}` })
+}
+
 export async function loadApplication(env: Env, appId: string): Promise<Application> {
   const app = await findApplication(env, appId)
   if (!app) throw AppErrors.app_not_found()
@@ -27,15 +36,16 @@ export async function loadApplication(env: Env, appId: string): Promise<Applicat
 }
 
 export async function createApplicationAsAdmin(env: Env, input: NewApplicationInput, actor: AuditActor): Promise<{ row: Application; credentials: IssuedCredentials }> {
-  const created = await newApplicationRow(env, input)
-  const { row } = created
+  const { row, credentials, webhookSecret } = await newApplicationRow(env, input)
   checkConsistency(row)
+  checkNotificationUrl(env, row.notificationUrl)
   const db = getDb(env.DB)
   await db.batch([
     db.insert(applications).values(row),
+    webhookSecretStatement(db, row.appId, webhookSecret, row.createdAt),
     auditStatement(db, { ...actor, action: 'admin.app.create', targetType: 'application', targetId: row.appId, details: { app_name: row.appName, protocol_type: row.protocolType } }),
   ])
-  return created
+  return { row, credentials }
 }
 
 export type ApplicationPatch = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'createdAt' | 'updatedAt'>>
@@ -45,6 +55,7 @@ export async function updateApplicationAsAdmin(env: Env, appId: string, patch: A
   const app = await loadApplication(env, appId)
   const updated: Application = { ...app, ...patch, updatedAt: Date.now() }
   checkConsistency(updated)
+  if (patch.notificationUrl !== undefined) checkNotificationUrl(env, patch.notificationUrl)
   const action = patch.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : patch.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'
   const db = getDb(env.DB)
   await db.batch([

@@ -1,0 +1,252 @@
+import { and, eq, ne, sql } from 'drizzle-orm'
+import type { BatchItem } from 'drizzle-orm/batch'
+import { getDb, type DB } from '../db'
+import { getConfig, type Env } from '../env'
+import { log } from '../lib/logger'
+import { queueRetryDelay, type QueueJob } from '../queue/dispatcher'
+import { findApplication } from '../apps/service'
+import { eventsByIdQuery, markEventDeliveredStatement } from '../mappings/service'
+import { eventPayload } from './payload'
+import { signatureHeaders } from './signature'
+import { findWebhookSecretRow, signingSecrets } from './secrets'
+import { webhookAttempts, webhookDeliveries, type AttemptOrigin } from './schema'
+import type { WebhookJob } from './outbox'
+
+type Stmt = BatchItem<'sqlite'>
+
+export const TIMEOUT_MS = 10_000
+/** How much of a receiver's answer is kept with the attempt. */
+export const RESPONSE_BODY_BYTES = 1024
+const USER_AGENT = 'uap-edge-webhooks/1'
+
+// ---------------------------------------------------------------------------------------
+// Where deliveries may go
+
+const PRIVATE_V4: [number, number][] = [
+  // [network, prefix length]: this network, private, CGNAT, loopback, link-local, private, benchmarking, multicast and reserved
+  [0x00000000, 8],
+  [0x0a000000, 8],
+  [0x64400000, 10],
+  [0x7f000000, 8],
+  [0xa9fe0000, 16],
+  [0xac100000, 12],
+  [0xc0a80000, 16],
+  [0xc6120000, 15],
+  [0xe0000000, 3],
+]
+
+function privateIpv4(host: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host)
+  if (!m) return false
+  const n = m.slice(1).reduce((acc, p) => acc * 256 + Number(p), 0)
+  return PRIVATE_V4.some(([net, bits]) => Math.floor(n / 2 ** (32 - bits)) === Math.floor(net / 2 ** (32 - bits)))
+}
+
+function privateIpv6(host: string): boolean {
+  if (!host.startsWith('[')) return false
+  const h = host.slice(1, -1).toLowerCase()
+  if (h === '::' || h === '::1') return true
+  // IPv4-mapped (::ffff:a.b.c.d, which URL writes as ::ffff:XXXX:XXXX)
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h)
+  if (mapped) {
+    const [hi, lo] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)]
+    return privateIpv4(`${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`)
+  }
+  // unique local fc00::/7, link-local fe80::/10, multicast ff00::/8
+  return /^(f[cd][0-9a-f]{0,2}|fe[89ab][0-9a-f]?|ff[0-9a-f]{0,2}):/.test(h)
+}
+
+/**
+ * Why a notification_url may not receive deliveries, or null. In production: https only,
+ * and no host that names this machine or a private network by itself (localhost, IP
+ * literals of loopback, private, link-local, CGNAT or multicast ranges). Host names are not
+ * resolved (Workers cannot), see docs/security.md. Development and test also accept the
+ * loopback http URLs the app settings allow (src/lib/redirect-uri.ts), for local receivers.
+ */
+export function notificationUrlProblem(url: string, production: boolean): string | null {
+  let u: URL
+  try {
+    u = new URL(url)
+  } catch {
+    return 'notification_url is not a URL'
+  }
+  if (!production) return null
+  if (u.protocol !== 'https:') return 'notification_url must be https in production'
+  const host = u.hostname.toLowerCase()
+  if (host === 'localhost' || host.endsWith('.localhost') || privateIpv4(host) || privateIpv6(host)) return 'notification_url must name a public host in production'
+  return null
+}
+
+export const isProduction = (env: Env) => getConfig(env).environment === 'production'
+
+// ---------------------------------------------------------------------------------------
+// One HTTP attempt
+
+export interface AttemptResult {
+  ok: boolean
+  at: number
+  durationMs: number
+  httpStatus: number | null
+  error: string | null
+  responseBody: string | null
+}
+
+/** The first `limit` bytes of a body as text; the rest is not read. */
+async function bodyPrefix(res: Response, limit = RESPONSE_BODY_BYTES): Promise<string | null> {
+  if (!res.body) return null
+  const reader = res.body.getReader()
+  const parts: Uint8Array[] = []
+  let size = 0
+  try {
+    while (size < limit) {
+      const { done, value } = await reader.read()
+      if (done) break
+      parts.push(value)
+      size += value.byteLength
+    }
+  } finally {
+    reader.cancel().catch(() => {})
+  }
+  const all = new Uint8Array(Math.min(size, limit))
+  let off = 0
+  for (const p of parts) {
+    const take = Math.min(p.byteLength, all.length - off)
+    all.set(p.subarray(0, take), off)
+    off += take
+    if (off >= all.length) break
+  }
+  return new TextDecoder().decode(all)
+}
+
+/**
+ * POSTs a signed webhook body once: 10 s timeout (the answer's first KiB included),
+ * redirects not followed (a 3xx is a failed attempt), 2xx means delivered.
+ */
+export async function postWebhook(url: string, body: string, headers: Record<string, string>, fetcher: typeof fetch = fetch): Promise<AttemptResult> {
+  const at = Date.now()
+  const started = performance.now()
+  const elapsed = () => Math.max(0, Math.round(performance.now() - started))
+  try {
+    const res = await fetcher(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'User-Agent': USER_AGENT, ...headers },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    })
+    const responseBody = await bodyPrefix(res).catch(() => null)
+    const ok = res.status >= 200 && res.status < 300
+    const error = ok ? null : res.status >= 300 && res.status < 400 ? `redirect not followed (${res.status} to ${res.headers.get('Location') ?? 'no Location'})` : `HTTP ${res.status}`
+    return { ok, at, durationMs: elapsed(), httpStatus: res.status, error, responseBody }
+  } catch (err) {
+    const e = err as Error
+    const error = e?.name === 'TimeoutError' ? `timeout after ${TIMEOUT_MS / 1000} s` : `network error: ${e?.message ?? String(err)}`
+    return { ok: false, at, durationMs: elapsed(), httpStatus: null, error, responseBody: null }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Recording
+
+/**
+ * The attempt row (numbered 1, 2, 3 ... per event by the statement itself, so concurrent
+ * chains never share a number) and the delivery row's counters. Column order as in schema.ts.
+ */
+function attemptStatements(db: DB, eventId: string, origin: AttemptOrigin, r: AttemptResult): [Stmt, ...Stmt[]] {
+  return [
+    db.insert(webhookAttempts).select(sql`SELECT NULL, ${eventId}, (SELECT count(*) + 1 FROM webhook_attempts WHERE event_id = ${eventId}), ${origin}, ${r.at}, ${r.durationMs}, ${r.httpStatus}, ${r.error}, ${r.responseBody}`),
+    db
+      .update(webhookDeliveries)
+      .set({
+        attempts: sql`(SELECT count(*) FROM webhook_attempts WHERE event_id = ${eventId})`,
+        lastAttemptAt: r.at,
+        lastStatus: r.httpStatus,
+        lastError: r.error,
+        updatedAt: r.at,
+      })
+      // a late failure of a stale chain does not overwrite a delivered event's record
+      .where(and(eq(webhookDeliveries.eventId, eventId), r.ok ? undefined : ne(webhookDeliveries.status, 'delivered'))),
+  ]
+}
+
+/** Delivered: whichever chain got the 2xx, the event is delivered (the first time is kept). */
+function deliveredStatements(db: DB, eventId: string, at: number): Stmt[] {
+  return [
+    db
+      .update(webhookDeliveries)
+      .set({ status: 'delivered', deliveredAt: sql`coalesce(${webhookDeliveries.deliveredAt}, ${at})`, failedAt: null, updatedAt: at })
+      .where(eq(webhookDeliveries.eventId, eventId)),
+    markEventDeliveredStatement(db, eventId, at),
+  ]
+}
+
+/** The owning chain's next state: due again at `nextAttemptAt`, or failed for good. */
+function chainStatement(db: DB, j: Pick<WebhookJob, 'event_id' | 'lease'>, set: { nextAttemptAt: number } | { failed: number; error?: string }) {
+  const owned = and(eq(webhookDeliveries.eventId, j.event_id), eq(webhookDeliveries.lease, j.lease), eq(webhookDeliveries.status, 'pending'))
+  if ('nextAttemptAt' in set) return db.update(webhookDeliveries).set({ nextAttemptAt: set.nextAttemptAt }).where(owned)
+  return db
+    .update(webhookDeliveries)
+    .set({ status: 'failed', failedAt: set.failed, updatedAt: set.failed, ...(set.error ? { lastError: set.error } : {}) })
+    .where(owned)
+}
+
+// ---------------------------------------------------------------------------------------
+// The queue handler
+
+/**
+ * Queue job `webhook.deliver` (src/wiring.ts). Idempotent: a message whose lease is not the
+ * delivery's current one (a duplicate, or a chain the sweep or an admin replaced), or whose
+ * delivery is settled, does nothing. An event that cannot be sent (app disabled or without
+ * notification_url, URL not allowed, no webhook secret) fails at once: retrying would not
+ * help; an admin fixes the cause and retries. Anything else but a 2xx throws, so the queue
+ * retries with backoff and finally dead-letters it (webhookDeadLetter).
+ */
+export async function deliverWebhook(job: QueueJob, env: Env, attempt: number, fetcher: typeof fetch = fetch): Promise<void> {
+  const j = job as WebhookJob
+  const db = getDb(env.DB)
+  const [state, [event], app, secretRow] = await Promise.all([
+    db.select().from(webhookDeliveries).where(eq(webhookDeliveries.eventId, j.event_id)).get(),
+    eventsByIdQuery(db, [j.event_id]),
+    findApplication(env, j.app_id),
+    findWebhookSecretRow(env, j.app_id),
+  ])
+  if (!state || state.lease !== j.lease || state.status !== 'pending') {
+    log.info('webhook.message_skipped', { event_id: j.event_id, reason: !state ? 'no delivery' : state.status !== 'pending' ? state.status : 'stale lease' })
+    return
+  }
+  const url = app?.notificationUrl
+  const problem = !event
+    ? 'not sent: the event is not in the outbox'
+    : !app
+      ? 'not sent: the application was deleted'
+      : app.status !== 'ACTIVE'
+        ? 'not sent: the application is disabled'
+        : !url
+          ? 'not sent: the application has no notification_url'
+          : (notificationUrlProblem(url, isProduction(env)) ?? (!secretRow ? 'not sent: the application has no webhook secret (create one with POST /api/v1/admin/apps/{app_id}/webhooks/secret/rotate)' : null))
+  if (problem) {
+    const now = Date.now()
+    const r: AttemptResult = { ok: false, at: now, durationMs: 0, httpStatus: null, error: problem.startsWith('not sent') ? problem : `not sent: ${problem}`, responseBody: null }
+    await db.batch([...attemptStatements(db, j.event_id, j.origin, r), chainStatement(db, j, { failed: now })])
+    log.warn('webhook.not_sent', { event_id: j.event_id, app_id: j.app_id, reason: r.error })
+    return
+  }
+  const body = JSON.stringify(eventPayload(event))
+  const secrets = await signingSecrets(env, secretRow)
+  const r = await postWebhook(url!, body, await signatureHeaders(secrets, event.eventId, body), fetcher)
+  if (r.ok) {
+    await db.batch([...attemptStatements(db, j.event_id, j.origin, r), ...deliveredStatements(db, j.event_id, r.at)])
+    return
+  }
+  const next = r.at + queueRetryDelay(env, attempt) * 1000
+  await db.batch([...attemptStatements(db, j.event_id, j.origin, r), chainStatement(db, j, { nextAttemptAt: next })])
+  throw new Error(`webhook ${j.event_id} to ${j.app_id}: ${r.error} (attempt ${attempt})`)
+}
+
+/** Dead-letter hook of `webhook.deliver` (src/wiring.ts): the queue gave up on the owning chain. */
+export function webhookDeadLetter(job: QueueJob, db: DB): Stmt[] {
+  const j = job as WebhookJob
+  if (typeof j.event_id !== 'string' || typeof j.lease !== 'string') return []
+  const now = Date.now()
+  return [chainStatement(db, j, { failed: now })]
+}
