@@ -3,7 +3,7 @@ import { createExecutionContext, createMessageBatch, createScheduledController, 
 import worker from '../src/index'
 import { buildApp } from '../src/app'
 import { MappingImporter, type ImportProgress } from '../src/importer/durable-object'
-import { dispatchQueueBatch, DLQ_NAME, retryDelaySeconds } from '../src/queue/dispatcher'
+import { backoffSeconds, dispatchQueueBatch, DLQ_NAME, queueRetryDelay, retryDelaySeconds } from '../src/queue/dispatcher'
 import { REFRESH_GRACE_MS } from '../src/auth/tokens'
 import { api, createUser, env, login } from './helpers'
 
@@ -124,10 +124,13 @@ describe('queue consumer', () => {
     ])
     const retrySpy = vi.spyOn(batch.messages[0], 'retry')
     const ctx = createExecutionContext()
-    await dispatchQueueBatch(handlers, batch, env)
+    await dispatchQueueBatch(handlers, batch, { ...env, QUEUE_RETRY_BASE_S: '10' })
     const result = await getQueueResult(batch, ctx)
     expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['fail-1'])
     expect(retrySpy).toHaveBeenCalledWith({ delaySeconds: retryDelaySeconds(3) })
+    // the base is QUEUE_RETRY_BASE_S (the suite runs with 0, so real-queue retries come at once)
+    expect(queueRetryDelay(env, 3)).toBe(0)
+    expect([1, 2, 3, 10].map((a) => backoffSeconds(a, 1))).toEqual([1, 2, 4, 512])
     expect(result.explicitAcks).toEqual(['ok-1'])
     expect(seen).toEqual([1])
     expect([1, 2, 3, 10, 20].map(retryDelaySeconds)).toEqual([10, 20, 40, 900, 900])
