@@ -5,6 +5,7 @@ export interface ReceivedCall {
   body: string
 }
 export interface SinkConfig {
+  id?: string
   responses?: number[]
   status?: number
   delay_ms?: number

@@ -4,8 +4,8 @@
 // It records what arrives and answers what it is told to; it verifies nothing itself (the
 // tests verify with the standardwebhooks package, as a partner would).
 //
-//   POST /sinks {responses?: [500, 500], status?: 200, delay_ms?: 0, location?}
-//        → 201 {id, url}: a sink; url is the notification_url to give the app. Each call
+//   POST /sinks {id?, responses?: [500, 500], status?: 200, delay_ms?: 0, location?}
+//        → 201 {id, url}: a sink (its id given, or random); url is the notification_url to give the app. Each call
 //        to it is answered with the next status of `responses`, then `status` for good;
 //        a 3xx carries `location`. delay_ms holds every answer back.
 //   POST /hook/{id}      a delivery: recorded {at (ms), headers, body}, answered as above
@@ -45,8 +45,9 @@ export async function startReceiver({ port = 0, host = '127.0.0.1' } = {}) {
       const [, kind, id] = url.pathname.split('/')
       if (req.method === 'POST' && url.pathname === '/sinks') {
         const sink = { responses: [], status: 200, delayMs: 0, location: null, received: [] }
-        configure(sink, body ? JSON.parse(body) : {})
-        const sinkId = randomUUID()
+        const cfg = body ? JSON.parse(body) : {}
+        configure(sink, cfg)
+        const sinkId = typeof cfg.id === 'string' && /^[\w-]{1,64}$/.test(cfg.id) ? cfg.id : randomUUID()
         sinks.set(sinkId, sink)
         return json(res, 201, { id: sinkId, url: `${base}/hook/${sinkId}` })
       }
