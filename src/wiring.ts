@@ -13,7 +13,7 @@ import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 import { WEBHOOK_JOB, sweepWebhooks } from './webhooks/outbox'
-import { deliverWebhook, webhookDeadLetter } from './webhooks/delivery'
+import { deliverWebhooks, webhookDeadLetter } from './webhooks/delivery'
 import { maintainWebhookSecrets } from './webhooks/secrets'
 
 /** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
@@ -33,7 +33,7 @@ export const cronTasks: readonly CronTask[] = [
 /** Queue `uap-edge-webhooks` job kinds → handler. */
 export const queueJobs: JobHandlers = {
   [BACKCHANNEL_JOB]: deliverBackchannelLogout,
-  [WEBHOOK_JOB]: deliverWebhook,
+  [WEBHOOK_JOB]: deliverWebhooks,
 }
 
 /** What a job kind records, besides the audit row, when its message reaches the dead-letter queue. */

@@ -136,6 +136,27 @@ describe('queue consumer', () => {
     expect([1, 2, 3, 10, 20].map(retryDelaySeconds)).toEqual([10, 20, 40, 900, 900])
   })
 
+  it('a batch handler gets every message of its kind at once and settles each by its own result', async () => {
+    const kind = `test.batch.${crypto.randomUUID()}`
+    const calls: { job: { n: number }; attempt: number }[][] = []
+    const handlers = {
+      [kind]: {
+        batch: async (items: { job: any; attempt: number }[]) => {
+          calls.push(items)
+          return items.map((i) => (i.job.n % 2 ? new Error(`odd ${i.job.n}`) : null))
+        },
+      },
+    }
+    const batch = createMessageBatch('uap-edge-webhooks', [1, 2, 3, 4].map((n) => ({ id: `b-${n}`, timestamp: new Date(), attempts: n, body: { kind, n } })))
+    const ctx = createExecutionContext()
+    await dispatchQueueBatch(handlers, batch, env)
+    const result = await getQueueResult(batch, ctx)
+    expect(calls).toHaveLength(1)
+    expect(calls[0].map((i) => [i.job.n, i.attempt])).toEqual([[1, 1], [2, 2], [3, 3], [4, 4]])
+    expect(result.explicitAcks.sort()).toEqual(['b-2', 'b-4'])
+    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId).sort()).toEqual(['b-1', 'b-3'])
+  })
+
   it('messages arriving on the dead-letter queue are recorded and acked', async () => {
     const id = `dlq-${crypto.randomUUID()}`
     const batch = createMessageBatch(DLQ_NAME, [{ id, timestamp: new Date(), attempts: 6, body: { kind: 'webhook.deliver', event_id: 'evt_1' } }])

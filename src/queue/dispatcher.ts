@@ -8,11 +8,17 @@ import { auditStatement } from '../audit/service'
  * Queue messages are `{ kind, ... }`; each kind has one handler, listed in src/wiring.ts
  * (webhook delivery, back-channel logout). A handler throws to ask for a retry: the Queue
  * retries with backoff and after max_retries moves the message to the dead-letter queue.
- * Messages of a batch are handled side by side, each acked or retried on its own.
+ * Messages of a batch are handled side by side, each acked or retried on its own. A kind
+ * whose messages share reads and writes (webhook delivery) takes all of the batch's messages
+ * of its kind at once (BatchJobHandler) and answers per message.
  */
 export type QueueJob = { kind: string; [k: string]: unknown }
 export type JobHandler = (job: QueueJob, env: Env, attempt: number) => Promise<void>
-export type JobHandlers = Readonly<Record<string, JobHandler>>
+/** One result per item, in order: null acks the message, an Error asks for its retry. */
+export interface BatchJobHandler {
+  batch(items: { job: QueueJob; attempt: number }[], env: Env): Promise<(Error | null)[]>
+}
+export type JobHandlers = Readonly<Record<string, JobHandler | BatchJobHandler>>
 /**
  * What a job kind adds to the dead-letter record when the queue gives up on one of its
  * messages: statements written in the same batch as the audit row (e.g. marking a webhook
@@ -40,26 +46,36 @@ export function queueRetryDelay(env: Env, attempt: number): number {
 
 export async function dispatchQueueBatch(handlers: JobHandlers, batch: MessageBatch<unknown>, env: Env, deadLetterHooks: DeadLetterHooks = {}) {
   if (batch.queue === DLQ_NAME) return recordDeadLetters(batch, env, deadLetterHooks)
-  await Promise.all(
-    batch.messages.map(async (msg) => {
-      const job = msg.body as QueueJob
-      const handler = job && typeof job.kind === 'string' && Object.hasOwn(handlers, job.kind) ? handlers[job.kind] : undefined
-      if (!handler) {
-        // Nothing can ever handle it: retrying would only delay the dead-letter record.
-        log.error('queue.unknown_job', { queue: batch.queue, id: msg.id, kind: (job as QueueJob)?.kind ?? null })
-        await recordDeadLetters({ queue: batch.queue, messages: [msg] } as unknown as MessageBatch<unknown>, env, deadLetterHooks)
-        msg.ack()
-        return
-      }
-      try {
-        await handler(job, env, msg.attempts)
-        msg.ack()
-      } catch (err) {
-        log.warn('queue.retry', { id: msg.id, kind: job.kind, attempt: msg.attempts, error: (err as Error).message })
-        msg.retry({ delaySeconds: queueRetryDelay(env, msg.attempts) })
-      }
-    }),
-  )
+  const settle = (msg: Message<unknown>, err: unknown) => {
+    if (!err) return msg.ack()
+    log.warn('queue.retry', { id: msg.id, kind: (msg.body as QueueJob).kind, attempt: msg.attempts, error: (err as Error).message })
+    msg.retry({ delaySeconds: queueRetryDelay(env, msg.attempts) })
+  }
+  const byKind = new Map<BatchJobHandler, Message<unknown>[]>()
+  const single: Promise<void>[] = []
+  for (const msg of batch.messages) {
+    const job = msg.body as QueueJob
+    const handler = job && typeof job.kind === 'string' && Object.hasOwn(handlers, job.kind) ? handlers[job.kind] : undefined
+    if (!handler) {
+      // Nothing can ever handle it: retrying would only delay the dead-letter record.
+      log.error('queue.unknown_job', { queue: batch.queue, id: msg.id, kind: (job as QueueJob)?.kind ?? null })
+      single.push(recordDeadLetters({ queue: batch.queue, messages: [msg] } as unknown as MessageBatch<unknown>, env, deadLetterHooks).then(() => msg.ack()))
+    } else if (typeof handler === 'function') {
+      single.push(handler(job, env, msg.attempts).then(() => settle(msg, null), (err) => settle(msg, err)))
+    } else {
+      byKind.set(handler, [...(byKind.get(handler) ?? []), msg])
+    }
+  }
+  const grouped = [...byKind].map(async ([handler, msgs]) => {
+    let results: (Error | null)[]
+    try {
+      results = await handler.batch(msgs.map((m) => ({ job: m.body as QueueJob, attempt: m.attempts })), env)
+    } catch (err) {
+      results = msgs.map(() => err as Error)
+    }
+    msgs.forEach((m, i) => settle(m, i < results.length ? results[i] : new Error('the batch handler gave no result for this message')))
+  })
+  await Promise.all([...single, ...grouped])
 }
 
 /** Dead letters land in the audit log, so admins see what was given up on; their kind's hook adds its own record. */

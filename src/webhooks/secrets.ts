@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, lt, or, sql } from 'drizzle-orm'
+import { and, eq, inArray, isNotNull, lt, or, sql } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret } from '../lib/crypto'
@@ -60,6 +60,12 @@ export function rotateWebhookSecretStatement(db: DB, appId: string, issued: Issu
 
 export async function findWebhookSecretRow(env: Env, appId: string): Promise<WebhookSecretRow | undefined> {
   return getDb(env.DB).select().from(webhookSecrets).where(eq(webhookSecrets.appId, appId)).get()
+}
+
+/** The secret rows of these apps (at most 90 app_ids). */
+export async function findWebhookSecretRows(env: Env, appIds: string[]): Promise<WebhookSecretRow[]> {
+  if (!appIds.length) return []
+  return getDb(env.DB).select().from(webhookSecrets).where(inArray(webhookSecrets.appId, appIds))
 }
 
 /**
