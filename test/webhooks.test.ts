@@ -10,6 +10,7 @@ import { standardSignature, uapSignature } from '../src/webhooks/signature'
 import { getConfig } from '../src/env'
 import { DLQ_NAME } from '../src/queue/dispatcher'
 import { adminToken, api, createUser, env } from './helpers'
+import webhooksDoc from '../docs/webhooks.md?raw'
 import { syncMappings } from '../src/mappings/service'
 import { cronTasks } from '../src/wiring'
 import { createApplicationAsAdmin, updateApplicationAsAdmin } from '../src/apps/admin'
@@ -89,6 +90,18 @@ describe('webhook signatures', () => {
     expect(new Webhook(secret).verify(body, { 'webhook-id': 'msg_1', 'webhook-timestamp': String(ts), 'webhook-signature': sig })).toMatchObject({ id: 'msg_1' })
     expect(() => new Webhook(secret).verify(body + ' ', { 'webhook-id': 'msg_1', 'webhook-timestamp': String(ts), 'webhook-signature': sig })).toThrow()
     expect(await uapSignature(secret, ts, body)).toBe(await hmacSha256Hex(secret, `${ts}.${body}`))
+  })
+
+  it("docs/webhooks.md's worked example is what the Worker's signing code computes", async () => {
+    const secret = /With the secret `(whsec_[^`]+)`/.exec(webhooksDoc)![1]
+    const id = /`webhook-id`\s+`([0-9a-f-]{36})`/.exec(webhooksDoc)![1]
+    const ts = Number(/timestamp `(\d+)`/.exec(webhooksDoc)![1])
+    // the payload shown in the doc, sent as JSON.stringify writes it
+    const body = JSON.stringify(JSON.parse(/## Payload\s+```json\n([\s\S]*?)```/.exec(webhooksDoc)![1]))
+    expect(atob(secret.slice(6))).toBe('uap-edge webhook worked example!')
+    expect(webhooksDoc).toContain(`webhook-signature: ${await standardSignature(secret, id, ts, body)}`)
+    expect(webhooksDoc).toContain(`X-UAP-Signature: ${await uapSignature(secret, ts, body)}`)
+    expect(webhooksDoc).toContain(body.slice(0, 60)) // the one-line form the doc quotes
   })
 
   it('notification_url in production: https to a public host only', () => {
