@@ -177,6 +177,8 @@ describe('delivery through the queue', () => {
     expect((await patchUser({ status: 'ACTIVE' })).status).toBe(200)
     expect((await patchUser({ name: 'Han M.' })).status).toBe(200)
     const newMobile = `+86136${String(Math.floor(Math.random() * 1e8)).padStart(8, '0')}`
+    const other = await createUser()
+    expect(await patchUser({ mobile: other.mobile })).toMatchObject({ status: 409, body: { error: { code: 'mobile_taken' } } }) // no event either
     expect((await patchUser({ mobile: newMobile })).status).toBe(200)
     expect((await patchUser({ email: 'hmm@example.com' })).status).toBe(200) // not in the payload: no event
     expect((await api(`/api/v1/admin/apps/${a1.appId}/mappings/${mid}`, { method: 'DELETE', token: admin })).status).toBe(200)

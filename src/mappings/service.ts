@@ -500,12 +500,6 @@ export function eventsAfterQuery(db: DB, after: number, limit: number) {
     .limit(limit)
 }
 
-/** The highest sequence written so far (0 for none). */
-export async function lastEventSeq(env: Env): Promise<number> {
-  const row = await getDb(env.DB).select({ n: sql<number | null>`max(${mappingEvents.id})` }).from(mappingEvents).get()
-  return row?.n ?? 0
-}
-
 /**
  * The app's changes after `since` (exclusive), in sequence order. The cursor is the outbox
  * sequence, never a timestamp: D1 commits writes one at a time, so once seq N is visible
