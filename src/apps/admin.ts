@@ -8,7 +8,7 @@ import { deleteAllMappingsOfAppStatements } from '../mappings/service'
 import { applications, type Application } from './schema'
 import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, newApplicationRow, type IssuedCredentials, type NewApplicationInput } from './service'
 import { webhookSecretStatement } from '../webhooks/secrets'
-import { notificationUrlProblem, isProduction } from '../webhooks/delivery'
+import { notificationUrlProblem, isProduction } from '../webhooks/url'
 import { WebhookErrors } from '../webhooks/errors'
 
 /*
