@@ -407,6 +407,8 @@ describe('apps, secrets and what is not sent', () => {
     expect(failed.attempts).toEqual([expect.objectContaining({ attempt: 1, http_status: null, error: expect.stringContaining('no webhook secret') })])
     expect(await received(s.id)).toEqual([])
 
+    // JSON or nothing (the defaults); another media type is refused
+    expect((await api(`/api/v1/admin/apps/${app.appId}/webhooks/secret/rotate`, { method: 'POST', token: admin, headers: { 'Content-Type': 'text/plain' }, body: 'x' })).status).toBe(400)
     const rot = await api(`/api/v1/admin/apps/${app.appId}/webhooks/secret/rotate`, { method: 'POST', token: admin })
     expect(rot).toMatchObject({ status: 200, body: { app_id: app.appId, webhook_secret: expect.stringMatching(/^whsec_/), previous_secret_expires_at: null } })
     expect(rot.headers.get('Cache-Control')).toBe('no-store')
@@ -526,12 +528,15 @@ describe('docs', () => {
     const admin = (await api('/docs/admin/openapi.json')).body
     const paths = admin.paths
     const statuses = (p: string, m: string) => Object.keys(paths[p][m].responses).sort()
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/events', 'get')).toEqual(['200', '400', '401', '403', '404'])
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/events/{event_id}', 'get')).toEqual(['200', '401', '403', '404'])
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/events/{event_id}/retry', 'post')).toEqual(['202', '400', '401', '403', '404', '409'])
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/retry-failed', 'post')).toEqual(['202', '400', '401', '403', '404', '409'])
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/test', 'post')).toEqual(['200', '400', '401', '403', '404', '409'])
-    expect(statuses('/api/v1/admin/apps/{app_id}/webhooks/secret/rotate', 'post')).toEqual(['200', '400', '401', '403', '404'])
+    const generic = (m: string) => (m === 'get' ? ['500', '503'] : ['413', '500', '503'])
+    const expectStatuses = (p: string, m: string, own: string[]) => expect(statuses(p, m), `${m} ${p}`).toEqual([...own, ...generic(m)].sort())
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks', 'get', ['200', '400', '401', '403', '404'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/events', 'get', ['200', '400', '401', '403', '404'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/events/{event_id}', 'get', ['200', '400', '401', '403', '404'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/events/{event_id}/retry', 'post', ['202', '400', '401', '403', '404', '409'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/retry-failed', 'post', ['202', '400', '401', '403', '404', '409'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/test', 'post', ['200', '400', '401', '403', '404', '409'])
+    expectStatuses('/api/v1/admin/apps/{app_id}/webhooks/secret/rotate', 'post', ['200', '400', '401', '403', '404'])
     expect(paths['/api/v1/admin/apps/{app_id}/webhooks/events/{event_id}/retry'].post.responses['409'].description).toContain('already_delivered')
     expect(admin.webhooks.uapEvent).toBeTruthy()
   })

@@ -1,5 +1,5 @@
 import { createRoute, z, type OpenAPIHono } from '@hono/zod-openapi'
-import { bearerSecurity, mergeErrors, OPEN, pick } from '../lib/openapi'
+import { bearerSecurity, jsonBody, mergeErrors, OPEN, pick } from '../lib/openapi'
 import { errorResponses } from '../lib/errors'
 import { router } from '../context'
 import { targetApp } from '../apps/access'
@@ -81,7 +81,7 @@ adminWebhookRoutes.openapi(
           })
           .openapi('WebhookSummary'),
       ),
-      ...pick(401, 403, 404),
+      ...pick(400, 401, 403, 404),
     },
   }),
   async (c) => c.json(await webhookSummary(c.env, await targetApp(c, c.req.valid('param').app_id)), 200),
@@ -121,7 +121,7 @@ adminWebhookRoutes.openapi(
     description: "Any event of the app's outbox (the changes feed's `event_id`), with its delivery, every attempt and the exact payload it is sent with.",
     security: bearerSecurity,
     request: { params: EventParams },
-    responses: { 200: ok('The event', EventDelivery.extend({ payload: WebhookPayloadSchema }).openapi('WebhookEventDetail')), ...mergeErrors(pick(401, 403), notFound) },
+    responses: { 200: ok('The event', EventDelivery.extend({ payload: WebhookPayloadSchema }).openapi('WebhookEventDetail')), ...mergeErrors(pick(400, 401, 403), notFound) },
   }),
   async (c) => {
     const { app_id, event_id } = c.req.valid('param')
@@ -217,11 +217,11 @@ adminWebhookRoutes.openapi(
     path: '/{app_id}/webhooks/secret/rotate',
     tags: [TAG],
     summary: 'Rotate the webhook secret',
-    description: `Issues a new webhook secret (\`whsec_…\`) and returns it once; an app without one gets its first. For \`overlap_seconds\` (default ${DEFAULT_OVERLAP_S}, at most ${MAX_OVERLAP_S}; 0 ends it at once) every delivery carries a signature under the new and one under the previous secret, so the receiver can switch without missing a call. Rotating again within the overlap drops the oldest secret.`,
+    description: `Body (JSON, optional): \`{"overlap_seconds": n}\`. Issues a new webhook secret (\`whsec_…\`) and returns it once; an app without one gets its first. For \`overlap_seconds\` (default ${DEFAULT_OVERLAP_S}, at most ${MAX_OVERLAP_S}; 0 ends it at once) every delivery carries a signature under the new and one under the previous secret, so the receiver can switch without missing a call. Rotating again within the overlap drops the oldest secret.`,
     security: bearerSecurity,
     request: {
       params: AppIdParam,
-      body: { content: { 'application/json': { schema: z.object({ overlap_seconds: z.number().int().min(0).max(MAX_OVERLAP_S).optional().openapi({ example: DEFAULT_OVERLAP_S }) }) } }, required: false },
+      body: jsonBody(z.object({ overlap_seconds: z.number().int().min(0).max(MAX_OVERLAP_S).optional().openapi({ example: DEFAULT_OVERLAP_S }) })),
     },
     responses: {
       200: ok(
@@ -239,8 +239,7 @@ adminWebhookRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
-    const body = (c.req.valid('json') ?? {}) as { overlap_seconds?: number }
-    const r = await rotateWebhookSecretAsAdmin(c.env, app.appId, body.overlap_seconds ?? DEFAULT_OVERLAP_S, auditActor(c))
+    const r = await rotateWebhookSecretAsAdmin(c.env, app.appId, c.req.valid('json').overlap_seconds ?? DEFAULT_OVERLAP_S, auditActor(c))
     c.header('Cache-Control', 'no-store')
     return c.json(r, 200)
   },
