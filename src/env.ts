@@ -1,5 +1,5 @@
 import type { RateLimiter } from './ratelimit/durable-object'
-import type { TicketVault } from './tickets/durable-object'
+import type { AppGate } from './signing/gate'
 import { z } from 'zod'
 import { ConfigError } from './lib/errors'
 import { PASSWORD_MIN_LENGTH } from './lib/password/policy'
@@ -13,7 +13,8 @@ export interface Env {
   WEBHOOK_QUEUE: Queue<unknown>
   MAPPING_IMPORTER: DurableObjectNamespace
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>
-  TICKET_VAULT: DurableObjectNamespace<TicketVault>
+  /** one AppGate per application: nonces, per-app limits, row version, its SSO tickets (src/signing/gate.ts) */
+  APP_GATE: DurableObjectNamespace<AppGate>
   ENVIRONMENT: string
   ISSUER: string
   // secrets
@@ -49,10 +50,6 @@ export interface Env {
   ADMIN_SESSION_TTL?: string
   /** SSO ticket lifetime, seconds (src/tickets/service.ts; default 60) */
   TICKET_TTL_S?: string
-  /** JSON {target_app_id | "*": location hint} for ticket objects (src/tickets/service.ts) */
-  TICKET_LOCATION_HINTS?: string
-  /** 0 (default): one TicketVault object per ticket; N: N shard objects (src/tickets/service.ts) */
-  TICKET_SHARDS?: string
   /** Base of the queue's retry backoff, seconds (default 10; below 10 only in development and test) */
   QUEUE_RETRY_BASE_S?: string
 }
