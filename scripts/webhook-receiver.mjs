@@ -39,6 +39,9 @@ export async function startReceiver({ port = 0, host = '127.0.0.1' } = {}) {
     if (cfg.location !== undefined) sink.location = cfg.location
   }
   const server = http.createServer(async (req, res) => {
+    // one request per connection: a kept-alive socket the server closes while the client
+    // (workerd's pool) reuses it fails that request with "Network connection lost"
+    res.setHeader('connection', 'close')
     try {
       const url = new URL(req.url ?? '/', 'http://receiver')
       const body = await read(req)
@@ -69,7 +72,6 @@ export async function startReceiver({ port = 0, host = '127.0.0.1' } = {}) {
       json(res, 500, { error: String(err) })
     }
   })
-  server.keepAliveTimeout = 1000
   await new Promise((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, host, () => resolve(undefined))
