@@ -20,6 +20,10 @@
 //     setup?(ctx) → state, requests(state, ctx) → autocannon requests[],
 //     options?(state, ctx, phase: 'warmup'|'run') → extra autocannon options (e.g. amount),
 //     reset?(state, ctx, warmupResult), check?(state, ctx) → {name, ok, detail} }
+// or, for what autocannon cannot measure (webhook delivery), instead of requests:
+//   { name, route, order?, measure(ctx) → { result, markdown, check? } } (UAP Edge only; ctx
+//   has cpu() as well: the Worker's CPU ms so far by process role; the markdown goes to the
+//   report's "Measured scenarios" section)
 // ctx: { target ('uap'|'peer'), base, connections, duration, pass, shared (kept across
 //        scenarios and passes), paths (the target's OIDC endpoints), oidc() → the target's
 //        OIDC world (bench/oidc.mjs: client, tokens()), and for 'uap' also admin,
@@ -118,6 +122,7 @@ if (WITH_PEER && scenarios.some((s) => s.targets.includes('peer'))) {
 }
 
 const rows = []
+const measured = []
 const checks = []
 const shared = {}
 const processes = {}
@@ -135,6 +140,18 @@ try {
       for (const s of list) {
         const connections = Math.min(s.connections ?? CONNECTIONS, CONNECTIONS)
         const targets = s.targets.filter((t) => t === 'uap' || (t === 'peer' && peer && pass.id === 'default'))
+        if (s.measure) {
+          const ctx = { target: 'uap', connections, duration: DURATION, pass: pass.id, shared, base: server.base, admin, paths: UAP_PATHS, cpu: server.cpu, ...client }
+          process.stdout.write(`bench: ${s.name} (${s.route}) ... `)
+          const m = await s.measure(ctx)
+          measured.push({ pass: pass.id, scenario: s.name, route: s.route, result: m.result, markdown: m.markdown })
+          console.log(JSON.stringify(m.result))
+          if (m.check) {
+            checks.push({ pass: pass.id, target: 'uap', scenario: s.name, ...m.check })
+            console.log(`bench: check ${m.check.ok ? 'ok' : 'FAILED'}: ${m.check.name}: ${m.check.detail}`)
+          }
+          continue
+        }
         for (const target of targets) {
           const common = { target, connections, duration: DURATION, pass: pass.id, shared }
           const ctx =
@@ -200,7 +217,7 @@ const cpus = os.cpus()
 const date = new Date().toISOString()
 const versionOf = (pkg) => JSON.parse(readFileSync(path.join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version
 const loadStats = `min ${Math.min(...load).toFixed(2)}, mean ${(load.reduce((a, b) => a + b, 0) / load.length).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} samples, every 5 s)`
-writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, checks, roundTrips, processes }, null, 2))
+writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, measured, checks, roundTrips, processes }, null, 2))
 
 const uapRows = (pass) => rows.filter((r) => r.pass === pass && r.target === 'uap')
 const bareOf = (pass) => rows.find((r) => r.pass === pass && r.target === 'uap' && r.bare)
@@ -430,6 +447,9 @@ ${roundTripSection}
 
 ## Results
 ${passSections}
+
+## Measured scenarios
+${measured.length ? measured.map((m) => `### ${m.scenario} (pass \`${m.pass}\`): ${m.route}\n${m.markdown}`).join('\n\n') : '_none ran_'}
 
 ## Simple-SSO tickets vs the bare route
 Same pass, same Worker, same run. Latency ratios: higher is slower; req/s ratio: lower is

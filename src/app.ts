@@ -35,6 +35,7 @@ import { adminGroupRoutes, adminGroupTypeRoutes, adminUserGroupRoutes } from './
 import { adminPermissionRoutes } from './permissions/admin-routes'
 import { partnerPermissionRoutes } from './permissions/partner-routes'
 import { mePermissionRoutes } from './permissions/me-routes'
+import { adminWebhookRoutes, documentWebhooks } from './webhooks/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
@@ -102,6 +103,7 @@ export function buildApp() {
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
   app.route('/api/v1/admin/apps', adminPermissionRoutes) // {app_id}/permissions, {app_id}/grants, {app_id}/users/{user_id}/permissions
+  app.route('/api/v1/admin/apps', adminWebhookRoutes) // {app_id}/webhooks, …/events, …/retry-failed, …/test, …/secret/rotate
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
 
@@ -112,6 +114,7 @@ export function buildApp() {
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
+  documentWebhooks(app.openAPIRegistry) // the call UAP Edge makes to notification_url (OpenAPI 3.1 `webhooks`)
   mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 
   app.notFound((c) => {

@@ -4,7 +4,7 @@ import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { users } from '../users/schema'
-import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
+import { MAPPING_KIND, appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType, type UserEventKind } from './schema'
 import { normalizeMobile, type E164 } from '../lib/mobile'
 import type { ApiError } from '../lib/errors'
 import { MappingErrors, type MappingErrorCode } from './errors'
@@ -41,6 +41,8 @@ export interface SyncItemResult {
   code: string
   message: string
   mapping_id?: string
+  /** the outbox event written by this item (absent when nothing changed): the webhook's `id` */
+  event_id?: string
 }
 
 export const SYNC_MAX_ITEMS = 500
@@ -60,13 +62,17 @@ interface UserLite {
 const payloadSql = sql`json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
   'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status)`
 
+// RFC 4122 version-4 layout from SQLite's randomblob, for events written one per row of a SELECT
+const uuidSql = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
+
 // INSERT ... SELECT through drizzle's insert builder (raw db.run statements cannot be batched
-// on D1 by drizzle). The select lists every column of mapping_events in table order; a NULL
-// id lets AUTOINCREMENT assign the sequence.
+// on D1 by drizzle). The select lists every column of mapping_events in schema order (id,
+// event_id, app_id, user_id, mapping_id, event_type, payload, created_at, delivered_at, type);
+// a NULL id lets AUTOINCREMENT assign the sequence.
 function eventStatement(db: DB, e: { eventId: string; mappingId: string; type: MappingEventType; guard: string | null; now: number }): Stmt {
   // LEFT JOIN from a one-row table: when the guarded row is absent, app_id is NULL and the
   // NOT NULL constraint aborts the whole batch (see the comment at the top).
-  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL
+  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL, ${MAPPING_KIND[e.type]}
     FROM (SELECT 1) AS one
     LEFT JOIN app_user_mappings m ON m.id = ${e.mappingId} AND m.last_event_id IS ${e.guard}
     LEFT JOIN users u ON u.id = m.user_id`)
@@ -107,8 +113,40 @@ export function updateMappingStatements(
 }
 
 /** The DELETE event (payload = the mapping's last state), then the delete, both guarded on its version. */
-export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now()): Stmt[] {
-  return [eventStatement(db, { eventId: crypto.randomUUID(), mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
+export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now(), eventId: string = crypto.randomUUID()): Stmt[] {
+  return [eventStatement(db, { eventId, mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
+}
+
+/** event_type of a user event in one app, from the kind and the mapping row `m`. */
+const USER_EVENT_TYPE: Record<UserEventKind, ReturnType<typeof sql>> = {
+  'user.disabled': sql`'DISABLE'`,
+  // the account is usable in the app again only where the mapping is active
+  'user.enabled': sql`CASE WHEN m.is_active THEN 'ADD' ELSE 'UPDATE' END`,
+  'user.updated': sql`'UPDATE'`,
+}
+
+/**
+ * A change to a user (status, name, mobile) as one outbox event per app the user is mapped
+ * in (active or not), in one INSERT ... SELECT whatever the number of apps. Goes in the
+ * batch after the user update, so the payloads read the user as changed. Returns the
+ * written events (`event_id`, `app_id`), to be handed to webhook delivery after the batch.
+ */
+export function userEventsStatement(db: DB, userId: string, kind: UserEventKind, now = Date.now()) {
+  return db
+    .insert(mappingEvents)
+    .select(sql`SELECT NULL, ${uuidSql}, m.app_id, m.user_id, m.id, ${USER_EVENT_TYPE[kind]}, ${payloadSql}, ${now}, NULL, ${kind}
+      FROM app_user_mappings m JOIN users u ON u.id = m.user_id
+      WHERE m.user_id = ${userId}
+      ORDER BY m.app_id`)
+    .returning({ eventId: mappingEvents.eventId, appId: mappingEvents.appId })
+}
+
+/** Webhook delivery succeeded: the first delivery's time stays. */
+export function markEventDeliveredStatement(db: DB, eventId: string, at: number) {
+  return db
+    .update(mappingEvents)
+    .set({ deliveredAt: at })
+    .where(and(eq(mappingEvents.eventId, eventId), isNull(mappingEvents.deliveredAt)))
 }
 
 /**
@@ -117,10 +155,8 @@ export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date
  * the mappings go; the caller adds the application delete and the audit row to the batch.
  */
 export function deleteAllMappingsOfAppStatements(db: DB, appId: string, now = Date.now()): Stmt[] {
-  // RFC 4122 version-4 layout from SQLite's randomblob
-  const uuid = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
   return [
-    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuid}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL
+    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuidSql}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL, ${MAPPING_KIND.DELETE}
       FROM app_user_mappings m LEFT JOIN users u ON u.id = m.user_id
       WHERE m.app_id = ${appId}
       ORDER BY m.created_at, m.id`),
@@ -198,7 +234,7 @@ function planItem(db: DB, appId: string, p: Prepared, state: State, now: number,
   const base = { index, mobile: p.mobile ?? item.mobile, action: item.action }
   const fail = (code: string, message: string): Planned => ({ result: { ...base, status: 'error', code, message }, statements: [] })
   const ok = (code: string, message: string, row: AppUserMapping, statements: Stmt[] = []): Planned => {
-    const result: SyncItemResult = { ...base, status: 'ok', code, message, mapping_id: row.id }
+    const result: SyncItemResult = { ...base, status: 'ok', code, message, mapping_id: row.id, ...(statements.length ? { event_id: row.lastEventId! } : {}) }
     if (statements.length && audit) statements.push(auditStatement(db, audit(result, row.userId)))
     return { result, statements }
   }
@@ -447,6 +483,7 @@ export function publicEvent(e: MappingEvent) {
   return {
     seq: e.id,
     event_id: e.eventId,
+    type: e.type,
     event_type: e.eventType,
     app_id: e.appId,
     mapping_id: e.mappingId,
@@ -458,6 +495,24 @@ export function publicEvent(e: MappingEvent) {
     user_status: e.payload.user_status,
     created_at: new Date(e.createdAt).toISOString(),
   }
+}
+
+/** Outbox events by event id (webhook delivery and its admin views). */
+export function eventsByIdQuery(db: DB, eventIds: string[]) {
+  return db.select().from(mappingEvents).where(inArray(mappingEvents.eventId, eventIds.length ? eventIds : ['\u0000']))
+}
+
+/**
+ * Outbox events after sequence `after`, oldest first, without payloads: what the webhook
+ * sweep scans (src/webhooks/sweep.ts). Sequences become visible in order (see listChanges).
+ */
+export function eventsAfterQuery(db: DB, after: number, limit: number) {
+  return db
+    .select({ seq: mappingEvents.id, eventId: mappingEvents.eventId, appId: mappingEvents.appId, createdAt: mappingEvents.createdAt })
+    .from(mappingEvents)
+    .where(gt(mappingEvents.id, after))
+    .orderBy(asc(mappingEvents.id))
+    .limit(limit)
 }
 
 /**
