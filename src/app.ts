@@ -1,5 +1,6 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
+import { except } from 'hono/combine'
 import type { Context } from 'hono'
 import { router } from './context'
 import type { AppEnv } from './context'
@@ -30,8 +31,12 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { mappingImportRoutes, userImportRoutes } from './importer/routes'
+import { MAX_FILE_BYTES } from './importer/parse'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
+const UPLOAD_PATHS = [/^\/api\/v1\/apps\/[^/]+\/mapping\/preview\/?$/, /^\/api\/v1\/admin\/users\/import\/preview\/?$/]
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
 
@@ -45,13 +50,11 @@ export function buildApp() {
     if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
     await next()
   })
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorResponse(c, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
-    }),
-  )
+  // file uploads (bulk import previews) may be up to 10 MB plus the multipart framing; everything else 1 MiB
+  const limit = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorResponse(c, 413, 'payload_too_large', `Request body exceeds ${maxSize} bytes`) })
+  const isUpload = (c: Context) => UPLOAD_PATHS.some((re) => re.test(c.req.path))
+  app.use('*', except(isUpload, limit(MAX_BODY_BYTES)))
+  app.use('*', except((c) => !isUpload(c), limit(MAX_UPLOAD_BYTES)))
 
   // cross-cutting guards, by URL space
   app.use('/api/v1/admin/*', requireAdmin) // an admin's bearer token for UAP Edge's own API
@@ -73,7 +76,9 @@ export function buildApp() {
   app.route('/api/v1/open/pwd', passwordResetRoutes) // reset (signed)
   app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
   app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
+  app.route('/api/v1/apps', mappingImportRoutes) // {app_id}/mapping/preview, /import, /export
 
+  app.route('/api/v1/admin/users', userImportRoutes) // import/preview, import, export (before {id})
   app.route('/api/v1/admin/users', adminUserRoutes)
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings

@@ -11,6 +11,7 @@ import { ensureBootstrapAdmin } from './users/service'
 import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
+import { cleanupImportLedger } from './importer/apply'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 
 /** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
@@ -21,6 +22,8 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'oidc-cleanup-codes', run: cleanupCodes },
   // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
   { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
+  // import jobs' ledger entries, once their reports are gone (src/importer/apply.ts)
+  { name: 'cleanup-import-ledger', run: (env, now) => cleanupImportLedger(env, now) },
 ]
 
 /** Queue `uap-edge-webhooks` job kinds → handler. */
