@@ -183,7 +183,9 @@ async function readXlsx(bytes: Uint8Array): Promise<string[][]> {
     throw ImportErrors.unsupported_file_type({ message: 'The body is not an XLSX workbook (a ZIP file); old .xls files are not accepted, save as .xlsx or CSV UTF-8' })
   }
   checkZip(bytes)
-  const XLSX = await import('@e965/xlsx')
+  // the "mini" build: XLSX without the legacy formats (XLS, ODS …) and codepage tables (docs/import.md)
+  const mod = await import('@e965/xlsx/dist/xlsx.mini.min.js')
+  const XLSX = ((mod as unknown as { default?: unknown }).default ?? mod) as typeof import('@e965/xlsx')
   let wb
   try {
     // +2: the header, and one row past the limit so "too many rows" can be told apart
