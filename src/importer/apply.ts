@@ -18,6 +18,11 @@ export interface Plan {
 }
 
 export interface ImportKind {
+  /** rows planned and written per batch */
+  chunkRows: number
+  /** D1 queries a plan reads, and the most statements a batch of `rows` rows can hold (bounds a batch before it is planned) */
+  planReads: number
+  maxStatements(rows: number): number
   /** audit action of a write batch, e.g. admin.mapping.import */
   auditAction(job: JobContext): string
   auditTarget(job: JobContext): { targetType: string; targetId: string | null }
@@ -33,6 +38,18 @@ export interface LedgerEntry {
 }
 
 const PLAN_ATTEMPTS = 3
+
+/**
+ * D1 queries left in this invocation (D1 allows 1,000 per invocation; each statement of a
+ * batch counted as one, to be safe). Work stops before a step that could go over, and the
+ * next alarm carries on from the ledger.
+ */
+export interface QueryBudget {
+  left: number
+}
+
+/** The most queries one attempt at `rows` rows can cost: the plan's reads, its statements, the ledger entry, the audit row, a ledger read. */
+export const attemptCost = (kind: ImportKind, rows: number) => kind.planReads + kind.maxStatements(rows) + 3
 
 function entryOf(rows: PreviewRow[], applied: Applied[]): LedgerEntry {
   const outcome: LedgerOutcome = { created: 0, updated: 0, skipped: 0, failed: 0, rows: [] }
@@ -92,15 +109,23 @@ async function commit(env: Env, job: JobContext, kind: ImportKind, rows: Preview
  * against fresh reads, and after that one at a time, so each row is still all-or-nothing
  * with its outbox event, its ledger entry and its audit row.
  */
-export async function applyRows(env: Env, job: JobContext, kind: ImportKind, rows: PreviewRow[]): Promise<LedgerEntry[]> {
-  for (let attempt = 0; attempt < PLAN_ATTEMPTS; attempt++) {
-    const entry = await commit(env, job, kind, rows, await kind.plan(env, job, rows))
+export async function applyRows(env: Env, job: JobContext, kind: ImportKind, rows: PreviewRow[], budget: QueryBudget): Promise<LedgerEntry[]> {
+  const attempt = async (part: PreviewRow[]) => {
+    const plan = await kind.plan(env, job, part)
+    budget.left -= kind.planReads + plan.statements.length + 3
+    return commit(env, job, kind, part, plan)
+  }
+  // what does not fit this invocation's budget waits for the next one; what is done is in the ledger
+  for (let n = 0; n < PLAN_ATTEMPTS; n++) {
+    if (budget.left < attemptCost(kind, rows.length)) return []
+    const entry = await attempt(rows)
     if (entry) return [entry]
   }
   const out: LedgerEntry[] = []
   for (const r of rows) {
+    if (budget.left < PLAN_ATTEMPTS * attemptCost(kind, 1) + 1) break
     let entry: LedgerEntry | null = null
-    for (let attempt = 0; attempt < PLAN_ATTEMPTS && !entry; attempt++) entry = await commit(env, job, kind, [r], await kind.plan(env, job, [r]))
+    for (let n = 0; n < PLAN_ATTEMPTS && !entry; n++) entry = await attempt([r])
     entry ??= await commit(env, job, kind, [r], { statements: [], applied: [{ row: r.row, outcome: 'failed', reason: 'concurrent_modification', message: REASONS.concurrent_modification }] })
     if (!entry) throw new Error('import: could not record a failed row')
     out.push(entry)

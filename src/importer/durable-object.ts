@@ -3,7 +3,7 @@ import type { Env } from '../env'
 import { getDb } from '../db'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { log } from '../lib/logger'
-import { applyRows, closeJob, ledgerEntries, type ImportKind, type LedgerEntry } from './apply'
+import { applyRows, attemptCost, closeJob, ledgerEntries, type ImportKind, type LedgerEntry, type QueryBudget } from './apply'
 import { mappingKind } from './mappings'
 import { userKind } from './users'
 import { summaryOf, type PreviewRow, type PreviewStatus, type Strategy } from './rows'
@@ -27,11 +27,12 @@ const KINDS: Record<ImportKindName, ImportKind> = { mappings: mappingKind, users
 export const PREVIEW_TTL_MS = 3600_000
 /** Finished jobs and their reports are kept this long. */
 export const JOB_RETENTION_MS = 7 * 24 * 3600_000
-/** Rows planned and written per batch (each batch a handful of D1 statements, see apply.ts). */
-export const CHUNK_ROWS = 500
-/** Work done per alarm invocation before the next alarm continues (bounded CPU and D1 queries per invocation). */
-const ROWS_PER_ALARM = 5_000
+/** Rows per mapping batch (a handful of D1 statements whatever the count, see apply.ts). */
+export const CHUNK_ROWS = mappingKind.chunkRows
+/** Work done per alarm invocation before the next alarm continues: bounded CPU, wall time and D1 queries. */
+const ROWS_PER_ALARM = 10_000
 const WALL_PER_ALARM_MS = 5_000
+const QUERIES_PER_ALARM = 900
 /** Consecutive failed alarm runs before a job is marked failed. */
 const MAX_ATTEMPTS = 6
 
@@ -250,10 +251,11 @@ export class MappingImporter extends DurableObject<Env> {
     const ctx = { jobId: j.id, scope: j.scope, strategy: j.strategy as Strategy, actor: JSON.parse(j.actor) as AuditActor }
     const started = Date.now()
     let done = 0
+    const budget: QueryBudget = { left: QUERIES_PER_ALARM }
     try {
-      while (done < ROWS_PER_ALARM && Date.now() - started < WALL_PER_ALARM_MS) {
+      while (done < ROWS_PER_ALARM && Date.now() - started < WALL_PER_ALARM_MS && budget.left >= attemptCost(kind, kind.chunkRows) + 1) {
         const rows = this.sql
-          .exec<{ row: number; status: string; reason: string | null; message: string | null; fixed: number; data: string }>('SELECT * FROM preview_rows WHERE preview_id = ? AND row > ? ORDER BY row LIMIT ?', j.preview_id, j.cursor, CHUNK_ROWS)
+          .exec<{ row: number; status: string; reason: string | null; message: string | null; fixed: number; data: string }>('SELECT * FROM preview_rows WHERE preview_id = ? AND row > ? ORDER BY row LIMIT ?', j.preview_id, j.cursor, kind.chunkRows)
           .toArray()
           .map((r) => ({ row: r.row, status: r.status as PreviewStatus, reason: r.reason, message: r.message, fixed: !!r.fixed, data: JSON.parse(r.data) }) satisfies PreviewRow)
         if (!rows.length) {
@@ -265,14 +267,12 @@ export class MappingImporter extends DurableObject<Env> {
           return
         }
         // a batch committed before the object stopped is in the ledger: adopt it, do not apply it again
-        const first = rows[0].row
-        const last = rows[rows.length - 1].row
-        const entries = await ledgerEntries(this.env, j.id, first, last)
+        const entries = await ledgerEntries(this.env, j.id, rows[0].row, rows[rows.length - 1].row)
+        budget.left--
         const covered = (row: number) => entries.some((e) => row >= e.rowFrom && row <= e.rowTo)
         const todo = rows.filter((r) => !covered(r.row))
-        if (todo.length) entries.push(...(await applyRows(this.env, ctx, kind, todo)))
-        this.record(j, rows, entries, last)
-        done += rows.length
+        if (todo.length) entries.push(...(await applyRows(this.env, ctx, kind, todo, budget)))
+        done += this.record(j, rows, entries)
       }
     } catch (e) {
       const attempts = j.attempts + 1
@@ -288,11 +288,23 @@ export class MappingImporter extends DurableObject<Env> {
     }
   }
 
-  /** Progress and the report rows of one chunk, in one storage transaction. */
-  private record(j: JobRow, rows: PreviewRow[], entries: LedgerEntry[], last: number) {
+  /**
+   * Progress and the report rows of one chunk, in one storage transaction. The cursor moves
+   * past the rows the ledger entries cover, in order (all of them, unless the invocation's
+   * query budget cut the chunk short). Answers the number of rows done.
+   */
+  private record(j: JobRow, rows: PreviewRow[], entries: LedgerEntry[]): number {
     const data = new Map(rows.map((r) => [r.row, r.data]))
+    let n = 0
+    for (const r of rows) {
+      if (!entries.some((e) => r.row >= e.rowFrom && r.row <= e.rowTo)) break
+      n++
+    }
+    if (!n) return 0
+    const last = rows[n - 1].row
     this.ctx.storage.transactionSync(() => {
       for (const e of entries) {
+        if (e.rowFrom > last) continue
         j.created += e.outcome.created
         j.updated += e.outcome.updated
         j.skipped += e.outcome.skipped
@@ -302,11 +314,12 @@ export class MappingImporter extends DurableObject<Env> {
           this.sql.exec('INSERT OR REPLACE INTO job_rows (job_id, row, outcome, reason, message, data) VALUES (?, ?, ?, ?, ?, ?)', j.id, r.row, r.outcome, r.reason, r.message, JSON.stringify(shown))
         }
       }
-      j.processed += rows.length
+      j.processed += n
       j.cursor = last
       j.attempts = 0
       this.sql.exec('UPDATE jobs SET processed = ?, created = ?, updated = ?, skipped = ?, failed = ?, cursor = ?, attempts = 0, error = NULL WHERE id = ?', j.processed, j.created, j.updated, j.skipped, j.failed, j.cursor, j.id)
     })
+    return n
   }
 
   /** Drops expired previews and old jobs. */

@@ -180,6 +180,10 @@ async function planMappings(env: Env, job: JobContext, rows: PreviewRow[]): Prom
 }
 
 export const mappingKind: ImportKind = {
+  chunkRows: 1000,
+  // users by mobile, mappings by key; inserts and updates two bulk statements each, whatever the count
+  planReads: 2,
+  maxStatements: () => 4,
   auditAction: (job) => (job.actor.actorType === 'app' ? 'app.mapping.import' : 'admin.mapping.import'),
   auditTarget: (job) => ({ targetType: 'application', targetId: job.scope }),
   plan: planMappings,

@@ -188,6 +188,10 @@ async function planUsers(env: Env, job: JobContext, rows: PreviewRow[]): Promise
 export const USERS_SCOPE = 'users'
 
 export const userKind: ImportKind = {
+  // an OVERWRITE that disables or re-hashes writes three statements per user (update, sessions, refresh tokens)
+  chunkRows: 200,
+  planReads: 1,
+  maxStatements: (rows) => 1 + 3 * rows,
   auditAction: () => 'admin.user.import',
   auditTarget: () => ({ targetType: 'user', targetId: null }),
   plan: planUsers,
