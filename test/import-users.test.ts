@@ -177,6 +177,15 @@ describe('users import', () => {
     const lost = a.status === 202 ? b : a
     expect(lost.body.error).toMatchObject({ code: 'import_running', details: { job_id: won.body.job_id } })
     expect(await waitForJob(`/api/v1/admin/users/import/${won.body.job_id}`, admin)).toMatchObject({ state: 'done', created: 1500 })
+
+    // disabling them all is three statements a user: the job splits its batches and alarms to stay inside D1's limits
+    const off = await importUsers(admin, csv([['mobile', 'status'], ...mobiles.map((m) => [m, 'DISABLED'])]), 'OVERWRITE')
+    expect(off.job).toMatchObject({ state: 'done', total: 1500, processed: 1500, updated: 1500, skipped: 0, failed: 0 })
+    const still = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE status = 'ACTIVE' AND mobile IN (SELECT value FROM json_each(?))").bind(JSON.stringify(mobiles)).first<{ n: number }>()
+    expect(still!.n).toBe(0)
+    const batches = (await auditOf('admin.user.import')).filter((a) => a.details.job_id === off.job.job_id)
+    expect(batches.length).toBeGreaterThan(10)
+    expect(batches.reduce((n, b) => n + b.details.updated, 0)).toBe(1500)
   })
 
   it('is for admins only', async () => {

@@ -9,7 +9,11 @@ import { REASONS } from './rows'
 
 type Stmt = BatchItem<'sqlite'>
 
-/** What a kind (mappings, users) plans for some rows against the database as it is now. */
+/**
+ * What a kind (mappings, users) plans for some rows against the database as it is now.
+ * `applied` is in row order and may stop short of the last row (a batch that would hold
+ * too many statements): the rows after it are planned in the next batch.
+ */
 export interface Plan {
   statements: Stmt[]
   applied: Applied[]
@@ -57,7 +61,7 @@ function entryOf(rows: PreviewRow[], applied: Applied[]): LedgerEntry {
     outcome[a.outcome]++
     if (a.outcome === 'skipped' || a.outcome === 'failed') outcome.rows.push({ row: a.row, outcome: a.outcome, reason: a.reason ?? '', message: a.message ?? '' })
   }
-  return { rowFrom: rows[0].row, rowTo: rows[rows.length - 1].row, outcome }
+  return { rowFrom: rows[0].row, rowTo: applied[applied.length - 1].row, outcome }
 }
 
 function ledgerStatement(db: DB, jobId: string, e: LedgerEntry, now: number) {
