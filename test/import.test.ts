@@ -124,6 +124,19 @@ describe('mapping preview', () => {
     expect((await call(`/api/v1/apps/${other.appId}/mapping/preview/${r.body.preview_id}`, { token: await adminToken() })).status).toBe(404)
   })
 
+  it('keeps a large preview whole (stored in slices) and pages through it to the last row', async () => {
+    const { appId, auth } = await appWithToken()
+    const mobiles = freshMobiles(12_000)
+    const r = await preview(appId, auth, csv([['mobile', 'mapped_key'], ...mobiles.map((m, i) => [m, `big-${i}`])]))
+    expect(r.status).toBe(200)
+    expect(r.body.summary).toEqual({ total: 12_000, new: 0, duplicate: 0, invalid: 12_000 })
+    expect(r.body.rows).toHaveLength(100)
+    expect(r.body.has_more).toBe(true)
+    const last = await call(`/api/v1/apps/${appId}/mapping/preview/${r.body.preview_id}?page=24&page_size=500`, auth)
+    expect(last.body.rows).toHaveLength(500)
+    expect(last.body.rows.at(-1)).toMatchObject({ row: 12_001, mobile: mobiles.at(-1), mapped_key: 'big-11999', reason: 'user_not_found' })
+  })
+
   it('answers only the app itself or an admin', async () => {
     const a = await appWithToken()
     const b = await appWithToken()

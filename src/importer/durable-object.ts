@@ -128,7 +128,7 @@ export class MappingImporter extends DurableObject<Env> {
     this.sql = ctx.storage.sql
     this.sql.exec(`
       CREATE TABLE IF NOT EXISTS previews (id TEXT PRIMARY KEY, kind TEXT NOT NULL, scope TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
-        summary TEXT NOT NULL, columns TEXT NOT NULL, ignored TEXT NOT NULL, job_id TEXT);
+        summary TEXT NOT NULL, columns TEXT NOT NULL, ignored TEXT NOT NULL, job_id TEXT, complete INTEGER NOT NULL DEFAULT 1);
       CREATE TABLE IF NOT EXISTS preview_rows (preview_id TEXT NOT NULL, row INTEGER NOT NULL, status TEXT NOT NULL, reason TEXT, message TEXT, fixed INTEGER NOT NULL,
         data TEXT NOT NULL, PRIMARY KEY (preview_id, row));
       CREATE INDEX IF NOT EXISTS preview_rows_status ON preview_rows (preview_id, status, row);
@@ -143,26 +143,52 @@ export class MappingImporter extends DurableObject<Env> {
 
   // ------------------------------------------------------------------ previews
 
-  /** Keeps a classified file until it is imported or expires. */
-  async storePreview(input: { kind: ImportKindName; scope: string; rows: PreviewRow[]; columns: Record<string, string>; ignored_columns: string[] }): Promise<StoredPreview> {
+  /**
+   * Keeps a classified file until it is imported or expires. A large file comes in slices
+   * (`more`: appendPreviewRows follows), so no single call carries all of it; a preview is
+   * usable once its last slice is in.
+   */
+  async storePreview(input: {
+    kind: ImportKindName
+    scope: string
+    rows: PreviewRow[]
+    columns: Record<string, string>
+    ignored_columns: string[]
+    summary?: ReturnType<typeof summaryOf>
+    more?: boolean
+  }): Promise<StoredPreview> {
     const id = crypto.randomUUID()
     const now = Date.now()
-    const summary = summaryOf(input.rows)
+    const summary = input.summary ?? summaryOf(input.rows)
     this.ctx.storage.transactionSync(() => {
       this.sql.exec(
-        'INSERT INTO previews (id, kind, scope, created_at, expires_at, summary, columns, ignored) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-        id, input.kind, input.scope, now, now + PREVIEW_TTL_MS, JSON.stringify(summary), JSON.stringify(input.columns), JSON.stringify(input.ignored_columns),
+        'INSERT INTO previews (id, kind, scope, created_at, expires_at, summary, columns, ignored, complete) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        id, input.kind, input.scope, now, now + PREVIEW_TTL_MS, JSON.stringify(summary), JSON.stringify(input.columns), JSON.stringify(input.ignored_columns), input.more ? 0 : 1,
       )
-      for (const r of input.rows) {
-        this.sql.exec('INSERT INTO preview_rows (preview_id, row, status, reason, message, fixed, data) VALUES (?, ?, ?, ?, ?, ?, ?)', id, r.row, r.status, r.reason, r.message, r.fixed ? 1 : 0, JSON.stringify(r.data))
-      }
+      this.insertRows(id, input.rows)
     })
     await this.schedule()
     return { preview_id: id, kind: input.kind, scope: input.scope, expires_at: now + PREVIEW_TTL_MS, summary, columns: input.columns, ignored_columns: input.ignored_columns, job_id: null }
   }
 
+  async appendPreviewRows(id: string, rows: PreviewRow[], last: boolean): Promise<boolean> {
+    const ok = this.sql.exec('SELECT 1 FROM previews WHERE id = ? AND complete = 0', id).toArray().length > 0
+    if (!ok) return false
+    this.ctx.storage.transactionSync(() => {
+      this.insertRows(id, rows)
+      if (last) this.sql.exec('UPDATE previews SET complete = 1 WHERE id = ?', id)
+    })
+    return true
+  }
+
+  private insertRows(id: string, rows: PreviewRow[]) {
+    for (const r of rows) {
+      this.sql.exec('INSERT INTO preview_rows (preview_id, row, status, reason, message, fixed, data) VALUES (?, ?, ?, ?, ?, ?, ?)', id, r.row, r.status, r.reason, r.message, r.fixed ? 1 : 0, JSON.stringify(r.data))
+    }
+  }
+
   private preview(id: string): StoredPreview | null {
-    const p = this.sql.exec<{ id: string; kind: string; scope: string; expires_at: number; summary: string; columns: string; ignored: string; job_id: string | null }>('SELECT * FROM previews WHERE id = ?', id).toArray()[0]
+    const p = this.sql.exec<{ id: string; kind: string; scope: string; expires_at: number; summary: string; columns: string; ignored: string; job_id: string | null }>('SELECT * FROM previews WHERE id = ? AND complete = 1', id).toArray()[0]
     if (!p || (p.expires_at <= Date.now() && !p.job_id)) return null
     return { preview_id: p.id, kind: p.kind as ImportKindName, scope: p.scope, expires_at: p.expires_at, summary: JSON.parse(p.summary), columns: JSON.parse(p.columns), ignored_columns: JSON.parse(p.ignored), job_id: p.job_id }
   }

@@ -6,8 +6,10 @@ import { MAX_FILE_BYTES, kindOf, parseSheet, type FileKind } from './parse'
 import { classifyMappings } from './mappings'
 import { USERS_SCOPE, classifyUsers } from './users'
 import { PREVIEW_TTL_MS, type ImportKindName, type MappingImporter, type ReportRow } from './durable-object'
-import type { PreviewRow, PreviewStatus, Strategy } from './rows'
+import { summaryOf, type PreviewRow, type PreviewStatus, type Strategy } from './rows'
 import { csvLine } from '../lib/csv'
+
+const STORE_SLICE = 5_000
 
 /** Rows shown in the preview answer itself; the rest are paged with GET …/preview/{id}. */
 export const PREVIEW_INLINE_ROWS = 100
@@ -62,7 +64,21 @@ export async function createPreview(env: Env, kind: ImportKindName, scope: strin
   const file = await readUpload(req)
   const sheet = await parseSheet(file.bytes, file.kind)
   const classified = kind === 'mappings' ? await classifyMappings(env, scope, sheet) : await classifyUsers(env, sheet)
-  const stored = await stub(env, scope).storePreview({ kind, scope, rows: classified.rows, columns: classified.columns, ignored_columns: classified.ignored_columns })
+  // in slices: one structured clone of 50,000 rows would hold the whole file twice more in memory
+  const importer = stub(env, scope)
+  const slices = Math.ceil(classified.rows.length / STORE_SLICE)
+  const stored = await importer.storePreview({
+    kind,
+    scope,
+    rows: classified.rows.slice(0, STORE_SLICE),
+    columns: classified.columns,
+    ignored_columns: classified.ignored_columns,
+    summary: summaryOf(classified.rows),
+    more: slices > 1,
+  })
+  for (let i = 1; i < slices; i++) {
+    if (!(await importer.appendPreviewRows(stored.preview_id, classified.rows.slice(i * STORE_SLICE, (i + 1) * STORE_SLICE), i === slices - 1))) throw ImportErrors.preview_not_found()
+  }
   return {
     preview_id: stored.preview_id,
     expires_in: Math.round(PREVIEW_TTL_MS / 1000),
