@@ -1,23 +1,15 @@
 import { OpenAPIHono } from '@hono/zod-openapi'
 import type { Env } from './env'
 import type { Application } from './apps/schema'
+import type { VerifiedAccess } from './auth/tokens'
 import { validationHook } from './lib/errors'
-
-/** What a request knows about its caller once auth middleware has run. */
-export interface AuthContext {
-  userId: string
-  sessionId: string
-  role: 'USER' | 'ADMIN'
-  audience: string[]
-  clientId?: string
-  scope?: string
-}
 
 export type AppVariables = {
   requestId: string
   clientIp: string
-  auth?: AuthContext
-  /** The calling application, set by requireSignedApp or requireAppAccess. */
+  /** The caller's verified access token, set by requireUser or requireAdmin. */
+  auth?: VerifiedAccess
+  /** The calling application, set by requireSignedApp or requireAppToken. */
   app?: Application
   /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
   pageImageOrigins?: string[]

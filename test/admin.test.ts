@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ADMIN, adminToken, api, createApp, createUser, env, login, mapUser, uniqueMobile } from './helpers'
+import { ADMIN, adminToken, api, appLogin, createApp, createUser, env, login, mapUser, uniqueMobile } from './helpers'
 
 const ADMIN_ROUTES: [string, string, unknown?][] = [
   ['GET', '/api/v1/admin/users'],
@@ -38,10 +38,10 @@ describe('admin routes refuse non-admins', () => {
   })
 
   it("even the admin's token → 403 when it was issued for an app (aud = app_id)", async () => {
-    const { app } = await createApp()
+    const { app, app_secret } = await createApp()
     const admin = await env.DB.prepare('SELECT id FROM users WHERE mobile = ?').bind(ADMIN.mobile).first<{ id: string }>()
     await mapUser(app.appId, admin!.id)
-    const appToken = await login(ADMIN.mobile, ADMIN.password, { app_id: app.appId })
+    const appToken = await appLogin({ appId: app.appId, secret: app_secret }, ADMIN.mobile, ADMIN.password)
     const [, payload] = appToken.access_token.split('.')
     expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud).toBe(app.appId)
     for (const [method, path, json] of ADMIN_ROUTES) {

@@ -35,6 +35,23 @@ export async function login(mobile: string, password: string, extra: Record<stri
   return r.body as { access_token: string; refresh_token: string; expires_in: number; token_type: string }
 }
 
+/**
+ * POST /api/v1/auth/login with app_id, authenticated as the app: HTTP Basic app_id:app_secret
+ * (default) or signed like the /api/v1/open/* calls. Returns the raw answer.
+ */
+export async function appLoginRequest(app: { appId: string; secret: string }, mobile: string, password: string, opts: { via?: 'basic' | 'signed'; extra?: Record<string, unknown>; headers?: Record<string, string> } = {}) {
+  const json = { mobile, password, app_id: app.appId, ...opts.extra }
+  if (opts.via === 'signed') return signedApi(app, 'POST', '/api/v1/auth/login', { json, headers: opts.headers })
+  return api('/api/v1/auth/login', { method: 'POST', json, headers: { Authorization: 'Basic ' + btoa(`${app.appId}:${app.secret}`), ...opts.headers } })
+}
+
+/** A successful login for an app (see appLoginRequest). */
+export async function appLogin(app: { appId: string; secret: string }, mobile: string, password: string, via: 'basic' | 'signed' = 'basic') {
+  const r = await appLoginRequest(app, mobile, password, { via })
+  if (r.status !== 200) throw new Error(`app login failed ${r.status} ${JSON.stringify(r.body)}`)
+  return r.body as { access_token: string; refresh_token: string; expires_in: number; token_type: string }
+}
+
 export async function adminToken() {
   return (await login(ADMIN.mobile, ADMIN.password)).access_token
 }

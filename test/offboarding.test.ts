@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { adminToken, api, createUser, env, login } from './helpers'
+import { adminToken, api, appLogin, createUser, env, login } from './helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 // Offboarding (issue 9): a token issued for an app stops working, and its refresh-token
@@ -30,17 +30,47 @@ async function codeFlow(b: Browser, app: { clientId: string; secret: string }, s
   return r.body as { access_token: string; refresh_token: string; id_token: string }
 }
 
+/** The first-party refresh API, authenticated as the app the token was issued for (HTTP Basic). */
+const appRefresh = (app: { appId: string; secret: string }, refreshToken: string, auth: 'basic' | 'none' = 'basic') =>
+  api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: refreshToken }, headers: auth === 'basic' ? { Authorization: 'Basic ' + btoa(`${app.appId}:${app.secret}`) } : {} })
+
+describe('refreshing a token from a login with app_id', () => {
+  it("needs the app's own authentication, like the login; another app or a first-party token is refused", async () => {
+    const a = await createOidcApp({ firstParty: true })
+    const b = await createOidcApp({ firstParty: true })
+    const user = await createUser()
+    await mapUser(a.clientId, user.id, `ra-${user.id.slice(0, 8)}`)
+    const appA = { appId: a.clientId, secret: a.secret }
+    const t = await appLogin(appA, user.mobile, user.password)
+    const bare = await appRefresh(appA, t.refresh_token, 'none')
+    expect(bare.status).toBe(401)
+    expect(bare.body.error.code).toBe('app_auth_required')
+    const wrongApp = await appRefresh({ appId: b.clientId, secret: b.secret }, t.refresh_token)
+    expect(wrongApp.status).toBe(401)
+    expect(wrongApp.body.error.code).toBe('invalid_grant')
+    const wrongSecret = await appRefresh({ appId: a.clientId, secret: b.secret }, t.refresh_token)
+    expect(wrongSecret.body.error.code).toBe('invalid_app_credentials')
+    // the refused attempts spent nothing: the app itself still refreshes
+    const ok = await appRefresh(appA, t.refresh_token)
+    expect(ok.status).toBe(200)
+    // a first-party token is not an app's to refresh
+    const plain = await login(user.mobile, user.password)
+    expect((await appRefresh(appA, plain.refresh_token)).body.error.code).toBe('invalid_grant')
+    expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: plain.refresh_token } })).status).toBe(200)
+  })
+})
+
 describe('app-bound refresh tokens after offboarding', () => {
   it('a login for an app: refresh refused once the mapping is disabled, the family revoked and audited; re-enabling does not revive it', async () => {
-    const { app, clientId } = await createOidcApp({ firstParty: true })
+    const { clientId, secret } = await createOidcApp({ firstParty: true })
     const user = await createUser()
     await mapUser(clientId, user.id, `off-${user.id.slice(0, 8)}`)
-    const t = await login(user.mobile, user.password, { app_id: app.appId })
-    const rotated = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })
+    const t = await appLogin({ appId: clientId, secret }, user.mobile, user.password)
+    const rotated = await appRefresh({ appId: clientId, secret }, t.refresh_token)
     expect(rotated.status).toBe(200)
 
     await disableMapping(clientId, user.id)
-    const refused = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: rotated.body.refresh_token } })
+    const refused = await appRefresh({ appId: clientId, secret }, rotated.body.refresh_token)
     expect(refused.status).toBe(401)
     expect(refused.body.error.code).toBe('invalid_grant')
     expect(await familyStatuses(user.id)).toEqual(['REVOKED', 'REVOKED'])
@@ -49,21 +79,21 @@ describe('app-bound refresh tokens after offboarding', () => {
     // mapped again: the old family stays dead, a new sign-in is needed
     const enable = await api(`/api/v1/admin/apps/${clientId}/mappings/${await mappingIdOf(clientId, user.id)}`, { method: 'PATCH', token: await adminToken(), json: { is_active: true } })
     expect(enable.status).toBe(200)
-    expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: rotated.body.refresh_token } })).status).toBe(401)
+    expect((await appRefresh({ appId: clientId, secret }, rotated.body.refresh_token)).status).toBe(401)
   })
 
   it('a login for an app: refresh refused once the app is disabled, even after it is enabled again', async () => {
-    const { clientId } = await createOidcApp({ firstParty: true })
+    const { clientId, secret } = await createOidcApp({ firstParty: true })
     const user = await createUser()
     await mapUser(clientId, user.id, `dis-${user.id.slice(0, 8)}`)
-    const t = await login(user.mobile, user.password, { app_id: clientId })
+    const t = await appLogin({ appId: clientId, secret }, user.mobile, user.password)
     const token = await adminToken()
     expect((await api(`/api/v1/admin/apps/${clientId}/disable`, { method: 'POST', token })).status).toBe(200)
-    const refused = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })
+    const refused = await appRefresh({ appId: clientId, secret }, t.refresh_token)
     expect(refused.status).toBe(401)
     expect(await offboardedAudit(user.id)).toEqual([expect.objectContaining({ reason: 'app_disabled' })])
     expect((await api(`/api/v1/admin/apps/${clientId}`, { method: 'PATCH', token, json: { status: 'ACTIVE' } })).status).toBe(200)
-    expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: t.refresh_token } })).status).toBe(401)
+    expect((await appRefresh({ appId: clientId, secret }, t.refresh_token)).status).toBe(401)
   })
 
   it('a first-party login (no app) is not affected by any app', async () => {

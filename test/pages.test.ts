@@ -3,6 +3,7 @@ import { api, createApp, createUser, login } from './helpers'
 import { Browser, env, fetchWithEnv, inputValue, lastCode } from './flows'
 import { safeReturnTo } from '../src/pages/redirect'
 import { uniqueMobile } from './helpers'
+import { LOGIN_LIMITS } from '../src/auth/login-attempts'
 
 const answerFor = async (html: string) => (await env.KV.get(`captcha:${inputValue(html, 'captcha_id')}`))!
 
@@ -132,13 +133,13 @@ describe('hosted pages: sign in', () => {
     expect(bad.html).toContain('aria-describedby="f-mobile-error"')
   })
 
-  it('asks for a captcha after 3 failures for a mobile, and then requires it', async () => {
+  it(`asks for a captcha after ${LOGIN_LIMITS.mobile.captchaAfter} failures for a mobile, and then requires it`, async () => {
     const u = await createUser()
     const b = new Browser()
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) {
       const r = await signIn(new Browser(), u.mobile, 'wrong-password-' + i)
       expect(r.status).toBe(401)
-      if (i < 2) expect(r.html).not.toContain('name="captcha_code"')
+      if (i < LOGIN_LIMITS.mobile.captchaAfter - 1) expect(r.html).not.toContain('name="captcha_code"')
       else expect(r.html).toContain('name="captcha_code"')
     }
     // right password, no captcha answer: refused without checking the password
@@ -146,18 +147,60 @@ describe('hosted pages: sign in', () => {
     expect(noCaptcha.status).toBe(400)
     expect(noCaptcha.html).toContain('name="captcha_code"')
     expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
-    const ok = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(noCaptcha.html, 'captcha_id')!, captcha_code: (await answerFor(noCaptcha.html)).toLowerCase() })
+    // a wrong answer spends the picture and checks nothing either
+    const wrong = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(noCaptcha.html, 'captcha_id')!, captcha_code: 'WRONG' })
+    expect(wrong.status).toBe(400)
+    expect(wrong.html).toContain('did not match the picture')
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
+    const ok = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(wrong.html, 'captcha_id')!, captcha_code: (await answerFor(wrong.html)).toLowerCase() })
     expect(ok.status).toBe(303)
     expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(true)
+    // the right password cleared the number's failures: the next visit has no captcha
+    const again = await signIn(new Browser(), u.mobile, 'wrong-password-again')
+    expect(again.status).toBe(401)
+    expect(again.html).not.toContain('name="captcha_code"')
   })
 
-  it('asks for a captcha after 3 failures from one IP, on the first page view', async () => {
+  it(`asks for a captcha after ${LOGIN_LIMITS.ip.captchaAfter} failures from one IP, on the first page view`, async () => {
     const ip = `203.0.113.${Math.floor(Math.random() * 250)}`
-    for (let i = 0; i < 3; i++) await signIn(new Browser(ip), uniqueMobile(), 'whatever-password')
+    for (let i = 0; i < LOGIN_LIMITS.ip.captchaAfter; i++) await signIn(new Browser(ip), uniqueMobile(), 'whatever-password')
     const r = await new Browser(ip).get('/page/login')
     expect(r.html).toContain('name="captcha_code"')
     expect(r.html).toMatch(/<img src="data:image\/png;base64,[A-Za-z0-9+\/]+={0,2}"/)
   })
+
+  it('follows the same counters as the API: failures through the API make the page ask, and the other way round', async () => {
+    const u = await createUser()
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) {
+      expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: 'wrong-' + i }, headers: { 'CF-Connecting-IP': `10.31.${i}.7` } })).status).toBe(401)
+    }
+    const b = new Browser()
+    const page = await signIn(b, u.mobile, u.password)
+    expect(page.status).toBe(400)
+    expect(page.html).toContain('name="captcha_code"')
+
+    const v = await createUser()
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) expect((await signIn(new Browser(), v.mobile, 'wrong-' + i)).status).toBe(401)
+    const r = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: v.mobile, password: v.password }, headers: { 'CF-Connecting-IP': '10.31.99.7' } })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('captcha_required')
+  })
+
+  it('says when sign-in is locked (429 page, captcha or not)', async () => {
+    const u = await createUser()
+    const b = new Browser()
+    let html = (await b.get('/page/login')).html
+    for (let i = 0; i < LOGIN_LIMITS.mobile.lockAt; i++) {
+      const captcha: Record<string, string> = inputValue(html, 'captcha_id') ? { captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) } : {}
+      const r = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: 'wrong-' + i, step: 'login', ...captcha })
+      expect(r.status, String(i)).toBe(401)
+      html = r.html
+    }
+    const locked = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) })
+    expect(locked.status).toBe(429)
+    expect(locked.html).toMatch(/role="alert"[^>]*>Too many failed sign-ins for this number or network\. Try again in \d+ (minutes|seconds)/)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
+  }, 60_000)
 })
 
 describe('hosted pages: return_to (no open redirect)', () => {
@@ -249,6 +292,24 @@ describe('hosted pages: register, reset, logout', () => {
     expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: api1.refresh_token } })).status).toBe(401)
     expect((await b.get('/page/login')).html).not.toContain('Signed in as')
     await expect(login(u.mobile, 'reset-by-page-1')).resolves.toHaveProperty('access_token')
+  })
+
+  it('a number locked for wrong codes gets a 429 page that says so, not a generic error', async () => {
+    const { sendSmsCode, verifySmsCode, SMS_MAX_ATTEMPTS, SMS_MAX_WRONG_PER_DAY } = await import('../src/sms/service')
+    const { skipCooldown } = await import('./flows')
+    const m = uniqueMobile()
+    for (let i = 0; i < SMS_MAX_WRONG_PER_DAY; i++) {
+      if (i % SMS_MAX_ATTEMPTS === 0) {
+        await skipCooldown(m, 'reset')
+        await sendSmsCode(env, { mobile: m, purpose: 'reset' })
+      }
+      await verifySmsCode(env, { mobile: m, purpose: 'reset', code: '000000' }).catch(() => {})
+    }
+    const b = new Browser()
+    await b.get('/page/pwd/reset')
+    const r = await b.post('/page/pwd/reset', { csrf_token: b.csrf, step: 'finish', mobile: m, sms_code: '123456', password: 'reset-by-page-1', password_confirm: 'reset-by-page-1' })
+    expect(r.status).toBe(429)
+    expect(r.html).toMatch(/role="alert"[^>]*>Too many wrong codes for this number today\. Try again in \d+ hours\./)
   })
 
   it('logout: GET asks, POST signs this browser out', async () => {

@@ -20,6 +20,24 @@ describe('rate limiter (Durable Object per policy and key)', () => {
 })
 
 
+describe('exact counters: reserve, refund, peek (src/ratelimit/counters.ts)', () => {
+  it('a refund gives a reserved hit back (never below zero) and peek reads without counting', async () => {
+    const { countHit, peekCounter, refundHit } = await import('../src/ratelimit/counters')
+    const name = `test_counter:${crypto.randomUUID()}`
+    expect(await peekCounter(env, name)).toEqual({ count: 0, retryAfterS: 0 })
+    const hits = await Promise.all(Array.from({ length: 5 }, () => countHit(env, name, 3, 60)))
+    expect(hits.filter((h) => h.allowed).length).toBe(3)
+    for (let i = 0; i < 3; i++) expect((await peekCounter(env, name)).count).toBe(3) // peeking counts nothing
+    expect((await peekCounter(env, name)).retryAfterS).toBeGreaterThan(0)
+    await refundHit(env, name)
+    expect((await peekCounter(env, name)).count).toBe(2)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(true)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(false)
+    await refundHit(env, name, 10)
+    expect((await peekCounter(env, name)).count).toBe(0)
+  })
+})
+
 /** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
 const tinyEnv = { ...env, RATE_LIMITS: JSON.stringify({ app_token: { limit: 2, windowS: 60 }, signed_app: { limit: 2, windowS: 60 }, partner_ip: { limit: 3, windowS: 60 } }) }
 
@@ -96,6 +114,8 @@ describe('rate limits on partner routes', () => {
     expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
     expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'oauth_ip')).toEqual({ limit: 1200, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'sms_verify_ip')).toEqual({ limit: 60, windowS: 3600 })
   })
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, env, login } from './helpers'
+import { api, appLogin, createUser, env, login } from './helpers'
 import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
 
 /** Signs the browser's user into an OIDC app with the code flow (scope as given) and returns its tokens. */
@@ -41,7 +41,7 @@ describe('UAP Edge API and OAuth client access tokens', () => {
     const plain = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)
     await mapUser(app.clientId, user.id, `me-${crypto.randomUUID().slice(0, 8)}`)
-    const forApp = await login(user.mobile, user.password, { app_id: app.clientId })
+    const forApp = await appLogin({ appId: app.clientId, secret: app.secret }, user.mobile, user.password)
     const me = await api('/api/v1/auth/me', { token: forApp.access_token })
     expect(me.status).toBe(401)
     expect(me.body.error.code).toBe('invalid_token')

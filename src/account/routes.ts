@@ -27,7 +27,7 @@ passwordResetRoutes.openapi(
     tags: ['Open: account'],
     summary: 'Reset a password with an SMS code',
     description:
-      'Signed request. Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` (purpose `reset`) → this call with the code from the SMS. Sets the new password and signs the user out everywhere: every session and refresh token is revoked, and access tokens of those sessions are refused by UAP Edge at once. A wrong or expired code is 400 `invalid_sms_code` (with `attempts_left`); after 5 wrong codes 429 `too_many_attempts` until a new code is requested.',
+      'Signed request. Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` (purpose `reset`) → this call with the code from the SMS. Sets the new password and signs the user out everywhere: every session and refresh token is revoked, and access tokens of those sessions are refused by UAP Edge at once. A wrong or expired code is 400 `invalid_sms_code` (with `attempts_left`); after 5 wrong codes 429 `too_many_attempts` until a new code is requested; after 10 wrong codes for the number in 24 h, across resends, 429 `sms_code_locked` (Retry-After) whatever the code.',
     ...OPEN,
     middleware: [requireSignedApp] as const,
     request: { headers: SignedHeaders, body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
@@ -50,7 +50,7 @@ registerRoutes.openapi(
       'Only when registration is open (REGISTRATION_OPEN=true), else 403 `registration_closed`.',
       'Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` with `purpose: "register"` (spends the captcha; a code is sent whether or not the number is taken, so that step reveals nothing) → this call with the SMS code.',
       '`captcha_id` + `captcha_code` are optional here: when given (a fresh captcha, e.g. shown on the final form) they are checked too; the required proof is the SMS code, which itself needed a captcha.',
-      'A number that already has an account gets 409 `mobile_taken`, but only after its SMS code was verified, i.e. only to the owner of the number. Rate limited per client IP. Returns the new profile; sign in with `POST /api/v1/auth/login`.',
+      'A number that already has an account gets 409 `mobile_taken`, but only after its SMS code was verified, i.e. only to the owner of the number. Rate limited per client IP (`register_ip`, and `sms_verify_ip` for the code check); a wrong code is 400 `invalid_sms_code`, and after 10 wrong codes for the number in 24 h 429 `sms_code_locked`. Returns the new profile; sign in with `POST /api/v1/auth/login`.',
     ].join(' '),
     ...OPEN,
     request: {

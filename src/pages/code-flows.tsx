@@ -15,6 +15,12 @@ import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
 import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
 
+/** The day-long SMS lock's wait, in hours past an hour. */
+const hoursText = (e: ApiError) => {
+  const s = Number(e.headers?.['Retry-After'] ?? 0)
+  return s > 3600 ? `${Math.ceil(s / 3600)} hours` : waitText(e)
+}
+
 /** /page/register and /page/pwd/reset: captcha → SMS code → password. */
 export const codeFlowRoutes = new Hono<AppEnv>()
 
@@ -240,6 +246,12 @@ function codeFlowPost(flow: Flow) {
         return render(c, 429, flow.title, <>
           <Alert message="Too many wrong codes. Ask for a new code." />
           <p><a class="button" href={withReturn(flow.path, returnTo)}>Start again</a></p>
+        </>)
+      }
+      if (e.code === 'sms_code_locked') {
+        return render(c, 429, flow.title, <>
+          <Alert message={`Too many wrong codes for this number today. Try again in ${hoursText(e)}.`} />
+          <p><a class="button" href={withReturn('/page/login', returnTo)}>Back to sign in</a></p>
         </>)
       }
       if (e.code === 'mobile_taken') {

@@ -18,7 +18,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     path: '/page/login',
     summary: 'Sign-in page',
     description:
-      'The hosted sign-in form. Signed in already: continues to `return_to` (unless `prompt=login`). With `app_id` + `redirect_uri` of a SIMPLE_API app: a signed-in browser goes straight to the app with a ticket; otherwise it signs in first. A captcha appears after 3 failures per number or IP.',
+      'The hosted sign-in form. Signed in already: continues to `return_to` (unless `prompt=login`). With `app_id` + `redirect_uri` of a SIMPLE_API app: a signed-in browser goes straight to the app with a ticket; otherwise it signs in first. A captcha appears after 5 failures for the number or 10 from the network in 15 minutes (the counters of the login API).',
     request: { query: z.object({ return_to: returnTo, prompt: z.enum(['login']).optional(), app_id: z.string().optional(), redirect_uri: z.string().optional() }) },
     responses: { 200: html('The form, or "signed in as"'), 302: { description: 'To the SIMPLE_API app with a ticket' }, 303: { description: 'To return_to' }, 400: html('Unregistered redirect_uri') },
   },
@@ -26,9 +26,9 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     method: 'post',
     path: '/page/login',
     summary: 'Sign in',
-    description: 'Checks the password (same lockout as the API), sets the `AUTH_SESSION_ID` cookie (HttpOnly, Secure, SameSite=Lax) and redirects to `return_to`.',
+    description: 'Checks the password with the same failure counters as `POST /api/v1/auth/login`: past the threshold the form needs the captcha (`captcha_id`, `captcha_code`; a missing or wrong answer is a 400 form error and the password is not checked), and past the hard limit sign-in is refused (429). Sets the `AUTH_SESSION_ID` cookie (HttpOnly, Secure, SameSite=Lax) and redirects to `return_to`.',
     request: form({ mobile: z.string(), password: z.string(), return_to: returnTo, captcha_id: z.string().optional(), captcha_code: z.string().optional(), step: z.enum(['login', 'new_captcha']).optional() }),
-    responses: { 303: seeOther, 400: html('Form errors'), 401: html('Wrong mobile or password'), 403: html('CSRF refused or account disabled'), 429: html('Locked out') },
+    responses: { 303: seeOther, 400: html('Form errors, a missing or wrong captcha'), 401: html('Wrong mobile or password'), 403: html('CSRF refused or account disabled'), 429: html('Locked out for the rest of the window, or too many captchas from the network') },
   },
   {
     method: 'get',
