@@ -5,6 +5,8 @@ import { adminToken, createApp, createUser, uniqueMobile } from './helpers'
 import { XLSX_TYPE, auditOf, call, csv, eventsOf, freshMobiles, mappingsOf, parseCsv, seedUsers, upload, waitForJob, type Auth } from './import-support'
 import { CHUNK_ROWS, type MappingImporter } from '../src/importer/durable-object'
 import { MAX_ROWS } from '../src/importer/parse'
+import exampleMappings from '../docs/examples/mappings.csv?raw'
+import exampleUsers from '../docs/examples/users.csv?raw'
 
 const stubFor = (scope: string) => env.MAPPING_IMPORTER.get(env.MAPPING_IMPORTER.idFromName(scope)) as DurableObjectStub<MappingImporter>
 
@@ -135,6 +137,19 @@ describe('mapping preview', () => {
     const last = await call(`/api/v1/apps/${appId}/mapping/preview/${r.body.preview_id}?page=24&page_size=500`, auth)
     expect(last.body.rows).toHaveLength(500)
     expect(last.body.rows.at(-1)).toMatchObject({ row: 12_001, mobile: mobiles.at(-1), mapped_key: 'big-11999', reason: 'user_not_found' })
+  })
+
+  it('reads the example files of docs/import.md', async () => {
+    const { appId, auth } = await appWithToken()
+    const m = await preview(appId, auth, exampleMappings)
+    expect(m.status).toBe(200)
+    expect(m.body.columns).toEqual({ 手机号: 'mobile', 映射账号: 'mapped_key', 姓名: 'name' })
+    expect(m.body.rows.map((r: any) => r.mobile)).toEqual(['+8613800138000', '+8613900139000', '+8613700137000'])
+    expect(m.body.rows.map((r: any) => r.reason).every((x: string | null) => x === null || x === 'user_not_found')).toBe(true)
+    const u = await upload('/api/v1/admin/users/import/preview', { token: await adminToken() }, exampleUsers, 'text/csv')
+    expect(u.status).toBe(200)
+    expect(u.body.summary.invalid).toBe(0)
+    expect(u.body.rows.map((r: any) => r.password_hash_format)).toEqual(['bcrypt', 'django_pbkdf2_sha256', 'sha256', null])
   })
 
   it('answers only the app itself or an admin', async () => {
