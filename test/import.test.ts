@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { env, runInDurableObject } from 'cloudflare:test'
 import * as XLSX from '@e965/xlsx'
-import { adminToken, createApp, createUser, uniqueMobile } from './helpers'
-import { XLSX_TYPE, auditOf, call, csv, eventsOf, freshMobiles, mappingsOf, parseCsv, seedUsers, upload, waitForJob, type Auth } from './import-support'
+import { adminToken, createUser, uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { XLSX_TYPE, auditOf, call, csv, eventsOf, freshMobiles, mappingsOf, parseCsv, seedUsers, upload, waitForJob, type Auth } from './support/import'
 import { CHUNK_ROWS, type MappingImporter } from '../src/importer/durable-object'
 import { MAX_ROWS } from '../src/importer/parse'
 import exampleMappings from '../docs/examples/mappings.csv?raw'
@@ -12,7 +13,7 @@ const stubFor = (scope: string) => env.MAPPING_IMPORTER.get(env.MAPPING_IMPORTER
 
 async function appWithToken() {
   const a = await createApp()
-  return { appId: a.app.appId, auth: { appToken: a.access_token } as Auth }
+  return { appId: a.app_id, auth: { appToken: a.access_token } as Auth }
 }
 
 const preview = (appId: string, auth: Auth, body: BodyInit, type = 'text/csv') => upload(`/api/v1/apps/${appId}/mapping/preview`, auth, body, type)

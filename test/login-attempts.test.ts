@@ -1,17 +1,19 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, env, uniqueMobile } from './helpers'
-import { solvedCaptcha } from './flows'
+import { env } from 'cloudflare:test'
+import { api, auditLog, createUser, signedApi, uniqueMobile } from './support/api'
+import { partnerApp } from './support/apps'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode, openSmsSend } from './support/sms'
 import { LOGIN_LIMITS, LOGIN_WINDOW_S } from '../src/auth/login-attempts'
 
 const hex4 = () => Math.floor(Math.random() * 0x10000).toString(16)
-const randomIp = () => `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${1 + Math.floor(Math.random() * 250)}`
 
 function attempt(mobile: string, password: string, opts: { ip?: string; captcha?: { captcha_id: string; captcha_code: string } } = {}) {
   return api('/api/v1/auth/login', { method: 'POST', json: { mobile, password, ...opts.captcha }, headers: { 'CF-Connecting-IP': opts.ip ?? randomIp() } })
 }
 
-const audits = (action: string, target: string) =>
-  env.DB.prepare('SELECT details FROM audit_logs WHERE action = ? AND target_id = ? ORDER BY id').bind(action, target).all<{ details: string }>().then((r) => r.results.map((x) => JSON.parse(x.details)))
+const audits = async (action: string, target: string) => (await auditLog({ action, target_id: target, limit: 200 })).reverse().map((x) => x.details)
 
 describe('sign-in failures are counted exactly, before the password is checked', () => {
   for (const kind of ['registered', 'unknown'] as const) {
@@ -65,6 +67,7 @@ describe('after the threshold: captcha_required, then a captcha gets the passwor
     expect(refused.body.error.code).toBe('captcha_required')
     expect(refused.body.error.details).toEqual({ captcha_url: '/api/v1/utils/captcha' })
     expect(refused.headers.get('Retry-After')).toBeNull()
+    // no API lists a user's sessions
     const sessions = () => env.DB.prepare('SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?').bind(u.id).first<{ n: number }>().then((r) => r!.n)
     expect(await sessions()).toBe(0)
 
@@ -112,8 +115,6 @@ describe('after the threshold: captcha_required, then a captcha gets the passwor
   }, 60_000)
 
   it('a password reset by SMS lifts the lock on the number', async () => {
-    const { openSmsSend, lastCode, partnerApp } = await import('./flows')
-    const { signedApi } = await import('./helpers')
     const u = await createUser()
     for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) await attempt(u.mobile, 'wrong-' + i)
     expect((await attempt(u.mobile, u.password)).body.error.code).toBe('captcha_required')

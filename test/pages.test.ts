@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import { api, createApp, createUser, login } from './helpers'
-import { Browser, env, fetchWithEnv, inputValue, lastCode } from './flows'
+import { env } from 'cloudflare:test'
+import { api, createUser, login, uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { Browser, inputValue, randomIp } from './support/browser'
+import { captchaAnswer } from './support/captcha'
+import { lastCode, skipCooldown } from './support/sms'
 import { safeReturnTo } from '../src/pages/redirect'
-import { uniqueMobile } from './helpers'
 import { LOGIN_LIMITS } from '../src/auth/login-attempts'
 
-const answerFor = async (html: string) => (await env.KV.get(`captcha:${inputValue(html, 'captcha_id')}`))!
+/** The answer to the captcha a page shows. */
+const answerFor = (html: string) => captchaAnswer(inputValue(html, 'captcha_id')!)
 
+/** Submits the login form as typed (unlike Browser.loginOnPage, a refused sign-in is an answer, not an error). */
 async function signIn(b: Browser, mobile: string, password: string, extra: Record<string, string> = {}) {
   await b.get('/page/login')
   return b.post('/page/login', { csrf_token: b.csrf, mobile, password, step: 'login', ...extra })
@@ -50,12 +55,12 @@ describe('hosted pages: security headers and markup', () => {
 describe('hosted pages: branding', () => {
   it('uses the configured name, logo (allowed by the CSP) and colour', async () => {
     const vars = { BRAND_NAME: 'Acme ID', BRAND_LOGO_URL: 'https://cdn.example.com/acme.svg', BRAND_PRIMARY_COLOR: '#ffd400' }
-    const page = await fetchWithEnv(vars, '/page/login')
-    const html = await page.text()
+    const page = await api('/page/login', { env: vars })
+    const html = page.body
     expect(html).toContain('<title>Sign in · Acme ID</title>')
     expect(html).toContain('<img src="https://cdn.example.com/acme.svg" alt=""/>')
     expect(page.headers.get('Content-Security-Policy')).toContain("img-src 'self' data: https://cdn.example.com")
-    const css = await (await fetchWithEnv(vars, '/page/assets/style.css')).text()
+    const css = (await api('/page/assets/style.css', { env: vars })).body
     expect(css).toContain('--primary:#ffd400')
     expect(css).toContain('--on-primary:#111111') // dark text on a light brand colour
   })
@@ -113,6 +118,7 @@ describe('hosted pages: sign in', () => {
     expect(sc).toMatch(/Secure/)
     expect(sc).toMatch(/SameSite=Lax/)
     const raw = b.cookies.get('__Host-AUTH_SESSION_ID')!
+    // what D1 keeps of the cookie (no API shows it)
     const row = await env.DB.prepare('SELECT cookie_hash FROM sessions WHERE user_id = ?').bind(u.id).first<{ cookie_hash: string }>()
     expect(row!.cookie_hash).not.toBe(raw) // stored hashed
     const page = await b.get('/page/login')
@@ -162,7 +168,7 @@ describe('hosted pages: sign in', () => {
   })
 
   it(`asks for a captcha after ${LOGIN_LIMITS.ip.captchaAfter} failures from one IP, on the first page view`, async () => {
-    const ip = `203.0.113.${Math.floor(Math.random() * 250)}`
+    const ip = randomIp()
     for (let i = 0; i < LOGIN_LIMITS.ip.captchaAfter; i++) await signIn(new Browser(ip), uniqueMobile(), 'whatever-password')
     const r = await new Browser(ip).get('/page/login')
     expect(r.html).toContain('name="captcha_code"')
@@ -217,7 +223,7 @@ describe('hosted pages: return_to (no open redirect)', () => {
   })
 
   it('follows a path on this site (the OIDC authorize endpoint) and a registered redirect URI exactly', async () => {
-    await createApp({ redirectUris: ['https://partner.example.com/sso/callback'] })
+    await createApp({ redirect_uris: ['https://partner.example.com/sso/callback'] })
     const u = await createUser()
     const authorize = '/oauth2/authorize?client_id=app_1&redirect_uri=https%3A%2F%2Fx.example%2Fcb&state=s%26t'
     const b = new Browser()
@@ -296,7 +302,6 @@ describe('hosted pages: register, reset, logout', () => {
 
   it('a number locked for wrong codes gets a 429 page that says so, not a generic error', async () => {
     const { sendSmsCode, verifySmsCode, SMS_MAX_ATTEMPTS, SMS_MAX_WRONG_PER_DAY } = await import('../src/sms/service')
-    const { skipCooldown } = await import('./flows')
     const m = uniqueMobile()
     for (let i = 0; i < SMS_MAX_WRONG_PER_DAY; i++) {
       if (i % SMS_MAX_ATTEMPTS === 0) {

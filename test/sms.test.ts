@@ -1,6 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, signedApi, uniqueMobile } from './helpers'
-import { env, fetchWithEnv, lastCode, openSmsSend, outbox, partnerApp, skipCooldown, solvedCaptcha } from './flows'
+import { env } from 'cloudflare:test'
+import { api, auditLog, createUser, signedApi, uniqueMobile } from './support/api'
+import { partnerApp } from './support/apps'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode, openSmsSend, outbox, skipCooldown } from './support/sms'
 import { sendSmsCode, verifySmsCode, SMS_DAILY_CAP, SMS_MAX_ATTEMPTS, SMS_MAX_WRONG_PER_DAY } from '../src/sms/service'
 import { webhookProvider } from '../src/sms/providers'
 import { hmacSha256Hex } from '../src/lib/crypto'
@@ -111,8 +115,8 @@ describe('SMS code limits', () => {
     expect(err.status).toBe(429)
     expect(err.code).toBe('too_many_attempts')
     // the lockout is a security event: audited with the request id and IP
-    const audit = await env.DB.prepare("SELECT request_id, ip FROM audit_logs WHERE action = 'sms_code.locked' AND target_id = ?").bind(m).first<{ request_id: string; ip: string }>()
-    expect(audit).toEqual({ request_id: 'req-sms-lock', ip: '203.0.113.7' })
+    const audit = (await auditLog({ action: 'sms_code.locked', target_id: m })).map((a) => ({ request_id: a.request_id, ip: a.ip }))
+    expect(audit).toEqual([{ request_id: 'req-sms-lock', ip: '203.0.113.7' }])
     // a new code brings new attempts
     await skipCooldown(m, 'register')
     await sendSmsCode(env, { mobile: m, purpose: 'register' })
@@ -197,19 +201,19 @@ describe('SMS code limits', () => {
   it('checks by end users are limited per client IP (sms_verify_ip); signed partner calls are not (their IP is the partner server)', async () => {
     const { signRequest } = await import('../src/signing/client')
     const limits = { RATE_LIMITS: JSON.stringify({ sms_verify_ip: { limit: 2, windowS: 3600 }, partner_ip: { limit: 1_000_000, windowS: 60 } }) }
-    const ip = `198.18.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`
+    const ip = randomIp()
     const register = (mobile: string) =>
-      fetchWithEnv(limits, '/api/v1/auth/register', { method: 'POST', headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': ip }, body: JSON.stringify({ mobile, password: 'a-long-password', sms_code: '000000' }) })
-    for (let i = 0; i < 2; i++) expect(((await (await register(uniqueMobile())).json()) as any).error.code).toBe('invalid_sms_code')
+      api('/api/v1/auth/register', { method: 'POST', headers: { 'CF-Connecting-IP': ip }, json: { mobile, password: 'a-long-password', sms_code: '000000' }, env: limits })
+    for (let i = 0; i < 2; i++) expect((await register(uniqueMobile())).body.error.code).toBe('invalid_sms_code')
     const limited = await register(uniqueMobile())
     expect(limited.status).toBe(429)
-    const body = (await limited.json()) as any
+    const body = limited.body
     expect(body.error).toMatchObject({ code: 'rate_limited', details: { policy: 'sms_verify_ip', limit: 2 } })
     expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0)
     // IPv6: the whole /64 shares the budget
     const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`
     const v6 = (iid: string) =>
-      fetchWithEnv(limits, '/api/v1/auth/register', { method: 'POST', headers: { 'Content-Type': 'application/json', 'CF-Connecting-IP': `${prefix}:${iid}` }, body: JSON.stringify({ mobile: uniqueMobile(), password: 'a-long-password', sms_code: '000000' }) })
+      api('/api/v1/auth/register', { method: 'POST', headers: { 'CF-Connecting-IP': `${prefix}:${iid}` }, json: { mobile: uniqueMobile(), password: 'a-long-password', sms_code: '000000' }, env: limits })
     expect((await v6('0:0:0:1')).status).toBe(400)
     expect((await v6('aaaa:bbbb:cccc:dddd')).status).toBe(400)
     expect((await v6('1:2:3:4')).status).toBe(429)
@@ -219,8 +223,8 @@ describe('SMS code limits', () => {
     for (let i = 0; i < 3; i++) {
       const url = 'http://localhost/api/v1/open/pwd/reset'
       const json = JSON.stringify({ mobile: uniqueMobile(), sms_code: '000000', new_password: 'another-password-1' })
-      const headers = await signRequest({ appId: partner.appId, appSecret: partner.secret, method: 'POST', url, body: json })
-      const r = await fetchWithEnv(limits, '/api/v1/open/pwd/reset', { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'CF-Connecting-IP': ip }, body: json })
+      const headers = await signRequest({ appId: partner.app_id, appSecret: partner.app_secret, method: 'POST', url, body: json })
+      const r = await api('/api/v1/open/pwd/reset', { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'CF-Connecting-IP': ip }, body: json, env: limits })
       expect(r.status).toBe(400)
     }
   })
@@ -309,12 +313,13 @@ describe('SMS providers and configuration', () => {
     const m = uniqueMobile()
     expect((await api(`/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)).status).toBe(200)
     const c = await solvedCaptcha()
-    expect((await api(`/api/v1/dev/captcha/${c.captcha_id}`)).body.answer).toBe(c.captcha_code)
+    // the peek shows the stored answer (solvedCaptcha itself reads it through the peek)
+    expect((await api(`/api/v1/dev/captcha/${c.captcha_id}`)).body.answer).toBe(await env.KV.get(`captcha:${c.captcha_id}`))
     const prod = production()
-    const outboxRes = await fetchWithEnv(prod, `/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)
+    const outboxRes = await api(`/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`, { env: prod })
     expect(outboxRes.status).toBe(404)
-    const peek = await fetchWithEnv(prod, `/api/v1/dev/captcha/${c.captcha_id}`)
+    const peek = await api(`/api/v1/dev/captcha/${c.captcha_id}`, { env: prod })
     expect(peek.status).toBe(404)
-    expect(await peek.text()).not.toContain(c.captcha_code)
+    expect(JSON.stringify(peek.body)).not.toContain(c.captcha_code)
   })
 })

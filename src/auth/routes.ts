@@ -196,7 +196,7 @@ authRoutes.openapi(
     description: "Returns the profile of the access token's user.",
     security: bearerSecurity,
     middleware: [requireUser] as const,
-    responses: { 200: { description: 'Profile', content: { 'application/json': { schema: UserProfile } } }, ...pick(401) },
+    responses: { 200: { description: 'Profile', content: { 'application/json': { schema: UserProfile } } }, ...pick(401, 404) },
   }),
   async (c) => {
     const user = await findUserById(c.env, c.get('auth')!.userId)

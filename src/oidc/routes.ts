@@ -22,7 +22,7 @@ oauthRoutes.openAPIRegistry.registerComponent('securitySchemes', 'clientBasic', 
 
 /** The endpoints a browser is sent to: they answer with HTML pages, never the OAuth JSON body. */
 const BROWSER_ENDPOINTS = ['/authorize', '/end_session']
-const isBrowserEndpoint = (path: string) => BROWSER_ENDPOINTS.some((p) => path === `/oauth2${p}` || path.startsWith(`/oauth2${p}/`))
+export const isBrowserEndpoint = (path: string) => BROWSER_ENDPOINTS.some((p) => path === `/oauth2${p}` || path.startsWith(`/oauth2${p}/`))
 
 // Browser-based public clients (SPAs) call these cross-origin; no cookies are involved.
 for (const path of ['/token', '/userinfo', '/revoke']) {

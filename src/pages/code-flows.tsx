@@ -3,6 +3,7 @@ import { deleteCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
 import { normalizeMobile } from '../lib/mobile'
+import { textProblem } from '../lib/text'
 import { enforceRateLimit } from '../ratelimit'
 import { startBrowserSession, SESSION_COOKIE } from '../auth/browser-session'
 import { verifyCaptcha } from '../captcha/service'
@@ -228,6 +229,7 @@ function codeFlowPost(flow: Flow) {
     else if (password.length > PASSWORD_MAX) errors.password = `Use at most ${PASSWORD_MAX} characters.`
     else if (f('password_confirm', PASSWORD_MAX + 1) !== password) errors.password_confirm = 'The two passwords differ.'
     if (name.length > 100) errors.name = 'Use at most 100 characters.'
+    else if (textProblem(name)) errors.name = 'Use letters, digits, spaces and punctuation only: the name holds a control character or a broken character.'
     if (Object.keys(errors).length) return codePage(c, flow, 400, { csrf, returnTo, mobile, name, error: 'Check the highlighted fields.', errors })
 
     const ctx = { requestId: c.get('requestId'), ip: c.get('clientIp') }

@@ -1,6 +1,6 @@
 // Helpers for the bulk import tests: uploads, waiting for jobs, reading D1.
 import { SELF, env } from 'cloudflare:test'
-import { readResponse } from './helpers'
+import { readResponse } from './api'
 
 export const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'
 
