@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import * as client from 'openid-client'
 import { decodeJwt } from 'jose'
-import { api, adminToken, createUser } from './helpers'
-import { Browser, REDIRECT, authorizeThrough, discover, oauthPost, pkce } from './oidc-helpers'
+import { api, adminToken, createUser } from './support/api'
+import { Browser } from './support/browser'
+import { REDIRECT, authorizeThrough, discover, oauthPost, pkce } from './support/oidc'
 
 // Every grant the discovery document lists must be registrable through the admin API and
 // then work at the token endpoint. Apps here are made with POST /api/v1/admin/apps, never
@@ -27,7 +28,7 @@ describe('grant_types through the admin API', () => {
     expect(created.body.app.response_types).toEqual(['code'])
     const clientId = created.body.app_id as string
     const secret = created.body.app_secret as string
-    const basic = { id: clientId, secret }
+    const basic = { app_id: clientId, app_secret: secret }
 
     // client_credentials
     const cc = await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, basic)
@@ -62,10 +63,10 @@ describe('grant_types through the admin API', () => {
       expect(created.body.app).toMatchObject({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [] })
       const id = created.body.app_id as string
       const secret = created.body.app_secret as string
-      const r = method === 'client_secret_basic' ? await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, { id, secret }) : await oauthPost('/oauth2/token', { grant_type: 'client_credentials', client_id: id, client_secret: secret })
+      const r = method === 'client_secret_basic' ? await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, { app_id: id, app_secret: secret }) : await oauthPost('/oauth2/token', { grant_type: 'client_credentials', client_id: id, client_secret: secret })
       expect(r.status, JSON.stringify(r.body)).toBe(200)
       // the grants it did not register stay refused
-      const code = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code: 'x', redirect_uri: REDIRECT, ...(method === 'client_secret_post' ? { client_id: id, client_secret: secret } : {}) }, method === 'client_secret_basic' ? { id, secret } : undefined)
+      const code = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code: 'x', redirect_uri: REDIRECT, ...(method === 'client_secret_post' ? { client_id: id, client_secret: secret } : {}) }, method === 'client_secret_basic' ? { app_id: id, app_secret: secret } : undefined)
       expect(code.body.error).toBe('unauthorized_client')
     }
   })
@@ -74,14 +75,14 @@ describe('grant_types through the admin API', () => {
     const admin = await adminToken()
     const created = await register(admin, { redirect_uris: [REDIRECT] })
     expect(created.body.app.grant_types).toEqual(['authorization_code', 'refresh_token'])
-    const basic = { id: created.body.app_id as string, secret: created.body.app_secret as string }
+    const basic = { app_id: created.body.app_id as string, app_secret: created.body.app_secret as string }
     expect((await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, basic)).body.error).toBe('unauthorized_client')
-    const patched = await api(`${base}/${basic.id}`, { method: 'PATCH', token: admin, json: { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] } })
+    const patched = await api(`${base}/${basic.app_id}`, { method: 'PATCH', token: admin, json: { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'] } })
     expect(patched.status, JSON.stringify(patched.body)).toBe(200)
     expect(patched.body.response_types).toEqual(['code'])
     expect((await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, basic)).status).toBe(200)
     // dropping the code flow drops its response type with it
-    const machine = await api(`${base}/${basic.id}`, { method: 'PATCH', token: admin, json: { grant_types: ['client_credentials'] } })
+    const machine = await api(`${base}/${basic.app_id}`, { method: 'PATCH', token: admin, json: { grant_types: ['client_credentials'] } })
     expect(machine.status, JSON.stringify(machine.body)).toBe(200)
     expect(machine.body).toMatchObject({ grant_types: ['client_credentials'], response_types: [] })
   })

@@ -3,7 +3,8 @@ import mappingsDoc from '../docs/mappings.md?raw'
 import oidcDoc from '../docs/oidc.md?raw'
 import appsDoc from '../docs/apps.md?raw'
 import { GRANT_TYPES } from '../src/apps/schema'
-import { api, adminToken, createApp } from './helpers'
+import { api, adminToken } from './support/api'
+import { createApp } from './support/apps'
 
 // What the docs say, checked against what the code does.
 
@@ -33,7 +34,7 @@ function tableAfter(md: string, heading: string): string[][] {
 describe('docs/mappings.md', () => {
   it("states the fresh app's feed exactly as the API answers it: cursor 0", async () => {
     const app = await createApp()
-    const r = await api(`/api/v1/apps/${app.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
+    const r = await api(`/api/v1/apps/${app.app_id}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
     expect(r.status).toBe(200)
     expect(r.body.next_cursor).toBe('0')
     const m = /A fresh app, with no change yet, answers\s+`([^`]+)`/.exec(mappingsDoc)
@@ -41,7 +42,7 @@ describe('docs/mappings.md', () => {
     expect(JSON.parse(m![1])).toEqual(r.body)
     expect(mappingsDoc).toMatch(/starts at cursor `0`/)
     // since=0 is the same starting point
-    const zero = await api(`/api/v1/apps/${app.app.appId}/users/changes?since=0`, { headers: { 'X-App-Access-Token': app.access_token } })
+    const zero = await api(`/api/v1/apps/${app.app_id}/users/changes?since=0`, { headers: { 'X-App-Access-Token': app.access_token } })
     expect(zero.body).toEqual(r.body)
   })
 

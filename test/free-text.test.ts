@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { api, adminToken, createApp, createUser, env, uniqueMobile } from './helpers'
-import { Browser, inputValue } from './flows'
+import { env } from 'cloudflare:test'
+import { api, adminToken, createUser, uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { Browser, inputValue } from './support/browser'
 import { textProblem, typedText } from '../src/lib/text'
 
 // NUL bytes, other control characters and lone surrogates used to be stored as given (user
@@ -96,13 +98,13 @@ describe('free text is refused where it enters', () => {
       expectRefused(await sync({ mapped_key: v }), 'items.0.mapped_key', label)
       expectRefused(await sync({ name: v }), 'items.0.name', label)
     }
-    const rows = await env.DB.prepare('SELECT COUNT(*) AS n FROM app_user_mappings WHERE app_id = ?').bind(app.app.appId).first<{ n: number }>()
+    const rows = await env.DB.prepare('SELECT COUNT(*) AS n FROM app_user_mappings WHERE app_id = ?').bind(app.app_id).first<{ n: number }>()
     expect(rows!.n).toBe(0)
     // keys are kept exactly as sent (not trimmed), and any real text works
     const ok = await sync({ mapped_key: ' Zoë 😀 ', name: '李雷' })
     expect(ok.status).toBe(200)
     expect(ok.body.results[0]).toMatchObject({ status: 'ok', code: 'created' })
-    const feed = await api(`/api/v1/apps/${app.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
+    const feed = await api(`/api/v1/apps/${app.app_id}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
     expect(feed.body.items[0]).toMatchObject({ mapped_key: ' Zoë 😀 ', name: '李雷' })
   })
 
@@ -110,7 +112,7 @@ describe('free text is refused where it enters', () => {
     const token = await adminToken()
     const app = await createApp()
     const u = await createUser()
-    const base = `/api/v1/admin/apps/${app.app.appId}/mappings`
+    const base = `/api/v1/admin/apps/${app.app_id}/mappings`
     for (const [label, v] of BAD) {
       expectRefused(await api(base, { method: 'POST', token, json: { mobile: u.mobile, mapped_key: v } }), 'mapped_key', label)
       expectRefused(await api(base, { method: 'POST', token, json: { mobile: u.mobile, mapped_key: 'fine', name: v } }), 'name', label)

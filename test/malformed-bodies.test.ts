@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import { MAX_BODY_BYTES } from '../src/app'
-import { Browser, inputValue } from './flows'
+import { Browser, inputValue } from './support/browser'
 
 // Bodies a fuzzer sends: multipart without its boundary or cut short, a form in a charset
 // other than UTF-8, more than the body limit. Each gets a 4xx in the shape of its URL space:

@@ -2,9 +2,20 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import { MAX_BODY_BYTES } from '../src/app'
 import { signRequest } from '../src/signing/client'
-import { adminToken, createApp, createUser, login } from './helpers'
-import { fetchWithEnv, randomIp } from './flows'
-import { createOidcApp } from './oidc-helpers'
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test'
+import worker from '../src/index'
+import type { Env } from '../src/env'
+import { adminToken, createUser, login } from './support/api'
+import { createApp, createOidcApp } from './support/apps'
+import { randomIp } from './support/browser'
+
+/** The Worker's fetch handler with some variables changed (a fresh env object: configuration parsed anew). */
+async function fetchWithEnv(overrides: Partial<Env>, path: string, init: RequestInit = {}) {
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(new Request(`http://localhost${path}`, init), { ...env, ...overrides } as Env, ctx)
+  await waitOnExecutionContext(ctx)
+  return res
+}
 
 // The OpenAPI documents must list every status a route returns. This walks
 // /docs/admin/openapi.json and, for every operation, provokes the statuses any caller can
@@ -37,10 +48,10 @@ let user: { mobile: string; password: string }
 beforeAll(async () => {
   spec = (await (await SELF.fetch(`${ORIGIN}/docs/admin/openapi.json`)).json()) as typeof spec
   ops = Object.entries(spec.paths).flatMap(([path, item]) => METHODS.filter((m) => item[m]).map((m) => ({ key: `${m.toUpperCase()} ${path}`, method: m, path, op: item[m]! })))
-  const a = await createApp({ appName: 'OpenAPI walk' })
-  partner = { appId: a.app.appId, secret: a.app_secret, accessToken: a.access_token }
+  const a = await createApp({ app_name: 'OpenAPI walk' })
+  partner = { appId: a.app_id, secret: a.app_secret, accessToken: a.access_token }
   const o = await createOidcApp()
-  client = { id: o.clientId, secret: o.secret }
+  client = { id: o.app_id, secret: o.app_secret }
   user = await createUser()
 })
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { api, adminToken, createUser } from './helpers'
+import { api, adminToken, createUser } from './support/api'
 
 // The admin list searches (`q` on users and apps, `mobile` on an app's mappings) take any
 // string the spec allows. D1 refuses LIKE patterns over 50 bytes, so a LIKE-based search

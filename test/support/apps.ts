@@ -31,27 +31,15 @@ export interface TestApp {
   access_token: string
 }
 
-/** Grant types the admin API registers (src/apps/admin-routes.ts GrantTypes). */
-const API_GRANT_TYPES: readonly GrantType[] = ['authorization_code', 'refresh_token']
-
 /** Registers an application through the admin API (a SIMPLE_API app with one callback unless told otherwise). */
 export async function createApp(settings: AppSettings = {}): Promise<TestApp> {
   const body = { app_name: 'Test app', protocol_type: 'SIMPLE_API', redirect_uris: ['https://app.example.com/callback'], ...settings }
-  const grants = body.grant_types
-  const registrable = grants?.filter((g) => API_GRANT_TYPES.includes(g))
-  const created = (await adminApi('POST', '/api/v1/admin/apps', { ...body, grant_types: registrable?.length ? registrable : undefined })) as TestApp
-  if (grants && registrable!.length !== grants.length) {
-    // The admin API does not register client_credentials (only the grants above), yet the token
-    // endpoint serves it (apps/schema.ts GRANT_TYPES): the only way to such an app is D1.
-    await setAppColumnsInD1(created.app_id, { grantTypes: grants })
-    created.app.grant_types = grants
-  }
-  return created
+  return (await adminApi('POST', '/api/v1/admin/apps', body)) as TestApp
 }
 
 /**
  * Writes application settings straight to D1. Only for values the admin API refuses
- * (a fragment in a callback, a non-https icon, an unregistrable grant), to test the code
+ * (a fragment in a callback, a non-https icon), to test the code
  * behind its checks; everything else goes through createApp and PATCH.
  */
 export async function setAppColumnsInD1(appId: string, columns: Partial<Pick<Application, 'grantTypes' | 'iconUrl' | 'redirectUris'>>) {
