@@ -7,6 +7,7 @@ import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
 import { AppIdParam, MappedKey, MappingName, MappingView, ok } from './view'
+import { BOOKMARK_RE, replicaRead } from '../db'
 
 /** Mapping API for apps: X-App-Access-Token, or an admin bearer token (docs/mappings.md). Mounted at /api/v1/apps. */
 export const partnerMappingRoutes = router()
@@ -20,6 +21,25 @@ partnerMappingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appAc
 
 const appOrAdmin: Record<string, string[]>[] = [{ appAccessToken: [] }, { bearerAuth: [] }]
 const OPEN_TAG = 'Open: mappings'
+
+const BOOKMARK_HEADER = 'X-UAP-Bookmark'
+/** Reads served by a nearby D1 replica: the answer carries a bookmark; sending it back reads a copy at least that fresh. */
+const ReplicaHeaders = z.object({
+  [BOOKMARK_HEADER.toLowerCase()]: z
+    .string()
+    .regex(BOOKMARK_RE, `must be the ${BOOKMARK_HEADER} of an earlier answer`)
+    .optional()
+    .openapi({
+      description: `Optional: the ${BOOKMARK_HEADER} of an earlier answer. This read may come from a D1 read replica near you; with a bookmark it is at least as fresh as that answer.`,
+    }),
+})
+const withBookmark = <T extends object>(response: T) => ({
+  ...response,
+  headers: { [BOOKMARK_HEADER]: { description: 'D1 bookmark of this read; send it back to read at least this fresh', schema: { type: 'string' as const } } },
+})
+function replicaFor(c: { env: { DB: D1Database }; req: { header(name: string): string | undefined } }) {
+  return replicaRead(c.env.DB, c.req.header(BOOKMARK_HEADER) || undefined)
+}
 
 const SyncItemSchema = z
   .object({
@@ -106,33 +126,36 @@ partnerMappingRoutes.openapi(
     tags: [OPEN_TAG],
     summary: "Look up a user and the user's mapping in your app",
     description:
-      'For legacy sign-in flows: given a mobile number, returns the UAP user (mobile, name, status) and their mapping in this app (`null` when the user has none). 404 `user_not_found` when no UAP user has the number. An app token may only query its own app (403 `app_mismatch`).',
+      "For legacy sign-in flows: given a mobile number of a user **mapped in this app** (active or disabled mapping), returns the UAP user (mobile, name, status) and that mapping. Any other number, registered with UAP Edge or not, gets the same 404 `user_not_found`: an app learns nothing about users it does not hold. An app token may only query its own app (403 `app_mismatch`).",
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
-    request: { params: AppIdParam, query: z.object({ mobile: MobileField }) },
+    request: { params: AppIdParam, query: z.object({ mobile: MobileField }), headers: ReplicaHeaders },
     responses: {
-      200: ok(
+      200: withBookmark(ok(
         'The user and their mapping',
         z
           .object({
             user: z.object({ user_id: z.string(), mobile: z.string().openapi({ example: '+8613800138000' }), name: z.string().nullable().openapi({ example: 'Li Lei' }), status: z.enum(['ACTIVE', 'DISABLED']) }),
-            mapping: MappingView.nullable(),
+            mapping: MappingView,
           })
           .openapi('UserQueryResult'),
-      ),
+      )),
       ...pick(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
-    const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile)
-    if (!row) throw MappingErrors.user_not_found()
+    // one query whatever the outcome; unknown and unmapped read the same (no enumeration)
+    const replica = replicaFor(c)
+    const row = await queryUserMapping(replica.db, app.appId, c.req.valid('query').mobile)
+    c.header(BOOKMARK_HEADER, replica.bookmark() ?? '')
+    if (!row?.mapping) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
     const { user, mapping } = row
     return c.json(
       {
         user: { user_id: user.id, mobile: user.mobile, name: user.name, status: user.status },
-        mapping: mapping ? publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }) : null,
+        mapping: publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }),
       },
       200,
     )
@@ -177,16 +200,22 @@ partnerMappingRoutes.openapi(
           .openapi({ example: '1041' }),
         limit: z.coerce.number().int().min(1).max(500).default(100).openapi({ example: 100 }),
       }),
+      headers: ReplicaHeaders,
     },
     responses: {
-      200: ok('A page of changes', z.object({ items: z.array(ChangeView), next_cursor: z.string().openapi({ example: '1141' }), has_more: z.boolean() }).openapi('MappingChanges')),
+      200: withBookmark(ok('A page of changes', z.object({ items: z.array(ChangeView), next_cursor: z.string().openapi({ example: '1141' }), has_more: z.boolean() }).openapi('MappingChanges'))),
       ...pick(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     const q = c.req.valid('query')
-    return c.json(await listChanges(c.env, app.appId, q.since ? Number(q.since) : 0, q.limit), 200)
+    // A lagging replica answers a shorter page, never a wrong one: seqs become visible in order,
+    // and an empty page hands back the same cursor.
+    const replica = replicaFor(c)
+    const page = await listChanges(replica.db, app.appId, q.since ? Number(q.since) : 0, q.limit)
+    c.header(BOOKMARK_HEADER, replica.bookmark() ?? '')
+    return c.json(page, 200)
   },
 )
 
