@@ -453,7 +453,7 @@ bench/scenarios/import.mjs, over HTTP as an operator would: a users file (previe
 SKIP import), then a mapping file of the same users into one app (preview as CSV and as
 XLSX, the import, and the same file imported again). An import's time runs from its 202 to
 the job's \`done\` (polled every 100 ms, so up to 0.1 s late); the job runs in the app's
-MappingImporter object, from its alarm, 500 rows per D1 batch (docs/import.md). Worker CPU
+MappingImporter object, from its alarm, 1,000 mapping rows per D1 batch, users in batches of at most 300 statements (docs/import.md). Worker CPU
 is the workerd process (the Worker, its Durable Objects and the local D1) over the same span.
 
 ${jobTable}

@@ -41,6 +41,9 @@ const UPLOAD_PATHS = [/^\/api\/v1\/apps\/[^/]+\/mapping\/preview\/?$/, /^\/api\/
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
 
+/** The most bytes a request body may have on this path: file uploads (bulk import previews) take 10 MB plus the multipart framing. */
+export const bodyLimitOf = (path: string): number => (UPLOAD_PATHS.some((re) => re.test(path)) ? MAX_UPLOAD_BYTES : MAX_BODY_BYTES)
+
 /**
  * The error body a path answers with when the failure happens outside its handler (body
  * limit, a body the parser refuses, an unexpected error): an HTML page where browsers land
@@ -67,7 +70,7 @@ export function buildApp() {
   })
   // file uploads (bulk import previews) may be up to 10 MB plus the multipart framing; everything else 1 MiB
   const limit = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${maxSize} bytes`) })
-  const isUpload = (c: Context) => UPLOAD_PATHS.some((re) => re.test(c.req.path))
+  const isUpload = (c: Context) => bodyLimitOf(c.req.path) === MAX_UPLOAD_BYTES
   app.use('*', except(isUpload, limit(MAX_BODY_BYTES)))
   app.use('*', except((c) => !isUpload(c), limit(MAX_UPLOAD_BYTES)))
 
