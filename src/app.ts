@@ -1,5 +1,6 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
+import { except } from 'hono/combine'
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { router } from './context'
@@ -36,10 +37,17 @@ import { adminPermissionRoutes } from './permissions/admin-routes'
 import { partnerPermissionRoutes } from './permissions/partner-routes'
 import { mePermissionRoutes } from './permissions/me-routes'
 import { adminWebhookRoutes, documentWebhooks } from './webhooks/routes'
+import { mappingImportRoutes, userImportRoutes } from './importer/routes'
+import { MAX_FILE_BYTES } from './importer/parse'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
+const UPLOAD_PATHS = [/^\/api\/v1\/apps\/[^/]+\/mapping\/preview\/?$/, /^\/api\/v1\/admin\/users\/import\/preview\/?$/]
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
+
+/** The most bytes a request body may have on this path: file uploads (bulk import previews) take 10 MB plus the multipart framing. */
+export const bodyLimitOf = (path: string): number => (UPLOAD_PATHS.some((re) => re.test(path)) ? MAX_UPLOAD_BYTES : MAX_BODY_BYTES)
 
 /**
  * The error body a path answers with when the failure happens outside its handler (body
@@ -65,13 +73,11 @@ export function buildApp() {
     if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
     await next()
   })
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
-    }),
-  )
+  // file uploads (bulk import previews) may be up to 10 MB plus the multipart framing; everything else 1 MiB
+  const limit = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${maxSize} bytes`) })
+  const isUpload = (c: Context) => bodyLimitOf(c.req.path) === MAX_UPLOAD_BYTES
+  app.use('*', except(isUpload, limit(MAX_BODY_BYTES)))
+  app.use('*', except((c) => !isUpload(c), limit(MAX_UPLOAD_BYTES)))
 
   // cross-cutting guards, by URL space
   app.use('/api/v1/admin/*', requireAdmin) // an admin's bearer token for UAP Edge's own API
@@ -95,7 +101,9 @@ export function buildApp() {
   app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
   app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
   app.route('/api/v1/apps', partnerPermissionRoutes) // {app_id}/permissions/snapshot, {app_id}/permissions/check (token or signed)
+  app.route('/api/v1/apps', mappingImportRoutes) // {app_id}/mapping/preview, /import, /export
 
+  app.route('/api/v1/admin/users', userImportRoutes) // import/preview, import, export (before {id})
   app.route('/api/v1/admin/users', adminUserRoutes)
   app.route('/api/v1/admin/users', adminUserGroupRoutes) // {id}/groups
   app.route('/api/v1/admin/group-types', adminGroupTypeRoutes)

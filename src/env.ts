@@ -1,5 +1,6 @@
 import type { RateLimiter } from './ratelimit/durable-object'
 import type { AppGate } from './signing/gate'
+import type { MappingImporter } from './importer/durable-object'
 import { z } from 'zod'
 import { ConfigError } from './lib/errors'
 import { PASSWORD_MIN_LENGTH } from './lib/password/policy'
@@ -11,7 +12,7 @@ export interface Env {
   DB: D1Database
   KV: KVNamespace
   WEBHOOK_QUEUE: Queue<unknown>
-  MAPPING_IMPORTER: DurableObjectNamespace
+  MAPPING_IMPORTER: DurableObjectNamespace<MappingImporter>
   RATE_LIMITER: DurableObjectNamespace<RateLimiter>
   /** one AppGate per application: nonces, per-app limits, row version, its SSO tickets (src/signing/gate.ts) */
   APP_GATE: DurableObjectNamespace<AppGate>

@@ -13,6 +13,7 @@ import { ensureBootstrapAdmin } from './users/service'
 import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
+import { cleanupImportLedger } from './importer/apply'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 import { WEBHOOK_JOB, sweepWebhooks } from './webhooks/outbox'
 import { deliverWebhooks, webhookDeadLetter } from './webhooks/delivery'
@@ -30,6 +31,8 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'webhook-sweep', run: sweepWebhooks },
   // expired previous webhook secrets dropped; envelopes moved to a new master key
   { name: 'webhook-secrets', run: maintainWebhookSecrets },
+  // import jobs' ledger entries, once their reports are gone (src/importer/apply.ts)
+  { name: 'cleanup-import-ledger', run: (env, now) => cleanupImportLedger(env, now) },
 ]
 
 /** Queue `uap-edge-webhooks` job kinds → handler. */

@@ -112,6 +112,97 @@ export function updateMappingStatements(
   return { row, statements: [db.update(appUserMappings).set(set).where(casGuard(prev)), eventStatement(db, { eventId, mappingId: prev.id, type, guard: eventId, now })] as Stmt[] }
 }
 
+// Bulk forms for the importer (src/importer/mappings.ts): the same two statements per
+// change kind, but one statement for many rows, the rows travelling as one JSON parameter
+// (D1 binds at most 100 parameters per statement). The guarantee is the one above: every
+// event is read back from its mapping row carrying the event's id, so a row that was not
+// written (or was changed by someone else first) leaves a NULL app_id and aborts the batch.
+
+/** The events of many changes written in the same batch, each guarded on its mapping carrying `event_id`. */
+function eventsStatement(db: DB, events: { event_id: string; mapping_id: string; type: MappingEventType }[], now: number): Stmt {
+  // rows as [event_id, mapping_id, type]: `->>` with an index is the cheapest JSON access per row
+  const json = JSON.stringify(events.map((e) => [e.event_id, e.mapping_id, e.type]))
+  return db.insert(mappingEvents).select(sql`SELECT NULL, j.value ->> 0, m.app_id, m.user_id, j.value ->> 1, j.value ->> 2, ${payloadSql}, ${now}, NULL
+    FROM json_each(${json}) AS j
+    LEFT JOIN app_user_mappings m ON m.id = j.value ->> 1 AND m.last_event_id IS j.value ->> 0
+    LEFT JOIN users u ON u.id = m.user_id
+    ORDER BY j.key`)
+}
+
+/** Many new mappings of one app and their ADD events: two statements whatever the count. */
+export function insertMappingsStatements(db: DB, appId: string, items: { userId: string; mappedKey: string; name?: string | null }[], now = Date.now()) {
+  const rows: AppUserMapping[] = items.map((i) => ({
+    id: crypto.randomUUID(),
+    appId,
+    userId: i.userId,
+    mappedKey: i.mappedKey,
+    name: i.name ?? null,
+    isActive: true,
+    createdAt: now,
+    updatedAt: now,
+    lastEventId: crypto.randomUUID(),
+  }))
+  if (!rows.length) return { rows, statements: [] as Stmt[] }
+  const json = JSON.stringify(rows.map((r) => [r.id, r.userId, r.mappedKey, r.name, r.lastEventId]))
+  const insert = db.insert(appUserMappings).select(sql`SELECT value ->> 0, ${appId}, value ->> 1, value ->> 2, value ->> 3, 1, ${now}, ${now}, value ->> 4
+    FROM json_each(${json}) ORDER BY key`)
+  const events = eventsStatement(db, rows.map((r) => ({ event_id: r.lastEventId!, mapping_id: r.id, type: 'ADD' as const })), now)
+  return { rows, statements: [insert, events] as Stmt[] }
+}
+
+/**
+ * Changes to many existing mappings (compare-and-set on each one's version) and their
+ * events: two statements whatever the count. `type` per change as in updateMappingStatements.
+ */
+export function updateMappingsStatements(
+  db: DB,
+  changes: { prev: AppUserMapping; next: Partial<Pick<AppUserMapping, 'mappedKey' | 'name' | 'isActive'>>; type: Exclude<MappingEventType, 'DELETE'> }[],
+  now = Date.now(),
+) {
+  const rows = changes.map((c) => ({ ...c.prev, ...c.next, updatedAt: now, lastEventId: crypto.randomUUID() }) satisfies AppUserMapping)
+  if (!rows.length) return { rows, statements: [] as Stmt[] }
+  const json = JSON.stringify(rows.map((r, i) => [r.id, changes[i].prev.lastEventId, r.mappedKey, r.name, r.isActive ? 1 : 0, r.lastEventId]))
+  const j = (i: number) => sql`j.value ->> ${sql.raw(String(i))}`
+  // UPDATE … FROM (SQLite 3.33): each mapping matched only at the version it was planned against
+  const update = db
+    .update(appUserMappings)
+    .set({ mappedKey: j(2), name: j(3), isActive: j(4), updatedAt: now, lastEventId: j(5) })
+    .from(sql`json_each(${json}) AS j`)
+    .where(and(eq(appUserMappings.id, j(0)), sql`${appUserMappings.lastEventId} IS ${j(1)}`))
+  const events = eventsStatement(db, rows.map((r, i) => ({ event_id: r.lastEventId, mapping_id: r.id, type: changes[i].type })), now)
+  return { rows, statements: [update, events] as Stmt[] }
+}
+
+/**
+ * What an import needs to know about many rows at once: the users with these mobiles and
+ * their mapping in the app, and the mappings holding these keys. Two queries whatever the
+ * count (the lists travel as JSON).
+ */
+export async function mappingStateOf(env: Env, appId: string, mobiles: E164[], keys: string[]) {
+  const db = getDb(env.DB)
+  const [userRows, keyRows] = await Promise.all([
+    mobiles.length
+      ? db
+          .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+          .from(users)
+          .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
+          .where(inArray(users.mobile, sql`(SELECT value FROM json_each(${JSON.stringify(mobiles)}))`))
+      : [],
+    keys.length
+      ? db
+          .select()
+          .from(appUserMappings)
+          .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.mappedKey, sql`(SELECT value FROM json_each(${JSON.stringify(keys)}))`)))
+      : [],
+  ])
+  const byMobile = new Map<string, { user: UserLite; mapping: AppUserMapping | null }>()
+  for (const r of userRows) byMobile.set(r.user.mobile, r)
+  const byKey = new Map<string, AppUserMapping>()
+  for (const r of userRows) if (r.mapping) byKey.set(r.mapping.mappedKey, r.mapping)
+  for (const m of keyRows) byKey.set(m.mappedKey, m)
+  return { byMobile, byKey }
+}
+
 /** The DELETE event (payload = the mapping's last state), then the delete, both guarded on its version. */
 export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now(), eventId: string = crypto.randomUUID()): Stmt[] {
   return [eventStatement(db, { eventId, mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
@@ -477,6 +568,19 @@ export async function listMappings(env: Env, appId: string, q: { page: number; p
     db.select({ n: count() }).from(appUserMappings).innerJoin(users, eq(users.id, appUserMappings.userId)).where(where),
   ])
   return { items: rows.map(publicMapping), page: q.page, page_size: q.pageSize, total: total[0]?.n ?? 0 }
+}
+
+/** A page of the app's mappings with the user's mobile, in id order after `afterId` (keyset paging, for the streamed export). */
+export async function mappingsAfter(env: Env, appId: string, afterId: string, limit: number, filter: { status?: 'ACTIVE' | 'DISABLED' } = {}) {
+  const conds = [eq(appUserMappings.appId, appId), gt(appUserMappings.id, afterId)]
+  if (filter.status) conds.push(eq(appUserMappings.isActive, filter.status === 'ACTIVE'))
+  return getDb(env.DB)
+    .select({ id: appUserMappings.id, mobile: users.mobile, mappedKey: appUserMappings.mappedKey, name: appUserMappings.name, isActive: appUserMappings.isActive })
+    .from(appUserMappings)
+    .innerJoin(users, eq(users.id, appUserMappings.userId))
+    .where(and(...conds))
+    .orderBy(asc(appUserMappings.id))
+    .limit(limit)
 }
 
 export function publicEvent(e: MappingEvent) {
