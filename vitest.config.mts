@@ -8,7 +8,8 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, 'migrations'))
   return {
     plugins: [
-      cloudflareTest({
+      // options as a function: TEST_UPSTREAMS comes from the globalSetup (test-upstream/global-setup.ts)
+      cloudflareTest(({ inject }) => ({
         main: './src/index.ts',
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
@@ -28,11 +29,14 @@ export default defineConfig(async () => {
             // every test request comes from 127.0.0.1: lift the per-IP partner limit so the
             // suite's volume cannot trip it (test/ratelimit.test.ts sets its own limits)
             RATE_LIMITS: JSON.stringify({ partner_ip: { limit: 1_000_000, windowS: 60 } }),
+            // the local OpenID Provider and GitHub-shaped server the federation tests sign in with
+            TEST_UPSTREAMS: inject('upstreams'),
           },
         },
-      }),
+      })),
     ],
     test: {
+      globalSetup: ['./test-upstream/global-setup.ts'],
       setupFiles: ['./test/setup.ts'],
       include: ['test/**/*.test.ts'],
       testTimeout: 30_000,

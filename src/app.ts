@@ -30,6 +30,10 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { federationRoutes, identityRoutes } from './federation/routes'
+import { adminIdentityProviderRoutes } from './federation/admin-routes'
+import { federationPageRoutes } from './federation/pages'
+import { documentFederationPages } from './federation/openapi'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
@@ -66,6 +70,8 @@ export function buildApp() {
 
   app.route('/api/v1/auth', authRoutes) // login, refresh, logout, logout-all, me
   app.route('/api/v1/auth', registerRoutes) // register
+  app.route('/api/v1/auth/federation', federationRoutes) // providers, {provider}/login, {provider}/callback, bind/*
+  app.route('/api/v1/auth/me/identities', identityRoutes) // the user's linked identities
   app.route('/api/v1/utils', captchaRoutes) // captcha
 
   app.route('/api/v1/open', signingRoutes) // ping (signed)
@@ -79,14 +85,17 @@ export function buildApp() {
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
+  app.route('/api/v1/admin/identity-providers', adminIdentityProviderRoutes)
 
   app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
   app.route('/page/consent', consentRoutes) // the OIDC consent page
   app.route('/page/sso', ssoPageRoutes) // simple: the ticket hop into a SIMPLE_API app
+  app.route('/page/federation', federationPageRoutes) // start, {provider}/callback, bind, identities
 
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
+  documentFederationPages(app.openAPIRegistry)
   mountDocs(app)
 
   app.notFound((c) => {

@@ -13,6 +13,7 @@ import { SigningErrors } from './signing/errors'
 import { AppErrors } from './apps/errors'
 import { MappingErrors } from './mappings/errors'
 import { TicketErrors } from './tickets/errors'
+import { FederationErrors } from './federation/errors'
 
 export const ERROR_CATALOGS = {
   'every route': CommonErrors,
@@ -25,4 +26,5 @@ export const ERROR_CATALOGS = {
   'applications and app access tokens': AppErrors,
   'mappings (/api/v1/apps, /api/v1/admin/apps/{app_id}/mappings)': MappingErrors,
   'simple SSO tickets': TicketErrors,
+  'other identity providers (/api/v1/auth/federation, /api/v1/admin/identity-providers)': FederationErrors,
 } as const

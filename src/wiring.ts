@@ -11,6 +11,7 @@ import { ensureBootstrapAdmin } from './users/service'
 import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
+import { cleanupFederationFlows } from './federation/flows'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 
 /** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
@@ -19,6 +20,7 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'rotate-keys', run: (env, now) => rotateKeys(env, { now }) },
   { name: 'cleanup-sessions', run: cleanupExpiredSessions },
   { name: 'oidc-cleanup-codes', run: cleanupCodes },
+  { name: 'federation-cleanup-flows', run: (env, now) => cleanupFederationFlows(env, now) },
   // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
   { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
 ]

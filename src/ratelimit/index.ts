@@ -23,6 +23,8 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   captcha_ip: { limit: 30, windowS: 60 },
   sms_ip: { limit: 20, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
+  /** per client IP, starting and finishing sign-ins with another identity provider (src/federation/) */
+  federation_ip: { limit: 60, windowS: 300 },
   ticket_exchange_app: { limit: 1200, windowS: 60 },
 }
 
