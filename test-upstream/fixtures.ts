@@ -3,7 +3,7 @@ import type { OpClient } from './oidc-op'
 import type { GitHubApp } from './github'
 
 /** Provider ids the workers tests may create, each with its callback registered upstream. */
-export const WORKERS_PROVIDER_IDS = Array.from({ length: 12 }, (_, i) => `wk-${i + 1}`)
+export const WORKERS_PROVIDER_IDS = Array.from({ length: 16 }, (_, i) => `wk-${i + 1}`)
 export const SPA_REDIRECT = 'https://spa.example.test/federation/callback'
 
 export const WORKERS_UPSTREAMS = {

@@ -2,8 +2,9 @@
 // workers suite's globalSetup), a cookie jar to drive their sign-in pages from workerd, and
 // providers created through the admin API.
 import { env } from 'cloudflare:test'
+import type { Env } from '../src/env'
 import { api, adminToken } from './helpers'
-import { Browser, inputValue, solvedCaptcha, lastCode } from './flows'
+import { Browser, fetchWithEnv, inputValue, solvedCaptcha, lastCode, randomIp } from './flows'
 
 export interface Upstreams {
   oidcIssuer: string
@@ -89,13 +90,15 @@ export async function admin() {
   return adminTok
 }
 
+/** Creates a provider through the admin API; one that exists already (a test reusing its id) is kept as it is. */
 export async function createProvider(body: Record<string, unknown>) {
   const r = await api('/api/v1/admin/identity-providers', { method: 'POST', token: await admin(), json: body })
+  if (r.status === 409) return (await api(`/api/v1/admin/identity-providers/${body.id}`, { token: await admin() })).body
   if (r.status !== 201) throw new Error(`create provider ${r.status} ${JSON.stringify(r.body)}`)
   return r.body
 }
 
-/** An oidc provider at the test OP with one of the pre-registered ids. */
+/** An oidc provider at the test OP; `id` must be one whose callback the OP knows (wk-1 … wk-16). */
 export async function oidcProvider(id: string, extra: Record<string, unknown> = {}) {
   const u = upstreams()
   const client = u.opClients[0]
@@ -139,6 +142,38 @@ export async function bindMobile(b: Browser, bindUrl: string, mobile: string) {
   if (sent.status !== 200) throw new Error(`send answered ${sent.status}: ${sent.html.slice(0, 300)}`)
   const verify = await b.post('/page/federation/bind', { csrf_token: b.csrf, ticket, step: 'verify', mobile, sms_code: await lastCode(mobile) })
   return { ticket, sent, verify }
+}
+
+/** A Browser whose requests see some variables changed (REGISTRATION_OPEN=false, …). */
+export class EnvBrowser extends Browser {
+  constructor(readonly overrides: Partial<Env>, ip = randomIp()) {
+    super(ip)
+  }
+  private keep(res: Response) {
+    for (const sc of res.headers.getSetCookie()) {
+      const [pair, ...attrs] = sc.split(';')
+      const i = pair.indexOf('=')
+      const name = pair.slice(0, i).trim()
+      const value = pair.slice(i + 1).trim()
+      if (!value || attrs.some((a) => /max-age=0/i.test(a.trim()))) this.cookies.delete(name)
+      else this.cookies.set(name, value)
+    }
+  }
+  override async get(path: string) {
+    const res = await fetchWithEnv(this.overrides, path, { headers: this.headers(), redirect: 'manual' })
+    this.keep(res)
+    return { status: res.status, headers: res.headers, html: await res.text() }
+  }
+  override async post(path: string, fields: Record<string, string>, extraHeaders: Record<string, string> = {}) {
+    const res = await fetchWithEnv(this.overrides, path, {
+      method: 'POST',
+      headers: this.headers({ 'Content-Type': 'application/x-www-form-urlencoded', ...extraHeaders }),
+      body: new URLSearchParams(fields).toString(),
+      redirect: 'manual',
+    })
+    this.keep(res)
+    return { status: res.status, headers: res.headers, html: await res.text() }
+  }
 }
 
 export { Browser, solvedCaptcha }
