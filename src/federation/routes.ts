@@ -1,6 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
-import type { C } from '../pages/form'
+import type { Context } from 'hono'
+import type { AppEnv } from '../context'
 import { errorResponses, CommonErrors } from '../lib/errors'
 import { OPEN, bearerSecurity, jsonBody, mergeErrors, pick } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
@@ -49,6 +50,8 @@ const BindingRequired = z
     identity: z.object({ display: z.string().nullable().openapi({ example: 'octocat' }), name: z.string().nullable().openapi({ example: 'The Octocat' }) }),
   })
   .openapi('FederationBindingRequired')
+
+type C = Context<AppEnv>
 
 const ctxOf = (c: C) => ({ requestId: c.get('requestId'), ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') })
 
