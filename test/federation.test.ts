@@ -17,6 +17,8 @@ import {
   upstreams,
 } from './federation-helpers'
 import { decryptSecret, sha256Hex } from '../src/lib/crypto'
+import { cleanupFederationFlows } from '../src/federation/flows'
+import { cronTasks } from '../src/wiring'
 
 // Sign-in with another identity provider against real local upstreams (test-upstream/):
 // oidc-provider as the OpenID Provider and a server speaking GitHub's documented OAuth and
@@ -596,5 +598,24 @@ describe('the sign-in page', () => {
     const form = /<form method="post" action="\/page\/federation\/start">([\s\S]*?)<\/form>/.exec(page.html)![1]
     expect(inputValue(form, 'csrf_token')).toBe(b.csrf)
     expect(inputValue(form, 'return_to')).toBe('/page/login?x=1')
+  })
+})
+
+describe('cleanup', () => {
+  it('the cron deletes flows a day past their expiry and keeps younger ones', async () => {
+    await oidcProvider('wk-1')
+    expect(cronTasks.map((t) => t.name)).toContain('federation-cleanup-flows')
+    const now = Date.now()
+    const insert = (id: string, expiresAt: number) =>
+      env.DB.prepare("INSERT INTO federation_flows (id, provider_id, channel, state_hash, binding_hash, code_verifier_enc, nonce, redirect_uri, created_at, expires_at) VALUES (?, 'wk-1', 'page', ?, 'b', 'v', 'n', 'r', ?, ?)")
+        .bind(id, `h-${id}`, expiresAt - 600_000, expiresAt)
+        .run()
+    const old = crypto.randomUUID()
+    const recent = crypto.randomUUID()
+    await insert(old, now - 25 * 3600_000)
+    await insert(recent, now - 3600_000)
+    expect(await cleanupFederationFlows(env, now)).toBeGreaterThanOrEqual(1)
+    const left = (await env.DB.prepare('SELECT id FROM federation_flows WHERE id IN (?, ?)').bind(old, recent).all<{ id: string }>()).results.map((r) => r.id)
+    expect(left).toEqual([recent])
   })
 })

@@ -156,7 +156,7 @@ adminIdentityProviderRoutes.openapi(
     description: 'Every setting of one provider except the client secret.',
     security: bearerSecurity,
     request: { params: IdParam },
-    responses: { 200: ok('The provider', ProviderView), ...mergeErrors(adminErrors, errorResponses(FederationErrors, 'provider_not_found')) },
+    responses: { 200: ok('The provider', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'provider_not_found')) },
   }),
   async (c) => c.json(publicProvider(c.env, await loadProvider(c.env, c.req.valid('param').id)), 200),
 )
@@ -191,7 +191,7 @@ for (const [action, enabled] of [['enable', true], ['disable', false]] as const)
         : 'Removes its button and refuses sign-ins through it at once (flows already started fail at the callback). Linked identities are kept for when it is enabled again. Same as PATCH `enabled: false`.',
       security: bearerSecurity,
       request: { params: IdParam },
-      responses: { 200: ok(enabled ? 'Enabled' : 'Disabled', ProviderView), ...mergeErrors(adminErrors, errorResponses(FederationErrors, 'provider_not_found')) },
+      responses: { 200: ok(enabled ? 'Enabled' : 'Disabled', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_not_found')) },
     }),
     async (c) => c.json(publicProvider(c.env, await updateProviderAsAdmin(c.env, c.req.valid('param').id, { enabled }, auditActor(c), { enabled })), 200),
   )
@@ -209,7 +209,7 @@ adminIdentityProviderRoutes.openapi(
     request: { params: IdParam },
     responses: {
       200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string(), linked_identities_deleted: z.number().int() })),
-      ...mergeErrors(adminErrors, errorResponses(FederationErrors, 'provider_not_found')),
+      ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'provider_not_found')),
     },
   }),
   async (c) => {

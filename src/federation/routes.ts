@@ -298,7 +298,7 @@ identityRoutes.openapi(
     request: { params: z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: '5b8e2f0a-6c1d-4e7b-9a3f-2d4c6e8a0b1c' }) }) },
     responses: {
       200: ok('Unlinked', z.object({ unlinked: z.literal(true), id: z.string() })),
-      ...mergeErrors(userErrors, errorResponses(FederationErrors, 'identity_not_found', 'last_sign_in_method')),
+      ...mergeErrors(pick(400), userErrors, errorResponses(FederationErrors, 'identity_not_found', 'last_sign_in_method')),
     },
   }),
   async (c) => {
