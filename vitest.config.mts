@@ -26,9 +26,10 @@ export default defineConfig(async () => {
             SMS_PROVIDER: 'console',
             REGISTRATION_OPEN: 'true',
             TEST_MIGRATIONS: migrations,
-            // every test request comes from 127.0.0.1: lift the per-IP partner limit so the
-            // suite's volume cannot trip it (test/ratelimit.test.ts sets its own limits)
-            RATE_LIMITS: JSON.stringify({ partner_ip: { limit: 1_000_000, windowS: 60 } }),
+            // every test request comes from 127.0.0.1: lift the per-IP partner and OAuth limits
+            // so the suite's volume cannot trip them (test/ratelimit.test.ts and
+            // test/anti-automation.test.ts set their own limits)
+            RATE_LIMITS: JSON.stringify({ partner_ip: { limit: 1_000_000, windowS: 60 }, oauth_ip: { limit: 1_000_000, windowS: 60 } }),
             // the local OpenID Provider and GitHub-shaped server the federation tests sign in with
             TEST_UPSTREAMS: inject('upstreams'),
           },

@@ -1,6 +1,7 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
 import type { Context } from 'hono'
+import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { router } from './context'
 import type { AppEnv } from './context'
 import { ApiError, errorResponse } from './lib/errors'
@@ -20,10 +21,10 @@ import { documentPages } from './pages/openapi'
 import { captchaRoutes } from './captcha/routes'
 import { smsRoutes } from './sms/routes'
 import { passwordResetRoutes, registerRoutes } from './account/routes'
-import { pageCsrf, pageRoutes } from './pages/routes'
+import { pageCsrf, pageErrorResponse, pageRoutes } from './pages/routes'
 import { pageHeaders } from './pages/security'
 import { devRoutes } from './dev/routes'
-import { oauthRoutes } from './oidc/routes'
+import { isBrowserEndpoint, oauthRoutes } from './oidc/routes'
 import { discoveryRoutes } from './oidc/discovery-routes'
 import { consentRoutes } from './oidc/consent-routes'
 import { adminAppRoutes } from './apps/admin-routes'
@@ -39,6 +40,20 @@ export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
 
+/**
+ * The error body a path answers with when the failure happens outside its handler (body
+ * limit, a body the parser refuses, an unexpected error): an HTML page where browsers land
+ * (the hosted pages and the OIDC endpoints that render pages), the RFC 6749 §5.2 body on
+ * the OAuth endpoints that answer JSON, the API's error body everywhere else. The OpenAPI
+ * documents describe these responses from the same function (src/docs/routes.ts).
+ */
+export type ErrorShape = 'html' | 'oauth' | 'json'
+export function errorShapeOf(path: string): ErrorShape {
+  if (path.startsWith('/page/') || isBrowserEndpoint(path)) return 'html'
+  if (path.startsWith('/oauth2/')) return 'oauth'
+  return 'json'
+}
+
 export function buildApp() {
   const app = router()
 
@@ -53,7 +68,7 @@ export function buildApp() {
     '*',
     bodyLimit({
       maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorResponse(c, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
+      onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
     }),
   )
 
@@ -96,7 +111,7 @@ export function buildApp() {
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
   documentFederationPages(app.openAPIRegistry)
-  mountDocs(app)
+  mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 
   app.notFound((c) => {
     const allowed = allowedMethods(app.routes, c.req.path)
@@ -111,19 +126,31 @@ export function buildApp() {
   return app
 }
 
+/** An error answered by the app rather than a route, in the shape of the path (errorShapeOf). */
+function errorInShape(c: Context<AppEnv>, status: ContentfulStatusCode, code: string, message: string, details?: unknown) {
+  const shape = errorShapeOf(c.req.path)
+  if (shape === 'html') return pageErrorResponse(c, status)
+  if (shape === 'oauth') {
+    // RFC 6749 §5.2 has no code for a server failure; server_error is §4.1.2.1's
+    c.header('Cache-Control', 'no-store')
+    return c.json({ error: status < 500 ? 'invalid_request' : 'server_error', error_description: message }, status)
+  }
+  return errorResponse(c, status, code, message, details)
+}
+
 function handleError(err: Error, c: Context<AppEnv>) {
   if (err instanceof ApiError) return errorResponse(c, err.status, err.code, err.message, err.details, err.headers)
   if (err instanceof HTTPException) {
     const status = err.status
-    if (status === 400 && /json/i.test(err.message)) return errorResponse(c, 400, 'malformed_json', 'The request body is not valid JSON')
-    if (status === 413) return errorResponse(c, 413, 'payload_too_large', err.message)
+    if (status === 400 && /json/i.test(err.message)) return errorInShape(c, 400, 'malformed_json', 'The request body is not valid JSON')
+    if (status === 413) return errorInShape(c, 413, 'payload_too_large', err.message)
     // @hono/zod-openapi answers a body in an undeclared media type with 415; the API's
     // convention is one 400 invalid_request for every malformed request.
     if (status === 415) {
       const ct = c.req.header('Content-Type')
-      return errorResponse(c, 400, 'invalid_request', `Content-Type ${ct ? `"${ct}"` : '(missing)'} is not accepted; send application/json`, { content_type: ct ?? null })
+      return errorInShape(c, 400, 'invalid_request', `Content-Type ${ct ? `"${ct}"` : '(missing)'} is not accepted; send application/json`, { content_type: ct ?? null })
     }
-    if (status < 500) return errorResponse(c, status as 400, 'invalid_request', err.message || 'Bad request')
+    if (status < 500) return errorInShape(c, status as 400, 'invalid_request', err.message || 'Bad request')
   }
   if (err instanceof ConfigError) {
     // what is wrong (a variable's name, a key id) is for the operator's log, not for whoever called
@@ -131,7 +158,7 @@ function handleError(err: Error, c: Context<AppEnv>) {
     return errorResponse(c, 503, 'misconfigured', MISCONFIGURED_MESSAGE)
   }
   log.error('unhandled', { request_id: c.get('requestId'), error: err.message, stack: err.stack })
-  return errorResponse(c, 500, 'internal_error', 'Internal error')
+  return errorInShape(c, 500, 'internal_error', 'Internal error')
 }
 
 /** Methods registered for a path, so a wrong method gets 405 instead of 404. */

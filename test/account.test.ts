@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, login, signedApi, uniqueMobile } from './helpers'
-import { env, fetchWithEnv, lastCode, openSmsSend, partnerApp, solvedCaptcha } from './flows'
+import { api, auditLog, createUser, login, signedApi, uniqueMobile } from './support/api'
+import { partnerApp } from './support/apps'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode, openSmsSend } from './support/sms'
 
 const reset = async (body: Record<string, unknown>) => signedApi(await partnerApp(), 'POST', '/api/v1/open/pwd/reset', { json: body })
 
@@ -19,8 +22,8 @@ describe('POST /api/v1/open/pwd/reset', () => {
     }
     expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: u.password } })).status).toBe(401)
     await expect(login(u.mobile, 'brand-new-password-1')).resolves.toHaveProperty('access_token')
-    const audit = await env.DB.prepare("SELECT actor_type, actor_id FROM audit_logs WHERE action = 'password.reset' AND target_id = ?").bind(u.id).all<{ actor_type: string; actor_id: string }>()
-    expect(audit.results).toEqual([{ actor_type: 'app', actor_id: (await partnerApp()).appId }])
+    const audit = await auditLog({ action: 'password.reset', target_id: u.id })
+    expect(audit.map((a) => ({ actor_type: a.actor_type, actor_id: a.actor_id }))).toEqual([{ actor_type: 'app', actor_id: (await partnerApp()).app_id }])
   })
 
   it('refuses a wrong code, a weak password, and unsigned calls', async () => {
@@ -41,7 +44,7 @@ describe('POST /api/v1/open/pwd/reset', () => {
 })
 
 describe('POST /api/v1/auth/register', () => {
-  const register = (body: Record<string, unknown>) => api('/api/v1/auth/register', { method: 'POST', json: body, headers: { 'CF-Connecting-IP': `192.0.2.${Math.floor(Math.random() * 250)}` } })
+  const register = (body: Record<string, unknown>) => api('/api/v1/auth/register', { method: 'POST', json: body, headers: { 'CF-Connecting-IP': randomIp() } })
 
   it('captcha → SMS code → account', async () => {
     const m = uniqueMobile()
@@ -50,8 +53,7 @@ describe('POST /api/v1/auth/register', () => {
     expect(r.status).toBe(201)
     expect(r.body.user).toMatchObject({ mobile: m, name: 'Wei Chen', status: 'ACTIVE', role: 'USER' })
     await expect(login(m, 'my-first-password')).resolves.toHaveProperty('access_token')
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'user.registered' AND target_id = ?").bind(r.body.user.id).first<{ n: number }>()
-    expect(audit!.n).toBe(1)
+    expect(await auditLog({ action: 'user.registered', target_id: r.body.user.id })).toHaveLength(1)
   })
 
   it('says a number is taken only after its SMS code is verified', async () => {
@@ -79,16 +81,13 @@ describe('POST /api/v1/auth/register', () => {
 
   it('registration closed → 403 registration_closed, for register and for register codes', async () => {
     const m = uniqueMobile()
-    const res = await fetchWithEnv({ REGISTRATION_OPEN: 'false' }, '/api/v1/auth/register', {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ mobile: m, password: 'my-first-password', sms_code: '123456' }),
-    })
+    const closed = { REGISTRATION_OPEN: 'false' }
+    const res = await api('/api/v1/auth/register', { method: 'POST', json: { mobile: m, password: 'my-first-password', sms_code: '123456' }, env: closed })
     expect(res.status).toBe(403)
-    expect(((await res.json()) as any).error.code).toBe('registration_closed')
-    const page = await fetchWithEnv({ REGISTRATION_OPEN: 'false' }, '/page/register')
+    expect(res.body.error.code).toBe('registration_closed')
+    const page = await api('/page/register', { env: closed })
     expect(page.status).toBe(403)
-    expect(await page.text()).toContain('Registration is closed')
+    expect(page.body).toContain('Registration is closed')
   })
 })
 

@@ -1,16 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { api, adminToken, createUser, env, login, signedApi } from './helpers'
+import { env } from 'cloudflare:test'
+import { adminToken, api, auditLog, createUser, login, signedApi } from './support/api'
+import { createApp } from './support/apps'
 import { isRegisteredRedirectUri, redirectUriProblem } from '../src/lib/redirect-uri'
 import { findApplication, getAppSecret } from '../src/apps/service'
 import { sha256Hex } from '../src/lib/crypto'
 
 const base = '/api/v1/admin/apps'
-
-async function newApp(token: string, body: Record<string, unknown> = {}) {
-  const r = await api(base, { method: 'POST', token, json: { app_name: 'HR', protocol_type: 'SIMPLE_API', ...body } })
-  if (r.status !== 201) throw new Error(`create app ${r.status} ${JSON.stringify(r.body)}`)
-  return r.body as { app: any; app_id: string; app_secret: string; access_token: string }
-}
 
 describe('redirect URI rules (lib/redirect-uri.ts)', () => {
   it('accepts https and loopback http, refuses the rest with a reason', () => {
@@ -48,7 +44,9 @@ describe('redirect URI rules (lib/redirect-uri.ts)', () => {
 describe('admin applications API', () => {
   it('create returns the credentials once; they work; get and list never show them', async () => {
     const admin = await adminToken()
-    const created = await newApp(admin, { redirect_uris: ['https://hr.example.com/cb'], notification_url: 'https://hr.example.com/hook' })
+    const r = await api(base, { method: 'POST', token: admin, json: { app_name: 'HR', protocol_type: 'SIMPLE_API', redirect_uris: ['https://hr.example.com/cb'], notification_url: 'https://hr.example.com/hook' } })
+    expect(r.status).toBe(201)
+    const created = r.body
     expect(created.app_id).toMatch(/^app_[0-9a-f]{16}$/)
     expect(created.app_secret).toMatch(/^sk_/)
     expect(created.access_token).toMatch(/^at_/)
@@ -72,10 +70,9 @@ describe('admin applications API', () => {
     for (const view of [got.body, list.body.items[0]]) {
       expect(Object.keys(view).filter((k) => /secret|token_hash|access_token/.test(k))).toEqual([])
     }
-    expect((await signedApi({ appId: created.app_id, secret: created.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(created, 'GET', '/api/v1/open/ping')).status).toBe(200)
     expect((await api(`/api/v1/apps/${created.app_id}/users/changes`, { headers: { 'X-App-Access-Token': created.access_token } })).status).toBe(200)
-    const audit = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action = 'admin.app.create'").bind(created.app_id).first()
-    expect(audit).not.toBeNull()
+    expect(await auditLog({ target_id: created.app_id, action: 'admin.app.create' })).toHaveLength(1)
   })
 
   it('validates URIs and OIDC requirements', async () => {
@@ -92,7 +89,7 @@ describe('admin applications API', () => {
 
   it('updates every OIDC-relevant field and records the change', async () => {
     const admin = await adminToken()
-    const { app_id } = await newApp(admin)
+    const { app_id } = await createApp({ app_name: 'HR' })
     const patch = {
       app_name: 'HR 2',
       icon_url: 'https://hr.example.com/icon.png',
@@ -120,14 +117,14 @@ describe('admin applications API', () => {
     expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: { id_token_claim: 'sub' } })).status).toBe(400)
     expect((await api(`${base}/${app_id}`, { method: 'PATCH', token: admin, json: {} })).status).toBe(400)
     expect((await api(`${base}/app_0000000000000000`, { method: 'PATCH', token: admin, json: { app_name: 'x' } })).status).toBe(404)
-    const audits = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? ORDER BY id").bind(app_id).all<any>()
-    expect(audits.results.map((a) => a.action)).toEqual(['admin.app.create', 'admin.app.update', 'admin.app.update'])
+    const audits = (await auditLog({ target_id: app_id })).reverse()
+    expect(audits.map((a) => a.action)).toEqual(['admin.app.create', 'admin.app.update', 'admin.app.update'])
   })
 
   it('lists with pagination and filters', async () => {
     const admin = await adminToken()
     const tag = crypto.randomUUID().slice(0, 8)
-    for (let i = 0; i < 3; i++) await newApp(admin, { app_name: `page-${tag}-${i}` })
+    for (let i = 0; i < 3; i++) await createApp({ app_name: `page-${tag}-${i}` })
     const p1 = await api(`${base}?q=page-${tag}&page_size=2`, { token: admin })
     expect(p1.body).toMatchObject({ total: 3, page: 1, page_size: 2 })
     expect(p1.body.items.map((a: any) => a.app_name)).toEqual([`page-${tag}-2`, `page-${tag}-1`])
@@ -138,7 +135,7 @@ describe('admin applications API', () => {
 
   it('rotating the access token refuses the old one at once; rotations are audited', async () => {
     const admin = await adminToken()
-    const a = await newApp(admin)
+    const a = await createApp({ app_name: 'HR' })
     const r = await api(`${base}/${a.app_id}/access-token/rotate`, { method: 'POST', token: admin })
     expect(r.status).toBe(200)
     expect(r.headers.get('Cache-Control')).toBe('no-store')
@@ -146,13 +143,13 @@ describe('admin applications API', () => {
     expect((await api(path, { headers: { 'X-App-Access-Token': a.access_token } })).status).toBe(401)
     expect((await api(path, { headers: { 'X-App-Access-Token': r.body.access_token } })).status).toBe(200)
     await api(`${base}/${a.app_id}/secret/rotate`, { method: 'POST', token: admin })
-    const audits = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'admin.app.rotate%' ORDER BY id").bind(a.app_id).all<any>()
-    expect(audits.results.map((x) => x.action)).toEqual(['admin.app.rotate_access_token', 'admin.app.rotate_secret'])
+    const audits = (await auditLog({ target_id: a.app_id })).reverse().filter((x) => x.action.startsWith('admin.app.rotate'))
+    expect(audits.map((x) => x.action)).toEqual(['admin.app.rotate_access_token', 'admin.app.rotate_secret'])
   })
 
   it('delete removes the app and its mappings, writing a DELETE event per mapping', async () => {
     const admin = await adminToken()
-    const a = await newApp(admin)
+    const a = await createApp({ app_name: 'HR' })
     const users = [await createUser(), await createUser(), await createUser()]
     const sync = await api('/api/v1/apps/mapping/sync', {
       method: 'POST',
@@ -164,6 +161,7 @@ describe('admin applications API', () => {
     expect(del.status).toBe(200)
     expect(del.body).toEqual({ deleted: true, app_id: a.app_id, mappings_deleted: 3 })
     expect((await api(`${base}/${a.app_id}`, { token: admin })).status).toBe(404)
+    // the app is gone, and so is every API view of its mappings and events: read what D1 kept
     expect((await env.DB.prepare('SELECT COUNT(*) AS n FROM app_user_mappings WHERE app_id = ?').bind(a.app_id).first<any>()).n).toBe(0)
     const evs = (await env.DB.prepare("SELECT event_id, event_type, payload FROM mapping_events WHERE app_id = ? AND event_type = 'DELETE'").bind(a.app_id).all<any>()).results
     expect(evs).toHaveLength(3)
@@ -175,9 +173,9 @@ describe('admin applications API', () => {
       { mobile: users[2].mobile, name: null, mapped_key: 'del-2', status: 'DISABLED', user_status: 'ACTIVE' },
     ])
     // credentials are dead
-    expect((await signedApi({ appId: a.app_id, secret: a.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(401)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(401)
     expect((await api(`/api/v1/apps/${a.app_id}/users/changes`, { headers: { 'X-App-Access-Token': a.access_token } })).status).toBe(401)
-    expect(await env.DB.prepare("SELECT id FROM audit_logs WHERE target_id = ? AND action = 'admin.app.delete'").bind(a.app_id).first()).not.toBeNull()
+    expect(await auditLog({ target_id: a.app_id, action: 'admin.app.delete' })).toHaveLength(1)
   })
 
   it('requires an admin', async () => {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { convertIndexedToRgb, decode } from 'fast-png'
-import { api } from './helpers'
-import { env, randomIp, solvedCaptcha } from './flows'
+import { env } from 'cloudflare:test'
+import { api } from './support/api'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
 import { verifyCaptcha, createCaptcha } from '../src/captcha/service'
 import { ALPHABET, GLYPHS, HEIGHT, latin1, renderCaptchaPng, WIDTH } from '../src/captcha/image'
 

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest'
-import { env } from './helpers'
+import { env } from 'cloudflare:test'
+import { uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { lastCode } from './support/sms'
 import { base64url, decryptSecret, encryptSecret, fromBase64url, masterKeyId, subkeyHmacHex, hmacSha256Hex } from '../src/lib/crypto'
-import { createApplication, findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
+import { findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
 import { getDb } from '../src/db'
 import { applications } from '../src/apps/schema'
 import { eq } from 'drizzle-orm'
@@ -35,14 +38,15 @@ describe('per-purpose subkeys of MASTER_KEY (HKDF, RFC 5869)', () => {
   })
 
   it('v1 envelopes written before stay readable, and the sweep moves app secrets to v2', async () => {
-    const a = await createApplication(env, { appName: 'Legacy envelope', protocolType: 'SIMPLE_API' })
-    const v1 = await legacyEnvelope(MASTER, a.app_secret, `app-secret:${a.app.appId}`)
-    await getDb(env.DB).update(applications).set({ appSecretEnc: v1 }).where(eq(applications.appId, a.app.appId))
-    expect(await getAppSecret(env, (await findApplication(env, a.app.appId))!)).toBe(a.app_secret)
+    const a = await createApp({ app_name: 'Legacy envelope' })
+    // an envelope of the earlier format: nothing writes one any more
+    const v1 = await legacyEnvelope(MASTER, a.app_secret, `app-secret:${a.app_id}`)
+    await getDb(env.DB).update(applications).set({ appSecretEnc: v1 }).where(eq(applications.appId, a.app_id))
+    expect(await getAppSecret(env, (await findApplication(env, a.app_id))!)).toBe(a.app_secret)
     let moved = 0
-    for (let i = 0; i < 20 && !(await findApplication(env, a.app.appId))!.appSecretEnc.startsWith('v2.'); i++) moved += await reencryptAppSecrets(env)
+    for (let i = 0; i < 20 && !(await findApplication(env, a.app_id))!.appSecretEnc.startsWith('v2.'); i++) moved += await reencryptAppSecrets(env)
     expect(moved).toBeGreaterThanOrEqual(1)
-    const row = (await findApplication(env, a.app.appId))!
+    const row = (await findApplication(env, a.app_id))!
     expect(row.appSecretEnc.startsWith(`v2.${await masterKeyId(MASTER)}.`)).toBe(true)
     expect(await getAppSecret(env, row)).toBe(a.app_secret)
   })
@@ -51,12 +55,11 @@ describe('per-purpose subkeys of MASTER_KEY (HKDF, RFC 5869)', () => {
 describe('SMS code hashes use the sms-code subkey', () => {
   it('a new code is stored as the subkey HMAC; a code stored before subkeys (no v) still verifies', async () => {
     const { sendSmsCode, verifySmsCode } = await import('../src/sms/service')
-    const { uniqueMobile } = await import('./helpers')
     const m = uniqueMobile()
     await sendSmsCode(env, { mobile: m, purpose: 'register' })
     const stored = (await env.KV.get<{ hash: string; v?: number }>(`sms:register:${m}`, 'json'))!
     expect(stored.v).toBe(2)
-    const code = (await env.KV.get<{ code: string }[]>(`dev:sms-outbox:${m}`, 'json'))![0].code
+    const code = await lastCode(m)
     expect(stored.hash).toBe(await subkeyHmacHex(MASTER, 'sms-code', `sms-code:v1:register:${m}:${code}`))
     expect(stored.hash).not.toBe(await hmacSha256Hex(MASTER, `sms-code:v1:register:${m}:${code}`))
 

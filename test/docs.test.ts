@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import { buildApp } from '../src/app'
+import { ADMIN, adminToken, api, createUser, login } from './support/api'
+import { Browser } from './support/browser'
 
 const get = (path: string) => SELF.fetch(`http://localhost${path}`)
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const
@@ -129,28 +131,25 @@ describe('/docs/open/openapi.json', () => {
 describe('DOCS_ADMIN_ACCESS=admin', () => {
   const admin = { DOCS_ADMIN_ACCESS: 'admin' }
   it('keeps /docs/admin and its spec for admins (bearer or hosted-page session); /docs/open stays public', async () => {
-    const { fetchWithEnv, Browser, inputValue } = await import('./flows')
-    const { ADMIN, adminToken, createUser, login } = await import('./helpers')
-    const anon = await fetchWithEnv(admin, '/docs/admin', { redirect: 'manual' })
+    const anon = await api('/docs/admin', { redirect: 'manual', env: admin })
     expect(anon.status).toBe(303)
     expect(anon.headers.get('Location')).toBe('/page/login?return_to=%2Fdocs%2Fadmin')
-    const anonSpec = await fetchWithEnv(admin, '/docs/admin/openapi.json')
+    const anonSpec = await api('/docs/admin/openapi.json', { env: admin })
     expect(anonSpec.status).toBe(401)
-    expect(((await anonSpec.json()) as any).error.code).toBe('unauthorized')
-    expect((await fetchWithEnv(admin, '/docs/open/openapi.json')).status).toBe(200)
+    expect(anonSpec.body.error.code).toBe('unauthorized')
+    expect((await api('/docs/open/openapi.json', { env: admin })).status).toBe(200)
 
     const user = await createUser()
     const userToken = (await login(user.mobile, user.password)).access_token
-    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: { Authorization: `Bearer ${userToken}` } })).status).toBe(403)
-    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: { Authorization: `Bearer ${await adminToken()}` } })).status).toBe(200)
+    expect((await api('/docs/admin/openapi.json', { token: userToken, env: admin })).status).toBe(403)
+    expect((await api('/docs/admin/openapi.json', { token: await adminToken(), env: admin })).status).toBe(200)
 
     // an admin signed in on the hosted page reads the Swagger UI and its spec with the cookie
     const b = new Browser()
-    const form = await b.get('/page/login')
-    await b.post('/page/login', { mobile: ADMIN.mobile, password: ADMIN.password, csrf_token: inputValue(form.html, 'csrf_token')! })
-    const page = await fetchWithEnv(admin, '/docs/admin', { headers: b.headers() })
+    await b.loginOnPage(ADMIN)
+    const page = await api('/docs/admin', { headers: b.headers(), env: admin })
     expect(page.status).toBe(200)
-    expect((await fetchWithEnv(admin, '/docs/admin/openapi.json', { headers: b.headers() })).status).toBe(200)
+    expect((await api('/docs/admin/openapi.json', { headers: b.headers(), env: admin })).status).toBe(200)
   })
 })
 

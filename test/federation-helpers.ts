@@ -1,10 +1,21 @@
 // Helpers for the federation tests: the real local upstreams (test-upstream/, started by the
 // workers suite's globalSetup), a cookie jar to drive their sign-in pages from workerd, and
 // providers created through the admin API.
-import { env } from 'cloudflare:test'
+import { env, createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
+import worker from '../src/index'
 import type { Env } from '../src/env'
-import { api, adminToken } from './helpers'
-import { Browser, fetchWithEnv, inputValue, solvedCaptcha, lastCode, randomIp } from './flows'
+import { api, adminToken } from './support/api'
+import { Browser, inputValue, randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode } from './support/sms'
+
+/** Calls the Worker with some variables changed (a fresh env object gets its configuration parsed anew). */
+async function fetchWithEnv(overrides: Partial<Env>, path: string, init: RequestInit = {}) {
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(new Request(`http://localhost${path}`, init), { ...env, ...overrides } as Env, ctx)
+  await waitOnExecutionContext(ctx)
+  return res
+}
 
 export interface Upstreams {
   oidcIssuer: string
@@ -149,7 +160,7 @@ export class EnvBrowser extends Browser {
   constructor(readonly overrides: Partial<Env>, ip = randomIp()) {
     super(ip)
   }
-  private keep(res: Response) {
+  private store(res: Response) {
     for (const sc of res.headers.getSetCookie()) {
       const [pair, ...attrs] = sc.split(';')
       const i = pair.indexOf('=')
@@ -161,7 +172,7 @@ export class EnvBrowser extends Browser {
   }
   override async get(path: string) {
     const res = await fetchWithEnv(this.overrides, path, { headers: this.headers(), redirect: 'manual' })
-    this.keep(res)
+    this.store(res)
     return { status: res.status, headers: res.headers, html: await res.text() }
   }
   override async post(path: string, fields: Record<string, string>, extraHeaders: Record<string, string> = {}) {
@@ -171,7 +182,7 @@ export class EnvBrowser extends Browser {
       body: new URLSearchParams(fields).toString(),
       redirect: 'manual',
     })
-    this.keep(res)
+    this.store(res)
     return { status: res.status, headers: res.headers, html: await res.text() }
   }
 }

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
-import { api, createUser, login } from './helpers'
-import { Browser, inputValue, lastCode, outbox, solvedCaptcha } from './flows'
-import { createApp, mapUser } from './helpers'
+import { api, createUser, login } from './support/api'
+import { Browser, inputValue } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode, outbox } from './support/sms'
+import { createApp, mapUser } from './support/apps'
 import {
   EnvBrowser,
   admin,
@@ -95,7 +97,7 @@ describe('hosted pages: sign in with an OpenID provider', () => {
     await b.get('/page/login')
     const res = await b.post('/page/federation/start', { csrf_token: b.csrf, provider: 'wk-2' })
     expect(res.status).toBe(303)
-    const cookie = res.headers.getSetCookie().find((c) => c.startsWith('__Host-uap_federation='))!
+    const cookie = res.headers.getSetCookie().find((c: string) => c.startsWith('__Host-uap_federation='))!
     expect(cookie).toMatch(/HttpOnly/i)
     expect(cookie).toMatch(/Secure/i)
     expect(cookie).toMatch(/SameSite=Lax/i)
@@ -315,8 +317,8 @@ describe('continuing where the user was', () => {
   it('inside an OIDC authorization request: the code reaches the client after the upstream sign-in', async () => {
     await oidcProvider('wk-12')
     const user = await createUser()
-    const client = await createApp({ appName: 'Fed RP', protocolType: 'OIDC', redirectUris: ['https://rp.example.com/cb'], firstParty: true })
-    await mapUser(client.app.appId, user.id)
+    const client = await createApp({ app_name: 'Fed RP', protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'], first_party: true })
+    await mapUser(client.app_id, user)
     // link the identity first
     const first = new Browser()
     const c1 = await viaOp(first, 'wk-12', 'oidc-rp-user')
@@ -325,7 +327,7 @@ describe('continuing where the user was', () => {
     const b = new Browser()
     const verifier = 'v'.repeat(50)
     const challenge = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(verifier))))).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')
-    const q = new URLSearchParams({ client_id: client.app.appId, redirect_uri: 'https://rp.example.com/cb', response_type: 'code', scope: 'openid', state: 'rp-state', nonce: 'rp-nonce', code_challenge: challenge, code_challenge_method: 'S256' })
+    const q = new URLSearchParams({ client_id: client.app_id, redirect_uri: 'https://rp.example.com/cb', response_type: 'code', scope: 'openid', state: 'rp-state', nonce: 'rp-nonce', code_challenge: challenge, code_challenge_method: 'S256' })
     const authz = await b.get(`/oauth2/authorize?${q}`)
     expect(authz.status).toBe(302)
     const loginUrl = new URL(authz.headers.get('Location')!, 'http://localhost')
@@ -346,10 +348,10 @@ describe('continuing where the user was', () => {
   it('inside a simple-SSO hop: the ticket reaches the SIMPLE_API app after the upstream sign-in', async () => {
     await githubProvider('gh-sso')
     const user = await createUser()
-    const app = await createApp({ appName: 'Legacy CRM', protocolType: 'SIMPLE_API', redirectUris: ['https://crm.example.com/sso'] })
-    await mapUser(app.app.appId, user.id, { mappedKey: 'crm-user-1' })
+    const app = await createApp({ app_name: 'Legacy CRM', protocol_type: 'SIMPLE_API', redirect_uris: ['https://crm.example.com/sso'] })
+    await mapUser(app.app_id, user, { mappedKey: 'crm-user-1' })
     const b = new Browser()
-    const loginPage = await b.get(`/page/login?${new URLSearchParams({ app_id: app.app.appId, redirect_uri: 'https://crm.example.com/sso' })}`)
+    const loginPage = await b.get(`/page/login?${new URLSearchParams({ app_id: app.app_id, redirect_uri: 'https://crm.example.com/sso' })}`)
     const returnTo = inputValue(loginPage.html, 'return_to')!
     expect(returnTo).toMatch(/^\/page\/sso\/simple\?/)
     const auth = await startAtLoginPage(b, 'gh-sso', returnTo)
@@ -429,14 +431,14 @@ describe('the API flow (SPA and mobile apps)', () => {
 
   it('login → authorization URL; callback with code, state and flow_secret → binding → tokens; second time tokens at once', async () => {
     await oidcProvider('wk-13')
-    const spa = await createApp({ appName: 'SPA', protocolType: 'OIDC', redirectUris: [upstreams().spaRedirect], tokenEndpointAuthMethod: 'none' })
+    const spa = await createApp({ app_name: 'SPA', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect], token_endpoint_auth_method: 'none' })
     const user = await createUser({ name: 'Api User' })
 
-    expect((await apiStart('wk-13', spa.app.appId, 'https://spa.example.test/elsewhere')).body.error.code).toBe('redirect_uri_not_registered')
+    expect((await apiStart('wk-13', spa.app_id, 'https://spa.example.test/elsewhere')).body.error.code).toBe('redirect_uri_not_registered')
     expect((await apiStart('wk-13', 'app_nope')).body.error.code).toBe('invalid_app')
-    expect((await apiStart('wk-nope', spa.app.appId)).status).toBe(404)
+    expect((await apiStart('wk-nope', spa.app_id)).status).toBe(404)
 
-    const start = await apiStart('wk-13', spa.app.appId)
+    const start = await apiStart('wk-13', spa.app_id)
     expect(start.status).toBe(200)
     expect(start.headers.get('Cache-Control')).toBe('no-store')
     const { authorization_url, state, flow_secret } = start.body
@@ -475,19 +477,19 @@ describe('the API flow (SPA and mobile apps)', () => {
     expect((await api('/api/v1/auth/federation/bind/verify', { method: 'POST', json: { binding_ticket: ticket, mobile: user.mobile, sms_code: '123456' } })).body.error.code).toBe('invalid_ticket')
 
     // second time: tokens straight from the callback
-    const s2 = await apiStart('wk-13', spa.app.appId)
+    const s2 = await apiStart('wk-13', spa.app_id)
     const b2 = new URL(await signInAtOp(s2.body.authorization_url, 'api-user'))
     const again = await callback('wk-13', { code: b2.searchParams.get('code'), state: s2.body.state, iss: b2.searchParams.get('iss'), flow_secret: s2.body.flow_secret })
     expect(again.status).toBe(200)
     expect((await api('/api/v1/auth/me', { token: again.body.access_token })).body.id).toBe(user.id)
     const session = await env.DB.prepare("SELECT app_id FROM sessions WHERE user_id = ? ORDER BY created_at DESC LIMIT 1").bind(user.id).first<{ app_id: string }>()
-    expect(session!.app_id).toBe(spa.app.appId)
+    expect(session!.app_id).toBe(spa.app_id)
   })
 
   it('an unknown number: verify answers account_required, create-account makes it and returns tokens', async () => {
     await githubProvider('gh-api', 1)
-    const spa = await createApp({ appName: 'SPA2', protocolType: 'OIDC', redirectUris: [upstreams().spaRedirect] })
-    const start = await apiStart('gh-api', spa.app.appId)
+    const spa = await createApp({ app_name: 'SPA2', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
+    const start = await apiStart('gh-api', spa.app_id)
     const back = new URL(await signInAtGitHub(start.body.authorization_url, `api-new-${Date.now()}`))
     const pending = await callback('gh-api', { code: back.searchParams.get('code'), state: back.searchParams.get('state'), flow_secret: start.body.flow_secret })
     expect(pending.status).toBe(202)
@@ -510,8 +512,8 @@ describe('the API flow (SPA and mobile apps)', () => {
 
   it('a tampered nonce is refused on the API flow too', async () => {
     await oidcProvider('wk-9')
-    const spa = await createApp({ appName: 'SPA3', protocolType: 'OIDC', redirectUris: [upstreams().spaRedirect] })
-    const start = await apiStart('wk-9', spa.app.appId)
+    const spa = await createApp({ app_name: 'SPA3', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
+    const start = await apiStart('wk-9', spa.app_id)
     const auth = new URL(start.body.authorization_url)
     auth.searchParams.set('nonce', 'someone-elses-nonce-0123456789abcdefghijkl')
     const back = new URL(await signInAtOp(auth.toString(), 'api-nonce'))

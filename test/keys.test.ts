@@ -3,9 +3,9 @@ import { applyD1Migrations, createExecutionContext, createScheduledController, e
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
 import worker from '../src/index'
 import { MAX_SIGNED_LIFETIME_MS, PUBLISH_AHEAD_MS, rotateKeys } from '../src/keys/service'
-import { ADMIN } from './helpers'
+import { ADMIN, api, type ApiInit } from './support/api'
 import { signRequest } from '../src/signing/client'
-import { createApplication, findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
+import { findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
 import { masterKeyId } from '../src/lib/crypto'
 import { getConfig } from '../src/env'
 
@@ -17,16 +17,8 @@ import { getConfig } from '../src/env'
  */
 const E = { ...env, DB: env.ISOLATED_DB } as typeof env
 
-async function call(path: string, init: RequestInit & { json?: unknown; token?: string } = {}) {
-  const headers = new Headers(init.headers)
-  if (init.json !== undefined) headers.set('Content-Type', 'application/json')
-  if (init.token) headers.set('Authorization', `Bearer ${init.token}`)
-  const ctx = createExecutionContext()
-  const res = await worker.fetch(new Request(`http://localhost${path}`, { ...init, headers, body: init.json !== undefined ? JSON.stringify(init.json) : init.body }), E, ctx)
-  await waitOnExecutionContext(ctx)
-  const text = await res.text()
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null }
-}
+/** A request to the Worker on ISOLATED_DB (and any other variables given). */
+const call = (path: string, init: ApiInit = {}) => api(path, { ...init, env: { DB: E.DB, ...init.env } })
 
 async function adminLogin() {
   const r = await call('/api/v1/auth/login', { method: 'POST', json: ADMIN })
@@ -136,7 +128,8 @@ describe('signing-key rotation', () => {
     expect(r.status).toBe(200)
     expect(r.body.created).toHaveLength(1)
     expect(await servedKids()).toContain(r.body.created[0].kid)
-    const audit = await E.DB.prepare('SELECT * FROM audit_logs WHERE request_id = ?').bind(requestId).first<Record<string, unknown>>()
+    const log = await call('/api/v1/admin/audit?action=admin.keys.rotate', { token: admin.access_token })
+    const audit = log.body.items.find((i: { request_id: string }) => i.request_id === requestId)
     expect(audit).toMatchObject({ action: 'admin.keys.rotate', actor_type: 'admin', target_type: 'signing_key', target_id: r.body.created[0].kid, ip: '198.51.100.20' })
     expect(audit!.actor_id).toBeTruthy()
   })
@@ -146,10 +139,7 @@ describe('signing-key rotation', () => {
     vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
     await runCron()
     const long = { ...E, ACCESS_TOKEN_TTL: '7200' } as typeof env
-    const ctx = createExecutionContext()
-    const res = await worker.fetch(new Request('http://localhost/api/v1/auth/login', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ADMIN) }), long, ctx)
-    await waitOnExecutionContext(ctx)
-    const t = (await res.json()) as { access_token: string; expires_in: number }
+    const t = (await call('/api/v1/auth/login', { method: 'POST', json: ADMIN, env: { ACCESS_TOKEN_TTL: '7200' } })).body as { access_token: string; expires_in: number }
     expect(t.expires_in).toBe(7200)
 
     const { created } = await rotateKeys(long, { force: true })
@@ -181,14 +171,12 @@ describe('signing-key rotation', () => {
         return typeof v === 'function' ? v.bind(target) : v
       },
     })
-    const ctx = createExecutionContext()
-    const res = await worker.fetch(new Request('http://localhost/api/v1/admin/keys/rotate', { method: 'POST', headers: { Authorization: `Bearer ${admin.access_token}` } }), { ...E, DB: flaky } as typeof env, ctx)
-    await waitOnExecutionContext(ctx)
+    const res = await call('/api/v1/admin/keys/rotate', { method: 'POST', token: admin.access_token, env: { DB: flaky } })
     const added = (await kids()).filter((k) => !before.includes(k))
     if (res.status === 200) {
       expect(added).toHaveLength(1)
-      const audit = await E.DB.prepare("SELECT 1 AS ok FROM audit_logs WHERE action = 'admin.keys.rotate' AND target_id = ?").bind(added[0]).first()
-      expect(audit).not.toBeNull()
+      const audit = await call(`/api/v1/admin/audit?action=admin.keys.rotate&target_id=${added[0]}`, { token: admin.access_token })
+      expect(audit.body.items[0]).not.toBeUndefined()
     } else {
       expect(added).toEqual([])
     }
@@ -201,17 +189,13 @@ describe('master key rotation (MASTER_KEY_PREVIOUS)', () => {
   const newOnly = { ...E, MASTER_KEY: newKey } as typeof env
 
   async function ping(e: typeof env, app: { appId: string; secret: string }) {
-    const url = 'http://localhost/api/v1/open/ping'
-    const headers = await signRequest({ appId: app.appId, appSecret: app.secret, method: 'GET', url })
-    const ctx = createExecutionContext()
-    const res = await worker.fetch(new Request(url, { headers }), e, ctx)
-    await waitOnExecutionContext(ctx)
-    return { status: res.status, body: (await res.json()) as any }
+    const headers = await signRequest({ appId: app.appId, appSecret: app.secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
+    return api('/api/v1/open/ping', { headers, env: e })
   }
 
   it('secrets under the previous key keep working; the re-encryption sweep moves them to the new key, audited', async () => {
-    const a = await createApplication(E, { appName: 'Rotation', protocolType: 'SIMPLE_API' })
-    const app = { appId: a.app.appId, secret: a.app_secret }
+    const created = await call('/api/v1/admin/apps', { method: 'POST', token: (await adminLogin()).access_token, json: { app_name: 'Rotation', protocol_type: 'SIMPLE_API' } })
+    const app = { appId: created.body.app_id as string, secret: created.body.app_secret as string }
     expect((await ping(E, app)).status).toBe(200)
 
     // the operator sets a new MASTER_KEY and keeps the old one as MASTER_KEY_PREVIOUS

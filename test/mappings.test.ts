@@ -1,16 +1,18 @@
 import { describe, expect, it } from 'vitest'
-import { api, adminToken, createApp, createUser, env, uniqueMobile } from './helpers'
+import { env } from 'cloudflare:test'
+import { adminToken, api, auditLog, createUser, login, uniqueMobile } from './support/api'
+import { createApp, type TestApp } from './support/apps'
 import { getDb } from '../src/db'
 import { classifyWriteError, updateMappingStatements } from '../src/mappings/service'
 import type { AppUserMapping } from '../src/mappings/schema'
 
-type App = Awaited<ReturnType<typeof createApp>>
+type App = TestApp
 type Item = { mobile: string; mapped_key?: string; name?: string | null; action: 'ADD' | 'UPDATE' | 'DISABLE' }
 
 const asApp = (a: App) => ({ 'X-App-Access-Token': a.access_token })
 const sync = (a: App, items: Item[], extra: Record<string, unknown> = {}) => api('/api/v1/apps/mapping/sync', { method: 'POST', headers: asApp(a), json: { items, ...extra } })
-const query = (a: App, mobile: string, appId = a.app.appId) => api(`/api/v1/apps/${appId}/users/query?mobile=${encodeURIComponent(mobile)}`, { headers: asApp(a) })
-const changes = (a: App, since?: string, limit = 100) => api(`/api/v1/apps/${a.app.appId}/users/changes?limit=${limit}${since !== undefined ? `&since=${since}` : ''}`, { headers: asApp(a) })
+const query = (a: App, mobile: string, appId = a.app_id) => api(`/api/v1/apps/${appId}/users/query?mobile=${encodeURIComponent(mobile)}`, { headers: asApp(a) })
+const changes = (a: App, since?: string, limit = 100) => api(`/api/v1/apps/${a.app_id}/users/changes?limit=${limit}${since !== undefined ? `&since=${since}` : ''}`, { headers: asApp(a) })
 /** Users straight in D1 (these tests never sign them in), to keep big batches fast. */
 async function quickUsers(n: number) {
   const rows = Array.from({ length: n }, () => ({ id: crypto.randomUUID(), mobile: uniqueMobile() }))
@@ -20,6 +22,7 @@ async function quickUsers(n: number) {
 }
 const key = (p: string) => `${p}-${crypto.randomUUID().slice(0, 8)}@example.com`
 
+/** The outbox rows themselves (the changes feed shows them as a partner does, without mapping_id). */
 async function events(appId: string) {
   const r = await env.DB.prepare('SELECT * FROM mapping_events WHERE app_id = ? ORDER BY id').bind(appId).all<any>()
   return r.results.map((e) => ({ ...e, payload: JSON.parse(e.payload) }))
@@ -54,7 +57,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
       { mobile: u1.mobile, action: 'DISABLE' },
     ])
     expect(r.status).toBe(200)
-    expect(r.body.app_id).toBe(a.app.appId)
+    expect(r.body.app_id).toBe(a.app_id)
     expect(r.body.summary).toEqual({ total: 6, ok: 4, error: 2 })
     expect(r.body.results.map((x: any) => [x.index, x.status, x.code])).toEqual([
       [0, 'ok', 'created'],
@@ -65,7 +68,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
       [5, 'ok', 'disabled'],
     ])
     expect(r.body.results[1].mobile).toBe(u2.mobile) // normalised
-    expect(await env.DB.prepare('SELECT id FROM users WHERE mobile = ?').bind(ghost).first()).toBeNull()
+    expect((await api(`/api/v1/admin/users?q=${encodeURIComponent(ghost)}`, { token: await adminToken() })).body.total).toBe(0)
 
     const q = await query(a, u2.mobile)
     expect(q.status).toBe(200)
@@ -73,8 +76,8 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     expect(q.body.mapping).toMatchObject({ mapped_key: expect.stringMatching(/^u2b-/), name: 'Han Meimei', is_active: true })
     const q1 = await query(a, u1.mobile)
     expect(q1.body.mapping).toMatchObject({ mapped_key: k1, is_active: false, status: 'DISABLED', name: 'Li Lei' })
-    expect((await events(a.app.appId)).map((e) => e.event_type)).toEqual(['ADD', 'ADD', 'UPDATE', 'DISABLE'])
-    await expectOutboxConsistent(a.app.appId)
+    expect((await events(a.app_id)).map((e) => e.event_type)).toEqual(['ADD', 'ADD', 'UPDATE', 'DISABLE'])
+    await expectOutboxConsistent(a.app_id)
   })
 
   it('gives clear per-item errors for both uniqueness rules and never half-applies', async () => {
@@ -82,7 +85,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     const [u1, u2] = [await createUser(), await createUser()]
     const k = key('shared')
     expect((await sync(a, [{ mobile: u1.mobile, mapped_key: k, action: 'ADD' }])).body.results[0].code).toBe('created')
-    const before = (await events(a.app.appId)).length
+    const before = (await events(a.app_id)).length
     const r = await sync(a, [
       { mobile: u2.mobile, mapped_key: k, action: 'ADD' }, // UNIQUE(app_id, mapped_key)
       { mobile: u1.mobile, mapped_key: key('other'), action: 'ADD' }, // UNIQUE(app_id, user_id)
@@ -92,9 +95,9 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     expect(r.status).toBe(200)
     expect(r.body.results.map((x: any) => x.code)).toEqual(['mapped_key_taken', 'mapping_exists', 'mapping_not_found', 'mapping_not_found'])
     expect(r.body.results.every((x: any) => x.status === 'error' && x.message.length > 0)).toBe(true)
-    expect((await events(a.app.appId)).length).toBe(before)
-    const rows = await env.DB.prepare('SELECT user_id, mapped_key FROM app_user_mappings WHERE app_id = ?').bind(a.app.appId).all()
-    expect(rows.results).toEqual([{ user_id: u1.id, mapped_key: k }])
+    expect((await events(a.app_id)).length).toBe(before)
+    const rows = await api(`/api/v1/admin/apps/${a.app_id}/mappings`, { token: await adminToken() })
+    expect(rows.body.items.map((m: any) => ({ user_id: m.user_id, mapped_key: m.mapped_key }))).toEqual([{ user_id: u1.id, mapped_key: k }])
 
     // UPDATE onto a key held by someone else
     expect((await sync(a, [{ mobile: u2.mobile, mapped_key: key('u2'), action: 'ADD' }])).body.results[0].code).toBe('created')
@@ -102,7 +105,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     expect(clash.body.results[0].code).toBe('mapped_key_taken')
     // DISABLE naming the wrong key changes nothing
     expect((await sync(a, [{ mobile: u1.mobile, mapped_key: 'not-mine', action: 'DISABLE' }])).body.results[0].code).toBe('mapped_key_mismatch')
-    await expectOutboxConsistent(a.app.appId)
+    await expectOutboxConsistent(a.app_id)
   })
 
   it('the same mapped_key may be used in two different apps', async () => {
@@ -127,7 +130,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     expect((await query(a, u.mobile)).body.mapping).toMatchObject({ mapping_id: id, mapped_key: k2, is_active: true })
     // re-sending is idempotent: no new event
     expect((await sync(a, [{ mobile: u.mobile, mapped_key: k2, action: 'ADD' }])).body.results[0].code).toBe('unchanged')
-    expect((await events(a.app.appId)).map((e) => [e.event_type, e.payload.status, e.payload.mapped_key])).toEqual([
+    expect((await events(a.app_id)).map((e) => [e.event_type, e.payload.status, e.payload.mapped_key])).toEqual([
       ['ADD', 'ACTIVE', k1],
       ['DISABLE', 'DISABLED', k1],
       ['ADD', 'ACTIVE', k2],
@@ -149,18 +152,18 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     ])
     expect(r.body.results.map((x: any) => x.code)).toEqual(['updated', 'created', 'updated'])
     expect((await query(a, u2.mobile)).body.mapping).toMatchObject({ mapped_key: k, name: 'Renamed' })
-    await expectOutboxConsistent(a.app.appId)
+    await expectOutboxConsistent(a.app_id)
   })
 
   it('handles a large batch (several chunks) and validates the request shape', async () => {
     const a = await createApp()
     const us = await quickUsers(70)
-    const items: Item[] = us.map((u, i) => ({ mobile: u.mobile, mapped_key: `bulk-${i}-${a.app.appId}`, action: 'ADD' }))
-    items.push({ mobile: us[0].mobile, mapped_key: `bulk-1-${a.app.appId}`, action: 'UPDATE' }) // taken by us[1]
+    const items: Item[] = us.map((u, i) => ({ mobile: u.mobile, mapped_key: `bulk-${i}-${a.app_id}`, action: 'ADD' }))
+    items.push({ mobile: us[0].mobile, mapped_key: `bulk-1-${a.app_id}`, action: 'UPDATE' }) // taken by us[1]
     const r = await sync(a, items)
     expect(r.body.summary).toEqual({ total: 71, ok: 70, error: 1 })
     expect(r.body.results[70].code).toBe('mapped_key_taken')
-    expect((await events(a.app.appId)).length).toBe(70)
+    expect((await events(a.app_id)).length).toBe(70)
 
     expect((await sync(a, [])).status).toBe(400)
     const tooMany = await sync(a, Array.from({ length: 501 }, () => ({ mobile: us[0].mobile, mapped_key: 'k', action: 'ADD' as const })))
@@ -183,8 +186,8 @@ describe('POST /api/v1/apps/mapping/sync', () => {
       expect(codes.filter((c) => c === 'created')).toHaveLength(1)
       for (const c of codes) expect(['created', 'mapping_exists', 'concurrent_modification']).toContain(c)
     }
-    expect((await events(a.app.appId)).length).toBe(us.length)
-    await expectOutboxConsistent(a.app.appId)
+    expect((await events(a.app_id)).length).toBe(us.length)
+    await expectOutboxConsistent(a.app_id)
   })
 
   it('a write planned against a stale version is refused whole: no change, no event', async () => {
@@ -192,11 +195,11 @@ describe('POST /api/v1/apps/mapping/sync', () => {
     const u = await createUser()
     const k = key('cas')
     await sync(a, [{ mobile: u.mobile, mapped_key: k, action: 'ADD' }])
-    const row = await getDb(env.DB).query.appUserMappings.findFirst({ where: (m, { eq }) => eq(m.appId, a.app.appId) })
+    const row = await getDb(env.DB).query.appUserMappings.findFirst({ where: (m, { eq }) => eq(m.appId, a.app_id) })
     const stale: AppUserMapping = { ...row!, lastEventId: crypto.randomUUID() }
     const db = getDb(env.DB)
     const { statements } = updateMappingStatements(db, stale, { isActive: false }, 'DISABLE')
-    const before = (await events(a.app.appId)).length
+    const before = (await events(a.app_id)).length
     let err: unknown
     try {
       await db.batch(statements as [any, ...any[]])
@@ -204,7 +207,7 @@ describe('POST /api/v1/apps/mapping/sync', () => {
       err = e
     }
     expect(classifyWriteError(err)).toBe('concurrent_modification')
-    expect((await events(a.app.appId)).length).toBe(before)
+    expect((await events(a.app_id)).length).toBe(before)
     expect((await query(a, u.mobile)).body.mapping.is_active).toBe(true)
   })
 })
@@ -214,12 +217,12 @@ describe('app access token', () => {
     const [a, b] = [await createApp(), await createApp()]
     const u = await createUser()
     await sync(b, [{ mobile: u.mobile, mapped_key: key('b'), action: 'ADD' }])
-    const q = await query(a, u.mobile, b.app.appId)
+    const q = await query(a, u.mobile, b.app_id)
     expect(q.status).toBe(403)
     expect(q.body.error.code).toBe('app_mismatch')
-    const ch = await api(`/api/v1/apps/${b.app.appId}/users/changes`, { headers: asApp(a) })
+    const ch = await api(`/api/v1/apps/${b.app_id}/users/changes`, { headers: asApp(a) })
     expect(ch.status).toBe(403)
-    const s = await sync(a, [{ mobile: u.mobile, action: 'DISABLE' }], { app_id: b.app.appId })
+    const s = await sync(a, [{ mobile: u.mobile, action: 'DISABLE' }], { app_id: b.app_id })
     expect(s.status).toBe(403)
     expect(s.body.error.code).toBe('app_mismatch')
     // and a's view of the same user has no mapping
@@ -230,17 +233,17 @@ describe('app access token', () => {
   it('refuses a missing, unknown, rotated or disabled-app token', async () => {
     const a = await createApp()
     const u = await createUser()
-    const path = `/api/v1/apps/${a.app.appId}/users/query?mobile=${encodeURIComponent(u.mobile)}`
+    const path = `/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(u.mobile)}`
     expect((await api(path)).body.error.code).toBe('app_token_missing')
     const unknown = await api(path, { headers: { 'X-App-Access-Token': 'at_' + 'x'.repeat(43) } })
     expect(unknown.status).toBe(401)
     expect(unknown.body.error.code).toBe('app_token_invalid')
     const admin = await adminToken()
-    const rot = await api(`/api/v1/admin/apps/${a.app.appId}/access-token/rotate`, { method: 'POST', token: admin })
+    const rot = await api(`/api/v1/admin/apps/${a.app_id}/access-token/rotate`, { method: 'POST', token: admin })
     expect(rot.status).toBe(200)
     expect((await api(path, { headers: asApp(a) })).body.error.code).toBe('app_token_invalid')
     expect((await api(path, { headers: { 'X-App-Access-Token': rot.body.access_token } })).status).toBe(200)
-    await api(`/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', token: admin })
+    await api(`/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', token: admin })
     const disabled = await api(path, { headers: { 'X-App-Access-Token': rot.body.access_token } })
     expect(disabled.status).toBe(403)
     expect(disabled.body.error.code).toBe('app_disabled')
@@ -253,17 +256,16 @@ describe('app access token', () => {
     const noApp = await api('/api/v1/apps/mapping/sync', { method: 'POST', token: admin, json: { items: [{ mobile: u.mobile, mapped_key: 'k', action: 'ADD' }] } })
     expect(noApp.status).toBe(400)
     const k = key('adm')
-    const s = await api('/api/v1/apps/mapping/sync', { method: 'POST', token: admin, json: { app_id: a.app.appId, items: [{ mobile: u.mobile, mapped_key: k, action: 'ADD' }] } })
+    const s = await api('/api/v1/apps/mapping/sync', { method: 'POST', token: admin, json: { app_id: a.app_id, items: [{ mobile: u.mobile, mapped_key: k, action: 'ADD' }] } })
     expect(s.body.results[0].code).toBe('created')
-    const audit = await env.DB.prepare("SELECT actor_type FROM audit_logs WHERE action = 'admin.mapping.sync' AND target_id = ?").bind(s.body.results[0].mapping_id).first<any>()
+    const [audit] = await auditLog({ action: 'admin.mapping.sync', target_id: s.body.results[0].mapping_id })
     expect(audit.actor_type).toBe('admin')
-    expect((await api(`/api/v1/apps/${a.app.appId}/users/query?mobile=${encodeURIComponent(u.mobile)}`, { token: admin })).body.mapping.mapped_key).toBe(k)
-    expect((await api(`/api/v1/apps/${a.app.appId}/users/changes`, { token: admin })).body.items).toHaveLength(1)
+    expect((await api(`/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(u.mobile)}`, { token: admin })).body.mapping.mapped_key).toBe(k)
+    expect((await api(`/api/v1/apps/${a.app_id}/users/changes`, { token: admin })).body.items).toHaveLength(1)
     expect((await api('/api/v1/apps/app_nope/users/changes', { token: admin })).status).toBe(404)
     // a non-admin user token is refused
-    const { login } = await import('./helpers')
     const t = await login(u.mobile, u.password)
-    expect((await api(`/api/v1/apps/${a.app.appId}/users/changes`, { token: t.access_token })).status).toBe(403)
+    expect((await api(`/api/v1/apps/${a.app_id}/users/changes`, { token: t.access_token })).status).toBe(403)
   })
 
   it('query answers 404 for an unknown mobile and 400 for an invalid one', async () => {
@@ -279,7 +281,7 @@ describe('GET /api/v1/apps/{app_id}/users/changes', () => {
   it('pages through every change in order, with interleaved writers and many changes per millisecond', async () => {
     const [a, b] = [await createApp(), await createApp()]
     const us = await quickUsers(25)
-    const adds = (app: App) => us.map((u) => ({ mobile: u.mobile, mapped_key: `${app.app.appId}-${u.id}`, action: 'ADD' as const }))
+    const adds = (app: App) => us.map((u) => ({ mobile: u.mobile, mapped_key: `${app.app_id}-${u.id}`, action: 'ADD' as const }))
     const disables = us.slice(0, 10).map((u) => ({ mobile: u.mobile, action: 'DISABLE' as const }))
     // both apps write at the same time, twice
     const round1 = await Promise.all([sync(a, adds(a)), sync(b, adds(b))])
@@ -287,7 +289,7 @@ describe('GET /api/v1/apps/{app_id}/users/changes', () => {
     const round2 = await Promise.all([sync(a, disables), sync(b, disables), sync(a, us.slice(0, 5).map((u) => ({ mobile: u.mobile, mapped_key: `re-${u.id}`, action: 'ADD' as const })))])
     const changed = [round1[0], round2[0], round2[2]].flatMap((r) => r.body.results).filter((x: any) => ['created', 'reactivated', 'updated', 'disabled'].includes(x.code))
 
-    const truth = await events(a.app.appId)
+    const truth = await events(a.app_id)
     expect(changed.length).toBeGreaterThanOrEqual(35)
     expect(truth.length).toBe(changed.length)
     // many changes share a millisecond (a chunk is written with one timestamp)
@@ -305,7 +307,7 @@ describe('GET /api/v1/apps/{app_id}/users/changes', () => {
       if (!r.body.has_more) break
     }
     expect(seen.map((e) => e.event_id)).toEqual(truth.map((e) => e.event_id))
-    expect(seen.every((e) => e.app_id === a.app.appId)).toBe(true)
+    expect(seen.every((e) => e.app_id === a.app_id)).toBe(true)
     expect(seen.map((e) => e.seq)).toEqual([...seen.map((e) => e.seq)].sort((x, y) => x - y))
     expect(seen[0]).toMatchObject({ event_type: 'ADD', status: 'ACTIVE', mobile: expect.stringMatching(/^\+86/) })
 
@@ -332,12 +334,12 @@ describe('admin mapping CRUD', () => {
     const a = await createApp()
     const admin = await adminToken()
     const [u, v] = [await createUser({ name: 'Wang Wu' }), await createUser()]
-    const base = `/api/v1/admin/apps/${a.app.appId}/mappings`
+    const base = `/api/v1/admin/apps/${a.app_id}/mappings`
     const k = key('crud')
 
     const created = await api(base, { method: 'POST', token: admin, json: { mobile: u.mobile, mapped_key: k } })
     expect(created.status).toBe(201)
-    expect(created.body).toMatchObject({ app_id: a.app.appId, user_id: u.id, mobile: u.mobile, mapped_key: k, name: 'Wang Wu', is_active: true })
+    expect(created.body).toMatchObject({ app_id: a.app_id, user_id: u.id, mobile: u.mobile, mapped_key: k, name: 'Wang Wu', is_active: true })
     const id = created.body.mapping_id
     expect((await api(base, { method: 'POST', token: admin, json: { mobile: u.mobile, mapped_key: k } })).status).toBe(200)
     expect((await api(base, { method: 'POST', token: admin, json: { mobile: v.mobile, mapped_key: k } })).body.error.code).toBe('mapped_key_taken')
@@ -363,19 +365,19 @@ describe('admin mapping CRUD', () => {
     expect((await api(`${base}/${id}`, { token: admin })).status).toBe(404)
     expect((await api(`${base}/${id}`, { method: 'DELETE', token: admin })).status).toBe(404)
 
-    const evs = (await events(a.app.appId)).filter((e) => e.mapping_id === id)
+    const evs = (await events(a.app_id)).filter((e) => e.mapping_id === id)
     expect(evs.map((e) => e.event_type)).toEqual(['ADD', 'UPDATE', 'DISABLE', 'ADD', 'DELETE'])
     expect(evs[4].payload).toMatchObject({ mobile: u.mobile, mapped_key: k2, status: 'ACTIVE', name: 'W. Wu' })
-    const audits = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'admin.mapping.%' ORDER BY id").bind(id).all<any>()
-    expect(audits.results.map((r) => r.action)).toEqual(['admin.mapping.create', 'admin.mapping.update', 'admin.mapping.disable', 'admin.mapping.update', 'admin.mapping.delete'])
+    const audits = (await auditLog({ target_id: id })).reverse().filter((r) => r.action.startsWith('admin.mapping.'))
+    expect(audits.map((r) => r.action)).toEqual(['admin.mapping.create', 'admin.mapping.update', 'admin.mapping.disable', 'admin.mapping.update', 'admin.mapping.delete'])
     // the user can be mapped again after a delete
     expect((await api(base, { method: 'POST', token: admin, json: { mobile: u.mobile, mapped_key: k } })).status).toBe(201)
-    await expectOutboxConsistent(a.app.appId)
+    await expectOutboxConsistent(a.app_id)
   })
 
   it('needs an admin token, and a known app', async () => {
     const a = await createApp()
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}/mappings`, { headers: asApp(a) })).status).toBe(401)
+    expect((await api(`/api/v1/admin/apps/${a.app_id}/mappings`, { headers: asApp(a) })).status).toBe(401)
     expect((await api('/api/v1/admin/apps/app_nope/mappings', { token: await adminToken() })).status).toBe(404)
   })
 })

@@ -1,13 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { adminToken, api, createUser } from './helpers'
-import { Browser, REDIRECT, authorizeThrough, createOidcApp, location, mapUser, oauthPost, pkce } from './oidc-helpers'
+import { adminToken, api, createUser } from './support/api'
+import { createOidcApp, mapUser } from './support/apps'
+import { Browser, location } from './support/browser'
+import { REDIRECT, authorizeThrough, oauthPost, pkce } from './support/oidc'
 
 // Client rules of issue 9: PKCE for every client unless an admin exempts a confidential one;
 // public clients with loopback redirects always see consent (RFC 8252 §8.6).
 
-async function signedIn(app: { clientId: string }) {
+async function signedIn(app: { app_id: string }) {
   const user = await createUser()
-  await mapUser(app.clientId, user.id, `c-${user.id.slice(0, 8)}`)
+  await mapUser(app.app_id, user, { mappedKey: `c-${user.id.slice(0, 8)}` })
   const b = new Browser()
   await b.loginOnPage(user)
   return b
@@ -18,14 +20,14 @@ const authorize = (clientId: string, redirectUri: string, extra: Record<string, 
 
 describe('PKCE is required by default', () => {
   it('a confidential client without code_challenge gets invalid_request, with PKCE a code', async () => {
-    const app = await createOidcApp({ firstParty: true })
+    const app = await createOidcApp({ first_party: true })
     const b = await signedIn(app)
-    const refused = location(await b.get(authorize(app.clientId, REDIRECT)))
+    const refused = location(await b.get(authorize(app.app_id, REDIRECT)))
     expect(refused.searchParams.get('error')).toBe('invalid_request')
     expect(refused.searchParams.get('error_description')).toMatch(/PKCE/)
     expect(refused.searchParams.get('state')).toBe('st')
     const { challenge } = await pkce()
-    const ok = location(await b.get(authorize(app.clientId, REDIRECT, { code_challenge: challenge, code_challenge_method: 'S256' })))
+    const ok = location(await b.get(authorize(app.app_id, REDIRECT, { code_challenge: challenge, code_challenge_method: 'S256' })))
     expect(ok.searchParams.get('code')).toBeTruthy()
   })
 
@@ -38,11 +40,11 @@ describe('PKCE is required by default', () => {
     const exempt = await api(`/api/v1/admin/apps/${clientId}`, { method: 'PATCH', token, json: { require_pkce: false } })
     expect(exempt.status).toBe(200)
     expect(exempt.body.require_pkce).toBe(false)
-    const b = await signedIn({ clientId })
+    const b = await signedIn(created.body)
     const callback = await authorizeThrough(b, authorize(clientId, REDIRECT))
     const code = callback.searchParams.get('code')!
     expect(code).toBeTruthy()
-    expect((await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, { id: clientId, secret: created.body.app_secret })).status).toBe(200)
+    expect((await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code, redirect_uri: REDIRECT }, created.body)).status).toBe(200)
 
     const pub = await api(`/api/v1/admin/apps/${clientId}`, { method: 'PATCH', token, json: { token_endpoint_auth_method: 'none' } })
     expect(pub.status).toBe(400)
@@ -56,14 +58,14 @@ describe('loopback redirects of public clients', () => {
   const LOOPBACK = 'http://127.0.0.1:53682/callback'
 
   it('always show the consent page, even for a first-party client the user already consented to', async () => {
-    const app = await createOidcApp({ firstParty: true, tokenEndpointAuthMethod: 'none', redirectUris: [LOOPBACK, REDIRECT] })
+    const app = await createOidcApp({ first_party: true, token_endpoint_auth_method: 'none', redirect_uris: [LOOPBACK, REDIRECT] })
     const b = await signedIn(app)
     const { challenge } = await pkce()
     const pk = { code_challenge: challenge, code_challenge_method: 'S256' }
     // the same client on its https redirect: first-party, no consent page
-    expect(location(await b.get(authorize(app.clientId, REDIRECT, pk))).searchParams.get('code')).toBeTruthy()
+    expect(location(await b.get(authorize(app.app_id, REDIRECT, pk))).searchParams.get('code')).toBeTruthy()
     for (let i = 0; i < 2; i++) {
-      const to = location(await b.get(authorize(app.clientId, LOOPBACK, pk)))
+      const to = location(await b.get(authorize(app.app_id, LOOPBACK, pk)))
       expect(to.pathname).toBe('/page/consent')
       const callback = await authorizeThrough(b, to.pathname + to.search)
       expect(callback.origin + callback.pathname).toBe(LOOPBACK)
@@ -72,9 +74,9 @@ describe('loopback redirects of public clients', () => {
   })
 
   it('a confidential client on a loopback redirect authenticates at the token endpoint, so first-party skips consent as usual', async () => {
-    const app = await createOidcApp({ firstParty: true, redirectUris: [LOOPBACK] })
+    const app = await createOidcApp({ first_party: true, redirect_uris: [LOOPBACK] })
     const b = await signedIn(app)
     const { challenge } = await pkce()
-    expect(location(await b.get(authorize(app.clientId, LOOPBACK, { code_challenge: challenge, code_challenge_method: 'S256' }))).searchParams.get('code')).toBeTruthy()
+    expect(location(await b.get(authorize(app.app_id, LOOPBACK, { code_challenge: challenge, code_challenge_method: 'S256' }))).searchParams.get('code')).toBeTruthy()
   })
 })

@@ -5,20 +5,12 @@ import type { Env } from '../src/env'
 import { dispatchQueueBatch } from '../src/queue/dispatcher'
 import { queueJobs } from '../src/wiring'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from '../src/oidc/logout'
-import { api, createUser, login } from './helpers'
-import { Browser, ISSUER, REDIRECT, authorizeThrough, createOidcApp, mapUser, oauthPost, pkce } from './oidc-helpers'
+import { ISSUER, api, auditLog, createUser, login } from './support/api'
+import { createOidcApp, mapUser } from './support/apps'
+import { Browser } from './support/browser'
+import { codeFlow, oauthPost } from './support/oidc'
 
 const BACKCHANNEL = 'https://rp.example.com/backchannel'
-
-/** Signs the browser's user into an app with the code flow and returns its tokens. */
-async function signInto(b: Browser, app: { clientId: string; secret: string }) {
-  const { verifier, challenge } = await pkce()
-  const q = new URLSearchParams({ client_id: app.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid offline_access', code_challenge: challenge, code_challenge_method: 'S256' })
-  const callback = await authorizeThrough(b, `/oauth2/authorize?${q}`)
-  const r = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, code_verifier: verifier, redirect_uri: REDIRECT }, { id: app.clientId, secret: app.secret })
-  expect(r.status).toBe(200)
-  return r.body as { access_token: string; refresh_token: string; id_token: string }
-}
 
 /** env whose queue records what is sent instead of delivering it. */
 function capturingEnv() {
@@ -36,21 +28,21 @@ afterEach(() => vi.restoreAllMocks())
 
 describe('single sign-out', () => {
   it('ending a session revokes the refresh tokens apps hold and queues one back-channel logout per app that asked for it', async () => {
-    const withUri = await createOidcApp({ firstParty: true, backchannelLogoutUri: BACKCHANNEL })
-    const without = await createOidcApp({ firstParty: true })
+    const withUri = await createOidcApp({ first_party: true, backchannel_logout_uri: BACKCHANNEL })
+    const without = await createOidcApp({ first_party: true })
     const user = await createUser()
-    await mapUser(withUri.clientId, user.id, `a-${user.id.slice(0, 8)}`)
-    await mapUser(without.clientId, user.id, `b-${user.id.slice(0, 8)}`)
+    await mapUser(withUri.app_id, user, { mappedKey: `a-${user.id.slice(0, 8)}` })
+    await mapUser(without.app_id, user, { mappedKey: `b-${user.id.slice(0, 8)}` })
     const b = new Browser()
     const { sessionId } = await b.loginOnPage(user)
-    const t1 = await signInto(b, withUri)
-    const t2 = await signInto(b, without)
+    const t1 = await codeFlow(b, withUri)
+    const t2 = await codeFlow(b, without)
 
     const cap = capturingEnv()
     await signOutClients(cap.env, { userId: user.id, sessionIds: [sessionId], reason: 'logout' })
-    expect(cap.sent).toEqual([{ kind: BACKCHANNEL_JOB, client_id: withUri.clientId, user_id: user.id, session_id: sessionId }])
+    expect(cap.sent).toEqual([{ kind: BACKCHANNEL_JOB, client_id: withUri.app_id, user_id: user.id, session_id: sessionId }])
     for (const [app, t] of [[withUri, t1], [without, t2]] as const) {
-      const r = await oauthPost('/oauth2/introspect', { token: t.refresh_token }, { id: app.clientId, secret: app.secret })
+      const r = await oauthPost('/oauth2/introspect', { token: t.refresh_token! }, app)
       expect(r.body.active).toBe(false)
     }
     // each session↔app pair is notified once, however many hooks run
@@ -59,12 +51,12 @@ describe('single sign-out', () => {
   })
 
   it('a failed enqueue gives the pairs back, so a later sign-out notifies them', async () => {
-    const app = await createOidcApp({ firstParty: true, backchannelLogoutUri: BACKCHANNEL })
+    const app = await createOidcApp({ first_party: true, backchannel_logout_uri: BACKCHANNEL })
     const user = await createUser()
-    await mapUser(app.clientId, user.id, `f-${user.id.slice(0, 8)}`)
+    await mapUser(app.app_id, user, { mappedKey: `f-${user.id.slice(0, 8)}` })
     const b = new Browser()
     const { sessionId } = await b.loginOnPage(user)
-    await signInto(b, app)
+    await codeFlow(b, app)
     const broken = { ...env, WEBHOOK_QUEUE: { sendBatch: async () => Promise.reject(new Error('queue down')) } } as unknown as Env
     await expect(signOutClients(broken, { userId: user.id, sessionIds: [sessionId], reason: 'logout' })).rejects.toThrow('queue down')
     const cap = capturingEnv()
@@ -73,9 +65,9 @@ describe('single sign-out', () => {
   })
 
   it('delivers a logout token (Back-Channel Logout 1.0 §2.4) as the form field logout_token', async () => {
-    const app = await createOidcApp({ backchannelLogoutUri: BACKCHANNEL })
+    const app = await createOidcApp({ backchannel_logout_uri: BACKCHANNEL })
     const user = await createUser()
-    const job = { kind: BACKCHANNEL_JOB, client_id: app.clientId, user_id: user.id, session_id: crypto.randomUUID() }
+    const job = { kind: BACKCHANNEL_JOB, client_id: app.app_id, user_id: user.id, session_id: crypto.randomUUID() }
     const calls: { url: string; init: RequestInit }[] = []
     await deliverBackchannelLogout(job, env, 1, async (url, init) => {
       calls.push({ url: String(url), init: init! })
@@ -87,19 +79,18 @@ describe('single sign-out', () => {
     expect(new Headers(calls[0].init.headers).get('Content-Type')).toBe('application/x-www-form-urlencoded')
     const token = new URLSearchParams(String(calls[0].init.body)).get('logout_token')!
     const jwks = (await api('/.well-known/jwks.json')).body
-    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer: ISSUER, audience: app.clientId, typ: 'logout+jwt' })
+    const { payload, protectedHeader } = await jwtVerify(token, createLocalJWKSet(jwks), { issuer: ISSUER, audience: app.app_id, typ: 'logout+jwt' })
     expect(protectedHeader.alg).toBe('ES256')
     expect(payload).toMatchObject({ sub: user.id, sid: job.session_id, events: { 'http://schemas.openid.net/event/backchannel-logout': {} } })
     expect(typeof payload.jti).toBe('string')
     expect(payload.exp! - payload.iat!).toBeLessThanOrEqual(120)
     expect(payload.nonce).toBeUndefined()
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'oidc.backchannel_logout.delivered' AND target_id = ?").bind(app.clientId).first<{ n: number }>()
-    expect(audit!.n).toBe(1)
+    expect(await auditLog({ action: 'oidc.backchannel_logout.delivered', target_id: app.app_id })).toHaveLength(1)
   })
 
   it('a failing receiver makes the queue retry with backoff; success acks', async () => {
-    const app = await createOidcApp({ backchannelLogoutUri: BACKCHANNEL })
-    const body = { kind: BACKCHANNEL_JOB, client_id: app.clientId, user_id: (await createUser()).id, session_id: crypto.randomUUID() }
+    const app = await createOidcApp({ backchannel_logout_uri: BACKCHANNEL })
+    const body = { kind: BACKCHANNEL_JOB, client_id: app.app_id, user_id: (await createUser()).id, session_id: crypto.randomUUID() }
     const spy = vi.spyOn(globalThis, 'fetch').mockResolvedValue(new Response('nope', { status: 503 }))
     const failing = createMessageBatch('uap-edge-webhooks', [{ id: 'bcl-1', timestamp: new Date(), attempts: 2, body }])
     const ctx1 = createExecutionContext()
@@ -121,20 +112,20 @@ describe('single sign-out', () => {
   it('an app that dropped its back-channel URI is skipped, not retried', async () => {
     const app = await createOidcApp()
     const spy = vi.spyOn(globalThis, 'fetch')
-    await deliverBackchannelLogout({ kind: BACKCHANNEL_JOB, client_id: app.clientId, user_id: 'u', session_id: 's' }, env, 1)
+    await deliverBackchannelLogout({ kind: BACKCHANNEL_JOB, client_id: app.app_id, user_id: 'u', session_id: 's' }, env, 1)
     expect(spy).not.toHaveBeenCalled()
   })
 
   it('end_session and logout-all mark the apps of the ended sessions as notified', async () => {
     // An address nothing listens on: the real queue consumer fails fast and retries later.
-    const app = await createOidcApp({ firstParty: true, backchannelLogoutUri: 'http://127.0.0.1:9/backchannel' })
+    const app = await createOidcApp({ first_party: true, backchannel_logout_uri: 'http://127.0.0.1:9/backchannel' })
     const user = await createUser()
-    await mapUser(app.clientId, user.id, `e-${user.id.slice(0, 8)}`)
+    await mapUser(app.app_id, user, { mappedKey: `e-${user.id.slice(0, 8)}` })
     const notified = (sid: string) => env.DB.prepare('SELECT notified_at FROM oidc_session_clients WHERE session_id = ?').bind(sid).first<{ notified_at: number | null }>()
 
     const b1 = new Browser()
     const s1 = await b1.loginOnPage(user)
-    const t1 = await signInto(b1, app)
+    const t1 = await codeFlow(b1, app)
     expect((await notified(s1.sessionId))!.notified_at).toBeNull()
     const end = await b1.get(`/oauth2/end_session?id_token_hint=${t1.id_token}`)
     expect(end.status).toBe(200)
@@ -142,26 +133,27 @@ describe('single sign-out', () => {
 
     const b2 = new Browser()
     const s2 = await b2.loginOnPage(user)
-    const t2 = await signInto(b2, app)
+    const t2 = await codeFlow(b2, app)
     const apiTokens = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/logout-all', { method: 'POST', token: apiTokens.access_token })).status).toBe(200)
     expect((await notified(s2.sessionId))!.notified_at).not.toBeNull()
-    const r = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t2.refresh_token }, { id: app.clientId, secret: app.secret })
+    const r = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t2.refresh_token! }, app)
     expect(r.body.error).toBe('invalid_grant')
   })
 })
 
 describe('cleanup', () => {
   it('the cron task deletes codes a day past expiry and keeps recent ones for replay detection', async () => {
-    const app = await createOidcApp({ firstParty: true })
+    const app = await createOidcApp({ first_party: true })
     const user = await createUser()
-    await mapUser(app.clientId, user.id, `c-${user.id.slice(0, 8)}`)
+    await mapUser(app.app_id, user, { mappedKey: `c-${user.id.slice(0, 8)}` })
     const b = new Browser()
     await b.loginOnPage(user)
-    await signInto(b, app)
-    await signInto(b, app)
+    await codeFlow(b, app)
+    await codeFlow(b, app)
     const rows = await env.DB.prepare('SELECT code_hash FROM oidc_codes WHERE user_id = ? ORDER BY created_at').bind(user.id).all<{ code_hash: string }>()
     expect(rows.results.length).toBe(2)
+    // a code a day past its expiry, without waiting
     await env.DB.prepare('UPDATE oidc_codes SET expires_at = ? WHERE code_hash = ?').bind(Date.now() - 2 * 86400_000, rows.results[0].code_hash).run()
     await cleanupCodes(env, Date.now())
     const left = await env.DB.prepare('SELECT code_hash FROM oidc_codes WHERE user_id = ?').bind(user.id).all<{ code_hash: string }>()

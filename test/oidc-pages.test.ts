@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
-import { createUser } from './helpers'
-import { fetchWithEnv } from './flows'
-import { Browser, ISSUER, REDIRECT, POST_LOGOUT, createOidcApp, csrfFrom, location, mapUser, oauthPost, pkce } from './oidc-helpers'
+import { ISSUER, api, createUser } from './support/api'
+import { createOidcApp, mapUser, setAppColumnsInD1, type AppSettings } from './support/apps'
+import { Browser, csrfFrom, location } from './support/browser'
+import { POST_LOGOUT, REDIRECT, oauthPost, pkce } from './support/oidc'
 
 // The OIDC pages (consent, errors, sign-out) are hosted pages like /page/login: the shared
 // layout and stylesheet, and the same security headers, wherever they are served from.
 
-function expectPageHeaders(res: Response, opts: { img?: string } = {}) {
+function expectPageHeaders(res: { headers: Headers }, opts: { img?: string } = {}) {
   expect(res.headers.get('Content-Type')).toMatch(/^text\/html/)
   const csp = res.headers.get('Content-Security-Policy')!
   expect(csp).toContain("default-src 'none'")
@@ -33,10 +34,10 @@ function expectSharedLayout(html: string, title: string) {
   expect(html).not.toMatch(/<style|\sstyle=|<script|\son[a-z]+=/i)
 }
 
-async function signedIn(appInput: Parameters<typeof createOidcApp>[0] = {}) {
+async function signedIn(appInput: AppSettings = {}) {
   const app = await createOidcApp(appInput)
   const user = await createUser()
-  await mapUser(app.clientId, user.id, `p-${user.id.slice(0, 8)}@rp.example.com`)
+  await mapUser(app.app_id, user, { mappedKey: `p-${user.id.slice(0, 8)}@rp.example.com` })
   const b = new Browser()
   await b.loginOnPage(user)
   return { ...app, user, b }
@@ -44,7 +45,7 @@ async function signedIn(appInput: Parameters<typeof createOidcApp>[0] = {}) {
 
 async function consentUrl(s: Awaited<ReturnType<typeof signedIn>>, scope = 'openid email') {
   const { challenge } = await pkce()
-  const q = new URLSearchParams({ client_id: s.clientId, redirect_uri: REDIRECT, response_type: 'code', scope, code_challenge: challenge, code_challenge_method: 'S256' })
+  const q = new URLSearchParams({ client_id: s.app_id, redirect_uri: REDIRECT, response_type: 'code', scope, code_challenge: challenge, code_challenge_method: 'S256' })
   const to = location(await s.b.get(`/oauth2/authorize?${q}`))
   expect(to.pathname).toBe('/page/consent')
   return to.pathname + to.search
@@ -56,7 +57,7 @@ describe('OIDC pages in the hosted pages layout', () => {
     const res = await s.b.get(await consentUrl(s, 'openid email offline_access'))
     expect(res.status).toBe(200)
     expectPageHeaders(res, { img: 'https://rp.example.com' })
-    const html = await res.text()
+    const html = res.html
     expectSharedLayout(html, 'Reporting Portal wants to use your account')
     expect(html).toContain('<img src="https://rp.example.com/icon.png" alt="" width="48" height="48"/>')
     expect(html).toContain('<ul class="scopes" aria-labelledby="scopes-label">')
@@ -67,10 +68,12 @@ describe('OIDC pages in the hosted pages layout', () => {
   })
 
   it('consent page: an icon that is not https is left out, and the CSP allows no other image origin', async () => {
-    const s = await signedIn({ iconUrl: 'http://rp.example.com/icon.png' })
+    const s = await signedIn()
+    // the admin API refuses a non-https icon; the page must still leave out one that is stored
+    await setAppColumnsInD1(s.app_id, { iconUrl: 'http://rp.example.com/icon.png' })
     const res = await s.b.get(await consentUrl(s))
     expectPageHeaders(res)
-    expect(await res.text()).not.toContain('icon.png')
+    expect(res.html).not.toContain('icon.png')
   })
 
   it('authorization endpoint error pages (unknown client, repeated parameter) carry the page headers and an alert', async () => {
@@ -78,7 +81,7 @@ describe('OIDC pages in the hosted pages layout', () => {
     const unknown = await b.get(`/oauth2/authorize?client_id=app_nope&redirect_uri=${encodeURIComponent(REDIRECT)}&response_type=code&scope=openid`)
     expect(unknown.status).toBe(400)
     expectPageHeaders(unknown)
-    const html = await unknown.text()
+    const html = unknown.html
     expectSharedLayout(html, 'Unknown application')
     expect(html).toMatch(/<div class="alert" role="alert" id="form-error">[^<]*not registered/)
     expect(html).toContain(`<code>${unknown.headers.get('X-Request-Id')}</code>`)
@@ -86,7 +89,7 @@ describe('OIDC pages in the hosted pages layout', () => {
     const repeated = await b.get('/oauth2/authorize?client_id=a&client_id=b')
     expect(repeated.status).toBe(400)
     expectPageHeaders(repeated)
-    expectSharedLayout(await repeated.text(), 'Invalid request')
+    expectSharedLayout(repeated.html, 'Invalid request')
 
     const wrongType = await SELF.fetch(`${ISSUER}/oauth2/authorize`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' })
     expect(wrongType.status).toBe(400)
@@ -98,28 +101,28 @@ describe('OIDC pages in the hosted pages layout', () => {
     const res = await b.get('/page/consent?request_id=' + 'x'.repeat(43))
     expect(res.status).toBe(400)
     expectPageHeaders(res)
-    expectSharedLayout(await res.text(), 'Sign-in request expired')
+    expectSharedLayout(res.html, 'Sign-in request expired')
   })
 
   it('end_session: confirmation, "still signed in", signed-out and error pages all carry the page headers', async () => {
-    const s = await signedIn({ firstParty: true })
-    const confirm = await s.b.get(`/oauth2/end_session?client_id=${s.clientId}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}`)
+    const s = await signedIn({ first_party: true })
+    const confirm = await s.b.get(`/oauth2/end_session?client_id=${s.app_id}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}`)
     expect(confirm.status).toBe(200)
     expectPageHeaders(confirm)
-    const html = await confirm.text()
+    const html = confirm.html
     expectSharedLayout(html, 'Sign out of UAP Edge?')
     expect(html).toContain('<form method="post" action="/oauth2/end_session">')
-    expect(html).toContain(`<input type="hidden" name="client_id" value="${s.clientId}"/>`)
+    expect(html).toContain(`<input type="hidden" name="client_id" value="${s.app_id}"/>`)
 
     const stay = await s.b.post('/oauth2/end_session', { csrf_token: csrfFrom(html), confirm: 'no' })
     expect(stay.status).toBe(200)
     expectPageHeaders(stay)
-    expect(await stay.text()).toContain('role="status"')
+    expect(stay.html).toContain('role="status"')
 
     const out = await s.b.post('/oauth2/end_session', { csrf_token: csrfFrom(html), confirm: 'yes' })
     expect(out.status).toBe(200)
     expectPageHeaders(out)
-    const outHtml = await out.text()
+    const outHtml = out.html
     expectSharedLayout(outHtml, 'Signed out')
     expect(outHtml).toContain('You are signed out of UAP Edge')
 
@@ -129,8 +132,8 @@ describe('OIDC pages in the hosted pages layout', () => {
   })
 
   it('end_session confirmation refuses a cross-site post even with a matching token and cookie', async () => {
-    const s = await signedIn({ firstParty: true })
-    const html = await (await s.b.get('/oauth2/end_session')).text()
+    const s = await signedIn({ first_party: true })
+    const html = (await s.b.get('/oauth2/end_session')).html
     const cookie = [...s.b.cookies].map(([k, v]) => `${k}=${v}`).join('; ')
     const res = await SELF.fetch(`${ISSUER}/oauth2/end_session`, {
       method: 'POST',
@@ -142,20 +145,19 @@ describe('OIDC pages in the hosted pages layout', () => {
     expectPageHeaders(res)
     // still signed in
     expect((await s.b.get('/page/login')).status).toBe(200)
-    expect(await (await s.b.get('/page/login')).text()).toContain('Signed in as')
+    expect((await s.b.get('/page/login')).html).toContain('Signed in as')
   })
 
   it('uses the configured brand', async () => {
-    const res = await fetchWithEnv({ BRAND_NAME: 'Acme ID' }, '/oauth2/authorize?client_id=app_nope')
-    const html = await res.text()
+    const html = (await api('/oauth2/authorize?client_id=app_nope', { env: { BRAND_NAME: 'Acme ID' } })).body
     expect(html).toContain('<title>Unknown application · Acme ID</title>')
     expect(html).toContain('<span>Acme ID</span>')
   })
 
   it('redirects from the authorization endpoint carry the page headers too (no Referer to the client)', async () => {
-    const s = await signedIn({ firstParty: true })
+    const s = await signedIn({ first_party: true })
     const { challenge } = await pkce()
-    const q = new URLSearchParams({ client_id: s.clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' })
+    const q = new URLSearchParams({ client_id: s.app_id, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' })
     const res = await s.b.get(`/oauth2/authorize?${q}`)
     expect(res.status).toBe(302)
     expect(location(res).searchParams.get('code')).toBeTruthy()

@@ -2,15 +2,16 @@ import { describe, expect, it } from 'vitest'
 import * as client from 'openid-client'
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { env } from 'cloudflare:test'
-import { api, createUser } from './helpers'
-import { Browser, POST_LOGOUT, REDIRECT, authorizeThrough, createOidcApp, csrfFrom, discover, location, mapUser, pkce } from './oidc-helpers'
-import { inputValue } from './flows'
+import { api, createUser } from './support/api'
+import { createOidcApp, mapUser } from './support/apps'
+import { Browser, csrfFrom, inputValue, location } from './support/browser'
+import { POST_LOGOUT, REDIRECT, authorizeThrough, codeFlow, discover, oauthPost, pkce } from './support/oidc'
 
 describe('OIDC flow driven by openid-client (certified RP library)', () => {
   it('discovery → code + PKCE → consent → tokens → userinfo → refresh → introspection → revocation → end_session', async () => {
-    const { clientId, secret } = await createOidcApp()
+    const { app_id: clientId, app_secret: secret } = await createOidcApp()
     const user = await createUser({ name: 'Li Lei' })
-    await mapUser(clientId, user.id, `lilei.${user.id.slice(0, 8)}@rp.example.com`)
+    await mapUser(clientId, user, { mappedKey: `lilei.${user.id.slice(0, 8)}@rp.example.com` })
     const config = await discover(clientId, client.ClientSecretBasic(secret))
     expect(config.serverMetadata().issuer).toBe('http://localhost')
 
@@ -39,7 +40,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     // field, return_to carried along), POST it, and land back on the authorization endpoint.
     const form = await b.get(login.pathname + login.search)
     expect(form.status).toBe(200)
-    const formHtml = await form.text()
+    const formHtml = form.html
     const csrf = csrfFrom(formHtml)
     expect(b.cookies.get('__Host-uap_csrf')).toBe(csrf)
     expect(inputValue(formHtml, 'return_to')).toBe(returnTo)
@@ -63,7 +64,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     expect(page.status).toBe(200)
     expect(page.headers.get('Content-Type')).toMatch(/text\/html/)
     expect(page.headers.get('X-Frame-Options')).toBe('DENY')
-    const html = await page.text()
+    const html = page.html
     expect(html).toContain('Reporting Portal')
     expect(html).toContain('https://rp.example.com/icon.png')
     expect(html).toContain('Your email address')
@@ -130,9 +131,9 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
   })
 
   it('remembers consent per user and app; a first-party app never asks; prompt=consent asks again', async () => {
-    const { clientId, secret } = await createOidcApp()
+    const { app_id: clientId, app_secret: secret } = await createOidcApp()
     const user = await createUser()
-    await mapUser(clientId, user.id, `u-${user.id.slice(0, 8)}@rp.example.com`)
+    await mapUser(clientId, user, { mappedKey: `u-${user.id.slice(0, 8)}@rp.example.com` })
     const config = await discover(clientId, client.ClientSecretBasic(secret))
     const b = new Browser()
     await b.loginOnPage(user)
@@ -157,18 +158,18 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     const forced = await b.get((await params({ prompt: 'consent' })).href)
     expect(location(forced).pathname).toBe('/page/consent')
 
-    const fp = await createOidcApp({ firstParty: true })
-    await mapUser(fp.clientId, user.id, `fp-${user.id.slice(0, 8)}@rp.example.com`)
-    const fpConfig = await discover(fp.clientId, client.ClientSecretBasic(fp.secret))
+    const fp = await createOidcApp({ first_party: true })
+    await mapUser(fp.app_id, user, { mappedKey: `fp-${user.id.slice(0, 8)}@rp.example.com` })
+    const fpConfig = await discover(fp.app_id, client.ClientSecretBasic(fp.app_secret))
     const { challenge } = await pkce()
     const direct = await b.get(client.buildAuthorizationUrl(fpConfig, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }).href)
     expect(location(direct).searchParams.get('code')).toBeTruthy()
   })
 
   it('public client: PKCE with auth method none, the mapped claim as preferred_username', async () => {
-    const { clientId } = await createOidcApp({ tokenEndpointAuthMethod: 'none', idTokenClaim: 'preferred_username', firstParty: true })
+    const { app_id: clientId } = await createOidcApp({ token_endpoint_auth_method: 'none', id_token_claim: 'preferred_username', first_party: true })
     const user = await createUser()
-    await mapUser(clientId, user.id, `user_${user.id.slice(0, 6)}`)
+    await mapUser(clientId, user, { mappedKey: `user_${user.id.slice(0, 6)}` })
     const config = await discover(clientId, client.None())
     const b = new Browser()
     await b.loginOnPage(user)
@@ -188,7 +189,7 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
   })
 
   it('client_secret_post and client_credentials', async () => {
-    const { clientId, secret } = await createOidcApp({ tokenEndpointAuthMethod: 'client_secret_post', grantTypes: ['authorization_code', 'refresh_token', 'client_credentials'], firstParty: true })
+    const { app_id: clientId, app_secret: secret } = await createOidcApp({ token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], first_party: true })
     const config = await discover(clientId, client.ClientSecretPost(secret))
     const cc = await client.clientCredentialsGrant(config)
     expect(cc.refresh_token).toBeUndefined()
@@ -199,12 +200,30 @@ describe('OIDC flow driven by openid-client (certified RP library)', () => {
     await expect(client.fetchUserInfo(config, cc.access_token, clientId)).rejects.toBeDefined()
 
     const user = await createUser()
-    await mapUser(clientId, user.id, `post-${user.id.slice(0, 8)}@rp.example.com`)
+    await mapUser(clientId, user, { mappedKey: `post-${user.id.slice(0, 8)}@rp.example.com` })
     const b = new Browser()
     await b.loginOnPage(user)
     const { verifier, challenge } = await pkce()
     const callback = await authorizeThrough(b, client.buildAuthorizationUrl(config, { redirect_uri: REDIRECT, scope: 'openid', code_challenge: challenge, code_challenge_method: 'S256' }))
     const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier })
     expect(tokens.claims()!.sub).toBe(user.id)
+  })
+})
+
+describe('revocation (RFC 7009 §2.1)', () => {
+  it('revoking a refresh token also cuts off the access token issued with the code of its grant (docs/oidc.md)', async () => {
+    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'] })
+    const user = await createUser()
+    await mapUser(app.app_id, user, { mappedKey: `r-${user.id.slice(0, 8)}` })
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const t = await codeFlow(b, app, 'openid offline_access')
+    expect(t.refresh_token).toBeTruthy()
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, app)).body.active).toBe(true)
+
+    expect((await oauthPost('/oauth2/revoke', { token: t.refresh_token!, token_type_hint: 'refresh_token' }, app)).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: t.refresh_token! }, app)).body.active).toBe(false)
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, app)).body.active).toBe(false)
+    expect((await api('/oauth2/userinfo', { token: t.access_token })).status).toBe(401)
   })
 })

@@ -1,11 +1,17 @@
 import { describe, expect, it } from 'vitest'
-import { api, createApp, createUser, login } from './helpers'
-import { Browser, env, fetchWithEnv, inputValue, lastCode } from './flows'
+import { env } from 'cloudflare:test'
+import { api, createUser, login, uniqueMobile } from './support/api'
+import { createApp } from './support/apps'
+import { Browser, inputValue, randomIp } from './support/browser'
+import { captchaAnswer } from './support/captcha'
+import { lastCode, skipCooldown } from './support/sms'
 import { safeReturnTo } from '../src/pages/redirect'
-import { uniqueMobile } from './helpers'
+import { LOGIN_LIMITS } from '../src/auth/login-attempts'
 
-const answerFor = async (html: string) => (await env.KV.get(`captcha:${inputValue(html, 'captcha_id')}`))!
+/** The answer to the captcha a page shows. */
+const answerFor = (html: string) => captchaAnswer(inputValue(html, 'captcha_id')!)
 
+/** Submits the login form as typed (unlike Browser.loginOnPage, a refused sign-in is an answer, not an error). */
 async function signIn(b: Browser, mobile: string, password: string, extra: Record<string, string> = {}) {
   await b.get('/page/login')
   return b.post('/page/login', { csrf_token: b.csrf, mobile, password, step: 'login', ...extra })
@@ -49,12 +55,12 @@ describe('hosted pages: security headers and markup', () => {
 describe('hosted pages: branding', () => {
   it('uses the configured name, logo (allowed by the CSP) and colour', async () => {
     const vars = { BRAND_NAME: 'Acme ID', BRAND_LOGO_URL: 'https://cdn.example.com/acme.svg', BRAND_PRIMARY_COLOR: '#ffd400' }
-    const page = await fetchWithEnv(vars, '/page/login')
-    const html = await page.text()
+    const page = await api('/page/login', { env: vars })
+    const html = page.body
     expect(html).toContain('<title>Sign in · Acme ID</title>')
     expect(html).toContain('<img src="https://cdn.example.com/acme.svg" alt=""/>')
     expect(page.headers.get('Content-Security-Policy')).toContain("img-src 'self' data: https://cdn.example.com")
-    const css = await (await fetchWithEnv(vars, '/page/assets/style.css')).text()
+    const css = (await api('/page/assets/style.css', { env: vars })).body
     expect(css).toContain('--primary:#ffd400')
     expect(css).toContain('--on-primary:#111111') // dark text on a light brand colour
   })
@@ -112,6 +118,7 @@ describe('hosted pages: sign in', () => {
     expect(sc).toMatch(/Secure/)
     expect(sc).toMatch(/SameSite=Lax/)
     const raw = b.cookies.get('__Host-AUTH_SESSION_ID')!
+    // what D1 keeps of the cookie (no API shows it)
     const row = await env.DB.prepare('SELECT cookie_hash FROM sessions WHERE user_id = ?').bind(u.id).first<{ cookie_hash: string }>()
     expect(row!.cookie_hash).not.toBe(raw) // stored hashed
     const page = await b.get('/page/login')
@@ -132,13 +139,13 @@ describe('hosted pages: sign in', () => {
     expect(bad.html).toContain('aria-describedby="f-mobile-error"')
   })
 
-  it('asks for a captcha after 3 failures for a mobile, and then requires it', async () => {
+  it(`asks for a captcha after ${LOGIN_LIMITS.mobile.captchaAfter} failures for a mobile, and then requires it`, async () => {
     const u = await createUser()
     const b = new Browser()
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) {
       const r = await signIn(new Browser(), u.mobile, 'wrong-password-' + i)
       expect(r.status).toBe(401)
-      if (i < 2) expect(r.html).not.toContain('name="captcha_code"')
+      if (i < LOGIN_LIMITS.mobile.captchaAfter - 1) expect(r.html).not.toContain('name="captcha_code"')
       else expect(r.html).toContain('name="captcha_code"')
     }
     // right password, no captcha answer: refused without checking the password
@@ -146,18 +153,60 @@ describe('hosted pages: sign in', () => {
     expect(noCaptcha.status).toBe(400)
     expect(noCaptcha.html).toContain('name="captcha_code"')
     expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
-    const ok = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(noCaptcha.html, 'captcha_id')!, captcha_code: (await answerFor(noCaptcha.html)).toLowerCase() })
+    // a wrong answer spends the picture and checks nothing either
+    const wrong = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(noCaptcha.html, 'captcha_id')!, captcha_code: 'WRONG' })
+    expect(wrong.status).toBe(400)
+    expect(wrong.html).toContain('did not match the picture')
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
+    const ok = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(wrong.html, 'captcha_id')!, captcha_code: (await answerFor(wrong.html)).toLowerCase() })
     expect(ok.status).toBe(303)
     expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(true)
+    // the right password cleared the number's failures: the next visit has no captcha
+    const again = await signIn(new Browser(), u.mobile, 'wrong-password-again')
+    expect(again.status).toBe(401)
+    expect(again.html).not.toContain('name="captcha_code"')
   })
 
-  it('asks for a captcha after 3 failures from one IP, on the first page view', async () => {
-    const ip = `203.0.113.${Math.floor(Math.random() * 250)}`
-    for (let i = 0; i < 3; i++) await signIn(new Browser(ip), uniqueMobile(), 'whatever-password')
+  it(`asks for a captcha after ${LOGIN_LIMITS.ip.captchaAfter} failures from one IP, on the first page view`, async () => {
+    const ip = randomIp()
+    for (let i = 0; i < LOGIN_LIMITS.ip.captchaAfter; i++) await signIn(new Browser(ip), uniqueMobile(), 'whatever-password')
     const r = await new Browser(ip).get('/page/login')
     expect(r.html).toContain('name="captcha_code"')
     expect(r.html).toMatch(/<img src="data:image\/png;base64,[A-Za-z0-9+\/]+={0,2}"/)
   })
+
+  it('follows the same counters as the API: failures through the API make the page ask, and the other way round', async () => {
+    const u = await createUser()
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) {
+      expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: u.mobile, password: 'wrong-' + i }, headers: { 'CF-Connecting-IP': `10.31.${i}.7` } })).status).toBe(401)
+    }
+    const b = new Browser()
+    const page = await signIn(b, u.mobile, u.password)
+    expect(page.status).toBe(400)
+    expect(page.html).toContain('name="captcha_code"')
+
+    const v = await createUser()
+    for (let i = 0; i < LOGIN_LIMITS.mobile.captchaAfter; i++) expect((await signIn(new Browser(), v.mobile, 'wrong-' + i)).status).toBe(401)
+    const r = await api('/api/v1/auth/login', { method: 'POST', json: { mobile: v.mobile, password: v.password }, headers: { 'CF-Connecting-IP': '10.31.99.7' } })
+    expect(r.status).toBe(401)
+    expect(r.body.error.code).toBe('captcha_required')
+  })
+
+  it('says when sign-in is locked (429 page, captcha or not)', async () => {
+    const u = await createUser()
+    const b = new Browser()
+    let html = (await b.get('/page/login')).html
+    for (let i = 0; i < LOGIN_LIMITS.mobile.lockAt; i++) {
+      const captcha: Record<string, string> = inputValue(html, 'captcha_id') ? { captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) } : {}
+      const r = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: 'wrong-' + i, step: 'login', ...captcha })
+      expect(r.status, String(i)).toBe(401)
+      html = r.html
+    }
+    const locked = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', captcha_id: inputValue(html, 'captcha_id')!, captcha_code: await answerFor(html) })
+    expect(locked.status).toBe(429)
+    expect(locked.html).toMatch(/role="alert"[^>]*>Too many failed sign-ins for this number or network\. Try again in \d+ (minutes|seconds)/)
+    expect(b.cookies.has('__Host-AUTH_SESSION_ID')).toBe(false)
+  }, 60_000)
 })
 
 describe('hosted pages: return_to (no open redirect)', () => {
@@ -174,7 +223,7 @@ describe('hosted pages: return_to (no open redirect)', () => {
   })
 
   it('follows a path on this site (the OIDC authorize endpoint) and a registered redirect URI exactly', async () => {
-    await createApp({ redirectUris: ['https://partner.example.com/sso/callback'] })
+    await createApp({ redirect_uris: ['https://partner.example.com/sso/callback'] })
     const u = await createUser()
     const authorize = '/oauth2/authorize?client_id=app_1&redirect_uri=https%3A%2F%2Fx.example%2Fcb&state=s%26t'
     const b = new Browser()
@@ -249,6 +298,23 @@ describe('hosted pages: register, reset, logout', () => {
     expect((await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: api1.refresh_token } })).status).toBe(401)
     expect((await b.get('/page/login')).html).not.toContain('Signed in as')
     await expect(login(u.mobile, 'reset-by-page-1')).resolves.toHaveProperty('access_token')
+  })
+
+  it('a number locked for wrong codes gets a 429 page that says so, not a generic error', async () => {
+    const { sendSmsCode, verifySmsCode, SMS_MAX_ATTEMPTS, SMS_MAX_WRONG_PER_DAY } = await import('../src/sms/service')
+    const m = uniqueMobile()
+    for (let i = 0; i < SMS_MAX_WRONG_PER_DAY; i++) {
+      if (i % SMS_MAX_ATTEMPTS === 0) {
+        await skipCooldown(m, 'reset')
+        await sendSmsCode(env, { mobile: m, purpose: 'reset' })
+      }
+      await verifySmsCode(env, { mobile: m, purpose: 'reset', code: '000000' }).catch(() => {})
+    }
+    const b = new Browser()
+    await b.get('/page/pwd/reset')
+    const r = await b.post('/page/pwd/reset', { csrf_token: b.csrf, step: 'finish', mobile: m, sms_code: '123456', password: 'reset-by-page-1', password_confirm: 'reset-by-page-1' })
+    expect(r.status).toBe(429)
+    expect(r.html).toMatch(/role="alert"[^>]*>Too many wrong codes for this number today\. Try again in \d+ hours\./)
   })
 
   it('logout: GET asks, POST signs this browser out', async () => {

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
-import { adminToken, api, createUser, signedApi, uniqueMobile } from './helpers'
-import { lastCode, openSmsSend, partnerApp } from './flows'
-import { Browser, csrfFrom } from './oidc-helpers'
+import { adminToken, api, createUser, signedApi, uniqueMobile } from './support/api'
+import { partnerApp } from './support/apps'
+import { Browser, csrfFrom } from './support/browser'
+import { lastCode, openSmsSend } from './support/sms'
 import { PASSWORD_MIN_LENGTH } from '../src/lib/password'
 
 // One minimum length (12) wherever a password is set: registration, reset (API and page), admin.
@@ -39,9 +40,9 @@ describe(`passwords have at least ${PASSWORD_MIN_LENGTH} characters everywhere`,
     const b = new Browser()
     await openSmsSend(u.mobile)
     const code = await lastCode(u.mobile)
-    const csrf = csrfFrom(await (await b.get('/page/pwd/reset')).text())
+    const csrf = csrfFrom((await b.get('/page/pwd/reset')).html)
     const res = await b.post('/page/pwd/reset', { csrf_token: csrf, step: 'finish', mobile: u.mobile, sms_code: code, password: eleven, password_confirm: eleven })
     expect(res.status).toBe(400)
-    expect(await res.text()).toContain(`Use at least ${PASSWORD_MIN_LENGTH} characters.`)
+    expect(res.html).toContain(`Use at least ${PASSWORD_MIN_LENGTH} characters.`)
   })
 })

@@ -6,8 +6,10 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { decoyHash, HASH_LIMITS, hashPassword, legacyHashFormat, needsRehash, paramsForProfile, PRODUCTION_PARAMS, TEST_PARAMS, verifyPassword } from '../src/lib/password'
 import { argon2idRaw, sharedInstanceBytes } from '../src/lib/password/argon2id'
-import { adminToken, api, createUser, env, login } from './helpers'
+import { env } from 'cloudflare:test'
+import { adminToken, api, createUser, login } from './support/api'
 
+/** The stored PHC string: no API shows it (by design), so read from D1. */
 const storedHash = async (id: string) => (await env.DB.prepare('SELECT password_hash FROM users WHERE id = ?').bind(id).first<{ password_hash: string }>())!.password_hash
 const paramsOf = (phc: string) => /^\$argon2id\$v=19\$(m=\d+,t=\d+,p=\d+)\$/.exec(phc)?.[1]
 const current = `m=${TEST_PARAMS.m},t=${TEST_PARAMS.t},p=${TEST_PARAMS.p}`
@@ -149,6 +151,7 @@ let ipCounter = 0
  */
 async function signInUpgrades(password: string, stored: string, wrong = 'not-the-password') {
   const u = await createUser()
+  // a hash of another scheme or parameters: no API writes one
   await env.DB.prepare('UPDATE users SET password_hash = ? WHERE id = ?').bind(stored, u.id).run()
   ipCounter++
   const headers = { 'CF-Connecting-IP': `10.202.${ipCounter}.1` }

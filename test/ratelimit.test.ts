@@ -1,7 +1,8 @@
 import { describe, expect, it, vi } from 'vitest'
-import { createExecutionContext, env, runInDurableObject, waitOnExecutionContext } from 'cloudflare:test'
-import worker from '../src/index'
-import { createApp } from './helpers'
+import { env, runInDurableObject } from 'cloudflare:test'
+import type { Env } from '../src/env'
+import { api } from './support/api'
+import { createApp } from './support/apps'
 import { signRequest } from '../src/signing/client'
 import { hitRateLimit, ipRateKey, policyFor } from '../src/ratelimit'
 
@@ -20,15 +21,29 @@ describe('rate limiter (Durable Object per policy and key)', () => {
 })
 
 
-/** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
-const tinyEnv = { ...env, RATE_LIMITS: JSON.stringify({ app_token: { limit: 2, windowS: 60 }, signed_app: { limit: 2, windowS: 60 }, partner_ip: { limit: 3, windowS: 60 } }) }
+describe('exact counters: reserve, refund, peek (src/ratelimit/counters.ts)', () => {
+  it('a refund gives a reserved hit back (never below zero) and peek reads without counting', async () => {
+    const { countHit, peekCounter, refundHit } = await import('../src/ratelimit/counters')
+    const name = `test_counter:${crypto.randomUUID()}`
+    expect(await peekCounter(env, name)).toEqual({ count: 0, retryAfterS: 0 })
+    const hits = await Promise.all(Array.from({ length: 5 }, () => countHit(env, name, 3, 60)))
+    expect(hits.filter((h) => h.allowed).length).toBe(3)
+    for (let i = 0; i < 3; i++) expect((await peekCounter(env, name)).count).toBe(3) // peeking counts nothing
+    expect((await peekCounter(env, name)).retryAfterS).toBeGreaterThan(0)
+    await refundHit(env, name)
+    expect((await peekCounter(env, name)).count).toBe(2)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(true)
+    expect((await countHit(env, name, 3, 60)).allowed).toBe(false)
+    await refundHit(env, name, 10)
+    expect((await peekCounter(env, name)).count).toBe(0)
+  })
+})
 
-async function call(req: Request, e: typeof env = tinyEnv) {
-  const ctx = createExecutionContext()
-  const res = await worker.fetch(req, e, ctx)
-  await waitOnExecutionContext(ctx)
-  return { status: res.status, headers: res.headers, body: (await res.json()) as any }
-}
+/** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
+const tiny = { RATE_LIMITS: JSON.stringify({ app_token: { limit: 2, windowS: 60 }, signed_app: { limit: 2, windowS: 60 }, partner_ip: { limit: 3, windowS: 60 } }) }
+const tinyEnv = { ...env, ...tiny }
+
+const call = (path: string, headers: Record<string, string>, e: Partial<Env> = tiny) => api(path, { headers, env: e })
 
 /** Moves the limiter's window into the past, as if the window had run out. */
 async function expireWindow(policy: string, key: string) {
@@ -44,13 +59,12 @@ describe('rate limits on partner routes', () => {
   it('per app on X-App-Access-Token routes: 429 with Retry-After and the JSON error body, then recovers', async () => {
     const a = await createApp()
     const ip = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`
-    const req = (i: number) =>
-      new Request(`http://localhost/api/v1/apps/${a.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': a.access_token, 'CF-Connecting-IP': `${ip}-${i}` } })
-    expect((await call(req(1))).status).toBe(200)
-    const second = await call(req(2))
+    const req = (i: number) => call(`/api/v1/apps/${a.app_id}/users/changes`, { 'X-App-Access-Token': a.access_token, 'CF-Connecting-IP': `${ip}-${i}` })
+    expect((await req(1)).status).toBe(200)
+    const second = await req(2)
     expect(second.status).toBe(200)
     expect(second.headers.get('X-RateLimit-Remaining')).toBe('0')
-    const limited = await call(req(3))
+    const limited = await req(3)
     expect(limited.status).toBe(429)
     expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0)
     expect(Number(limited.headers.get('Retry-After'))).toBeLessThanOrEqual(60)
@@ -58,37 +72,35 @@ describe('rate limits on partner routes', () => {
     expect(limited.body.error.request_id).toBeTruthy()
     // another app is not affected
     const b = await createApp()
-    expect((await call(new Request(`http://localhost/api/v1/apps/${b.app.appId}/users/changes`, { headers: { 'X-App-Access-Token': b.access_token } }))).status).toBe(200)
-    await expireWindow('app_token', a.app.appId)
-    expect((await call(req(4))).status).toBe(200)
+    expect((await call(`/api/v1/apps/${b.app_id}/users/changes`, { 'X-App-Access-Token': b.access_token })).status).toBe(200)
+    await expireWindow('app_token', a.app_id)
+    expect((await req(4)).status).toBe(200)
   })
 
   it('per app on signed routes, counted only for correctly signed requests', async () => {
     const a = await createApp()
     const signed = async (secret = a.app_secret) =>
-      new Request('http://localhost/api/v1/open/ping', {
-        headers: { ...(await signRequest({ appId: a.app.appId, appSecret: secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() },
-      })
+      call('/api/v1/open/ping', { ...(await signRequest({ appId: a.app_id, appSecret: secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() })
     // forgeries do not spend the app's budget
-    for (let i = 0; i < 3; i++) expect((await call(await signed('sk_forged'))).body.error.code).toBe('signature_invalid')
-    expect((await call(await signed())).status).toBe(200)
-    expect((await call(await signed())).status).toBe(200)
-    const limited = await call(await signed())
+    for (let i = 0; i < 3; i++) expect((await signed('sk_forged')).body.error.code).toBe('signature_invalid')
+    expect((await signed()).status).toBe(200)
+    expect((await signed()).status).toBe(200)
+    const limited = await signed()
     expect(limited.status).toBe(429)
     expect(limited.body.error.details.policy).toBe('signed_app')
-    await expireWindow('signed_app', a.app.appId)
-    expect((await call(await signed())).status).toBe(200)
+    await expireWindow('signed_app', a.app_id)
+    expect((await signed()).status).toBe(200)
   })
 
   it('per client IP before authentication', async () => {
     const ip = `203.0.113.${crypto.randomUUID()}`
-    const req = () => new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': ip } })
-    for (let i = 0; i < 3; i++) expect((await call(req())).body.error.code).toBe('signature_missing')
-    const limited = await call(req())
+    const req = () => call('/api/v1/open/ping', { 'CF-Connecting-IP': ip })
+    for (let i = 0; i < 3; i++) expect((await req()).body.error.code).toBe('signature_missing')
+    const limited = await req()
     expect(limited.status).toBe(429)
     expect(limited.body.error.details.policy).toBe('partner_ip')
     await expireWindow('partner_ip', ip)
-    expect((await call(req())).body.error.code).toBe('signature_missing')
+    expect((await req()).body.error.code).toBe('signature_missing')
   })
 
   it('uses the default policies when RATE_LIMITS is absent, and overrides per policy', () => {
@@ -96,16 +108,15 @@ describe('rate limits on partner routes', () => {
     expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'partner_ip')).toEqual({ limit: 1200, windowS: 60 })
     expect(policyFor(tinyEnv, 'signed_app')).toEqual({ limit: 2, windowS: 60 })
     expect(policyFor(tinyEnv, 'captcha_ip')).toEqual({ limit: 30, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'oauth_ip')).toEqual({ limit: 1200, windowS: 60 })
+    expect(policyFor({ ...env, RATE_LIMITS: undefined }, 'sms_verify_ip')).toEqual({ limit: 60, windowS: 3600 })
   })
 })
 
 describe('RATE_LIMITS is validated, never silently ignored', () => {
-  const signedPing = async (e: typeof env) => {
+  const signedPing = async (e: Partial<Env>) => {
     const a = await createApp()
-    const req = new Request('http://localhost/api/v1/open/ping', {
-      headers: { ...(await signRequest({ appId: a.app.appId, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() },
-    })
-    return call(req, e)
+    return call('/api/v1/open/ping', { ...(await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': crypto.randomUUID() }, e)
   }
 
   it('a malformed or wrong RATE_LIMITS answers 503 misconfigured; the log names the problem', async () => {
@@ -146,14 +157,14 @@ describe('per-IP policies and IPv6', () => {
 
   it('counts an IPv6 client by its /64: rotating the interface id does not buy a new budget', async () => {
     const prefix = `2001:db8:${hex4()}:${hex4()}`
-    const req = (iid: string) => new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': `${prefix}:${iid}` } })
+    const req = (iid: string) => call('/api/v1/open/ping', { 'CF-Connecting-IP': `${prefix}:${iid}` })
     // partner_ip is 3 per minute in tinyEnv; four different addresses of one /64
-    for (const iid of ['0:0:0:1', 'aaaa:bbbb:cccc:dddd', '1:2:3:4']) expect((await call(req(iid))).body.error.code).toBe('signature_missing')
-    const limited = await call(req('ffff:ffff:ffff:fffe'))
+    for (const iid of ['0:0:0:1', 'aaaa:bbbb:cccc:dddd', '1:2:3:4']) expect((await req(iid)).body.error.code).toBe('signature_missing')
+    const limited = await req('ffff:ffff:ffff:fffe')
     expect(limited.status).toBe(429)
     expect(limited.body.error.details.policy).toBe('partner_ip')
     // another /64 has its own budget
-    expect((await call(new Request('http://localhost/api/v1/open/ping', { headers: { 'CF-Connecting-IP': `2001:db8:${hex4()}:${hex4()}::1` } }))).body.error.code).toBe('signature_missing')
+    expect((await call('/api/v1/open/ping', { 'CF-Connecting-IP': `2001:db8:${hex4()}:${hex4()}::1` })).body.error.code).toBe('signature_missing')
   })
 
   it('ipRateKey: IPv6 → its /64 (any notation), IPv4 and IPv4-mapped IPv6 → the address', () => {

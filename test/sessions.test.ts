@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ADMIN, api, createUser, env, login } from './helpers'
-import { Browser } from './oidc-helpers'
+import { env } from 'cloudflare:test'
+import { ADMIN, api, createUser, login } from './support/api'
+import { Browser } from './support/browser'
 
 const sidOf = (accessToken: string) => JSON.parse(atob(accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sid as string
 const row = (sid: string) => env.DB.prepare('SELECT created_at, last_seen_at, revoked_at FROM sessions WHERE id = ?').bind(sid).first<{ created_at: number; last_seen_at: number | null; revoked_at: number | null }>()
@@ -73,7 +74,7 @@ describe('browser sessions', () => {
     const planted = new Browser()
     planted.cookies.set('AUTH_SESSION_ID', b.cookies.get('__Host-AUTH_SESSION_ID')!)
     const page = await planted.get('/page/login')
-    expect(await page.text()).not.toContain('Signed in as')
+    expect(page.html).not.toContain('Signed in as')
   })
 
   it("signing in again on a browser ends that browser's previous session (and its refresh tokens)", async () => {
@@ -87,12 +88,13 @@ describe('browser sessions', () => {
     await b.loginOnPage(second, '/page/login?prompt=login')
     expect(b.cookies.get('__Host-AUTH_SESSION_ID')).not.toBe(oldCookie)
     expect((await row(oldSession!.id))!.revoked_at).not.toBeNull()
+    // by actor: the audit API filters by action and target (here the new session), not by actor
     const audit = await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'login.succeeded' AND actor_id = ? ORDER BY id DESC LIMIT 1").bind(second.id).first<{ details: string }>()
     expect(JSON.parse(audit!.details)).toMatchObject({ previous_session_ended: oldSession!.id })
     // the old cookie no longer signs anyone in
     const replay = new Browser()
     replay.cookies.set('__Host-AUTH_SESSION_ID', oldCookie)
-    expect(await (await replay.get('/page/login')).text()).not.toContain('Signed in as')
+    expect((await replay.get('/page/login')).html).not.toContain('Signed in as')
   })
 
   it('a hosted page visit marks the session used', async () => {
@@ -101,7 +103,7 @@ describe('browser sessions', () => {
     await b.loginOnPage(u)
     const s = await env.DB.prepare('SELECT id FROM sessions WHERE user_id = ? AND revoked_at IS NULL').bind(u.id).first<{ id: string }>()
     await age(s!.id, { lastSeenAgoMs: 3 * D })
-    expect(await (await b.get('/page/login')).text()).toContain('Signed in as')
+    expect((await b.get('/page/login')).html).toContain('Signed in as')
     expect((await row(s!.id))!.last_seen_at!).toBeGreaterThan(Date.now() - 60_000)
   })
 })

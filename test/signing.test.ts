@@ -1,21 +1,22 @@
 import { describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import signingDoc from '../docs/signing.md?raw'
-import { api, adminToken, createApp, env, signedApi } from './helpers'
+import { env } from 'cloudflare:test'
+import { adminToken, api, auditLog, signedApi } from './support/api'
+import { createApp } from './support/apps'
 import { canonicalQuery, canonicalString } from '../src/signing/canonical'
 import { signRequest } from '../src/signing/client'
 import { hmacSha256Hex, sha256Hex } from '../src/lib/crypto'
 
 const now = () => Math.floor(Date.now() / 1000)
-const creds = (a: Awaited<ReturnType<typeof createApp>>) => ({ appId: a.app.appId, secret: a.app_secret })
 
 /** Sends a request whose signature was computed for `signed` but whose wire form is `sent`. */
 async function tampered(
-  app: { appId: string; secret: string },
+  app: { app_id: string; app_secret: string },
   signed: { method: string; path: string; body?: string },
   sent: { method: string; path: string; body?: string },
 ) {
-  const headers = await signRequest({ appId: app.appId, appSecret: app.secret, method: signed.method, url: `http://localhost${signed.path}`, body: signed.body })
+  const headers = await signRequest({ appId: app.app_id, appSecret: app.app_secret, method: signed.method, url: `http://localhost${signed.path}`, body: signed.body })
   const res = await SELF.fetch(`http://localhost${sent.path}`, { method: sent.method, headers: { ...headers, 'Content-Type': 'application/json' }, body: sent.body })
   return { status: res.status, body: (await res.json()) as any }
 }
@@ -58,17 +59,17 @@ describe('signing scheme: worked example of docs/signing.md', () => {
 describe('GET/POST /api/v1/open/ping', () => {
   it('answers a correctly signed request with the app id and server time', async () => {
     const a = await createApp()
-    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    const r = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(r.status).toBe(200)
-    expect(r.body.app_id).toBe(a.app.appId)
+    expect(r.body.app_id).toBe(a.app_id)
     expect(Math.abs(r.body.timestamp - now())).toBeLessThan(5)
     expect(new Date(r.body.server_time).getTime()).toBeGreaterThan(0)
   })
 
   it('accepts a signed query in any order and echoes the body hash for POST', async () => {
     const a = await createApp()
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping?q=Li%20Lei&a=1&a=0')).status).toBe(200)
-    const r = await signedApi(creds(a), 'POST', '/api/v1/open/ping', { json: { hello: 'world' } })
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping?q=Li%20Lei&a=1&a=0')).status).toBe(200)
+    const r = await signedApi(a, 'POST', '/api/v1/open/ping', { json: { hello: 'world' } })
     expect(r.status).toBe(200)
     expect(r.body.body_sha256).toBe(await sha256Hex(JSON.stringify({ hello: 'world' })))
   })
@@ -82,7 +83,7 @@ describe('GET/POST /api/v1/open/ping', () => {
 
 describe('signature verification', () => {
   it('refuses a tampered method, path, query or body with signature_invalid', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const cases = [
       [{ method: 'GET', path: '/api/v1/open/ping' }, { method: 'POST', path: '/api/v1/open/ping' }],
       [{ method: 'POST', path: '/api/v1/open/ping?x=1' }, { method: 'POST', path: '/api/v1/open/ping' }],
@@ -101,13 +102,13 @@ describe('signature verification', () => {
   })
 
   it('refuses a path signed for another route', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const r = await tampered(a, { method: 'GET', path: '/api/v1/open/pong' }, { method: 'GET', path: '/api/v1/open/ping' })
     expect(r.body.error.code).toBe('signature_invalid')
   })
 
   it('refuses stale and future timestamps beyond ±300 s, accepts within', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const stale = await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() - 301 })
     expect(stale.status).toBe(401)
     expect(stale.body.error.code).toBe('timestamp_stale')
@@ -120,22 +121,21 @@ describe('signature verification', () => {
   })
 
   it('accepts a nonce once, and stores it in KV for longer than the skew window', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const nonce = crypto.randomUUID().replace(/-/g, '')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
     const again = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(again.status).toBe(401)
     expect(again.body.error.code).toBe('nonce_replayed')
-    const stored = await env.KV.getWithMetadata(`nonce:${a.appId}:${nonce}`)
+    const stored = await env.KV.getWithMetadata(`nonce:${a.app_id}:${nonce}`)
     expect(stored.value).not.toBeNull()
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.nonce_replayed' AND target_id = ?").bind(a.appId).first<{ n: number }>()
-    expect(audit!.n).toBe(1)
+    expect(await auditLog({ action: 'signature.nonce_replayed', target_id: a.app_id })).toHaveLength(1)
   })
 
   it('does not burn the nonce of a request whose signature failed', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     const nonce = crypto.randomUUID().replace(/-/g, '')
-    const bad = await signedApi({ ...a, secret: 'sk_wrong' }, 'GET', '/api/v1/open/ping', { nonce })
+    const bad = await signedApi({ ...a, app_secret: 'sk_wrong' }, 'GET', '/api/v1/open/ping', { nonce })
     expect(bad.body.error.code).toBe('signature_invalid')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
@@ -143,46 +143,45 @@ describe('signature verification', () => {
   it("refuses a request signed with another app's secret, and an unknown app id, alike", async () => {
     const a = await createApp()
     const b = await createApp()
-    const wrong = await signedApi({ appId: a.app.appId, secret: b.app_secret }, 'GET', '/api/v1/open/ping')
+    const wrong = await signedApi({ app_id: a.app_id, app_secret: b.app_secret }, 'GET', '/api/v1/open/ping')
     expect(wrong.status).toBe(401)
     expect(wrong.body.error.code).toBe('signature_invalid')
-    const unknown = await signedApi({ appId: 'app_ffffffffffffffff', secret: b.app_secret }, 'GET', '/api/v1/open/ping')
+    const unknown = await signedApi({ app_id: 'app_ffffffffffffffff', app_secret: b.app_secret }, 'GET', '/api/v1/open/ping')
     expect(unknown.status).toBe(401)
     expect(unknown.body.error).toMatchObject({ code: 'signature_invalid', message: wrong.body.error.message })
-    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.invalid' AND target_id = ?").bind(a.app.appId).first<{ n: number }>()
-    expect(audit!.n).toBe(1)
+    expect(await auditLog({ action: 'signature.invalid', target_id: a.app_id })).toHaveLength(1)
   })
 
   it('refuses a disabled app with app_disabled (after checking the signature)', async () => {
     const a = await createApp()
     const admin = await adminToken()
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}/disable`, { method: 'POST', token: admin })).status).toBe(200)
-    const r = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    expect((await api(`/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', token: admin })).status).toBe(200)
+    const r = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('app_disabled')
     // a forger still only learns signature_invalid
-    expect((await signedApi({ appId: a.app.appId, secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
-    expect((await api(`/api/v1/admin/apps/${a.app.appId}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi({ app_id: a.app_id, app_secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 
   it('after a secret rotation refuses the old secret at once and accepts the new one', async () => {
     const a = await createApp()
-    expect((await signedApi(creds(a), 'GET', '/api/v1/open/ping')).status).toBe(200)
-    const rot = await api(`/api/v1/admin/apps/${a.app.appId}/secret/rotate`, { method: 'POST', token: await adminToken() })
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    const rot = await api(`/api/v1/admin/apps/${a.app_id}/secret/rotate`, { method: 'POST', token: await adminToken() })
     expect(rot.status).toBe(200)
     expect(rot.body.app_secret).toMatch(/^sk_/)
     expect(rot.body.app_secret).not.toBe(a.app_secret)
-    const old = await signedApi(creds(a), 'GET', '/api/v1/open/ping')
+    const old = await signedApi(a, 'GET', '/api/v1/open/ping')
     expect(old.status).toBe(401)
     expect(old.body.error.code).toBe('signature_invalid')
-    expect((await signedApi({ appId: a.app.appId, secret: rot.body.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi({ app_id: a.app_id, app_secret: rot.body.app_secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 
   it('names each missing header with signature_missing, and malformed ones', async () => {
-    const a = creds(await createApp())
+    const a = await createApp()
     for (const h of ['X-UAP-App-Id', 'X-UAP-Timestamp', 'X-UAP-Nonce', 'X-UAP-Signature']) {
-      const sig = await signRequest({ appId: a.appId, appSecret: a.secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
+      const sig = await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
       delete sig[h]
       const res = await SELF.fetch('http://localhost/api/v1/open/ping', { headers: sig })
       const body = (await res.json()) as any

@@ -1,10 +1,15 @@
 import { describe, expect, it } from 'vitest'
-import { api, createUser, signedApi, uniqueMobile } from './helpers'
-import { env, fetchWithEnv, lastCode, openSmsSend, outbox, partnerApp, skipCooldown, solvedCaptcha } from './flows'
-import { sendSmsCode, verifySmsCode, SMS_DAILY_CAP, SMS_MAX_ATTEMPTS } from '../src/sms/service'
+import { env } from 'cloudflare:test'
+import { api, auditLog, createUser, signedApi, uniqueMobile } from './support/api'
+import { partnerApp } from './support/apps'
+import { randomIp } from './support/browser'
+import { solvedCaptcha } from './support/captcha'
+import { lastCode, openSmsSend, outbox, skipCooldown } from './support/sms'
+import { sendSmsCode, verifySmsCode, SMS_DAILY_CAP, SMS_MAX_ATTEMPTS, SMS_MAX_WRONG_PER_DAY } from '../src/sms/service'
 import { webhookProvider } from '../src/sms/providers'
 import { hmacSha256Hex } from '../src/lib/crypto'
 import { getConfig, ConfigError, type Env } from '../src/env'
+import type { E164 } from '../src/lib/mobile'
 
 const strip = (b: any) => JSON.parse(JSON.stringify(b, (k, v) => (k === 'request_id' ? undefined : v)))
 
@@ -110,12 +115,118 @@ describe('SMS code limits', () => {
     expect(err.status).toBe(429)
     expect(err.code).toBe('too_many_attempts')
     // the lockout is a security event: audited with the request id and IP
-    const audit = await env.DB.prepare("SELECT request_id, ip FROM audit_logs WHERE action = 'sms_code.locked' AND target_id = ?").bind(m).first<{ request_id: string; ip: string }>()
-    expect(audit).toEqual({ request_id: 'req-sms-lock', ip: '203.0.113.7' })
+    const audit = (await auditLog({ action: 'sms_code.locked', target_id: m })).map((a) => ({ request_id: a.request_id, ip: a.ip }))
+    expect(audit).toEqual([{ request_id: 'req-sms-lock', ip: '203.0.113.7' }])
     // a new code brings new attempts
     await skipCooldown(m, 'register')
     await sendSmsCode(env, { mobile: m, purpose: 'register' })
     await expect(verifySmsCode(env, { mobile: m, purpose: 'register', code: await lastCode(m) })).resolves.toBeUndefined()
+  })
+
+  it(`at most ${SMS_MAX_WRONG_PER_DAY} wrong codes per day across resends: then locked (429, audited once), even for the right code`, async () => {
+    const m = uniqueMobile()
+    const wrongFor = (code: string) => (code === '111111' ? '222222' : '111111')
+    let left = SMS_MAX_WRONG_PER_DAY
+    // two codes, each burnt by its five wrong guesses: resending buys no new guesses
+    for (let round = 0; round < SMS_MAX_WRONG_PER_DAY / SMS_MAX_ATTEMPTS; round++) {
+      await skipCooldown(m, 'register')
+      await sendSmsCode(env, { mobile: m, purpose: 'register' })
+      const code = await lastCode(m)
+      for (let i = 0; i < SMS_MAX_ATTEMPTS; i++) {
+        left--
+        const err = await verifySmsCode(env, { mobile: m, purpose: 'register', code: wrongFor(code) }, { requestId: `req-wrong-${left}`, ip: '203.0.113.9' }).catch((e) => e)
+        expect(err.code).toBe('invalid_sms_code')
+        expect(err.details.attempts_left).toBe(Math.min(SMS_MAX_ATTEMPTS - 1 - i, left))
+      }
+    }
+    await skipCooldown(m, 'register')
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const locked = await verifySmsCode(env, { mobile: m, purpose: 'register', code: await lastCode(m) }).catch((e) => e)
+    expect(locked.status).toBe(429)
+    expect(locked.code).toBe('sms_code_locked')
+    expect(Number(locked.headers['Retry-After'])).toBeGreaterThan(23 * 3600)
+    // the guess that reached the limit is the one audited, once, however many checks follow
+    await verifySmsCode(env, { mobile: m, purpose: 'register', code: '123456' }).catch(() => {})
+    const rows = await env.DB.prepare("SELECT request_id, ip, details FROM audit_logs WHERE action = 'sms_code.locked' AND target_id = ?").bind(m).all<{ request_id: string; ip: string; details: string }>()
+    const daily = rows.results.filter((r) => JSON.parse(r.details).scope === 'day')
+    expect(daily).toHaveLength(1)
+    expect(daily[0]).toMatchObject({ request_id: 'req-wrong-0', ip: '203.0.113.9' })
+    expect(JSON.parse(daily[0].details)).toEqual({ purpose: 'register', scope: 'day', limit: SMS_MAX_WRONG_PER_DAY, window_s: 86400 })
+    // the other purpose has its own count
+    await sendSmsCode(env, { mobile: m, purpose: 'reset' })
+  })
+
+  it('a right code is not a wrong guess: it does not count toward the daily limit', async () => {
+    const m = uniqueMobile()
+    const guess = async (code: string) => verifySmsCode(env, { mobile: m, purpose: 'register', code }).then(() => 'ok', (e) => e.code)
+    for (let sent = 0, wrong = 0; wrong < SMS_MAX_WRONG_PER_DAY - 1; sent++) {
+      await skipCooldown(m, 'register')
+      await sendSmsCode(env, { mobile: m, purpose: 'register' })
+      const code = await lastCode(m)
+      for (let i = 0; i < Math.min(4, SMS_MAX_WRONG_PER_DAY - 1 - wrong); i++, wrong++) expect(await guess(code === '111111' ? '222222' : '111111')).toBe('invalid_sms_code')
+    }
+    await skipCooldown(m, 'register')
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    expect(await guess(await lastCode(m))).toBe('ok')
+    // nine wrong and one right: one wrong guess is still allowed, then the number is locked
+    await skipCooldown(m, 'register')
+    await sendSmsCode(env, { mobile: m, purpose: 'register' })
+    const code = await lastCode(m)
+    expect(await guess(code === '111111' ? '222222' : '111111')).toBe('invalid_sms_code')
+    expect(await guess(code)).toBe('sms_code_locked')
+  })
+
+  it('unknown numbers are counted the same way: a reset number without an account reads the same when locked', async () => {
+    const known = await createUser()
+    const unknown = uniqueMobile()
+    const partner = await partnerApp()
+    const reset = (mobile: string) => signedApi(partner, 'POST', '/api/v1/open/pwd/reset', { json: { mobile, sms_code: '000000', new_password: 'another-password-1' } })
+    const answers: Record<string, { status: number; body: unknown }[]> = { known: [], unknown: [] }
+    for (let i = 0; i <= SMS_MAX_WRONG_PER_DAY; i++) {
+      if (i % SMS_MAX_ATTEMPTS === 0) {
+        for (const m of [known.mobile as E164, unknown]) {
+          await skipCooldown(m, 'reset')
+          await sendSmsCode(env, { mobile: m, purpose: 'reset' })
+        }
+      }
+      for (const [k, m] of [['known', known.mobile], ['unknown', unknown]] as const) {
+        const r = await reset(m)
+        answers[k].push({ status: r.status, body: strip(r.body) })
+      }
+    }
+    expect(answers.unknown).toEqual(answers.known)
+    expect(answers.known.at(-1)).toMatchObject({ status: 429, body: { error: { code: 'sms_code_locked' } } })
+  })
+
+  it('checks by end users are limited per client IP (sms_verify_ip); signed partner calls are not (their IP is the partner server)', async () => {
+    const { signRequest } = await import('../src/signing/client')
+    const limits = { RATE_LIMITS: JSON.stringify({ sms_verify_ip: { limit: 2, windowS: 3600 }, partner_ip: { limit: 1_000_000, windowS: 60 } }) }
+    const ip = randomIp()
+    const register = (mobile: string) =>
+      api('/api/v1/auth/register', { method: 'POST', headers: { 'CF-Connecting-IP': ip }, json: { mobile, password: 'a-long-password', sms_code: '000000' }, env: limits })
+    for (let i = 0; i < 2; i++) expect((await register(uniqueMobile())).body.error.code).toBe('invalid_sms_code')
+    const limited = await register(uniqueMobile())
+    expect(limited.status).toBe(429)
+    const body = limited.body
+    expect(body.error).toMatchObject({ code: 'rate_limited', details: { policy: 'sms_verify_ip', limit: 2 } })
+    expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0)
+    // IPv6: the whole /64 shares the budget
+    const prefix = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:7`
+    const v6 = (iid: string) =>
+      api('/api/v1/auth/register', { method: 'POST', headers: { 'CF-Connecting-IP': `${prefix}:${iid}` }, json: { mobile: uniqueMobile(), password: 'a-long-password', sms_code: '000000' }, env: limits })
+    expect((await v6('0:0:0:1')).status).toBe(400)
+    expect((await v6('aaaa:bbbb:cccc:dddd')).status).toBe(400)
+    expect((await v6('1:2:3:4')).status).toBe(429)
+
+    // the partner's server sends many users' checks from one IP: bounded per number instead
+    const partner = await partnerApp()
+    for (let i = 0; i < 3; i++) {
+      const url = 'http://localhost/api/v1/open/pwd/reset'
+      const json = JSON.stringify({ mobile: uniqueMobile(), sms_code: '000000', new_password: 'another-password-1' })
+      const headers = await signRequest({ appId: partner.app_id, appSecret: partner.app_secret, method: 'POST', url, body: json })
+      const r = await api('/api/v1/open/pwd/reset', { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json', 'CF-Connecting-IP': ip }, body: json, env: limits })
+      expect(r.status).toBe(400)
+    }
   })
 
   it('a code works once', async () => {
@@ -202,12 +313,13 @@ describe('SMS providers and configuration', () => {
     const m = uniqueMobile()
     expect((await api(`/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)).status).toBe(200)
     const c = await solvedCaptcha()
-    expect((await api(`/api/v1/dev/captcha/${c.captcha_id}`)).body.answer).toBe(c.captcha_code)
+    // the peek shows the stored answer (solvedCaptcha itself reads it through the peek)
+    expect((await api(`/api/v1/dev/captcha/${c.captcha_id}`)).body.answer).toBe(await env.KV.get(`captcha:${c.captcha_id}`))
     const prod = production()
-    const outboxRes = await fetchWithEnv(prod, `/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`)
+    const outboxRes = await api(`/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(m)}`, { env: prod })
     expect(outboxRes.status).toBe(404)
-    const peek = await fetchWithEnv(prod, `/api/v1/dev/captcha/${c.captcha_id}`)
+    const peek = await api(`/api/v1/dev/captcha/${c.captcha_id}`, { env: prod })
     expect(peek.status).toBe(404)
-    expect(await peek.text()).not.toContain(c.captcha_code)
+    expect(JSON.stringify(peek.body)).not.toContain(c.captcha_code)
   })
 })

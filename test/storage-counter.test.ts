@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { getDb } from '../src/db'
-import { createUser, login } from './helpers'
+import { createUser, login } from './support/api'
 import { StorageRecorder, describeCalls, measureStorage, stagesOf, storageEnv, wrapEnv } from './support/storage'
 import { ROUND_TRIP_BUDGETS, measureTargetRoutes } from './support/round-trips'
 

@@ -10,7 +10,7 @@ import { runSessionEndHooks } from '../auth/session-hooks'
 import { AccountErrors } from './errors'
 import { SmsErrors } from '../sms/errors'
 import { hashPassword } from '../lib/password'
-import { clearFailures } from '../lib/attempts'
+import { clearLoginFailures } from '../auth/login-attempts'
 import { verifySmsCode } from '../sms/service'
 
 
@@ -67,6 +67,6 @@ export async function resetPassword(env: Env, input: { mobile: E164; smsCode: st
   ])
   await runSessionEndHooks(env, { userId: user.id, reason: 'password_reset' })
   // The owner just proved control of the number: lift a sign-in lockout on it.
-  await clearFailures(env.KV, 'login-mobile', user.mobile)
+  await clearLoginFailures(env, input.mobile)
   return { ...user, passwordHash, updatedAt: now }
 }

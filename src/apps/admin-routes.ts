@@ -4,6 +4,8 @@ import { router } from '../context'
 import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
+import { GRANT_TYPES } from './schema'
+import { typedText } from '../lib/text'
 import {
   createApplicationAsAdmin,
   deleteApplicationAsAdmin,
@@ -35,11 +37,24 @@ const UriList = (example: string) => z.array(Uri(example)).max(20).refine((l) =>
 const ProtocolType = z.enum(['OIDC', 'SIMPLE_API']).openapi({ description: 'OIDC client, or legacy app on the HMAC-signed simple API' })
 const AuthMethod = z.enum(['client_secret_basic', 'client_secret_post', 'none']).openapi({ description: 'OIDC token endpoint client authentication; `none` = public client (PKCE only)' })
 const IdTokenClaim = z.enum(['email', 'preferred_username']).openapi({ description: "Which ID token claim the user's mapped_key fills" })
-const GrantTypes = z.array(z.enum(['authorization_code', 'refresh_token'])).min(1).max(2)
-const ResponseTypes = z.array(z.enum(['code'])).min(1).max(1)
+/** Every grant the token endpoint serves and discovery lists (apps/schema.ts GRANT_TYPES); the rules between them are in apps/admin.ts. */
+const GrantTypes = z
+  .array(z.enum(GRANT_TYPES))
+  .min(1)
+  .max(GRANT_TYPES.length)
+  .refine((l) => new Set(l).size === l.length, 'must not contain duplicates')
+  .openapi({
+    description:
+      'OAuth 2.0 grants the client may use at the token endpoint (default `["authorization_code", "refresh_token"]`). `client_credentials` only for a confidential client (token_endpoint_auth_method other than none); `refresh_token` only with `authorization_code` (the only flow that issues refresh tokens).',
+    example: ['authorization_code', 'refresh_token'],
+  })
+const ResponseTypes = z
+  .array(z.enum(['code']))
+  .max(1)
+  .openapi({ description: '`["code"]` exactly when grant_types has `authorization_code`, else `[]` (RFC 7591 §2.1). Derived from grant_types when omitted.', example: ['code'] })
 
 const AppSettings = {
-  app_name: z.string().trim().min(1).max(100).openapi({ example: 'Legacy HR' }),
+  app_name: typedText({ min: 1, max: 100 }).openapi({ example: 'Legacy HR' }),
   icon_url: Uri('https://hr.example.com/icon.png').nullable(),
   protocol_type: ProtocolType,
   redirect_uris: UriList('https://hr.example.com/sso/callback'),
@@ -105,7 +120,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Register an application',
     description:
-      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications need at least one redirect URI.',
+      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
     security: bearerSecurity,
     request: { body: jsonBody(CreateApp) },
     responses: { 201: ok('Created; store the credentials now', Credentials), ...pick(400, 401, 403) },
@@ -152,7 +167,7 @@ adminAppRoutes.openapi(
     description: 'Every setting of one application. Never returns the secret or the access token.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('The application', AppView), ...pick(401, 403, 404) },
+    responses: { 200: ok('The application', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => c.json(publicApp(await loadApplication(c.env, c.req.valid('param').app_id)), 200),
 )
@@ -186,7 +201,7 @@ adminAppRoutes.openapi(
       'Issues a new app secret and returns it once. The old secret stops working immediately: signed requests made with it are refused (401 signature_invalid) from this response on. Coordinate with the app owner before rotating.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('New secret; store it now', z.object({ app_id: z.string(), app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }) })), ...pick(401, 403, 404) },
+    responses: { 200: ok('New secret; store it now', z.object({ app_id: z.string(), app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }) })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
@@ -205,7 +220,7 @@ adminAppRoutes.openapi(
     description: 'Issues a new X-App-Access-Token and returns it once; the old token is refused (401 app_token_invalid) from this response on.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('New token; store it now', z.object({ app_id: z.string(), access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }) })), ...pick(401, 403, 404) },
+    responses: { 200: ok('New token; store it now', z.object({ app_id: z.string(), access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }) })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')
@@ -224,7 +239,7 @@ adminAppRoutes.openapi(
     description: 'Same as PATCH with `status: DISABLED`: signed requests and access-token calls of the app are refused (403 app_disabled). Mappings are kept. Re-enable with PATCH `status: ACTIVE`.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('Disabled', AppView), ...pick(401, 403, 404) },
+    responses: { 200: ok('Disabled', AppView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     return c.json(publicApp(await disableApplicationAsAdmin(c.env, c.req.valid('param').app_id, auditActor(c))), 200)
@@ -241,7 +256,7 @@ adminAppRoutes.openapi(
       'Deletes the application **and all its user mappings**. Each deleted mapping gets a DELETE event in the mapping outbox, written in the same atomic batch as the deletion and the audit row, so consumers of the outbox learn of every removed mapping. The app credentials stop working at once. This cannot be undone; prefer disabling when in doubt.',
     security: bearerSecurity,
     request: { params: AppIdParam },
-    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(401, 403, 404) },
+    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id } = c.req.valid('param')

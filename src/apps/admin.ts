@@ -13,11 +13,21 @@ import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, new
  * audit row; new credentials are returned once and never stored in the clear.
  */
 
-/** An OIDC client without a redirect URI could never complete the authorization code flow. */
-function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' | 'requirePkce' | 'tokenEndpointAuthMethod'>) {
-  if (a.protocolType === 'OIDC' && a.redirectUris.length === 0) throw AppErrors.oidc_needs_redirect_uri()
+/** The response types that go with some grants: `code` exactly when the authorization code flow is registered (RFC 7591 §2.1). */
+export const responseTypesFor = (grantTypes: readonly string[]) => (grantTypes.includes('authorization_code') ? ['code'] : [])
+
+/** Settings that each make sense but together could never work, refused with what to change. */
+function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' | 'requirePkce' | 'tokenEndpointAuthMethod' | 'grantTypes' | 'responseTypes'>) {
+  const codeFlow = a.grantTypes.includes('authorization_code')
+  // an OIDC client without a redirect URI could never complete the authorization code flow
+  if (a.protocolType === 'OIDC' && codeFlow && a.redirectUris.length === 0) throw AppErrors.oidc_needs_redirect_uri()
   // RFC 9700 §2.1.1: a public client's only protection of its code is PKCE
   if (!a.requirePkce && a.tokenEndpointAuthMethod === 'none') throw AppErrors.public_client_needs_pkce()
+  // RFC 6749 §4.4: the client's own credentials are the whole grant; a public client has none
+  if (a.grantTypes.includes('client_credentials') && a.tokenEndpointAuthMethod === 'none') throw AppErrors.client_credentials_needs_secret()
+  if (a.grantTypes.includes('refresh_token') && !codeFlow) throw AppErrors.refresh_needs_authorization_code()
+  const expected = responseTypesFor(a.grantTypes)
+  if (a.responseTypes.length !== expected.length || !expected.every((t) => a.responseTypes.includes(t))) throw AppErrors.response_types_mismatch()
 }
 
 export async function loadApplication(env: Env, appId: string): Promise<Application> {
@@ -27,7 +37,7 @@ export async function loadApplication(env: Env, appId: string): Promise<Applicat
 }
 
 export async function createApplicationAsAdmin(env: Env, input: NewApplicationInput, actor: AuditActor): Promise<{ row: Application; credentials: IssuedCredentials }> {
-  const created = await newApplicationRow(env, input)
+  const created = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...input, responseTypes: responseTypesFor(input.grantTypes) } : input)
   const { row } = created
   checkConsistency(row)
   const db = getDb(env.DB)
@@ -43,6 +53,8 @@ export type ApplicationPatch = Partial<Omit<Application, 'id' | 'appId' | 'appSe
 /** Changes settings; `details` is what the audit row records (the request as given). */
 export async function updateApplicationAsAdmin(env: Env, appId: string, patch: ApplicationPatch, actor: AuditActor, details: unknown = patch): Promise<Application> {
   const app = await loadApplication(env, appId)
+  // new grants without response types: the ones that go with them (the only choice there is)
+  if (patch.grantTypes && !patch.responseTypes) patch = { ...patch, responseTypes: responseTypesFor(patch.grantTypes) }
   const updated: Application = { ...app, ...patch, updatedAt: Date.now() }
   checkConsistency(updated)
   const action = patch.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : patch.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'

@@ -2,7 +2,10 @@ import { defineErrors } from '../lib/errors'
 
 export const AuthErrors = defineErrors({
   invalid_credentials: { status: 401, message: 'Invalid mobile number or password' },
-  too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts; try again later' },
+  captcha_required: { status: 401, message: 'Too many failed sign-ins for this number or network: send captcha_id and captcha_code (GET /api/v1/utils/captcha) with the password' },
+  too_many_attempts: { status: 429, message: 'Too many failed sign-in attempts, even with captchas; try again after Retry-After seconds' },
+  app_auth_required: { status: 401, message: "Sign-in with app_id must be authenticated by the app's server: sign the request (X-UAP-* headers, docs/signing.md) or send HTTP Basic app_id:app_secret" },
+  invalid_app_credentials: { status: 401, message: 'The app credentials are wrong, or they are not those of app_id' },
   account_disabled: { status: 403, message: 'This account is disabled' },
   invalid_app: { status: 400, message: 'app_id does not name an active application' },
   user_not_mapped: { status: 403, message: 'This account has no access to the application' },

@@ -3,53 +3,60 @@ import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
-import { applications } from '../apps/schema'
+import { applications, type Application } from '../apps/schema'
+import { findApplication, getAppSecret } from '../apps/service'
+import { timingSafeEqual } from '../lib/crypto'
 import { activeMapping } from '../mappings/service'
 import type { Env } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
 import type { E164 } from '../lib/mobile'
-import { lockedFor, recordFailure, clearFailures, type AttemptPolicy } from '../lib/attempts'
 import { AuthErrors } from './errors'
+import { CaptchaErrors } from '../captcha/errors'
+import { verifyCaptcha } from '../captcha/service'
+import { captchaRequiredNext, reserveLoginAttempt, settleLoginSuccess, thresholdAudits } from './login-attempts'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
 import { endSessionsStatements, insertSessionStatement, sessionRow } from './sessions'
 import { passwordParams } from '../users/service'
 import { runSessionEndHooks } from './session-hooks'
 
-export const LOGIN_PER_MOBILE: AttemptPolicy = { max: 5, windowS: 15 * 60 }
-export const LOGIN_PER_IP: AttemptPolicy = { max: 30, windowS: 15 * 60 }
-
 type Ctx = { requestId: string; ip: string; userAgent?: string | null }
 
-const invalidCredentials = () => AuthErrors.invalid_credentials()
+/** A captcha the caller solved: `captcha_id` and what the user read (`captcha_code`). */
+export interface CaptchaAnswer {
+  id: string
+  code: string
+}
 
 /**
- * Password check shared by the login API and the hosted login page. Unknown mobiles
- * verify against a decoy hash so both failures cost the same time and read the same.
+ * Password check shared by the login API and the hosted login page, behind the failure
+ * counters of ./login-attempts (exact, per mobile and per IP; captcha tier, then lock).
+ * A captcha that is sent is checked, and spent right or wrong, before anything else.
+ * Unknown mobiles verify against a decoy hash and are counted the same way, so both
+ * failures cost the same time and read the same.
  */
-export async function authenticatePassword(env: Env, mobile: E164, password: string, ctx: Ctx): Promise<User> {
+export async function authenticatePassword(env: Env, mobile: E164, password: string, ctx: Ctx, captcha?: CaptchaAnswer | null): Promise<User> {
   const db = getDb(env.DB)
-  const retryIp = await lockedFor(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP)
-  const retryMobile = await lockedFor(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)
-  const retry = Math.max(retryIp, retryMobile)
-  if (retry > 0) {
-    await db.batch([auditStatement(db, { action: 'login.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip })])
-    throw AuthErrors.too_many_attempts({ headers: { 'Retry-After': String(retry) } })
-  }
+  if (captcha && !(await verifyCaptcha(env, captcha.id, captcha.code))) throw CaptchaErrors.invalid_captcha()
+  const attempt = await reserveLoginAttempt(env, mobile, ctx.ip, !!captcha)
   const params = passwordParams(env)
   const user = await db.select().from(users).where(eq(users.mobile, mobile)).get()
   const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash(params)))
   if (!user || !ok) {
-    await Promise.all([recordFailure(env.KV, 'login-ip', ctx.ip, LOGIN_PER_IP), recordFailure(env.KV, 'login-mobile', mobile, LOGIN_PER_MOBILE)])
-    await db.batch([auditStatement(db, { action: 'login.failed', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip })])
-    throw invalidCredentials()
+    const base = { actorType: 'anonymous' as const, targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip }
+    await db.batch([
+      auditStatement(db, { ...base, action: 'login.failed', details: captcha ? { captcha: true } : undefined }),
+      ...thresholdAudits(attempt, base).map((e) => auditStatement(db, e)),
+    ])
+    // Tells the caller to show a captcha now rather than after one more typed password.
+    throw AuthErrors.invalid_credentials({ details: { captcha_required: captchaRequiredNext(attempt) } })
   }
+  await settleLoginSuccess(env, attempt)
   // Only after the password proved who it is do we say the account is disabled.
   if (user.status !== 'ACTIVE') {
     await db.batch([auditStatement(db, { action: 'login.refused_disabled', actorType: 'user', actorId: user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip })])
     throw AuthErrors.account_disabled()
   }
-  await clearFailures(env.KV, 'login-mobile', mobile)
   if (needsRehash(user.passwordHash, params)) {
     // Parameters were raised since this hash was made: upgrade it now that we know the password.
     const passwordHash = await hashPassword(password, params)
@@ -59,14 +66,34 @@ export async function authenticatePassword(env: Env, mobile: E164, password: str
   return user
 }
 
-/** POST /api/v1/auth/login: password → session + access token + refresh token. */
-export async function login(env: Env, input: { mobile: E164; password: string; app_id?: string }, ctx: Ctx): Promise<TokenSet> {
+/**
+ * HTTP Basic app authentication of a login with app_id: the app's server proves itself
+ * with its secret, compared in constant time. An unknown app and a wrong secret read the
+ * same; only a wrong secret for an existing app is audited (a made-up app_id has no one to
+ * warn, and must not buy one audit row per request).
+ */
+export async function authenticateAppSecret(env: Env, appId: string, secret: string, ctx: { requestId: string; ip: string }): Promise<Application> {
+  const app = appId.length <= 64 ? await findApplication(env, appId) : undefined
+  if (!app) throw AuthErrors.invalid_app_credentials()
+  if (!timingSafeEqual(await getAppSecret(env, app), secret)) {
+    const db = getDb(env.DB)
+    await db.batch([auditStatement(db, { action: 'login.app_auth_failed', actorType: 'app', actorId: app.appId, targetType: 'application', targetId: app.appId, requestId: ctx.requestId, ip: ctx.ip, details: { method: 'basic' } })])
+    throw AuthErrors.invalid_app_credentials()
+  }
+  return app
+}
+
+/**
+ * POST /api/v1/auth/login: password → session + access token + refresh token. With
+ * `app_id` the route has already authenticated the app itself (signature or secret).
+ */
+export async function login(env: Env, input: { mobile: E164; password: string; app_id?: string; captcha?: CaptchaAnswer | null }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
     const app = await db.select({ status: applications.status }).from(applications).where(eq(applications.appId, input.app_id)).get()
     if (!app || app.status !== 'ACTIVE') throw AuthErrors.invalid_app()
   }
-  const user = await authenticatePassword(env, input.mobile, input.password, ctx)
+  const user = await authenticatePassword(env, input.mobile, input.password, ctx, input.captcha)
   // A token for an app (aud = app_id) only for users the app has an active mapping for, as
   // OIDC (access_denied) and SSO tickets (user_not_mapped) do. Said only after the password
   // proved who is asking, so it reveals nothing to strangers.

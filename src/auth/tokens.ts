@@ -119,6 +119,8 @@ export async function rotateRefreshToken(
     scope?: string
     /** readRefreshContext started earlier (the token endpoint runs it beside client authentication) */
     prefetched?: Promise<RefreshContext | undefined>
+    /** the first-party refresh API: the app the call authenticated as (signature or secret), if any */
+    authenticatedApp?: string | null
   },
 ): Promise<TokenSet & { userId: string; sessionId: string }> {
   const db = getDb(env.DB)
@@ -131,6 +133,12 @@ export async function rotateRefreshToken(
   // Tokens from the OIDC token endpoint (they carry a scope) are refreshed there, with client
   // authentication; the first-party refresh API must not become a way around it.
   if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
+  // A token from a login with app_id is refreshed by that app's server, authenticated as it is for the login.
+  if (ctx.clientId === undefined && row.clientId !== null && ctx.authenticatedApp !== row.clientId) {
+    if (!ctx.authenticatedApp) throw AuthErrors.app_auth_required({ message: "This refresh token was issued for an app: authenticate the call as that app (signature or HTTP Basic app_id:app_secret)" })
+    throw invalidGrant('The refresh token was not issued to this app')
+  }
+  if (ctx.clientId === undefined && row.clientId === null && ctx.authenticatedApp) throw invalidGrant('The refresh token was not issued to this app')
   if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) throw AuthErrors.invalid_scope()
   if (row.status === 'REVOKED' || row.expiresAt <= now) throw invalidGrant()
   if (row.clientId !== null && (rc.appStatus !== 'ACTIVE' || rc.mappingId === null)) {

@@ -30,6 +30,41 @@ const PARTNER_QUICK_START = `
 **Legacy (SIMPLE_API) apps:** sign every \`/api/v1/open/*\` and \`/api/v1/simple/*\` call with HMAC-SHA256 (headers \`X-UAP-App-Id\`, \`X-UAP-Timestamp\`, \`X-UAP-Nonce\`, \`X-UAP-Signature\`; canonical string, worked example and reference client in docs/signing.md) and check it with \`GET /api/v1/open/ping\` first. Move a signed-in user to another app with \`POST /api/v1/simple/ticket/exchange\`; the target app redeems the ticket once with \`POST /api/v1/simple/ticket/verify\`. Keep your user mappings in sync with \`POST /api/v1/apps/mapping/sync\` (header \`X-App-Access-Token\`) and read \`GET /api/v1/apps/{app_id}/users/changes?since=CURSOR\`.`
 
 type Doc = ReturnType<OpenAPIHono<AppEnv>['getOpenAPI31Document']>
+type Shape = 'html' | 'oauth' | 'json'
+type Operation = { responses?: Record<string, unknown> }
+/** What the app answers around every route: the error shape of a path, the body limit. */
+export interface AppResponses {
+  shapeOf: (path: string) => Shape
+  maxBodyBytes: number
+}
+
+const BODY_METHODS = ['post', 'put', 'patch', 'delete']
+const OPERATION_METHODS = ['get', ...BODY_METHODS]
+
+const errorContent = (shape: Shape) =>
+  shape === 'html'
+    ? { 'text/html': { schema: { type: 'string' } } }
+    : { 'application/json': { schema: { $ref: `#/components/schemas/${shape === 'oauth' ? 'OAuthError' : 'Error'}` } } }
+
+/**
+ * Statuses the app answers for any route, before or around its handler (src/app.ts): the
+ * body limit, an unexpected failure, a configuration the Worker refuses to run with. Added
+ * to every operation here rather than to each route, each in the shape its path answers
+ * with (`shapeOf`); an operation that lists the status itself keeps its own entry.
+ */
+function withAppResponses(doc: Doc, { shapeOf, maxBodyBytes }: AppResponses): Doc {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    for (const [method, op] of Object.entries(item as Record<string, Operation>)) {
+      if (!OPERATION_METHODS.includes(method)) continue
+      const responses = (op.responses ??= {})
+      const shape = shapeOf(path)
+      if (BODY_METHODS.includes(method)) responses['413'] ??= { description: `\`payload_too_large\`: the request body exceeds ${maxBodyBytes} bytes`, content: errorContent(shape) }
+      responses['500'] ??= { description: '`internal_error`: an unexpected failure; the log has the details under the request id', content: errorContent(shape) }
+      responses['503'] ??= { description: '`misconfigured`: the Worker refuses to run with its configuration; the log says why', content: errorContent('json') }
+    }
+  }
+  return doc
+}
 
 /** The partner spec: only operations marked `x-uap-open` (see lib/openapi.ts OPEN). */
 function openOnly(doc: Doc): Doc {
@@ -45,15 +80,15 @@ function openOnly(doc: Doc): Doc {
  * /docs/admin: every route. /docs/open: what partner apps call. Both specs are generated
  * from the route definitions on request, then cached per isolate.
  */
-export function mountDocs(app: OpenAPIHono<AppEnv>) {
+export function mountDocs(app: OpenAPIHono<AppEnv>, appResponses: AppResponses) {
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
   let adminDoc: Doc | undefined
   let openDoc: Doc | undefined
   const build = (c: { env: AppEnv['Bindings'] }) => {
     if (!adminDoc) {
       const servers = [{ url: c.env.ISSUER }]
-      adminDoc = app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge admin API', ...INFO }, servers })
-      openDoc = openOnly(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge partner API', ...INFO, description: INFO.description + PARTNER_QUICK_START }, servers }))
+      adminDoc = withAppResponses(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge admin API', ...INFO }, servers }), appResponses)
+      openDoc = withAppResponses(openOnly(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge partner API', ...INFO, description: INFO.description + PARTNER_QUICK_START }, servers })), appResponses)
     }
     return { adminDoc: adminDoc!, openDoc: openDoc! }
   }

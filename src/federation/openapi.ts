@@ -15,7 +15,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     description:
       'The "Sign in with …" buttons of /page/login. Creates the flow (state, PKCE verifier, nonce, return_to), bound to this browser by the `__Host-uap_federation` cookie (HttpOnly, Secure, SameSite=Lax), and redirects to the provider.',
     request: form({ provider: z.string(), return_to: z.string().optional() }),
-    responses: { 303: { description: "To the provider's authorization endpoint" }, 403: html('CSRF refused'), 404: html('No enabled provider with this id'), 429: html('Rate limited'), 502: html('The provider could not be reached (discovery)') },
+    responses: { 303: { description: "To the provider's authorization endpoint" }, 400: html('Unreadable form'), 403: html('CSRF refused'), 404: html('No enabled provider with this id'), 429: html('Rate limited'), 502: html('The provider could not be reached (discovery)') },
   },
   {
     method: 'get',
@@ -29,7 +29,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     },
     responses: {
       303: { description: 'Signed in: to return_to; or to the binding page' },
-      400: html('Replayed, expired, foreign or tampered state; the provider refused; the ID token or nonce did not verify'),
+      400: html('Replayed, expired, foreign or tampered state; the provider refused; the ID token or nonce did not verify; a provider id over 64 characters'),
       403: html('The linked account is disabled'),
       404: html('No enabled provider with this id'),
       409: html('The identity was linked to another account meanwhile'),
@@ -74,7 +74,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     summary: 'Unlink an identity',
     description: 'Unlinks one of the signed-in user\'s identities (refused when it is the only way to sign in).',
     request: form({ id: z.string() }),
-    responses: { 303: { description: 'Back to the list' }, 403: html('CSRF refused'), 404: html('Not one of your identities'), 409: html('The only way to sign in') },
+    responses: { 303: { description: 'Back to the list' }, 400: html('Unreadable form'), 403: html('CSRF refused'), 404: html('Not one of your identities'), 409: html('The only way to sign in') },
   },
 ]
 

@@ -293,6 +293,9 @@ federationPageRoutes.post('/bind', async (c) => {
     } catch (e) {
       if (!(e instanceof ApiError)) throw e
       if (e.code === 'invalid_sms_code') return bindCodePage(c, 400, { ...base, mobile, error: 'That code is wrong or has expired.', errors: { sms_code: 'That code is wrong or has expired.' } })
+      if (e.code === 'sms_code_locked') {
+        return render(c, 429, 'Enter the code', <><Alert message={`Too many wrong codes for this number today. Try again in ${waitText(e)}.`} />{startAgain(pending.returnTo)}</>)
+      }
       if (e.code === 'too_many_attempts') {
         return render(c, 429, 'Enter the code', <><Alert message="Too many wrong codes. Ask for a new code." /><p><a class="button" href={`/page/federation/bind?${new URLSearchParams({ ticket })}`}>Start again</a></p></>)
       }

@@ -4,6 +4,7 @@ import { getConfig, masterKeyRing, type Env } from '../env'
 import { decryptSecret, encryptSecret } from '../lib/crypto'
 import { outboundUrlProblem, type OutboundPolicy } from '../lib/outbound'
 import { auditStatement, type AuditActor } from '../audit/service'
+import { CommonErrors } from '../lib/errors'
 import { FederationErrors } from './errors'
 import { identityProviders, linkedIdentities, type ClaimMapping, type IdentityProvider, type ProviderType } from './schema'
 
@@ -85,6 +86,7 @@ export async function findProvider(env: Env, id: string): Promise<IdentityProvid
 
 /** An enabled provider, or 404 unknown_provider (a disabled one is no different to a caller). */
 export async function enabledProvider(env: Env, id: string): Promise<IdentityProvider> {
+  if (id.length > 64) throw CommonErrors.invalid_request({ message: 'provider: at most 64 characters' })
   const p = PROVIDER_ID_RE.test(id) ? await findProvider(env, id) : undefined
   if (!p || !p.enabled) throw FederationErrors.unknown_provider()
   return p

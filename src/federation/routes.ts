@@ -201,7 +201,7 @@ federationRoutes.openapi(
     tags: [TAG],
     summary: 'Binding step 2: prove the mobile',
     description:
-      'The SMS code proves the number. If it has an account, the identity is linked to it and the answer is 200 with tokens. If not and registration is open, 202 `account_required`: finish with `bind/create-account`. If not and registration is closed, 403 `registration_closed`. A wrong code is 400 `invalid_sms_code` (with attempts_left), 5 wrong codes 429.',
+      'The SMS code proves the number. If it has an account, the identity is linked to it and the answer is 200 with tokens. If not and registration is open, 202 `account_required`: finish with `bind/create-account`. If not and registration is closed, 403 `registration_closed`. A wrong code is 400 `invalid_sms_code` (with attempts_left); 5 wrong codes burn the code (429 `too_many_attempts`), 10 wrong codes for the number in 24 h lock it (429 `sms_code_locked`); code checks are limited per client IP (`sms_verify_ip`).',
     ...OPEN,
     request: { body: jsonBody(z.object({ binding_ticket: Ticket, mobile: MobileField, sms_code: SmsCode })) },
     responses: {
@@ -210,7 +210,8 @@ federationRoutes.openapi(
       ...mergeErrors(
         pick(400),
         errorResponses(FederationErrors, 'invalid_ticket', 'registration_closed', 'account_disabled', 'identity_taken'),
-        errorResponses(SmsErrors, 'invalid_sms_code', 'too_many_attempts'),
+        errorResponses(SmsErrors, 'invalid_sms_code', 'too_many_attempts', 'sms_code_locked'),
+        errorResponses(CommonErrors, 'rate_limited'),
       ),
     },
   }),

@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
+import { ErrorBody } from '../lib/errors'
 
 /** Probes. Mounted at the root. */
 export const healthRoutes = router()
@@ -15,7 +16,7 @@ healthRoutes.openapi(
     description: 'Runs `SELECT 1` against D1. 200 when it answers, 503 when it does not.',
     responses: {
       200: { description: 'Healthy', content: { 'application/json': { schema: Health } } },
-      503: { description: 'D1 unreachable', content: { 'application/json': { schema: Health } } },
+      503: { description: 'D1 unreachable (the Health body), or the Worker misconfigured (`misconfigured`, the error body)', content: { 'application/json': { schema: z.union([Health, ErrorBody]) } } },
     },
   }),
   async (c) => {

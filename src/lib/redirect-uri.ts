@@ -1,3 +1,5 @@
+import { textProblem } from './text'
+
 /**
  * Redirect URI rules shared by app registration (admin API) and the OIDC endpoints.
  *
@@ -35,6 +37,7 @@ export function redirectUriProblem(uri: string): string | null {
   if (typeof uri !== 'string' || uri.length === 0) return 'must be a non-empty string'
   if (uri.length > MAX_URI_LENGTH) return `must be at most ${MAX_URI_LENGTH} characters`
   if (/[\s\u0000-\u001f\u007f]/.test(uri)) return 'must not contain whitespace or control characters'
+  if (textProblem(uri)) return textProblem(uri)
   if (uri.includes('#')) return 'must not contain a fragment (#)'
   if (uri.includes('*')) return 'must not contain wildcards'
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(uri)

@@ -70,7 +70,7 @@ adminMappingRoutes.openapi(
     description: 'One mapping of the app, with the user\'s mobile.',
     security: bearerSecurity,
     request: { params: MappingParams },
-    responses: { 200: ok('The mapping', MappingView), ...pick(401, 403, 404) },
+    responses: { 200: ok('The mapping', MappingView), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')
@@ -114,7 +114,7 @@ adminMappingRoutes.openapi(
     description: 'Sets is_active false (DISABLE event). Disabling a disabled mapping changes nothing. Enable again with PATCH `is_active: true` or a sync ADD.',
     security: bearerSecurity,
     request: { params: MappingParams },
-    responses: { 200: ok('Disabled', MappingView), ...pick(401, 403, 404, 409) },
+    responses: { 200: ok('Disabled', MappingView), ...pick(400, 401, 403, 404, 409) },
   }),
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')
@@ -132,7 +132,7 @@ adminMappingRoutes.openapi(
     description: 'Removes the mapping row. A DELETE event carrying the last state goes to the outbox in the same batch. The user may be mapped again later (new mapping_id).',
     security: bearerSecurity,
     request: { params: MappingParams },
-    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), mapping_id: z.string() })), ...pick(401, 403, 404, 409) },
+    responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), mapping_id: z.string() })), ...pick(400, 401, 403, 404, 409) },
   }),
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')

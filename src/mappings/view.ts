@@ -1,10 +1,12 @@
 import { z } from '@hono/zod-openapi'
+import { typedText } from '../lib/text'
 
 /** Request and response shapes shared by the partner mapping API and the admin mapping routes. */
 export const ok = <T extends z.ZodType>(description: string, schema: T) => ({ description, content: { 'application/json': { schema } } })
 
-export const MappedKey = z.string().min(1).max(100).openapi({ example: 'lilei@hr.example.com', description: "The user's account in the app (email, username ...); unique within the app" })
-export const MappingName = z.string().max(100).nullable().openapi({ example: 'Li Lei', description: "The person's name as the app knows it; null falls back to the UAP user's name" })
+// keys and names come from the app's own records: kept exactly as sent (not trimmed), so re-sending one matches
+export const MappedKey = typedText({ min: 1, max: 100, trim: false }).openapi({ example: 'lilei@hr.example.com', description: "The user's account in the app (email, username ...); unique within the app" })
+export const MappingName = typedText({ max: 100, trim: false }).nullable().openapi({ example: 'Li Lei', description: "The person's name as the app knows it; null falls back to the UAP user's name" })
 
 export const MappingView = z
   .object({

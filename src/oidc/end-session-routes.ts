@@ -38,7 +38,7 @@ endSessionRoutes.openapi(
     ...OPEN,
     middleware: [pageFormOnly] as const,
     request: { body: form(EndSessionSchema) },
-    responses: endSessionResponses,
+    responses: { ...endSessionResponses, 403: html('The confirmation form expired or came from another site (CSRF check failed); nothing was signed out') },
   }),
   async (c) => endSession(c, c.req.valid('form'), true),
   pageHook,

@@ -7,6 +7,39 @@ import { ApiError } from '../lib/errors'
 import { timingSafeEqual } from '../lib/crypto'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
+import { firstUse } from '../ratelimit/counters'
+import { hitRateLimit, ipRateKey, rateLimitedError } from '../ratelimit'
+import type { HitResult } from '../ratelimit/durable-object'
+import { log } from '../lib/logger'
+
+/**
+ * The `oauth_ip` count of each /oauth2 request, started by the router's middleware
+ * (src/oidc/routes.ts) without waiting, so it shares a round trip with the endpoint's
+ * first read; `oauthRateLimitPassed` waits for it before anything is written.
+ */
+const pendingLimits = new WeakMap<Request, Promise<HitResult>>()
+
+export function startOauthRateLimit(c: Context<AppEnv>): Promise<HitResult> {
+  const p = hitRateLimit(c.env, 'oauth_ip', c.get('clientIp'))
+  p.catch(() => {})
+  pendingLimits.set(c.req.raw, p)
+  return p
+}
+
+/** Throws the 429 (answered in the OAuth shape by the router) when this request's oauth_ip count was refused. */
+export async function oauthRateLimitPassed(c: Context<AppEnv>): Promise<void> {
+  const p = pendingLimits.get(c.req.raw)
+  if (!p) return
+  const r = await p
+  if (!r.allowed) throw rateLimitedError('oauth_ip', r)
+}
+
+/**
+ * Failed client authentication for a client_id that names no application is audited at
+ * most once per window per client IP (IPv6 per /64): made-up ids would otherwise buy one
+ * audit row per request. Every such failure is still logged and counted by `oauth_ip`.
+ */
+export const UNKNOWN_CLIENT_AUDIT_WINDOW_S = 600
 
 /**
  * OAuth 2.0 error (RFC 6749 §5.2). The token, revocation, introspection and userinfo
@@ -132,15 +165,33 @@ export async function authenticateClient(
   const clientId = basic?.id ?? form.client_id
   if (!clientId) throw fail('Client authentication is required')
   const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
-  const app = await findApplication(c.env, clientId)
+  // The client's lookup shares its round trip with the per-IP count; a refused count wins, and nothing is written before it.
+  const [app] = await Promise.all([findApplication(c.env, clientId), oauthRateLimitPassed(c)])
   const refuse = async (description: string, reason: string) => {
-    const db = getDb(c.env.DB)
-    await db.batch([
-      auditStatement(db, { action: 'oidc.client_auth_failed', actorType: 'app', actorId: clientId.slice(0, 64), targetType: 'application', targetId: app?.appId ?? null, requestId: c.get('requestId'), ip: c.get('clientIp'), details: { reason, method } }),
-    ])
+    const ip = c.get('clientIp')
+    // A known client's failures are all audited; an unknown id's once per window and network.
+    const audited = app ? true : await firstUse(c.env, `oidc_unknown_client:${ipRateKey(ip)}`, UNKNOWN_CLIENT_AUDIT_WINDOW_S)
+    if (!app) log.warn('oidc.client_auth_failed', { request_id: c.get('requestId'), reason, method, audited })
+    if (audited) {
+      const db = getDb(c.env.DB)
+      await db.batch([
+        auditStatement(db, {
+          action: 'oidc.client_auth_failed',
+          actorType: 'app',
+          actorId: clientId.slice(0, 64),
+          targetType: 'application',
+          targetId: app?.appId ?? null,
+          requestId: c.get('requestId'),
+          ip,
+          details: app ? { reason, method } : { reason, method, audited: `the first per ${UNKNOWN_CLIENT_AUDIT_WINDOW_S} s from this network` },
+        }),
+      ])
+    }
     return fail(description)
   }
-  if (!app || app.protocolType !== 'OIDC' || app.status !== 'ACTIVE') throw await refuse('Unknown or disabled client', 'unknown_client')
+  // The same answer for an unknown, a disabled and a non-OIDC client (no probing for app ids).
+  if (!app) throw await refuse('Unknown or disabled client', 'unknown_client')
+  if (app.protocolType !== 'OIDC' || app.status !== 'ACTIVE') throw await refuse('Unknown or disabled client', 'inactive_client')
   if (method !== app.tokenEndpointAuthMethod) {
     throw await refuse(`This client is registered for token_endpoint_auth_method ${app.tokenEndpointAuthMethod}, not ${method}`, 'wrong_method')
   }

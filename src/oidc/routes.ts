@@ -1,6 +1,10 @@
 import { cors } from 'hono/cors'
-import { router } from '../context'
+import type { Context } from 'hono'
+import { z } from '@hono/zod-openapi'
+import { router, type AppEnv } from '../context'
 import { pageHeaders } from '../pages/security'
+import { OAuthErrorBody, startOauthRateLimit } from './oauth'
+import { errorPage } from './pages'
 import { authorizeRoutes } from './authorize-routes'
 import { tokenRoutes } from './token-routes'
 import { userinfoRoutes } from './userinfo-routes'
@@ -16,12 +20,57 @@ oauthRoutes.openAPIRegistry.registerComponent('securitySchemes', 'clientBasic', 
   description: 'client_secret_basic: HTTP Basic of the form-urlencoded client_id and client_secret (RFC 6749 §2.3.1)',
 })
 
+/** The endpoints a browser is sent to: they answer with HTML pages, never the OAuth JSON body. */
+const BROWSER_ENDPOINTS = ['/authorize', '/end_session']
+export const isBrowserEndpoint = (path: string) => BROWSER_ENDPOINTS.some((p) => path === `/oauth2${p}` || path.startsWith(`/oauth2${p}/`))
+
 // Browser-based public clients (SPAs) call these cross-origin; no cookies are involved.
 for (const path of ['/token', '/userinfo', '/revoke']) {
   oauthRoutes.use(path, cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type'], maxAge: 600 }))
 }
 // The endpoints that answer with HTML (error pages, sign-out confirmation) get the hosted pages' headers.
-for (const path of ['/authorize', '/end_session']) oauthRoutes.use(path, pageHeaders)
+for (const path of BROWSER_ENDPOINTS) oauthRoutes.use(path, pageHeaders)
+
+/**
+ * `oauth_ip`: every /oauth2/* request is counted per client IP (IPv6 per /64). Refused with
+ * 429 and Retry-After (RFC 6585 §4); RFC 6749 has no rate-limit error code, so the OAuth
+ * body says `temporarily_unavailable` (RFC 6749 §4.1.2.1: "temporary overloading"), and
+ * the browser endpoints answer a page. CORS preflights are answered above, not counted.
+ *
+ * The browser endpoints may write (pending requests, codes, sign-outs) before they could
+ * wait, so they are counted first. The JSON endpoints start the count beside their first
+ * read: client authentication waits for it before the client lookup returns, so nothing
+ * is written for a refused request (token, revocation, introspection), and UserInfo only
+ * reads. Whatever such an endpoint answered, a refused request gets the 429.
+ */
+async function oauthRateLimit(c: Context<AppEnv>, next: () => Promise<void>) {
+  const limit = startOauthRateLimit(c)
+  if (isBrowserEndpoint(c.req.path)) {
+    const r = await limit
+    if (!r.allowed) {
+      c.header('Retry-After', String(r.retryAfterS))
+      return errorPage(c, 'Please wait', `Too many requests from your network. Try again in ${r.retryAfterS} seconds.`, 429)
+    }
+    return next()
+  }
+  await next()
+  const r = await limit
+  c.header('X-RateLimit-Limit', String(r.limit))
+  c.header('X-RateLimit-Remaining', String(r.remaining))
+  if (r.allowed) return
+  const answered = c.res
+  // The endpoint's answer and its headers are dropped (a 401's WWW-Authenticate would mislead); CORS ones are kept.
+  c.res = undefined
+  const res = new Response(JSON.stringify({ error: 'temporarily_unavailable', error_description: `Rate limit exceeded (oauth_ip); retry after ${r.retryAfterS} s` }), {
+    status: 429,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', Pragma: 'no-cache', 'Retry-After': String(r.retryAfterS), 'X-RateLimit-Limit': String(r.limit), 'X-RateLimit-Remaining': '0' },
+  })
+  answered.headers.forEach((v, k) => {
+    if (/^access-control-|^vary$/i.test(k)) res.headers.set(k, v)
+  })
+  c.res = res
+}
+oauthRoutes.use('*', oauthRateLimit)
 
 oauthRoutes.route('/authorize', authorizeRoutes)
 oauthRoutes.route('/token', tokenRoutes)
@@ -29,3 +78,13 @@ oauthRoutes.route('/userinfo', userinfoRoutes)
 oauthRoutes.route('/revoke', revocationRoutes)
 oauthRoutes.route('/introspect', introspectionRoutes)
 oauthRoutes.route('/end_session', endSessionRoutes)
+
+// Every operation above can answer the per-IP limit: its 429 is documented on each of them.
+const retryAfter = { 'Retry-After': { description: 'Seconds until the window ends', schema: { type: 'integer' as const } } }
+for (const def of oauthRoutes.openAPIRegistry.definitions) {
+  if (def.type !== 'route') continue
+  const browser = BROWSER_ENDPOINTS.includes(def.route.path.replace(/\/$/, ''))
+  def.route.responses[429] ??= browser
+    ? { description: 'Too many requests from this network (`oauth_ip`): an HTML page', headers: retryAfter, content: { 'text/html': { schema: z.string() } } }
+    : { description: 'Too many requests from this network (`oauth_ip`): `temporarily_unavailable` (RFC 6585 §4; RFC 6749 §5.2 body)', headers: retryAfter, content: { 'application/json': { schema: OAuthErrorBody } } }
+}

@@ -3,6 +3,7 @@ import { deleteCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
 import { normalizeMobile } from '../lib/mobile'
+import { textProblem } from '../lib/text'
 import { enforceRateLimit } from '../ratelimit'
 import { startBrowserSession, SESSION_COOKIE } from '../auth/browser-session'
 import { verifyCaptcha } from '../captcha/service'
@@ -14,6 +15,12 @@ import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, rende
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
 import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
+
+/** The day-long SMS lock's wait, in hours past an hour. */
+const hoursText = (e: ApiError) => {
+  const s = Number(e.headers?.['Retry-After'] ?? 0)
+  return s > 3600 ? `${Math.ceil(s / 3600)} hours` : waitText(e)
+}
 
 /** /page/register and /page/pwd/reset: captcha → SMS code → password. */
 export const codeFlowRoutes = new Hono<AppEnv>()
@@ -222,6 +229,7 @@ function codeFlowPost(flow: Flow) {
     else if (password.length > PASSWORD_MAX) errors.password = `Use at most ${PASSWORD_MAX} characters.`
     else if (f('password_confirm', PASSWORD_MAX + 1) !== password) errors.password_confirm = 'The two passwords differ.'
     if (name.length > 100) errors.name = 'Use at most 100 characters.'
+    else if (textProblem(name)) errors.name = 'Use letters, digits, spaces and punctuation only: the name holds a control character or a broken character.'
     if (Object.keys(errors).length) return codePage(c, flow, 400, { csrf, returnTo, mobile, name, error: 'Check the highlighted fields.', errors })
 
     const ctx = { requestId: c.get('requestId'), ip: c.get('clientIp') }
@@ -240,6 +248,12 @@ function codeFlowPost(flow: Flow) {
         return render(c, 429, flow.title, <>
           <Alert message="Too many wrong codes. Ask for a new code." />
           <p><a class="button" href={withReturn(flow.path, returnTo)}>Start again</a></p>
+        </>)
+      }
+      if (e.code === 'sms_code_locked') {
+        return render(c, 429, flow.title, <>
+          <Alert message={`Too many wrong codes for this number today. Try again in ${hoursText(e)}.`} />
+          <p><a class="button" href={withReturn('/page/login', returnTo)}>Back to sign in</a></p>
         </>)
       }
       if (e.code === 'mobile_taken') {

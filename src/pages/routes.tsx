@@ -5,7 +5,7 @@ import { ApiError } from '../lib/errors'
 import { log } from '../lib/logger'
 import { Alert, brand, renderPage as render } from './layout'
 import { stylesheet } from './style'
-import { csrfValid } from './security'
+import { CSRF_FIELD, applyPageHeaders, csrfAccepted, postedForm } from './security'
 import { waitText, type C } from './form'
 import { signInRoutes } from './signin'
 import { codeFlowRoutes } from './code-flows'
@@ -28,7 +28,22 @@ pageRoutes.get('/assets/style.css', (c) => {
 
 /** Every form POST under /page/* (mounted in app.ts): the double-submit CSRF check. */
 export const pageCsrf: MiddlewareHandler<AppEnv> = async (c, next) => {
-  if (await csrfValid(c)) return next()
+  const form = await postedForm(c)
+  if (!form) {
+    log.warn('page.form_unreadable', { request_id: c.get('requestId'), path: c.req.path, content_type: c.req.header('Content-Type') ?? null })
+    return render(
+      c,
+      400,
+      'Form not readable',
+      <>
+        <Alert message="This form could not be read: its contents were damaged or sent in a format this site does not accept. Nothing was changed." />
+        <p>
+          <a href={c.req.path}>Open the page again</a> and resubmit.
+        </p>
+      </>,
+    )
+  }
+  if (csrfAccepted(c, form[CSRF_FIELD])) return next()
   log.warn('page.csrf_refused', { request_id: c.get('requestId'), path: c.req.path })
   return render(
     c,
@@ -41,6 +56,23 @@ export const pageCsrf: MiddlewareHandler<AppEnv> = async (c, next) => {
       </p>
     </>,
   )
+}
+
+/**
+ * A page for an error answered outside the pages' own handlers (src/app.ts: a body over the
+ * size limit, a body the parser refused, an unexpected failure), with the pages' headers.
+ * What went wrong technically is for the log; the page says what the person can do.
+ */
+export async function pageErrorResponse(c: C, status: number) {
+  const [title, message] =
+    status === 413
+      ? ['Form too large', 'The form sent was larger than this site accepts. Nothing was changed.']
+      : status < 500
+        ? ['Cannot continue', 'This request could not be read: its contents were damaged or sent in a format this site does not accept. Nothing was changed.']
+        : ['Something went wrong', `Something went wrong on our side. Please try again. (Request ${c.get('requestId')})`]
+  const res = await render(c, status, title, <Alert message={message} />)
+  applyPageHeaders(c, res.headers)
+  return res
 }
 
 // A refused captcha/SMS rate limit or an unexpected error still gets a page, not JSON.

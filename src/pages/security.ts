@@ -40,9 +40,17 @@ export function csrfAccepted(c: Context<AppEnv>, field: unknown): boolean {
   return timingSafeEqual(cookie, field)
 }
 
-export async function csrfValid(c: Context<AppEnv>): Promise<boolean> {
-  const form = await c.req.parseBody()
-  return csrfAccepted(c, form[CSRF_FIELD])
+/**
+ * The posted form, or null when the body is not the form its Content-Type claims (multipart
+ * without its boundary, truncated parts, a charset other than UTF-8 ...): the parser throws
+ * on those, and such a request deserves a 400, not a 500. Another media type is an empty form.
+ */
+export async function postedForm(c: Context<AppEnv>): Promise<Record<string, unknown> | null> {
+  try {
+    return await c.req.parseBody()
+  } catch {
+    return null
+  }
 }
 
 /**
@@ -69,7 +77,11 @@ export function allowPageImage(c: Context<AppEnv>, url: string) {
  */
 export const pageHeaders: MiddlewareHandler<AppEnv> = async (c, next) => {
   await next()
-  const h = c.res.headers
+  applyPageHeaders(c, c.res.headers)
+}
+
+/** The headers of pageHeaders, also for a page answered where that middleware does not run (src/app.ts). */
+export function applyPageHeaders(c: Context<AppEnv>, h: Headers) {
   h.set('Content-Security-Policy', contentSecurityPolicy(getConfig(c.env).brandLogoUrl, c.get('pageImageOrigins')))
   h.set('X-Frame-Options', 'DENY')
   h.set('X-Content-Type-Options', 'nosniff')

@@ -1,11 +1,10 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
-import { normalizeMobile } from '../lib/mobile'
-import { clearFailures, lockedFor, recordFailure, type AttemptPolicy } from '../lib/attempts'
+import { normalizeMobile, type E164 } from '../lib/mobile'
 import { authenticatePassword } from '../auth/service'
+import { loginCaptchaRequired } from '../auth/login-attempts'
 import { readBrowserSession, startBrowserSession } from '../auth/browser-session'
-import { verifyCaptcha } from '../captcha/service'
 import { registrationOpen } from '../account/service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
@@ -18,14 +17,12 @@ import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
 /** /page/login: the hosted sign-in form. */
 export const signInRoutes = new Hono<AppEnv>()
 
-/** After this many failed sign-ins per mobile or per IP (15 min window) the login form asks for a captcha. */
-export const LOGIN_CAPTCHA_AFTER: AttemptPolicy = { max: 3, windowS: 15 * 60 }
-
-
-async function loginCaptchaRequired(c: C, mobile: string | null): Promise<boolean> {
-  if ((await lockedFor(c.env.KV, 'page-login-ip', c.get('clientIp'), LOGIN_CAPTCHA_AFTER)) > 0) return true
-  return !!mobile && (await lockedFor(c.env.KV, 'page-login-mobile', mobile, LOGIN_CAPTCHA_AFTER)) > 0
-}
+/**
+ * Whether to show the captcha field. The page follows the login API's failure counters
+ * (src/auth/login-attempts.ts): the decision itself is made by authenticatePassword; this
+ * only avoids making the user type a password that would not be checked.
+ */
+const captchaShown = (c: C, mobile: E164 | null) => loginCaptchaRequired(c.env, { ip: c.get('clientIp'), mobile })
 
 interface LoginView {
   csrf: string
@@ -118,7 +115,7 @@ signInRoutes.get('/login', async (c) => {
       )
     }
   }
-  const captcha = (await loginCaptchaRequired(c, null)) ? await newCaptcha(c) : null
+  const captcha = (await captchaShown(c, null)) ? await newCaptcha(c) : null
   return loginPage(c, 200, {
     csrf: csrfToken(c),
     returnTo,
@@ -142,24 +139,21 @@ signInRoutes.post('/login', async (c) => {
   if (!mobile) errors.mobile = 'Enter a mobile number, such as +8613800138000 or 13800138000.'
   if (!password) errors.password = 'Enter your password.'
   if (errors.mobile || errors.password) {
-    return loginPage(c, 400, { ...view, error: 'Check the highlighted fields.', errors, captcha: (await loginCaptchaRequired(c, mobile)) ? await newCaptcha(c) : null })
+    return loginPage(c, 400, { ...view, error: 'Check the highlighted fields.', errors, captcha: (await captchaShown(c, mobile)) ? await newCaptcha(c) : null })
   }
 
-  if (await loginCaptchaRequired(c, mobile)) {
-    const given = f('captcha_code', 32)
-    if (!(await verifyCaptcha(c.env, f('captcha_id', 64), given))) {
-      const msg = given ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
-      return loginPage(c, 400, { ...view, error: `${msg} Enter your password again, with the characters of the new picture.`, errors: { captcha: 'Type the characters of this new picture.' }, captcha: await newCaptcha(c) })
-    }
-  }
-
+  // A captcha the form carried is checked (and spent) by authenticatePassword, as for the API.
+  const captchaId = f('captcha_id', 64)
+  const captchaCode = f('captcha_code', 32)
   let user
   try {
-    user = await authenticatePassword(c.env, mobile!, password, { requestId: c.get('requestId'), ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') })
+    user = await authenticatePassword(c.env, mobile!, password, { requestId: c.get('requestId'), ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, captchaId ? { id: captchaId, code: captchaCode } : null)
   } catch (e) {
     if (!(e instanceof ApiError)) throw e
-    if (e.status === 401) {
-      await Promise.all([recordFailure(c.env.KV, 'page-login-ip', c.get('clientIp'), LOGIN_CAPTCHA_AFTER), recordFailure(c.env.KV, 'page-login-mobile', mobile!, LOGIN_CAPTCHA_AFTER)])
+    if (e.code === 'captcha_required' || e.code === 'invalid_captcha') {
+      // The password was not checked: a form error, like the other missing fields.
+      const msg = e.code === 'invalid_captcha' && captchaCode ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
+      return loginPage(c, 400, { ...view, error: `${msg} Enter your password again, with the characters of the new picture.`, errors: { captcha: 'Type the characters of this new picture.' }, captcha: await newCaptcha(c) })
     }
     const error =
       e.code === 'invalid_credentials'
@@ -169,9 +163,9 @@ signInRoutes.post('/login', async (c) => {
           : e.code === 'account_disabled'
             ? 'This account is disabled. Contact your administrator.'
             : e.message
-    return loginPage(c, e.status, { ...view, error, captcha: (await loginCaptchaRequired(c, mobile)) ? await newCaptcha(c) : null })
+    const next = e.code === 'too_many_attempts' || (e.details as { captcha_required?: boolean } | undefined)?.captcha_required === true
+    return loginPage(c, e.status, { ...view, error, captcha: next ? await newCaptcha(c) : null })
   }
-  await clearFailures(c.env.KV, 'page-login-mobile', user.mobile)
   await startBrowserSession(c, user)
   return c.redirect(await postLoginRedirect(c, user, { return_to: returnTo }), 303)
 })

@@ -36,6 +36,26 @@ export class RateLimiter extends DurableObject<Env> {
     return { allowed: true, limit, remaining: limit - w.count, retryAfterS: 0 }
   }
 
+  /**
+   * Gives back `cost` hits of the current window: an attempt counted before its outcome was
+   * known (a password check, an SMS code check) that turned out not to count. A window that
+   * has run out meanwhile is left alone.
+   */
+  async refund(cost = 1): Promise<void> {
+    const w = await this.ctx.storage.get<Window>('w')
+    if (!w || Date.now() - w.start >= w.windowMs) return
+    w.count = Math.max(0, w.count - cost)
+    await this.ctx.storage.put('w', w)
+  }
+
+  /** The current window's count, without counting (0 when no window is running). */
+  async peek(): Promise<{ count: number; retryAfterS: number }> {
+    const now = Date.now()
+    const w = await this.ctx.storage.get<Window>('w')
+    if (!w || now - w.start >= w.windowMs) return { count: 0, retryAfterS: 0 }
+    return { count: w.count, retryAfterS: Math.max(1, Math.ceil((w.start + w.windowMs - now) / 1000)) }
+  }
+
   async reset(): Promise<void> {
     await this.ctx.storage.deleteAll()
   }

@@ -22,10 +22,14 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
   sms_ip: { limit: 20, windowS: 3600 },
+  /** per client IP, SMS code checks by end users (hosted pages, POST /api/v1/auth/register); signed partner calls come from the partner's server and are bounded per number instead */
+  sms_verify_ip: { limit: 60, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
   /** per client IP, starting and finishing sign-ins with another identity provider (src/federation/) */
   federation_ip: { limit: 60, windowS: 300 },
   ticket_exchange_app: { limit: 1200, windowS: 60 },
+  /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
+  oauth_ip: { limit: 1200, windowS: 60 },
 }
 
 const parsedOverrides = new WeakMap<object, Record<string, Partial<RatePolicy>>>()
@@ -98,18 +102,21 @@ export async function hitRateLimit(env: Env, policyName: string, key: string, co
   return limiter.hit(policy.limit, policy.windowS * 1000, cost)
 }
 
+/** The 429 `rate_limited` error (JSON error body, Retry-After) for a refused hit, for services that count outside a request context. */
+export function rateLimitedError(policyName: string, r: HitResult) {
+  return CommonErrors.rate_limited({ message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, details: { policy: policyName, limit: r.limit }, headers: {
+    'Retry-After': String(r.retryAfterS),
+    'X-RateLimit-Limit': String(r.limit),
+    'X-RateLimit-Remaining': '0',
+  } })
+}
+
 /** Throws the 429 (JSON error body, Retry-After) when the hit is refused; sets X-RateLimit-* headers. */
 export async function enforceRateLimit(c: Context<AppEnv>, policyName: string, key: string, cost = 1) {
   const r = await hitRateLimit(c.env, policyName, key, cost)
   c.header('X-RateLimit-Limit', String(r.limit))
   c.header('X-RateLimit-Remaining', String(r.remaining))
-  if (!r.allowed) {
-    throw CommonErrors.rate_limited({ message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, details: { policy: policyName, limit: r.limit }, headers: {
-      'Retry-After': String(r.retryAfterS),
-      'X-RateLimit-Limit': String(r.limit),
-      'X-RateLimit-Remaining': '0',
-    } })
-  }
+  if (!r.allowed) throw rateLimitedError(policyName, r)
   return r
 }
 

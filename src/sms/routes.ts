@@ -5,6 +5,7 @@ import { MobileField } from '../lib/mobile'
 import { CaptchaErrors } from '../captcha/errors'
 import { requireSignedApp } from '../signing/verify'
 import { SignedHeaders } from '../signing/headers'
+import { appSignatureSecurity } from '../signing/routes'
 import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
 import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
@@ -43,6 +44,7 @@ smsRoutes.openapi(
       'The answer never tells whether the number has an account: for `reset` and an unknown number the reply is the same and simply no SMS is sent.',
     ].join(' '),
     ...OPEN,
+    security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
     request: {
       headers: SignedHeaders,

@@ -2,7 +2,8 @@ import { getConfig, type Env } from '../env'
 import type { E164 } from '../lib/mobile'
 import { SmsErrors } from './errors'
 import { hmacSha256Hex, subkeyHmacHex, timingSafeEqual } from '../lib/crypto'
-import { countHit, firstUse, resetCounter } from '../ratelimit/counters'
+import { countHit, firstUse, refundHit, resetCounter } from '../ratelimit/counters'
+import { hitRateLimit, rateLimitedError } from '../ratelimit'
 import { log } from '../lib/logger'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
@@ -15,15 +16,22 @@ export const SMS_MAX_ATTEMPTS = 5
 export const SMS_RESEND_COOLDOWN_S = 60
 /** Codes per mobile per purpose in 24 hours. */
 export const SMS_DAILY_CAP = 10
+/** Wrong codes per mobile per purpose in 24 hours, across resends; then every check is refused until the window ends. */
+export const SMS_MAX_WRONG_PER_DAY = 10
+const DAY_S = 86400
 
 /**
  * Where each rule is enforced (docs: README "SMS codes"):
  * - the code: KV, hashed, TTL 5 min (plus an `exp` checked on read, KV TTLs are lazy);
- * - cooldown, daily cap, attempts and single use: RateLimiter Durable Object counters,
- *   exact worldwide, so parallel guesses from many locations still get 5 tries in all.
+ * - cooldown, daily cap, attempts per code, wrong codes per day and single use:
+ *   RateLimiter Durable Object counters, exact worldwide, so parallel guesses from many
+ *   locations still get 5 tries per code and 10 wrong ones per day in all.
  */
 const codeKey = (purpose: SmsPurpose, mobile: string) => `sms:${purpose}:${mobile}`
 const attemptsName = (purpose: SmsPurpose, mobile: string) => `sms_attempts:${purpose}:${mobile}`
+const wrongName = (purpose: SmsPurpose, mobile: string) => `sms_wrong:${purpose}:${mobile}`
+/** Audits the refusal of a spent code's further checks once per code (reset with each new code). */
+const lockAuditName = (purpose: SmsPurpose, mobile: string) => `sms_code_locked:${purpose}:${mobile}`
 
 interface StoredCode {
   id: string
@@ -80,8 +88,9 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
   // `bind` creates an account for an unknown number only when registration is open: otherwise it behaves as `reset`
   const anyNumber = purpose === 'register' || (purpose === 'bind' && getConfig(env).registrationOpen)
   const deliver = anyNumber || (await findUserByMobile(env, mobile)) !== undefined
-  // A new code gets a fresh set of attempts (done for unknown numbers too: same work, same answers later).
-  await resetCounter(env, attemptsName(purpose, mobile))
+  // A new code gets a fresh set of attempts (done for unknown numbers too: same work, same answers
+  // later). The wrong codes of the day are not reset: resending buys no new guesses.
+  await Promise.all([resetCounter(env, attemptsName(purpose, mobile)), resetCounter(env, `once:${lockAuditName(purpose, mobile)}`)])
 
   const db = getDb(env.DB)
   const id = crypto.randomUUID()
@@ -128,30 +137,59 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
 
 const invalidCode = (attemptsLeft: number) => SmsErrors.invalid_sms_code({ details: { attempts_left: attemptsLeft } })
 
+export interface VerifyContext {
+  requestId?: string
+  ip?: string
+  /** Set for signed partner calls: the IP is then the partner's server, not the person's. */
+  appId?: string | null
+}
+
 /**
- * Checks and spends a code. Every check counts toward SMS_MAX_ATTEMPTS for (purpose,
- * mobile), unknown numbers included; the last wrong attempt burns the code, so a new one
- * must be requested. A right code works once.
+ * Checks and spends a code. Counted exactly, before the code is compared, for (purpose,
+ * mobile), unknown numbers included (same counts, same answers):
+ * - per client IP (`sms_verify_ip`), for calls made by end users themselves;
+ * - wrong codes per day across resends (SMS_MAX_WRONG_PER_DAY): the guess that reaches the
+ *   limit is audited `sms_code.locked`, later checks get 429 `sms_code_locked` until the
+ *   window ends, right code or not; a right code does not count;
+ * - checks per code (SMS_MAX_ATTEMPTS): the last wrong one burns the code, so a new one
+ *   must be requested (429 `too_many_attempts`, audited once per code).
+ * A right code works once.
  */
-export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose; code: string }, ctx: { requestId?: string; ip?: string } = {}): Promise<void> {
+export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose; code: string }, ctx: VerifyContext = {}): Promise<void> {
   const { mobile, purpose, code } = input
-  const attempt = await countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)
+  if (ctx.ip && !ctx.appId) {
+    const perIp = await hitRateLimit(env, 'sms_verify_ip', ctx.ip)
+    if (!perIp.allowed) throw rateLimitedError('sms_verify_ip', perIp)
+  }
+  const db = getDb(env.DB)
+  const audit = (details: Record<string, unknown>) =>
+    auditStatement(db, { action: 'sms_code.locked', actorType: ctx.appId ? 'app' : 'anonymous', actorId: ctx.appId ?? null, targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { purpose, ...details } })
+
+  const [wrong, attempt] = await Promise.all([countHit(env, wrongName(purpose, mobile), SMS_MAX_WRONG_PER_DAY, DAY_S), countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)])
+  if (!wrong.allowed) {
+    if (attempt.allowed) await refundHit(env, attemptsName(purpose, mobile))
+    throw SmsErrors.sms_code_locked({ message: `At most ${SMS_MAX_WRONG_PER_DAY} wrong codes per number per day; try again in ${wrong.retryAfterS} s`, details: { retry_after: wrong.retryAfterS }, headers: { 'Retry-After': String(wrong.retryAfterS) } })
+  }
   if (!attempt.allowed) {
-    const db = getDb(env.DB)
-    // A security event: someone kept guessing codes for this number.
-    await Promise.all([
-      env.KV.delete(codeKey(purpose, mobile)),
-      db.batch([auditStatement(db, { action: 'sms_code.locked', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { purpose } })]),
-    ])
+    // No guess was made: the day's count is given back.
+    const [first] = await Promise.all([firstUse(env, lockAuditName(purpose, mobile), SMS_CODE_TTL_S * 2), refundHit(env, wrongName(purpose, mobile)), env.KV.delete(codeKey(purpose, mobile))])
+    // A security event: someone kept guessing after the code was burnt (audited once per code).
+    if (first) await db.batch([audit({ scope: 'code', limit: SMS_MAX_ATTEMPTS })])
     throw SmsErrors.too_many_attempts({ headers: { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) } })
   }
   const stored = await env.KV.get<StoredCode>(codeKey(purpose, mobile), 'json')
   const ok = !!stored && stored.exp > Date.now() && /^\d{6}$/.test(code) && timingSafeEqual(stored.hash, await codeHash(env, purpose, mobile, code, stored.v === 2 ? 2 : 1))
   if (!ok) {
-    if (attempt.remaining === 0) await env.KV.delete(codeKey(purpose, mobile))
-    throw invalidCode(attempt.remaining)
+    const left = Math.min(attempt.remaining, wrong.remaining)
+    await Promise.all([
+      attempt.remaining === 0 || wrong.remaining === 0 ? env.KV.delete(codeKey(purpose, mobile)) : undefined,
+      // the guess that used up the day's wrong codes locks the number: audited exactly once per window
+      wrong.remaining === 0 ? db.batch([audit({ scope: 'day', limit: SMS_MAX_WRONG_PER_DAY, window_s: DAY_S })]) : undefined,
+    ])
+    throw invalidCode(left)
   }
   // Single use, decided exactly by the Durable Object even if KV's delete has not reached every location yet.
-  if (!(await firstUse(env, `sms:${stored!.id}`, SMS_CODE_TTL_S * 2))) throw invalidCode(attempt.remaining)
-  await env.KV.delete(codeKey(purpose, mobile))
+  if (!(await firstUse(env, `sms:${stored!.id}`, SMS_CODE_TTL_S * 2))) throw invalidCode(Math.min(attempt.remaining, wrong.remaining))
+  // A right code is not a wrong guess.
+  await Promise.all([env.KV.delete(codeKey(purpose, mobile)), refundHit(env, wrongName(purpose, mobile))])
 }

@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
+import { typedText } from '../lib/text'
 import { UserErrors } from './errors'
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../lib/password'
 import { auditActor } from '../audit/service'
@@ -14,6 +15,8 @@ export const adminUserRoutes = router()
 
 const userResponse = (description: string) => ({ description, content: { 'application/json': { schema: UserProfile } } })
 const Password = z.string().min(PASSWORD_MIN_LENGTH).max(PASSWORD_MAX_LENGTH).openapi({ example: 'a long passphrase' })
+const Name = typedText({ max: 100 }).openapi({ example: 'Li Lei' })
+const Email = typedText({ max: 254 }).email().openapi({ example: 'lilei@example.com' })
 const UserId = z.object({ id: z.string().min(1).max(64).openapi({ param: { name: 'id', in: 'path' }, example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }) })
 
 adminUserRoutes.openapi(
@@ -29,8 +32,8 @@ adminUserRoutes.openapi(
         z.object({
           mobile: MobileField,
           password: Password,
-          name: z.string().max(100).optional().openapi({ example: 'Li Lei' }),
-          email: z.string().email().max(254).optional().openapi({ example: 'lilei@example.com' }),
+          name: Name.optional(),
+          email: Email.optional(),
           role: z.enum(['USER', 'ADMIN']).default('USER'),
         }),
       ),
@@ -82,7 +85,7 @@ adminUserRoutes.openapi(
     description: 'One user by id.',
     security: bearerSecurity,
     request: { params: UserId },
-    responses: { 200: userResponse('The user'), ...pick(401, 403, 404) },
+    responses: { 200: userResponse('The user'), ...pick(400, 401, 403, 404) },
   }),
   async (c) => {
     const user = await findUserById(c.env, c.req.valid('param').id)
@@ -104,8 +107,8 @@ adminUserRoutes.openapi(
       body: jsonBody(
         z
           .object({
-            name: z.string().max(100).nullable().optional(),
-            email: z.string().email().max(254).nullable().optional(),
+            name: Name.nullable().optional(),
+            email: Email.nullable().optional(),
             status: z.enum(['ACTIVE', 'DISABLED']).optional(),
           })
           .refine((v) => Object.keys(v).length > 0, 'give at least one of name, email, status'),

@@ -3,8 +3,10 @@
 // enforces ROUND_TRIP_BUDGETS once the routes meet them). `npm run bench` runs
 // test/storage-counter.test.ts, which calls measureTargetRoutes(), and prints the table
 // in docs/benchmarks.md ("Round trips per request (today)").
-import { api, createApp, createUser, login, mapUser as mapSimpleUser } from '../helpers'
-import { Browser, REDIRECT, authorizeThrough, createOidcApp, mapUser as mapOidcUser, pkce } from '../oidc-helpers'
+import { createUser, login } from './api'
+import { createApp, createOidcApp, mapUser } from './apps'
+import { Browser } from './browser'
+import { codeFlow } from './oidc'
 import { signRequest } from '../../src/signing/client'
 import { describeCall, measureStorage, type KindCounts } from './storage'
 
@@ -41,10 +43,10 @@ const form = (fields: Record<string, string>, headers: Record<string, string> = 
 })
 const json = (body: unknown, headers: Record<string, string> = {}): RequestInit => ({ method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify(body) })
 
-async function signed(app: { appId: string; secret: string }, method: string, path: string, body?: unknown): Promise<Request> {
+async function signed(app: { app_id: string; app_secret: string }, method: string, path: string, body?: unknown): Promise<Request> {
   const url = `http://localhost${path}`
   const text = body === undefined ? undefined : JSON.stringify(body)
-  const headers: Record<string, string> = await signRequest({ appId: app.appId, appSecret: app.secret, method, url, body: text })
+  const headers: Record<string, string> = await signRequest({ appId: app.app_id, appSecret: app.app_secret, method, url, body: text })
   if (text !== undefined) headers['Content-Type'] = 'application/json'
   return new Request(url, { method, headers, body: text })
 }
@@ -79,22 +81,6 @@ async function measured(name: string, route: string, make: () => Promise<Request
   return last!
 }
 
-/** Authorization code + PKCE through the hosted pages, then the code at the token endpoint: an access token and a refresh token. */
-async function oidcTokens(clientId: string, secret: string, user: { mobile: string; password: string }) {
-  const { verifier, challenge } = await pkce()
-  const q = new URLSearchParams({ client_id: clientId, redirect_uri: REDIRECT, response_type: 'code', scope: 'openid email offline_access', state: 's', code_challenge: challenge, code_challenge_method: 'S256' })
-  const b = new Browser()
-  const start = await b.get(`/oauth2/authorize?${q}`)
-  const toLogin = new URL(start.headers.get('Location')!, 'http://localhost')
-  const { res } = await b.loginOnPage(user, toLogin.pathname + toLogin.search)
-  const callback = await authorizeThrough(b, res.headers.get('Location')!)
-  const code = callback.searchParams.get('code')
-  if (!code) throw new Error(`no code: ${callback}`)
-  const r = await api('/oauth2/token', { ...form({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier }, { Authorization: BASIC(clientId, secret) }) })
-  if (r.status !== 200) throw new Error(`code exchange ${r.status} ${JSON.stringify(r.body)}`)
-  return r.body as { access_token: string; refresh_token: string }
-}
-
 /** Today's calls and stages for every route with a budget (after one warm-up request each). */
 export async function measureTargetRoutes(): Promise<RouteCount[]> {
   const out: RouteCount[] = []
@@ -105,12 +91,14 @@ export async function measureTargetRoutes(): Promise<RouteCount[]> {
   out.push(await measured('refresh', 'POST /api/v1/auth/refresh', () => new Request('http://localhost/api/v1/auth/refresh', json({ refresh_token: refresh })), (b) => (refresh = b.refresh_token)))
 
   // OIDC: a confidential client, the user mapped into it, tokens from the real code flow
-  const rp = await createOidcApp({ appName: 'Round-trip RP' })
-  await mapOidcUser(rp.clientId, user.id, `rt.${user.id.slice(0, 8)}@rp.example.com`)
-  const tokens = await oidcTokens(rp.clientId, rp.secret, user)
-  let oidcRefresh = tokens.refresh_token
+  const rp = await createOidcApp({ app_name: 'Round-trip RP' })
+  await mapUser(rp.app_id, user, { mappedKey: `rt.${user.id.slice(0, 8)}@rp.example.com` })
+  const b = new Browser()
+  await b.loginOnPage(user)
+  const tokens = await codeFlow(b, rp, 'openid email offline_access')
+  let oidcRefresh = tokens.refresh_token!
   let access = tokens.access_token
-  const basic = { Authorization: BASIC(rp.clientId, rp.secret) }
+  const basic = { Authorization: BASIC(rp.app_id, rp.app_secret) }
   out.push(
     await measured(
       'OIDC refresh',
@@ -126,16 +114,12 @@ export async function measureTargetRoutes(): Promise<RouteCount[]> {
   out.push(await measured('introspection', 'POST /oauth2/introspect (access token)', () => new Request('http://localhost/oauth2/introspect', form({ token: access }, basic))))
 
   // signed partner calls and simple-SSO tickets: two SIMPLE_API apps, the user mapped in both
-  const mk = async (appName: string, redirectUris: string[]) => {
-    const a = await createApp({ appName, redirectUris })
-    return { appId: a.app.appId, secret: a.app_secret }
-  }
-  const source = await mk('Round-trip source', ['https://source.example.com/sso/callback'])
-  const target = await mk('Round-trip target', ['https://target.example.com/sso/callback'])
-  await mapSimpleUser(source.appId, user.id)
-  await mapSimpleUser(target.appId, user.id)
+  const source = await createApp({ app_name: 'Round-trip source', redirect_uris: ['https://source.example.com/sso/callback'] })
+  const target = await createApp({ app_name: 'Round-trip target', redirect_uris: ['https://target.example.com/sso/callback'] })
+  await mapUser(source.app_id, user)
+  await mapUser(target.app_id, user)
   out.push(await measured('signed ping', 'GET /api/v1/open/ping', () => signed(source, 'GET', '/api/v1/open/ping')))
-  const exchangeBody = { target_app_id: target.appId, user_mobile: user.mobile }
+  const exchangeBody = { target_app_id: target.app_id, user_mobile: user.mobile }
   const tickets: string[] = []
   out.push(await measured('ticket exchange', 'POST /api/v1/simple/ticket/exchange', () => signed(source, 'POST', '/api/v1/simple/ticket/exchange', exchangeBody), (b) => tickets.push(b.ticket)))
   out.push(await measured('ticket verify', 'POST /api/v1/simple/ticket/verify', () => signed(target, 'POST', '/api/v1/simple/ticket/verify', { ticket: tickets.shift() })))
