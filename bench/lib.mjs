@@ -337,24 +337,28 @@ export async function bounded(count, concurrency, fn, timeLimitMs = Infinity) {
 
 // ---------- the simple-SSO world ----------
 /**
- * Two SIMPLE_API apps with registered https callbacks, a user, and the user's mapping in
- * the target app (mapping sync with the target's X-App-Access-Token), all through the
- * admin and partner APIs. Seeded once per bench run (kept in ctx.shared: the data sits on
- * disk, so later wrangler passes over the same state reuse it).
+ * Two SIMPLE_API apps with registered https callbacks, the target in the source's
+ * `sso_targets`, a user, and the user's mapping in both apps (mapping sync with each app's
+ * X-App-Access-Token), all through the admin and partner APIs. Seeded once per bench run
+ * (kept in ctx.shared: the data sits on disk, so later wrangler passes over the same state
+ * reuse it).
  */
 export function ticketWorld(ctx) {
   ctx.shared.ticketWorld ??= (async () => {
     const tag = randomBytes(3).toString('hex')
-    const app = (name) => ctx.createApp({ app_name: `bench ${name} ${tag}`, protocol_type: 'SIMPLE_API', redirect_uris: [`https://bench-${name}.example.com/sso/callback`] })
-    const source = await app('source')
+    const app = (name, extra = {}) =>
+      ctx.createApp({ app_name: `bench ${name} ${tag}`, protocol_type: 'SIMPLE_API', redirect_uris: [`https://bench-${name}.example.com/sso/callback`], ...extra })
     const target = await app('target')
+    const source = await app('source', { sso_targets: [target.appId] })
     const user = await ctx.createUser('bench ticket user')
-    const r = await ctx.api('/api/v1/apps/mapping/sync', {
-      method: 'POST',
-      headers: { 'X-App-Access-Token': target.accessToken },
-      json: { items: [{ mobile: user.mobile, mapped_key: `bench.${tag}@target.example.com`, action: 'ADD' }] },
-    })
-    if (r.status !== 200 || r.body.results[0].status !== 'ok') throw new Error(`mapping sync failed: ${r.status} ${JSON.stringify(r.body)}`)
+    for (const [name, a] of [['source', source], ['target', target]]) {
+      const r = await ctx.api('/api/v1/apps/mapping/sync', {
+        method: 'POST',
+        headers: { 'X-App-Access-Token': a.accessToken },
+        json: { items: [{ mobile: user.mobile, mapped_key: `bench.${tag}@${name}.example.com`, action: 'ADD' }] },
+      })
+      if (r.status !== 200 || r.body.results[0].status !== 'ok') throw new Error(`mapping sync failed: ${r.status} ${JSON.stringify(r.body)}`)
+    }
     return { source, target, user }
   })()
   return ctx.shared.ticketWorld

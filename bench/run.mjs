@@ -10,8 +10,8 @@
 //      same connections and duration; CPU time of every process from /proc before and after
 //      each run; post-checks; stop the Worker;
 //   3. the report, with the issue 14 targets evaluated from what was measured.
-// Passes: "default", then "shards" (TICKET_SHARDS=BENCH_TICKET_SHARDS, ticket scenarios and
-// the bare route only) over the same state.
+// Passes: "default" (a scenario may name more in `passes`; each pass restarts the Worker
+// with its own variables over the same state).
 //
 // A scenario module default-exports:
 //   { name, route (string, or (ctx) → string), order?, connections?, bare?,
@@ -27,7 +27,6 @@
 //
 // Environment: BENCH_DURATION (s per run, default 10), BENCH_CONNECTIONS (default 8),
 // BENCH_ONLY (comma-separated scenario file names), BENCH_OUT (default docs/benchmarks.md),
-// BENCH_TICKET_SHARDS (shard count of the second pass, default 16; 0 skips the pass),
 // BENCH_PORTS (ports the bench may listen on, e.g. 8950-8999; default 8791-8799,8821-8829),
 // BENCH_PEER (0 skips oidc-provider), BENCH_ROUND_TRIPS (0 skips step 0),
 // BENCH_RUNNER (api: unstable_startWorker, inspector off (default); wrangler-dev: `wrangler dev`).
@@ -45,7 +44,6 @@ const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8)
 const OUT = path.resolve(root, process.env.BENCH_OUT ?? 'docs/benchmarks.md')
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
-const SHARDS = Number(process.env.BENCH_TICKET_SHARDS ?? 16)
 const WITH_PEER = process.env.BENCH_PEER !== '0'
 const WITH_ROUND_TRIPS = process.env.BENCH_ROUND_TRIPS !== '0'
 const RUNNER = process.env.BENCH_RUNNER ?? 'api'
@@ -58,8 +56,7 @@ mkdirSync(resultsDir, { recursive: true })
 // limiter objects are still called on every request.
 const RAISED = { limit: 1_000_000_000, windowS: 60 }
 const RATE_LIMITS = JSON.stringify({ partner_ip: RAISED, signed_app: RAISED, app_token: RAISED, ticket_exchange_app: RAISED })
-const PASSES = [{ id: 'default', label: 'one TicketVault object per ticket (default)', vars: { RATE_LIMITS } }]
-if (SHARDS > 0) PASSES.push({ id: 'shards', label: `TICKET_SHARDS=${SHARDS}`, vars: { RATE_LIMITS, TICKET_SHARDS: String(SHARDS) } })
+const PASSES = [{ id: 'default', label: "tickets in the target app's AppGate", vars: { RATE_LIMITS } }]
 
 const hardStop = setTimeout(() => {
   console.error('bench: overall time limit reached')
@@ -352,8 +349,9 @@ Node process, storage included (in memory).
 - Login uses the production password-hash profile (argon2id m=19 MiB, t=2, p=1; see
   docs/passwords.md). Refresh draws every request from a pool of never-used refresh tokens
   that each response refills with its successor; so does OIDC refresh, on both sides.
-- The simple-SSO world (two SIMPLE_API apps with https callbacks, a user, the user's mapping
-  in the target app) is seeded through the admin API and mapping sync, as an operator would.
+- The simple-SSO world (two SIMPLE_API apps with https callbacks, the target in the source's
+  \`sso_targets\`, a user mapped in both apps) is seeded through the admin API and mapping
+  sync, as an operator would.
   Every signed request (ping, exchange, redeem) is signed afresh in autocannon's
   \`setupRequest\`: current timestamp, unique nonce (bench/lib.mjs, checked against the worked
   example in docs/signing.md at start-up).
@@ -370,10 +368,8 @@ Node process, storage included (in memory).
 - Rate limits: the Worker runs with the variable \`RATE_LIMITS\` raising \`partner_ip\`,
   \`signed_app\`, \`app_token\` and \`ticket_exchange_app\` to ${RAISED.limit} per ${RAISED.windowS} s: every
   request comes from 127.0.0.1 as one app, and the defaults (600–1200/min) would turn the
-  run into a measurement of 429s. The limiter objects are still called on every request.
-- Pass \`shards\` restarts the Worker over the same state with \`TICKET_SHARDS=${SHARDS}\`
-  (tickets spread over ${SHARDS} long-lived objects instead of one object each;
-  docs/tickets.md) and runs the bare route and the ticket scenarios again.
+  run into a measurement of 429s. The limiters are still called on every request (the
+  per-IP object, and the app's AppGate, which counts the per-app policies with the nonce).
 - Post-checks run after their scenario, on the same Worker.
 - Ports: the Worker and the peer listen on ports from \`BENCH_PORTS\` (default 8791-8799,
   8821-8829); the Worker's own workerd and Miniflare's loopback take ephemeral ports.
@@ -410,14 +406,14 @@ the peer). req/s ratio: higher is better for UAP Edge; CPU ratio: lower is bette
 
 ${peerTable}
 
-## Round trips per request (today)
+## Round trips per request
 Counted by test/support/storage.ts in workerd (\`test/storage-counter.test.ts\`, run at the
 start of the bench): every D1, KV, Durable Object and Queue call one request makes, after one
 warm-up request of the same kind, and the **sequential stages** (a call's stage is 1 + the
 highest stage among the calls that had finished before it started; calls started together
 share a stage). Calls settled after the response was returned (\`waitUntil\`) are listed
-apart and do not count as stages. These are counts, not timings; the budgets are issue 14's
-and are not enforced by a test yet.
+apart and do not count as stages. These are counts, not timings; the budgets are issue 14's,
+enforced by \`test/round-trips.test.ts\`.
 
 ${roundTripSection}
 
@@ -467,14 +463,17 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
 - **refresh** and **OIDC refresh**: see the round-trip table for their D1 reads and batch;
   plus an AES-GCM encryption and an ES256 signature.
 - **userinfo** and **introspection**: an ES256 verification plus the reads listed above.
-- **signed ping** is the signature check every partner call pays and nothing else: D1 app
-  lookup, secret decryption, HMAC, the \`partner_ip\` and \`signed_app\` limiter objects, a KV
-  nonce read and write.
-- **ticket exchange** is the signature check, the \`ticket_exchange_app\` limiter, one D1
-  batch (target app, user, mapping) and the creation of the ticket's object (one row and an
-  alarm). **ticket redeem** is the signature check, one call to the ticket's object (atomic
-  check-and-consume) and one D1 read (user and mapping still active). The ticket rows minus
-  **signed ping** is what the tickets themselves cost; docs/tickets.md discusses them.
+- **signed ping** is the signature check every partner call pays and nothing else: HMAC
+  against the isolate's copy of the app row (secret decrypted each time), then the
+  \`partner_ip\` limiter and the app's AppGate (nonce, \`signed_app\`, row version) in one
+  stage (docs/signing.md).
+- **ticket exchange** is the signature check with \`ticket_exchange_app\` counted in the same
+  gate call and one D1 batch (target app, user, the user's mappings in both apps) beside it,
+  then one call storing the ticket (and its audit row) in the target's AppGate. **ticket
+  redeem** is the signature check with the atomic check-and-consume of the ticket in the same
+  gate call and, beside it, one D1 batch (user and mapping still active; the user is sealed
+  in the ticket). The ticket rows minus **signed ping** is what the tickets themselves cost;
+  docs/tickets.md discusses them.
 `
 mkdirSync(path.dirname(OUT), { recursive: true })
 writeFileSync(OUT, md)

@@ -3,6 +3,7 @@ import type { Env } from './env'
 import type { Application } from './apps/schema'
 import type { VerifiedAccess } from './auth/tokens'
 import { validationHook } from './lib/errors'
+import type { SignedCall } from './signing/verify'
 
 export type AppVariables = {
   requestId: string
@@ -11,6 +12,8 @@ export type AppVariables = {
   auth?: VerifiedAccess
   /** The calling application, set by requireSignedApp or requireAppToken. */
   app?: Application
+  /** What the gate call of a signed request left for its route (src/signing/verify.ts). */
+  signed?: SignedCall
   /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
   pageImageOrigins?: string[]
 }

@@ -3,13 +3,15 @@ import type { Env } from './env'
 import { dispatchQueueBatch } from './queue/dispatcher'
 import { runCronTasks } from './cron/scheduled'
 import { installSessionEndHooks } from './auth/session-hooks'
-import { cronTasks, queueJobs, sessionEndHooks } from './wiring'
+import { installAppChangeGuards } from './apps/change-guards'
+import { appChangeGuards, cronTasks, queueJobs, sessionEndHooks } from './wiring'
 
 export { MappingImporter } from './importer/durable-object'
 export { RateLimiter } from './ratelimit/durable-object'
-export { TicketVault } from './tickets/durable-object'
+export { AppGate } from './signing/gate'
 
 installSessionEndHooks(sessionEndHooks)
+installAppChangeGuards(appChangeGuards)
 const app = buildApp()
 
 export default {

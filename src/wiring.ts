@@ -1,12 +1,14 @@
 /**
  * Everything that runs outside a request handler, in one list each: the cron trigger's
- * tasks, the queue's job handlers and the hooks run when sessions end. src/index.ts hands
- * these to the Worker's `scheduled` and `queue` handlers and installs the hooks; nothing
- * registers itself by being imported.
+ * tasks, the queue's job handlers, the hooks run when sessions end and the guards around
+ * admin writes of applications. src/index.ts hands these to the Worker's `scheduled` and
+ * `queue` handlers and installs the hooks; nothing registers itself by being imported.
  */
 import type { CronTask } from './cron/scheduled'
 import type { JobHandlers } from './queue/dispatcher'
 import type { SessionEndHook } from './auth/session-hooks'
+import type { AppChangeGuard } from './apps/change-guards'
+import { holdAppChange } from './signing/gate'
 import { ensureBootstrapAdmin } from './users/service'
 import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
@@ -32,3 +34,9 @@ export const queueJobs: JobHandlers = {
 
 /** Run after any session ends (src/auth/session-hooks.ts). */
 export const sessionEndHooks: readonly SessionEndHook[] = [signOutClients]
+
+/**
+ * Around every admin write of an application (src/apps/change-guards.ts): the app's AppGate
+ * stops vouching for cached copies of the row until the write is done (docs/security.md).
+ */
+export const appChangeGuards: readonly AppChangeGuard[] = [holdAppChange]

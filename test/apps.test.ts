@@ -157,6 +157,8 @@ describe('admin applications API', () => {
       json: { items: users.map((u, i) => ({ mobile: u.mobile, mapped_key: `del-${i}`, action: 'ADD' })).concat([{ mobile: users[2].mobile, action: 'DISABLE' } as any]) },
     })
     expect(sync.body.summary.ok).toBe(4)
+    // a signed call first: this isolate now holds a copy of the row, which must die with it
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
     const del = await api(`${base}/${a.app_id}`, { method: 'DELETE', token: admin })
     expect(del.status).toBe(200)
     expect(del.body).toEqual({ deleted: true, app_id: a.app_id, mappings_deleted: 3 })
@@ -176,6 +178,70 @@ describe('admin applications API', () => {
     expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(401)
     expect((await api(`/api/v1/apps/${a.app_id}/users/changes`, { headers: { 'X-App-Access-Token': a.access_token } })).status).toBe(401)
     expect(await auditLog({ target_id: a.app_id, action: 'admin.app.delete' })).toHaveLength(1)
+  })
+
+  it('partner_api_enabled: on for SIMPLE_API, off for OIDC at creation; shown in the view; PATCH changes it (audited, version moves on)', async () => {
+    const admin = await adminToken()
+    const simple = await createApp({ app_name: 'HR' })
+    const oidc = await createApp({ app_name: 'HR', protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'] })
+    expect(simple.app.partner_api_enabled).toBe(true)
+    expect(oidc.app.partner_api_enabled).toBe(false)
+    expect(simple.app.sso_targets).toEqual([])
+    const explicit = await createApp({ app_name: 'HR', protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'], partner_api_enabled: true })
+    expect(explicit.app.partner_api_enabled).toBe(true)
+    expect((await findApplication(env, oidc.app_id))!.version).toBe(1)
+    const on = await api(`${base}/${oidc.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })
+    expect(on.status).toBe(200)
+    expect(on.body.partner_api_enabled).toBe(true)
+    expect((await api(`${base}/${oidc.app_id}`, { token: admin })).body.partner_api_enabled).toBe(true)
+    expect((await findApplication(env, oidc.app_id))!.version).toBe(2)
+    // a protocol change leaves the switch as it is
+    const moved = await api(`${base}/${simple.app_id}`, { method: 'PATCH', token: admin, json: { protocol_type: 'OIDC', redirect_uris: ['https://hr.example.com/cb'] } })
+    expect(moved.body.partner_api_enabled).toBe(true)
+    expect((await api(`${base}/${simple.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: 'yes' } })).status).toBe(400)
+    const audit = await env.DB.prepare("SELECT details FROM audit_logs WHERE target_id = ? AND action = 'admin.app.update' ORDER BY id").bind(oidc.app_id).first<{ details: string }>()
+    expect(JSON.parse(audit!.details)).toEqual({ partner_api_enabled: true })
+  })
+
+  it('sso_targets: other existing SIMPLE_API apps only; shown in the view; every change bumps the version', async () => {
+    const admin = await adminToken()
+    const [src, t1, t2] = [await createApp({ app_name: 'HR' }), await createApp({ app_name: 'HR' }), await createApp({ app_name: 'HR' })]
+    const oidc = await createApp({ app_name: 'HR', protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'] })
+    const patch = (sso_targets: unknown) => api(`${base}/${src.app_id}`, { method: 'PATCH', token: admin, json: { sso_targets } })
+    const ok = await patch([t1.app_id, t2.app_id])
+    expect(ok.status).toBe(200)
+    expect(ok.body.sso_targets).toEqual([t1.app_id, t2.app_id])
+    expect((await findApplication(env, src.app_id))!.ssoTargets).toEqual([t1.app_id, t2.app_id])
+    const unknown = await patch([t1.app_id, 'app_ffffffffffffffff'])
+    expect(unknown.status).toBe(400)
+    expect(unknown.body.error).toMatchObject({ code: 'sso_target_unknown', details: { app_ids: ['app_ffffffffffffffff'] } })
+    expect((await patch([oidc.app_id])).body.error).toMatchObject({ code: 'sso_target_invalid', details: { app_ids: [oidc.app_id] } })
+    expect((await patch([src.app_id])).body.error.code).toBe('sso_target_invalid')
+    expect((await patch([t1.app_id, t1.app_id])).body.error.code).toBe('invalid_request')
+    expect((await patch('app_x')).body.error.code).toBe('invalid_request')
+    // refused changes write nothing
+    expect((await findApplication(env, src.app_id))!.ssoTargets).toEqual([t1.app_id, t2.app_id])
+    expect((await findApplication(env, src.app_id))!.version).toBe(2)
+    const created = await createApp({ app_name: 'HR', sso_targets: [t2.app_id] })
+    expect(created.app.sso_targets).toEqual([t2.app_id])
+    expect((await api(base, { method: 'POST', token: admin, json: { app_name: 'X', protocol_type: 'SIMPLE_API', sso_targets: ['app_nope'] } })).body.error.code).toBe('sso_target_unknown')
+    expect((await patch([])).body.sso_targets).toEqual([])
+  })
+
+  it('deleting an app removes it from every sso_targets list in the same batch (audited)', async () => {
+    const admin = await adminToken()
+    const [gone, kept] = [await createApp({ app_name: 'HR' }), await createApp({ app_name: 'HR' })]
+    const a = await createApp({ app_name: 'HR', sso_targets: [gone.app_id, kept.app_id] })
+    const b = await createApp({ app_name: 'HR', sso_targets: [gone.app_id] })
+    const c = await createApp({ app_name: 'HR', sso_targets: [kept.app_id] })
+    expect((await api(`${base}/${gone.app_id}`, { method: 'DELETE', token: admin })).status).toBe(200)
+    expect((await api(`${base}/${a.app_id}`, { token: admin })).body.sso_targets).toEqual([kept.app_id])
+    expect((await api(`${base}/${b.app_id}`, { token: admin })).body.sso_targets).toEqual([])
+    expect((await api(`${base}/${c.app_id}`, { token: admin })).body.sso_targets).toEqual([kept.app_id])
+    expect((await findApplication(env, a.app_id))!.version).toBe(2)
+    expect((await findApplication(env, c.app_id))!.version).toBe(1)
+    const audit = await env.DB.prepare("SELECT details FROM audit_logs WHERE target_id = ? AND action = 'admin.app.delete'").bind(gone.app_id).first<{ details: string }>()
+    expect(JSON.parse(audit!.details).removed_from_sso_targets_of.sort()).toEqual([a.app_id, b.app_id].sort())
   })
 
   it('requires an admin', async () => {

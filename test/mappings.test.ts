@@ -225,14 +225,19 @@ describe('app access token', () => {
     const s = await sync(a, [{ mobile: u.mobile, action: 'DISABLE' }], { app_id: b.app_id })
     expect(s.status).toBe(403)
     expect(s.body.error.code).toBe('app_mismatch')
-    // and a's view of the same user has no mapping
-    expect((await query(a, u.mobile)).body.mapping).toBeNull()
+    // and to a, whose user this is not, the number reads like an unknown one
+    const notMine = await query(a, u.mobile)
+    const unknown = await query(a, uniqueMobile())
+    expect(notMine.status).toBe(404)
+    expect({ ...notMine.body.error, request_id: null }).toEqual({ ...unknown.body.error, request_id: null })
     expect((await query(b, u.mobile)).body.mapping.is_active).toBe(true)
   })
 
   it('refuses a missing, unknown, rotated or disabled-app token', async () => {
     const a = await createApp()
     const u = await createUser()
+    // the user is the app's own (query reveals nothing else)
+    expect((await sync(a, [{ mobile: u.mobile, mapped_key: key('tok'), action: 'ADD' }])).status).toBe(200)
     const path = `/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(u.mobile)}`
     expect((await api(path)).body.error.code).toBe('app_token_missing')
     const unknown = await api(path, { headers: { 'X-App-Access-Token': 'at_' + 'x'.repeat(43) } })
@@ -274,6 +279,29 @@ describe('app access token', () => {
     expect(r.status).toBe(404)
     expect(r.body.error.code).toBe('user_not_found')
     expect((await query(a, 'abc')).status).toBe(400)
+  })
+
+  it('query reveals a user only when mapped in the calling app (a disabled mapping included); any other number gets the same 404', async () => {
+    const a = await createApp()
+    const [mapped, disabled, stranger] = [await createUser({ name: 'Mapped' }), await createUser(), await createUser()]
+    await sync(a, [
+      { mobile: mapped.mobile, mapped_key: key('q'), action: 'ADD' },
+      { mobile: disabled.mobile, mapped_key: key('q'), action: 'ADD' },
+      { mobile: disabled.mobile, action: 'DISABLE' },
+    ])
+    const ok = await query(a, mapped.mobile)
+    expect(ok.status).toBe(200)
+    expect(ok.body.user).toMatchObject({ mobile: mapped.mobile, name: 'Mapped', status: 'ACTIVE' })
+    expect(ok.body.mapping.is_active).toBe(true)
+    expect((await query(a, disabled.mobile)).body.mapping.is_active).toBe(false)
+    const answers = [await query(a, stranger.mobile), await query(a, uniqueMobile())]
+    for (const r of answers) expect(r.status).toBe(404)
+    const [x, y] = answers.map((r) => ({ ...r.body.error, request_id: null }))
+    expect(x).toEqual(y)
+    expect(x.code).toBe('user_not_found')
+    // an admin token follows the same rule
+    const admin = await adminToken()
+    expect((await api(`/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(stranger.mobile)}`, { token: admin })).status).toBe(404)
   })
 })
 

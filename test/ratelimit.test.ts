@@ -5,6 +5,7 @@ import { api } from './support/api'
 import { createApp } from './support/apps'
 import { signRequest } from '../src/signing/client'
 import { hitRateLimit, ipRateKey, policyFor } from '../src/ratelimit'
+import { appGate } from '../src/signing/gate'
 
 describe('rate limiter (Durable Object per policy and key)', () => {
   it('allows up to the limit, refuses with a retry-after, and counts keys separately', async () => {
@@ -55,6 +56,14 @@ async function expireWindow(policy: string, key: string) {
   })
 }
 
+/** The same for a per-app policy of signed calls, counted in the app's AppGate. */
+async function expireAppWindow(policy: string, appId: string) {
+  await runInDurableObject(appGate(env, appId), async (_instance, state) => {
+    const n = state.storage.sql.exec('UPDATE rate_window SET start = start - window_ms WHERE policy = ?', policy).rowsWritten
+    if (!n) throw new Error('no window stored')
+  })
+}
+
 describe('rate limits on partner routes', () => {
   it('per app on X-App-Access-Token routes: 429 with Retry-After and the JSON error body, then recovers', async () => {
     const a = await createApp()
@@ -88,8 +97,26 @@ describe('rate limits on partner routes', () => {
     const limited = await signed()
     expect(limited.status).toBe(429)
     expect(limited.body.error.details.policy).toBe('signed_app')
-    await expireWindow('signed_app', a.app_id)
+    await expireAppWindow('signed_app', a.app_id)
     expect((await signed()).status).toBe(200)
+  })
+
+  it('a replay spends none of the budget (the nonce is checked first), and a refused request keeps its nonce', async () => {
+    const a = await createApp()
+    const url = 'http://localhost/api/v1/open/ping'
+    const headersOf = async () => signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url })
+    const first = await headersOf()
+    const send = (h: Record<string, string>) => call('/api/v1/open/ping', { ...h, 'CF-Connecting-IP': crypto.randomUUID() })
+    expect((await send(first)).status).toBe(200)
+    for (let i = 0; i < 3; i++) expect((await send(first)).body.error.code).toBe('nonce_replayed')
+    // the limit is 2: the second distinct request still fits, the third does not
+    expect((await send(await headersOf())).status).toBe(200)
+    const third = await headersOf()
+    const limited = await send(third)
+    expect(limited.status).toBe(429)
+    // once the window is over, that very request (same nonce, same signature) goes through
+    await expireAppWindow('signed_app', a.app_id)
+    expect((await send(third)).status).toBe(200)
   })
 
   it('per client IP before authentication', async () => {

@@ -12,10 +12,20 @@ const route = async (name: string) => {
 }
 
 describe('storage round trips per request', () => {
-  for (const name of ['refresh', 'OIDC refresh', 'userinfo', 'introspection']) {
+  for (const name of ['refresh', 'OIDC refresh', 'userinfo', 'introspection', 'signed ping', 'ticket exchange', 'ticket verify']) {
     it(`${name}: at most ${ROUND_TRIP_BUDGETS[name].stages} sequential storage stage(s)`, async () => {
       const r = await route(name)
       expect(r.stages, r.log.join('\n')).toBeLessThanOrEqual(ROUND_TRIP_BUDGETS[name].stages)
+    })
+  }
+
+  // signed partner calls: nonces, per-app limits and tickets all live in the app's AppGate
+  for (const name of ['signed ping', 'ticket exchange', 'ticket verify']) {
+    it(`${name}: no KV on the path (the nonce check is exact) and no Durable Object created per request`, async () => {
+      const r = await route(name)
+      expect(r.status).toBe(200)
+      expect(r.calls.kv, r.log.join('\n')).toBe(0)
+      expect(r.newObjects, r.log.join('\n')).toBe(0)
     })
   }
 })

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { SELF } from 'cloudflare:test'
+import { SELF, runInDurableObject } from 'cloudflare:test'
 import signingDoc from '../docs/signing.md?raw'
 import { env } from 'cloudflare:test'
-import { adminToken, api, auditLog, signedApi } from './support/api'
+import { adminToken, api, auditLog, readResponse, signedApi } from './support/api'
 import { createApp } from './support/apps'
 import { canonicalQuery, canonicalString } from '../src/signing/canonical'
 import { signRequest } from '../src/signing/client'
 import { hmacSha256Hex, sha256Hex } from '../src/lib/crypto'
+import { appGate, HOLD_MAX_MS, type AdmitRequest } from '../src/signing/gate'
+import { encryptAppSecret, newAppSecret } from '../src/apps/service'
 
 const now = () => Math.floor(Date.now() / 1000)
 
@@ -53,6 +55,24 @@ describe('signing scheme: worked example of docs/signing.md', () => {
     expect(canonicalQuery('?q=Li+Lei&x=%E6%9D%8E')).toBe('q=Li%20Lei&x=%E6%9D%8E')
     expect(canonicalQuery("?k=a!b*c'(d)")).toBe('k=a%21b%2Ac%27%28d%29')
     expect(canonicalQuery('')).toBe('')
+  })
+
+  it('the query edge cases in docs/signing.md: a signature over the documented canonical form is accepted for the raw query', async () => {
+    const rows = [...signingDoc.matchAll(/^  \| `(\?[^`]*)` \| `([^`]*)` \|/gm)].map((m) => ({ wire: m[1], canonical: m[2] }))
+    expect(rows.map((r) => r.wire)).toEqual(['?flag', '?a=1&&b=2', '?=x', '?a=b=c', '?a=%zz', '?a=%FF'])
+    const a = await createApp()
+    const emptyBody = await sha256Hex('')
+    for (const { wire, canonical } of rows) {
+      expect(canonicalQuery(wire), wire).toBe(canonical)
+      // Signed by hand from the table's canonical column, not through canonicalQuery.
+      const timestamp = String(Math.floor(Date.now() / 1000))
+      const nonce = crypto.randomUUID().replace(/-/g, '')
+      const message = ['UAP-HMAC-SHA256', a.app_id, 'GET', '/api/v1/open/ping', canonical, timestamp, nonce, emptyBody].join('\n')
+      const res = await SELF.fetch(`http://localhost/api/v1/open/ping${wire}`, {
+        headers: { 'X-UAP-App-Id': a.app_id, 'X-UAP-Timestamp': timestamp, 'X-UAP-Nonce': nonce, 'X-UAP-Signature': await hmacSha256Hex(a.app_secret, message) },
+      })
+      expect(res.status, wire).toBe(200)
+    }
   })
 })
 
@@ -120,16 +140,31 @@ describe('signature verification', () => {
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() + 290 })).status).toBe(200)
   })
 
-  it('accepts a nonce once, and stores it in KV for longer than the skew window', async () => {
+  it("accepts a nonce once, and keeps it in the app's AppGate for longer than the skew window", async () => {
     const a = await createApp()
     const nonce = crypto.randomUUID().replace(/-/g, '')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
     const again = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(again.status).toBe(401)
     expect(again.body.error.code).toBe('nonce_replayed')
-    const stored = await env.KV.getWithMetadata(`nonce:${a.app_id}:${nonce}`)
-    expect(stored.value).not.toBeNull()
-    expect(await auditLog({ action: 'signature.nonce_replayed', target_id: a.app_id })).toHaveLength(1)
+    const stored = await runInDurableObject(appGate(env, a.app_id), (_o, state) => state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', nonce).toArray())
+    expect(stored.length).toBe(1)
+    expect(stored[0].expires_at).toBeGreaterThan(Date.now() + 590_000)
+    // nothing of it in KV any more
+    expect(await env.KV.get(`nonce:${a.app_id}:${nonce}`)).toBeNull()
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.nonce_replayed' AND target_id = ?").bind(a.app_id).first<{ n: number }>()
+    expect(audit!.n).toBe(1)
+  })
+
+  it('8 concurrent copies of one signed request: exactly one is admitted (the nonce check is exact)', async () => {
+    const a = await createApp()
+    const url = 'http://localhost/api/v1/open/ping?x=1'
+    // warm this isolate's copy of the app row, so the copies race on the gate alone
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    const headers = await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url })
+    const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { headers }).then(readResponse)))
+    expect(results.map((r) => r.status).sort()).toEqual([200, 401, 401, 401, 401, 401, 401, 401])
+    for (const r of results.filter((x) => x.status === 401)) expect(r.body.error.code).toBe('nonce_replayed')
   })
 
   it('does not burn the nonce of a request whose signature failed', async () => {
@@ -149,24 +184,31 @@ describe('signature verification', () => {
     const unknown = await signedApi({ app_id: 'app_ffffffffffffffff', app_secret: b.app_secret }, 'GET', '/api/v1/open/ping')
     expect(unknown.status).toBe(401)
     expect(unknown.body.error).toMatchObject({ code: 'signature_invalid', message: wrong.body.error.message })
-    expect(await auditLog({ action: 'signature.invalid', target_id: a.app_id })).toHaveLength(1)
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.invalid' AND target_id = ?").bind(a.app_id).first<{ n: number }>()
+    expect(audit!.n).toBe(1)
   })
 
-  it('refuses a disabled app with app_disabled (after checking the signature)', async () => {
+  it('refuses a disabled app with app_disabled (after checking the signature), from the next request on', async () => {
     const a = await createApp()
     const admin = await adminToken()
+    // the app row is in this isolate's cache now: the disable must still apply at once
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
     expect((await api(`/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', token: admin })).status).toBe(200)
-    const r = await signedApi(a, 'GET', '/api/v1/open/ping')
+    const nonce = crypto.randomUUID().replace(/-/g, '')
+    const r = await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })
     expect(r.status).toBe(403)
     expect(r.body.error.code).toBe('app_disabled')
     // a forger still only learns signature_invalid
     expect((await signedApi({ app_id: a.app_id, app_secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
     expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { status: 'ACTIVE' } })).status).toBe(200)
-    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    // the refused request spent nothing: even its nonce is still unused
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
   })
 
   it('after a secret rotation refuses the old secret at once and accepts the new one', async () => {
     const a = await createApp()
+    // twice: the second is served from this isolate's cached row, which must not outlive the rotation
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
     expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
     const rot = await api(`/api/v1/admin/apps/${a.app_id}/secret/rotate`, { method: 'POST', token: await adminToken() })
     expect(rot.status).toBe(200)
@@ -193,7 +235,137 @@ describe('signature verification', () => {
     expect(none.status).toBe(401)
     expect(none.body.error.details.missing).toHaveLength(4)
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Timestamp': '1767225600000x' } })).body.error.code).toBe('signature_missing')
+    // Milliseconds, the common mistake, are answered with the fix: timestamp_stale and the server clock.
+    const ms = await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: Date.now() })
+    expect(ms.status).toBe(401)
+    expect(ms.body.error.code).toBe('timestamp_stale')
+    expect(ms.body.error.message).toMatch(/milliseconds/)
+    expect(Math.abs(ms.body.error.details.server_time - Date.now() / 1000)).toBeLessThan(60)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Timestamp': '12345678901234567' } })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce: 'short' })).body.error.code).toBe('signature_missing')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { headers: { 'X-UAP-Signature': 'zz' } })).body.error.code).toBe('signature_invalid')
+  })
+})
+
+describe('partner API switch (issue 9)', () => {
+  it('an OIDC client is refused by default (403 partner_api_disabled, audited, nothing spent); an admin can switch it on', async () => {
+    const rp = await createApp({ protocol_type: 'OIDC', redirect_uris: ['https://rp.example.com/cb'] })
+    expect(rp.app.partner_api_enabled).toBe(false)
+    const nonce = crypto.randomUUID().replace(/-/g, '')
+    const refused = await signedApi(rp, 'GET', '/api/v1/open/ping', { nonce })
+    expect(refused.status).toBe(403)
+    expect(refused.body.error.code).toBe('partner_api_disabled')
+    // a wrong secret still reads as a wrong secret
+    expect((await signedApi({ app_id: rp.app_id, app_secret: 'sk_guess' }, 'GET', '/api/v1/open/ping')).body.error.code).toBe('signature_invalid')
+    const audit = await env.DB.prepare("SELECT COUNT(*) AS n FROM audit_logs WHERE action = 'signature.partner_api_disabled' AND target_id = ?").bind(rp.app_id).first<{ n: number }>()
+    expect(audit!.n).toBe(1)
+    const admin = await adminToken()
+    const on = await api(`/api/v1/admin/apps/${rp.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })
+    expect(on.body.partner_api_enabled).toBe(true)
+    expect((await signedApi(rp, 'GET', '/api/v1/open/ping', { nonce })).status).toBe(200)
+  })
+
+  it('a SIMPLE_API app switched off is refused from the next request on, and back on', async () => {
+    const a = await createApp()
+    const admin = await adminToken()
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: false } })).status).toBe(200)
+    expect((await signedApi(a, 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: 'x' } })).body.error.code).toBe('partner_api_disabled')
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).body.error.code).toBe('partner_api_disabled')
+    expect((await api(`/api/v1/admin/apps/${a.app_id}`, { method: 'PATCH', token: admin, json: { partner_api_enabled: true } })).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+  })
+})
+
+describe('AppGate: when a cached app row may be used (docs/security.md)', () => {
+  const gate = () => appGate(env, `app_gate_test_${crypto.randomUUID()}`)
+  const req = (over: Partial<AdmitRequest>): AdmitRequest => ({ version: 1, fresh: false, spend: true, nonce: crypto.randomUUID(), nonceTtlMs: 600_000, policies: [], ...over })
+
+  it('vouches for a version once a row read from D1 set it; never for an older one', async () => {
+    const g = gate()
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('stale') // nothing known yet: read D1
+    expect((await g.admit(req({ version: 1, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('admitted')
+    // D1 moved on without a hold (an edit outside the admin API): the newer read wins
+    expect((await g.admit(req({ version: 2, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 1 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 1, fresh: true }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 2 }))).kind).toBe('admitted')
+    // a stale answer spends nothing: the same nonce is still usable
+    const nonce = crypto.randomUUID()
+    expect((await g.admit(req({ version: 1, nonce }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 2, nonce }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 2, nonce }))).kind).toBe('replayed')
+  })
+
+  it('while a change is held no cached row is used; after release only the released version', async () => {
+    const g = gate()
+    await g.admit(req({ version: 4, fresh: true }))
+    const token = await g.hold()
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    // a read from D1 during the change is served (the change is not answered yet), not vouched for
+    expect((await g.admit(req({ version: 4, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    await g.release(token, 5)
+    expect((await g.admit(req({ version: 4 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 5 }))).kind).toBe('admitted')
+  })
+
+  it('overlapping changes: nothing is vouched for until the last is released, then the highest version', async () => {
+    const g = gate()
+    await g.admit(req({ version: 1, fresh: true }))
+    const [a, b] = [await g.hold(), await g.hold()]
+    await g.release(b, 3)
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('stale')
+    await g.release(a, 2)
+    expect((await g.admit(req({ version: 2 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('admitted')
+    // an unknown outcome (release without a version, e.g. a deleted row) leaves nothing vouched for
+    const c = await g.hold()
+    await g.release(c, null)
+    expect((await g.admit(req({ version: 3 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 3, fresh: true }))).kind).toBe('admitted')
+  })
+
+  it('a hold never released (the D1 write failed, or the release was lost) is abandoned after HOLD_MAX_MS without vouching for the old row', async () => {
+    const g = gate()
+    await g.admit(req({ version: 7, fresh: true }))
+    await g.hold()
+    await runInDurableObject(g, (_o, state) => state.storage.sql.exec('UPDATE gate_hold SET since = ?', Date.now() - HOLD_MAX_MS - 1))
+    expect((await g.admit(req({ version: 7 }))).kind).toBe('stale')
+    expect((await g.admit(req({ version: 8, fresh: true }))).kind).toBe('admitted')
+    expect((await g.admit(req({ version: 8 }))).kind).toBe('admitted')
+  })
+
+  it('failure ordering on rotation: D1 written, the release lost: the old secret is refused anyway, the new one works', async () => {
+    const a = await createApp()
+    // cached in this isolate, and vouched for by the gate
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    // what rotateAppSecretAsAdmin does, minus the release
+    await appGate(env, a.app_id).hold()
+    const secret = newAppSecret()
+    await env.DB.prepare('UPDATE applications SET app_secret_enc = ?, version = version + 1 WHERE app_id = ?').bind(await encryptAppSecret(env, a.app_id, secret), a.app_id).run()
+    const old = await signedApi(a, 'GET', '/api/v1/open/ping')
+    expect(old.status).toBe(401)
+    expect(old.body.error.code).toBe('signature_invalid')
+    expect((await signedApi({ app_id: a.app_id, app_secret: secret }, 'GET', '/api/v1/open/ping')).status).toBe(200)
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(401)
+  })
+
+  it('failure ordering on disable: the hold is taken before D1 is written, so a failed hold writes nothing', async () => {
+    const a = await createApp()
+    const admin = await adminToken()
+    // a gate that cannot be reached: the admin write is refused before D1 is touched
+    const broken = { ...env, APP_GATE: { idFromName: () => ({}), get: () => ({ hold: () => Promise.reject(new Error('gate down')) }) } }
+    const { createExecutionContext, waitOnExecutionContext } = await import('cloudflare:test')
+    const worker = (await import('../src/index')).default
+    const ctx = createExecutionContext()
+    const res = await worker.fetch(new Request(`http://localhost/api/v1/admin/apps/${a.app_id}/disable`, { method: 'POST', headers: { Authorization: `Bearer ${admin}` } }), broken as never, ctx)
+    await waitOnExecutionContext(ctx)
+    expect(res.status).toBe(500)
+    const row = await env.DB.prepare('SELECT status, version FROM applications WHERE app_id = ?').bind(a.app_id).first<{ status: string; version: number }>()
+    expect(row).toEqual({ status: 'ACTIVE', version: 1 })
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })

@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { getDb } from '../src/db'
 import { createUser, login } from './support/api'
+import { createApp } from './support/apps'
+import { signRequest } from '../src/signing/client'
 import { StorageRecorder, describeCalls, measureStorage, stagesOf, storageEnv, wrapEnv } from './support/storage'
 import { ROUND_TRIP_BUDGETS, measureTargetRoutes } from './support/round-trips'
 
@@ -169,12 +171,26 @@ describe('measureStorage on real routes', () => {
   })
 
   it('work after the response (waitUntil) is reported apart from the request path', async () => {
-    // the ticket flow writes its audit rows after the response (src/tickets/service.ts)
-    const rows = await targetRoutes()
-    const exchange = rows.find((r) => r.name === 'ticket exchange')!
-    expect(exchange.background.calls.d1).toBeGreaterThan(0)
-    expect(exchange.log.some((l) => l.startsWith('after the response: '))).toBe(true)
+    // a refused ticket exchange writes its audit row after the response (src/tickets/service.ts auditSoon)
+    const target = await createApp()
+    const source = await createApp()
+    const user = await createUser()
+    const url = 'http://localhost/api/v1/simple/ticket/exchange'
+    const body = JSON.stringify({ target_app_id: target.app_id, user_mobile: user.mobile })
+    const refused = async () => {
+      const headers = await signRequest({ appId: source.app_id, appSecret: source.app_secret, method: 'POST', url, body })
+      return measureStorage(new Request(url, { method: 'POST', headers: { ...headers, 'Content-Type': 'application/json' }, body }))
+    }
+    await refused() // warm: the source's row
+    const m = await refused()
+    expect(m.response.status).toBe(403)
+    expect((await m.response.json<{ error: { code: string } }>()).error.code).toBe('target_not_allowed')
+    expect(m.background.calls.d1, describeCalls(m.background.log)).toBe(1)
+    expect(m.background.log[0]).toMatchObject({ kind: 'd1', op: 'batch' })
+    // and it is not on the request's path
+    expect(m.log.filter((c) => c.kind === 'd1' && c.detail === '1 statements')).toEqual([])
     // redeeming a ticket addresses an existing object, never creates one
+    const rows = await targetRoutes()
     expect(rows.find((r) => r.name === 'ticket verify')!.newObjects).toBe(0)
   })
 })

@@ -3,27 +3,37 @@ import { createExecutionContext, runDurableObjectAlarm, runInDurableObject, wait
 import { Hono } from 'hono'
 import type { AppEnv } from '../src/context'
 import { simpleSsoRedirect } from '../src/tickets/sso'
-import { env } from 'cloudflare:test'
-import { api, createUser, setUserStatus, signedApi } from './support/api'
+import { SELF, env } from 'cloudflare:test'
+import { adminToken, api, createUser, readResponse, setUserStatus, signedApi, uniqueMobile } from './support/api'
 import { createApp, disableApp, mapUser, setAppColumnsInD1, updateMapping, type TestApp } from './support/apps'
-import { Browser, inputValue } from './support/browser'
-import { hitRateLimit, policyFor } from '../src/ratelimit'
-import { consumeTicket, issueTicket, ticketObjectId, ticketShards, ticketTtlS, withTicket, locationHintFor } from '../src/tickets/service'
-import { TICKET_RETAIN_MS } from '../src/tickets/durable-object'
+import { signRequest } from '../src/signing/client'
+import { policyFor } from '../src/ratelimit'
+import { issueTicket, ticketTarget, ticketTtlS, ticketUser, withTicket } from '../src/tickets/service'
+import { TICKET_RETAIN_MS } from '../src/tickets/store'
+import { appGate } from '../src/signing/gate'
 import { sha256Hex } from '../src/lib/crypto'
+import { Browser, inputValue } from './support/browser'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
 const VERIFY = '/api/v1/simple/ticket/verify'
-const TICKET_RE = /^tk_[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/
+const TICKET_RE = /^tk_[A-Za-z0-9_-]{1,86}\.[A-Za-z0-9_-]{38,200}\.[A-Za-z0-9_-]{43}$/
 
-/** Two SIMPLE_API apps and a user mapped in the target. */
+/** Two SIMPLE_API apps, the source allowed to exchange into the target, and a user mapped in both. */
 async function world(opts: { targetUris?: string[] } = {}) {
-  const source = await createApp({ app_name: 'Source' })
   const target = await createApp({ app_name: 'Target', redirect_uris: opts.targetUris ?? ['https://target.example.com/sso/callback'] })
+  const source = await createApp({ app_name: 'Source', sso_targets: [target.app_id] })
   const user = await createUser({ name: 'Ticket User' })
   const { mappingId, mappedKey } = await mapUser(target.app_id, user)
+  await mapUser(source.app_id, user)
   return { source, target, user, mappingId, mappedKey }
 }
+
+/** The target app's AppGate object, where its tickets live. */
+const gateOf = (app: TestApp) => appGate(env, app.app_id)
+const ticketRows = (app: TestApp) =>
+  runInDurableObject(gateOf(app), (_o, state) =>
+    state.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE name = 'ticket'").toArray().length ? state.storage.sql.exec('SELECT * FROM ticket').toArray() : [],
+  )
 
 const exchange = (from: TestApp, body: Record<string, unknown>) => signedApi(from, 'POST', EXCHANGE, { json: body })
 const verify = (by: TestApp, ticket: string) => signedApi(by, 'POST', VERIFY, { json: { ticket } })
@@ -34,7 +44,6 @@ async function issued(w: Awaited<ReturnType<typeof world>>) {
   return r.body.ticket as string
 }
 
-/** An app's audit rows as the actor (the audit API filters by action and target, not by actor: read D1). */
 async function auditActions(actorId: string) {
   const rows = await env.DB.prepare('SELECT action, details FROM audit_logs WHERE actor_id = ? ORDER BY id').bind(actorId).all<{ action: string; details: string }>()
   return rows.results
@@ -65,6 +74,7 @@ describe('ticket exchange and redemption', () => {
     expect(v.body).toEqual({
       user: { mobile: w.user.mobile, name: 'Ticket User', mapped_key: w.mappedKey, status: 'ACTIVE' },
       source_app_id: w.source.app_id,
+      state: null,
       issued_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     })
     const actions = await eventually(() => auditActions(w.target.app_id), (a) => a.some((x) => x.action === 'ticket.redeemed'))
@@ -76,18 +86,20 @@ describe('ticket exchange and redemption', () => {
     const w = await world()
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile.replace('+86', '') })
     expect(r.status).toBe(200)
-    const stub = env.TICKET_VAULT.get(ticketObjectId(env, r.body.ticket)!)
-    const stored = await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('SELECT * FROM ticket').toArray())
+    expect(ticketTarget(r.body.ticket)).toBe(w.target.app_id)
+    const stored = await ticketRows(w.target)
     expect(stored.length).toBe(1)
-    expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[1])
+    expect(JSON.stringify(stored)).not.toContain(r.body.ticket.split('.')[2])
+    // the user travels sealed: neither the id nor anything of the user is readable in the ticket
+    expect(r.body.ticket).not.toContain(w.user.id)
+    expect(atob(r.body.ticket.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).not.toContain(w.user.id)
+    expect(await ticketUser(env, r.body.ticket)).toBe(w.user.id)
     expect(stored[0].ticket_hash).toMatch(/^[0-9a-f]{64}$/)
-    expect(stored[0]).toMatchObject({ target_app_id: w.target.app_id, source_app_id: w.source.app_id, user_id: w.user.id, mapped_key: w.mappedKey, redeemed_at: null })
+    expect(stored[0]).toMatchObject({ target_app_id: w.target.app_id, source_app_id: w.source.app_id, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
   })
 
   it('appends ticket= to a callback that already has a query, before its fragment', async () => {
-    const w = await world()
-    // the admin API refuses a fragment in a callback; the ticket must still land before one
-    await setAppColumnsInD1(w.target.app_id, { redirectUris: ['https://target.example.com/cb?from=uap&x=a%20b#top', 'https://target.example.com/other'] })
+    const w = await world({ targetUris: ['https://target.example.com/cb?from=uap&x=a%20b#top', 'https://target.example.com/other'] })
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.body.redirect_url).toBe(`https://target.example.com/cb?from=uap&x=a%20b&ticket=${r.body.ticket}#top`)
     expect(withTicket('https://a.example/cb?', 'T')).toBe('https://a.example/cb?ticket=T')
@@ -121,10 +133,10 @@ describe('ticket exchange and redemption', () => {
     expect(audit.filter((a) => a.action === 'ticket.redeem_refused').length).toBe(2)
   })
 
-  it('expiry: ticket_expired after expires_at; the alarm purges the object later (then ticket_invalid)', async () => {
+  it('expiry: ticket_expired after expires_at; the alarm purges the row later (then ticket_invalid)', async () => {
     const w = await world()
     const ticket = await issued(w)
-    const stub = env.TICKET_VAULT.get(ticketObjectId(env, ticket)!)
+    const stub = gateOf(w.target)
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ?', Date.now() - 1))
     const r = await verify(w.target, ticket)
     expect(r.status).toBe(410)
@@ -133,11 +145,10 @@ describe('ticket exchange and redemption', () => {
     // the alarm keeps the row while it is within the retention window ...
     expect(await runDurableObjectAlarm(stub)).toBe(true)
     expect((await verify(w.target, ticket)).body.error.code).toBe('ticket_expired')
-    // ... and deletes everything once it is past it
+    // ... and deletes it once it is past it
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ?', Date.now() - TICKET_RETAIN_MS - 1))
     expect(await runDurableObjectAlarm(stub)).toBe(true)
-    const tables = await runInDurableObject(stub, (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE name = 'ticket'").toArray())
-    expect(tables).toEqual([])
+    expect(await ticketRows(w.target)).toEqual([])
     const gone = await verify(w.target, ticket)
     expect(gone.status).toBe(400)
     expect(gone.body.error.code).toBe('ticket_invalid')
@@ -146,9 +157,15 @@ describe('ticket exchange and redemption', () => {
   it('unknown, malformed and forged tickets get ticket_invalid and do not touch the real ticket', async () => {
     const w = await world()
     const ticket = await issued(w)
-    const [idPart] = ticket.slice(3).split('.')
-    const forgedSecret = `tk_${idPart}.${'A'.repeat(43)}`
-    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(43), forgedSecret, ticket + 'x']) {
+    const [idPart, userPart] = ticket.slice(3).split('.')
+    const forgedSecret = `tk_${idPart}.${userPart}.${'A'.repeat(43)}`
+    // the sealed user of another ticket (another user, same target) in this one: the hash no longer matches
+    const other = await createUser()
+    await mapUser(w.target.app_id, other)
+    await mapUser(w.source.app_id, other)
+    const otherTicket = (await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: other.mobile })).body.ticket as string
+    const swapped = `tk_${idPart}.${otherTicket.split('.')[1]}.${ticket.split('.')[2]}`
+    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(60) + '.' + 'B'.repeat(43), forgedSecret, swapped, ticket + 'x']) {
       const r = await verify(w.target, t)
       expect(r.status, t).toBe(400)
       expect(r.body.error.code).toBe('ticket_invalid')
@@ -187,10 +204,15 @@ describe('ticket exchange and redemption', () => {
   it('rate limits exchanges per source app (ticket_exchange_app)', async () => {
     const w = await world()
     const { limit } = policyFor(env, 'ticket_exchange_app')
-    await hitRateLimit(env, 'ticket_exchange_app', w.source.app_id, limit)
+    await issued(w)
+    // the window is counted in the source app's AppGate: fill it up
+    await runInDurableObject(gateOf(w.source), (_o, state) => state.storage.sql.exec("UPDATE rate_window SET count = ? WHERE policy = 'ticket_exchange_app'", limit))
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
     expect(r.status).toBe(429)
     expect(r.headers.get('Retry-After')).toBeTruthy()
+    expect(r.body.error.details).toEqual({ policy: 'ticket_exchange_app', limit })
+    // other signed calls of the app are not exchanges
+    expect((await signedApi(w.source, 'GET', '/api/v1/open/ping')).status).toBe(200)
   })
 })
 
@@ -200,38 +222,182 @@ describe('exchange refusals', () => {
     return `${r.status} ${r.body.error?.code}`
   }
 
-  it('unknown / disabled / OIDC / callback-less target app', async () => {
+  it('unknown / disabled / OIDC / callback-less / partner-API-off target app (each listed in sso_targets)', async () => {
     const w = await world()
-    expect(await code(w.source, { target_app_id: 'app_does_not_exist', user_mobile: w.user.mobile })).toBe('404 target_app_not_found')
     const oidc = await createApp({ protocol_type: 'OIDC' })
     await mapUser(oidc.app_id, w.user)
-    expect(await code(w.source, { target_app_id: oidc.app_id, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
     const noCallback = await createApp({ redirect_uris: [] })
     await mapUser(noCallback.app_id, w.user)
-    expect(await code(w.source, { target_app_id: noCallback.app_id, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
+    const closed = await createApp({ partner_api_enabled: false })
+    await mapUser(closed.app_id, w.user)
+    // written straight to D1 (before the app's first signed call): the admin API refuses unknown
+    // and OIDC targets (apps.test.ts), but a listed target can become either later
+    const source = await createApp({ app_name: 'Source with odd targets' })
+    await setAppColumnsInD1(source.app_id, { ssoTargets: ['app_does_not_exist', oidc.app_id, noCallback.app_id, closed.app_id, w.target.app_id] })
+    await mapUser(source.app_id, w.user)
+    expect(await code(source, { target_app_id: 'app_does_not_exist', user_mobile: w.user.mobile })).toBe('404 target_app_not_found')
+    expect(await code(source, { target_app_id: oidc.app_id, user_mobile: w.user.mobile })).toBe('400 target_app_not_simple_api')
+    expect(await code(source, { target_app_id: noCallback.app_id, user_mobile: w.user.mobile })).toBe('409 target_app_no_callback')
+    const r = await exchange(source, { target_app_id: closed.app_id, user_mobile: w.user.mobile })
+    expect(`${r.status} ${r.body.error.code}`).toBe('403 target_app_disabled')
+    expect(r.body.error.message).toMatch(/partner API/)
     await disableApp(w.target.app_id)
-    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
+    expect(await code(source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_app_disabled')
   })
 
-  it('disabled source app', async () => {
+  it('disabled source app, also right after it exchanged (its cached row is not trusted past the disable)', async () => {
     const w = await world()
     await disableApp(w.source.app_id)
     expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 app_disabled')
+
+    const v = await world()
+    await issued(v)
+    expect((await api(`/api/v1/admin/apps/${v.source.app_id}/disable`, { method: 'POST', token: await adminToken() })).status).toBe(200)
+    expect(await code(v.source, { target_app_id: v.target.app_id, user_mobile: v.user.mobile })).toBe('403 app_disabled')
   })
 
-  it('unknown / disabled / unmapped user and disabled mapping, each with its own code, audited', async () => {
+  it('disabled user, unmapped in the target, disabled target mapping: each its own code, audited', async () => {
     const w = await world()
-    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: '+8613012345678' })).toBe('404 user_not_found')
     expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: 'not a phone' })).toBe('400 invalid_request')
     const unmapped = await createUser()
+    await mapUser(w.source.app_id, unmapped)
     expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: unmapped.mobile })).toBe('404 user_not_mapped')
     const inactive = await createUser()
+    await mapUser(w.source.app_id, inactive)
     await mapUser(w.target.app_id, inactive, { isActive: false })
     expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: inactive.mobile })).toBe('403 mapping_disabled')
     await setUserStatus(w.user.id, 'DISABLED')
     expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 user_disabled')
-    const audit = await eventually(() => auditActions(w.source.app_id), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 4)
-    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['user_not_found', 'user_not_mapped', 'mapping_disabled', 'user_disabled'])
+    const audit = await eventually(() => auditActions(w.source.app_id), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 3)
+    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['user_not_mapped', 'mapping_disabled', 'user_disabled'])
+  })
+})
+
+describe('who may exchange (issue 9)', () => {
+  const code = async (from: TestApp, body: Record<string, unknown>) => {
+    const r = await exchange(from, body)
+    return `${r.status} ${r.body.error?.code}`
+  }
+
+  it("the target must be in the source's sso_targets: target_not_allowed before anything about the target or the user, audited", async () => {
+    const w = await world()
+    const elsewhere = await createApp({ app_name: 'Not listed' })
+    await mapUser(elsewhere.app_id, w.user)
+    expect(await code(w.source, { target_app_id: elsewhere.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    // an unlisted app that does not exist, and an unknown mobile, read the same
+    expect(await code(w.source, { target_app_id: 'app_does_not_exist', user_mobile: '+8613012345678' })).toBe('403 target_not_allowed')
+    const lonely = await createApp({ app_name: 'No targets' })
+    await mapUser(lonely.app_id, w.user)
+    expect(await code(lonely, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    const audit = await eventually(() => auditActions(w.source.app_id), (a) => a.filter((x) => x.action === 'ticket.exchange_refused').length >= 2)
+    expect(audit.filter((a) => a.action === 'ticket.exchange_refused').map((a) => JSON.parse(a.details).code)).toEqual(['target_not_allowed', 'target_not_allowed'])
+    expect(await ticketRows(elsewhere)).toEqual([])
+  })
+
+  it('an admin changes sso_targets; the next exchange follows at once', async () => {
+    const w = await world()
+    const admin = await adminToken()
+    const patch = (sso_targets: string[]) => api(`/api/v1/admin/apps/${w.source.app_id}`, { method: 'PATCH', token: admin, json: { sso_targets } })
+    await issued(w)
+    expect((await patch([])).status).toBe(200)
+    expect(await code(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 target_not_allowed')
+    expect((await patch([w.target.app_id])).status).toBe(200)
+    await issued(w)
+  })
+
+  it('the user must be actively mapped in the source app: otherwise the same 404 as an unknown mobile', async () => {
+    const w = await world()
+    const notInSource = await createUser()
+    await mapUser(w.target.app_id, notInSource)
+    const disabledInSource = await createUser()
+    await mapUser(w.source.app_id, disabledInSource, { isActive: false })
+    await mapUser(w.target.app_id, disabledInSource)
+    const answers = []
+    for (const mobile of [uniqueMobile(), notInSource.mobile, disabledInSource.mobile]) {
+      const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: mobile })
+      answers.push({ status: r.status, code: r.body.error.code, message: r.body.error.message, details: r.body.error.details })
+    }
+    expect(answers[0]).toEqual({ status: 404, code: 'user_not_found', message: expect.any(String), details: undefined })
+    expect(answers[1]).toEqual(answers[0])
+    expect(answers[2]).toEqual(answers[0])
+  })
+
+  it("an OIDC client's secret opens nothing: partner API off by default; switched on, it is still not a SIMPLE_API source", async () => {
+    const w = await world()
+    const oidc = await createApp({ protocol_type: 'OIDC', sso_targets: [w.target.app_id] })
+    await mapUser(oidc.app_id, w.user)
+    const r = await exchange(oidc, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
+    expect(r.status).toBe(403)
+    expect(r.body.error.code).toBe('partner_api_disabled')
+    expect((await api(`/api/v1/admin/apps/${oidc.app_id}`, { method: 'PATCH', token: await adminToken(), json: { partner_api_enabled: true } })).status).toBe(200)
+    expect(await code(oidc, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })).toBe('403 source_app_not_simple_api')
+    expect(await ticketRows(w.target)).toEqual([])
+  })
+
+  it('8 concurrent copies of one signed exchange mint at most one ticket', async () => {
+    const w = await world()
+    const url = `http://localhost${EXCHANGE}`
+    const body = JSON.stringify({ target_app_id: w.target.app_id, user_mobile: w.user.mobile })
+    const headers = { ...(await signRequest({ appId: w.source.app_id, appSecret: w.source.app_secret, method: 'POST', url, body })), 'Content-Type': 'application/json' }
+    const results = await Promise.all(Array.from({ length: 8 }, () => SELF.fetch(url, { method: 'POST', headers, body }).then(readResponse)))
+    expect(results.filter((r) => r.status === 200).length).toBe(1)
+    for (const r of results.filter((x) => x.status !== 200)) expect(`${r.status} ${r.body.error.code}`).toBe('401 nonce_replayed')
+    expect((await ticketRows(w.target)).length).toBe(1)
+  })
+})
+
+describe('state (login CSRF)', () => {
+  it('exchange binds state to the ticket; verify returns it (null without); it is not added to redirect_url', async () => {
+    const w = await world()
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile, state: 'browser-7f3a.9' })
+    expect(r.status).toBe(200)
+    expect(r.body.redirect_url).not.toContain('browser-7f3a')
+    expect((await ticketRows(w.target))[0].state).toBe('browser-7f3a.9')
+    const v = await verify(w.target, r.body.ticket)
+    expect(v.status).toBe(200)
+    expect(v.body.state).toBe('browser-7f3a.9')
+    expect((await verify(w.target, await issued(w))).body.state).toBeNull()
+    for (const bad of ['', 'has space', 'x'.repeat(257), 'ünïcode']) {
+      const b = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile, state: bad })
+      expect(b.status, bad).toBe(400)
+      expect(b.body.error.code).toBe('invalid_request')
+    }
+  })
+})
+
+describe('audit rows of issued and redeemed tickets (the AppGate outbox)', () => {
+  const outbox = (app: TestApp) =>
+    runInDurableObject(gateOf(app), (_o, state) => state.storage.sql.exec<{ entry: string }>('SELECT entry FROM audit_outbox ORDER BY id').toArray().map((r) => JSON.parse(r.entry)))
+
+  it('are committed with the ticket in its gate, then written to D1 by the alarm (and leave the outbox)', async () => {
+    const w = await world()
+    const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
+    // the ticket and its audit row landed together
+    expect(await outbox(w.target)).toEqual([
+      expect.objectContaining({ action: 'ticket.issued', actorType: 'app', actorId: w.source.app_id, targetType: 'user', targetId: w.user.id, details: { via: 'exchange', target_app_id: w.target.app_id, state: false, expires_in: 60 } }),
+    ])
+    expect((await verify(w.target, r.body.ticket)).status).toBe(200)
+    await runDurableObjectAlarm(gateOf(w.target)) // (or it ran by itself: it is due a second after a row)
+    expect(await outbox(w.target)).toEqual([])
+    const rows = await env.DB.prepare("SELECT action, actor_id, target_id, request_id, details FROM audit_logs WHERE action IN ('ticket.issued', 'ticket.redeemed') AND target_id = ? ORDER BY id").bind(w.user.id).all<any>()
+    expect(rows.results.map((x) => [x.action, x.actor_id])).toEqual([
+      ['ticket.issued', w.source.app_id],
+      ['ticket.redeemed', w.target.app_id],
+    ])
+    expect(JSON.parse(rows.results[1].details)).toEqual({ source_app_id: w.source.app_id })
+    expect(rows.results.every((x) => x.request_id)).toBe(true)
+  })
+
+  it('a redemption refused by the account re-check: the ticket was spent (redeemed), and the refusal says so', async () => {
+    const w = await world()
+    const ticket = await issued(w)
+    await setUserStatus(w.user.id, 'DISABLED')
+    expect((await verify(w.target, ticket)).body.error.code).toBe('user_disabled')
+    await runDurableObjectAlarm(gateOf(w.target))
+    const spent = await env.DB.prepare("SELECT action FROM audit_logs WHERE target_id = ? AND action LIKE 'ticket.%' ORDER BY id").bind(w.user.id).all<{ action: string }>()
+    expect(spent.results.map((x) => x.action)).toEqual(expect.arrayContaining(['ticket.issued', 'ticket.redeemed']))
+    const refusals = await eventually(() => auditActions(w.target.app_id), (a) => a.some((x) => x.action === 'ticket.redeem_refused'))
+    expect(JSON.parse(refusals.find((x) => x.action === 'ticket.redeem_refused')!.details)).toEqual({ code: 'user_disabled', ticket_consumed: true })
   })
 })
 
@@ -321,7 +487,6 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
 
   it('right after sign-in, the page passes the user (its new cookie is not on the request yet)', async () => {
     const w = await world()
-    // simpleSsoRedirect takes the users row (as the sign-in code has it), not an API view
     const user = (await env.DB.prepare('SELECT * FROM users WHERE id = ?').bind(w.user.id).first<Record<string, unknown>>())!
     const page = new Hono<AppEnv>()
     page.get('/after-sign-in', async (c) => (await simpleSsoRedirect(c, { appId: w.target.app_id, redirectUri: 'https://target.example.com/sso/callback', user: { ...user, id: w.user.id, status: 'ACTIVE' } as never })) ?? c.text('form'))
@@ -335,6 +500,24 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     await waitOnExecutionContext(ctx)
   })
 
+  it('state is bound to the ticket (verify returns it, the redirect does not carry it) and kept on the way to the login page', async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const { cookie } = await browserSession(w.user)
+    const withState = (state: string, c?: string) =>
+      api(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state })}`, { redirect: 'manual', headers: c ? { Cookie: c } : {} })
+    const r = await withState('csrf-8c1e', cookie)
+    expect(r.status).toBe(302)
+    const location = r.headers.get('Location')!
+    expect(location).not.toContain('csrf-8c1e')
+    const v = await verify(w.target, new URL(location).searchParams.get('ticket')!)
+    expect(v.status).toBe(200)
+    expect(v.body.state).toBe('csrf-8c1e')
+    const anon = await withState('csrf-8c1e')
+    expect(anon.headers.get('Location')).toBe(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'csrf-8c1e' })}`)
+    expect((await withState('with space', cookie)).status).toBe(400)
+  })
+
   it('signed in but not mapped in the app: 403, no ticket', async () => {
     const w = await world()
     const stranger = await createUser()
@@ -345,43 +528,85 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
   })
 })
 
-describe('sharded ticket objects (TICKET_SHARDS)', () => {
-  it('many tickets share one object, each still strictly once; the alarm purges only expired rows', async () => {
-    const sharded = { ...env, TICKET_SHARDS: '1' } as typeof env
-    const base = { targetAppId: 'app_shard_target', sourceAppId: 'app_shard_source', userId: 'u1', mappedKey: 'k1' }
-    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(sharded, base).then((t) => t.ticket)))
-    const ids = new Set(tickets.map((t) => ticketObjectId(sharded, t)!.toString()))
-    expect(ids.size).toBe(1)
-    const first = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => consumeTicket(sharded, t, base.targetAppId))))
-    expect(first.filter((r) => r.ok).length).toBe(6)
-    expect((await consumeTicket(sharded, tickets[0], 'app_other')).ok).toBe(false)
+describe("tickets live in the target app's AppGate (no object per ticket)", () => {
+  it('many tickets share the one object, each still strictly once; the alarm purges only rows past retention', async () => {
+    const w = await world()
+    const base = { targetAppId: w.target.app_id, sourceAppId: w.source.app_id, userId: w.user.id, mappedKey: w.mappedKey }
+    const audit = { action: 'ticket.issued', actorType: 'system' as const, targetType: 'user', targetId: w.user.id }
+    const tickets = await Promise.all(Array.from({ length: 6 }, () => issueTicket(env, base, audit).then((t) => t.ticket)))
+    expect(new Set(tickets.map(ticketTarget))).toEqual(new Set([w.target.app_id]))
+    expect((await ticketRows(w.target)).length).toBe(6)
+    const results = await Promise.all(tickets.flatMap((t) => Array.from({ length: 3 }, () => verify(w.target, t))))
+    expect(results.filter((r) => r.status === 200).length).toBe(6)
+    expect(results.filter((r) => r.status === 409).length).toBe(12)
 
-    const fresh = (await issueTicket(sharded, base)).ticket
-    const stub = env.TICKET_VAULT.get(ticketObjectId(sharded, fresh)!)
+    const fresh = (await issueTicket(env, base, audit)).ticket
+    const stub = gateOf(w.target)
     const count = () => runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM ticket').one().n)
-    // every other ticket in this shard is long past its retention
+    // every other ticket of this app is long past its retention
     const freshHash = await sha256Hex(fresh)
     await runInDurableObject(stub, (_o, state) => state.storage.sql.exec('UPDATE ticket SET expires_at = ? WHERE ticket_hash != ?', Date.now() - TICKET_RETAIN_MS - 1, freshHash))
-    expect(await count()).toBeGreaterThan(1)
+    expect(await count()).toBe(7)
     expect(await runDurableObjectAlarm(stub)).toBe(true)
     expect(await count()).toBe(1)
-    expect((await consumeTicket(sharded, fresh, base.targetAppId)).ok).toBe(true)
+    expect((await verify(w.target, fresh)).status).toBe(200)
+  })
+
+  it("the sealed user opens only for the ticket's own target and only under the master key", async () => {
+    const w = await world()
+    const ticket = await issued(w)
+    const [, userPart, secretPart] = ticket.split('.')
+    const other = await createApp({ app_name: 'Other target' })
+    const moved = `tk_${btoa(other.app_id).replace(/=+$/, '')}.${userPart}.${secretPart}`
+    expect(await ticketUser(env, moved)).toBeNull()
+    expect(await ticketUser({ ...env, MASTER_KEY: 'dev-' + 'B'.repeat(43) } as typeof env, ticket)).toBeNull()
+    // a previous master key still opens it (rotation)
+    expect(await ticketUser({ ...env, MASTER_KEY: 'dev-' + 'B'.repeat(43), MASTER_KEY_PREVIOUS: env.MASTER_KEY } as typeof env, ticket)).toBe(w.user.id)
+    expect((await verify(w.target, ticket)).status).toBe(200)
+  })
+
+  it('a ticket routed to an app that has no such ticket is ticket_invalid, and probing creates no storage', async () => {
+    const w = await world()
+    const other = await createApp({ app_name: 'Other' })
+    const invented = `tk_${btoa('app_nobody_here_00').replace(/=+$/, '')}.${'E'.repeat(60)}.${'C'.repeat(43)}`
+    expect(ticketTarget(invented)).toBe('app_nobody_here_00')
+    const r = await verify(other, invented)
+    expect(r.status).toBe(400)
+    expect(r.body.error.code).toBe('ticket_invalid')
+    const tables = await runInDurableObject(appGate(env, 'app_nobody_here_00'), (_o, state) => state.storage.sql.exec("SELECT name FROM sqlite_master WHERE type = 'table'").toArray())
+    expect(tables).toEqual([])
+    // a real ticket of another app: ticket_not_for_app, not consumed (see above); a forged one next to it: invalid
+    const ticket = await issued(w)
+    const forged = `${ticket.split('.').slice(0, 2).join('.')}.${'D'.repeat(43)}`
+    expect((await verify(other, forged)).body.error.code).toBe('ticket_invalid')
+    expect((await verify(other, ticket)).body.error.code).toBe('ticket_not_for_app')
+    expect((await verify(w.target, ticket)).status).toBe(200)
   })
 })
 
 describe('configuration and docs', () => {
-  it('TICKET_TTL_S is validated; location hints parse', () => {
+  it('TICKET_TTL_S is validated; the ticket names its target app and nothing else parses', () => {
     expect(ticketTtlS({ TICKET_TTL_S: '120' } as never)).toBe(120)
     expect(ticketTtlS({} as never)).toBe(60)
     expect(() => ticketTtlS({ TICKET_TTL_S: '5' } as never)).toThrow(/TICKET_TTL_S/)
     expect(() => ticketTtlS({ TICKET_TTL_S: 'soon' } as never)).toThrow(/TICKET_TTL_S/)
-    expect(ticketShards({} as never)).toBe(0)
-    expect(ticketShards({ TICKET_SHARDS: '16' } as never)).toBe(16)
-    expect(() => ticketShards({ TICKET_SHARDS: '-1' } as never)).toThrow(/TICKET_SHARDS/)
-    const hints = { TICKET_LOCATION_HINTS: '{"app_a": "weur", "*": "apac"}' } as never
-    expect(locationHintFor(hints, 'app_a')).toBe('weur')
-    expect(locationHintFor(hints, 'app_b')).toBe('apac')
-    expect(() => locationHintFor({ TICKET_LOCATION_HINTS: '{"x": "mars"}' } as never, 'x')).toThrow(/mars/)
+    const secret = 'S'.repeat(43)
+    const sealed = 'U'.repeat(60)
+    expect(ticketTarget(`tk_YXBwXzEyMzQ.${sealed}.${secret}`)).toBe('app_1234')
+    for (const bad of [
+      '',
+      'tk_',
+      `tk_.${sealed}.${secret}`,
+      `tk_YXBwXzEyMzQ.${secret}`,
+      `tk_YXBwXzEyMzQ.${sealed}.${secret}x`,
+      `tk_YXBwXzEyMzQ.${sealed}.${secret.slice(1)}`,
+      `tk_YXBwXzEyMzQ.U.${secret}`,
+      `tk_${btoa('a b')}.${sealed}.${secret}`,
+      `tk_${'QQ'.repeat(44)}.${sealed}.${secret}`,
+      `xx_YXBwXzEyMzQ.${sealed}.${secret}`,
+    ]) {
+      expect(ticketTarget(bad), bad).toBeNull()
+    }
   })
 
   it('both partner operations are in /docs/open with examples; the page is not', async () => {
@@ -418,11 +643,26 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     expect(v.body.user.mobile).toBe(w.user.mobile)
   })
 
+  it("the app's state rides along the sign-in and is bound to the ticket", async () => {
+    const w = await world()
+    const uri = 'https://target.example.com/sso/callback'
+    const b = new Browser()
+    const form = await b.get(`/page/login?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'tab-42' })}`)
+    const returnTo = inputValue(form.html, 'return_to')!
+    expect(returnTo).toBe(`/page/sso/simple?${new URLSearchParams({ app_id: w.target.app_id, redirect_uri: uri, state: 'tab-42' })}`)
+    await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')!, return_to: returnTo })
+    const toApp = await b.get(returnTo)
+    expect(toApp.status).toBe(302)
+    const v = await verify(w.target, new URL(toApp.headers.get('Location')!).searchParams.get('ticket')!)
+    expect(v.body.state).toBe('tab-42')
+  })
+
   it('with a session: no form, a 302 to the app with a ticket', async () => {
     const w = await world()
     const uri = 'https://target.example.com/sso/callback'
     const b = new Browser()
-    await b.loginOnPage(w.user)
+    const form = await b.get('/page/login')
+    await b.post('/page/login', { mobile: w.user.mobile, password: w.user.password, csrf_token: inputValue(form.html, 'csrf_token')! })
     const r = await b.get(loginUrl(w.target.app_id, uri))
     expect(r.status).toBe(302)
     expect(r.headers.get('Location')).toMatch(/^https:\/\/target\.example\.com\/sso\/callback\?ticket=tk_/)

@@ -4,6 +4,5 @@ export default {
   route: 'GET /livez',
   order: 10,
   bare: true,
-  passes: ['default', 'shards'],
   requests: () => [{ method: 'GET', path: '/livez' }],
 }

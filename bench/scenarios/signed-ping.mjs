@@ -1,9 +1,10 @@
 import { signHeaders, ticketWorld } from '../lib.mjs'
 
 /**
- * A signed no-op: the signature check every partner call pays (D1 app lookup, secret
- * decryption, HMAC, two rate-limiter objects, KV nonce read and write) and nothing else.
- * The ticket rows minus this one is what the tickets themselves cost.
+ * A signed no-op: the signature check every partner call pays (HMAC against the isolate's
+ * copy of the app row, secret decrypted; the per-IP limiter and the app's AppGate, nonce,
+ * per-app limit and row version in one call, both at once) and nothing else. The ticket
+ * rows minus this one is what the tickets themselves cost.
  */
 export default {
   name: 'signed ping',

@@ -1,16 +1,16 @@
 import { EXCHANGE_PATH, signHeaders, ticketWorld } from '../lib.mjs'
 
 /**
- * Simple-SSO ticket exchange, signed by the source app: signature check (D1 app lookup,
- * secret decryption, HMAC, KV nonce, two rate-limiter objects), the exchange rate limiter,
- * one D1 batch (target app, user, mapping), then a new TicketVault object with one row and
- * an alarm. Every request is signed afresh (current timestamp, unique nonce).
+ * Simple-SSO ticket exchange, signed by the source app: signature check (HMAC against the
+ * isolate's copy of the app row, secret decrypted), then together the per-IP limiter, the
+ * source's AppGate (nonce, signed_app and ticket_exchange_app, row version) and one D1 batch
+ * (target app, user, the user's mappings in both apps); then one call storing the ticket in
+ * the target's AppGate. Every request is signed afresh (current timestamp, unique nonce).
  */
 export default {
   name: 'ticket exchange',
   route: `POST ${EXCHANGE_PATH}`,
   order: 60,
-  passes: ['default', 'shards'],
   async setup(ctx) {
     return { world: await ticketWorld(ctx) }
   },

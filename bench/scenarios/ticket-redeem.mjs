@@ -25,9 +25,10 @@ async function mint(state, ctx, want, budgetMs) {
 }
 
 /**
- * Simple-SSO ticket redemption, signed by the target app: signature check, one call to the
- * ticket's TicketVault object (atomic check-and-consume), one D1 read (user and mapping
- * still active). Each ticket redeems once, so every request takes a never-used ticket from
+ * Simple-SSO ticket redemption, signed by the target app: signature check, then together
+ * the per-IP limiter, the target's AppGate (nonce, rate, and the atomic check-and-consume
+ * of the ticket in the same call) and one D1 batch (user and mapping still active; the user
+ * is sealed in the ticket). Each ticket redeems once, so every request takes a never-used ticket from
  * a pool minted before the run; the run is bounded by the pool (autocannon `amount`), sized
  * from the warm-up's rate to last about the scenario duration, and minted in at most
  * TTL − 2 × duration − 5 s so no ticket expires. An empty pool sends a dud, which shows as
@@ -37,7 +38,6 @@ export default {
   name: 'ticket redeem',
   route: `POST ${VERIFY_PATH}`,
   order: 70,
-  passes: ['default', 'shards'],
   async setup(ctx) {
     const state = { world: await ticketWorld(ctx), pool: [] }
     await mint(state, ctx, ctx.connections * 6, 20_000)

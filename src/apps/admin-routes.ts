@@ -1,5 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { pick, bearerSecurity, jsonBody } from '../lib/openapi'
+import { pick, bearerSecurity, jsonBody, mergeErrors } from '../lib/openapi'
+import { errorResponses } from '../lib/errors'
+import { AppErrors } from './errors'
 import { router } from '../context'
 import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
@@ -67,6 +69,14 @@ const AppSettings = {
   backchannel_logout_uri: Uri('https://hr.example.com/uap/backchannel-logout').nullable(),
   require_pkce: z.boolean().openapi({ description: 'PKCE (S256) required at the authorization endpoint (default true). Only a confidential client (token_endpoint_auth_method other than none) may be set to false.' }),
   first_party: z.boolean().openapi({ description: 'First-party apps skip the consent page' }),
+  partner_api_enabled: z.boolean().openapi({
+    description: 'May the app call the HMAC-signed partner API (/api/v1/open/*, /api/v1/simple/*)? Default at creation: true for SIMPLE_API, false for OIDC (docs/apps.md)',
+  }),
+  sso_targets: z
+    .array(z.string().min(1).max(64))
+    .max(100)
+    .refine((l) => new Set(l).size === l.length, 'must not contain duplicates')
+    .openapi({ example: ['app_9b8c7d6e5f4a3b2c'], description: 'app_ids of the SIMPLE_API apps this app may exchange tickets into (docs/tickets.md); empty: no exchange' }),
 }
 
 export const AppView = z
@@ -85,6 +95,8 @@ export const AppView = z
     backchannel_logout_uri: z.string().nullable(),
     require_pkce: z.boolean(),
     first_party: z.boolean(),
+    partner_api_enabled: z.boolean(),
+    sso_targets: z.array(z.string()).openapi({ example: ['app_9b8c7d6e5f4a3b2c'] }),
     status: z.enum(['ACTIVE', 'DISABLED']),
     created_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
     updated_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
@@ -123,7 +135,7 @@ adminAppRoutes.openapi(
       'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
     security: bearerSecurity,
     request: { body: jsonBody(CreateApp) },
-    responses: { 201: ok('Created; store the credentials now', Credentials), ...pick(400, 401, 403) },
+    responses: { 201: ok('Created; store the credentials now', Credentials), ...mergeErrors(pick(400, 401, 403), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
@@ -179,10 +191,10 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Update an application',
     description:
-      'Changes any of the given settings; omitted fields stay. `null` clears icon_url, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled).',
+      'Changes any of the given settings; omitted fields stay. `null` clears icon_url, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled); `partner_api_enabled: false` refuses its signed requests (403 partner_api_disabled). `sso_targets` replaces the whole list; each entry must be another existing SIMPLE_API app (400 sso_target_unknown / sso_target_invalid).',
     security: bearerSecurity,
     request: { params: AppIdParam, body: jsonBody(UpdateApp) },
-    responses: { 200: ok('Updated', AppView), ...pick(400, 401, 403, 404) },
+    responses: { 200: ok('Updated', AppView), ...mergeErrors(pick(400, 401, 403, 404), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
@@ -253,7 +265,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Delete an application',
     description:
-      'Deletes the application **and all its user mappings**. Each deleted mapping gets a DELETE event in the mapping outbox, written in the same atomic batch as the deletion and the audit row, so consumers of the outbox learn of every removed mapping. The app credentials stop working at once. This cannot be undone; prefer disabling when in doubt.',
+      'Deletes the application **and all its user mappings**. Each deleted mapping gets a DELETE event in the mapping outbox, written in the same atomic batch as the deletion and the audit row, so consumers of the outbox learn of every removed mapping. The app also leaves every other app\'s `sso_targets` in that batch. The app credentials stop working at once. This cannot be undone; prefer disabling when in doubt.',
     security: bearerSecurity,
     request: { params: AppIdParam },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(400, 401, 403, 404) },
@@ -281,6 +293,8 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
   if (b.require_pkce !== undefined) patch.requirePkce = b.require_pkce
   if (b.first_party !== undefined) patch.firstParty = b.first_party
+  if (b.partner_api_enabled !== undefined) patch.partnerApiEnabled = b.partner_api_enabled
+  if (b.sso_targets !== undefined) patch.ssoTargets = b.sso_targets
   if (b.status !== undefined) patch.status = b.status
   return patch
 }

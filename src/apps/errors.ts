@@ -14,4 +14,6 @@ export const AppErrors = defineErrors({
   app_mismatch: { status: 403, message: 'An app access token can only read and change its own mappings' },
   app_id_required: { status: 400, code: 'invalid_request', message: 'app_id is required when calling with an admin token' },
   target_app_not_found: { status: 404, code: 'app_not_found', message: 'Application not found' },
+  sso_target_unknown: { status: 400, message: 'sso_targets names an application that does not exist' },
+  sso_target_invalid: { status: 400, message: 'sso_targets must name other SIMPLE_API applications' },
 })

@@ -34,7 +34,21 @@ export const applications = sqliteTable('applications', {
   requirePkce: integer('require_pkce', { mode: 'boolean' }).notNull().default(true),
   /** First-party apps skip the consent page. */
   firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
+  /**
+   * May the app call the signed partner API (/api/v1/open/*, /api/v1/simple/*)? Set at
+   * creation from the protocol (SIMPLE_API on, OIDC off: an OIDC client secret is the same
+   * secret, and must not open the partner API by itself); an admin may change it.
+   */
+  partnerApiEnabled: integer('partner_api_enabled', { mode: 'boolean' }).notNull().default(false),
+  /** App ids this app may exchange its users' tickets into (docs/tickets.md); empty: no exchange. */
+  ssoTargets: text('sso_targets', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
   status: text('status', { enum: ['ACTIVE', 'DISABLED'] }).notNull().default('ACTIVE'),
+  /**
+   * Bumped by every admin change of the row (settings, status, credentials). Signed calls
+   * may use an isolate's cached copy of the row only while the app's AppGate object vouches
+   * for this version (docs/security.md, "Caches").
+   */
+  version: integer('version').notNull().default(1),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 })

@@ -1,13 +1,13 @@
 import { and, count, desc, eq, or, sql } from 'drizzle-orm'
 import { auditStatement } from '../audit/service'
 import { containsText } from '../lib/sql'
-import { getDb } from '../db'
+import { getDb, type DB } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
 
 /** Settings of a new application: name and protocol, the rest defaulted in newApplicationRow. */
-export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'createdAt' | 'updatedAt'>> & {
+export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'version' | 'createdAt' | 'updatedAt'>> & {
   appName: string
   protocolType: Application['protocolType']
 }
@@ -90,7 +90,11 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
     backchannelLogoutUri: input.backchannelLogoutUri ?? null,
     requirePkce: input.requirePkce ?? true,
     firstParty: input.firstParty ?? false,
+    // the partner API is the legacy apps' interface; an OIDC client gets it only when an admin says so
+    partnerApiEnabled: input.partnerApiEnabled ?? input.protocolType === 'SIMPLE_API',
+    ssoTargets: input.ssoTargets ?? [],
     status: 'ACTIVE',
+    version: 1,
     createdAt: now,
     updatedAt: now,
   }
@@ -102,6 +106,11 @@ export async function createApplication(env: Env, input: NewApplicationInput) {
   const { row, credentials } = await newApplicationRow(env, input)
   await getDb(env.DB).insert(applications).values(row)
   return { app: row, ...credentials }
+}
+
+/** The application with this app_id, as a batchable query. */
+export function applicationQuery(db: DB, appId: string) {
+  return db.select().from(applications).where(eq(applications.appId, appId)).limit(1)
 }
 
 export async function findApplication(env: Env, appId: string): Promise<Application | undefined> {
@@ -129,6 +138,8 @@ export function publicApp(a: Application) {
     backchannel_logout_uri: a.backchannelLogoutUri,
     require_pkce: a.requirePkce,
     first_party: a.firstParty,
+    partner_api_enabled: a.partnerApiEnabled,
+    sso_targets: a.ssoTargets,
     status: a.status,
     created_at: new Date(a.createdAt).toISOString(),
     updated_at: new Date(a.updatedAt).toISOString(),

@@ -6,6 +6,8 @@ import { auditLogs } from './schema'
 import type { AppEnv } from '../context'
 
 export interface AuditEntry {
+  /** when it happened (ms); defaults to when the statement is built */
+  at?: number
   action: string
   actorType: 'admin' | 'user' | 'app' | 'system' | 'anonymous'
   actorId?: string | null
@@ -22,7 +24,7 @@ export interface AuditEntry {
  */
 export function auditStatement(db: DB, entry: AuditEntry) {
   return db.insert(auditLogs).values({
-    at: Date.now(),
+    at: entry.at ?? Date.now(),
     actorType: entry.actorType,
     actorId: entry.actorId ?? null,
     action: entry.action,

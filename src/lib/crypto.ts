@@ -138,3 +138,44 @@ export async function decryptSecret(masterKeys: string | string[], envelope: str
   // data written under a master key that is no longer configured: an operator error, not a bug
   throw new ConfigError(`data is encrypted under master key ${kid}, which is neither MASTER_KEY nor in MASTER_KEY_PREVIOUS; set the old key as MASTER_KEY_PREVIOUS`)
 }
+
+/**
+ * Compact sealing of short values that travel in URLs, each under its own key: AES-256-GCM
+ * with a key derived by HKDF-SHA256 (RFC 5869) from the master key, a per-message random
+ * `salt` the caller keeps next to the sealed bytes (e.g. a ticket's own secret) and an
+ * `info` naming the purpose. A key is used for one message only, so the IV can be fixed
+ * (NIST SP 800-38D §8: the IV must not repeat *under a key*) and the master key itself
+ * encrypts nothing here. No key id: opening tries each key given (MASTER_KEY first, then
+ * MASTER_KEY_PREVIOUS), and the tag tells a wrong key from the right one. unseal answers
+ * null for anything that does not open.
+ */
+const hkdfCache = new Map<string, CryptoKey>()
+const ZERO_IV = new Uint8Array(12)
+
+async function sealingKey(masterKey: string, salt: Uint8Array<ArrayBuffer>, info: string): Promise<CryptoKey> {
+  let base = hkdfCache.get(masterKey)
+  if (!base) {
+    const raw = masterKey.startsWith('dev-') ? masterKey.slice(4) : masterKey
+    base = await crypto.subtle.importKey('raw', fromBase64url(raw.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '')), 'HKDF', false, ['deriveKey'])
+    hkdfCache.set(masterKey, base)
+  }
+  return crypto.subtle.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt, info: encoder.encode(info) }, base, { name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])
+}
+
+export async function seal(masterKey: string, plaintext: string, salt: Uint8Array<ArrayBuffer>, info: string): Promise<Uint8Array<ArrayBuffer>> {
+  const key = await sealingKey(masterKey, salt, info)
+  return new Uint8Array(await crypto.subtle.encrypt({ name: 'AES-GCM', iv: ZERO_IV }, key, encoder.encode(plaintext)))
+}
+
+export async function unseal(masterKeys: string[], sealed: Uint8Array<ArrayBuffer>, salt: Uint8Array<ArrayBuffer>, info: string): Promise<string | null> {
+  if (sealed.length < 16) return null
+  for (const mk of masterKeys) {
+    try {
+      const pt = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: ZERO_IV }, await sealingKey(mk, salt, info), sealed)
+      return new TextDecoder().decode(pt)
+    } catch {
+      // not this key (or tampered): try the next
+    }
+  }
+  return null
+}

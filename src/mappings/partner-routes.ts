@@ -106,7 +106,7 @@ partnerMappingRoutes.openapi(
     tags: [OPEN_TAG],
     summary: "Look up a user and the user's mapping in your app",
     description:
-      'For legacy sign-in flows: given a mobile number, returns the UAP user (mobile, name, status) and their mapping in this app (`null` when the user has none). 404 `user_not_found` when no UAP user has the number. An app token may only query its own app (403 `app_mismatch`).',
+      "For legacy sign-in flows: given a mobile number of a user **mapped in this app** (active or disabled mapping), returns the UAP user (mobile, name, status) and that mapping. Any other number, registered with UAP Edge or not, gets the same 404 `user_not_found`: an app learns nothing about users it does not hold. An app token may only query its own app (403 `app_mismatch`).",
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
@@ -117,7 +117,7 @@ partnerMappingRoutes.openapi(
         z
           .object({
             user: z.object({ user_id: z.string(), mobile: z.string().openapi({ example: '+8613800138000' }), name: z.string().nullable().openapi({ example: 'Li Lei' }), status: z.enum(['ACTIVE', 'DISABLED']) }),
-            mapping: MappingView.nullable(),
+            mapping: MappingView,
           })
           .openapi('UserQueryResult'),
       ),
@@ -126,13 +126,14 @@ partnerMappingRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
+    // one query whatever the outcome; unknown and unmapped read the same (no enumeration)
     const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile)
-    if (!row) throw MappingErrors.user_not_found()
+    if (!row?.mapping) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
     const { user, mapping } = row
     return c.json(
       {
         user: { user_id: user.id, mobile: user.mobile, name: user.name, status: user.status },
-        mapping: mapping ? publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }) : null,
+        mapping: publicMapping({ ...mapping, mobile: user.mobile, userName: user.name, userStatus: user.status }),
       },
       200,
     )

@@ -76,10 +76,12 @@ signInRoutes.get('/login', async (c) => {
   if (appId && redirectUri) {
     // SIMPLE_API app: signed in already → straight to the app with a ticket (no interaction);
     // otherwise sign in first and come back through /page/sso/simple, which issues the ticket.
-    // An unknown app or unregistered redirect_uri throws (400 page), never redirects.
-    const direct = await simpleSsoRedirect(c, { appId, redirectUri })
+    // An unknown app or unregistered redirect_uri throws (400 page), never redirects. The
+    // app's `state` goes along, to be bound to the ticket.
+    const state = c.req.query('state')
+    const direct = await simpleSsoRedirect(c, { appId, redirectUri, state })
     if (direct) return direct
-    returnTo = `/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri })}`
+    returnTo = `/page/sso/simple?${new URLSearchParams({ app_id: appId, redirect_uri: redirectUri, ...(state ? { state } : {}) })}`
   }
   const current = await readBrowserSession(c)
   if (current) {

@@ -1,39 +1,27 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env'
+import { checkHit, countHit, currentWindow, type HitResult, type Window } from './window'
 
-export interface HitResult {
-  allowed: boolean
-  limit: number
-  remaining: number
-  /** seconds until the window resets (0 when allowed) */
-  retryAfterS: number
-}
-
-interface Window {
-  start: number
-  count: number
-  windowMs: number
-}
+export type { HitResult }
 
 /**
- * One object per (policy, key), e.g. `signed_app:app_123` or `captcha_ip:203.0.113.9`.
+ * One object per (policy, key), e.g. `partner_ip:203.0.113.9` or `captcha_ip:203.0.113.9`.
  * A Durable Object id is one instance worldwide and handles one request at a time, so
  * counts are exact across isolates and locations (a per-isolate Map would not be).
  * Fixed windows, persisted in the object's SQLite storage so eviction does not reset them.
+ * (Per-app policies of signed calls are counted in the app's AppGate object instead,
+ * together with the nonce: src/signing/gate.ts.)
  */
 export class RateLimiter extends DurableObject<Env> {
   async hit(limit: number, windowMs: number, cost = 1): Promise<HitResult> {
     const now = Date.now()
-    let w = await this.ctx.storage.get<Window>('w')
-    if (!w || now - w.start >= windowMs) w = { start: now, count: 0, windowMs }
-    if (w.count + cost > limit) {
-      return { allowed: false, limit, remaining: Math.max(0, limit - w.count), retryAfterS: Math.max(1, Math.ceil((w.start + windowMs - now) / 1000)) }
-    }
-    w.count += cost
-    await this.ctx.storage.put('w', w)
-    // drop the storage once the window is long over
-    await this.ctx.storage.setAlarm(w.start + windowMs * 2)
-    return { allowed: true, limit, remaining: limit - w.count, retryAfterS: 0 }
+    const w = currentWindow(await this.ctx.storage.get<Window>('w'), windowMs, now)
+    const r = checkHit(w, limit, cost, now)
+    if (!r.allowed) return r
+    await this.ctx.storage.put('w', countHit(w, cost))
+    // drop the storage once the window is long over (once per window: the time is the window's)
+    if (w.count === 0) await this.ctx.storage.setAlarm(w.start + windowMs * 2)
+    return r
   }
 
   /**

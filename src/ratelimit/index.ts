@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, type Env } from '../env'
 import { CommonErrors } from '../lib/errors'
-import type { HitResult } from './durable-object'
+import type { HitResult } from './window'
 
 export interface RatePolicy {
   limit: number
@@ -14,7 +14,7 @@ export interface RatePolicy {
  * as {"signed_app": {"limit": 1200, "windowS": 60}}.
  */
 export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
-  /** per app_id, signed /api/v1/open/* and /api/v1/simple/* calls (counted after the signature checks) */
+  /** per app_id, signed /api/v1/open/* and /api/v1/simple/* calls (counted in the app's AppGate object after the signature and nonce checks) */
   signed_app: { limit: 600, windowS: 60 },
   /** per app_id, X-App-Access-Token calls (mapping sync/query/changes) */
   app_token: { limit: 600, windowS: 60 },
@@ -27,6 +27,7 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   register_ip: { limit: 20, windowS: 3600 },
   /** per client IP, starting and finishing sign-ins with another identity provider (src/federation/) */
   federation_ip: { limit: 60, windowS: 300 },
+  /** per source app_id, ticket exchanges (counted in the app's AppGate object with signed_app) */
   ticket_exchange_app: { limit: 1200, windowS: 60 },
   /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
   oauth_ip: { limit: 1200, windowS: 60 },
@@ -102,22 +103,31 @@ export async function hitRateLimit(env: Env, policyName: string, key: string, co
   return limiter.hit(policy.limit, policy.windowS * 1000, cost)
 }
 
-/** The 429 `rate_limited` error (JSON error body, Retry-After) for a refused hit, for services that count outside a request context. */
+/** X-RateLimit-* of a counted hit (the last policy counted wins). */
+export function setRateHeaders(c: Context<AppEnv>, r: HitResult) {
+  c.header('X-RateLimit-Limit', String(r.limit))
+  c.header('X-RateLimit-Remaining', String(r.remaining))
+}
+
+/** The 429 `rate_limited` error (JSON error body, Retry-After) for a refused hit, also for services that count outside a request context. */
 export function rateLimitedError(policyName: string, r: HitResult) {
-  return CommonErrors.rate_limited({ message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`, details: { policy: policyName, limit: r.limit }, headers: {
-    'Retry-After': String(r.retryAfterS),
-    'X-RateLimit-Limit': String(r.limit),
-    'X-RateLimit-Remaining': '0',
-  } })
+  return CommonErrors.rate_limited({
+    message: `Rate limit exceeded (${policyName}); retry after ${r.retryAfterS} s`,
+    details: { policy: policyName, limit: r.limit },
+    headers: { 'Retry-After': String(r.retryAfterS), 'X-RateLimit-Limit': String(r.limit), 'X-RateLimit-Remaining': '0' },
+  })
+}
+
+/** Sets the X-RateLimit-* headers of a hit and throws the 429 when it was refused. */
+export function applyRateLimit(c: Context<AppEnv>, policyName: string, r: HitResult): HitResult {
+  setRateHeaders(c, r)
+  if (!r.allowed) throw rateLimitedError(policyName, r)
+  return r
 }
 
 /** Throws the 429 (JSON error body, Retry-After) when the hit is refused; sets X-RateLimit-* headers. */
 export async function enforceRateLimit(c: Context<AppEnv>, policyName: string, key: string, cost = 1) {
-  const r = await hitRateLimit(c.env, policyName, key, cost)
-  c.header('X-RateLimit-Limit', String(r.limit))
-  c.header('X-RateLimit-Remaining', String(r.remaining))
-  if (!r.allowed) throw rateLimitedError(policyName, r)
-  return r
+  return applyRateLimit(c, policyName, await hitRateLimit(c.env, policyName, key, cost))
 }
 
 /** Middleware form: `rateLimit('captcha_ip', (c) => c.get('clientIp'))`. A null key skips counting. */

@@ -19,7 +19,10 @@ signingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appSignature
 })
 
 /** Errors every signed route can answer with, with the codes partners must handle. */
-export const signedErrors = mergeErrors(errorResponses(SigningErrors, 'signature_missing', 'signature_invalid', 'timestamp_stale', 'nonce_replayed', 'app_disabled'), pick(429))
+export const signedErrors = mergeErrors(
+  errorResponses(SigningErrors, 'signature_missing', 'signature_invalid', 'timestamp_stale', 'nonce_replayed', 'app_disabled', 'partner_api_disabled', 'app_state_changing'),
+  pick(429),
+)
 
 export const appSignatureSecurity: Record<string, string[]>[] = [{ appSignature: [] }]
 

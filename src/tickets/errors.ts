@@ -6,11 +6,13 @@ import { defineErrors } from '../lib/errors'
  */
 export const TicketErrors = defineErrors({
   // exchange
+  source_app_not_simple_api: { status: 403, message: 'Only SIMPLE_API applications exchange tickets' },
+  target_not_allowed: { status: 403, message: "target_app_id is not in this application's sso_targets (set by an admin)" },
   target_app_not_found: { status: 404, message: 'No application with this target_app_id' },
   target_app_disabled: { status: 403, message: 'The target application is disabled' },
   target_app_not_simple_api: { status: 400, message: 'The target is not a SIMPLE_API application; tickets are for SIMPLE_API apps' },
   target_app_no_callback: { status: 409, message: 'The target application has no registered redirect URI to send the user to' },
-  user_not_found: { status: 404, message: 'No user with this mobile number' },
+  user_not_found: { status: 404, message: 'No user with this mobile number is mapped in your application' },
   user_disabled: { status: 403, message: 'This user is disabled' },
   user_not_mapped: { status: 404, message: 'The user has no account mapping in the target application' },
   mapping_disabled: { status: 403, message: "The user's mapping in the target application is disabled" },
@@ -24,7 +26,7 @@ export const TicketErrors = defineErrors({
   redeemed_mapping_disabled: { status: 403, code: 'mapping_disabled', message: "The user's mapping in this app has been disabled" },
   mapping_changed: { status: 403, message: "The user's mapping in this app changed after the ticket was issued" },
   // the hosted ticket hop (/page/sso/simple)
-  invalid_app: { status: 400, message: 'app_id does not name an active SIMPLE_API application' },
+  invalid_app: { status: 400, message: 'app_id does not name an active SIMPLE_API application with its partner API on' },
   redirect_uri_not_registered: { status: 400, message: 'redirect_uri is not registered for this application' },
   account_disabled: { status: 403, message: 'This account is disabled' },
   no_access: { status: 403, code: 'user_not_mapped', message: 'Your account has no access to this application' },

@@ -7,10 +7,27 @@ import { SignedHeaders } from '../signing/headers'
 import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, errorResponses } from '../lib/errors'
-import { requireSignedApp } from '../signing/verify'
-import { enforceRateLimit } from '../ratelimit'
+import { signedApp } from '../signing/verify'
+import { sha256Hex } from '../lib/crypto'
 import { TicketErrors } from './errors'
-import { auditSoon, callbackOf, consumeTicket, issueTicket, recheckRedeemed, resolveExchange, withTicket } from './service'
+import {
+  STATE_RE,
+  auditSoon,
+  callbackOf,
+  decideExchange,
+  exchangeReads,
+  foreignTicketExists,
+  issueTicket,
+  recheckRedeemed,
+  redemptionReads,
+  requestAudit,
+  ticketTarget,
+  ticketUser,
+  type RedemptionReads,
+  withTicket,
+  type ExchangeReads,
+} from './service'
+import type { RedeemResult } from './store'
 import { simpleSsoRedirect } from './sso'
 
 /** Simple SSO tickets between SIMPLE_API apps (docs/tickets.md). Mounted at /api/v1/simple/ticket. */
@@ -19,13 +36,21 @@ export const ticketRoutes = router()
 /** The no-interaction ticket hop for browsers. Mounted at /page/sso. */
 export const ssoPageRoutes = router()
 
+const TICKET_EXAMPLE = 'tk_YXBwXzliOGM3ZDZlNWY0YTNiMmM.q0Vb3nZ8rT2mYx9LkP4wJ7dA1sF6hG5cE0uI3oQ8wEzR2tN6vB9mK4pL7yX1jH5gD3fS8aQ0e.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
 
-const TICKET_EXAMPLE = 'tk_k3Vq0bX8y2Qm9Zr4Lw7Tn1Hs6Pd5Jc0Ae3Ug8Yf2Ri4.ZxW1q8N3vR0mT6yK2pL9sD4gH7jB5cF1eA0uI3oQ8wE'
+const StateField = z
+  .string()
+  .regex(STATE_RE, 'must be 1-256 visible ASCII characters')
+  .openapi({
+    example: 'c2f1b0e9a4d84f6b',
+    description: "Optional. Bound to the ticket and returned by verify, so the target can check that the browser bringing the ticket is the one that asked for it (login CSRF; docs/tickets.md). Not added to redirect_url.",
+  })
 
 const ExchangeBody = z
   .object({
-    target_app_id: z.string().min(1).max(64).openapi({ example: 'app_9b8c7d6e5f4a3b2c', description: 'The SIMPLE_API app the user moves to' }),
+    target_app_id: z.string().min(1).max(64).openapi({ example: 'app_9b8c7d6e5f4a3b2c', description: "The SIMPLE_API app the user moves to; must be in your app's sso_targets" }),
     user_mobile: MobileField,
+    state: StateField.optional(),
   })
   .openapi('TicketExchangeRequest')
 
@@ -40,6 +65,18 @@ const ExchangeResponse = z
   })
   .openapi('TicketExchangeResponse')
 
+/** The body as the route will see it, parsed from the signed bytes (null: the validator answers 400). */
+function exchangeInput(body: Uint8Array) {
+  try {
+    const r = ExchangeBody.safeParse(JSON.parse(new TextDecoder().decode(body)))
+    return r.success ? r.data : null
+  } catch {
+    return null
+  }
+}
+
+const sameInput = (a: ExchangeReads['input'], b: ExchangeReads['input']) => a.target_app_id === b.target_app_id && a.user_mobile === b.user_mobile
+
 ticketRoutes.openapi(
   createRoute({
     method: 'post',
@@ -48,21 +85,43 @@ ticketRoutes.openapi(
     summary: 'Exchange a signed-in user for a ticket to another app',
     description: [
       'Called server-to-server by the **source** app (HMAC-signed) when its signed-in user wants to move to the **target** app.',
-      'Checks that both apps are active, the target is a SIMPLE_API app, the user is active and has an active mapping in the target app,',
-      'then returns a single-use ticket bound to the target app, the user, their mapped key and the source app.',
+      "Allowed when the source is an active SIMPLE_API app, the target is in the source's `sso_targets` (set by an admin; else 403 `target_not_allowed`),",
+      'the target is an active SIMPLE_API app with a callback, and the user is active and **actively mapped in the source app** (else 404 `user_not_found`, the same answer as for an unknown mobile) and in the target app.',
+      'Returns a single-use ticket bound to the target app, the user, their mapped key in the target, the source app and the optional `state`.',
       'Send the user\'s browser to `redirect_url`; the target app redeems the ticket with `POST /api/v1/simple/ticket/verify`.',
       '',
-      'Errors are explicit (listed below): the caller is an authenticated partner server, and every exchange is rate limited per source app (`ticket_exchange_app`) and audited.',
+      'Errors past the first two checks are explicit (listed below): the caller is an authenticated partner server that already holds the user; every exchange is rate limited per source app (`ticket_exchange_app`) and every refusal is audited.',
     ].join('\n'),
     ...OPEN,
-    middleware: [requireSignedApp] as const,
+    middleware: [
+      signedApp({
+        policies: ['ticket_exchange_app'],
+        // the D1 reads the decision needs go out with the gate call (one round trip)
+        prepare: async (c, app, body) => {
+          const input = exchangeInput(body)
+          return input ? { prefetch: () => exchangeReads(c.env, app.appId, input) } : {}
+        },
+      }),
+    ] as const,
     request: { headers: SignedHeaders, body: jsonBody(ExchangeBody) },
     responses: {
       200: { description: 'Ticket issued', content: { 'application/json': { schema: ExchangeResponse } } },
       ...mergeErrors(
         pick(400),
         signedErrors,
-        errorResponses(TicketErrors, 'target_app_not_found', 'target_app_disabled', 'target_app_not_simple_api', 'target_app_no_callback', 'user_not_found', 'user_disabled', 'user_not_mapped', 'mapping_disabled'),
+        errorResponses(
+          TicketErrors,
+          'source_app_not_simple_api',
+          'target_not_allowed',
+          'target_app_not_found',
+          'target_app_disabled',
+          'target_app_not_simple_api',
+          'target_app_no_callback',
+          'user_not_found',
+          'user_disabled',
+          'user_not_mapped',
+          'mapping_disabled',
+        ),
         pick(429),
       ),
     },
@@ -70,27 +129,41 @@ ticketRoutes.openapi(
   async (c) => {
     const source = c.get('app')!
     const ctx = c as unknown as Context<AppEnv>
-    const { target_app_id, user_mobile } = c.req.valid('json')
-    // Rate limit and D1 checks run side by side; a 429 wins over any other outcome.
-    const [limit, resolved] = await Promise.allSettled([
-      enforceRateLimit(ctx, 'ticket_exchange_app', source.appId),
-      resolveExchange(c.env, target_app_id, user_mobile),
-    ])
-    if (limit.status === 'rejected') throw limit.reason
-    if (resolved.status === 'rejected') {
-      const e = resolved.reason
+    const { target_app_id, user_mobile, state } = c.req.valid('json')
+    const input = { target_app_id, user_mobile }
+    const pre = (await c.get('signed')?.prefetch) as ExchangeReads | null | undefined
+    const reads = pre && sameInput(pre.input, input) ? pre : await exchangeReads(c.env, source.appId, input)
+    let decided
+    try {
+      decided = decideExchange(source, reads)
+    } catch (e) {
       if (e instanceof ApiError) {
         auditSoon(ctx, { action: 'ticket.exchange_refused', actorType: 'app', actorId: source.appId, targetType: 'app', targetId: target_app_id, details: { code: e.code, mobile: user_mobile } })
       }
       throw e
     }
-    const { target, user, mappedKey } = resolved.value
-    const issued = await issueTicket(c.env, { targetAppId: target.appId, sourceAppId: source.appId, userId: user.id, mappedKey })
-    auditSoon(ctx, { action: 'ticket.issued', actorType: 'app', actorId: source.appId, targetType: 'user', targetId: user.id, details: { via: 'exchange', target_app_id: target.appId, expires_in: issued.expiresIn } })
+    const { target, user, mappedKey } = decided
+    const issued = await issueTicket(
+      c.env,
+      { targetAppId: target.appId, sourceAppId: source.appId, userId: user.id, mappedKey, state: state ?? null },
+      requestAudit(ctx, { action: 'ticket.issued', actorType: 'app', actorId: source.appId, targetType: 'user', targetId: user.id, details: { via: 'exchange', target_app_id: target.appId, state: state !== undefined } }),
+    )
     c.header('Cache-Control', 'no-store')
     return c.json({ ticket: issued.ticket, expires_in: issued.expiresIn, redirect_url: withTicket(callbackOf(target), issued.ticket) }, 200)
   },
 )
+
+type VerifyReads = { kind: 'none' } | { kind: 'foreign'; exists: boolean } | { kind: 'own'; reads: RedemptionReads }
+
+/** The ticket of a verify body, parsed from the signed bytes. */
+function verifyTicket(body: Uint8Array): string | null {
+  try {
+    const t = (JSON.parse(new TextDecoder().decode(body)) as { ticket?: unknown })?.ticket
+    return typeof t === 'string' && t.length <= 256 ? t : null
+  } catch {
+    return null
+  }
+}
 
 const VerifyResponse = z
   .object({
@@ -101,6 +174,10 @@ const VerifyResponse = z
       status: z.enum(['ACTIVE', 'DISABLED']).openapi({ example: 'ACTIVE' }),
     }),
     source_app_id: z.string().nullable().openapi({ example: 'app_3f9a1c2d4e5f6a7b', description: 'The app the user came from; null when UAP Edge itself issued the ticket (hosted sign-in page)' }),
+    state: z.string().nullable().openapi({
+      example: 'c2f1b0e9a4d84f6b',
+      description: 'The `state` bound to the ticket when it was requested (exchange or /page/sso/simple), else null. Compare it with the value you tied to the browser that brought the ticket.',
+    }),
     issued_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z' }),
   })
   .openapi('TicketVerifyResponse')
@@ -117,9 +194,30 @@ ticketRoutes.openapi(
       '`ticket_invalid` (400, unknown or malformed), `ticket_not_for_app` (403, issued for another app; the ticket is **not** consumed),',
       '`ticket_already_used` (409), `ticket_expired` (410), and, when the account changed since the exchange,',
       '`user_disabled` / `mapping_disabled` / `mapping_changed` (403; the ticket is consumed).',
+      'The answer carries the `state` the ticket was requested with (or null): check it against the browser that brought the ticket.',
     ].join('\n'),
     ...OPEN,
-    middleware: [requireSignedApp] as const,
+    middleware: [
+      signedApp({
+        // your own ticket is redeemed in the call that admits this request (nonce and rate
+        // first) while its account re-check is read beside it (the user is sealed in the
+        // ticket); for another app's ticket only whether it exists (ticket_not_for_app)
+        prepare: async (c, app, body) => {
+          const ticket = verifyTicket(body)
+          const target = ticket && ticketTarget(ticket)
+          if (!target) return {}
+          if (target !== app.appId) {
+            const hash = await sha256Hex(ticket!)
+            return { prefetch: async (): Promise<VerifyReads> => ({ kind: 'foreign', exists: await foreignTicketExists(c.env, target, hash) }) }
+          }
+          const [ticketHash, userId] = await Promise.all([sha256Hex(ticket!), ticketUser(c.env, ticket!)])
+          return {
+            redeem: { ticketHash, audit: requestAudit(c, { action: 'ticket.redeemed', actorType: 'app', actorId: app.appId, targetType: 'user' }) },
+            ...(userId ? { prefetch: async (): Promise<VerifyReads> => ({ kind: 'own', reads: await redemptionReads(c.env, app.appId, userId) }) } : {}),
+          }
+        },
+      }),
+    ] as const,
     request: {
       headers: SignedHeaders,
       body: jsonBody(z.object({ ticket: z.string().min(1).max(256).openapi({ example: TICKET_EXAMPLE }) }).openapi('TicketVerifyRequest')),
@@ -137,7 +235,12 @@ ticketRoutes.openapi(
     const app = c.get('app')!
     const ctx = c as unknown as Context<AppEnv>
     const { ticket } = c.req.valid('json')
-    const r = await consumeTicket(c.env, ticket, app.appId)
+    const signed = c.get('signed')
+    const target = ticketTarget(ticket)
+    const pre = (await signed?.prefetch) as VerifyReads | undefined
+    let r: RedeemResult = { ok: false, reason: 'ticket_invalid' }
+    if (target === app.appId && signed?.redeemed) r = signed.redeemed
+    else if (target !== null && target !== app.appId && pre?.kind === 'foreign' && pre.exists) r = { ok: false, reason: 'ticket_not_for_app' }
     if (!r.ok) {
       // Replays and foreign redemptions are security events; plain garbage is not worth a row.
       if (r.reason !== 'ticket_invalid') auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, details: { code: r.reason } })
@@ -145,17 +248,19 @@ ticketRoutes.openapi(
     }
     let user
     try {
-      user = await recheckRedeemed(c.env, r.ticket)
+      const reads = pre?.kind === 'own' && pre.reads.userId === r.ticket.userId ? pre.reads : await redemptionReads(c.env, app.appId, r.ticket.userId)
+      user = recheckRedeemed(r.ticket, reads)
     } catch (e) {
-      if (e instanceof ApiError) auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: r.ticket.userId, details: { code: e.code } })
+      // the gate has recorded the ticket as redeemed (spent by this app); this row says the answer was a refusal
+      if (e instanceof ApiError) auditSoon(ctx, { action: 'ticket.redeem_refused', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: r.ticket.userId, details: { code: e.code, ticket_consumed: true } })
       throw e
     }
-    auditSoon(ctx, { action: 'ticket.redeemed', actorType: 'app', actorId: app.appId, targetType: 'user', targetId: user.id, details: { source_app_id: r.ticket.sourceAppId } })
     c.header('Cache-Control', 'no-store')
     return c.json(
       {
         user: { mobile: user.mobile, name: user.name, mapped_key: user.mappedKey, status: user.status },
         source_app_id: r.ticket.sourceAppId,
+        state: r.ticket.state,
         issued_at: new Date(r.ticket.issuedAt).toISOString(),
       },
       200,
@@ -170,11 +275,12 @@ ssoPageRoutes.openapi(
     tags: ['Pages'],
     summary: 'Sign in to a SIMPLE_API app without interaction',
     description:
-      'With a live `AUTH_SESSION_ID` session and an active mapping in the app: 302 to `redirect_uri?ticket=...`. Without a session: 302 to `/page/login` with the same parameters. `redirect_uri` must be registered for the app (exact match), otherwise 400 and no redirect.',
+      'With a live `AUTH_SESSION_ID` session and an active mapping in the app: 302 to `redirect_uri?ticket=...`. Without a session: 302 to `/page/login` with the same parameters. `redirect_uri` must be registered for the app (exact match), otherwise 400 and no redirect. An optional `state` is bound to the ticket and returned by verify (not added to the redirect).',
     request: {
       query: z.object({
         app_id: z.string().min(1).max(64).openapi({ example: 'app_9b8c7d6e5f4a3b2c' }),
         redirect_uri: z.string().min(1).max(2048).openapi({ example: 'https://crm.example.com/sso/callback' }),
+        state: StateField.optional(),
       }),
     },
     responses: {
@@ -183,10 +289,10 @@ ssoPageRoutes.openapi(
     },
   }),
   async (c) => {
-    const { app_id, redirect_uri } = c.req.valid('query')
-    const res = await simpleSsoRedirect(c, { appId: app_id, redirectUri: redirect_uri })
+    const { app_id, redirect_uri, state } = c.req.valid('query')
+    const res = await simpleSsoRedirect(c, { appId: app_id, redirectUri: redirect_uri, state })
     if (res) return res
-    const login = `/page/login?${new URLSearchParams({ app_id, redirect_uri })}`
+    const login = `/page/login?${new URLSearchParams({ app_id, redirect_uri, ...(state ? { state } : {}) })}`
     return new Response(null, { status: 302, headers: { Location: login, 'Cache-Control': 'no-store' } })
   },
 )

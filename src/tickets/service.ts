@@ -1,18 +1,19 @@
-import { eq } from 'drizzle-orm'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
-import { ConfigError, type Env } from '../env'
+import { ConfigError, getConfig, masterKeyRing, type Env } from '../env'
 import { getDb } from '../db'
-import { applications, type Application } from '../apps/schema'
-import { activeMapping, mappingOfMobileQuery } from '../mappings/service'
-import { findUserById } from '../users/service'
-import { users, type User } from '../users/schema'
+import type { Application } from '../apps/schema'
+import { applicationQuery } from '../apps/service'
+import { activeMappingQuery, mappingOfMobileQuery } from '../mappings/service'
+import { userByIdQuery, userByMobileQuery } from '../users/service'
+import type { User } from '../users/schema'
 import { TicketErrors } from './errors'
 import type { E164 } from '../lib/mobile'
-import { base64url, fromBase64url, hex, randomBytes, sha256Hex } from '../lib/crypto'
+import { base64url, fromBase64url, randomBytes, seal, sha256Hex, unseal } from '../lib/crypto'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { log } from '../lib/logger'
-import type { RedeemResult, TicketRecord } from './durable-object'
+import { appGate } from '../signing/gate'
+import type { TicketRecord } from './store'
 
 /** Default ticket lifetime, seconds (TICKET_TTL_S overrides, within TTL_RANGE_S). */
 export const DEFAULT_TICKET_TTL_S = 60
@@ -23,14 +24,24 @@ export const DEFAULT_TICKET_TTL_S = 60
 export const TTL_RANGE_S = { min: 10, max: 600 } as const
 
 /**
- * `tk_<object id>.<secret>`: both parts base64url of 32 bytes. The secret is 256 random
- * bits; the object id (not secret) routes redemption to the one TicketVault that holds
- * the ticket, with no lookup table anywhere.
+ * `tk_<target>.<user>.<secret>`, each part base64url: the target app's id; the user's id
+ * sealed (AES-256-GCM under a key derived from the master key, the ticket's secret and the
+ * target: lib/crypto.ts seal), which reveals nothing of the user but lets a redemption read
+ * the user's account from D1 beside the gate call instead of after it; and 32 random bytes. The target part (not secret: the
+ * ticket is handed to that app's callback anyway) routes redemption to the one object that
+ * holds the ticket, the target app's AppGate, with no lookup table anywhere. The object
+ * keys the ticket by the SHA-256 of the whole string, so no part can be swapped.
  */
-const TICKET_RE = /^tk_([A-Za-z0-9_-]{43})\.([A-Za-z0-9_-]{43})$/
+const TICKET_RE = /^tk_([A-Za-z0-9_-]{1,86})\.([A-Za-z0-9_-]{22,200})\.([A-Za-z0-9_-]{43})$/
+const APP_ID_RE = /^[A-Za-z0-9_-]{1,64}$/
+/** The seal's key is derived from the master key, the ticket's own secret and its target (lib/crypto.ts seal). */
+const userSealInfo = (targetAppId: string) => `uap-edge ticket user v1 ${targetAppId}`
 
-export const LOCATION_HINTS = ['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'apac-ne', 'apac-se', 'oc', 'afr', 'me'] as const
-type LocationHint = (typeof LOCATION_HINTS)[number]
+/**
+ * `state` an app binds to a ticket (docs/tickets.md, login CSRF): visible ASCII, like an
+ * OAuth state, returned unchanged by verify.
+ */
+export const STATE_RE = /^[\x21-\x7E]{1,256}$/
 
 const ttlCache = new WeakMap<object, number>()
 export function ticketTtlS(env: Env): number {
@@ -45,61 +56,24 @@ export function ticketTtlS(env: Env): number {
   return n
 }
 
-const hintCache = new WeakMap<object, Record<string, LocationHint>>()
-/**
- * TICKET_LOCATION_HINTS: JSON such as {"app_ab12": "weur", "*": "apac"}, keyed by target
- * app id ("*" for any). A ticket's object is created at the hinted region instead of next
- * to the exchanging app, e.g. near a target app that redeems from one region.
- */
-export function locationHintFor(env: Env, targetAppId: string): LocationHint | undefined {
-  let hints = hintCache.get(env)
-  if (!hints) {
-    hints = {}
-    if (env.TICKET_LOCATION_HINTS) {
-      let parsed: unknown
-      try {
-        parsed = JSON.parse(env.TICKET_LOCATION_HINTS)
-      } catch {
-        throw new ConfigError('TICKET_LOCATION_HINTS must be a JSON object')
-      }
-      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError('TICKET_LOCATION_HINTS must be a JSON object')
-      for (const [k, v] of Object.entries(parsed)) {
-        if (!LOCATION_HINTS.includes(v as LocationHint)) throw new ConfigError(`TICKET_LOCATION_HINTS.${k}: "${v}" is not one of ${LOCATION_HINTS.join(', ')}`)
-        hints[k] = v as LocationHint
-      }
-    }
-    hintCache.set(env, hints)
-  }
-  return hints[targetAppId] ?? hints['*']
-}
-
-const shardCache = new WeakMap<object, number>()
-/**
- * TICKET_SHARDS: 0 (default) gives every ticket its own object, created next to the
- * exchange; N > 0 spreads tickets over N long-lived objects (`idFromName("shard:<k>")`).
- * Both are strictly once; the trade-off is measured in docs/tickets.md.
- */
-export function ticketShards(env: Env): number {
-  const hit = shardCache.get(env)
-  if (hit !== undefined) return hit
-  const raw = env.TICKET_SHARDS
-  const n = raw === undefined || raw === '' ? 0 : Number(raw)
-  if (!Number.isInteger(n) || n < 0 || n > 4096) throw new ConfigError('TICKET_SHARDS must be an integer from 0 (one object per ticket) to 4096')
-  shardCache.set(env, n)
-  return n
-}
-
-const vault = (env: Env) => env.TICKET_VAULT
-
-/** The object a ticket lives in, or null when the ticket is malformed or names no object of ours. */
-export function ticketObjectId(env: Env, ticket: string): DurableObjectId | null {
+/** The app a ticket was issued for, read from the ticket itself; null when it is malformed. */
+export function ticketTarget(ticket: string): string | null {
   const m = TICKET_RE.exec(ticket)
   if (!m) return null
   try {
-    return vault(env).idFromString(hex(fromBase64url(m[1])))
+    const appId = new TextDecoder('utf-8', { fatal: true }).decode(fromBase64url(m[1]))
+    return APP_ID_RE.test(appId) ? appId : null
   } catch {
-    return null // not a valid id of this namespace
+    return null
   }
+}
+
+/** The user a ticket was issued for, unsealed (null when it does not open: forged, or not for this target). */
+export async function ticketUser(env: Env, ticket: string): Promise<string | null> {
+  const m = TICKET_RE.exec(ticket)
+  const target = m && ticketTarget(ticket)
+  if (!m || !target) return null
+  return unseal(masterKeyRing(env), fromBase64url(m[2]), fromBase64url(m[3]), userSealInfo(target))
 }
 
 export interface IssueInput {
@@ -107,6 +81,7 @@ export interface IssueInput {
   sourceAppId: string | null
   userId: string
   mappedKey: string
+  state?: string | null
 }
 
 export interface IssuedTicket {
@@ -115,30 +90,30 @@ export interface IssuedTicket {
   expiresAt: number
 }
 
-/** Creates a ticket: its TicketVault object stores the ticket's hash and what it is bound to. */
-export async function issueTicket(env: Env, input: IssueInput, now = Date.now()): Promise<IssuedTicket> {
-  const ns = vault(env)
-  const shards = ticketShards(env)
-  const id = shards ? ns.idFromName(`shard:${crypto.getRandomValues(new Uint32Array(1))[0] % shards}`) : ns.newUniqueId()
-  const ticket = `tk_${base64url(fromHex(id.toString()))}.${base64url(randomBytes(32))}`
+/**
+ * Creates a ticket: the target app's AppGate stores its hash and what it is bound to, and
+ * its `ticket.issued` audit row in the same commit (the gate ships it to D1; `expires_in`
+ * is added to the row's details).
+ */
+export async function issueTicket(env: Env, input: IssueInput, audit: AuditEntry, now = Date.now()): Promise<IssuedTicket> {
+  const secret = randomBytes(32)
+  const user = await seal(getConfig(env).masterKey, input.userId, secret, userSealInfo(input.targetAppId))
+  const ticket = `tk_${base64url(new TextEncoder().encode(input.targetAppId))}.${base64url(user)}.${base64url(secret)}`
   const expiresIn = ticketTtlS(env)
-  const record: TicketRecord = { ticketHash: await sha256Hex(ticket), ...input, issuedAt: now, expiresAt: now + expiresIn * 1000 }
-  const hint = locationHintFor(env, input.targetAppId)
-  await ns.get(id, hint ? { locationHint: hint } : undefined).issue(record)
+  const record: TicketRecord = { ...input, state: input.state ?? null, ticketHash: await sha256Hex(ticket), issuedAt: now, expiresAt: now + expiresIn * 1000 }
+  const details = { ...(audit.details as Record<string, unknown> | undefined), expires_in: expiresIn }
+  await appGate(env, input.targetAppId).issueTicket(record, { ...audit, details })
   return { ticket, expiresIn, expiresAt: record.expiresAt }
 }
 
-function fromHex(s: string): Uint8Array {
-  const out = new Uint8Array(s.length / 2)
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(s.slice(i * 2, i * 2 + 2), 16)
-  return out
+/** The request-derived part of an audit row (request id, client IP). */
+export function requestAudit(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId' | 'ip'>): AuditEntry {
+  return { ...entry, requestId: c.get('requestId'), ip: c.get('clientIp') }
 }
 
-/** Atomic check-and-consume in the ticket's object (see TicketVault.redeem). */
-export async function consumeTicket(env: Env, ticket: string, appId: string): Promise<RedeemResult> {
-  const id = ticketObjectId(env, ticket)
-  if (!id) return { ok: false, reason: 'ticket_invalid' }
-  return vault(env).get(id).redeem(await sha256Hex(ticket), appId)
+/** Whether a ticket (by its SHA-256) exists in another app's gate: a foreign redemption is ticket_not_for_app, else ticket_invalid. */
+export function foreignTicketExists(env: Env, targetAppId: string, ticketHash: string): Promise<boolean> {
+  return appGate(env, targetAppId).hasTicket(ticketHash)
 }
 
 /**
@@ -161,47 +136,86 @@ export function callbackOf(app: Application): string {
   return uri
 }
 
-/**
- * Exchange checks, in one D1 round trip. Explicit error codes are deliberate: the caller
- * is a signed, trusted app server (not a browser), rate limited per app and audited, so
- * telling it "user not found" vs "not mapped" is worth more than hiding it (docs/tickets.md).
- */
-export async function resolveExchange(env: Env, targetAppId: string, mobile: E164): Promise<{ target: Application; user: User; mappedKey: string }> {
+export interface ExchangeInput {
+  target_app_id: string
+  user_mobile: E164
+}
+
+/** What an exchange is decided on, read in one D1 round trip (db.batch). */
+export interface ExchangeReads {
+  input: ExchangeInput
+  target: Application | undefined
+  user: User | undefined
+  /** the user's mapping (active or not) in the source app and in the target app */
+  sourceMapping: { isActive: boolean } | undefined
+  targetMapping: { isActive: boolean; mappedKey: string } | undefined
+}
+
+export async function exchangeReads(env: Env, sourceAppId: string, input: ExchangeInput): Promise<ExchangeReads> {
   const db = getDb(env.DB)
   // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
-  const [targetRows, userRows, mappingRows] = await db.batch([
-    db.select().from(applications).where(eq(applications.appId, targetAppId)).limit(1),
-    db.select().from(users).where(eq(users.mobile, mobile)).limit(1),
-    mappingOfMobileQuery(db, targetAppId, mobile),
+  const [targetRows, userRows, sourceRows, targetMappingRows] = await db.batch([
+    applicationQuery(db, input.target_app_id),
+    userByMobileQuery(db, input.user_mobile),
+    mappingOfMobileQuery(db, sourceAppId, input.user_mobile),
+    mappingOfMobileQuery(db, input.target_app_id, input.user_mobile),
   ])
-  const target = targetRows[0]
+  return { input, target: targetRows[0], user: userRows[0], sourceMapping: sourceRows[0], targetMapping: targetMappingRows[0] }
+}
+
+/**
+ * The exchange rules (docs/tickets.md, "Who may exchange"), in this order: the source is a
+ * SIMPLE_API app (it is active and its partner API on, or the signature check had refused
+ * it) and lists the target in its admin-set `sso_targets`; the target is an active
+ * SIMPLE_API app with a callback; the user has an active mapping in the **source** (a user
+ * the source does not hold reads exactly like an unknown mobile) and in the target.
+ * Explicit codes past that point are deliberate: the caller is a signed app server that
+ * already holds the user.
+ */
+export function decideExchange(source: Application, r: ExchangeReads): { target: Application; user: User; mappedKey: string } {
+  const targetAppId = r.input.target_app_id
+  if (source.protocolType !== 'SIMPLE_API') throw TicketErrors.source_app_not_simple_api()
+  if (!source.ssoTargets.includes(targetAppId)) throw TicketErrors.target_not_allowed({ message: `${targetAppId} is not in this application's sso_targets` })
+  const target = r.target
   if (!target) throw TicketErrors.target_app_not_found({ message: `No application with app_id ${targetAppId}` })
   if (target.status !== 'ACTIVE') throw TicketErrors.target_app_disabled({ message: `Application ${targetAppId} is disabled` })
   if (target.protocolType !== 'SIMPLE_API') throw TicketErrors.target_app_not_simple_api({ message: `Application ${targetAppId} is an ${target.protocolType} app; tickets are for SIMPLE_API apps` })
+  if (!target.partnerApiEnabled) throw TicketErrors.target_app_disabled({ message: `Application ${targetAppId} has its partner API switched off and could not redeem the ticket` })
   callbackOf(target)
-  const user = userRows[0]
-  const mapping = mappingRows[0]
-  if (!user) throw TicketErrors.user_not_found()
-  if (user.status !== 'ACTIVE') throw TicketErrors.user_disabled()
-  if (!mapping) throw TicketErrors.user_not_mapped({ message: `The user has no account mapping in ${targetAppId}` })
-  if (!mapping.isActive) throw TicketErrors.mapping_disabled({ message: `The user's mapping in ${targetAppId} is disabled` })
-  return { target, user, mappedKey: mapping.mappedKey }
+  if (!r.user || !r.sourceMapping?.isActive) throw TicketErrors.user_not_found()
+  if (r.user.status !== 'ACTIVE') throw TicketErrors.user_disabled()
+  if (!r.targetMapping) throw TicketErrors.user_not_mapped({ message: `The user has no account mapping in ${targetAppId}` })
+  if (!r.targetMapping.isActive) throw TicketErrors.mapping_disabled({ message: `The user's mapping in ${targetAppId} is disabled` })
+  return { target, user: r.user, mappedKey: r.targetMapping.mappedKey }
 }
 
-/** Redemption re-check: the user and their mapping in the redeeming app must still be active. */
-export async function recheckRedeemed(env: Env, t: TicketRecord): Promise<User & { mappedKey: string }> {
-  const [user, mapping] = await Promise.all([findUserById(env, t.userId), activeMapping(env, t.targetAppId, t.userId)])
-  if (!user) throw TicketErrors.redeemed_user_gone()
-  if (user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
-  if (!mapping) throw TicketErrors.redeemed_mapping_disabled()
-  if (mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
-  return { ...user, mappedKey: mapping.mappedKey }
+/** What the redemption re-check is decided on: the user and their active mapping in the redeeming app (one db.batch). */
+export interface RedemptionReads {
+  userId: string
+  user: User | undefined
+  mapping: { mappedKey: string } | undefined
+}
+
+export async function redemptionReads(env: Env, appId: string, userId: string): Promise<RedemptionReads> {
+  const db = getDb(env.DB)
+  const [userRows, mappingRows] = await db.batch([userByIdQuery(db, userId), activeMappingQuery(db, appId, userId)])
+  return { userId, user: userRows[0], mapping: mappingRows[0] }
+}
+
+/** Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key. */
+export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): User & { mappedKey: string } {
+  if (!r.user) throw TicketErrors.redeemed_user_gone()
+  if (r.user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
+  if (!r.mapping) throw TicketErrors.redeemed_mapping_disabled()
+  if (r.mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
+  return { ...r.user, mappedKey: r.mapping.mappedKey }
 }
 
 /**
- * Audit rows for the ticket flow are written after the response (waitUntil): the ticket
- * itself is already durable in its object, and this keeps a D1 write off the hot path.
- * A failed write is logged (docs/tickets.md, failure modes).
+ * Audit rows of refusals are written after the response (waitUntil), which keeps a D1 write
+ * off the answer's path; a failed write is logged (docs/tickets.md, failure modes). Issued
+ * and redeemed tickets are recorded by the AppGate with the ticket itself (issueTicket,
+ * the verify route's redeem).
  */
 export function auditSoon(c: Context<AppEnv>, entry: Omit<AuditEntry, 'requestId' | 'ip'>) {
   const db = getDb(c.env.DB)

@@ -21,6 +21,8 @@ export interface AppSettings {
   backchannel_logout_uri?: string | null
   first_party?: boolean
   require_pkce?: boolean
+  partner_api_enabled?: boolean
+  sso_targets?: string[]
 }
 
 /** The create answer: the admin view and the credentials shown only this once. */
@@ -39,10 +41,10 @@ export async function createApp(settings: AppSettings = {}): Promise<TestApp> {
 
 /**
  * Writes application settings straight to D1. Only for values the admin API refuses
- * (a fragment in a callback, a non-https icon), to test the code
- * behind its checks; everything else goes through createApp and PATCH.
+ * (a fragment in a callback, a non-https icon, an SSO target that is not a SIMPLE_API app),
+ * to test the code behind its checks; everything else goes through createApp and PATCH.
  */
-export async function setAppColumnsInD1(appId: string, columns: Partial<Pick<Application, 'grantTypes' | 'iconUrl' | 'redirectUris'>>) {
+export async function setAppColumnsInD1(appId: string, columns: Partial<Pick<Application, 'grantTypes' | 'iconUrl' | 'redirectUris' | 'ssoTargets'>>) {
   await getDb(env.DB).update(applications).set(columns).where(eq(applications.appId, appId))
 }
 

@@ -1,8 +1,7 @@
-// Today's storage round trips on the routes issue 14 gives budgets for, measured with
-// test/support/storage.ts. Listing only: nothing here asserts a budget (the speed work
-// enforces ROUND_TRIP_BUDGETS once the routes meet them). `npm run bench` runs
-// test/storage-counter.test.ts, which calls measureTargetRoutes(), and prints the table
-// in docs/benchmarks.md ("Round trips per request (today)").
+// Storage round trips on the routes issue 14 gives budgets for, measured with
+// test/support/storage.ts. `npm run bench` runs test/storage-counter.test.ts, which calls
+// measureTargetRoutes(), and prints the table in docs/benchmarks.md ("Round trips per
+// request"); test/round-trips.test.ts enforces the budgets.
 import { createUser, login } from './api'
 import { createApp, createOidcApp, mapUser } from './apps'
 import { Browser } from './browser'
@@ -113,13 +112,23 @@ export async function measureTargetRoutes(): Promise<RouteCount[]> {
   out.push(await measured('userinfo', 'GET /oauth2/userinfo', () => new Request('http://localhost/oauth2/userinfo', { headers: { Authorization: `Bearer ${access}` } })))
   out.push(await measured('introspection', 'POST /oauth2/introspect (access token)', () => new Request('http://localhost/oauth2/introspect', form({ token: access }, basic))))
 
-  // signed partner calls and simple-SSO tickets: two SIMPLE_API apps, the user mapped in both
-  const source = await createApp({ app_name: 'Round-trip source', redirect_uris: ['https://source.example.com/sso/callback'] })
+  out.push(...(await measurePartnerRoutes(user)))
+  return out
+}
+
+/**
+ * Signed partner calls and simple-SSO tickets: two SIMPLE_API apps, the source allowed to
+ * exchange into the target, the user mapped in both (after one warm-up request each).
+ */
+export async function measurePartnerRoutes(user?: { id: string; mobile: string }): Promise<RouteCount[]> {
+  const out: RouteCount[] = []
+  const u = user ?? (await createUser({ name: 'Round trips' }))
   const target = await createApp({ app_name: 'Round-trip target', redirect_uris: ['https://target.example.com/sso/callback'] })
-  await mapUser(source.app_id, user)
-  await mapUser(target.app_id, user)
+  const source = await createApp({ app_name: 'Round-trip source', redirect_uris: ['https://source.example.com/sso/callback'], sso_targets: [target.app_id] })
+  await mapUser(source.app_id, u)
+  await mapUser(target.app_id, u)
   out.push(await measured('signed ping', 'GET /api/v1/open/ping', () => signed(source, 'GET', '/api/v1/open/ping')))
-  const exchangeBody = { target_app_id: target.app_id, user_mobile: user.mobile }
+  const exchangeBody = { target_app_id: target.app_id, user_mobile: u.mobile }
   const tickets: string[] = []
   out.push(await measured('ticket exchange', 'POST /api/v1/simple/ticket/exchange', () => signed(source, 'POST', '/api/v1/simple/ticket/exchange', exchangeBody), (b) => tickets.push(b.ticket)))
   out.push(await measured('ticket verify', 'POST /api/v1/simple/ticket/verify', () => signed(target, 'POST', '/api/v1/simple/ticket/verify', { ticket: tickets.shift() })))
