@@ -423,6 +423,77 @@ describe('the GitHub preset (against a server speaking GitHub\'s documented endp
   })
 })
 
+describe('a plain OAuth 2.0 provider (claim mapping over its user-info answer)', () => {
+  // The GitHub-shaped server configured as type oauth2: its authorize, token and GET /user
+  // endpoints given explicitly, the profile read through claim_mapping instead of the preset.
+  const plainOauth2 = (id: string, claim_mapping: Record<string, string>) => {
+    const u = upstreams()
+    const a = u.githubApps[0]
+    return createProvider({
+      id,
+      type: 'oauth2',
+      display_name: 'Plain OAuth',
+      authorization_endpoint: `${u.githubUrl}/login/oauth/authorize`,
+      token_endpoint: `${u.githubUrl}/login/oauth/access_token`,
+      userinfo_endpoint: `${u.githubUrl}/user`,
+      client_id: a.client_id,
+      client_secret: a.client_secret,
+      token_endpoint_auth_method: 'client_secret_post',
+      scopes: ['read:user'],
+      claim_mapping,
+    })
+  }
+
+  it('signs in with the mapped subject, binds the mobile once, and an email without a mapped verification is kept unverified', async () => {
+    await plainOauth2('oa-plain', { subject: 'id', username: 'login', name: 'name', email: 'email' })
+    const gh = upstreams().githubUrl
+    const user = await createUser()
+    const id = 600_000 + Math.floor(Math.random() * 100_000)
+    const loginName = `plain-${id}`
+    await fetch(`${gh}/_test/users`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ id, login: loginName, name: 'Plain User', email: `plain-${id}@example.com`, emails: [] }),
+    })
+    const b = new Browser()
+    const auth = await startAtLoginPage(b, 'oa-plain')
+    const q = new URL(auth).searchParams
+    expect(new URL(auth).pathname).toBe('/login/oauth/authorize')
+    expect(q.get('scope')).toBe('read:user')
+    expect(q.get('code_challenge_method')).toBe('S256')
+    // no OIDC here: no nonce is sent
+    expect(q.get('nonce')).toBeNull()
+    const cb = await b.get(local(await signInAtGitHub(auth, loginName)))
+    expect(cb.status).toBe(303)
+    expect(cb.headers.get('Location')).toMatch(/^\/page\/federation\/bind/)
+    expect((await bindMobile(b, cb.headers.get('Location')!, user.mobile)).verify.status).toBe(303)
+    // the subject is the mapped numeric id as text; the email is informational and unverified (no email_verified mapping)
+    expect(await env.DB.prepare("SELECT subject, display, email, email_verified FROM linked_identities WHERE provider_id = 'oa-plain' AND user_id = ?").bind(user.id).first()).toEqual({
+      subject: String(id),
+      display: loginName,
+      email: `plain-${id}@example.com`,
+      email_verified: 0,
+    })
+
+    const b2 = new Browser()
+    const cb2 = await b2.get(local(await signInAtGitHub(await startAtLoginPage(b2, 'oa-plain'), loginName)))
+    expect(cb2.status).toBe(303)
+    expect(cb2.headers.get('Location')).toBe('/page/login')
+    expect(sessionCookie(b2)).toBeTruthy()
+  })
+
+  it('a user-info answer without the mapped subject is refused: nothing is linked, no session', async () => {
+    await plainOauth2('oa-nosub', { subject: 'account.uid', username: 'login' })
+    const b = new Browser()
+    const r = await b.get(local(await signInAtGitHub(await startAtLoginPage(b, 'oa-nosub'), `nosub-${Date.now()}`)))
+    expect(r.status).toBe(502)
+    expect(r.html).toContain('answered in a way we cannot use')
+    expect(sessionCookie(b)).toBeUndefined()
+    expect((await audits('federation.refused', 'oa-nosub')).at(-1)!.details).toMatchObject({ reason: 'upstream_unavailable', message: expect.stringMatching(/account\.uid \(claim_mapping\.subject\)/) })
+    expect((await env.DB.prepare("SELECT COUNT(*) AS n FROM linked_identities WHERE provider_id = 'oa-nosub'").first<{ n: number }>())!.n).toBe(0)
+  })
+})
+
 describe('the API flow (SPA and mobile apps)', () => {
   async function apiStart(provider: string, appId: string, redirect = upstreams().spaRedirect) {
     return api(`/api/v1/auth/federation/${provider}/login?${new URLSearchParams({ app_id: appId, redirect_uri: redirect })}`, { headers: { 'CF-Connecting-IP': '203.0.113.9' } })
