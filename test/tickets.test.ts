@@ -82,6 +82,27 @@ describe('ticket exchange and redemption', () => {
     expect((await auditActions(w.source.app_id)).map((a) => a.action)).toContain('ticket.issued')
   })
 
+  it('verify answers the name the target synced for its mapping, else the user\'s own (docs/tickets.md)', async () => {
+    const w = await world()
+    await updateMapping(w.target.app_id, w.mappingId, { name: 'L. Lei (CRM)' })
+    const named = await verify(w.target, await issued(w))
+    expect(named.body.user.name).toBe('L. Lei (CRM)')
+    await updateMapping(w.target.app_id, w.mappingId, { name: null })
+    expect((await verify(w.target, await issued(w))).body.user.name).toBe('Ticket User')
+  })
+
+  it('a verify body that is not JSON or has no ticket gets malformed_json / invalid_request, as docs/tickets.md lists', async () => {
+    const w = await world()
+    const raw = await signedApi(w.target, 'POST', VERIFY, { headers: { 'Content-Type': 'application/json' }, rawBody: '{"ticket":' })
+    expect(raw.status).toBe(400)
+    expect(raw.body.error.code).toBe('malformed_json')
+    const none = await signedApi(w.target, 'POST', VERIFY, { json: { nope: 1 } })
+    expect(none.status).toBe(400)
+    expect(none.body.error.code).toBe('invalid_request')
+    const ex = await signedApi(w.source, 'POST', EXCHANGE, { headers: { 'Content-Type': 'application/json' }, rawBody: 'not json' })
+    expect(ex.body.error.code).toBe('malformed_json')
+  })
+
   it('accepts a national-format mobile and stores only a hash of the ticket', async () => {
     const w = await world()
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile.replace('+86', '') })
@@ -98,10 +119,10 @@ describe('ticket exchange and redemption', () => {
     expect(stored[0]).toMatchObject({ target_app_id: w.target.app_id, source_app_id: w.source.app_id, user_id: w.user.id, mapped_key: w.mappedKey, state: null, redeemed_at: null })
   })
 
-  it('appends ticket= to a callback that already has a query, before its fragment', async () => {
-    const w = await world({ targetUris: ['https://target.example.com/cb?from=uap&x=a%20b#top', 'https://target.example.com/other'] })
+  it('appends ticket= to a callback that already has a query (and before a fragment, which registration refuses anyway)', async () => {
+    const w = await world({ targetUris: ['https://target.example.com/cb?from=uap&x=a%20b', 'https://target.example.com/other'] })
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile })
-    expect(r.body.redirect_url).toBe(`https://target.example.com/cb?from=uap&x=a%20b&ticket=${r.body.ticket}#top`)
+    expect(r.body.redirect_url).toBe(`https://target.example.com/cb?from=uap&x=a%20b&ticket=${r.body.ticket}`)
     expect(withTicket('https://a.example/cb?', 'T')).toBe('https://a.example/cb?ticket=T')
     expect(withTicket('https://a.example/cb?a=1&', 'T')).toBe('https://a.example/cb?a=1&ticket=T')
     expect(withTicket('https://a.example/cb#f', 'T')).toBe('https://a.example/cb?ticket=T#f')

@@ -169,7 +169,7 @@ const VerifyResponse = z
   .object({
     user: z.object({
       mobile: z.string().openapi({ example: '+8613800138000' }),
-      name: z.string().nullable().openapi({ example: 'Li Lei' }),
+      name: z.string().nullable().openapi({ example: 'Li Lei', description: "The name your app synced for this user's mapping; the user's own name when you synced none" }),
       mapped_key: z.string().openapi({ example: 'lilei@crm.example.com', description: "The user's account in your app" }),
       status: z.enum(['ACTIVE', 'DISABLED']).openapi({ example: 'ACTIVE' }),
     }),

@@ -193,7 +193,7 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
 export interface RedemptionReads {
   userId: string
   user: User | undefined
-  mapping: { mappedKey: string } | undefined
+  mapping: { mappedKey: string; name: string | null } | undefined
 }
 
 export async function redemptionReads(env: Env, appId: string, userId: string): Promise<RedemptionReads> {
@@ -202,13 +202,17 @@ export async function redemptionReads(env: Env, appId: string, userId: string): 
   return { userId, user: userRows[0], mapping: mappingRows[0] }
 }
 
-/** Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key. */
+/**
+ * Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key.
+ * The name answered is the one the target app synced for its mapping, falling back to the user's own:
+ * the target shows the person as it knows them (the same rule as the mapping feed).
+ */
 export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): User & { mappedKey: string } {
   if (!r.user) throw TicketErrors.redeemed_user_gone()
   if (r.user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
   if (!r.mapping) throw TicketErrors.redeemed_mapping_disabled()
   if (r.mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
-  return { ...r.user, mappedKey: r.mapping.mappedKey }
+  return { ...r.user, name: r.mapping.name ?? r.user.name, mappedKey: r.mapping.mappedKey }
 }
 
 /**

@@ -63,10 +63,10 @@ export async function signedApi(
   app: { app_id: string; app_secret: string },
   method: string,
   path: string,
-  opts: { json?: unknown; headers?: Record<string, string>; timestamp?: number; nonce?: string } = {},
+  opts: { json?: unknown; rawBody?: string; headers?: Record<string, string>; timestamp?: number; nonce?: string } = {},
 ) {
   const target = url(path)
-  const body = opts.json === undefined ? undefined : JSON.stringify(opts.json)
+  const body = opts.rawBody ?? (opts.json === undefined ? undefined : JSON.stringify(opts.json))
   const sig = await signRequest({ appId: app.app_id, appSecret: app.app_secret, method, url: target, body, timestamp: opts.timestamp, nonce: opts.nonce })
   const headers: Record<string, string> = { ...sig, ...(body ? { 'Content-Type': 'application/json' } : {}), ...opts.headers }
   return readResponse(await SELF.fetch(target, { method, headers, body }))
