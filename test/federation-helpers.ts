@@ -10,7 +10,7 @@ import { solvedCaptcha } from './support/captcha'
 import { lastCode } from './support/sms'
 
 /** Calls the Worker with some variables changed (a fresh env object gets its configuration parsed anew). */
-async function fetchWithEnv(overrides: Partial<Env>, path: string, init: RequestInit = {}) {
+export async function fetchWithEnv(overrides: Partial<Env>, path: string, init: RequestInit = {}) {
   const ctx = createExecutionContext()
   const res = await worker.fetch(new Request(`http://localhost${path}`, init), { ...env, ...overrides } as Env, ctx)
   await waitOnExecutionContext(ctx)

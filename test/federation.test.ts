@@ -1,13 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { api, createUser, login } from './support/api'
-import { Browser, inputValue } from './support/browser'
+import { Browser, inputValue, randomIp } from './support/browser'
 import { solvedCaptcha } from './support/captcha'
 import { lastCode, outbox } from './support/sms'
 import { createApp, mapUser } from './support/apps'
 import {
   EnvBrowser,
   admin,
+  fetchWithEnv,
   bindMobile,
   createProvider,
   githubProvider,
@@ -671,6 +672,47 @@ describe('the sign-in page', () => {
     const form = /<form method="post" action="\/page\/federation\/start">([\s\S]*?)<\/form>/.exec(page.html)![1]
     expect(inputValue(form, 'csrf_token')).toBe(b.csrf)
     expect(inputValue(form, 'return_to')).toBe('/page/login?x=1')
+  })
+})
+
+describe('rate limits', () => {
+  const limited = { RATE_LIMITS: JSON.stringify({ federation_ip: { limit: 3, windowS: 60 } }) }
+
+  it('federation_ip counts starts and callbacks of one client IP together; past it the page answers 429', async () => {
+    await githubProvider('gh-rate', 0)
+    const b = new EnvBrowser(limited)
+    await b.get('/page/login')
+    expect((await b.post('/page/federation/start', { csrf_token: b.csrf, provider: 'gh-rate' })).status).toBe(303)
+    expect((await b.post('/page/federation/start', { csrf_token: b.csrf, provider: 'gh-rate' })).status).toBe(303)
+    expect((await b.get('/page/federation/gh-rate/callback?code=x&state=not-a-state')).status).toBe(400)
+    const refused = await b.post('/page/federation/start', { csrf_token: b.csrf, provider: 'gh-rate' })
+    expect(refused.status).toBe(429)
+    expect(refused.html).toContain('Too many requests from your network')
+    // nothing was started for the refused press
+    expect(refused.headers.get('Location')).toBeNull()
+    // another network is not affected
+    const other = new EnvBrowser(limited)
+    await other.get('/page/login')
+    expect((await other.post('/page/federation/start', { csrf_token: other.csrf, provider: 'gh-rate' })).status).toBe(303)
+  })
+
+  it('the API flow answers 429 rate_limited with Retry-After past federation_ip, on login and callback alike', async () => {
+    await githubProvider('gh-rate-api', 1)
+    const spa = await createApp({ app_name: 'SPA rate', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
+    const ip = randomIp()
+    const login = () => fetchWithEnv(limited, `/api/v1/auth/federation/gh-rate-api/login?${new URLSearchParams({ app_id: spa.app_id, redirect_uri: upstreams().spaRedirect })}`, { headers: { 'CF-Connecting-IP': ip } })
+    const callback = () =>
+      fetchWithEnv(limited, '/api/v1/auth/federation/gh-rate-api/callback', { method: 'POST', headers: { 'CF-Connecting-IP': ip, 'Content-Type': 'application/json' }, body: JSON.stringify({ code: 'x', state: 'not-a-state', flow_secret: 'fs_x' }) })
+    expect((await login()).status).toBe(200)
+    expect((await login()).status).toBe(200)
+    expect((await callback()).status).toBe(400)
+    for (const res of [await login(), await callback()]) {
+      expect(res.status).toBe(429)
+      expect(Number(res.headers.get('Retry-After'))).toBeGreaterThan(0)
+      const body = (await res.json()) as { error: { code: string; details: { policy: string } } }
+      expect(body.error.code).toBe('rate_limited')
+      expect(body.error.details.policy).toBe('federation_ip')
+    }
   })
 })
 
