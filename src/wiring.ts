@@ -14,6 +14,7 @@ import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
 import { cleanupFederationFlows } from './federation/flows'
+import { reencryptProviderSecrets } from './federation/providers'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 
 /** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
@@ -25,6 +26,7 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'federation-cleanup-flows', run: (env, now) => cleanupFederationFlows(env, now) },
   // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
   { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
+  { name: 'reencrypt-idp-secrets', run: (env) => reencryptProviderSecrets(env) },
 ]
 
 /** Queue `uap-edge-webhooks` job kinds → handler. */

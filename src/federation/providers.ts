@@ -1,7 +1,7 @@
-import { asc, count, eq } from 'drizzle-orm'
+import { and, asc, count, eq, sql } from 'drizzle-orm'
 import { getDb } from '../db'
 import { getConfig, masterKeyRing, type Env } from '../env'
-import { decryptSecret, encryptSecret } from '../lib/crypto'
+import { currentEnvelopePrefix, decryptSecret, encryptSecret } from '../lib/crypto'
 import { outboundUrlProblem, type OutboundPolicy } from '../lib/outbound'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { CommonErrors } from '../lib/errors'
@@ -40,6 +40,37 @@ const secretAad = (providerId: string) => `idp-client-secret:${providerId}`
 
 export async function providerClientSecret(env: Env, p: Pick<IdentityProvider, 'id' | 'clientSecretEnc'>): Promise<string> {
   return decryptSecret(masterKeyRing(env), p.clientSecretEnc, secretAad(p.id))
+}
+
+const REENCRYPT_BATCH = 50
+
+/**
+ * After a master key rotation (docs/apps.md), moves client secrets to the current master key
+ * and envelope version, a batch per cron run, so MASTER_KEY_PREVIOUS can be removed without
+ * breaking sign-ins. Each UPDATE is conditional on the envelope it read: a secret an admin
+ * replaced meanwhile is left alone. Returns how many were re-encrypted.
+ */
+export async function reencryptProviderSecrets(env: Env): Promise<number> {
+  const db = getDb(env.DB)
+  const { masterKey } = getConfig(env)
+  const current = await currentEnvelopePrefix(masterKey)
+  const stale = await db
+    .select({ id: identityProviders.id, clientSecretEnc: identityProviders.clientSecretEnc })
+    .from(identityProviders)
+    .where(sql`substr(${identityProviders.clientSecretEnc}, 1, ${current.length}) <> ${current}`)
+    .limit(REENCRYPT_BATCH)
+  if (!stale.length) return 0
+  const fresh = await Promise.all(stale.map(async (p) => encryptSecret(masterKey, await providerClientSecret(env, p), secretAad(p.id))))
+  await db.batch([
+    auditStatement(db, { action: 'system.idp_secrets_reencrypted', actorType: 'system', targetType: 'identity_provider', details: { count: stale.length, provider_ids: stale.map((p) => p.id) } }),
+    ...stale.map((p, i) =>
+      db
+        .update(identityProviders)
+        .set({ clientSecretEnc: fresh[i] })
+        .where(and(eq(identityProviders.id, p.id), eq(identityProviders.clientSecretEnc, p.clientSecretEnc))),
+    ),
+  ])
+  return stale.length
 }
 
 /** The endpoints a provider is called at; for oidc they come from discovery (src/federation/upstream.ts). */
