@@ -127,6 +127,8 @@ async function bindMobile(page: Page, mobile: string, screenshots = false) {
   await page.getByLabel('Mobile number', { exact: true }).fill(mobile)
   await page.getByLabel('Characters in the picture').fill(await captchaAnswer(page))
   await page.getByRole('button', { name: 'Send code' }).click()
+  // click() does not wait for the form's navigation to finish: wait for the next page's field
+  await page.getByLabel('Code from the SMS').waitFor()
   expect(await page.title()).toBe('Enter the code · Acme Account')
   expect(await page.getByRole('status').textContent()).toContain(`We have sent a 6-digit code to ${mobile}.`)
   if (screenshots) await shot(page, '03-bind-code')
@@ -161,6 +163,7 @@ describe('sign in with another identity provider in Chromium', () => {
 
     // the list of sign-in methods, and unlinking
     await second.page.getByRole('link', { name: 'Sign-in methods' }).click()
+    await second.page.waitForURL(`${APP}/page/federation/identities`)
     expect(await second.page.title()).toBe('Sign-in methods · Acme Account')
     const items = second.page.getByRole('list', { name: 'Linked identities' }).getByRole('listitem')
     expect(await items.count()).toBe(1)
