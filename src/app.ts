@@ -35,6 +35,10 @@ import { federationRoutes, identityRoutes } from './federation/routes'
 import { adminIdentityProviderRoutes } from './federation/admin-routes'
 import { federationPageRoutes } from './federation/pages'
 import { documentFederationPages } from './federation/openapi'
+import { adminGroupRoutes, adminGroupTypeRoutes, adminUserGroupRoutes } from './directory/admin-routes'
+import { adminPermissionRoutes } from './permissions/admin-routes'
+import { partnerPermissionRoutes } from './permissions/partner-routes'
+import { mePermissionRoutes } from './permissions/me-routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
@@ -87,6 +91,7 @@ export function buildApp() {
   app.route('/api/v1/auth', registerRoutes) // register
   app.route('/api/v1/auth/federation', federationRoutes) // providers, {provider}/login, {provider}/callback, bind/*
   app.route('/api/v1/auth/me/identities', identityRoutes) // the user's linked identities
+  app.route('/api/v1/auth', mePermissionRoutes) // me/permissions
   app.route('/api/v1/utils', captchaRoutes) // captcha
 
   app.route('/api/v1/open', signingRoutes) // ping (signed)
@@ -94,10 +99,15 @@ export function buildApp() {
   app.route('/api/v1/open/pwd', passwordResetRoutes) // reset (signed)
   app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
   app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
+  app.route('/api/v1/apps', partnerPermissionRoutes) // {app_id}/permissions/snapshot, {app_id}/permissions/check (token or signed)
 
   app.route('/api/v1/admin/users', adminUserRoutes)
+  app.route('/api/v1/admin/users', adminUserGroupRoutes) // {id}/groups
+  app.route('/api/v1/admin/group-types', adminGroupTypeRoutes)
+  app.route('/api/v1/admin/groups', adminGroupRoutes) // groups, {group_id}/members
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
+  app.route('/api/v1/admin/apps', adminPermissionRoutes) // {app_id}/permissions, {app_id}/grants, {app_id}/users/{user_id}/permissions
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
   app.route('/api/v1/admin/identity-providers', adminIdentityProviderRoutes)
