@@ -8,6 +8,7 @@ import { readBrowserSession, startBrowserSession } from '../auth/browser-session
 import { registrationOpen } from '../account/service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
+import { FederationButtons } from '../federation/pages'
 import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
@@ -53,6 +54,7 @@ function loginPage(c: C, status: number, v: LoginView) {
         </button>
         {v.captcha ? <CaptchaRefresh /> : null}
       </form>
+      <FederationButtons c={c} csrf={v.csrf} returnTo={v.returnTo} />
       <ul class="links">
         <li>
           <a href={withReturn('/page/pwd/reset', v.returnTo)}>Forgot password?</a>
@@ -103,6 +105,9 @@ signInRoutes.get('/login', async (c) => {
             </li>
             <li>
               <a href="/page/pwd/reset">Change password</a>
+            </li>
+            <li>
+              <a href="/page/federation/identities">Sign-in methods</a>
             </li>
             <li>
               <a href="/page/login?prompt=login">Sign in as someone else</a>

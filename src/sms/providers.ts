@@ -2,7 +2,8 @@ import { getConfig, type Env } from '../env'
 import { hmacSha256Hex } from '../lib/crypto'
 import { log } from '../lib/logger'
 
-export type SmsPurpose = 'register' | 'reset'
+/** `bind`: proves the mobile a user binds to an identity from another provider (src/federation/). */
+export type SmsPurpose = 'register' | 'reset' | 'bind'
 
 export interface SmsMessage {
   id: string

@@ -48,6 +48,8 @@ async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: str
   return v === 2 ? subkeyHmacHex(masterKey, 'sms-code', message) : hmacSha256Hex(masterKey, message)
 }
 
+const SMS_TEXT_PURPOSE: Record<SmsPurpose, string> = { reset: 'password reset', register: 'sign-up', bind: 'account linking' }
+
 export function newSmsCode(): string {
   return String(randomInt(1_000_000)).padStart(6, '0')
 }
@@ -69,6 +71,8 @@ export interface SendResult {
  * for `reset` and an unknown number the same limits are counted and the same body is
  * returned, only no code is stored or sent. For `register` a code is sent either way; a
  * taken number is only reported by the register step, after the code proved ownership.
+ * `bind` is `register` while registration is open (the binding step may create the
+ * account) and `reset` while it is closed (only an existing account can be bound).
  */
 export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
   const { mobile, purpose } = input
@@ -81,7 +85,9 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
     throw SmsErrors.sms_daily_limit({ message: `At most ${SMS_DAILY_CAP} codes per number per day for this purpose`, details: { retry_after: daily.retryAfterS }, headers: { 'Retry-After': String(daily.retryAfterS) } })
   }
 
-  const deliver = purpose === 'register' || (await findUserByMobile(env, mobile)) !== undefined
+  // `bind` creates an account for an unknown number only when registration is open: otherwise it behaves as `reset`
+  const anyNumber = purpose === 'register' || (purpose === 'bind' && getConfig(env).registrationOpen)
+  const deliver = anyNumber || (await findUserByMobile(env, mobile)) !== undefined
   // A new code gets a fresh set of attempts (done for unknown numbers too: same work, same answers
   // later). The wrong codes of the day are not reset: resending buys no new guesses.
   await Promise.all([resetCounter(env, attemptsName(purpose, mobile)), resetCounter(env, `once:${lockAuditName(purpose, mobile)}`)])
@@ -109,7 +115,7 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
       to: mobile,
       purpose,
       code,
-      text: `${brand}: your ${purpose === 'reset' ? 'password reset' : 'sign-up'} code is ${code}. It expires in ${SMS_CODE_TTL_S / 60} minutes. Never share it.`,
+      text: `${brand}: your ${SMS_TEXT_PURPOSE[purpose]} code is ${code}. It expires in ${SMS_CODE_TTL_S / 60} minutes. Never share it.`,
       expires_in: SMS_CODE_TTL_S,
       sent_at: new Date().toISOString(),
     }
