@@ -16,11 +16,17 @@ describe('MappingImporter Durable Object (one per app)', () => {
     const stub = stubFor(appId)
     const [p1, p2] = [await previewFor(stub, appId), await previewFor(stub, appId)]
     expect(p1.summary).toEqual({ total: 3, new: 0, duplicate: 0, invalid: 3 })
-    const a = await start(stub, p1.preview_id)
+    // The three starts run in one turn of the object: the first job's alarm (due at once, and
+    // quick with three invalid rows) cannot finish it between them, as it could between RPCs.
+    const [a, second, again] = await runInDurableObject(stub, async (instance) => {
+      const o = instance as unknown as MappingImporter
+      const args = (previewId: string) => ({ previewId, strategy: 'SKIP' as const, actor, auditAction: 'admin.mapping.import', targetType: 'application' as const })
+      return [await o.startImport(args(p1.preview_id)), await o.startImport(args(p2.preview_id)), await o.startImport(args(p1.preview_id))]
+    })
     expect(a).toMatchObject({ ok: true, job: { state: 'running', total: 3, processed: 0 } })
     const jobId = (a as { job: { job_id: string } }).job.job_id
-    expect(await start(stub, p2.preview_id)).toEqual({ ok: false, error: 'import_running', job_id: jobId })
-    expect(await start(stub, p1.preview_id)).toMatchObject({ ok: false })
+    expect(second).toEqual({ ok: false, error: 'import_running', job_id: jobId })
+    expect(again).toMatchObject({ ok: false })
     // the object's own storage holds the job, whatever happens to the instance
     const stored = await runInDurableObject(stub, (_i, state) => state.storage.sql.exec<{ id: string; total: number }>('SELECT id, total FROM jobs').toArray())
     expect(stored).toEqual([{ id: jobId, total: 3 }])
