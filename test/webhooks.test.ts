@@ -14,6 +14,7 @@ import { adminToken, api, createUser } from './support/api'
 import webhooksDoc from '../docs/webhooks.md?raw'
 import { syncMappings } from '../src/mappings/service'
 import { cronTasks } from '../src/wiring'
+import { call, csv, upload, waitForJob } from './support/import'
 import { createApplicationAsAdmin, updateApplicationAsAdmin } from '../src/apps/admin'
 
 // Webhook delivery through the real Queue binding: the Worker's own consumer (src/index.ts
@@ -339,6 +340,26 @@ describe('nothing is lost between the commit and the queue', () => {
     await sweepTask().run(env, later())
     await new Promise((res) => setTimeout(res, 1500))
     expect(await received(s.id)).toHaveLength(1)
+  })
+
+  it('a bulk import\'s events reach the app too: the import commits them with its batches, the sweep schedules them (docs/webhooks.md)', async () => {
+    const admin = await adminToken()
+    const s = await sink()
+    const app = await newApp(admin, s.url)
+    const [u1, u2] = [await createUser(), await createUser()]
+    const auth = { appToken: app.accessToken }
+    const p = await upload(`/api/v1/apps/${app.appId}/mapping/preview`, auth, csv([['mobile', 'mapped_key'], [u1.mobile, 'bulk-1'], [u2.mobile, 'bulk-2']]), 'text/csv')
+    expect(p.status).toBe(200)
+    const started = await call(`/api/v1/apps/${app.appId}/mapping/import`, auth, { method: 'POST', json: { preview_id: p.body.preview_id, strategy: 'SKIP' } })
+    expect(started.status).toBe(202)
+    expect(await waitForJob(`/api/v1/apps/${app.appId}/mapping/import/${started.body.job_id}`, auth)).toMatchObject({ state: 'done', created: 2 })
+    const rows = (await env.DB.prepare('SELECT event_id, type FROM mapping_events WHERE app_id = ? ORDER BY id').bind(app.appId).all<{ event_id: string; type: string }>()).results
+    expect(rows.map((r) => r.type)).toEqual(['mapping.added', 'mapping.added'])
+    await sweepTask().run(env, later())
+    for (const r of rows) await settled(admin, app.appId, r.event_id, 'delivered')
+    const got = (await received(s.id)).map((m) => JSON.parse(m.body))
+    expect(got.map((b) => b.type).sort()).toEqual(['mapping.added', 'mapping.added'])
+    expect(got.map((b) => b.user_data.mapped_key).sort()).toEqual(['bulk-1', 'bulk-2'])
   })
 
   it('the consumer is idempotent: a message of a replaced chain, or a duplicate after delivery, sends nothing and changes no state', async () => {
