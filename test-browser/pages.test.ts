@@ -187,7 +187,13 @@ describe('/docs in Chromium', () => {
     expect(res!.headers()['content-security-policy']).toMatch(/frame-ancestors 'none'/)
     await page.locator('.swagger-ui .info .title').waitFor({ timeout: 30_000 })
     expect(await text(page.locator('.swagger-ui .info .title'))).toContain('UAP Edge admin API')
-    expect(await page.locator('.opblock').count()).toBeGreaterThan(20)
+    // Swagger UI renders a long document's operations as the page is scrolled, as a reader does
+    await expect
+      .poll(async () => {
+        await page.mouse.wheel(0, 5000)
+        return page.locator('.opblock').count()
+      }, { timeout: 20_000 })
+      .toBeGreaterThan(20)
     await page.screenshot({ path: path.join(ARTIFACTS, 'docs-admin.png') })
     expect(violations).toEqual([])
 
