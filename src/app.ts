@@ -31,6 +31,8 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { portalRoutes } from './portal/routes'
+import { documentPortal } from './portal/openapi'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
@@ -98,10 +100,12 @@ export function buildApp() {
   app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
   app.route('/page/consent', consentRoutes) // the OIDC consent page
   app.route('/page/sso', ssoPageRoutes) // simple: the ticket hop into a SIMPLE_API app
+  app.route('/page/home', portalRoutes) // the user's portal: my apps, profile, security, sessions, authorized apps
 
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
+  documentPortal(app.openAPIRegistry)
   mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 
   app.notFound((c) => {

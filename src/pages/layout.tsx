@@ -18,19 +18,26 @@ export const brand = (c: Context<AppEnv>): Brand => brandOf(getConfig(c.env))
  * A complete page in the shared layout. The security headers (CSP, framing, caching) are
  * added by the pageHeaders middleware of the route (src/pages/security.ts).
  */
-export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child) {
+export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child, opts: PageOptions = {}) {
   const node = (
-    <Page brand={brand(c)} title={title}>
+    <Page brand={brand(c)} title={title} {...opts}>
       {body}
     </Page>
   )
   return c.html('<!DOCTYPE html>' + String(await node), status as ContentfulStatusCode)
 }
 
-export function Page(props: { brand: Brand; title: string; children?: Child }) {
+/** `lang`: the page's language tag (default en); `wide`: the portal's wider card; `header`: above the title. */
+export interface PageOptions {
+  lang?: string
+  wide?: boolean
+  header?: Child
+}
+
+export function Page(props: { brand: Brand; title: string; children?: Child } & PageOptions) {
   const { brand } = props
   return (
-    <html lang="en">
+    <html lang={props.lang ?? 'en'}>
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -39,11 +46,12 @@ export function Page(props: { brand: Brand; title: string; children?: Child }) {
         <link rel="stylesheet" href="/page/assets/style.css" />
       </head>
       <body>
-        <main aria-labelledby="page-title">
+        <main aria-labelledby="page-title" class={props.wide ? 'wide' : undefined}>
           <p class="brand">
             {brand.logoUrl ? <img src={brand.logoUrl} alt="" /> : <span class="mark" aria-hidden="true" />}
             <span>{brand.name}</span>
           </p>
+          {props.header ?? null}
           <h1 id="page-title">{props.title}</h1>
           {props.children}
         </main>
@@ -81,10 +89,10 @@ export function Csrf(props: { token: string }) {
 export interface FieldProps {
   name: string
   label: string
-  type?: 'text' | 'tel' | 'password'
+  type?: 'text' | 'tel' | 'password' | 'email'
   value?: string | null
   autocomplete?: string
-  inputmode?: 'numeric' | 'tel' | 'text'
+  inputmode?: 'numeric' | 'tel' | 'text' | 'email'
   hint?: string
   error?: string | null
   required?: boolean
@@ -93,6 +101,8 @@ export interface FieldProps {
   minlength?: number
   pattern?: string
   extra?: Record<string, string>
+  /** Before the error text, for screen readers that do not announce aria-invalid (default English). */
+  errorPrefix?: string
 }
 
 /** Label + input + hint + error, tied together with for/id, aria-describedby and aria-invalid. */
@@ -125,7 +135,7 @@ export function Field(p: FieldProps) {
       ) : null}
       {p.error ? (
         <p class="field-error" id={`${id}-error`}>
-          {`Error: ${p.error}`}
+          {`${p.errorPrefix ?? 'Error: '}${p.error}`}
         </p>
       ) : null}
     </div>

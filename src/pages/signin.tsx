@@ -99,6 +99,9 @@ signInRoutes.get('/login', async (c) => {
           {name ? <p class="hint">{mobile}</p> : null}
           <ul class="links">
             <li>
+              <a href="/page/home">My apps</a>
+            </li>
+            <li>
               <a href="/page/logout">Sign out</a>
             </li>
             <li>
