@@ -67,7 +67,8 @@ function portalPage(c: C, v: View, section: Section, status: number, body: Child
     <>
       <div class="portal-top">
         <p class="who">
-          {t.signedInAs}: <strong>{s.user.name || s.user.mobile}</strong>
+          {t.signedInAs}
+          <strong>{s.user.name || s.user.mobile}</strong>
           {s.user.name ? ` · ${s.user.mobile}` : ''}
         </p>
         <p class="lang" aria-label={t.languageLabel}>

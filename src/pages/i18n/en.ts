@@ -8,7 +8,7 @@ export const en = {
   langName: 'English',
   languageLabel: 'Language',
   navLabel: 'Your account',
-  signedInAs: 'Signed in as',
+  signedInAs: 'Signed in as ',
   skipToContent: 'Skip to content',
 
   navHome: 'My apps',

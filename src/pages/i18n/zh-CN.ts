@@ -5,7 +5,7 @@ export const zhCN: Catalog = {
   langName: '简体中文',
   languageLabel: '语言',
   navLabel: '我的账号',
-  signedInAs: '当前账号',
+  signedInAs: '当前账号：',
   skipToContent: '跳到主要内容',
 
   navHome: '我的应用',
