@@ -5,6 +5,8 @@ import { createApp, createOidcApp, disableApp, mapUser } from './support/apps'
 import { Browser, csrfFrom, location } from './support/browser'
 import { codeFlow, oauthPost } from './support/oidc'
 import { fromAcceptLanguage } from '../src/pages/i18n'
+import { lastCode, outbox } from './support/sms'
+import { uniqueMobile } from './support/api'
 import { deviceHint } from '../src/lib/user-agent'
 
 // The user's portal (/page/home, docs/portal.md): every page and action, and that a user only
@@ -185,6 +187,7 @@ async function sessionIdsOf(userId: string): Promise<string[]> {
 describe('portal: every form is CSRF-checked', () => {
   it.each([
     ['/page/home/profile', { name: 'X' }],
+    ['/page/home/profile/mobile', { step: 'send', new_mobile: '+8613700000001' }],
     ['/page/home/security/password', { current_password: 'x', new_password: 'y'.repeat(12), new_password_confirm: 'y'.repeat(12) }],
     ['/page/home/sessions/end', { session_id: 'x' }],
     ['/page/home/sessions/end-others', {}],
@@ -290,6 +293,49 @@ describe('portal: profile', () => {
     expect(ok.html).toContain('Your profile was saved.')
     expect(await adminApi('GET', `/api/v1/admin/users/${user.id}`)).toMatchObject({ name: 'New Name', email: 'me@example.com' })
     expect((await auditLog({ action: 'portal.profile_updated', target_id: user.id }))[0].details).toEqual({ fields: ['name', 'email'] })
+  })
+})
+
+describe('portal: mobile number', () => {
+  it('changes the number after a code to the new number and the current password; the old number stops signing in', async () => {
+    const { user, b } = await signedIn()
+    const next = uniqueMobile()
+    const sent = await submit(b, '/page/home/profile', '/page/home/profile/mobile', { step: 'send', new_mobile: next })
+    expect(sent.status).toBe(200)
+    expect(sent.html).toContain(`We sent a 6-digit code to ${next}`)
+    expect((await outbox(next))[0]).toMatchObject({ purpose: 'change_mobile', to: next })
+    expect(await outbox(user.mobile)).toEqual([])
+    const code = await lastCode(next)
+    // a wrong password spends no code and is audited
+    const wrong = await b.post('/page/home/profile/mobile', { csrf_token: csrfFrom(sent.html), step: 'finish', new_mobile: next, sms_code: code, current_password: 'not-my-password' })
+    expect(wrong.status).toBe(400)
+    expect(wrong.html).toContain('The current password is wrong.')
+    expect((await auditLog({ action: 'portal.mobile_change_failed', target_id: user.id })).length).toBe(1)
+    const badCode = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'finish', new_mobile: next, sms_code: code === '000000' ? '111111' : '000000', current_password: user.password })
+    expect(badCode.status).toBe(400)
+    expect(badCode.html).toContain('That code is wrong or has expired.')
+    const ok = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'finish', new_mobile: next, sms_code: code, current_password: user.password })
+    expect(ok.status).toBe(200)
+    expect(ok.html).toContain(`Your mobile number is now ${next}`)
+    expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password } })).status).toBe(401)
+    await login(next, user.password)
+    expect((await auditLog({ action: 'portal.mobile_changed', target_id: user.id }))[0].details).toEqual({ from: user.mobile, to: next })
+    // the code was single use
+    const again = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'finish', new_mobile: next, sms_code: code, current_password: user.password })
+    expect(again.status).toBe(400)
+  })
+
+  it("a number that has an account is refused only after its code proved the person holds it", async () => {
+    const { user, b } = await signedIn()
+    const taken = await createUser()
+    const sent = await submit(b, '/page/home/profile', '/page/home/profile/mobile', { step: 'send', new_mobile: taken.mobile })
+    expect(sent.html).toContain(`We sent a 6-digit code to ${taken.mobile}`) // the same answer as for a free number
+    const r = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'finish', new_mobile: taken.mobile, sms_code: await lastCode(taken.mobile), current_password: user.password })
+    expect(r.status).toBe(409)
+    expect(r.html).toContain('That number already has an account')
+    await login(user.mobile, user.password)
+    const invalid = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'send', new_mobile: 'abc' })
+    expect(invalid.status).toBe(400)
   })
 })
 

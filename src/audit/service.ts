@@ -95,6 +95,8 @@ export const USER_SECURITY_ACTIONS = [
   'portal.password_changed',
   'portal.password_change_failed',
   'portal.profile_updated',
+  'portal.mobile_changed',
+  'portal.mobile_change_failed',
   'portal.session_ended',
   'portal.other_sessions_ended',
   'oidc.consent.granted',

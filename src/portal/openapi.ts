@@ -19,7 +19,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     request: { query: lang },
     responses: { 200: html('The list'), 303: toLogin },
   },
-  { method: 'get', path: '/page/home/profile', summary: 'Portal: profile', description: 'Name and email; the mobile number is shown, not editable here.', request: { query: lang }, responses: { 200: html('The form'), 303: toLogin } },
+  { method: 'get', path: '/page/home/profile', summary: 'Portal: profile', description: 'Name and email; the mobile number and the form to change it.', request: { query: lang }, responses: { 200: html('The form'), 303: toLogin } },
   {
     method: 'post',
     path: '/page/home/profile',
@@ -27,6 +27,15 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     description: 'Sets name and email (empty clears). Audited as `portal.profile_updated` with the names of the changed fields.',
     request: form({ name: z.string().optional(), email: z.string().optional() }),
     responses: { 200: html('Saved'), 303: toLogin, ...refused, 400: html('Form errors, or a body that is not a readable form') },
+  },
+  {
+    method: 'post',
+    path: '/page/home/profile/mobile',
+    summary: 'Portal: change the mobile number (two steps)',
+    description:
+      '`step=send`: `new_mobile` → a code to that number (purpose `change_mobile`; the same answer whether it has an account or not; cooldown, daily cap and `sms_ip` as for the other codes). `step=finish`: `new_mobile`, `sms_code`, `current_password` → the password is checked first (a wrong one spends no code; `portal_password` limit), then the code, then the number changes. A number that has an account is reported (409) only after its code was verified. Audited as `portal.mobile_changed` / `portal.mobile_change_failed`.',
+    request: form({ step: z.enum(['send', 'finish']), new_mobile: z.string(), sms_code: z.string().optional(), current_password: z.string().optional() }),
+    responses: { 200: html('Code sent, or number changed'), 303: toLogin, ...refused, 400: html('Form errors, a wrong code or password, or a body that is not a readable form'), 409: html('The number already has an account'), 429: html('SMS cooldown, daily cap, too many wrong codes or password attempts') },
   },
   { method: 'get', path: '/page/home/security', summary: 'Portal: security', description: 'The password form and the recent security activity from the audit log (sign-ins with time, IP and device, failed sign-ins, password and profile changes, sessions ended, consents).', request: { query: lang }, responses: { 200: html('The page'), 303: toLogin } },
   {

@@ -16,7 +16,9 @@ import { listUserConsents, parseScope, revokeConsent } from '../oidc/service'
 import { userSecurityActivity } from '../audit/service'
 import { sessionDevices } from '../auth/sessions'
 import { deviceHint } from '../lib/user-agent'
-import { changeMyPassword, endMySession, endOtherSessions, myApps, mySessions, updateMyProfile, type PortalCtx } from './service'
+import { normalizeMobile } from '../lib/mobile'
+import { sendSmsCode } from '../sms/service'
+import { changeMyMobile, changeMyPassword, endMySession, endOtherSessions, myApps, mySessions, updateMyProfile, type PortalCtx } from './service'
 
 /**
  * The user's own portal, mounted at /page/home: my apps, profile, security (password and
@@ -156,6 +158,8 @@ interface ProfileForm {
   email?: string
   errors?: { name?: string; email?: string }
   notice?: string
+  /** The mobile change: `codeFor` once a code went to that number. */
+  mobile?: { codeFor?: string; value?: string; error?: string; errors?: { new_mobile?: string; sms_code?: string; current_password?: string } }
 }
 
 function profilePage(c: C, v: View, status: number, f: ProfileForm = {}) {
@@ -181,7 +185,39 @@ function profilePage(c: C, v: View, status: number, f: ProfileForm = {}) {
         </div>
         <button type="submit">{t.save}</button>
       </form>
+      <MobileChangeForm c={c} t={t} m={f.mobile ?? {}} />
     </>,
+  )
+}
+
+/** Step 1: the new number (a code goes there); step 2: that code and the current password. */
+function MobileChangeForm(p: { c: C; t: Catalog; m: NonNullable<ProfileForm['mobile']> }) {
+  const { t, m } = p
+  const errs = m.errors ?? {}
+  return (
+    <section aria-labelledby="mobile-heading">
+      <h2 id="mobile-heading">{t.mobileHeading}</h2>
+      {m.codeFor && !m.error ? <Notice message={t.codeSent(m.codeFor)} /> : null}
+      <Alert message={m.error} />
+      <form method="post" action="/page/home/profile/mobile" novalidate>
+        <Csrf token={csrfToken(p.c)} />
+        {m.codeFor ? (
+          <>
+            <input type="hidden" name="new_mobile" value={m.codeFor} />
+            <input type="hidden" name="step" value="finish" />
+            <Field name="sms_code" label={t.smsCodeLabel} inputmode="numeric" autocomplete="one-time-code" maxlength={6} pattern="[0-9]{6}" error={errs.sms_code} errorPrefix={t.errorPrefix} autofocus />
+            <Field name="current_password" label={t.currentPassword} type="password" autocomplete="current-password" maxlength={PASSWORD_MAX} error={errs.current_password} errorPrefix={t.errorPrefix} />
+            <button type="submit">{t.changeMobile}</button>
+          </>
+        ) : (
+          <>
+            <input type="hidden" name="step" value="send" />
+            <Field name="new_mobile" label={t.newMobileLabel} type="tel" inputmode="tel" autocomplete="tel" value={m.value} maxlength={32} error={errs.new_mobile} errorPrefix={t.errorPrefix} />
+            <button type="submit" class="secondary">{t.sendCode}</button>
+          </>
+        )}
+      </form>
+    </section>
   )
 }
 
@@ -205,6 +241,49 @@ portalRoutes.post('/profile', async (c) => {
   const next = { name: name || null, email: email || null }
   await updateMyProfile(c.env, v.s.user, next, ctxOf(c))
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, ...next } } }, 200, { notice: v.t.profileSaved })
+})
+
+portalRoutes.post('/profile/mobile', async (c) => {
+  const v = await enter(c)
+  if (v instanceof Response) return v
+  const { t } = v
+  const f = await formOf(c)
+  const typed = f('new_mobile', 32).trim()
+  const mobile = normalizeMobile(typed)
+  if (!mobile) return profilePage(c, v, 400, { mobile: { value: typed, error: t.checkFields, errors: { new_mobile: t.mobileInvalid } } })
+  if (mobile === v.s.user.mobile) return profilePage(c, v, 400, { mobile: { value: typed, error: t.checkFields, errors: { new_mobile: t.mobileSame } } })
+  if (f('step') !== 'finish') {
+    try {
+      await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
+      await sendSmsCode(c.env, { mobile, purpose: 'change_mobile' }, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 429) throw e
+      const error = e.code === 'sms_cooldown' ? t.codeWait(waitFor(t, e)) : e.code === 'sms_daily_limit' ? t.codeDaily : t.tooManyAttempts(waitFor(t, e))
+      return profilePage(c, v, 429, { mobile: { value: typed, error } })
+    }
+    return profilePage(c, v, 200, { mobile: { codeFor: mobile } })
+  }
+  const code = f('sms_code', 16).trim()
+  const currentPassword = f('current_password', PASSWORD_MAX + 1)
+  const errors: NonNullable<ProfileForm['mobile']>['errors'] = {}
+  if (!/^\d{6}$/.test(code)) errors.sms_code = t.codeWrong
+  if (!currentPassword) errors.current_password = t.enterCurrent
+  if (errors.sms_code || errors.current_password) return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.checkFields, errors } })
+  let result
+  try {
+    await enforceRateLimit(c, 'portal_password', v.s.user.id)
+    result = await changeMyMobile(c.env, v.s.user, { mobile, code, currentPassword }, ctxOf(c))
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e
+    if (e.code === 'invalid_sms_code') return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.codeWrong, errors: { sms_code: t.codeWrong } } })
+    if (e.code === 'too_many_attempts') return profilePage(c, v, 429, { mobile: { value: mobile, error: t.codeBurnt } })
+    if (e.code === 'sms_code_locked') return profilePage(c, v, 429, { mobile: { value: mobile, error: t.codeLocked(waitFor(t, e)) } })
+    if (e.status === 429) return profilePage(c, v, 429, { mobile: { codeFor: mobile, error: t.tooManyAttempts(waitFor(t, e)) } })
+    throw e
+  }
+  if (result === 'wrong_password') return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.currentWrong, errors: { current_password: t.currentWrong } } })
+  if (result === 'taken') return profilePage(c, v, 409, { mobile: { value: mobile, error: t.mobileTaken } })
+  return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, mobile } } }, 200, { notice: t.mobileChanged(mobile) })
 })
 
 // ---------------------------------------------------------------------------------------

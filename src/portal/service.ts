@@ -7,7 +7,9 @@ import { activeMappingOn } from '../mappings/service'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { endSessionsStatements, liveSessionsOfUser, type SessionWithUser } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
-import { updateUserStatement, passwordParams } from '../users/service'
+import { isMobileTaken, updateUserStatement, passwordParams } from '../users/service'
+import { verifySmsCode } from '../sms/service'
+import type { E164 } from '../lib/mobile'
 import type { User } from '../users/schema'
 import { hashPassword, verifyPassword } from '../lib/password'
 
@@ -159,4 +161,28 @@ export async function updateMyProfile(env: Env, user: User, input: { name: strin
   if (!changed.length) return
   const db = getDb(env.DB)
   await db.batch([updateUserStatement(db, user.id, input, Date.now()), audit(db, user, ctx, { action: 'portal.profile_updated', targetType: 'user', targetId: user.id, details: { fields: changed } })])
+}
+
+export type MobileChange = 'changed' | 'wrong_password' | 'taken'
+
+/**
+ * A new mobile number: the current password first (so a wrong one spends no code), then the
+ * SMS code sent to the new number (purpose change_mobile; its failures throw the SMS errors),
+ * then the number in one batch with the audit row. A number that already has an account is
+ * reported only now, after its code proved the person holds it (as registration does).
+ */
+export async function changeMyMobile(env: Env, user: User, input: { mobile: E164; code: string; currentPassword: string }, ctx: PortalCtx): Promise<MobileChange> {
+  const db = getDb(env.DB)
+  if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
+    await db.batch([audit(db, user, ctx, { action: 'portal.mobile_change_failed', targetType: 'user', targetId: user.id, details: { reason: 'wrong_current_password' } })])
+    return 'wrong_password'
+  }
+  await verifySmsCode(env, { mobile: input.mobile, purpose: 'change_mobile', code: input.code }, { requestId: ctx.requestId, ip: ctx.ip })
+  try {
+    await db.batch([updateUserStatement(db, user.id, { mobile: input.mobile }, Date.now()), audit(db, user, ctx, { action: 'portal.mobile_changed', targetType: 'user', targetId: user.id, details: { from: user.mobile, to: input.mobile } })])
+  } catch (e) {
+    if (isMobileTaken(e)) return 'taken'
+    throw e
+  }
+  return 'changed'
 }

@@ -2,7 +2,8 @@ import { getConfig, type Env } from '../env'
 import { hmacSha256Hex } from '../lib/crypto'
 import { log } from '../lib/logger'
 
-export type SmsPurpose = 'register' | 'reset'
+/** `change_mobile`: a signed-in user proves a new number on the portal (src/portal/). */
+export type SmsPurpose = 'register' | 'reset' | 'change_mobile'
 
 export interface SmsMessage {
   id: string
