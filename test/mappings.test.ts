@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { adminToken, api, auditLog, createUser, login, uniqueMobile } from './support/api'
-import { createApp, type TestApp } from './support/apps'
+import { createApp, mapUser, type TestApp } from './support/apps'
+import { measureStorage } from './support/storage'
 import { getDb } from '../src/db'
 import { classifyWriteError, updateMappingStatements } from '../src/mappings/service'
 import type { AppUserMapping } from '../src/mappings/schema'
@@ -354,6 +355,39 @@ describe('GET /api/v1/apps/{app_id}/users/changes', () => {
     expect((await changes(a, '2026-01-01T00:00:00Z')).status).toBe(400)
     expect((await changes(a, '-1')).status).toBe(400)
     expect((await changes(a, '0')).status).toBe(200)
+  })
+})
+
+describe('reads from D1 read replicas (Sessions API)', () => {
+  const BOOKMARK = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/
+  const d1Ops = (m: Awaited<ReturnType<typeof measureStorage>>) => m.log.filter((c) => c.kind === 'd1').map((c) => c.op)
+
+  it('users/query and users/changes read through a session, answer X-UAP-Bookmark, and read at least that fresh when it is sent back', async () => {
+    const a = await createApp()
+    const u = await createUser()
+    await mapUser(a.app_id, u)
+    const headers = asApp(a)
+    const q = await measureStorage(`/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(u.mobile)}`, { headers })
+    expect(q.response.status).toBe(200)
+    // the lookup itself is the replica read; the app's token check stays on the primary (a revoked token must not pass)
+    expect(d1Ops(q).some((op) => op.startsWith('session(first-unconstrained).'))).toBe(true)
+    const bookmark = q.response.headers.get('X-UAP-Bookmark')!
+    expect(bookmark).toMatch(BOOKMARK)
+    const again = await measureStorage(`/api/v1/apps/${a.app_id}/users/changes`, { headers: { ...headers, 'X-UAP-Bookmark': bookmark } })
+    expect(again.response.status).toBe(200)
+    expect(d1Ops(again).some((op) => op.startsWith('session(bookmark).'))).toBe(true)
+    expect(again.response.headers.get('X-UAP-Bookmark')! >= bookmark).toBe(true)
+    expect(((await again.response.json()) as any).items).toHaveLength(1)
+  })
+
+  it('a malformed bookmark is a 400 naming the header, never passed to D1', async () => {
+    const a = await createApp()
+    for (const path of [`/api/v1/apps/${a.app_id}/users/changes`, `/api/v1/apps/${a.app_id}/users/query?mobile=%2B8613800138000`]) {
+      const r = await api(path, { headers: { ...asApp(a), 'X-UAP-Bookmark': 'garbage' } })
+      expect(r.status, path).toBe(400)
+      expect(r.body.error.code).toBe('invalid_request')
+      expect(JSON.stringify(r.body.error.details)).toMatch(/x-uap-bookmark/i)
+    }
   })
 })
 

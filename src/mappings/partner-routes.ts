@@ -7,6 +7,7 @@ import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
 import { AppIdParam, MappedKey, MappingName, MappingView, ok } from './view'
+import { BOOKMARK_RE, replicaRead } from '../db'
 
 /** Mapping API for apps: X-App-Access-Token, or an admin bearer token (docs/mappings.md). Mounted at /api/v1/apps. */
 export const partnerMappingRoutes = router()
@@ -20,6 +21,25 @@ partnerMappingRoutes.openAPIRegistry.registerComponent('securitySchemes', 'appAc
 
 const appOrAdmin: Record<string, string[]>[] = [{ appAccessToken: [] }, { bearerAuth: [] }]
 const OPEN_TAG = 'Open: mappings'
+
+const BOOKMARK_HEADER = 'X-UAP-Bookmark'
+/** Reads served by a nearby D1 replica: the answer carries a bookmark; sending it back reads a copy at least that fresh. */
+const ReplicaHeaders = z.object({
+  [BOOKMARK_HEADER.toLowerCase()]: z
+    .string()
+    .regex(BOOKMARK_RE, `must be the ${BOOKMARK_HEADER} of an earlier answer`)
+    .optional()
+    .openapi({
+      description: `Optional: the ${BOOKMARK_HEADER} of an earlier answer. This read may come from a D1 read replica near you; with a bookmark it is at least as fresh as that answer.`,
+    }),
+})
+const withBookmark = <T extends object>(response: T) => ({
+  ...response,
+  headers: { [BOOKMARK_HEADER]: { description: 'D1 bookmark of this read; send it back to read at least this fresh', schema: { type: 'string' as const } } },
+})
+function replicaFor(c: { env: { DB: D1Database }; req: { header(name: string): string | undefined } }) {
+  return replicaRead(c.env.DB, c.req.header(BOOKMARK_HEADER) || undefined)
+}
 
 const SyncItemSchema = z
   .object({
@@ -110,9 +130,9 @@ partnerMappingRoutes.openapi(
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
-    request: { params: AppIdParam, query: z.object({ mobile: MobileField }) },
+    request: { params: AppIdParam, query: z.object({ mobile: MobileField }), headers: ReplicaHeaders },
     responses: {
-      200: ok(
+      200: withBookmark(ok(
         'The user and their mapping',
         z
           .object({
@@ -120,14 +140,16 @@ partnerMappingRoutes.openapi(
             mapping: MappingView,
           })
           .openapi('UserQueryResult'),
-      ),
+      )),
       ...pick(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     // one query whatever the outcome; unknown and unmapped read the same (no enumeration)
-    const row = await queryUserMapping(c.env, app.appId, c.req.valid('query').mobile)
+    const replica = replicaFor(c)
+    const row = await queryUserMapping(replica.db, app.appId, c.req.valid('query').mobile)
+    c.header(BOOKMARK_HEADER, replica.bookmark() ?? '')
     if (!row?.mapping) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
     const { user, mapping } = row
     return c.json(
@@ -178,16 +200,22 @@ partnerMappingRoutes.openapi(
           .openapi({ example: '1041' }),
         limit: z.coerce.number().int().min(1).max(500).default(100).openapi({ example: 100 }),
       }),
+      headers: ReplicaHeaders,
     },
     responses: {
-      200: ok('A page of changes', z.object({ items: z.array(ChangeView), next_cursor: z.string().openapi({ example: '1141' }), has_more: z.boolean() }).openapi('MappingChanges')),
+      200: withBookmark(ok('A page of changes', z.object({ items: z.array(ChangeView), next_cursor: z.string().openapi({ example: '1141' }), has_more: z.boolean() }).openapi('MappingChanges'))),
       ...pick(400, 401, 403, 404, 429),
     },
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     const q = c.req.valid('query')
-    return c.json(await listChanges(c.env, app.appId, q.since ? Number(q.since) : 0, q.limit), 200)
+    // A lagging replica answers a shorter page, never a wrong one: seqs become visible in order,
+    // and an empty page hands back the same cursor.
+    const replica = replicaFor(c)
+    const page = await listChanges(replica.db, app.appId, q.since ? Number(q.since) : 0, q.limit)
+    c.header(BOOKMARK_HEADER, replica.bookmark() ?? '')
+    return c.json(page, 200)
   },
 )
 

@@ -396,8 +396,8 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
 }
 
 /** The user with this mobile and their mapping in this app (null when unmapped). */
-export async function queryUserMapping(env: Env, appId: string, mobile: E164) {
-  const row = await getDb(env.DB)
+export async function queryUserMapping(db: DB, appId: string, mobile: E164) {
+  const row = await db
     .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
     .from(users)
     .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
@@ -450,8 +450,8 @@ export function publicEvent(e: MappingEvent) {
  * sequence, never a timestamp: D1 commits writes one at a time, so once seq N is visible
  * every smaller seq is too, and changes sharing a millisecond still have distinct seqs.
  */
-export async function listChanges(env: Env, appId: string, since: number, limit: number) {
-  const rows = await getDb(env.DB)
+export async function listChanges(db: DB, appId: string, since: number, limit: number) {
+  const rows = await db
     .select()
     .from(mappingEvents)
     .where(and(eq(mappingEvents.appId, appId), gt(mappingEvents.id, since)))

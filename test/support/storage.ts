@@ -145,13 +145,14 @@ const short = (s: string, n = 160) => {
 function wrapD1(name: string, db: D1Database, rec: StorageRecorder): D1Database {
   const realOf = new WeakMap<object, D1PreparedStatement>()
   const unwrap = (s: D1PreparedStatement) => realOf.get(s) ?? s
-  const statement = (real: D1PreparedStatement, sql: string): D1PreparedStatement => {
+  // `via` names a Sessions API session (`session(first-unconstrained).first`), so a test can tell replica reads from primary ones.
+  const statement = (real: D1PreparedStatement, sql: string, via = ''): D1PreparedStatement => {
     const w = {
-      bind: (...values: unknown[]) => statement(real.bind(...values), sql),
-      first: (...args: unknown[]) => rec.track('d1', name, 'first', short(sql), () => (real.first as (...a: unknown[]) => Promise<unknown>)(...args)),
-      all: () => rec.track('d1', name, 'all', short(sql), () => real.all()),
-      run: () => rec.track('d1', name, 'run', short(sql), () => real.run()),
-      raw: (...args: unknown[]) => rec.track('d1', name, 'raw', short(sql), () => (real.raw as (...a: unknown[]) => Promise<unknown>)(...args)),
+      bind: (...values: unknown[]) => statement(real.bind(...values), sql, via),
+      first: (...args: unknown[]) => rec.track('d1', name, `${via}first`, short(sql), () => (real.first as (...a: unknown[]) => Promise<unknown>)(...args)),
+      all: () => rec.track('d1', name, `${via}all`, short(sql), () => real.all()),
+      run: () => rec.track('d1', name, `${via}run`, short(sql), () => real.run()),
+      raw: (...args: unknown[]) => rec.track('d1', name, `${via}raw`, short(sql), () => (real.raw as (...a: unknown[]) => Promise<unknown>)(...args)),
     }
     realOf.set(w, real)
     return w as unknown as D1PreparedStatement
@@ -168,9 +169,10 @@ function wrapD1(name: string, db: D1Database, rec: StorageRecorder): D1Database 
   if (typeof withSession === 'function') {
     wrapped.withSession = (constraint?: string) => {
       const session = withSession.call(db, constraint)
+      const via = `session(${constraint && constraint.startsWith('first-') ? constraint : 'bookmark'}).`
       return {
-        prepare: (sql: string) => statement(session.prepare(sql), sql),
-        batch: batchOf(session, 'session.batch'),
+        prepare: (sql: string) => statement(session.prepare(sql), sql, via),
+        batch: batchOf(session, `${via}batch`),
         getBookmark: () => session.getBookmark(),
       }
     }
