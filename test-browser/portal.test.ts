@@ -72,12 +72,17 @@ async function newContext(opts: { locale?: string; width?: number } = {}) {
 const shot = (page: Page, name: string) => page.screenshot({ path: path.join(ARTIFACTS, `portal-${name}.png`), fullPage: true })
 const h1 = async (page: Page) => (await page.getByRole('heading', { level: 1 }).textContent())?.trim()
 
-async function signIn(context: BrowserContext, mobile: string, password: string) {
+const SIGN_IN = { en: { mobile: 'Mobile number', password: 'Password', button: 'Sign in' }, 'zh-CN': { mobile: '手机号', password: '密码', button: '登录' } }
+
+/** Signs in on the hosted login page, read in the context's language. */
+async function signIn(context: BrowserContext, mobile: string, password: string, lang: keyof typeof SIGN_IN = 'en') {
   const page = await context.newPage()
   await page.goto(`${server.url}/page/login`)
-  await page.getByLabel('Mobile number').fill(mobile)
-  await page.getByLabel('Password').fill(password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  expect(await page.locator('html').getAttribute('lang')).toBe(lang)
+  const l = SIGN_IN[lang]
+  await page.getByLabel(l.mobile).fill(mobile)
+  await page.getByLabel(l.password).fill(password)
+  await page.getByRole('button', { name: l.button }).click()
   return page
 }
 
@@ -171,7 +176,7 @@ describe('the portal in Chromium (no JavaScript)', () => {
       [375, 'phone'],
     ] as const) {
       const context = await newContext({ locale: 'zh-CN', width })
-      const page = await signIn(context, mobile, password)
+      const page = await signIn(context, mobile, password, 'zh-CN')
       expect(await page.locator('html').getAttribute('lang')).toBe('zh-CN')
       expect(await h1(page)).toBe('我的应用')
       await shot(page, `zh-${label}-01-my-apps`)

@@ -354,6 +354,24 @@ describe('portal: language', () => {
     expect((await b.get('/page/home/security')).html).toContain('修改密码')
   })
 
+  it('the sign-in and sign-out pages speak it too, and the switch keeps return_to', async () => {
+    const user = await createUser()
+    const b = new Browser()
+    const zh = await b.get('/page/login?return_to=%2Fpage%2Fhome%2Fsessions', { 'Accept-Language': 'zh-CN' })
+    expect(zh.html).toContain('<html lang="zh-CN">')
+    expect(zh.html).toContain('<label for="f-mobile">手机号</label>')
+    expect(zh.html).toContain('忘记密码？')
+    expect(zh.html).toContain('href="/page/login?return_to=%2Fpage%2Fhome%2Fsessions&amp;lang=en"')
+    const wrong = await b.post('/page/login', { csrf_token: b.csrf, mobile: user.mobile, password: 'wrong-password-1', step: 'login' }, { 'Accept-Language': 'zh-CN' })
+    expect(wrong.html).toContain('手机号或密码错误。')
+    const en = await b.get('/page/login?lang=en', { 'Accept-Language': 'zh-CN' })
+    expect(en.html).toContain('Forgot password?')
+    await b.get('/page/login?lang=zh-CN')
+    await b.loginOnPage(user)
+    expect((await b.get('/page/logout')).html).toContain('要在本设备退出')
+    expect((await b.get('/page/login')).html).toContain('当前账号：<strong>')
+  })
+
   it('picks the language by q value; every Chinese tag gets Simplified Chinese', () => {
     expect(fromAcceptLanguage('en;q=0.5, zh-TW;q=0.8')).toBe('zh-CN')
     expect(fromAcceptLanguage('fr, en;q=0.1')).toBe('en')

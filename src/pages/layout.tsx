@@ -5,6 +5,8 @@ import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { brandOf, type Brand } from './style'
 import { CSRF_FIELD } from './security'
+import { en, type Catalog } from './i18n/en'
+import { LOCALES, catalogOf, type Locale } from './i18n'
 
 /**
  * Shared building blocks of every hosted page (/page/* and the OIDC consent, error and
@@ -148,18 +150,20 @@ export interface CaptchaView {
 }
 
 /** The captcha picture, its id and the answer field. */
-export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; autofocus?: boolean }) {
+export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; autofocus?: boolean; t?: Catalog }) {
+  const t = p.t ?? en
   return (
     <div class="captcha">
       <input type="hidden" name="captcha_id" value={p.captcha.captcha_id} />
       <div class="picture">
-        <img src={p.captcha.image} width={200} height={70} alt="Security check: a picture of 5 distorted letters and digits" />
+        <img src={p.captcha.image} width={200} height={70} alt={t.captchaAlt} />
       </div>
       <Field
         name="captcha_code"
-        label="Characters in the picture"
-        hint="5 characters; upper or lower case both work."
+        label={t.captchaLabel}
+        hint={t.captchaHint}
         error={p.error}
+        errorPrefix={t.errorPrefix}
         autocomplete="off"
         maxlength={12}
         autofocus={p.autofocus}
@@ -173,13 +177,38 @@ export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; a
  * "Another picture" without JavaScript: a second submit button. It must come after the
  * form's main button, because Enter in a field activates the first submit button.
  */
-export function CaptchaRefresh() {
+export function CaptchaRefresh(p: { t?: Catalog } = {}) {
+  const t = p.t ?? en
   return (
     <p class="hint">
-      {"Can't read the picture? "}
+      {t.captchaCantRead}
       <button type="submit" name="step" value="new_captcha" class="link" formnovalidate>
-        Show another picture
+        {t.captchaAnother}
       </button>
+    </p>
+  )
+}
+
+/**
+ * The language switch of a page: a link per language to `href` with `lang=` set (src/pages/i18n
+ * remembers the choice), each named in its own language.
+ */
+export function LanguageSwitch(p: { href: string; locale: Locale; label: string }) {
+  const link = (l: Locale) => {
+    const u = new URL(p.href, 'http://x')
+    u.searchParams.set('lang', l)
+    return u.pathname + u.search
+  }
+  return (
+    <p class="lang" aria-label={p.label}>
+      {LOCALES.map((l, i) => (
+        <>
+          {i ? ' · ' : ''}
+          <a href={link(l)} lang={l} hreflang={l} aria-current={l === p.locale ? 'true' : undefined}>
+            {catalogOf(l).langName}
+          </a>
+        </>
+      ))}
     </p>
   )
 }

@@ -81,6 +81,8 @@ code{font-size:.9em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monos
 .portal-nav a[aria-current=page]{background:var(--primary);color:var(--on-primary)}
 .portal-top{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5rem;font-size:.92rem;color:var(--muted);margin:0 0 .75rem}
 .portal-top p{margin:0}
+.lang{font-size:.92rem;margin:0 0 .5rem;text-align:right}
+.portal-top .lang{margin:0}
 .lang a[aria-current=true]{font-weight:700;text-decoration:none;color:var(--text)}
 .cards{list-style:none;margin:1rem 0 0;padding:0;display:grid;gap:.75rem}
 .cards>li{border:1px solid var(--border);border-radius:10px;padding:.85rem 1rem}

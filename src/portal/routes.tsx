@@ -6,12 +6,12 @@ import { readBrowserSession, type BrowserSession } from '../auth/browser-session
 import { enforceRateLimit } from '../ratelimit'
 import { textProblem } from '../lib/text'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
-import { Alert, Csrf, Field, Notice, renderPage } from '../pages/layout'
+import { Alert, Csrf, Field, LanguageSwitch, Notice, renderPage } from '../pages/layout'
 import { pageErrorResponse } from '../pages/routes'
 import { log } from '../lib/logger'
 import { allowPageImage, csrfToken } from '../pages/security'
 import { formOf, type C } from '../pages/form'
-import { catalogOf, pageLocale, LOCALES, type Catalog, type Locale } from '../pages/i18n'
+import { catalogOf, pageLocale, type Catalog, type Locale } from '../pages/i18n'
 import { listUserConsents, parseScope, revokeConsent } from '../oidc/service'
 import { userSecurityActivity } from '../audit/service'
 import { sessionDevices } from '../auth/sessions'
@@ -73,16 +73,7 @@ function portalPage(c: C, v: View, section: Section, status: number, body: Child
           <strong>{s.user.name || s.user.mobile}</strong>
           {s.user.name ? ` · ${s.user.mobile}` : ''}
         </p>
-        <p class="lang" aria-label={t.languageLabel}>
-          {LOCALES.map((l, i) => (
-            <>
-              {i ? ' · ' : ''}
-              <a href={`${path}?lang=${l}`} lang={l} hreflang={l} aria-current={l === v.locale ? 'true' : undefined}>
-                {catalogOf(l).langName}
-              </a>
-            </>
-          ))}
-        </p>
+        <LanguageSwitch href={path} locale={v.locale} label={t.languageLabel} />
       </div>
       <nav class="portal-nav" aria-label={t.navLabel}>
         <ul>
@@ -179,7 +170,9 @@ function profilePage(c: C, v: View, status: number, f: ProfileForm = {}) {
         <Field name="email" label={t.emailLabel} type="email" inputmode="email" value={f.email ?? s.user.email} autocomplete="email" maxlength={254} required={false} hint={t.emailHint} error={errs.email} errorPrefix={t.errorPrefix} />
         <div>
           <p class="hint">
-            {t.mobileLabel}: <strong>{s.user.mobile}</strong>
+            {t.mobileLabel}
+            {t.colon}
+            <strong>{s.user.mobile}</strong>
           </p>
           <p class="hint">{t.mobileHint}</p>
         </div>
@@ -426,7 +419,7 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
                 <form method="post" action="/page/home/sessions/end">
                   <Csrf token={csrfToken(c)} />
                   <input type="hidden" name="session_id" value={session.id} />
-                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}: ${device}, ${when(session.createdAt)}`}>
+                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}${t.colon}${device}, ${when(session.createdAt)}`}>
                     {t.signOutSession}
                   </button>
                 </form>
@@ -497,7 +490,10 @@ async function authorizedPage(c: C, v: View, status: number, msg: { notice?: str
                   <span class="hint">{t.grantedOn(when(a.createdAt))}</span>
                 </span>
               </div>
-              <p class="hint">{t.scopesLabel}:</p>
+              <p class="hint">
+                {t.scopesLabel}
+                {t.colon}
+              </p>
               <ul class="scopes">
                 {parseScope(a.scope).map((sc) => (
                   <li>{t.scopes[sc] ?? sc}</li>
