@@ -31,6 +31,10 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { adminGroupRoutes, adminGroupTypeRoutes, adminUserGroupRoutes } from './directory/admin-routes'
+import { adminPermissionRoutes } from './permissions/admin-routes'
+import { partnerPermissionRoutes } from './permissions/partner-routes'
+import { mePermissionRoutes } from './permissions/me-routes'
 import { portalRoutes } from './portal/routes'
 import { documentPortal } from './portal/openapi'
 
@@ -83,6 +87,7 @@ export function buildApp() {
 
   app.route('/api/v1/auth', authRoutes) // login, refresh, logout, logout-all, me
   app.route('/api/v1/auth', registerRoutes) // register
+  app.route('/api/v1/auth', mePermissionRoutes) // me/permissions
   app.route('/api/v1/utils', captchaRoutes) // captcha
 
   app.route('/api/v1/open', signingRoutes) // ping (signed)
@@ -90,10 +95,15 @@ export function buildApp() {
   app.route('/api/v1/open/pwd', passwordResetRoutes) // reset (signed)
   app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
   app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
+  app.route('/api/v1/apps', partnerPermissionRoutes) // {app_id}/permissions/snapshot, {app_id}/permissions/check (token or signed)
 
   app.route('/api/v1/admin/users', adminUserRoutes)
+  app.route('/api/v1/admin/users', adminUserGroupRoutes) // {id}/groups
+  app.route('/api/v1/admin/group-types', adminGroupTypeRoutes)
+  app.route('/api/v1/admin/groups', adminGroupRoutes) // groups, {group_id}/members
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
+  app.route('/api/v1/admin/apps', adminPermissionRoutes) // {app_id}/permissions, {app_id}/grants, {app_id}/users/{user_id}/permissions
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
 

@@ -13,6 +13,8 @@ import { SigningErrors } from './signing/errors'
 import { AppErrors } from './apps/errors'
 import { MappingErrors } from './mappings/errors'
 import { TicketErrors } from './tickets/errors'
+import { DirectoryErrors } from './directory/errors'
+import { PermissionErrors } from './permissions/errors'
 
 export const ERROR_CATALOGS = {
   'every route': CommonErrors,
@@ -25,4 +27,6 @@ export const ERROR_CATALOGS = {
   'applications and app access tokens': AppErrors,
   'mappings (/api/v1/apps, /api/v1/admin/apps/{app_id}/mappings)': MappingErrors,
   'simple SSO tickets': TicketErrors,
+  'directory (/api/v1/admin/group-types, /api/v1/admin/groups)': DirectoryErrors,
+  'permissions (/api/v1/admin/apps/{app_id}/permissions, grants; /api/v1/apps/{app_id}/permissions)': PermissionErrors,
 } as const

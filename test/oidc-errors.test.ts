@@ -547,7 +547,8 @@ describe('discovery and docs', () => {
       backchannel_logout_session_supported: true,
       prompt_values_supported: ['none', 'login', 'consent'],
     })
-    expect(r.body.scopes_supported).toEqual(['openid', 'profile', 'email', 'phone', 'offline_access'])
+    expect(r.body.scopes_supported).toEqual(['openid', 'profile', 'email', 'phone', 'offline_access', 'groups', 'permissions'])
+    expect(r.body.claims_supported).toEqual(expect.arrayContaining(['groups', 'permissions']))
     expect(r.body.grant_types_supported).not.toContain('password')
     expect(r.body.grant_types_supported).not.toContain('implicit')
   })

@@ -6,6 +6,7 @@ import { Browser, csrfFrom, location } from './support/browser'
 import { codeFlow, oauthPost } from './support/oidc'
 import { fromAcceptLanguage } from '../src/pages/i18n'
 import { lastCode, outbox } from './support/sms'
+import { setGrant } from './support/directory'
 import { uniqueMobile } from './support/api'
 import { deviceHint } from '../src/lib/user-agent'
 
@@ -84,6 +85,15 @@ describe('portal: my apps', () => {
     const verified = await signedApi(simple, 'POST', '/api/v1/simple/ticket/verify', { json: { ticket: to.searchParams.get('ticket') } })
     expect(verified.status).toBe(200)
     expect(verified.body.user).toMatchObject({ mobile: user.mobile, mapped_key: mappedKey })
+  })
+
+  it("an app whose access_policy is `permission` is listed only once the user holds its access permission", async () => {
+    const { user, b } = await signedIn()
+    const gated = await createApp({ app_name: 'Gated App', access_policy: 'permission' })
+    await mapUser(gated.app_id, user)
+    expect((await b.get('/page/home')).html).not.toContain('Gated App')
+    await setGrant(gated.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
+    expect((await b.get('/page/home')).html).toContain('Gated App')
   })
 
   it('the admin API refuses an http initiate_login_uri and keeps the fields on GET', async () => {

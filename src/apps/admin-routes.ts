@@ -6,7 +6,7 @@ import { router } from '../context'
 import { listApplications, publicApp } from './service'
 import { auditActor } from '../audit/service'
 import { redirectUriProblem } from '../lib/redirect-uri'
-import { GRANT_TYPES } from './schema'
+import { ACCESS_POLICIES, GRANT_TYPES } from './schema'
 import { typedText } from '../lib/text'
 import {
   createApplicationAsAdmin,
@@ -76,6 +76,9 @@ const AppSettings = {
   backchannel_logout_uri: Uri('https://hr.example.com/uap/backchannel-logout').nullable(),
   require_pkce: z.boolean().openapi({ description: 'PKCE (S256) required at the authorization endpoint (default true). Only a confidential client (token_endpoint_auth_method other than none) may be set to false.' }),
   first_party: z.boolean().openapi({ description: 'First-party apps skip the consent page' }),
+  access_policy: z.enum(ACCESS_POLICIES).openapi({
+    description: "Who may enter the app (OIDC, tickets, login with app_id, refresh): `mapping` (default) an active mapping; `permission` also the app's `access` permission (docs/permissions.md)",
+  }),
   partner_api_enabled: z.boolean().openapi({
     description: 'May the app call the HMAC-signed partner API (/api/v1/open/*, /api/v1/simple/*)? Default at creation: true for SIMPLE_API, false for OIDC (docs/apps.md)',
   }),
@@ -105,6 +108,7 @@ export const AppView = z
     backchannel_logout_uri: z.string().nullable(),
     require_pkce: z.boolean(),
     first_party: z.boolean(),
+    access_policy: z.enum(ACCESS_POLICIES),
     partner_api_enabled: z.boolean(),
     sso_targets: z.array(z.string()).openapi({ example: ['app_9b8c7d6e5f4a3b2c'] }),
     status: z.enum(['ACTIVE', 'DISABLED']),
@@ -306,6 +310,7 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   if (b.backchannel_logout_uri !== undefined) patch.backchannelLogoutUri = b.backchannel_logout_uri
   if (b.require_pkce !== undefined) patch.requirePkce = b.require_pkce
   if (b.first_party !== undefined) patch.firstParty = b.first_party
+  if (b.access_policy !== undefined) patch.accessPolicy = b.access_policy
   if (b.partner_api_enabled !== undefined) patch.partnerApiEnabled = b.partner_api_enabled
   if (b.sso_targets !== undefined) patch.ssoTargets = b.sso_targets
   if (b.status !== undefined) patch.status = b.status

@@ -8,6 +8,10 @@ export const APP_TOKEN_HEADER = 'X-App-Access-Token'
 export const GRANT_TYPES = ['authorization_code', 'refresh_token', 'client_credentials'] as const
 export type GrantType = (typeof GRANT_TYPES)[number]
 
+/** Who may enter an app (docs/permissions.md): `mapping`, an active mapping; `permission`, that and the app's `access` permission. */
+export const ACCESS_POLICIES = ['mapping', 'permission'] as const
+export type AccessPolicy = (typeof ACCESS_POLICIES)[number]
+
 /** Applications of the family: OIDC clients and SIMPLE_API (legacy, HMAC-signed) apps. */
 export const applications = sqliteTable('applications', {
   id: text('id').primaryKey(),
@@ -40,6 +44,8 @@ export const applications = sqliteTable('applications', {
   requirePkce: integer('require_pkce', { mode: 'boolean' }).notNull().default(true),
   /** First-party apps skip the consent page. */
   firstParty: integer('first_party', { mode: 'boolean' }).notNull().default(false),
+  /** Checked wherever the app admits a user (src/permissions/admission.ts). */
+  accessPolicy: text('access_policy', { enum: ACCESS_POLICIES }).notNull().default('mapping'),
   /**
    * May the app call the signed partner API (/api/v1/open/*, /api/v1/simple/*)? Set at
    * creation from the protocol (SIMPLE_API on, OIDC off: an OIDC client secret is the same

@@ -93,6 +93,7 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
     backchannelLogoutUri: input.backchannelLogoutUri ?? null,
     requirePkce: input.requirePkce ?? true,
     firstParty: input.firstParty ?? false,
+    accessPolicy: input.accessPolicy ?? 'mapping',
     // the partner API is the legacy apps' interface; an OIDC client gets it only when an admin says so
     partnerApiEnabled: input.partnerApiEnabled ?? input.protocolType === 'SIMPLE_API',
     ssoTargets: input.ssoTargets ?? [],
@@ -144,6 +145,7 @@ export function publicApp(a: Application) {
     backchannel_logout_uri: a.backchannelLogoutUri,
     require_pkce: a.requirePkce,
     first_party: a.firstParty,
+    access_policy: a.accessPolicy,
     partner_api_enabled: a.partnerApiEnabled,
     sso_targets: a.ssoTargets,
     status: a.status,

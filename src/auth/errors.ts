@@ -9,6 +9,7 @@ export const AuthErrors = defineErrors({
   account_disabled: { status: 403, message: 'This account is disabled' },
   invalid_app: { status: 400, message: 'app_id does not name an active application' },
   user_not_mapped: { status: 403, message: 'This account has no access to the application' },
+  no_access: { status: 403, message: "The application's access policy needs the access permission, which this account does not have" },
   invalid_grant: { status: 401, message: 'The refresh token is invalid, expired or revoked' },
   invalid_scope: { status: 400, message: 'A refresh keeps the scope of the original grant; omit scope (narrowing is not supported)' },
   invalid_token: { status: 401, message: 'The access token is invalid or expired' },

@@ -5,7 +5,7 @@ import { users, type User } from '../users/schema'
 import { applications, type Application } from '../apps/schema'
 import { findApplication, getAppSecret } from '../apps/service'
 import { timingSafeEqual } from '../lib/crypto'
-import { activeMapping } from '../mappings/service'
+import { admitUser } from '../permissions/admission'
 import type { Env } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
 import type { E164 } from '../lib/mobile'
@@ -96,9 +96,11 @@ export async function login(env: Env, input: { mobile: E164; password: string; a
   // A token for an app (aud = app_id) only for users the app has an active mapping for, as
   // OIDC (access_denied) and SSO tickets (user_not_mapped) do. Said only after the password
   // proved who is asking, so it reveals nothing to strangers.
-  if (input.app_id && !(await activeMapping(env, input.app_id, user.id))) {
-    await db.batch([auditStatement(db, { action: 'login.refused_not_mapped', actorType: 'user', actorId: user.id, targetType: 'application', targetId: input.app_id, requestId: ctx.requestId, ip: ctx.ip })])
-    throw AuthErrors.user_not_mapped()
+  const admission = input.app_id ? await admitUser(env, input.app_id, user.id) : null
+  if (admission && !admission.ok) {
+    const noAccess = admission.reason === 'no_access'
+    await db.batch([auditStatement(db, { action: noAccess ? 'login.refused_no_access' : 'login.refused_not_mapped', actorType: 'user', actorId: user.id, targetType: 'application', targetId: input.app_id, requestId: ctx.requestId, ip: ctx.ip })])
+    throw noAccess ? AuthErrors.no_access() : AuthErrors.user_not_mapped()
   }
   const now = Date.now()
   const { row: session } = await sessionRow(env, user.id, ctx, { appId: input.app_id, now })

@@ -6,6 +6,7 @@ import { users } from '../users/schema'
 import { applications } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
 import { activeMappingOn } from '../mappings/service'
+import { accessGrantsSql, accessHolds } from '../permissions/admission'
 import { decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { signJwt, verifyJwt } from '../keys/service'
@@ -82,20 +83,31 @@ const invalidGrant = (message?: string) => AuthErrors.invalid_grant({ message })
 export type RefreshContext = NonNullable<Awaited<ReturnType<typeof readRefreshContext>>>
 
 /**
- * The token, its session and user, and for a token issued to an app the app's status and the
- * user's active mapping in it: one read. Cross-owner tables are only read here (joined), never
- * written.
+ * The token, its session and user, and for a token issued to an app the app's status, the
+ * user's active mapping in it and, under the app's `permission` policy, the user's access
+ * grants: one read. Cross-owner tables are only read here (joined), never written.
  */
 export async function readRefreshContext(env: Env, presented: string) {
   const db = getDb(env.DB)
+  const hash = await sha256Hex(presented)
+  // the grants subquery cannot refer to the joined row (SQLite CTEs are uncorrelated): it finds the token again by hash
+  const ofToken = (column: typeof refreshTokens.clientId | typeof refreshTokens.userId) => sql`(${db.select({ v: column }).from(refreshTokens).where(eq(refreshTokens.tokenHash, hash))})`
   return db
-    .select({ token: refreshTokens, session: sessions, user: users, appStatus: applications.status, mappingId: appUserMappings.id })
+    .select({
+      token: refreshTokens,
+      session: sessions,
+      user: users,
+      appStatus: applications.status,
+      mappingId: appUserMappings.id,
+      accessPolicy: applications.accessPolicy,
+      access: accessGrantsSql(applications.accessPolicy, ofToken(refreshTokens.clientId), ofToken(refreshTokens.userId)),
+    })
     .from(refreshTokens)
     .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
     .innerJoin(users, eq(users.id, refreshTokens.userId))
     .leftJoin(applications, eq(applications.appId, refreshTokens.clientId))
     .leftJoin(appUserMappings, activeMappingOn(refreshTokens.clientId, refreshTokens.userId))
-    .where(eq(refreshTokens.tokenHash, await sha256Hex(presented)))
+    .where(eq(refreshTokens.tokenHash, hash))
     .get()
 }
 
@@ -106,7 +118,8 @@ export async function readRefreshContext(env: Env, presented: string) {
  * refreshes exactly one wins (its UPDATE changed one row); the other finds the row ROTATED
  * within the grace window and returns the winner's successor, so one family stays alive,
  * never two. A token issued to an app is refused, and its family revoked, once the app is
- * disabled or deleted or the user's mapping in it is no longer active.
+ * disabled or deleted, the user's mapping in it is no longer active or, under its `permission`
+ * policy, the user's access permission was revoked (src/permissions/admission.ts).
  */
 export async function rotateRefreshToken(
   env: Env,
@@ -141,13 +154,19 @@ export async function rotateRefreshToken(
   if (ctx.clientId === undefined && row.clientId === null && ctx.authenticatedApp) throw invalidGrant('The refresh token was not issued to this app')
   if (ctx.scope !== undefined && normalScope(ctx.scope) !== normalScope(row.scope)) throw AuthErrors.invalid_scope()
   if (row.status === 'REVOKED' || row.expiresAt <= now) throw invalidGrant()
-  if (row.clientId !== null && (rc.appStatus !== 'ACTIVE' || rc.mappingId === null)) {
-    const reason = rc.appStatus === null ? 'app_deleted' : rc.appStatus !== 'ACTIVE' ? 'app_disabled' : 'mapping_inactive'
+  if (row.clientId !== null && (rc.appStatus !== 'ACTIVE' || rc.mappingId === null || !accessHolds(rc.accessPolicy, rc.access))) {
+    const reason = rc.appStatus === null ? 'app_deleted' : rc.appStatus !== 'ACTIVE' ? 'app_disabled' : rc.mappingId === null ? 'mapping_inactive' : 'access_revoked'
     await db.batch([
       revokeFamilyStatement(db, row.familyId),
       auditStatement(db, { action: 'refresh_token.offboarded', actorType: 'system', targetType: 'user', targetId: row.userId, requestId: ctx.requestId, ip: ctx.ip, details: { reason, client_id: row.clientId, family_id: row.familyId } }),
     ])
-    throw invalidGrant(reason === 'mapping_inactive' ? 'The user no longer has an active account in this application' : 'The application of this refresh token is disabled')
+    throw invalidGrant(
+      reason === 'mapping_inactive'
+        ? 'The user no longer has an active account in this application'
+        : reason === 'access_revoked'
+          ? 'The user no longer has the access permission of this application'
+          : 'The application of this refresh token is disabled',
+    )
   }
   if (row.status === 'ROTATED') return replayOrReuse(env, db, row, now, ctx)
 

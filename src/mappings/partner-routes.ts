@@ -1,8 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
+import { sql } from 'drizzle-orm'
 import { OPEN, pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { MappingErrors } from './errors'
+import { accessGrantsSql, accessHolds } from '../permissions/admission'
 import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
@@ -126,7 +128,7 @@ partnerMappingRoutes.openapi(
     tags: [OPEN_TAG],
     summary: "Look up a user and the user's mapping in your app",
     description:
-      "For legacy sign-in flows: given a mobile number of a user **mapped in this app** (active or disabled mapping), returns the UAP user (mobile, name, status) and that mapping. Any other number, registered with UAP Edge or not, gets the same 404 `user_not_found`: an app learns nothing about users it does not hold. An app token may only query its own app (403 `app_mismatch`).",
+      "For legacy sign-in flows: given a mobile number of a user **mapped in this app** (active or disabled mapping), returns the UAP user (mobile, name, status) and that mapping. Under the app's `permission` access policy the user also needs the app's `access` permission (docs/permissions.md). Any other number, registered with UAP Edge or not, gets the same 404 `user_not_found`: an app learns nothing about users it does not hold. An app token may only query its own app (403 `app_mismatch`).",
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,
@@ -146,11 +148,12 @@ partnerMappingRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
-    // one query whatever the outcome; unknown and unmapped read the same (no enumeration)
+    // one query whatever the outcome; unknown, unmapped and not admitted by the app's access
+    // policy (docs/permissions.md) read the same (no enumeration)
     const replica = replicaFor(c)
-    const row = await queryUserMapping(replica.db, app.appId, c.req.valid('query').mobile)
+    const row = await queryUserMapping(replica.db, app.appId, c.req.valid('query').mobile, (userId) => accessGrantsSql(sql`${app.accessPolicy}`, sql`${app.appId}`, userId))
     c.header(BOOKMARK_HEADER, replica.bookmark() ?? '')
-    if (!row?.mapping) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
+    if (!row?.mapping || !accessHolds(app.accessPolicy, row.access)) throw MappingErrors.user_not_found({ message: 'No user with this mobile number is mapped in this app' })
     const { user, mapping } = row
     return c.json(
       {

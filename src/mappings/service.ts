@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, isNull, sql, type SQLWrapper } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, isNull, sql, type SQL, type SQLWrapper } from 'drizzle-orm'
 import { containsText } from '../lib/sql'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
@@ -337,6 +337,16 @@ export function activeMappingOn(appId: SQLWrapper, userId: SQLWrapper) {
   return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true))
 }
 
+/** The user's mapping in the app, active or not, as a join condition. */
+export function mappingOn(appId: SQLWrapper, userId: SQLWrapper) {
+  return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId))
+}
+
+/** The id of the user mapped to `mappedKey` in the app (NULL when none), as an uncorrelated subquery. */
+export function userIdOfMappedKeySql(db: DB, appId: string, mappedKey: string) {
+  return sql`(${db.select({ id: appUserMappings.userId }).from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey)))})`
+}
+
 export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
   return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
 }
@@ -395,10 +405,15 @@ export async function findMappingByKey(env: Env, appId: string, mappedKey: strin
   return getDb(env.DB).select().from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey))).get()
 }
 
-/** The user with this mobile and their mapping in this app (null when unmapped). */
-export async function queryUserMapping(db: DB, appId: string, mobile: E164) {
+/**
+ * The user with this mobile and their mapping in this app (null when unmapped). `access`
+ * lets the caller's admission rule ride along as one more column of the same read: it is
+ * given the user's id as an uncorrelated subquery.
+ */
+export async function queryUserMapping(db: DB, appId: string, mobile: E164, access?: (userId: SQL) => SQL<string | null>) {
+  const userId = sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile))})`
   const row = await db
-    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+    .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings, access: access ? access(userId) : sql<string | null>`NULL` })
     .from(users)
     .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
     .where(eq(users.mobile, mobile))

@@ -7,11 +7,11 @@ import { readBrowserSession } from '../auth/browser-session'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { errorPage } from './pages'
+import { admitUser } from '../permissions/admission'
 import { isLoopbackRedirect, isRegisteredRedirectUri } from '../lib/redirect-uri'
 import {
   MAX_LOGIN_REDIRECTS,
   SUPPORTED_SCOPES,
-  activeMappedKey,
   consentCovers,
   deletePending,
   issueCode,
@@ -174,13 +174,15 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
   }
 
   const { session, user } = current
-  const mapped = await activeMappedKey(c.env, app.appId, user.id)
-  if (mapped === null) {
+  const admission = await admitUser(c.env, app.appId, user.id)
+  if (!admission.ok) {
+    const noAccess = admission.reason === 'no_access'
     const db = getDb(c.env.DB)
     await db.batch([
-      auditStatement(db, { action: 'oidc.denied_no_mapping', actorType: 'user', actorId: user.id, targetType: 'application', targetId: app.appId, requestId: c.get('requestId'), ip: c.get('clientIp') }),
+      auditStatement(db, { action: noAccess ? 'oidc.denied_no_access' : 'oidc.denied_no_mapping', actorType: 'user', actorId: user.id, targetType: 'application', targetId: app.appId, requestId: c.get('requestId'), ip: c.get('clientIp') }),
     ])
-    return done(redirectWithError(c, to, 'access_denied', `This account has no active user in ${app.appName}. Ask the application's administrator to map your account.`))
+    const why = noAccess ? `This account is not allowed to use ${app.appName}. Ask the application's administrator for access.` : `This account has no active user in ${app.appName}. Ask the application's administrator to map your account.`
+    return done(redirectWithError(c, to, 'access_denied', why))
   }
 
   if (!opts.consented) {

@@ -1,9 +1,13 @@
-import { and, desc, eq } from 'drizzle-orm'
+import { and, desc, eq, sql } from 'drizzle-orm'
 import { decodeJwt, type JWTPayload } from 'jose'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
 import type { Application } from '../apps/schema'
-import { activeMapping, activeMappingOn } from '../mappings/service'
+import { activeMappingOn } from '../mappings/service'
+import { accessGrantsSql, accessHolds, admitUser } from '../permissions/admission'
+import { grantsJson, groupsClaim, permissionKeysClaim, readClaims } from '../permissions/service'
+import { parseCandidates } from '../permissions/resolution'
+import { MembershipPaths, membershipGroupsJson } from '../directory/service'
 import { refreshTokens } from '../auth/schema'
 import { readSession, revokeFamilyStatement, revokeRefreshTokensStatement, sessionState } from '../auth/sessions'
 import { sessions } from '../auth/schema'
@@ -18,15 +22,17 @@ import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
 /** Scopes we grant. Anything else is `invalid_scope`. */
-export const SUPPORTED_SCOPES = ['openid', 'profile', 'email', 'phone', 'offline_access'] as const
+export const SUPPORTED_SCOPES = ['openid', 'profile', 'email', 'phone', 'offline_access', 'groups', 'permissions'] as const
 export const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Sign you in and see your account identifier',
   profile: 'Your name and your username in this app',
   email: 'Your email address',
   phone: 'Your mobile number',
   offline_access: 'Keep you signed in to the app while your UAP Edge session lasts (refresh tokens)',
+  groups: 'The groups you are in (departments, roles, labels ...)',
+  permissions: 'What you are allowed to do in this app',
 }
-export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', 'email', 'preferred_username', 'name', 'phone_number', 'updated_at']
+export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', 'email', 'preferred_username', 'name', 'phone_number', 'updated_at', 'groups', 'permissions']
 
 /** RFC 9700 §4.2.1 / RFC 6749 §4.1.2: codes are short-lived (60 s) and single use. */
 export const CODE_TTL_MS = 60_000
@@ -93,9 +99,9 @@ export async function deletePending(env: Env, p: PendingAuthorization) {
   if (p.stored) await env.KV.delete(pendingKey(p.id))
 }
 
-/** The user's active mapped_key in the app, or null: no mapping means no access (docs/oidc.md). */
-export async function activeMappedKey(env: Env, clientId: string, userId: string): Promise<string | null> {
-  return (await activeMapping(env, clientId, userId))?.mappedKey ?? null
+/** What the `groups` and `permissions` scopes add to the ID token and userinfo (docs/permissions.md). */
+export function claimScopes(scope: string[]) {
+  return { groups: scope.includes('groups'), permissions: scope.includes('permissions') }
 }
 
 /** True when the user already granted every requested scope to this app. */
@@ -239,10 +245,16 @@ export async function redeemCode(
   const state = sessionState(env, await readSession(env, row.sessionId), now)
   if (state === 'ended') throw invalidGrant('The sign-in session of this code has ended')
   if (state === 'user_disabled') throw invalidGrant('The account is disabled')
-  const mapped = await activeMappedKey(env, app.appId, row.userId)
-  if (mapped === null) throw invalidGrant(`The user has no active account in ${app.appName}`)
-
   const scope = parseScope(row.scope)
+  const want = claimScopes(scope)
+  // admission (src/permissions/admission.ts) and the directory claims read side by side
+  const [admission, extra] = await Promise.all([
+    admitUser(env, app.appId, row.userId),
+    scope.includes('openid') && (want.groups || want.permissions) ? readClaims(env, app.appId, row.userId, want) : undefined,
+  ])
+  if (!admission.ok) throw invalidGrant(admission.reason === 'no_access' ? `The user is not allowed to use ${app.appName}` : `The user has no active account in ${app.appName}`)
+  const mapped = admission.mapping.mappedKey
+
   const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: app.appId, scope: scope.join(' ') })
   const { jti, exp } = decodeJwt(access.token) as { jti: string; exp: number }
   const wantsRefresh = scope.includes('offline_access') && app.grantTypes.includes('refresh_token')
@@ -278,7 +290,7 @@ export async function redeemCode(
 
   const body: CodeTokens = { access_token: access.token, token_type: 'Bearer', expires_in: access.expiresIn, scope: scope.join(' ') }
   if (scope.includes('openid')) {
-    body.id_token = await buildIdToken(env, app, { userId: row.userId, sessionId: row.sessionId, authTime: row.authTime, nonce: row.nonce, accessToken: access.token, mappedKey: mapped })
+    body.id_token = await buildIdToken(env, app, { userId: row.userId, sessionId: row.sessionId, authTime: row.authTime, nonce: row.nonce, accessToken: access.token, mappedKey: mapped, claims: extra })
   }
   if (refresh) body.refresh_token = refresh
   return body
@@ -304,11 +316,14 @@ async function revokeCodeGrant(env: Env, row: typeof oidcCodes.$inferSelect, ctx
   if (row.accessJti && row.accessExp) await denyAccessToken(env, row.accessJti, row.accessExp)
 }
 
-/** ID token (OIDC Core §2, §3.1.3.6) with the app's chosen claim filled from the mapping. */
+/**
+ * ID token (OIDC Core §2, §3.1.3.6) with the app's chosen claim filled from the mapping and,
+ * for the `groups` / `permissions` scopes, those claims (read by readClaims).
+ */
 export async function buildIdToken(
   env: Env,
   app: Application,
-  o: { userId: string; sessionId: string; authTime: number; nonce: string | null; accessToken: string; mappedKey: string },
+  o: { userId: string; sessionId: string; authTime: number; nonce: string | null; accessToken: string; mappedKey: string; claims?: { groups?: string[]; permissions?: string[] } },
 ) {
   const claims: Record<string, unknown> = {
     sub: o.userId,
@@ -319,6 +334,8 @@ export async function buildIdToken(
     [claimNameOf(app)]: o.mappedKey,
   }
   if (o.nonce) claims.nonce = o.nonce
+  if (o.claims?.groups) claims.groups = o.claims.groups
+  if (o.claims?.permissions) claims.permissions = o.claims.permissions
   return signJwt(env, claims, { typ: 'JWT', expiresInS: ID_TOKEN_TTL_S })
 }
 
@@ -336,16 +353,29 @@ export interface UserInfoClaims {
   name?: string
   phone_number?: string
   updated_at?: number
+  groups?: string[]
+  permissions?: string[]
 }
 
 /**
  * What a client's access token stands for, in one read: its session and user, the client
- * app, and the user's active mapping in that app (null when there is none). Other owners'
- * tables are only read here; their rules (sessionState, activeMappingOn) decide.
+ * app, the user's active mapping in that app (null when there is none) and, under the app's
+ * `permission` policy, the user's access grants; with `want`, the directory claims' inputs
+ * too. Other owners' tables are only read here; their rules (sessionState, activeMappingOn,
+ * accessHolds) decide.
  */
-async function readClientSession(env: Env, sessionId: string, clientId: string) {
+async function readClientSession(env: Env, sessionId: string, clientId: string, userId: string, want = { groups: false, permissions: false }) {
+  const uid = sql`${userId}`
   return getDb(env.DB)
-    .select({ session: sessions, user: users, app: applications, mappedKey: appUserMappings.mappedKey })
+    .select({
+      session: sessions,
+      user: users,
+      app: applications,
+      mappedKey: appUserMappings.mappedKey,
+      access: accessGrantsSql(applications.accessPolicy, sql`${clientId}`, uid),
+      groups: want.groups ? membershipGroupsJson(uid) : sql<string | null>`NULL`,
+      grants: want.permissions ? grantsJson(sql`${clientId}`, uid) : sql<string | null>`NULL`,
+    })
     .from(sessions)
     .innerJoin(users, eq(users.id, sessions.userId))
     .innerJoin(applications, eq(applications.appId, clientId))
@@ -354,9 +384,9 @@ async function readClientSession(env: Env, sessionId: string, clientId: string) 
     .get()
 }
 
-/** The token's user may still use this client: live session, app active, mapping active. */
+/** The token's user may still use this client: live session, app active, admitted (mapping active and, by policy, access). */
 function clientSessionLive(env: Env, row: Awaited<ReturnType<typeof readClientSession>>, userId: unknown): row is NonNullable<typeof row> & { mappedKey: string } {
-  return !!row && row.user.id === userId && sessionState(env, row) === 'live' && row.app.status === 'ACTIVE' && row.mappedKey !== null
+  return !!row && row.user.id === userId && sessionState(env, row) === 'live' && row.app.status === 'ACTIVE' && row.mappedKey !== null && accessHolds(row.app.accessPolicy, row.access)
 }
 
 /** A verified client access token (RFC 9068) and what is known about it after one storage round trip. */
@@ -370,7 +400,7 @@ export interface ClientAccess {
  * Verifies an access token issued by the token endpoint and reads, side by side, the
  * revocation denylist and the client session (one stage). Null when the JWT itself is bad.
  */
-export async function readClientAccess(env: Env, token: string): Promise<ClientAccess | null> {
+export async function readClientAccess(env: Env, token: string, o: { claims?: boolean } = {}): Promise<ClientAccess | null> {
   let payload: JWTPayload
   try {
     ;({ payload } = await verifyJwt(env, token, { typ: ACCESS_TOKEN_TYP }))
@@ -381,7 +411,9 @@ export async function readClientAccess(env: Env, token: string): Promise<ClientA
   const jti = typeof payload.jti === 'string' ? payload.jti : null
   const [denied, row] = await Promise.all([
     jti ? isAccessTokenDenied(env, jti) : true,
-    clientId && typeof payload.sid === 'string' ? readClientSession(env, payload.sid, clientId) : undefined,
+    clientId && typeof payload.sid === 'string' && typeof payload.sub === 'string'
+      ? readClientSession(env, payload.sid, clientId, payload.sub, o.claims ? claimScopes(parseScope(typeof payload.scope === 'string' ? payload.scope : '')) : undefined)
+      : undefined,
   ])
   return { payload, denied, row }
 }
@@ -407,6 +439,8 @@ export function userinfoClaims(env: Env, a: ClientAccess): { claims: UserInfoCla
   }
   if (scope.includes('email') && claimName !== 'email' && user.email) claims.email = user.email
   if (scope.includes('phone')) claims.phone_number = user.mobile
+  if (scope.includes('groups')) claims.groups = groupsClaim(new MembershipPaths(row.groups))
+  if (scope.includes('permissions')) claims.permissions = permissionKeysClaim(parseCandidates(row.grants))
   return { claims }
 }
 
@@ -459,7 +493,7 @@ export function introspect(env: Env, app: Application, read: IntrospectionRead):
   if (!rc) return inactive
   const row = rc.token
   if (row.clientId !== app.appId || row.status !== 'ACTIVE' || row.expiresAt <= now) return inactive
-  if (sessionState(env, rc, now) !== 'live' || rc.appStatus !== 'ACTIVE' || rc.mappingId === null) return inactive
+  if (sessionState(env, rc, now) !== 'live' || rc.appStatus !== 'ACTIVE' || rc.mappingId === null || !accessHolds(rc.accessPolicy, rc.access)) return inactive
   const out: IntrospectionResult = { active: true, client_id: app.appId, sub: row.userId, iss: issuer, exp: Math.floor(row.expiresAt / 1000), iat: Math.floor(row.createdAt / 1000) }
   if (row.scope) out.scope = row.scope
   return out

@@ -18,6 +18,8 @@ const UserInfo = z
     name: z.string().optional().openapi({ example: 'Li Lei' }),
     phone_number: z.string().optional().openapi({ example: '+8613800138000' }),
     updated_at: z.number().int().optional().openapi({ example: 1795000000 }),
+    groups: z.array(z.string()).optional().openapi({ example: ['department/Sales/East', 'role/Manager'] }),
+    permissions: z.array(z.string()).optional().openapi({ example: ['orders:read'] }),
   })
   .openapi('UserInfo')
 
@@ -32,7 +34,7 @@ async function userinfo(c: Context<AppEnv>, bodyToken: string | undefined) {
     if (m && bodyToken !== undefined) throw bearerError(400, 'invalid_request', 'Send the access token once (RFC 6750 §2)')
     const token = m?.[1] ?? bodyToken
     if (!token) throw new OAuthError('invalid_token', 'An access token is required', 401, { 'WWW-Authenticate': 'Bearer realm="uap-edge"' })
-    const access = await readClientAccess(c.env, token)
+    const access = await readClientAccess(c.env, token, { claims: true })
     if (!access) throw bearerError(401, 'invalid_token', 'The access token is invalid or expired')
     const r = userinfoClaims(c.env, access)
     if ('error' in r) throw r.error === 'insufficient_scope' ? bearerError(403, r.error, r.description, ', scope="openid"') : bearerError(401, r.error, r.description)
@@ -43,7 +45,7 @@ async function userinfo(c: Context<AppEnv>, bodyToken: string | undefined) {
 }
 
 const USERINFO_DESCRIPTION =
-  'OIDC Core §5.3. Bearer access token (RFC 6750) in the Authorization header, or for POST as the form field `access_token`. Claims: `sub` and the application\'s chosen claim (`email` or `preferred_username`, the user\'s mapped key in the app) always; `name`, `updated_at` with scope profile; `email` (the account\'s email, when the app\'s claim is not email) with scope email; `phone_number` with scope phone. Errors: 401 `invalid_token`, 403 `insufficient_scope`, with `WWW-Authenticate: Bearer` and the OAuth error body.'
+  'OIDC Core §5.3. Bearer access token (RFC 6750) in the Authorization header, or for POST as the form field `access_token`. Claims: `sub` and the application\'s chosen claim (`email` or `preferred_username`, the user\'s mapped key in the app) always; `name`, `updated_at` with scope profile; `email` (the account\'s email, when the app\'s claim is not email) with scope email; `phone_number` with scope phone; `groups` (the user\'s groups as paths, `department/Sales/East`) with scope groups; `permissions` (the keys granted to the user in this app, docs/permissions.md) with scope permissions. Errors: 401 `invalid_token`, 403 `insufficient_scope`, with `WWW-Authenticate: Bearer` and the OAuth error body.'
 
 userinfoRoutes.openapi(
   createRoute({

@@ -4,6 +4,7 @@ import { getConfig, type Env } from '../env'
 import { applications, type Application } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
 import { activeMappingOn } from '../mappings/service'
+import { admitUser } from '../permissions/admission'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { endSessionsStatements, liveSessionsOfUser, type SessionWithUser } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
@@ -70,7 +71,9 @@ export function launchHref(env: Env, app: Pick<Application, 'appId' | 'protocolT
 
 /**
  * The apps the user may enter: active apps where the user has an active mapping (the
- * mapping owner's rule, activeMappingOn). Applications and mappings are only read here.
+ * mapping owner's rule, activeMappingOn) and, where the app's access_policy is `permission`,
+ * the `access` permission (admitUser, the rule every entry point applies). Applications and
+ * mappings are only read here.
  */
 export async function myApps(env: Env, userId: string): Promise<LaunchableApp[]> {
   const rows = await getDb(env.DB)
@@ -79,7 +82,9 @@ export async function myApps(env: Env, userId: string): Promise<LaunchableApp[]>
     .innerJoin(appUserMappings, activeMappingOn(applications.appId, appUserMappings.userId))
     .where(and(eq(appUserMappings.userId, userId), eq(applications.status, 'ACTIVE')))
     .orderBy(asc(applications.appName))
-  return rows.map(({ app }) => ({
+  // an app whose access_policy asks for the `access` permission admits only whom it grants (src/permissions/admission.ts)
+  const admitted = await Promise.all(rows.map(({ app }) => (app.accessPolicy === 'permission' ? admitUser(env, app.appId, userId).then((a) => a.ok) : true)))
+  return rows.filter((_, i) => admitted[i]).map(({ app }) => ({
     appId: app.appId,
     name: app.appName,
     description: app.description,

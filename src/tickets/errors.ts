@@ -16,6 +16,7 @@ export const TicketErrors = defineErrors({
   user_disabled: { status: 403, message: 'This user is disabled' },
   user_not_mapped: { status: 404, message: 'The user has no account mapping in the target application' },
   mapping_disabled: { status: 403, message: "The user's mapping in the target application is disabled" },
+  user_no_access: { status: 403, code: 'no_access', message: "The target application's access policy needs the access permission, which the user does not have" },
   // redemption
   ticket_invalid: { status: 400, message: 'Unknown or malformed ticket' },
   ticket_not_for_app: { status: 403, message: 'This ticket was issued for another application' },
@@ -25,6 +26,7 @@ export const TicketErrors = defineErrors({
   redeemed_user_disabled: { status: 403, code: 'user_disabled', message: 'The user of this ticket has been disabled' },
   redeemed_mapping_disabled: { status: 403, code: 'mapping_disabled', message: "The user's mapping in this app has been disabled" },
   mapping_changed: { status: 403, message: "The user's mapping in this app changed after the ticket was issued" },
+  redeemed_no_access: { status: 403, code: 'no_access', message: "The user's access permission in this app was revoked after the ticket was issued" },
   // the hosted ticket hop (/page/sso/simple)
   invalid_app: { status: 400, message: 'app_id does not name an active SIMPLE_API application with its partner API on' },
   redirect_uri_not_registered: { status: 400, message: 'redirect_uri is not registered for this application' },

@@ -121,6 +121,7 @@ ticketRoutes.openapi(
           'user_disabled',
           'user_not_mapped',
           'mapping_disabled',
+          'user_no_access',
         ),
         pick(429),
       ),
@@ -227,7 +228,7 @@ ticketRoutes.openapi(
       ...mergeErrors(
         pick(400),
         signedErrors,
-        errorResponses(TicketErrors, 'ticket_invalid', 'ticket_not_for_app', 'ticket_already_used', 'ticket_expired', 'redeemed_user_gone', 'redeemed_user_disabled', 'redeemed_mapping_disabled', 'mapping_changed'),
+        errorResponses(TicketErrors, 'ticket_invalid', 'ticket_not_for_app', 'ticket_already_used', 'ticket_expired', 'redeemed_user_gone', 'redeemed_user_disabled', 'redeemed_mapping_disabled', 'redeemed_no_access', 'mapping_changed'),
       ),
     },
   }),

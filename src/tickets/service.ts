@@ -1,12 +1,14 @@
+import { eq, sql } from 'drizzle-orm'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, getConfig, masterKeyRing, type Env } from '../env'
 import { getDb } from '../db'
-import type { Application } from '../apps/schema'
+import type { AccessPolicy, Application } from '../apps/schema'
 import { applicationQuery } from '../apps/service'
 import { activeMappingQuery, mappingOfMobileQuery } from '../mappings/service'
+import { accessHolds, admissionQuery } from '../permissions/admission'
 import { userByIdQuery, userByMobileQuery } from '../users/service'
-import type { User } from '../users/schema'
+import { users, type User } from '../users/schema'
 import { TicketErrors } from './errors'
 import type { E164 } from '../lib/mobile'
 import { base64url, fromBase64url, randomBytes, seal, sha256Hex, unseal } from '../lib/crypto'
@@ -149,18 +151,21 @@ export interface ExchangeReads {
   /** the user's mapping (active or not) in the source app and in the target app */
   sourceMapping: { isActive: boolean } | undefined
   targetMapping: { isActive: boolean; mappedKey: string } | undefined
+  /** the user's grants of the target's `access` permission (read only under the `permission` policy) */
+  targetAccess: string | null | undefined
 }
 
 export async function exchangeReads(env: Env, sourceAppId: string, input: ExchangeInput): Promise<ExchangeReads> {
   const db = getDb(env.DB)
   // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
-  const [targetRows, userRows, sourceRows, targetMappingRows] = await db.batch([
+  const [targetRows, userRows, sourceRows, targetMappingRows, admissionRows] = await db.batch([
     applicationQuery(db, input.target_app_id),
     userByMobileQuery(db, input.user_mobile),
     mappingOfMobileQuery(db, sourceAppId, input.user_mobile),
     mappingOfMobileQuery(db, input.target_app_id, input.user_mobile),
+    admissionQuery(db, input.target_app_id, sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, input.user_mobile))})`),
   ])
-  return { input, target: targetRows[0], user: userRows[0], sourceMapping: sourceRows[0], targetMapping: targetMappingRows[0] }
+  return { input, target: targetRows[0], user: userRows[0], sourceMapping: sourceRows[0], targetMapping: targetMappingRows[0], targetAccess: admissionRows[0]?.access }
 }
 
 /**
@@ -168,7 +173,8 @@ export async function exchangeReads(env: Env, sourceAppId: string, input: Exchan
  * SIMPLE_API app (it is active and its partner API on, or the signature check had refused
  * it) and lists the target in its admin-set `sso_targets`; the target is an active
  * SIMPLE_API app with a callback; the user has an active mapping in the **source** (a user
- * the source does not hold reads exactly like an unknown mobile) and in the target.
+ * the source does not hold reads exactly like an unknown mobile) and in the target, and the
+ * target admits the user by its access policy (src/permissions/admission.ts).
  * Explicit codes past that point are deliberate: the caller is a signed app server that
  * already holds the user.
  */
@@ -186,24 +192,30 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
   if (r.user.status !== 'ACTIVE') throw TicketErrors.user_disabled()
   if (!r.targetMapping) throw TicketErrors.user_not_mapped({ message: `The user has no account mapping in ${targetAppId}` })
   if (!r.targetMapping.isActive) throw TicketErrors.mapping_disabled({ message: `The user's mapping in ${targetAppId} is disabled` })
+  if (!accessHolds(target.accessPolicy, r.targetAccess)) throw TicketErrors.user_no_access({ message: `The user is not allowed to use ${targetAppId} (its access policy needs the access permission)` })
   return { target, user: r.user, mappedKey: r.targetMapping.mappedKey }
 }
 
-/** What the redemption re-check is decided on: the user and their active mapping in the redeeming app (one db.batch). */
+/**
+ * What the redemption re-check is decided on, in one db.batch: the user, their active
+ * mapping in the redeeming app, and the app's access policy with the user's access grants.
+ */
 export interface RedemptionReads {
   userId: string
   user: User | undefined
   mapping: { mappedKey: string; name: string | null } | undefined
+  admission: { policy: AccessPolicy; access: string | null } | undefined
 }
 
 export async function redemptionReads(env: Env, appId: string, userId: string): Promise<RedemptionReads> {
   const db = getDb(env.DB)
-  const [userRows, mappingRows] = await db.batch([userByIdQuery(db, userId), activeMappingQuery(db, appId, userId)])
-  return { userId, user: userRows[0], mapping: mappingRows[0] }
+  const [userRows, mappingRows, admissionRows] = await db.batch([userByIdQuery(db, userId), activeMappingQuery(db, appId, userId), admissionQuery(db, appId, sql`${userId}`)])
+  return { userId, user: userRows[0], mapping: mappingRows[0], admission: admissionRows[0] }
 }
 
 /**
- * Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key.
+ * Redemption re-check: the user and their mapping in the redeeming app must still be active, with the same key,
+ * and the app must still admit the user by its access policy.
  * The name answered is the one the target app synced for its mapping, falling back to the user's own:
  * the target shows the person as it knows them (the same rule as the mapping feed).
  */
@@ -211,6 +223,7 @@ export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): User & { m
   if (!r.user) throw TicketErrors.redeemed_user_gone()
   if (r.user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
   if (!r.mapping) throw TicketErrors.redeemed_mapping_disabled()
+  if (!accessHolds(r.admission?.policy, r.admission?.access)) throw TicketErrors.redeemed_no_access()
   if (r.mapping.mappedKey !== t.mappedKey) throw TicketErrors.mapping_changed()
   return { ...r.user, name: r.mapping.name ?? r.user.name, mappedKey: r.mapping.mappedKey }
 }

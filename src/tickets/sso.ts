@@ -2,7 +2,7 @@ import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { TicketErrors } from './errors'
 import { isRegisteredRedirectUri } from '../lib/redirect-uri'
-import { activeMapping } from '../mappings/service'
+import { admitUser } from '../permissions/admission'
 import { findApplication } from '../apps/service'
 import { readBrowserSession } from '../auth/browser-session'
 import type { User } from '../users/schema'
@@ -18,7 +18,7 @@ import { STATE_RE, issueTicket, requestAudit, withTicket } from './service'
  * - no live AUTH_SESSION_ID session: returns null; the login page shows its form and,
  *   after a successful sign-in, calls this again with `user` (the cookie it just set is
  *   on the response, not yet on the request).
- * - signed in but without an active mapping in the app: throws ApiError 403 user_not_mapped.
+ * - signed in but not admitted to the app (no active mapping, or no access under its policy): throws ApiError 403 user_not_mapped.
  * - otherwise: issues a ticket (source app null = UAP Edge itself) bound to `state` when
  *   the app passed one, and returns a 302 to redirect_uri with `ticket=` appended. The state
  *   is not echoed in the URL: the app gets it back from verify, bound to the ticket, which
@@ -38,12 +38,12 @@ export async function simpleSsoRedirect(c: Context<AppEnv>, opts: { appId: strin
   if (!current) return null
   if (current.user.status !== 'ACTIVE') throw TicketErrors.account_disabled()
 
-  const mapping = await activeMapping(c.env, app.appId, current.user.id)
-  if (!mapping) throw TicketErrors.no_access({ message: `Your account has no access to ${app.appName}` })
+  const admission = await admitUser(c.env, app.appId, current.user.id)
+  if (!admission.ok) throw TicketErrors.no_access({ message: `Your account has no access to ${app.appName}` })
 
   const issued = await issueTicket(
     c.env,
-    { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: mapping.mappedKey, state: opts.state ?? null },
+    { targetAppId: app.appId, sourceAppId: null, userId: current.user.id, mappedKey: admission.mapping.mappedKey, state: opts.state ?? null },
     requestAudit(c, { action: 'ticket.issued', actorType: 'user', actorId: current.user.id, targetType: 'app', targetId: app.appId, details: { via: 'page', session_id: current.session?.id ?? null, state: opts.state != null } }),
   )
   return new Response(null, {

@@ -21,6 +21,7 @@ export interface AppSettings {
   backchannel_logout_uri?: string | null
   first_party?: boolean
   require_pkce?: boolean
+  access_policy?: 'mapping' | 'permission'
   partner_api_enabled?: boolean
   sso_targets?: string[]
 }
