@@ -29,12 +29,17 @@ export default defineConfig(async () => {
             // so the suite's volume cannot trip them (test/ratelimit.test.ts and
             // test/anti-automation.test.ts set their own limits)
             RATE_LIMITS: JSON.stringify({ partner_ip: { limit: 1_000_000, windowS: 60 }, oauth_ip: { limit: 1_000_000, windowS: 60 } }),
+            // queue retries at once instead of after 10 s, 20 s …, so retry and dead-letter
+            // paths run through the real queue within a test's time (test/webhooks.test.ts)
+            QUEUE_RETRY_BASE_S: '0',
           },
         },
       }),
     ],
     test: {
       setupFiles: ['./test/setup.ts'],
+      // a local HTTP receiver for webhook deliveries (test/webhooks.test.ts)
+      globalSetup: ['./vitest.webhook-receiver.mts'],
       include: ['test/**/*.test.ts'],
       testTimeout: 30_000,
       // the per-request access log is noise in test output; warnings and errors still show

@@ -20,6 +20,13 @@
 //     setup?(ctx) → state, requests(state, ctx) → autocannon requests[],
 //     options?(state, ctx, phase: 'warmup'|'run') → extra autocannon options (e.g. amount),
 //     reset?(state, ctx, warmupResult), check?(state, ctx) → {name, ok, detail} }
+// or, for what autocannon cannot measure (webhook delivery), instead of requests:
+//   { name, route, order?, measure(ctx) → { result, markdown, check? } } (UAP Edge only; ctx
+//   has cpu() as well: the Worker's CPU ms so far by process role; the markdown goes to the
+//   report's "Measured scenarios" section)
+//   or, for work that is a job rather than a stream of requests (bulk import):
+//   { name, route, order?, passes?, job(ctx, cpuOf) → [{ metric, seconds, cpuMs,
+//     rowsPerS?, target?: { op: '<=', seconds } | { op: '>=', rowsPerS } }] }
 // ctx: { target ('uap'|'peer'), base, connections, duration, pass, shared (kept across
 //        scenarios and passes), paths (the target's OIDC endpoints), oidc() → the target's
 //        OIDC world (bench/oidc.mjs: client, tokens()), and for 'uap' also admin,
@@ -118,6 +125,8 @@ if (WITH_PEER && scenarios.some((s) => s.targets.includes('peer'))) {
 }
 
 const rows = []
+const measured = []
+const jobRows = []
 const checks = []
 const shared = {}
 const processes = {}
@@ -134,7 +143,26 @@ try {
       const client = apiClient(server.base, admin)
       for (const s of list) {
         const connections = Math.min(s.connections ?? CONNECTIONS, CONNECTIONS)
+        if (s.job) {
+          const ctx = { target: 'uap', connections, duration: DURATION, pass: pass.id, shared, base: server.base, admin, paths: UAP_PATHS, ...client }
+          process.stdout.write(`bench: ${s.name} (${s.route}) ... `)
+          for (const m of await s.job(ctx, server.cpu)) jobRows.push({ pass: pass.id, scenario: s.name, ...m })
+          console.log(jobRows.filter((r) => r.scenario === s.name).map((r) => `${r.metric}: ${r.seconds.toFixed(2)} s${r.rowsPerS ? ` (${Math.round(r.rowsPerS)} rows/s)` : ''}`).join('; '))
+          continue
+        }
         const targets = s.targets.filter((t) => t === 'uap' || (t === 'peer' && peer && pass.id === 'default'))
+        if (s.measure) {
+          const ctx = { target: 'uap', connections, duration: DURATION, pass: pass.id, shared, base: server.base, admin, paths: UAP_PATHS, cpu: server.cpu, ...client }
+          process.stdout.write(`bench: ${s.name} (${s.route}) ... `)
+          const m = await s.measure(ctx)
+          measured.push({ pass: pass.id, scenario: s.name, route: s.route, result: m.result, markdown: m.markdown })
+          console.log(JSON.stringify(m.result))
+          if (m.check) {
+            checks.push({ pass: pass.id, target: 'uap', scenario: s.name, ...m.check })
+            console.log(`bench: check ${m.check.ok ? 'ok' : 'FAILED'}: ${m.check.name}: ${m.check.detail}`)
+          }
+          continue
+        }
         for (const target of targets) {
           const common = { target, connections, duration: DURATION, pass: pass.id, shared }
           const ctx =
@@ -200,7 +228,7 @@ const cpus = os.cpus()
 const date = new Date().toISOString()
 const versionOf = (pkg) => JSON.parse(readFileSync(path.join(root, 'node_modules', pkg, 'package.json'), 'utf8')).version
 const loadStats = `min ${Math.min(...load).toFixed(2)}, mean ${(load.reduce((a, b) => a + b, 0) / load.length).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} samples, every 5 s)`
-writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, checks, roundTrips, processes }, null, 2))
+writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, measured, jobRows, checks, roundTrips, processes }, null, 2))
 
 const uapRows = (pass) => rows.filter((r) => r.pass === pass && r.target === 'uap')
 const bareOf = (pass) => rows.find((r) => r.pass === pass && r.target === 'uap' && r.bare)
@@ -307,6 +335,23 @@ for (const [scenario, max] of [
     ok: r && h ? undefined : null,
   })
 }
+// issue 13: the bulk import figures
+for (const r of jobRows.filter((x) => x.target)) {
+  const t = r.target
+  const ok = t.op === '<=' ? r.seconds <= t.seconds : r.rowsPerS >= t.rowsPerS
+  targets.push({
+    target: `${r.metric}: ${t.op === '<=' ? `≤ ${t.seconds} s` : `≥ ${t.rowsPerS.toLocaleString('en')} rows/s`} (issue 13)`,
+    measured: t.op === '<=' ? `${r.seconds.toFixed(2)} s` : `${Math.round(r.rowsPerS).toLocaleString('en')} rows/s (${r.seconds.toFixed(2)} s)`,
+    ok,
+  })
+}
+const jobTable = jobRows.length
+  ? [
+      '| scenario | what | s | rows/s | Worker CPU s |',
+      '| --- | --- | ---: | ---: | ---: |',
+      ...jobRows.map((r) => `| ${r.scenario} | ${r.metric} | ${r.seconds.toFixed(2)} | ${r.rowsPerS ? Math.round(r.rowsPerS).toLocaleString('en') : '–'} | ${(r.cpuMs / 1000).toFixed(2)} |`),
+    ].join('\n')
+  : '_not run (BENCH_ONLY)_'
 const targetTable = ['| target | measured in this run | |', '| --- | --- | --- |', ...targets.map((t) => `| ${t.target} | ${t.measured} | ${verdict(t.ok)} |`)].join('\n')
 
 const roundTripSection = roundTrips.rows.length
@@ -404,7 +449,7 @@ is a network hop away and requests spread over many isolates and locations.
 - Node ${process.version}, wrangler ${versionOf('wrangler')} (runner \`${RUNNER}\`), oidc-provider ${peer ? versionOf('oidc-provider') : '– (skipped)'}
 - processes measured: ${procList || '–'}${peer ? '; the peer: node (peer)' : ''}
 
-## Targets (issue 14)
+## Targets (issues 13 and 14)
 Each line is evaluated from this run's measurements: round trips from the storage counter
 (below), throughput ratios from the default pass, CPU ratios from the UAP Edge vs
 oidc-provider table.
@@ -430,6 +475,18 @@ ${roundTripSection}
 
 ## Results
 ${passSections}
+
+## Measured scenarios
+${measured.length ? measured.map((m) => `### ${m.scenario} (pass \`${m.pass}\`): ${m.route}\n${m.markdown}`).join('\n\n') : '_none ran_'}
+## Bulk import (issue 13)
+bench/scenarios/import.mjs, over HTTP as an operator would: a users file (preview, then a
+SKIP import), then a mapping file of the same users into one app (preview as CSV and as
+XLSX, the import, and the same file imported again). An import's time runs from its 202 to
+the job's \`done\` (polled every 100 ms, so up to 0.1 s late); the job runs in the app's
+MappingImporter object, from its alarm, 1,000 mapping rows per D1 batch, users in batches of at most 300 statements (docs/import.md). Worker CPU
+is the workerd process (the Worker, its Durable Objects and the local D1) over the same span.
+
+${jobTable}
 
 ## Simple-SSO tickets vs the bare route
 Same pass, same Worker, same run. Latency ratios: higher is slower; req/s ratio: lower is

@@ -1,5 +1,6 @@
 import { HTTPException } from 'hono/http-exception'
 import { bodyLimit } from 'hono/body-limit'
+import { except } from 'hono/combine'
 import type { Context } from 'hono'
 import type { ContentfulStatusCode } from 'hono/utils/http-status'
 import { router } from './context'
@@ -35,12 +36,20 @@ import { adminGroupRoutes, adminGroupTypeRoutes, adminUserGroupRoutes } from './
 import { adminPermissionRoutes } from './permissions/admin-routes'
 import { partnerPermissionRoutes } from './permissions/partner-routes'
 import { mePermissionRoutes } from './permissions/me-routes'
+import { adminWebhookRoutes, documentWebhooks } from './webhooks/routes'
+import { mappingImportRoutes, userImportRoutes } from './importer/routes'
+import { MAX_FILE_BYTES } from './importer/parse'
 import { portalRoutes } from './portal/routes'
 import { documentPortal } from './portal/openapi'
 
 export const MAX_BODY_BYTES = 1024 * 1024
+export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
+const UPLOAD_PATHS = [/^\/api\/v1\/apps\/[^/]+\/mapping\/preview\/?$/, /^\/api\/v1\/admin\/users\/import\/preview\/?$/]
 export const MISCONFIGURED_MESSAGE = 'The service is misconfigured; its operator finds the reason in the logs under this request id'
 const PROBES = new Set(['/livez', '/healthz'])
+
+/** The most bytes a request body may have on this path: file uploads (bulk import previews) take 10 MB plus the multipart framing. */
+export const bodyLimitOf = (path: string): number => (UPLOAD_PATHS.some((re) => re.test(path)) ? MAX_UPLOAD_BYTES : MAX_BODY_BYTES)
 
 /**
  * The error body a path answers with when the failure happens outside its handler (body
@@ -66,13 +75,11 @@ export function buildApp() {
     if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
     await next()
   })
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${MAX_BODY_BYTES} bytes`),
-    }),
-  )
+  // file uploads (bulk import previews) may be up to 10 MB plus the multipart framing; everything else 1 MiB
+  const limit = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${maxSize} bytes`) })
+  const isUpload = (c: Context) => bodyLimitOf(c.req.path) === MAX_UPLOAD_BYTES
+  app.use('*', except(isUpload, limit(MAX_BODY_BYTES)))
+  app.use('*', except((c) => !isUpload(c), limit(MAX_UPLOAD_BYTES)))
 
   // cross-cutting guards, by URL space
   app.use('/api/v1/admin/*', requireAdmin) // an admin's bearer token for UAP Edge's own API
@@ -96,7 +103,9 @@ export function buildApp() {
   app.route('/api/v1/simple/ticket', ticketRoutes) // exchange, verify (signed)
   app.route('/api/v1/apps', partnerMappingRoutes) // mapping/sync, {app_id}/users/query, {app_id}/users/changes
   app.route('/api/v1/apps', partnerPermissionRoutes) // {app_id}/permissions/snapshot, {app_id}/permissions/check (token or signed)
+  app.route('/api/v1/apps', mappingImportRoutes) // {app_id}/mapping/preview, /import, /export
 
+  app.route('/api/v1/admin/users', userImportRoutes) // import/preview, import, export (before {id})
   app.route('/api/v1/admin/users', adminUserRoutes)
   app.route('/api/v1/admin/users', adminUserGroupRoutes) // {id}/groups
   app.route('/api/v1/admin/group-types', adminGroupTypeRoutes)
@@ -104,6 +113,7 @@ export function buildApp() {
   app.route('/api/v1/admin/apps', adminAppRoutes)
   app.route('/api/v1/admin/apps', adminMappingRoutes) // {app_id}/mappings
   app.route('/api/v1/admin/apps', adminPermissionRoutes) // {app_id}/permissions, {app_id}/grants, {app_id}/users/{user_id}/permissions
+  app.route('/api/v1/admin/apps', adminWebhookRoutes) // {app_id}/webhooks, …/events, …/retry-failed, …/test, …/secret/rotate
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
 
@@ -115,6 +125,7 @@ export function buildApp() {
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
+  documentWebhooks(app.openAPIRegistry) // the call UAP Edge makes to notification_url (OpenAPI 3.1 `webhooks`)
   documentPortal(app.openAPIRegistry)
   mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 

@@ -15,6 +15,8 @@ import { MappingErrors } from './mappings/errors'
 import { TicketErrors } from './tickets/errors'
 import { DirectoryErrors } from './directory/errors'
 import { PermissionErrors } from './permissions/errors'
+import { WebhookErrors } from './webhooks/errors'
+import { ImportErrors } from './importer/errors'
 
 export const ERROR_CATALOGS = {
   'every route': CommonErrors,
@@ -29,4 +31,6 @@ export const ERROR_CATALOGS = {
   'simple SSO tickets': TicketErrors,
   'directory (/api/v1/admin/group-types, /api/v1/admin/groups)': DirectoryErrors,
   'permissions (/api/v1/admin/apps/{app_id}/permissions, grants; /api/v1/apps/{app_id}/permissions)': PermissionErrors,
+  'webhooks (/api/v1/admin/apps/{app_id}/webhooks, notification_url)': WebhookErrors,
+  'bulk import and export (/api/v1/apps/{app_id}/mapping/*, /api/v1/admin/users/import, /export)': ImportErrors,
 } as const

@@ -4,7 +4,7 @@ import { dispatchQueueBatch } from './queue/dispatcher'
 import { runCronTasks } from './cron/scheduled'
 import { installSessionEndHooks } from './auth/session-hooks'
 import { installAppChangeGuards } from './apps/change-guards'
-import { appChangeGuards, cronTasks, queueJobs, sessionEndHooks } from './wiring'
+import { appChangeGuards, cronTasks, deadLetterHooks, queueJobs, sessionEndHooks } from './wiring'
 
 export { MappingImporter } from './importer/durable-object'
 export { RateLimiter } from './ratelimit/durable-object'
@@ -16,6 +16,6 @@ const app = buildApp()
 
 export default {
   fetch: app.fetch,
-  queue: (batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext) => dispatchQueueBatch(queueJobs, batch, env),
+  queue: (batch: MessageBatch<unknown>, env: Env, _ctx: ExecutionContext) => dispatchQueueBatch(queueJobs, batch, env, deadLetterHooks),
   scheduled: (controller: ScheduledController, env: Env, _ctx: ExecutionContext) => runCronTasks(cronTasks, env, controller.scheduledTime),
 } satisfies ExportedHandler<Env>

@@ -5,7 +5,7 @@
  * `queue` handlers and installs the hooks; nothing registers itself by being imported.
  */
 import type { CronTask } from './cron/scheduled'
-import type { JobHandlers } from './queue/dispatcher'
+import type { DeadLetterHooks, JobHandlers } from './queue/dispatcher'
 import type { SessionEndHook } from './auth/session-hooks'
 import type { AppChangeGuard } from './apps/change-guards'
 import { holdAppChange } from './signing/gate'
@@ -13,7 +13,11 @@ import { ensureBootstrapAdmin } from './users/service'
 import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
+import { cleanupImportLedger } from './importer/apply'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
+import { WEBHOOK_JOB, sweepWebhooks } from './webhooks/outbox'
+import { deliverWebhooks, webhookDeadLetter } from './webhooks/delivery'
+import { maintainWebhookSecrets } from './webhooks/secrets'
 
 /** Every 5 minutes (wrangler.toml [triggers]); tasks run side by side. */
 export const cronTasks: readonly CronTask[] = [
@@ -23,11 +27,23 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'oidc-cleanup-codes', run: cleanupCodes },
   // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
   { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
+  // outbox events nothing scheduled, and deliveries whose queue message is overdue (docs/webhooks.md)
+  { name: 'webhook-sweep', run: sweepWebhooks },
+  // expired previous webhook secrets dropped; envelopes moved to a new master key
+  { name: 'webhook-secrets', run: maintainWebhookSecrets },
+  // import jobs' ledger entries, once their reports are gone (src/importer/apply.ts)
+  { name: 'cleanup-import-ledger', run: (env, now) => cleanupImportLedger(env, now) },
 ]
 
 /** Queue `uap-edge-webhooks` job kinds → handler. */
 export const queueJobs: JobHandlers = {
   [BACKCHANNEL_JOB]: deliverBackchannelLogout,
+  [WEBHOOK_JOB]: deliverWebhooks,
+}
+
+/** What a job kind records, besides the audit row, when its message reaches the dead-letter queue. */
+export const deadLetterHooks: DeadLetterHooks = {
+  [WEBHOOK_JOB]: webhookDeadLetter,
 }
 
 /** Run after any session ends (src/auth/session-hooks.ts). */

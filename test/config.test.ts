@@ -17,6 +17,8 @@ const production = (over: Partial<Env> = {}): Env => ({
   SMS_PROVIDER: 'webhook',
   SMS_WEBHOOK_URL: 'https://sms-gateway.example.com/send',
   SMS_WEBHOOK_SECRET: 'a-long-sms-webhook-secret',
+  // the suite's instant queue retries (vitest.config.mts) are refused in production
+  QUEUE_RETRY_BASE_S: undefined,
   ...over,
 })
 
@@ -47,6 +49,8 @@ describe('getConfig', () => {
   it('refuses the cheap test password-hash profile and a non-https issuer in production', () => {
     expect(configError(production({ PASSWORD_HASH_PROFILE: 'test' }))).toContain('PASSWORD_HASH_PROFILE must be "production"')
     expect(configError(production({ ISSUER: 'http://id.example.com' }))).toContain('ISSUER must be an https URL')
+    expect(configError(production({ QUEUE_RETRY_BASE_S: '1' }))).toContain('QUEUE_RETRY_BASE_S must be at least 10 in production')
+    expect(getConfig(production({ QUEUE_RETRY_BASE_S: '30' })).queueRetryBaseS).toBe(30)
   })
 
   it('refuses missing secrets in any environment, naming the fields but never their values', () => {

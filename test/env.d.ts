@@ -9,3 +9,10 @@ declare global {
     }
   }
 }
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    /** the local webhook receiver (vitest.webhook-receiver.mts) and a URL on which nothing listens */
+    webhookReceiver: { url: string; downUrl: string }
+  }
+}

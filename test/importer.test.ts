@@ -1,63 +1,52 @@
 import { describe, expect, it } from 'vitest'
-import { env, runInDurableObject } from 'cloudflare:test'
-import { MappingImporter, type ImportProgress } from '../src/importer/durable-object'
+import { env, runDurableObjectAlarm, runInDurableObject } from 'cloudflare:test'
+import type { MappingImporter } from '../src/importer/durable-object'
 
+// The importer object's own interface; the HTTP flows are in import.test.ts and import-users.test.ts.
 describe('MappingImporter Durable Object (one per app)', () => {
   const stubFor = (appId: string) => env.MAPPING_IMPORTER.get(env.MAPPING_IMPORTER.idFromName(appId)) as DurableObjectStub<MappingImporter>
+  const actor = { actorType: 'admin' as const, actorId: null, requestId: 'r', ip: '127.0.0.1' }
+  const row = (n: number) => ({ row: n, status: 'invalid' as const, reason: 'invalid_mobile', message: 'bad', fixed: true, data: { mobile: 'x', mapped_key: 'k', name: null } })
+  const previewFor = (stub: DurableObjectStub<MappingImporter>, appId: string, rows = 3) =>
+    stub.storePreview({ kind: 'mappings', scope: appId, rows: Array.from({ length: rows }, (_, i) => row(i + 2)), columns: {}, ignored_columns: [] })
+  const start = (stub: DurableObjectStub<MappingImporter>, previewId: string) => stub.startImport({ previewId, strategy: 'SKIP', actor, auditAction: 'admin.mapping.import', targetType: 'application' })
 
-  it('begin → report → finish → status, and a second begin is refused while one runs', async () => {
-    const stub = stubFor(`app_${crypto.randomUUID()}`)
-    expect(await stub.status()).toBeNull()
-    expect(await stub.begin('job-1', 100)).toEqual({ ok: true })
-    const refused = (await stub.begin('job-2', 5)) as { ok: boolean; running?: ImportProgress }
-    expect(refused.ok).toBe(false)
-    expect(refused.running).toMatchObject({ jobId: 'job-1', state: 'running', total: 100 })
-
-    expect(await stub.report('job-1', 40)).toMatchObject({ processed: 40 })
-    expect(await stub.report('job-1', 500)).toMatchObject({ processed: 100 }) // capped at total
-    expect(await stub.report('job-2', 1)).toBeNull() // not the running job
-    expect(await stub.status()).toMatchObject({ jobId: 'job-1', state: 'running', processed: 100 })
-
-    const done = (await stub.finish('job-1', 'done', { created: 100 })) as ImportProgress | null
-    expect(done).toMatchObject({ state: 'done', processed: 100, result: { created: 100 } })
-    expect(done!.finishedAt).toBeGreaterThanOrEqual(done!.startedAt)
-    expect(await stub.report('job-1', 1)).toBeNull() // finished jobs take no more reports
-
-    // once finished, the next job may start
-    expect(await stub.begin('job-2', 5)).toEqual({ ok: true })
-    expect(await stub.status()).toMatchObject({ jobId: 'job-2', processed: 0 })
+  it('starts one job at a time, keeps its progress in storage, and the next one may start once it is done', async () => {
+    const appId = `app_${crypto.randomUUID()}`
+    const stub = stubFor(appId)
+    const [p1, p2] = [await previewFor(stub, appId), await previewFor(stub, appId)]
+    expect(p1.summary).toEqual({ total: 3, new: 0, duplicate: 0, invalid: 3 })
+    const a = await start(stub, p1.preview_id)
+    expect(a).toMatchObject({ ok: true, job: { state: 'running', total: 3, processed: 0 } })
+    const jobId = (a as { job: { job_id: string } }).job.job_id
+    expect(await start(stub, p2.preview_id)).toEqual({ ok: false, error: 'import_running', job_id: jobId })
+    expect(await start(stub, p1.preview_id)).toMatchObject({ ok: false })
+    // the object's own storage holds the job, whatever happens to the instance
+    const stored = await runInDurableObject(stub, (_i, state) => state.storage.sql.exec<{ id: string; total: number }>('SELECT id, total FROM jobs').toArray())
+    expect(stored).toEqual([{ id: jobId, total: 3 }])
+    await runDurableObjectAlarm(stub)
+    for (let i = 0; i < 100 && (await stub.job(jobId))?.state === 'running'; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(await stub.job(jobId)).toMatchObject({ state: 'done', processed: 3, failed: 3 })
+    expect(await start(stub, p1.preview_id)).toEqual({ ok: false, error: 'preview_already_imported', job_id: jobId })
+    expect(await start(stub, p2.preview_id)).toMatchObject({ ok: true })
   })
 
   it('imports for different apps do not block each other', async () => {
-    const a = stubFor(`app_${crypto.randomUUID()}`)
-    const b = stubFor(`app_${crypto.randomUUID()}`)
-    expect(await a.begin('a', 1)).toEqual({ ok: true })
-    expect(await b.begin('b', 1)).toEqual({ ok: true })
+    const [x, y] = [`app_${crypto.randomUUID()}`, `app_${crypto.randomUUID()}`]
+    const a = stubFor(x)
+    const b = stubFor(y)
+    expect(await start(a, (await previewFor(a, x)).preview_id)).toMatchObject({ ok: true })
+    expect(await start(b, (await previewFor(b, y)).preview_id)).toMatchObject({ ok: true })
   })
 
-  it('a job that keeps reporting stays running; one that stopped reporting for STALE_MS can be replaced', async () => {
-    const stub = stubFor(`app_${crypto.randomUUID()}`)
-    await stub.begin('slow', 10)
-    const age = async (field: 'startedAt' | 'reportedAt', ms: number) =>
-      runInDurableObject(stub, async (_i, state) => {
-        const cur = (await state.storage.get<ImportProgress>('current'))!
-        cur[field] -= ms
-        await state.storage.put('current', cur)
-      })
-    // started long ago but reported just now: still alive
-    await age('startedAt', MappingImporter.STALE_MS * 3)
-    await stub.report('slow', 5)
-    expect((await stub.begin('other', 1)).ok).toBe(false)
-    // silent for longer than STALE_MS: presumed dead
-    await age('reportedAt', MappingImporter.STALE_MS + 1000)
-    expect(await stub.begin('other', 1)).toEqual({ ok: true })
-    expect(await stub.status()).toMatchObject({ jobId: 'other', state: 'running' })
-  })
-
-  it('progress survives in the object storage', async () => {
-    const stub = stubFor(`app_${crypto.randomUUID()}`)
-    await stub.begin('persist', 3)
-    const stored = await runInDurableObject(stub, (_i, state) => state.storage.get<ImportProgress>('current'))
-    expect(stored).toMatchObject({ jobId: 'persist', total: 3 })
+  it('a preview expires (alarm) unless imported', async () => {
+    const appId = `app_${crypto.randomUUID()}`
+    const stub = stubFor(appId)
+    const p = await previewFor(stub, appId)
+    await runInDurableObject(stub, (_i, state) => void state.storage.sql.exec('UPDATE previews SET expires_at = ? WHERE id = ?', Date.now() - 1, p.preview_id))
+    await runDurableObjectAlarm(stub)
+    expect(await stub.previewPage(p.preview_id, { page: 1, pageSize: 10 })).toBeNull()
+    const left = await runInDurableObject(stub, (_i, state) => state.storage.sql.exec('SELECT count(*) AS n FROM preview_rows WHERE preview_id = ?', p.preview_id).one().n)
+    expect(left).toBe(0)
   })
 })

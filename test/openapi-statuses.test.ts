@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
-import { MAX_BODY_BYTES } from '../src/app'
+import { MAX_BODY_BYTES, MAX_UPLOAD_BYTES, bodyLimitOf } from '../src/app'
 import { signRequest } from '../src/signing/client'
 import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test'
 import worker from '../src/index'
@@ -168,11 +168,15 @@ describe('every status an operation answers is listed in /docs/admin/openapi.jso
     }
   })
 
-  it(`with a body over ${MAX_BODY_BYTES} bytes: 413`, async () => {
-    const big = 'a='.padEnd(MAX_BODY_BYTES + 1, 'x')
+  it(`with a body over the path's limit (${MAX_BODY_BYTES} bytes; ${MAX_UPLOAD_BYTES} on file uploads): 413`, async () => {
+    const bodies = new Map<number, string>()
+    const overLimit = (limit: number) => bodies.get(limit) ?? bodies.set(limit, 'a='.padEnd(limit + 1, 'x')).get(limit)!
+    const uploads = ops.filter((x) => x.method !== 'get' && bodyLimitOf(new URL(url(x, 'plausible')).pathname) === MAX_UPLOAD_BYTES)
+    expect(uploads.length, 'the bulk import previews take files over the general limit').toBe(2)
     for (const o of ops.filter((x) => x.method !== 'get')) {
       const contentType = Object.keys(o.op.requestBody?.content ?? { 'application/json': {} })[0]
-      const res = await send(o.method, url(o, 'plausible'), { 'Content-Type': contentType }, big)
+      const target = url(o, 'plausible')
+      const res = await send(o.method, target, { 'Content-Type': contentType }, overLimit(bodyLimitOf(new URL(target).pathname)))
       expect.soft(res.status, o.key).toBe(413)
       await expectListed(o, res, 'body too large')
     }

@@ -295,6 +295,8 @@ describe('portal: authorized apps', () => {
 describe('portal: profile', () => {
   it('saves name and email, refuses a bad email, audits the changed fields', async () => {
     const { user, b } = await signedIn({ name: 'Old Name' })
+    const app = await createApp({ app_name: 'Feed App' })
+    await mapUser(app.app_id, user)
     const bad = await submit(b, '/page/home/profile', '/page/home/profile', { name: 'New Name', email: 'not-an-email' })
     expect(bad.status).toBe(400)
     expect(bad.html).toContain('aria-invalid="true"')
@@ -303,12 +305,19 @@ describe('portal: profile', () => {
     expect(ok.html).toContain('Your profile was saved.')
     expect(await adminApi('GET', `/api/v1/admin/users/${user.id}`)).toMatchObject({ name: 'New Name', email: 'me@example.com' })
     expect((await auditLog({ action: 'portal.profile_updated', target_id: user.id }))[0].details).toEqual({ fields: ['name', 'email'] })
+    const feed = await api(`/api/v1/apps/${app.app_id}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
+    expect(feed.body.items.map((e: any) => e.type)).toEqual(['mapping.added', 'user.updated'])
+    // an email alone is not in the apps' payload: no event
+    await submit(b, '/page/home/profile', '/page/home/profile', { name: 'New Name', email: 'other@example.com' })
+    expect((await api(`/api/v1/apps/${app.app_id}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })).body.items.length).toBe(2)
   })
 })
 
 describe('portal: mobile number', () => {
   it('changes the number after a code to the new number and the current password; the old number stops signing in', async () => {
     const { user, b } = await signedIn()
+    const app = await createApp({ app_name: 'Feed App' })
+    await mapUser(app.app_id, user)
     const next = uniqueMobile()
     const sent = await submit(b, '/page/home/profile', '/page/home/profile/mobile', { step: 'send', new_mobile: next })
     expect(sent.status).toBe(200)
@@ -330,6 +339,10 @@ describe('portal: mobile number', () => {
     expect((await api('/api/v1/auth/login', { method: 'POST', json: { mobile: user.mobile, password: user.password } })).status).toBe(401)
     await login(next, user.password)
     expect((await auditLog({ action: 'portal.mobile_changed', target_id: user.id }))[0].details).toEqual({ from: user.mobile, to: next })
+    // the app the user is mapped in hears of the new number (changes feed; webhooks use the same outbox)
+    const feed = await api(`/api/v1/apps/${app.app_id}/users/changes`, { headers: { 'X-App-Access-Token': app.access_token } })
+    expect(feed.body.items.map((e: any) => e.type)).toEqual(['mapping.added', 'user.updated'])
+    expect(JSON.stringify(feed.body.items[1])).toContain(next)
     // the code was single use
     const again = await b.post('/page/home/profile/mobile', { csrf_token: b.csrf, step: 'finish', new_mobile: next, sms_code: code, current_password: user.password })
     expect(again.status).toBe(400)

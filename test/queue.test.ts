@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import { createExecutionContext, createMessageBatch, env, getQueueResult } from 'cloudflare:test'
 import worker from '../src/index'
-import { dispatchQueueBatch, DLQ_NAME, retryDelaySeconds } from '../src/queue/dispatcher'
+import { backoffSeconds, dispatchQueueBatch, DLQ_NAME, queueRetryDelay, retryDelaySeconds } from '../src/queue/dispatcher'
 import { auditLog } from './support/api'
 
 describe('queue consumer', () => {
@@ -38,13 +38,37 @@ describe('queue consumer', () => {
     ])
     const retrySpy = vi.spyOn(batch.messages[0], 'retry')
     const ctx = createExecutionContext()
-    await dispatchQueueBatch(handlers, batch, env)
+    await dispatchQueueBatch(handlers, batch, { ...env, QUEUE_RETRY_BASE_S: '10' })
     const result = await getQueueResult(batch, ctx)
     expect(result.retryMessages.map((m: { msgId: string }) => m.msgId)).toEqual(['fail-1'])
     expect(retrySpy).toHaveBeenCalledWith({ delaySeconds: retryDelaySeconds(3) })
+    // the base is QUEUE_RETRY_BASE_S (the suite runs with 0, so real-queue retries come at once)
+    expect(queueRetryDelay(env, 3)).toBe(0)
+    expect([1, 2, 3, 10].map((a) => backoffSeconds(a, 1))).toEqual([1, 2, 4, 512])
     expect(result.explicitAcks).toEqual(['ok-1'])
     expect(seen).toEqual([1])
     expect([1, 2, 3, 10, 20].map(retryDelaySeconds)).toEqual([10, 20, 40, 900, 900])
+  })
+
+  it('a batch handler gets every message of its kind at once and settles each by its own result', async () => {
+    const kind = `test.batch.${crypto.randomUUID()}`
+    const calls: { job: { n: number }; attempt: number }[][] = []
+    const handlers = {
+      [kind]: {
+        batch: async (items: { job: any; attempt: number }[]) => {
+          calls.push(items)
+          return items.map((i) => (i.job.n % 2 ? new Error(`odd ${i.job.n}`) : null))
+        },
+      },
+    }
+    const batch = createMessageBatch('uap-edge-webhooks', [1, 2, 3, 4].map((n) => ({ id: `b-${n}`, timestamp: new Date(), attempts: n, body: { kind, n } })))
+    const ctx = createExecutionContext()
+    await dispatchQueueBatch(handlers, batch, env)
+    const result = await getQueueResult(batch, ctx)
+    expect(calls).toHaveLength(1)
+    expect(calls[0].map((i) => [i.job.n, i.attempt])).toEqual([[1, 1], [2, 2], [3, 3], [4, 4]])
+    expect(result.explicitAcks.sort()).toEqual(['b-2', 'b-4'])
+    expect(result.retryMessages.map((m: { msgId: string }) => m.msgId).sort()).toEqual(['b-1', 'b-3'])
   })
 
   it('messages arriving on the dead-letter queue are recorded and acked', async () => {

@@ -136,6 +136,7 @@ const Credentials = z
     app_id: z.string().openapi({ example: 'app_3f9a1c2d4e5f6a7b' }),
     app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }),
     access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }),
+    webhook_secret: z.string().openapi({ example: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw3Zp1cXkH2yE=', description: 'Verifies the webhooks sent to notification_url (Standard Webhooks, docs/webhooks.md); rotate with POST /api/v1/admin/apps/{app_id}/webhooks/secret/rotate' }),
   })
   .openapi('ApplicationCredentials')
 
@@ -146,7 +147,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Register an application',
     description:
-      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests and webhooks) and `access_token` (X-App-Access-Token for the mapping API). **The secret and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
+      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests), `access_token` (X-App-Access-Token for the mapping API) and `webhook_secret` (verifies the webhooks sent to `notification_url`). **The secrets and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
     security: bearerSecurity,
     request: { body: jsonBody(CreateApp) },
     responses: { 201: ok('Created; store the credentials now', Credentials), ...mergeErrors(pick(400, 401, 403), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },

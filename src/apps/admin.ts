@@ -8,6 +8,9 @@ import { deleteAllMappingsOfAppStatements } from '../mappings/service'
 import { applications, type Application } from './schema'
 import { guardedAppChange } from './change-guards'
 import { encryptAppSecret, findApplication, newAppAccessToken, newAppSecret, newApplicationRow, type IssuedCredentials, type NewApplicationInput } from './service'
+import { webhookSecretStatement } from '../webhooks/secrets'
+import { notificationUrlProblem, isProduction } from '../webhooks/url'
+import { WebhookErrors } from '../webhooks/errors'
 
 /*
  * What an admin does to applications (docs/apps.md). Each change is one db.batch with its
@@ -34,6 +37,12 @@ function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' |
   if (a.responseTypes.length !== expected.length || !expected.every((t) => a.responseTypes.includes(t))) throw AppErrors.response_types_mismatch()
 }
 
+/** Webhooks go to notification_url: https to a public host in production (docs/security.md). */
+function checkNotificationUrl(env: Env, url: string | null | undefined) {
+  const problem = url ? notificationUrlProblem(url, isProduction(env)) : null
+  if (problem) throw WebhookErrors.notification_url_not_allowed({ message: `notification_url: ${problem.replace(/^notification_url /, '')}` })
+}
+
 /** Allowed SSO targets must name other existing SIMPLE_API applications (tickets are for SIMPLE_API apps). */
 async function checkSsoTargets(env: Env, appId: string, targets: string[]) {
   if (!targets.length) return
@@ -53,13 +62,14 @@ export async function loadApplication(env: Env, appId: string): Promise<Applicat
 }
 
 export async function createApplicationAsAdmin(env: Env, input: NewApplicationInput, actor: AuditActor): Promise<{ row: Application; credentials: IssuedCredentials }> {
-  const created = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...input, responseTypes: responseTypesFor(input.grantTypes) } : input)
-  const { row } = created
+  const { row, credentials, webhookSecret } = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...input, responseTypes: responseTypesFor(input.grantTypes) } : input)
   checkConsistency(row)
+  checkNotificationUrl(env, row.notificationUrl)
   await checkSsoTargets(env, row.appId, row.ssoTargets)
   const db = getDb(env.DB)
   await db.batch([
     db.insert(applications).values(row),
+    webhookSecretStatement(db, row.appId, webhookSecret, row.createdAt),
     auditStatement(db, {
       ...actor,
       action: 'admin.app.create',
@@ -68,7 +78,7 @@ export async function createApplicationAsAdmin(env: Env, input: NewApplicationIn
       details: { app_name: row.appName, protocol_type: row.protocolType, partner_api_enabled: row.partnerApiEnabled, sso_targets: row.ssoTargets },
     }),
   ])
-  return created
+  return { row, credentials }
 }
 
 export type ApplicationPatch = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'version' | 'createdAt' | 'updatedAt'>>
@@ -97,6 +107,7 @@ export async function updateApplicationAsAdmin(env: Env, appId: string, patch: A
   // new grants without response types: the ones that go with them (the only choice there is)
   if (patch.grantTypes && !patch.responseTypes) patch = { ...patch, responseTypes: responseTypesFor(patch.grantTypes) }
   checkConsistency({ ...app, ...patch })
+  if (patch.notificationUrl !== undefined) checkNotificationUrl(env, patch.notificationUrl)
   if (patch.ssoTargets) await checkSsoTargets(env, appId, patch.ssoTargets)
   const action = patch.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : patch.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'
   return writeApp(env, appId, patch, { action, details }, actor)

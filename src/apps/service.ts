@@ -1,10 +1,11 @@
-import { and, count, desc, eq, or, sql } from 'drizzle-orm'
+import { and, count, desc, eq, inArray, or, sql } from 'drizzle-orm'
 import { auditStatement } from '../audit/service'
 import { containsText } from '../lib/sql'
 import { getDb, type DB } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
+import { issueWebhookSecret, webhookSecretStatement, type IssuedWebhookSecret } from '../webhooks/secrets'
 
 /** Settings of a new application: name and protocol, the rest defaulted in newApplicationRow. */
 export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'version' | 'createdAt' | 'updatedAt'>> & {
@@ -16,6 +17,8 @@ export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'ap
 export interface IssuedCredentials {
   app_secret: string
   access_token: string
+  /** signs the webhooks UAP Edge sends the app (docs/webhooks.md) */
+  webhook_secret: string
 }
 
 const secretAad = (appId: string) => `app-secret:${appId}`
@@ -66,8 +69,11 @@ export async function reencryptAppSecrets(env: Env, _now = Date.now()): Promise<
   return stale.length
 }
 
-/** Builds the row and the one-time credentials; the caller inserts (so it can batch with audit). */
-export async function newApplicationRow(env: Env, input: NewApplicationInput): Promise<{ row: Application; credentials: IssuedCredentials }> {
+/**
+ * Builds the row and the one-time credentials; the caller inserts the row and then
+ * `webhookSecret` (webhookSecretStatement) in one batch, with its audit row.
+ */
+export async function newApplicationRow(env: Env, input: NewApplicationInput): Promise<{ row: Application; credentials: IssuedCredentials; webhookSecret: IssuedWebhookSecret }> {
   const now = Date.now()
   const appId = newAppId()
   const secret = newAppSecret()
@@ -102,13 +108,15 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
     createdAt: now,
     updatedAt: now,
   }
-  return { row, credentials: { app_secret: secret, access_token: accessToken } }
+  const webhookSecret = await issueWebhookSecret(env, appId)
+  return { row, credentials: { app_secret: secret, access_token: accessToken, webhook_secret: webhookSecret.secret }, webhookSecret }
 }
 
 /** Creates an application (no audit: for tests and internal use; the admin route audits). */
 export async function createApplication(env: Env, input: NewApplicationInput) {
-  const { row, credentials } = await newApplicationRow(env, input)
-  await getDb(env.DB).insert(applications).values(row)
+  const { row, credentials, webhookSecret } = await newApplicationRow(env, input)
+  const db = getDb(env.DB)
+  await db.batch([db.insert(applications).values(row), webhookSecretStatement(db, row.appId, webhookSecret, row.createdAt)])
   return { app: row, ...credentials }
 }
 
@@ -119,6 +127,13 @@ export function applicationQuery(db: DB, appId: string) {
 
 export async function findApplication(env: Env, appId: string): Promise<Application | undefined> {
   return getDb(env.DB).select().from(applications).where(eq(applications.appId, appId)).get()
+}
+
+/** The applications among these app_ids (at most 90 per call: one query, under D1's bound-parameter limit). */
+export async function findApplications(env: Env, appIds: string[]): Promise<Application[]> {
+  if (!appIds.length) return []
+  if (appIds.length > 90) throw new Error('findApplications: at most 90 app_ids per call')
+  return getDb(env.DB).select().from(applications).where(inArray(applications.appId, appIds))
 }
 
 export async function findApplicationByAccessToken(env: Env, token: string): Promise<Application | undefined> {

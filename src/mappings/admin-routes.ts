@@ -6,6 +6,7 @@ import { targetApp } from '../apps/access'
 import { auditActor } from '../audit/service'
 import { listMappings, publicMapping } from './service'
 import { createMappingAsAdmin, deleteMappingAsAdmin, loadMapping, updateMappingAsAdmin } from './admin'
+import { afterResponse } from '../webhooks/outbox'
 import { AppIdParam, MappedKey, MappingName, MappingParams, MappingView, ok } from './view'
 
 /** Admin: an app's mappings, one by one (docs/mappings.md). Mounted at /api/v1/admin/apps. */
@@ -56,7 +57,7 @@ adminMappingRoutes.openapi(
   async (c) => {
     const { app_id } = c.req.valid('param')
     await targetApp(c, app_id)
-    const { mapping, created } = await createMappingAsAdmin(c.env, app_id, c.req.valid('json'), auditActor(c))
+    const { mapping, created } = await createMappingAsAdmin(c.env, app_id, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicMapping(mapping), created ? 201 : 200)
   },
 )
@@ -101,7 +102,7 @@ adminMappingRoutes.openapi(
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')
     await targetApp(c, app_id)
-    return c.json(publicMapping(await updateMappingAsAdmin(c.env, app_id, mapping_id, c.req.valid('json'), 'admin.mapping.update', auditActor(c))), 200)
+    return c.json(publicMapping(await updateMappingAsAdmin(c.env, app_id, mapping_id, c.req.valid('json'), 'admin.mapping.update', auditActor(c), afterResponse(c))), 200)
   },
 )
 
@@ -119,7 +120,7 @@ adminMappingRoutes.openapi(
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')
     await targetApp(c, app_id)
-    return c.json(publicMapping(await updateMappingAsAdmin(c.env, app_id, mapping_id, { is_active: false }, 'admin.mapping.disable', auditActor(c))), 200)
+    return c.json(publicMapping(await updateMappingAsAdmin(c.env, app_id, mapping_id, { is_active: false }, 'admin.mapping.disable', auditActor(c), afterResponse(c))), 200)
   },
 )
 
@@ -137,7 +138,7 @@ adminMappingRoutes.openapi(
   async (c) => {
     const { app_id, mapping_id } = c.req.valid('param')
     await targetApp(c, app_id)
-    const m = await deleteMappingAsAdmin(c.env, app_id, mapping_id, auditActor(c))
+    const m = await deleteMappingAsAdmin(c.env, app_id, mapping_id, auditActor(c), afterResponse(c))
     return c.json({ deleted: true as const, mapping_id: m.id }, 200)
   },
 )

@@ -2,6 +2,7 @@ import type { Env } from '../env'
 import { getDb } from '../db'
 import { MappingErrors } from './errors'
 import { auditStatement, type AuditActor } from '../audit/service'
+import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import {
   commitMappingChange,
   deleteMappingStatements,
@@ -15,7 +16,8 @@ import {
 
 /*
  * An admin's single-mapping changes. The same write paths as sync: every change writes
- * its outbox event and its audit row in one batch, compare-and-set on the row version.
+ * its outbox event and its audit row in one batch, compare-and-set on the row version;
+ * after the batch the event is handed to webhook delivery (`waitUntil`: after the response).
  */
 
 export async function loadMapping(env: Env, appId: string, mappingId: string): Promise<MappingWithUser> {
@@ -25,11 +27,12 @@ export async function loadMapping(env: Env, appId: string, mappingId: string): P
 }
 
 /** Sync's ADD rules: created (201), or re-enabled / unchanged (200). */
-export async function createMappingAsAdmin(env: Env, appId: string, b: { mobile: string; mapped_key: string; name?: string | null }, actor: AuditActor) {
+export async function createMappingAsAdmin(env: Env, appId: string, b: { mobile: string; mapped_key: string; name?: string | null }, actor: AuditActor, waitUntil?: WaitUntil) {
   const [r] = await syncMappings(env, appId, [{ mobile: b.mobile, mapped_key: b.mapped_key, name: b.name, action: 'ADD' }], {
     audit: (res, userId) => ({ ...actor, action: 'admin.mapping.create', targetType: 'mapping', targetId: res.mapping_id, details: { app_id: appId, user_id: userId, mapped_key: b.mapped_key, result: res.code } }),
   })
   if (r.status === 'error') throw syncErrorToApiError(r)
+  if (r.event_id) await deliverAfterCommit(env, [r.event_id], waitUntil)
   const mapping = await findMapping(env, appId, r.mapping_id!)
   if (!mapping) throw MappingErrors.concurrent_modification()
   return { mapping, created: r.code === 'created' }
@@ -47,6 +50,7 @@ export async function updateMappingAsAdmin(
   patch: { mapped_key?: string; name?: string | null; is_active?: boolean },
   action: string,
   actor: AuditActor,
+  waitUntil?: WaitUntil,
 ): Promise<MappingWithUser> {
   const m = await loadMapping(env, appId, mappingId)
   const next = {
@@ -67,15 +71,18 @@ export async function updateMappingAsAdmin(
     ...u.statements,
     auditStatement(db, { ...actor, action, targetType: 'mapping', targetId: m.id, details: { app_id: appId, user_id: m.userId, event_type: type, ...patch } }),
   ])
+  await deliverAfterCommit(env, [u.row.lastEventId!], waitUntil)
   return { ...m, ...u.row }
 }
 
-export async function deleteMappingAsAdmin(env: Env, appId: string, mappingId: string, actor: AuditActor): Promise<MappingWithUser> {
+export async function deleteMappingAsAdmin(env: Env, appId: string, mappingId: string, actor: AuditActor, waitUntil?: WaitUntil): Promise<MappingWithUser> {
   const m = await loadMapping(env, appId, mappingId)
   const db = getDb(env.DB)
+  const eventId = crypto.randomUUID()
   await commitMappingChange(env, [
-    ...deleteMappingStatements(db, stripUser(m)),
+    ...deleteMappingStatements(db, stripUser(m), Date.now(), eventId),
     auditStatement(db, { ...actor, action: 'admin.mapping.delete', targetType: 'mapping', targetId: m.id, details: { app_id: appId, user_id: m.userId, mapped_key: m.mappedKey } }),
   ])
+  await deliverAfterCommit(env, [eventId], waitUntil)
   return m
 }

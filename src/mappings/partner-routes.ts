@@ -9,6 +9,8 @@ import { APP_TOKEN_HEADER, requireAppOrAdmin, targetApp } from '../apps/access'
 import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
 import { AppIdParam, MappedKey, MappingName, MappingView, ok } from './view'
+import { afterResponse, deliverAfterCommit } from '../webhooks/outbox'
+import { OUTBOX_EVENT_KINDS } from './schema'
 import { BOOKMARK_RE, replicaRead } from '../db'
 
 /** Mapping API for apps: X-App-Access-Token, or an admin bearer token (docs/mappings.md). Mounted at /api/v1/apps. */
@@ -68,6 +70,7 @@ const SyncResult = z
     }),
     message: z.string().openapi({ example: 'Mapping created' }),
     mapping_id: z.string().optional(),
+    event_id: z.string().optional().openapi({ example: '9a1f7c4e-2b3d-4e5f-8a6b-7c8d9e0f1a2b', description: 'The outbox event this item wrote (absent when nothing changed): the `id` of the webhook and of the changes-feed entry it causes' }),
   })
   .openapi('MappingSyncResult')
 
@@ -115,6 +118,7 @@ Authenticate with \`${APP_TOKEN_HEADER}\` (your app) or an admin bearer token wi
         ? (r: SyncItemResult, userId: string) => auditFrom(c, { action: `admin.mapping.sync`, targetType: 'mapping', targetId: r.mapping_id, details: { app_id: app.appId, user_id: userId, action: r.action, code: r.code } })
         : undefined,
     })
+    await deliverAfterCommit(c.env, results.flatMap((r) => (r.event_id ? [r.event_id] : [])), afterResponse(c))
     const okCount = results.filter((r) => r.status === 'ok').length
     if (!viaAdmin) await recordAppSync(c.env, { ...auditActor(c), actorType: 'app', actorId: app.appId }, app.appId, { total: results.length, ok: okCount, error: results.length - okCount })
     return c.json({ app_id: app.appId, summary: { total: results.length, ok: okCount, error: results.length - okCount }, results }, 200)
@@ -169,7 +173,8 @@ const ChangeView = z
   .object({
     seq: z.number().int().openapi({ example: 1042 }),
     event_id: z.string().openapi({ example: '9a1f7c4e-2b3d-4e5f-8a6b-7c8d9e0f1a2b', description: 'Unique per change; the same id the webhook carries (dedupe on it)' }),
-    event_type: z.enum(['ADD', 'UPDATE', 'DISABLE', 'DELETE']),
+    type: z.enum(OUTBOX_EVENT_KINDS).openapi({ example: 'mapping.added', description: 'What happened: a change of the mapping, or of the mapped user (user.* events, one per app the user is mapped in)' }),
+    event_type: z.enum(['ADD', 'UPDATE', 'DISABLE', 'DELETE']).openapi({ description: 'The action for your copy of the account (source design): user.disabled is DISABLE, user.enabled is ADD where the mapping is active (UPDATE where it is not), user.updated is UPDATE' }),
     app_id: z.string(),
     mapping_id: z.string(),
     user_id: z.string(),
@@ -189,7 +194,7 @@ partnerMappingRoutes.openapi(
     tags: [OPEN_TAG],
     summary: "Poll changes to your app's mappings",
     description:
-      'Every change (ADD, UPDATE, DISABLE, DELETE) to the app\'s mappings, oldest first. Start without `since` (from the beginning), then pass the `next_cursor` of each page as `since`; keep polling with the last `next_cursor` when `has_more` is false. The cursor is a sequence number, not a time: no change is skipped or repeated, even when many share a millisecond.',
+      'Every change (ADD, UPDATE, DISABLE, DELETE) to the app\'s mappings, and every change to a mapped user (disabled, enabled, name or mobile changed), oldest first: the same events, with the same `event_id` and `seq`, as the webhooks to your notification_url (docs/webhooks.md). Start without `since` (from the beginning), then pass the `next_cursor` of each page as `since`; keep polling with the last `next_cursor` when `has_more` is false. The cursor is a sequence number, not a time: no change is skipped or repeated, even when many share a millisecond.',
     ...OPEN,
     security: appOrAdmin,
     middleware: [requireAppOrAdmin] as const,

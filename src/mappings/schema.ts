@@ -31,8 +31,26 @@ export const appUserMappings = sqliteTable(
 
 export type AppUserMapping = typeof appUserMappings.$inferSelect
 
+/** The source design's action for the receiving app: what to do with `mapped_key` (docs/webhooks.md). */
 export const MAPPING_EVENT_TYPES = ['ADD', 'UPDATE', 'DISABLE', 'DELETE'] as const
 export type MappingEventType = (typeof MAPPING_EVENT_TYPES)[number]
+
+/**
+ * What happened: a change of the mapping itself, or of the user it maps (one event per app
+ * the user is mapped in). Receivers branch on `type`; `event_type` is derived from it
+ * (user.enabled is ADD where the mapping is active, UPDATE where it is not).
+ */
+export const OUTBOX_EVENT_KINDS = ['mapping.added', 'mapping.updated', 'mapping.disabled', 'mapping.deleted', 'user.disabled', 'user.enabled', 'user.updated'] as const
+export type OutboxEventKind = (typeof OUTBOX_EVENT_KINDS)[number]
+export type UserEventKind = Extract<OutboxEventKind, `user.${string}`>
+
+/** A mapping change's kind, from its action (a re-enabled mapping is `mapping.added`). */
+export const MAPPING_KIND: Record<MappingEventType, OutboxEventKind> = {
+  ADD: 'mapping.added',
+  UPDATE: 'mapping.updated',
+  DISABLE: 'mapping.disabled',
+  DELETE: 'mapping.deleted',
+}
 
 export interface MappingEventPayload {
   mobile: string | null
@@ -44,11 +62,11 @@ export interface MappingEventPayload {
 }
 
 /**
- * Outbox of mapping changes: one row per change, inserted in the same db.batch as the
- * change itself. `id` is the monotonic sequence the changes feed pages on (AUTOINCREMENT
+ * Outbox of mapping changes and of changes to mapped users: one row per change and app,
+ * inserted in the same db.batch as the change itself. `id` is the monotonic sequence the changes feed pages on (AUTOINCREMENT
  * never reuses a value; D1 serializes writes, so ids become visible in order). No foreign
  * keys: events outlive the mapping (DELETE) and the application (app delete).
- * `delivered_at` is set by webhook delivery.
+ * `delivered_at` is set by webhook delivery (src/webhooks/, through markEventDeliveredStatement).
  */
 export const mappingEvents = sqliteTable(
   'mapping_events',
@@ -62,6 +80,8 @@ export const mappingEvents = sqliteTable(
     payload: text('payload', { mode: 'json' }).$type<MappingEventPayload>().notNull(),
     createdAt: integer('created_at').notNull(),
     deliveredAt: integer('delivered_at'),
+    /** OutboxEventKind. Last column (added by a migration that derived it from event_type for older rows). */
+    type: text('type', { enum: OUTBOX_EVENT_KINDS }).notNull().default('mapping.updated'),
   },
   (t) => [index('mapping_events_app_seq_idx').on(t.appId, t.id), index('mapping_events_undelivered_idx').on(t.deliveredAt, t.id)],
 )

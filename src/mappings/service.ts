@@ -4,7 +4,7 @@ import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { users } from '../users/schema'
-import { appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType } from './schema'
+import { MAPPING_KIND, appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType, type UserEventKind } from './schema'
 import { normalizeMobile, type E164 } from '../lib/mobile'
 import type { ApiError } from '../lib/errors'
 import { MappingErrors, type MappingErrorCode } from './errors'
@@ -41,6 +41,8 @@ export interface SyncItemResult {
   code: string
   message: string
   mapping_id?: string
+  /** the outbox event written by this item (absent when nothing changed): the webhook's `id` */
+  event_id?: string
 }
 
 export const SYNC_MAX_ITEMS = 500
@@ -60,13 +62,17 @@ interface UserLite {
 const payloadSql = sql`json_object('mobile', u.mobile, 'name', coalesce(m.name, u.name), 'mapped_key', m.mapped_key,
   'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END, 'user_status', u.status)`
 
+// RFC 4122 version-4 layout from SQLite's randomblob, for events written one per row of a SELECT
+const uuidSql = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
+
 // INSERT ... SELECT through drizzle's insert builder (raw db.run statements cannot be batched
-// on D1 by drizzle). The select lists every column of mapping_events in table order; a NULL
-// id lets AUTOINCREMENT assign the sequence.
+// on D1 by drizzle). The select lists every column of mapping_events in schema order (id,
+// event_id, app_id, user_id, mapping_id, event_type, payload, created_at, delivered_at, type);
+// a NULL id lets AUTOINCREMENT assign the sequence.
 function eventStatement(db: DB, e: { eventId: string; mappingId: string; type: MappingEventType; guard: string | null; now: number }): Stmt {
   // LEFT JOIN from a one-row table: when the guarded row is absent, app_id is NULL and the
   // NOT NULL constraint aborts the whole batch (see the comment at the top).
-  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL
+  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL, ${MAPPING_KIND[e.type]}
     FROM (SELECT 1) AS one
     LEFT JOIN app_user_mappings m ON m.id = ${e.mappingId} AND m.last_event_id IS ${e.guard}
     LEFT JOIN users u ON u.id = m.user_id`)
@@ -106,9 +112,132 @@ export function updateMappingStatements(
   return { row, statements: [db.update(appUserMappings).set(set).where(casGuard(prev)), eventStatement(db, { eventId, mappingId: prev.id, type, guard: eventId, now })] as Stmt[] }
 }
 
+// Bulk forms for the importer (src/importer/mappings.ts): the same two statements per
+// change kind, but one statement for many rows, the rows travelling as one JSON parameter
+// (D1 binds at most 100 parameters per statement). The guarantee is the one above: every
+// event is read back from its mapping row carrying the event's id, so a row that was not
+// written (or was changed by someone else first) leaves a NULL app_id and aborts the batch.
+
+/** The events of many changes written in the same batch, each guarded on its mapping carrying `event_id`. */
+function eventsStatement(db: DB, events: { event_id: string; mapping_id: string; type: MappingEventType }[], now: number): Stmt {
+  // rows as [event_id, mapping_id, type]: `->>` with an index is the cheapest JSON access per row
+  const json = JSON.stringify(events.map((e) => [e.event_id, e.mapping_id, e.type]))
+  return db.insert(mappingEvents).select(sql`SELECT NULL, j.value ->> 0, m.app_id, m.user_id, j.value ->> 1, j.value ->> 2, ${payloadSql}, ${now}, NULL
+    FROM json_each(${json}) AS j
+    LEFT JOIN app_user_mappings m ON m.id = j.value ->> 1 AND m.last_event_id IS j.value ->> 0
+    LEFT JOIN users u ON u.id = m.user_id
+    ORDER BY j.key`)
+}
+
+/** Many new mappings of one app and their ADD events: two statements whatever the count. */
+export function insertMappingsStatements(db: DB, appId: string, items: { userId: string; mappedKey: string; name?: string | null }[], now = Date.now()) {
+  const rows: AppUserMapping[] = items.map((i) => ({
+    id: crypto.randomUUID(),
+    appId,
+    userId: i.userId,
+    mappedKey: i.mappedKey,
+    name: i.name ?? null,
+    isActive: true,
+    createdAt: now,
+    updatedAt: now,
+    lastEventId: crypto.randomUUID(),
+  }))
+  if (!rows.length) return { rows, statements: [] as Stmt[] }
+  const json = JSON.stringify(rows.map((r) => [r.id, r.userId, r.mappedKey, r.name, r.lastEventId]))
+  const insert = db.insert(appUserMappings).select(sql`SELECT value ->> 0, ${appId}, value ->> 1, value ->> 2, value ->> 3, 1, ${now}, ${now}, value ->> 4
+    FROM json_each(${json}) ORDER BY key`)
+  const events = eventsStatement(db, rows.map((r) => ({ event_id: r.lastEventId!, mapping_id: r.id, type: 'ADD' as const })), now)
+  return { rows, statements: [insert, events] as Stmt[] }
+}
+
+/**
+ * Changes to many existing mappings (compare-and-set on each one's version) and their
+ * events: two statements whatever the count. `type` per change as in updateMappingStatements.
+ */
+export function updateMappingsStatements(
+  db: DB,
+  changes: { prev: AppUserMapping; next: Partial<Pick<AppUserMapping, 'mappedKey' | 'name' | 'isActive'>>; type: Exclude<MappingEventType, 'DELETE'> }[],
+  now = Date.now(),
+) {
+  const rows = changes.map((c) => ({ ...c.prev, ...c.next, updatedAt: now, lastEventId: crypto.randomUUID() }) satisfies AppUserMapping)
+  if (!rows.length) return { rows, statements: [] as Stmt[] }
+  const json = JSON.stringify(rows.map((r, i) => [r.id, changes[i].prev.lastEventId, r.mappedKey, r.name, r.isActive ? 1 : 0, r.lastEventId]))
+  const j = (i: number) => sql`j.value ->> ${sql.raw(String(i))}`
+  // UPDATE … FROM (SQLite 3.33): each mapping matched only at the version it was planned against
+  const update = db
+    .update(appUserMappings)
+    .set({ mappedKey: j(2), name: j(3), isActive: j(4), updatedAt: now, lastEventId: j(5) })
+    .from(sql`json_each(${json}) AS j`)
+    .where(and(eq(appUserMappings.id, j(0)), sql`${appUserMappings.lastEventId} IS ${j(1)}`))
+  const events = eventsStatement(db, rows.map((r, i) => ({ event_id: r.lastEventId, mapping_id: r.id, type: changes[i].type })), now)
+  return { rows, statements: [update, events] as Stmt[] }
+}
+
+/**
+ * What an import needs to know about many rows at once: the users with these mobiles and
+ * their mapping in the app, and the mappings holding these keys. Two queries whatever the
+ * count (the lists travel as JSON).
+ */
+export async function mappingStateOf(env: Env, appId: string, mobiles: E164[], keys: string[]) {
+  const db = getDb(env.DB)
+  const [userRows, keyRows] = await Promise.all([
+    mobiles.length
+      ? db
+          .select({ user: { id: users.id, mobile: users.mobile, name: users.name, status: users.status }, mapping: appUserMappings })
+          .from(users)
+          .leftJoin(appUserMappings, and(eq(appUserMappings.userId, users.id), eq(appUserMappings.appId, appId)))
+          .where(inArray(users.mobile, sql`(SELECT value FROM json_each(${JSON.stringify(mobiles)}))`))
+      : [],
+    keys.length
+      ? db
+          .select()
+          .from(appUserMappings)
+          .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.mappedKey, sql`(SELECT value FROM json_each(${JSON.stringify(keys)}))`)))
+      : [],
+  ])
+  const byMobile = new Map<string, { user: UserLite; mapping: AppUserMapping | null }>()
+  for (const r of userRows) byMobile.set(r.user.mobile, r)
+  const byKey = new Map<string, AppUserMapping>()
+  for (const r of userRows) if (r.mapping) byKey.set(r.mapping.mappedKey, r.mapping)
+  for (const m of keyRows) byKey.set(m.mappedKey, m)
+  return { byMobile, byKey }
+}
+
 /** The DELETE event (payload = the mapping's last state), then the delete, both guarded on its version. */
-export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now()): Stmt[] {
-  return [eventStatement(db, { eventId: crypto.randomUUID(), mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
+export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date.now(), eventId: string = crypto.randomUUID()): Stmt[] {
+  return [eventStatement(db, { eventId, mappingId: prev.id, type: 'DELETE', guard: prev.lastEventId, now }), db.delete(appUserMappings).where(casGuard(prev))]
+}
+
+/** event_type of a user event in one app, from the kind and the mapping row `m`. */
+const USER_EVENT_TYPE: Record<UserEventKind, ReturnType<typeof sql>> = {
+  'user.disabled': sql`'DISABLE'`,
+  // the account is usable in the app again only where the mapping is active
+  'user.enabled': sql`CASE WHEN m.is_active THEN 'ADD' ELSE 'UPDATE' END`,
+  'user.updated': sql`'UPDATE'`,
+}
+
+/**
+ * A change to a user (status, name, mobile) as one outbox event per app the user is mapped
+ * in (active or not), in one INSERT ... SELECT whatever the number of apps. Goes in the
+ * batch after the user update, so the payloads read the user as changed. Returns the
+ * written events (`event_id`, `app_id`), to be handed to webhook delivery after the batch.
+ */
+export function userEventsStatement(db: DB, userId: string, kind: UserEventKind, now = Date.now()) {
+  return db
+    .insert(mappingEvents)
+    .select(sql`SELECT NULL, ${uuidSql}, m.app_id, m.user_id, m.id, ${USER_EVENT_TYPE[kind]}, ${payloadSql}, ${now}, NULL, ${kind}
+      FROM app_user_mappings m JOIN users u ON u.id = m.user_id
+      WHERE m.user_id = ${userId}
+      ORDER BY m.app_id`)
+    .returning({ eventId: mappingEvents.eventId, appId: mappingEvents.appId })
+}
+
+/** Webhook delivery succeeded: the first delivery's time stays. */
+export function markEventDeliveredStatement(db: DB, eventId: string, at: number) {
+  return db
+    .update(mappingEvents)
+    .set({ deliveredAt: at })
+    .where(and(eq(mappingEvents.eventId, eventId), isNull(mappingEvents.deliveredAt)))
 }
 
 /**
@@ -117,10 +246,8 @@ export function deleteMappingStatements(db: DB, prev: AppUserMapping, now = Date
  * the mappings go; the caller adds the application delete and the audit row to the batch.
  */
 export function deleteAllMappingsOfAppStatements(db: DB, appId: string, now = Date.now()): Stmt[] {
-  // RFC 4122 version-4 layout from SQLite's randomblob
-  const uuid = sql`lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))`
   return [
-    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuid}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL
+    db.insert(mappingEvents).select(sql`SELECT NULL, ${uuidSql}, m.app_id, m.user_id, m.id, 'DELETE', ${payloadSql}, ${now}, NULL, ${MAPPING_KIND.DELETE}
       FROM app_user_mappings m LEFT JOIN users u ON u.id = m.user_id
       WHERE m.app_id = ${appId}
       ORDER BY m.created_at, m.id`),
@@ -198,7 +325,7 @@ function planItem(db: DB, appId: string, p: Prepared, state: State, now: number,
   const base = { index, mobile: p.mobile ?? item.mobile, action: item.action }
   const fail = (code: string, message: string): Planned => ({ result: { ...base, status: 'error', code, message }, statements: [] })
   const ok = (code: string, message: string, row: AppUserMapping, statements: Stmt[] = []): Planned => {
-    const result: SyncItemResult = { ...base, status: 'ok', code, message, mapping_id: row.id }
+    const result: SyncItemResult = { ...base, status: 'ok', code, message, mapping_id: row.id, ...(statements.length ? { event_id: row.lastEventId! } : {}) }
     if (statements.length && audit) statements.push(auditStatement(db, audit(result, row.userId)))
     return { result, statements }
   }
@@ -443,10 +570,24 @@ export async function listMappings(env: Env, appId: string, q: { page: number; p
   return { items: rows.map(publicMapping), page: q.page, page_size: q.pageSize, total: total[0]?.n ?? 0 }
 }
 
+/** A page of the app's mappings with the user's mobile, in id order after `afterId` (keyset paging, for the streamed export). */
+export async function mappingsAfter(env: Env, appId: string, afterId: string, limit: number, filter: { status?: 'ACTIVE' | 'DISABLED' } = {}) {
+  const conds = [eq(appUserMappings.appId, appId), gt(appUserMappings.id, afterId)]
+  if (filter.status) conds.push(eq(appUserMappings.isActive, filter.status === 'ACTIVE'))
+  return getDb(env.DB)
+    .select({ id: appUserMappings.id, mobile: users.mobile, mappedKey: appUserMappings.mappedKey, name: appUserMappings.name, isActive: appUserMappings.isActive })
+    .from(appUserMappings)
+    .innerJoin(users, eq(users.id, appUserMappings.userId))
+    .where(and(...conds))
+    .orderBy(asc(appUserMappings.id))
+    .limit(limit)
+}
+
 export function publicEvent(e: MappingEvent) {
   return {
     seq: e.id,
     event_id: e.eventId,
+    type: e.type,
     event_type: e.eventType,
     app_id: e.appId,
     mapping_id: e.mappingId,
@@ -458,6 +599,24 @@ export function publicEvent(e: MappingEvent) {
     user_status: e.payload.user_status,
     created_at: new Date(e.createdAt).toISOString(),
   }
+}
+
+/** Outbox events by event id (webhook delivery and its admin views). */
+export function eventsByIdQuery(db: DB, eventIds: string[]) {
+  return db.select().from(mappingEvents).where(inArray(mappingEvents.eventId, eventIds.length ? eventIds : ['\u0000']))
+}
+
+/**
+ * Outbox events after sequence `after`, oldest first, without payloads: what the webhook
+ * sweep scans (src/webhooks/sweep.ts). Sequences become visible in order (see listChanges).
+ */
+export function eventsAfterQuery(db: DB, after: number, limit: number) {
+  return db
+    .select({ seq: mappingEvents.id, eventId: mappingEvents.eventId, appId: mappingEvents.appId, createdAt: mappingEvents.createdAt })
+    .from(mappingEvents)
+    .where(gt(mappingEvents.id, after))
+    .orderBy(asc(mappingEvents.id))
+    .limit(limit)
 }
 
 /**

@@ -17,6 +17,7 @@ import { userSecurityActivity } from '../audit/service'
 import { sessionDevices } from '../auth/sessions'
 import { deviceHint } from '../lib/user-agent'
 import { normalizeMobile } from '../lib/mobile'
+import { afterResponse } from '../webhooks/outbox'
 import { sendSmsCode } from '../sms/service'
 import { changeMyMobile, changeMyPassword, endMySession, endOtherSessions, myApps, mySessions, updateMyProfile, type PortalCtx } from './service'
 
@@ -232,7 +233,7 @@ portalRoutes.post('/profile', async (c) => {
   if (email && (email.length > 254 || !EMAIL_RE.test(email) || textProblem(email))) errors.email = v.t.emailInvalid
   if (errors.name || errors.email) return profilePage(c, v, 400, { name, email, errors })
   const next = { name: name || null, email: email || null }
-  await updateMyProfile(c.env, v.s.user, next, ctxOf(c))
+  await updateMyProfile(c.env, v.s.user, next, ctxOf(c), afterResponse(c))
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, ...next } } }, 200, { notice: v.t.profileSaved })
 })
 
@@ -265,7 +266,7 @@ portalRoutes.post('/profile/mobile', async (c) => {
   let result
   try {
     await enforceRateLimit(c, 'portal_password', v.s.user.id)
-    result = await changeMyMobile(c.env, v.s.user, { mobile, code, currentPassword }, ctxOf(c))
+    result = await changeMyMobile(c.env, v.s.user, { mobile, code, currentPassword }, ctxOf(c), afterResponse(c))
   } catch (e) {
     if (!(e instanceof ApiError)) throw e
     if (e.code === 'invalid_sms_code') return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.codeWrong, errors: { sms_code: t.codeWrong } } })

@@ -3,7 +3,8 @@ import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
 import { applications, type Application } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
-import { activeMappingOn } from '../mappings/service'
+import { activeMappingOn, userEventsStatement } from '../mappings/service'
+import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import { admitUser } from '../permissions/admission'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { endSessionsStatements, liveSessionsOfUser, type SessionWithUser } from '../auth/sessions'
@@ -160,12 +161,23 @@ export async function changeMyPassword(env: Env, current: SessionWithUser, input
   return { ok: true, othersEnded: others.length }
 }
 
-/** Name and email; the audit row names the fields that changed (not their values). */
-export async function updateMyProfile(env: Env, user: User, input: { name: string | null; email: string | null }, ctx: PortalCtx) {
+/**
+ * Name and email; the audit row names the fields that changed (not their values). A new name
+ * is news for the apps the user is mapped in: a `user.updated` outbox event per app in the same
+ * batch (the users feature's rule, users/admin.ts), delivered as webhooks after it commits.
+ */
+export async function updateMyProfile(env: Env, user: User, input: { name: string | null; email: string | null }, ctx: PortalCtx, waitUntil?: WaitUntil) {
   const changed = (['name', 'email'] as const).filter((k) => (user[k] ?? null) !== input[k])
   if (!changed.length) return
   const db = getDb(env.DB)
-  await db.batch([updateUserStatement(db, user.id, input, Date.now()), audit(db, user, ctx, { action: 'portal.profile_updated', targetType: 'user', targetId: user.id, details: { fields: changed } })])
+  const now = Date.now()
+  const events = changed.includes('name') ? userEventsStatement(db, user.id, 'user.updated', now) : null
+  const results = await db.batch([
+    updateUserStatement(db, user.id, input, now),
+    audit(db, user, ctx, { action: 'portal.profile_updated', targetType: 'user', targetId: user.id, details: { fields: changed } }),
+    ...(events ? [events] : []),
+  ])
+  if (events) await deliverAfterCommit(env, (results[2] as { eventId: string }[]).map((e) => e.eventId), waitUntil)
 }
 
 export type MobileChange = 'changed' | 'wrong_password' | 'taken'
@@ -173,21 +185,31 @@ export type MobileChange = 'changed' | 'wrong_password' | 'taken'
 /**
  * A new mobile number: the current password first (so a wrong one spends no code), then the
  * SMS code sent to the new number (purpose change_mobile; its failures throw the SMS errors),
- * then the number in one batch with the audit row. A number that already has an account is
+ * then the number in one batch with its audit row and a `user.updated` event per app the
+ * user is mapped in (webhooks after the commit). A number that already has an account is
  * reported only now, after its code proved the person holds it (as registration does).
  */
-export async function changeMyMobile(env: Env, user: User, input: { mobile: E164; code: string; currentPassword: string }, ctx: PortalCtx): Promise<MobileChange> {
+export async function changeMyMobile(env: Env, user: User, input: { mobile: E164; code: string; currentPassword: string }, ctx: PortalCtx, waitUntil?: WaitUntil): Promise<MobileChange> {
   const db = getDb(env.DB)
   if (!(await verifyPassword(input.currentPassword, user.passwordHash))) {
     await db.batch([audit(db, user, ctx, { action: 'portal.mobile_change_failed', targetType: 'user', targetId: user.id, details: { reason: 'wrong_current_password' } })])
     return 'wrong_password'
   }
   await verifySmsCode(env, { mobile: input.mobile, purpose: 'change_mobile', code: input.code }, { requestId: ctx.requestId, ip: ctx.ip })
+  const now = Date.now()
+  // the apps the user is mapped in hear of the new number (user.updated), as for an admin's change
+  const events = userEventsStatement(db, user.id, 'user.updated', now)
+  let results: unknown[]
   try {
-    await db.batch([updateUserStatement(db, user.id, { mobile: input.mobile }, Date.now()), audit(db, user, ctx, { action: 'portal.mobile_changed', targetType: 'user', targetId: user.id, details: { from: user.mobile, to: input.mobile } })])
+    results = await db.batch([
+      updateUserStatement(db, user.id, { mobile: input.mobile }, now),
+      events,
+      audit(db, user, ctx, { action: 'portal.mobile_changed', targetType: 'user', targetId: user.id, details: { from: user.mobile, to: input.mobile } }),
+    ])
   } catch (e) {
     if (isMobileTaken(e)) return 'taken'
     throw e
   }
+  await deliverAfterCommit(env, (results[1] as { eventId: string }[]).map((e) => e.eventId), waitUntil)
   return 'changed'
 }

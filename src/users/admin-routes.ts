@@ -9,6 +9,7 @@ import { auditActor } from '../audit/service'
 import { findUserById, listUsers } from './service'
 import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
 import { UserProfile, publicUser } from './view'
+import { afterResponse } from '../webhooks/outbox'
 
 /** Admin: accounts. Mounted at /api/v1/admin/users. */
 export const adminUserRoutes = router()
@@ -100,7 +101,8 @@ adminUserRoutes.openapi(
     path: '/{id}',
     tags: ['Admin: users'],
     summary: 'Update a user',
-    description: 'Changes name, email or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once.',
+    description:
+      "Changes name, email, mobile or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once. A change of status, name or mobile is an event to every app the user is mapped in (user.disabled, user.enabled, user.updated: changes feed and webhooks, docs/webhooks.md), written with the change. 409 mobile_taken when another user has the mobile. (Changing the bootstrap admin's mobile makes the next start create an account for BOOTSTRAP_ADMIN_MOBILE again.)",
     security: bearerSecurity,
     request: {
       params: UserId,
@@ -109,15 +111,16 @@ adminUserRoutes.openapi(
           .object({
             name: Name.nullable().optional(),
             email: Email.nullable().optional(),
+            mobile: MobileField.optional(),
             status: z.enum(['ACTIVE', 'DISABLED']).optional(),
           })
-          .refine((v) => Object.keys(v).length > 0, 'give at least one of name, email, status'),
+          .refine((v) => Object.keys(v).length > 0, 'give at least one of name, email, mobile, status'),
       ),
     },
-    responses: { 200: userResponse('Updated'), ...pick(400, 401, 403, 404) },
+    responses: { 200: userResponse('Updated'), ...pick(400, 401, 403, 404, 409) },
   }),
   async (c) => {
-    const updated = await updateUserAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json'), auditActor(c))
+    const updated = await updateUserAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicUser(updated), 200)
   },
 )

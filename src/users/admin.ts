@@ -8,11 +8,16 @@ import { hashPassword } from '../lib/password'
 import type { User } from './schema'
 import type { E164 } from '../lib/mobile'
 import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
+import { userEventsStatement } from '../mappings/service'
+import type { UserEventKind } from '../mappings/schema'
+import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 
 /*
  * What an admin does to accounts. Each change is one db.batch with its audit row; a
  * change that ends the user's sessions (disable, new password) revokes them in the same
- * batch and then runs the session-end hooks (back-channel logout).
+ * batch and then runs the session-end hooks (back-channel logout). A change the user's
+ * apps are told about (disabled, enabled, name or mobile) writes one outbox event per app
+ * the user is mapped in, in the same batch, handed to webhook delivery after it.
  */
 
 export async function createUserAsAdmin(env: Env, input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
@@ -33,17 +38,40 @@ async function loadUser(env: Env, id: string): Promise<User> {
   return user
 }
 
-export async function updateUserAsAdmin(env: Env, id: string, patch: { name?: string | null; email?: string | null; status?: 'ACTIVE' | 'DISABLED' }, actor: AuditActor): Promise<User> {
+/** What the user's apps hear about a change, if anything (email and role are not in the payload). */
+function userEventKind(user: User, patch: { name?: string | null; status?: 'ACTIVE' | 'DISABLED'; mobile?: E164 }): UserEventKind | null {
+  if (patch.status && patch.status !== user.status) return patch.status === 'DISABLED' ? 'user.disabled' : 'user.enabled'
+  if ((patch.name !== undefined && patch.name !== user.name) || (patch.mobile !== undefined && patch.mobile !== user.mobile)) return 'user.updated'
+  return null
+}
+
+export async function updateUserAsAdmin(
+  env: Env,
+  id: string,
+  patch: { name?: string | null; email?: string | null; status?: 'ACTIVE' | 'DISABLED'; mobile?: E164 },
+  actor: AuditActor,
+  waitUntil?: WaitUntil,
+): Promise<User> {
   const db = getDb(env.DB)
   const user = await loadUser(env, id)
   const now = Date.now()
   const disabling = patch.status === 'DISABLED' && user.status !== 'DISABLED'
-  await db.batch([
-    updateUserStatement(db, id, patch, now),
-    ...(disabling ? endSessionsStatements(db, { userId: id }, now) : []),
-    auditStatement(db, { ...actor, action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch }),
-  ])
+  const kind = userEventKind(user, patch)
+  const events = kind ? userEventsStatement(db, id, kind, now) : null
+  let results: unknown[]
+  try {
+    results = await db.batch([
+      updateUserStatement(db, id, patch, now),
+      ...(events ? [events] : []),
+      ...(disabling ? endSessionsStatements(db, { userId: id }, now) : []),
+      auditStatement(db, { ...actor, action: disabling ? 'admin.user.disable' : 'admin.user.update', targetType: 'user', targetId: id, details: patch }),
+    ])
+  } catch (e) {
+    if (isMobileTaken(e)) throw UserErrors.mobile_taken()
+    throw e
+  }
   if (disabling) await runSessionEndHooks(env, { userId: id, reason: 'account_disabled' })
+  if (events) await deliverAfterCommit(env, (results[1] as { eventId: string }[]).map((e) => e.eventId), waitUntil)
   return { ...user, ...patch, updatedAt: now }
 }
 

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, or } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, or, sql } from 'drizzle-orm'
 import { containsText } from '../lib/sql'
 import { getDb, type DB } from '../db'
 import { users, type User } from './schema'
@@ -31,6 +31,35 @@ export function userByMobileQuery(db: DB, mobile: E164) {
 
 export function insertUserStatement(db: DB, row: User) {
   return db.insert(users).values(row)
+}
+
+/**
+ * Many new users in one statement (the bulk user import): the rows travel as one JSON
+ * parameter, since D1 binds at most 100 parameters per statement. A mobile taken
+ * meanwhile fails the statement, and so the batch it is in, as a whole.
+ */
+export function insertUsersStatement(db: DB, rows: User[]) {
+  const json = JSON.stringify(rows.map((r) => [r.id, r.mobile, r.passwordHash, r.name, r.email, r.status, r.role, r.createdAt, r.updatedAt]))
+  // columns in table order, as INSERT … SELECT fills them
+  return db.insert(users).select(sql`SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
+    FROM json_each(${json}) ORDER BY key`)
+}
+
+/** The users with these mobiles (any number of them: the list travels as JSON), one query. */
+export async function usersByMobiles(env: Env, mobiles: E164[]): Promise<User[]> {
+  if (!mobiles.length) return []
+  return getDb(env.DB).select().from(users).where(inArray(users.mobile, sql`(SELECT value FROM json_each(${JSON.stringify(mobiles)}))`))
+}
+
+/**
+ * A page of users in id order after `afterId` (keyset paging: each page costs the same
+ * however deep it is, unlike OFFSET), for the streamed export.
+ */
+export async function usersAfter(env: Env, afterId: string, limit: number, filter: { status?: 'ACTIVE' | 'DISABLED'; search?: string } = {}) {
+  const conds = [gt(users.id, afterId)]
+  if (filter.status) conds.push(eq(users.status, filter.status))
+  if (filter.search) conds.push(or(containsText(users.mobile, filter.search), containsText(users.name, filter.search))!)
+  return getDb(env.DB).select().from(users).where(and(...conds)).orderBy(asc(users.id)).limit(limit)
 }
 
 /** Changes profile fields or status of a user (for a db.batch with its audit row and revocations). */
