@@ -8,7 +8,8 @@ export default defineConfig(async () => {
   const migrations = await readD1Migrations(path.join(import.meta.dirname, 'migrations'))
   return {
     plugins: [
-      cloudflareTest({
+      // options as a function: TEST_UPSTREAMS comes from the globalSetup (test-upstream/global-setup.ts)
+      cloudflareTest(({ inject }) => ({
         main: './src/index.ts',
         wrangler: { configPath: './wrangler.toml' },
         miniflare: {
@@ -32,14 +33,17 @@ export default defineConfig(async () => {
             // queue retries at once instead of after 10 s, 20 s …, so retry and dead-letter
             // paths run through the real queue within a test's time (test/webhooks.test.ts)
             QUEUE_RETRY_BASE_S: '0',
+            // the local OpenID Provider and GitHub-shaped server the federation tests sign in with
+            TEST_UPSTREAMS: inject('upstreams'),
           },
         },
-      }),
+      })),
     ],
     test: {
+      // the local identity providers of the federation tests, and a local HTTP receiver for
+      // webhook deliveries (test/webhooks.test.ts)
+      globalSetup: ['./test-upstream/global-setup.ts', './vitest.webhook-receiver.mts'],
       setupFiles: ['./test/setup.ts'],
-      // a local HTTP receiver for webhook deliveries (test/webhooks.test.ts)
-      globalSetup: ['./vitest.webhook-receiver.mts'],
       include: ['test/**/*.test.ts'],
       testTimeout: 30_000,
       // the per-request access log is noise in test output; warnings and errors still show

@@ -32,6 +32,10 @@ import { adminAppRoutes } from './apps/admin-routes'
 import { signingRoutes } from './signing/routes'
 import { partnerMappingRoutes } from './mappings/partner-routes'
 import { adminMappingRoutes } from './mappings/admin-routes'
+import { federationRoutes, identityRoutes } from './federation/routes'
+import { adminIdentityProviderRoutes } from './federation/admin-routes'
+import { federationPageRoutes } from './federation/pages'
+import { documentFederationPages } from './federation/openapi'
 import { adminGroupRoutes, adminGroupTypeRoutes, adminUserGroupRoutes } from './directory/admin-routes'
 import { adminPermissionRoutes } from './permissions/admin-routes'
 import { partnerPermissionRoutes } from './permissions/partner-routes'
@@ -94,6 +98,8 @@ export function buildApp() {
 
   app.route('/api/v1/auth', authRoutes) // login, refresh, logout, logout-all, me
   app.route('/api/v1/auth', registerRoutes) // register
+  app.route('/api/v1/auth/federation', federationRoutes) // providers, {provider}/login, {provider}/callback, bind/*
+  app.route('/api/v1/auth/me/identities', identityRoutes) // the user's linked identities
   app.route('/api/v1/auth', mePermissionRoutes) // me/permissions
   app.route('/api/v1/utils', captchaRoutes) // captcha
 
@@ -116,16 +122,19 @@ export function buildApp() {
   app.route('/api/v1/admin/apps', adminWebhookRoutes) // {app_id}/webhooks, …/events, …/retry-failed, …/test, …/secret/rotate
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
+  app.route('/api/v1/admin/identity-providers', adminIdentityProviderRoutes)
 
   app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
   app.route('/page/consent', consentRoutes) // the OIDC consent page
   app.route('/page/sso', ssoPageRoutes) // simple: the ticket hop into a SIMPLE_API app
+  app.route('/page/federation', federationPageRoutes) // start, {provider}/callback, bind, identities
   app.route('/page/home', portalRoutes) // the user's portal: my apps, profile, security, sessions, authorized apps
 
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
   documentWebhooks(app.openAPIRegistry) // the call UAP Edge makes to notification_url (OpenAPI 3.1 `webhooks`)
+  documentFederationPages(app.openAPIRegistry)
   documentPortal(app.openAPIRegistry)
   mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 

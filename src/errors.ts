@@ -13,6 +13,7 @@ import { SigningErrors } from './signing/errors'
 import { AppErrors } from './apps/errors'
 import { MappingErrors } from './mappings/errors'
 import { TicketErrors } from './tickets/errors'
+import { FederationErrors } from './federation/errors'
 import { DirectoryErrors } from './directory/errors'
 import { PermissionErrors } from './permissions/errors'
 import { WebhookErrors } from './webhooks/errors'
@@ -29,6 +30,7 @@ export const ERROR_CATALOGS = {
   'applications and app access tokens': AppErrors,
   'mappings (/api/v1/apps, /api/v1/admin/apps/{app_id}/mappings)': MappingErrors,
   'simple SSO tickets': TicketErrors,
+  'other identity providers (/api/v1/auth/federation, /api/v1/admin/identity-providers)': FederationErrors,
   'directory (/api/v1/admin/group-types, /api/v1/admin/groups)': DirectoryErrors,
   'permissions (/api/v1/admin/apps/{app_id}/permissions, grants; /api/v1/apps/{app_id}/permissions)': PermissionErrors,
   'webhooks (/api/v1/admin/apps/{app_id}/webhooks, notification_url)': WebhookErrors,

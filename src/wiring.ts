@@ -14,6 +14,8 @@ import { rotateKeys } from './keys/service'
 import { cleanupExpiredSessions } from './auth/cleanup'
 import { reencryptAppSecrets } from './apps/service'
 import { cleanupImportLedger } from './importer/apply'
+import { cleanupFederationFlows } from './federation/flows'
+import { reencryptProviderSecrets } from './federation/providers'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from './oidc/logout'
 import { WEBHOOK_JOB, sweepWebhooks } from './webhooks/outbox'
 import { deliverWebhooks, webhookDeadLetter } from './webhooks/delivery'
@@ -25,6 +27,7 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'rotate-keys', run: (env, now) => rotateKeys(env, { now }) },
   { name: 'cleanup-sessions', run: cleanupExpiredSessions },
   { name: 'oidc-cleanup-codes', run: cleanupCodes },
+  { name: 'federation-cleanup-flows', run: (env, now) => cleanupFederationFlows(env, now) },
   // after a master key rotation, app secrets move to the new key a batch per run (docs/apps.md)
   { name: 'reencrypt-app-secrets', run: reencryptAppSecrets },
   // outbox events nothing scheduled, and deliveries whose queue message is overdue (docs/webhooks.md)
@@ -33,6 +36,7 @@ export const cronTasks: readonly CronTask[] = [
   { name: 'webhook-secrets', run: maintainWebhookSecrets },
   // import jobs' ledger entries, once their reports are gone (src/importer/apply.ts)
   { name: 'cleanup-import-ledger', run: (env, now) => cleanupImportLedger(env, now) },
+  { name: 'reencrypt-idp-secrets', run: (env) => reencryptProviderSecrets(env) },
 ]
 
 /** Queue `uap-edge-webhooks` job kinds → handler. */

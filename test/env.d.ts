@@ -6,6 +6,8 @@ declare global {
     interface Env extends WorkerEnv {
       TEST_MIGRATIONS: D1Migration[]
       ISOLATED_DB: D1Database
+      /** JSON: the local upstreams of test-upstream/global-setup.ts */
+      TEST_UPSTREAMS: string
     }
   }
 }

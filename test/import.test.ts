@@ -274,6 +274,8 @@ describe('mapping import', () => {
 
     const events = (await eventsOf(w.appId)).slice(eventsBefore)
     expect(events.map((e) => e.event_type)).toEqual(['ADD', 'ADD'])
+    // the webhook kind rides with each event, as for any other write path (docs/webhooks.md)
+    expect(events.map((e) => e.type)).toEqual(['mapping.added', 'mapping.added'])
     const feed = await call(`/api/v1/apps/${w.appId}/users/changes?limit=500`, w.auth)
     expect(feed.body.items.filter((i: any) => i.mapped_key === 'new-key' && i.event_type === 'ADD')).toHaveLength(1)
 
@@ -309,6 +311,7 @@ describe('mapping import', () => {
     expect(of(w.users.holder)).toMatchObject({ mapped_key: 'held-key' })
     const events = (await eventsOf(w.appId)).slice(eventsBefore)
     expect(events.map((e) => e.event_type).sort()).toEqual(['ADD', 'ADD', 'ADD', 'UPDATE', 'UPDATE'])
+    expect(events.map((e) => e.type).sort()).toEqual(['mapping.added', 'mapping.added', 'mapping.added', 'mapping.updated', 'mapping.updated'])
     const renamedEvent = events.find((e) => JSON.parse(e.payload).name === 'New name')
     expect(JSON.parse(renamedEvent.payload)).toMatchObject({ mapped_key: 'renamed-key', status: 'ACTIVE' })
     const rep = await report(w.appId, { token: w.admin.token }, job.job_id)

@@ -8,6 +8,8 @@ import { signRequest } from '../src/signing/client'
 import { findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
 import { masterKeyId } from '../src/lib/crypto'
 import { getConfig } from '../src/env'
+import { findProvider, providerClientSecret, reencryptProviderSecrets } from '../src/federation/providers'
+import { cronTasks } from '../src/wiring'
 
 /**
  * Key rotation changes what every token in the database verifies against, so these tests
@@ -222,6 +224,27 @@ describe('master key rotation (MASTER_KEY_PREVIOUS)', () => {
     expect(await reencryptAppSecrets(rotated, Date.now())).toBe(0)
     const audit = await E.DB.prepare("SELECT details FROM audit_logs WHERE action = 'system.app_secrets_reencrypted' ORDER BY id DESC LIMIT 1").first<{ details: string }>()
     expect(JSON.parse(audit!.details).count).toBe(n)
+  })
+
+  it('identity provider client secrets move to the new key too (cron task reencrypt-idp-secrets), audited; until then the previous key opens them', async () => {
+    const secret = 'idp-client-secret-under-the-old-key'
+    const created = await call('/api/v1/admin/identity-providers', { method: 'POST', token: (await adminLogin()).access_token, json: { id: 'rot-idp', type: 'github', display_name: 'GitHub', client_id: 'Iv1.rotation', client_secret: secret } })
+    expect(created.status).toBe(201)
+    const before = (await findProvider(E, 'rot-idp'))!
+    expect(await providerClientSecret(rotated, before)).toBe(secret)
+    // without the sweep, removing MASTER_KEY_PREVIOUS would lose the secret (and every sign-in through the provider)
+    await expect(providerClientSecret(newOnly, before)).rejects.toThrow(/MASTER_KEY_PREVIOUS/)
+
+    const n = (await cronTasks.find((t) => t.name === 'reencrypt-idp-secrets')!.run(rotated, Date.now())) as number
+    expect(n).toBeGreaterThanOrEqual(1)
+    const after = (await findProvider(E, 'rot-idp'))!
+    expect(after.clientSecretEnc.startsWith(`v2.${await masterKeyId(newKey)}.`)).toBe(true)
+    expect(await providerClientSecret(newOnly, after)).toBe(secret)
+    expect(await reencryptProviderSecrets(rotated)).toBe(0)
+    const audit = await E.DB.prepare("SELECT actor_type, details FROM audit_logs WHERE action = 'system.idp_secrets_reencrypted' ORDER BY id DESC LIMIT 1").first<{ actor_type: string; details: string }>()
+    expect(audit!.actor_type).toBe('system')
+    expect(JSON.parse(audit!.details)).toMatchObject({ count: n, provider_ids: expect.arrayContaining(['rot-idp']) })
+    expect(audit!.details).not.toContain(secret)
   })
 
   it('MASTER_KEY_PREVIOUS must hold 32-byte base64 keys', () => {

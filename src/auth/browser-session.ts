@@ -1,4 +1,5 @@
 import type { Context } from 'hono'
+import type { BatchItem } from 'drizzle-orm/batch'
 import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { getDb } from '../db'
@@ -24,15 +25,18 @@ export type BrowserSession = SessionWithUser
  * Signs the user in on this browser: a session row plus the HttpOnly, Secure, SameSite=Lax
  * cookie. The browser's previous session, if it had one, ends in the same batch (whoever
  * signed in before on this browser is signed out, and a planted or stale id is never reused).
+ * `statements` join that batch (a sign-in that also links an identity or creates the account).
  */
-export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: { appId?: string | null; audit?: Partial<AuditEntry> } = {}) {
+export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: { appId?: string | null; audit?: Partial<AuditEntry>; statements?: BatchItem<'sqlite'>[] } = {}) {
   const db = getDb(c.env.DB)
   const now = Date.now()
   const previousCookie = getCookie(c, SESSION_COOKIE)
   const previous = previousCookie && previousCookie.length <= 128 ? await sessionByCookie(c.env, previousCookie) : null
   const endPrevious = previous && previous.session.revokedAt === null ? previous : null
   const { row, cookie } = await sessionRow(c.env, user.id, { ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, { appId: opts.appId, withCookie: true, now })
-  await db.batch([
+  // given statements first: a new account's row must exist before its session references it
+  const statements: BatchItem<'sqlite'>[] = [
+    ...(opts.statements ?? []),
     insertSessionStatement(db, row),
     ...(endPrevious ? endSessionsStatements(db, { sessionIds: [endPrevious.session.id] }, now) : []),
     auditStatement(db, {
@@ -46,7 +50,8 @@ export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: 
       details: { via: 'page', ...(endPrevious ? { previous_session_ended: endPrevious.session.id } : {}) },
       ...opts.audit,
     }),
-  ])
+  ]
+  await db.batch(statements as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]])
   if (endPrevious) await runSessionEndHooks(c.env, { userId: endPrevious.user.id, sessionIds: [endPrevious.session.id], reason: 'signed_in_again' })
   deleteCookie(c, LEGACY_SESSION_COOKIE, { path: '/' })
   setCookie(c, SESSION_COOKIE, cookie!, {

@@ -1,4 +1,5 @@
 import { eq } from 'drizzle-orm'
+import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { refreshTokens } from './schema'
 import { users, type User } from '../users/schema'
@@ -131,4 +132,34 @@ export async function logoutAll(env: Env, userId: string, audit: Omit<AuditEntry
     auditStatement(db, { ...audit, action: 'logout_all', targetType: 'user', targetId: userId }),
   ])
   await runSessionEndHooks(env, { userId, reason: 'logout_all' })
+}
+
+/**
+ * Tokens for a user whose identity something other than the password proved (an upstream
+ * identity provider, src/federation/): the same first-party tokens as `login` without
+ * app_id. `sessionAppId` only records which app the sign-in came through; `statements`
+ * (the link of an identity, a new account) land in the same batch as the session.
+ */
+export async function issueSignInTokens(
+  env: Env,
+  user: User,
+  opts: { sessionAppId?: string | null; details?: Record<string, unknown>; statements?: BatchItem<'sqlite'>[] },
+  ctx: Ctx,
+): Promise<TokenSet> {
+  if (user.status !== 'ACTIVE') throw AuthErrors.account_disabled()
+  const db = getDb(env.DB)
+  const now = Date.now()
+  const { row: session } = await sessionRow(env, user.id, ctx, { appId: opts.sessionAppId, now })
+  const refresh = newRefreshToken()
+  const rt = await refreshTokenRow(env, { userId: user.id, sessionId: session.id, clientId: null, token: refresh, now })
+  // given statements first: a new account's row must exist before its session references it
+  const statements: BatchItem<'sqlite'>[] = [
+    ...(opts.statements ?? []),
+    insertSessionStatement(db, session),
+    db.insert(refreshTokens).values(rt),
+    auditStatement(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: session.id, requestId: ctx.requestId, ip: ctx.ip, details: opts.details }),
+  ]
+  await db.batch(statements as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]])
+  const access = await mintAccessToken(env, { userId: user.id, sessionId: session.id, clientId: null })
+  return { access_token: access.token, refresh_token: refresh, token_type: 'Bearer', expires_in: access.expiresIn }
 }

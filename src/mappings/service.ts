@@ -120,9 +120,9 @@ export function updateMappingStatements(
 
 /** The events of many changes written in the same batch, each guarded on its mapping carrying `event_id`. */
 function eventsStatement(db: DB, events: { event_id: string; mapping_id: string; type: MappingEventType }[], now: number): Stmt {
-  // rows as [event_id, mapping_id, type]: `->>` with an index is the cheapest JSON access per row
-  const json = JSON.stringify(events.map((e) => [e.event_id, e.mapping_id, e.type]))
-  return db.insert(mappingEvents).select(sql`SELECT NULL, j.value ->> 0, m.app_id, m.user_id, j.value ->> 1, j.value ->> 2, ${payloadSql}, ${now}, NULL
+  // rows as [event_id, mapping_id, action, kind]: `->>` with an index is the cheapest JSON access per row
+  const json = JSON.stringify(events.map((e) => [e.event_id, e.mapping_id, e.type, MAPPING_KIND[e.type]]))
+  return db.insert(mappingEvents).select(sql`SELECT NULL, j.value ->> 0, m.app_id, m.user_id, j.value ->> 1, j.value ->> 2, ${payloadSql}, ${now}, NULL, j.value ->> 3
     FROM json_each(${json}) AS j
     LEFT JOIN app_user_mappings m ON m.id = j.value ->> 1 AND m.last_event_id IS j.value ->> 0
     LEFT JOIN users u ON u.id = m.user_id

@@ -26,7 +26,8 @@ export async function renderPage(c: Context<AppEnv>, status: number, title: stri
       {body}
     </Page>
   )
-  return c.html('<!DOCTYPE html>' + String(await node), status as ContentfulStatusCode)
+  // toString() is a promise when a component is async (one that reads D1, like the sign-in buttons)
+  return c.html('<!DOCTYPE html>' + (await node.toString()), status as ContentfulStatusCode)
 }
 
 /** `lang`: the page's language tag (default en); `wide`: the portal's wider card; `header`: above the title. */

@@ -8,6 +8,7 @@ import { readBrowserSession, startBrowserSession } from '../auth/browser-session
 import { registrationOpen } from '../account/service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
+import { FederationButtons } from '../federation/pages'
 import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, LanguageSwitch, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
@@ -70,6 +71,7 @@ function loginPage(c: C, status: number, v: LoginView) {
         </button>
         {v.captcha ? <CaptchaRefresh t={t} /> : null}
       </form>
+      <FederationButtons c={c} csrf={v.csrf} returnTo={v.returnTo} />
       <ul class="links">
         <li>
           <a href={withReturn('/page/pwd/reset', v.returnTo)}>{t.forgotPassword}</a>
@@ -127,6 +129,9 @@ signInRoutes.get('/login', async (c) => {
             </li>
             <li>
               <a href="/page/home/security">{t.changePasswordLink}</a>
+            </li>
+            <li>
+              <a href="/page/federation/identities">{t.signInMethods}</a>
             </li>
             <li>
               <a href="/page/login?prompt=login">{t.someoneElse}</a>

@@ -74,6 +74,14 @@ a{color:var(--primary);text-underline-offset:2px}
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}
 .actions button{margin-top:0;flex:1}
 form+.hint{margin-top:1rem}
+.divider{display:flex;align-items:center;gap:.75rem;color:var(--muted);font-size:.9rem;margin:1.5rem 0 0}
+.divider::before,.divider::after{content:"";flex:1;border-top:1px solid #d0d7de}
+.federation button{margin-top:.75rem}
+.identities{list-style:none;padding:0;margin:1rem 0 0}
+.identities li{display:flex;align-items:center;justify-content:space-between;gap:.75rem;padding:.75rem 0;border-top:1px solid #d0d7de}
+.identities li strong{display:block;overflow-wrap:anywhere}
+.identities li .hint{margin:0}
+.identities form button{margin:0;width:auto;min-height:40px;padding:.4rem .9rem}
 code{font-size:.9em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
 .wide{max-width:44rem}
 .portal-nav ul{display:flex;flex-wrap:wrap;gap:.25rem .5rem;margin:0 0 1rem;padding:0 0 .75rem;list-style:none;border-bottom:1px solid var(--border)}

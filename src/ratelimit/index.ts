@@ -25,6 +25,8 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   /** per client IP, SMS code checks by end users (hosted pages, POST /api/v1/auth/register); signed partner calls come from the partner's server and are bounded per number instead */
   sms_verify_ip: { limit: 60, windowS: 3600 },
   register_ip: { limit: 20, windowS: 3600 },
+  /** per client IP, starting and finishing sign-ins with another identity provider (src/federation/) */
+  federation_ip: { limit: 60, windowS: 300 },
   /** per source app_id, ticket exchanges (counted in the app's AppGate object with signed_app) */
   ticket_exchange_app: { limit: 1200, windowS: 60 },
   /** per user, password changes on the portal (each checks the current password) */

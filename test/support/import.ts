@@ -65,7 +65,7 @@ export async function mappingsOf(appId: string) {
 }
 
 export async function eventsOf(appId: string) {
-  return (await env.DB.prepare('SELECT event_type, mapping_id, payload FROM mapping_events WHERE app_id = ? ORDER BY id').bind(appId).all<any>()).results
+  return (await env.DB.prepare('SELECT event_type, type, mapping_id, payload FROM mapping_events WHERE app_id = ? ORDER BY id').bind(appId).all<any>()).results
 }
 
 export async function auditOf(action: string, targetId?: string) {

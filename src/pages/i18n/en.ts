@@ -23,6 +23,7 @@ export const en = {
   signedInTitle: 'Signed in',
   myAppsLink: 'My apps',
   changePasswordLink: 'Change password',
+  signInMethods: 'Sign-in methods',
   someoneElse: 'Sign in as someone else',
   signedOutNotice: 'You have signed out.',
   registeredNotice: 'Your account is ready.',

@@ -19,6 +19,7 @@ export const zhCN: Catalog = {
   signedInTitle: '已登录',
   myAppsLink: '我的应用',
   changePasswordLink: '修改密码',
+  signInMethods: '登录方式',
   someoneElse: '以其他账号登录',
   signedOutNotice: '你已退出登录。',
   registeredNotice: '你的账号已创建。',
