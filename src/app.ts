@@ -43,6 +43,8 @@ import { mePermissionRoutes } from './permissions/me-routes'
 import { adminWebhookRoutes, documentWebhooks } from './webhooks/routes'
 import { mappingImportRoutes, userImportRoutes } from './importer/routes'
 import { MAX_FILE_BYTES } from './importer/parse'
+import { portalRoutes } from './portal/routes'
+import { documentPortal } from './portal/openapi'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
@@ -126,12 +128,14 @@ export function buildApp() {
   app.route('/page/consent', consentRoutes) // the OIDC consent page
   app.route('/page/sso', ssoPageRoutes) // simple: the ticket hop into a SIMPLE_API app
   app.route('/page/federation', federationPageRoutes) // start, {provider}/callback, bind, identities
+  app.route('/page/home', portalRoutes) // the user's portal: my apps, profile, security, sessions, authorized apps
 
   app.route('/api/v1/dev', devRoutes) // development and test only
   // /docs/admin and /docs/open (+ openapi.json): generated from every route above
   documentPages(app.openAPIRegistry)
   documentWebhooks(app.openAPIRegistry) // the call UAP Edge makes to notification_url (OpenAPI 3.1 `webhooks`)
   documentFederationPages(app.openAPIRegistry)
+  documentPortal(app.openAPIRegistry)
   mountDocs(app, { shapeOf: errorShapeOf, maxBodyBytes: MAX_BODY_BYTES })
 
   app.notFound((c) => {

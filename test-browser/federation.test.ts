@@ -147,8 +147,8 @@ describe('sign in with another identity provider in Chromium', () => {
     await page.getByRole('button', { name: 'Sign in with Test OP' }).click()
     await signInAtOp(page, 'zhaolei')
     await bindMobile(page, user.mobile, true)
-    await page.waitForURL(`${APP}/page/login`)
-    expect(await page.locator('.who').textContent()).toBe('Signed in as Zhao Lei')
+    await page.waitForURL(`${APP}/page/home`) // no return_to: the portal
+    expect(await page.locator('.who').textContent()).toContain('Signed in as Zhao Lei')
     await shot(page, '04-signed-in')
     expect(csp).toEqual([])
     await context.close()
@@ -158,10 +158,11 @@ describe('sign in with another identity provider in Chromium', () => {
     await second.page.goto(`${APP}/page/login`)
     await second.page.getByRole('button', { name: 'Sign in with Test OP' }).click()
     await signInAtOp(second.page, 'zhaolei')
-    await second.page.waitForURL(`${APP}/page/login`)
-    expect(await second.page.locator('.who').textContent()).toBe('Signed in as Zhao Lei')
+    await second.page.waitForURL(`${APP}/page/home`) // no return_to: the portal
+    expect(await second.page.locator('.who').textContent()).toContain('Signed in as Zhao Lei')
 
     // the list of sign-in methods, and unlinking
+    await second.page.goto(`${APP}/page/login`) // the signed-in page links the sign-in methods
     await second.page.getByRole('link', { name: 'Sign-in methods' }).click()
     await second.page.waitForURL(`${APP}/page/federation/identities`)
     expect(await second.page.title()).toBe('Sign-in methods · Acme Account')
@@ -269,8 +270,8 @@ describe('sign in with another identity provider in Chromium', () => {
     await page.getByLabel('Username or email address').fill('qianyu-gh')
     await page.getByRole('button', { name: 'Authorize' }).click()
     await bindMobile(page, user.mobile)
-    await page.waitForURL(`${APP}/page/login`)
-    expect(await page.locator('.who').textContent()).toBe('Signed in as Qian Yu')
+    await page.waitForURL(`${APP}/page/home`) // no return_to: the portal
+    expect(await page.locator('.who').textContent()).toContain('Signed in as Qian Yu')
     expect(csp).toEqual([])
     await context.close()
 
@@ -282,8 +283,8 @@ describe('sign in with another identity provider in Chromium', () => {
     await again.page.getByRole('button', { name: 'Sign in with GitHub' }).click()
     await again.page.getByLabel('Username or email address').fill('qianyu-renamed')
     await again.page.getByRole('button', { name: 'Authorize' }).click()
-    await again.page.waitForURL(`${APP}/page/login`)
-    expect(await again.page.locator('.who').textContent()).toBe('Signed in as Qian Yu')
+    await again.page.waitForURL(`${APP}/page/home`) // no return_to: the portal
+    expect(await again.page.locator('.who').textContent()).toContain('Signed in as Qian Yu')
     await again.context.close()
   })
 
@@ -300,8 +301,8 @@ describe('sign in with another identity provider in Chromium', () => {
     await page.getByLabel('Password', { exact: true }).fill('newbie-password-1')
     await page.getByLabel('Repeat the password').fill('newbie-password-1')
     await page.getByRole('button', { name: 'Create account' }).click()
-    await page.waitForURL(`${APP}/page/login`)
-    expect(await page.locator('.who').textContent()).toBe('Signed in as Newbie Tester')
+    await page.waitForURL(`${APP}/page/home`) // no return_to: the portal
+    expect(await page.locator('.who').textContent()).toContain('Signed in as Newbie Tester')
     expect((await call('POST', '/api/v1/auth/login', { json: { mobile, password: 'newbie-password-1' } })).status).toBe(200)
     await context.close()
   })

@@ -93,7 +93,7 @@ describe('hosted pages in Chromium (no JavaScript)', () => {
 
     // 3. signed in
     expect(await text(page.locator('.who'))).toContain('Browser Tester')
-    expect(new URL(page.url()).pathname).toBe('/page/login')
+    expect(new URL(page.url()).pathname).toBe('/page/home') // the portal's "My apps"
     const cookie = (await page.context().cookies()).find((c) => c.name === '__Host-AUTH_SESSION_ID')!
     expect(cookie.httpOnly).toBe(true)
     expect(cookie.secure).toBe(true)

@@ -131,7 +131,7 @@ describe('hosted pages: sign in with an OpenID provider', () => {
     expect(short.status).toBe(400)
     const created = await b.post('/page/federation/bind', { csrf_token: b.csrf, ticket, step: 'create', name: 'Newcomer', password: 'newcomer-password-1', password_confirm: 'newcomer-password-1' })
     expect(created.status).toBe(303)
-    expect(created.headers.get('Location')).toBe('/page/login')
+    expect(created.headers.get('Location')).toBe('/page/home') // no return_to: the portal (docs/portal.md)
     expect(sessionCookie(b)).toBeTruthy()
     const user = await env.DB.prepare('SELECT id, name, email FROM users WHERE mobile = ?').bind(mobile).first<{ id: string; name: string; email: string }>()
     // the provider verified this address, so it becomes the profile email (never a sign-in key)
@@ -395,7 +395,7 @@ describe('the GitHub preset (against a server speaking GitHub\'s documented endp
     const b2 = new Browser()
     const cb2 = await b2.get(local(await signInAtGitHub(await startAtLoginPage(b2, 'gh-rename'), `renamed-${id}`)))
     expect(cb2.status).toBe(303)
-    expect(cb2.headers.get('Location')).toBe('/page/login')
+    expect(cb2.headers.get('Location')).toBe('/page/home') // no return_to: the portal
     expect(sessionCookie(b2)).toBeTruthy()
     expect(await env.DB.prepare("SELECT display, email, email_verified FROM linked_identities WHERE provider_id = 'gh-rename' AND user_id = ?").bind(user.id).first()).toEqual({ display: `renamed-${id}`, email: null, email_verified: 0 })
     // and a new account that takes the old login name is someone else
@@ -479,7 +479,7 @@ describe('a plain OAuth 2.0 provider (claim mapping over its user-info answer)',
     const b2 = new Browser()
     const cb2 = await b2.get(local(await signInAtGitHub(await startAtLoginPage(b2, 'oa-plain'), loginName)))
     expect(cb2.status).toBe(303)
-    expect(cb2.headers.get('Location')).toBe('/page/login')
+    expect(cb2.headers.get('Location')).toBe('/page/home') // no return_to: the portal
     expect(sessionCookie(b2)).toBeTruthy()
   })
 

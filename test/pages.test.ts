@@ -112,7 +112,7 @@ describe('hosted pages: sign in', () => {
     const b = new Browser()
     const r = await signIn(b, u.mobile, u.password)
     expect(r.status).toBe(303)
-    expect(r.headers.get('Location')).toBe('/page/login')
+    expect(r.headers.get('Location')).toBe('/page/home') // the portal's "My apps"
     const sc = r.headers.getSetCookie().find((c) => c.startsWith('__Host-AUTH_SESSION_ID='))!
     expect(sc).toMatch(/HttpOnly/)
     expect(sc).toMatch(/Secure/)
@@ -124,6 +124,7 @@ describe('hosted pages: sign in', () => {
     const page = await b.get('/page/login')
     expect(page.html).toContain('Signed in as')
     expect(page.html).toContain('Zhang San')
+    expect((await b.get('/page/home')).html).toContain('Zhang San')
   })
 
   it('shows a wrong password as an announced error and keeps the mobile', async () => {
@@ -218,7 +219,7 @@ describe('hosted pages: return_to (no open redirect)', () => {
       expect(inputValue(page.html, 'return_to'), evil).toBeNull()
       const r = await b.post('/page/login', { csrf_token: b.csrf, mobile: u.mobile, password: u.password, step: 'login', return_to: evil })
       expect(r.status, evil).toBe(303)
-      expect(r.headers.get('Location'), evil).toBe('/page/login')
+      expect(r.headers.get('Location'), evil).toBe('/page/home')
     }
   })
 

@@ -34,6 +34,8 @@ const Uri = (example: string) =>
       if (problem) ctx.addIssue({ code: 'custom', message: problem })
     })
     .openapi({ example })
+/** A Uri that must be https (loopback http included in Uri is refused). */
+const HttpsUri = (example: string) => Uri(example).refine((v) => v.startsWith('https://'), 'must be an https URL')
 const UriList = (example: string) => z.array(Uri(example)).max(20).refine((l) => new Set(l).size === l.length, 'must not contain duplicates')
 
 const ProtocolType = z.enum(['OIDC', 'SIMPLE_API']).openapi({ description: 'OIDC client, or legacy app on the HMAC-signed simple API' })
@@ -58,6 +60,11 @@ const ResponseTypes = z
 const AppSettings = {
   app_name: typedText({ min: 1, max: 100 }).openapi({ example: 'Legacy HR' }),
   icon_url: Uri('https://hr.example.com/icon.png').nullable(),
+  description: typedText({ max: 300 }).nullable().openapi({ example: 'Leave requests, payslips and your HR file', description: "Shown under the app's name on the users' portal (/page/home)" }),
+  home_url: Uri('https://hr.example.com/').nullable().openapi({ description: "Where the portal's \"My apps\" opens the app. A SIMPLE_API app opened from the portal gets a ticket at this URL when it is one of its redirect_uris, else at its first redirect URI (docs/portal.md)" }),
+  initiate_login_uri: HttpsUri('https://hr.example.com/oidc/initiate').nullable().openapi({
+    description: 'OIDC apps: the third-party-initiated login endpoint (OpenID Connect Core 1.0 §4); the portal opens it with `iss` and, when home_url is set, `target_link_uri`. https only (OpenID Connect Registration 1.0 §2)',
+  }),
   protocol_type: ProtocolType,
   redirect_uris: UriList('https://hr.example.com/sso/callback'),
   post_logout_redirect_uris: UriList('https://hr.example.com/signed-out'),
@@ -87,6 +94,9 @@ export const AppView = z
     app_id: z.string().openapi({ example: 'app_3f9a1c2d4e5f6a7b' }),
     app_name: z.string().openapi({ example: 'Legacy HR' }),
     icon_url: z.string().nullable(),
+    description: z.string().nullable(),
+    home_url: z.string().nullable(),
+    initiate_login_uri: z.string().nullable(),
     protocol_type: ProtocolType,
     redirect_uris: z.array(z.string()).openapi({ example: ['https://hr.example.com/sso/callback'] }),
     post_logout_redirect_uris: z.array(z.string()),
@@ -196,7 +206,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Update an application',
     description:
-      'Changes any of the given settings; omitted fields stay. `null` clears icon_url, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled); `partner_api_enabled: false` refuses its signed requests (403 partner_api_disabled). `sso_targets` replaces the whole list; each entry must be another existing SIMPLE_API app (400 sso_target_unknown / sso_target_invalid).',
+      'Changes any of the given settings; omitted fields stay. `null` clears icon_url, description, home_url, initiate_login_uri, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled); `partner_api_enabled: false` refuses its signed requests (403 partner_api_disabled). `sso_targets` replaces the whole list; each entry must be another existing SIMPLE_API app (400 sso_target_unknown / sso_target_invalid).',
     security: bearerSecurity,
     request: { params: AppIdParam, body: jsonBody(UpdateApp) },
     responses: { 200: ok('Updated', AppView), ...mergeErrors(pick(400, 401, 403, 404), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
@@ -287,6 +297,9 @@ function toPatch(b: Partial<z.infer<typeof Settings>> & { status?: 'ACTIVE' | 'D
   const patch: ApplicationPatch = {}
   if (b.app_name !== undefined) patch.appName = b.app_name
   if (b.icon_url !== undefined) patch.iconUrl = b.icon_url
+  if (b.description !== undefined) patch.description = b.description || null
+  if (b.home_url !== undefined) patch.homeUrl = b.home_url
+  if (b.initiate_login_uri !== undefined) patch.initiateLoginUri = b.initiate_login_uri
   if (b.protocol_type !== undefined) patch.protocolType = b.protocol_type
   if (b.redirect_uris !== undefined) patch.redirectUris = b.redirect_uris
   if (b.post_logout_redirect_uris !== undefined) patch.postLogoutRedirectUris = b.post_logout_redirect_uris

@@ -23,6 +23,12 @@ export const applications = sqliteTable('applications', {
   accessTokenHash: text('access_token_hash').notNull().unique(),
   appName: text('app_name').notNull(),
   iconUrl: text('icon_url'),
+  /** One or two sentences shown under the name on the user's portal (/page/home). */
+  description: text('description'),
+  /** Where the portal sends a user who opens the app (when it has no initiate_login_uri, or as target_link_uri). */
+  homeUrl: text('home_url'),
+  /** OIDC third-party-initiated login endpoint (OpenID Connect Core 1.0 §4; Registration §2: https only). */
+  initiateLoginUri: text('initiate_login_uri'),
   protocolType: text('protocol_type', { enum: ['OIDC', 'SIMPLE_API'] }).notNull(),
   redirectUris: text('redirect_uris', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),
   postLogoutRedirectUris: text('post_logout_redirect_uris', { mode: 'json' }).$type<string[]>().notNull().default(sql`'[]'`),

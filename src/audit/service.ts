@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { and, desc, eq, lt } from 'drizzle-orm'
+import { and, desc, eq, inArray, lt, or } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { auditLogs } from './schema'
@@ -80,4 +80,54 @@ export async function listAudit(env: Env, q: AuditQuery) {
     })),
     next_before: rows.length === q.limit ? rows[rows.length - 1].id : null,
   }
+}
+
+/**
+ * Audit actions a person sees as their own security activity on the portal (src/portal/),
+ * whoever recorded them: their sign-ins and sign-outs, password and profile changes, consents.
+ */
+export const USER_SECURITY_ACTIONS = [
+  'login.succeeded',
+  'logout',
+  'logout_all',
+  'password.reset',
+  'admin.user.set_password',
+  'portal.password_changed',
+  'portal.password_change_failed',
+  'portal.profile_updated',
+  'portal.mobile_changed',
+  'portal.mobile_change_failed',
+  'portal.session_ended',
+  'portal.other_sessions_ended',
+  'oidc.consent.granted',
+  'oidc.consent.revoked',
+] as const
+
+export interface SecurityActivity {
+  at: number
+  action: string
+  ip: string | null
+  targetId: string | null
+  details: unknown
+}
+
+/**
+ * The user's recent security activity, newest first: rows about the user (as actor or target)
+ * with one of USER_SECURITY_ACTIONS, and failed sign-ins for their number (recorded against
+ * the mobile, since a failure proves no identity).
+ */
+export async function userSecurityActivity(env: Env, user: { id: string; mobile: string }, limit = 20): Promise<SecurityActivity[]> {
+  const actions = [...USER_SECURITY_ACTIONS]
+  const rows = await getDb(env.DB)
+    .select({ at: auditLogs.at, action: auditLogs.action, ip: auditLogs.ip, targetId: auditLogs.targetId, details: auditLogs.details })
+    .from(auditLogs)
+    .where(
+      or(
+        and(inArray(auditLogs.action, actions), or(eq(auditLogs.actorId, user.id), eq(auditLogs.targetId, user.id))),
+        and(eq(auditLogs.action, 'login.failed'), eq(auditLogs.targetId, user.mobile)),
+      ),
+    )
+    .orderBy(desc(auditLogs.id))
+    .limit(limit)
+  return rows
 }

@@ -1,4 +1,4 @@
-import { and, eq, inArray, isNotNull, isNull, lt, ne, or } from 'drizzle-orm'
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import { getConfig, type Env } from '../env'
 import { users, type User } from '../users/schema'
@@ -101,13 +101,39 @@ export async function liveSessionByCookie(env: Env, cookieValue: string): Promis
   return sessionState(env, row) === 'live' ? row : null
 }
 
+/** The user's sessions that may still act (sessionState 'live'), most recently used first. */
+export async function liveSessionsOfUser(env: Env, userId: string, now = Date.now()): Promise<SessionWithUser[]> {
+  const rows = await withUser(getDb(env.DB))
+    .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
+    .orderBy(desc(sessions.lastSeenAt), desc(sessions.createdAt))
+    .limit(200)
+  return rows.filter((r) => sessionState(env, r, now) === 'live')
+}
+
+/** Device facts (user agent, IP) of sessions by id, for the user's own security activity; any state. */
+export async function sessionDevices(env: Env, userId: string, ids: string[]): Promise<Map<string, Pick<Session, 'ip' | 'userAgent'>>> {
+  const out = new Map<string, Pick<Session, 'ip' | 'userAgent'>>()
+  const db = getDb(env.DB)
+  // bound parameters per statement stay under D1's limit of 100
+  for (let i = 0; i < ids.length; i += 90) {
+    const part = ids.slice(i, i + 90)
+    const rows = await db.select({ id: sessions.id, ip: sessions.ip, userAgent: sessions.userAgent }).from(sessions).where(and(eq(sessions.userId, userId), inArray(sessions.id, part)))
+    for (const r of rows) out.set(r.id, { ip: r.ip, userAgent: r.userAgent })
+  }
+  return out
+}
+
 export type SessionSelector = { sessionIds: string[] } | { userId: string }
 
-/** Revokes refresh tokens: of some sessions or of a user; `clientTokensOnly` keeps first-party ones. */
-export function revokeRefreshTokensStatement(db: DB, where: SessionSelector, opts: { clientTokensOnly?: boolean } = {}) {
+/**
+ * Revokes refresh tokens: of some sessions or of a user; `clientTokensOnly` keeps first-party
+ * ones, `clientId` only those issued to that app (a consent withdrawn on the portal).
+ */
+export function revokeRefreshTokensStatement(db: DB, where: SessionSelector, opts: { clientTokensOnly?: boolean; clientId?: string } = {}) {
   const scope = 'sessionIds' in where ? inArray(refreshTokens.sessionId, where.sessionIds) : eq(refreshTokens.userId, where.userId)
   const conds = [scope, ne(refreshTokens.status, 'REVOKED')]
   if (opts.clientTokensOnly) conds.push(isNotNull(refreshTokens.clientId))
+  if (opts.clientId !== undefined) conds.push(eq(refreshTokens.clientId, opts.clientId))
   return db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(and(...conds))
 }
 

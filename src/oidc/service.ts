@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { and, desc, eq, sql } from 'drizzle-orm'
 import { decodeJwt, type JWTPayload } from 'jose'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
@@ -9,7 +9,7 @@ import { grantsJson, groupsClaim, permissionKeysClaim, readClaims } from '../per
 import { parseCandidates } from '../permissions/resolution'
 import { MembershipPaths, membershipGroupsJson } from '../directory/service'
 import { refreshTokens } from '../auth/schema'
-import { readSession, revokeFamilyStatement, sessionState } from '../auth/sessions'
+import { readSession, revokeFamilyStatement, revokeRefreshTokensStatement, sessionState } from '../auth/sessions'
 import { sessions } from '../auth/schema'
 import { applications } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
@@ -128,6 +128,35 @@ export async function recordConsent(env: Env, o: { userId: string; clientId: str
 export async function recordConsentDenied(env: Env, o: { userId: string; clientId: string; scope: string[]; requestId: string; ip: string }) {
   const db = getDb(env.DB)
   await db.batch([auditStatement(db, { action: 'oidc.consent.denied', actorType: 'user', actorId: o.userId, targetType: 'application', targetId: o.clientId, requestId: o.requestId, ip: o.ip, details: { scope: o.scope.join(' ') } })])
+}
+
+/** The apps the user consented to, with the scopes granted and when (the portal's "Authorized apps"). */
+export async function listUserConsents(env: Env, userId: string) {
+  return getDb(env.DB)
+    .select({ clientId: oidcConsents.clientId, scope: oidcConsents.scope, createdAt: oidcConsents.createdAt, updatedAt: oidcConsents.updatedAt, appName: applications.appName, iconUrl: applications.iconUrl })
+    .from(oidcConsents)
+    .innerJoin(applications, eq(applications.appId, oidcConsents.clientId))
+    .where(eq(oidcConsents.userId, userId))
+    .orderBy(desc(oidcConsents.updatedAt))
+}
+
+/**
+ * The user withdraws consent from an app: the consent goes, and so does every refresh token
+ * the app holds for the user (RFC 7009 §2.1 spirit: the grant behind them is gone), with the
+ * audit row in the same batch. The next authorization asks for consent again. False when
+ * there was no such consent (nothing written).
+ */
+export async function revokeConsent(env: Env, o: { userId: string; clientId: string; requestId: string; ip: string }): Promise<boolean> {
+  const db = getDb(env.DB)
+  const where = and(eq(oidcConsents.userId, o.userId), eq(oidcConsents.clientId, o.clientId))
+  const existing = await db.select({ scope: oidcConsents.scope }).from(oidcConsents).where(where).get()
+  if (!existing) return false
+  await db.batch([
+    db.delete(oidcConsents).where(where),
+    revokeRefreshTokensStatement(db, { userId: o.userId }, { clientId: o.clientId }),
+    auditStatement(db, { action: 'oidc.consent.revoked', actorType: 'user', actorId: o.userId, targetType: 'application', targetId: o.clientId, requestId: o.requestId, ip: o.ip, details: { scope: existing.scope, via: 'portal' } }),
+  ])
+  return true
 }
 
 /**

@@ -5,6 +5,8 @@ import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { brandOf, type Brand } from './style'
 import { CSRF_FIELD } from './security'
+import { en, type Catalog } from './i18n/en'
+import { LOCALES, catalogOf, type Locale } from './i18n'
 
 /**
  * Shared building blocks of every hosted page (/page/* and the OIDC consent, error and
@@ -18,9 +20,9 @@ export const brand = (c: Context<AppEnv>): Brand => brandOf(getConfig(c.env))
  * A complete page in the shared layout. The security headers (CSP, framing, caching) are
  * added by the pageHeaders middleware of the route (src/pages/security.ts).
  */
-export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child) {
+export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child, opts: PageOptions = {}) {
   const node = (
-    <Page brand={brand(c)} title={title}>
+    <Page brand={brand(c)} title={title} {...opts}>
       {body}
     </Page>
   )
@@ -28,10 +30,17 @@ export async function renderPage(c: Context<AppEnv>, status: number, title: stri
   return c.html('<!DOCTYPE html>' + (await node.toString()), status as ContentfulStatusCode)
 }
 
-export function Page(props: { brand: Brand; title: string; children?: Child }) {
+/** `lang`: the page's language tag (default en); `wide`: the portal's wider card; `header`: above the title. */
+export interface PageOptions {
+  lang?: string
+  wide?: boolean
+  header?: Child
+}
+
+export function Page(props: { brand: Brand; title: string; children?: Child } & PageOptions) {
   const { brand } = props
   return (
-    <html lang="en">
+    <html lang={props.lang ?? 'en'}>
       <head>
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
@@ -40,11 +49,12 @@ export function Page(props: { brand: Brand; title: string; children?: Child }) {
         <link rel="stylesheet" href="/page/assets/style.css" />
       </head>
       <body>
-        <main aria-labelledby="page-title">
+        <main aria-labelledby="page-title" class={props.wide ? 'wide' : undefined}>
           <p class="brand">
             {brand.logoUrl ? <img src={brand.logoUrl} alt="" /> : <span class="mark" aria-hidden="true" />}
             <span>{brand.name}</span>
           </p>
+          {props.header ?? null}
           <h1 id="page-title">{props.title}</h1>
           {props.children}
         </main>
@@ -82,10 +92,10 @@ export function Csrf(props: { token: string }) {
 export interface FieldProps {
   name: string
   label: string
-  type?: 'text' | 'tel' | 'password'
+  type?: 'text' | 'tel' | 'password' | 'email'
   value?: string | null
   autocomplete?: string
-  inputmode?: 'numeric' | 'tel' | 'text'
+  inputmode?: 'numeric' | 'tel' | 'text' | 'email'
   hint?: string
   error?: string | null
   required?: boolean
@@ -94,6 +104,8 @@ export interface FieldProps {
   minlength?: number
   pattern?: string
   extra?: Record<string, string>
+  /** Before the error text, for screen readers that do not announce aria-invalid (default English). */
+  errorPrefix?: string
 }
 
 /** Label + input + hint + error, tied together with for/id, aria-describedby and aria-invalid. */
@@ -126,7 +138,7 @@ export function Field(p: FieldProps) {
       ) : null}
       {p.error ? (
         <p class="field-error" id={`${id}-error`}>
-          {`Error: ${p.error}`}
+          {`${p.errorPrefix ?? 'Error: '}${p.error}`}
         </p>
       ) : null}
     </div>
@@ -139,18 +151,20 @@ export interface CaptchaView {
 }
 
 /** The captcha picture, its id and the answer field. */
-export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; autofocus?: boolean }) {
+export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; autofocus?: boolean; t?: Catalog }) {
+  const t = p.t ?? en
   return (
     <div class="captcha">
       <input type="hidden" name="captcha_id" value={p.captcha.captcha_id} />
       <div class="picture">
-        <img src={p.captcha.image} width={200} height={70} alt="Security check: a picture of 5 distorted letters and digits" />
+        <img src={p.captcha.image} width={200} height={70} alt={t.captchaAlt} />
       </div>
       <Field
         name="captcha_code"
-        label="Characters in the picture"
-        hint="5 characters; upper or lower case both work."
+        label={t.captchaLabel}
+        hint={t.captchaHint}
         error={p.error}
+        errorPrefix={t.errorPrefix}
         autocomplete="off"
         maxlength={12}
         autofocus={p.autofocus}
@@ -164,13 +178,38 @@ export function CaptchaField(p: { captcha: CaptchaView; error?: string | null; a
  * "Another picture" without JavaScript: a second submit button. It must come after the
  * form's main button, because Enter in a field activates the first submit button.
  */
-export function CaptchaRefresh() {
+export function CaptchaRefresh(p: { t?: Catalog } = {}) {
+  const t = p.t ?? en
   return (
     <p class="hint">
-      {"Can't read the picture? "}
+      {t.captchaCantRead}
       <button type="submit" name="step" value="new_captcha" class="link" formnovalidate>
-        Show another picture
+        {t.captchaAnother}
       </button>
+    </p>
+  )
+}
+
+/**
+ * The language switch of a page: a link per language to `href` with `lang=` set (src/pages/i18n
+ * remembers the choice), each named in its own language.
+ */
+export function LanguageSwitch(p: { href: string; locale: Locale; label: string }) {
+  const link = (l: Locale) => {
+    const u = new URL(p.href, 'http://x')
+    u.searchParams.set('lang', l)
+    return u.pathname + u.search
+  }
+  return (
+    <p class="lang" aria-label={p.label}>
+      {LOCALES.map((l, i) => (
+        <>
+          {i ? ' · ' : ''}
+          <a href={link(l)} lang={l} hreflang={l} aria-current={l === p.locale ? 'true' : undefined}>
+            {catalogOf(l).langName}
+          </a>
+        </>
+      ))}
     </p>
   )
 }

@@ -4,7 +4,7 @@ import type { Env } from '../env'
 import type { User } from '../users/schema'
 
 /** Where a signed-in user lands when no (acceptable) return_to was given. */
-export const DEFAULT_AFTER_LOGIN = '/page/login'
+export const DEFAULT_AFTER_LOGIN = '/page/home'
 
 /**
  * `return_to` is honoured only when it stays on this site or is a registered redirect URI:
@@ -37,7 +37,7 @@ export async function safeReturnTo(env: Env, raw: string | null | undefined): Pr
  * The one place that decides where /page/login (and sign-up) send the browser after a
  * successful sign-in. Today: the validated `return_to` (e.g. `/oauth2/authorize?...` from
  * the OIDC authorize endpoint, or `/page/sso/simple?...` for a SIMPLE_API app, which issues
- * the ticket), else DEFAULT_AFTER_LOGIN ("signed in as").
+ * the ticket), else DEFAULT_AFTER_LOGIN (the portal's "My apps").
  */
 export async function postLoginRedirect(c: Context<AppEnv>, _user: User, form: { return_to?: string | null }): Promise<string> {
   return (await safeReturnTo(c.env, form.return_to)) ?? DEFAULT_AFTER_LOGIN

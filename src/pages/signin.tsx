@@ -9,10 +9,11 @@ import { registrationOpen } from '../account/service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
 import { FederationButtons } from '../federation/pages'
-import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
+import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, LanguageSwitch, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
-import { formOf, newCaptcha, waitText, withReturn, type C } from './form'
+import { formOf, newCaptcha, withReturn, type C } from './form'
+import { catalogOf, pageLocale, type Catalog, type Locale } from './i18n'
 
 /** /page/login: the hosted sign-in form. */
 export const signInRoutes = new Hono<AppEnv>()
@@ -25,6 +26,8 @@ export const signInRoutes = new Hono<AppEnv>()
 const captchaShown = (c: C, mobile: E164 | null) => loginCaptchaRequired(c.env, { ip: c.get('clientIp'), mobile })
 
 interface LoginView {
+  locale: Locale
+  t: Catalog
   csrf: string
   returnTo: string | null
   mobile?: string
@@ -34,38 +37,53 @@ interface LoginView {
   notice?: string
 }
 
+/** Retry-After of a refusal, in the page's language. */
+function waitIn(t: Catalog, e: ApiError) {
+  const s = Number(e.headers?.['Retry-After'] ?? 0) || 60
+  return s > 90 ? t.waitMinutes(Math.ceil(s / 60)) : t.waitSeconds(s)
+}
+
+/** The page's language (src/pages/i18n) and its catalog. */
+function language(c: C) {
+  const locale = pageLocale(c)
+  return { locale, t: catalogOf(locale) }
+}
+
 function loginPage(c: C, status: number, v: LoginView) {
   const errs = v.errors ?? {}
+  const { t } = v
   return render(
     c,
     status,
-    'Sign in',
+    t.signInTitle,
     <>
+      <LanguageSwitch href={withReturn('/page/login', v.returnTo)} locale={v.locale} label={t.languageLabel} />
       <Notice message={v.notice} />
       <Alert message={v.error} />
       <form method="post" action="/page/login" novalidate>
         <Csrf token={v.csrf} />
         <Hidden name="return_to" value={v.returnTo} />
-        <Field name="mobile" label="Mobile number" type="tel" inputmode="tel" autocomplete="username" value={v.mobile} error={errs.mobile} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
-        <Field name="password" label="Password" type="password" autocomplete="current-password" error={errs.password} autofocus={!!v.mobile && !errs.mobile} maxlength={PASSWORD_MAX} />
-        {v.captcha ? <CaptchaField captcha={v.captcha} error={errs.captcha} /> : null}
+        <Field name="mobile" label={t.mobileField} type="tel" inputmode="tel" autocomplete="username" value={v.mobile} error={errs.mobile} errorPrefix={t.errorPrefix} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
+        <Field name="password" label={t.passwordField} type="password" autocomplete="current-password" error={errs.password} errorPrefix={t.errorPrefix} autofocus={!!v.mobile && !errs.mobile} maxlength={PASSWORD_MAX} />
+        {v.captcha ? <CaptchaField captcha={v.captcha} error={errs.captcha} t={t} /> : null}
         <button type="submit" name="step" value="login">
-          Sign in
+          {t.signInButton}
         </button>
-        {v.captcha ? <CaptchaRefresh /> : null}
+        {v.captcha ? <CaptchaRefresh t={t} /> : null}
       </form>
       <FederationButtons c={c} csrf={v.csrf} returnTo={v.returnTo} />
       <ul class="links">
         <li>
-          <a href={withReturn('/page/pwd/reset', v.returnTo)}>Forgot password?</a>
+          <a href={withReturn('/page/pwd/reset', v.returnTo)}>{t.forgotPassword}</a>
         </li>
         {registrationOpen(c.env) ? (
           <li>
-            <a href={withReturn('/page/register', v.returnTo)}>Create an account</a>
+            <a href={withReturn('/page/register', v.returnTo)}>{t.createAccount}</a>
           </li>
         ) : null}
       </ul>
     </>,
+    { lang: v.locale },
   )
 }
 
@@ -90,41 +108,50 @@ signInRoutes.get('/login', async (c) => {
     if (returnTo && !fresh) return c.redirect(await postLoginRedirect(c, current.user, { return_to: returnTo }), 303)
     if (!returnTo && !fresh) {
       const { name, mobile } = current.user
+      const { locale, t } = language(c)
       return render(
         c,
         200,
-        'Signed in',
+        t.signedInTitle,
         <>
+          <LanguageSwitch href="/page/login" locale={locale} label={t.languageLabel} />
           <p class="who">
-            Signed in as <strong>{name || mobile}</strong>
+            {t.signedInAs}
+            <strong>{name || mobile}</strong>
           </p>
           {name ? <p class="hint">{mobile}</p> : null}
           <ul class="links">
             <li>
-              <a href="/page/logout">Sign out</a>
+              <a href="/page/home">{t.myAppsLink}</a>
             </li>
             <li>
-              <a href="/page/pwd/reset">Change password</a>
+              <a href="/page/logout">{t.navSignOut}</a>
             </li>
             <li>
-              <a href="/page/federation/identities">Sign-in methods</a>
+              <a href="/page/home/security">{t.changePasswordLink}</a>
             </li>
             <li>
-              <a href="/page/login?prompt=login">Sign in as someone else</a>
+              <a href="/page/federation/identities">{t.signInMethods}</a>
+            </li>
+            <li>
+              <a href="/page/login?prompt=login">{t.someoneElse}</a>
             </li>
           </ul>
         </>,
+        { lang: locale },
       )
     }
   }
   const captcha = (await captchaShown(c, null)) ? await newCaptcha(c) : null
+  const lang = language(c)
   return loginPage(c, 200, {
+    ...lang,
     csrf: csrfToken(c),
     returnTo,
     // OIDC login_hint (forwarded by /oauth2/authorize): only a prefill, the user can change it.
     mobile: c.req.query('login_hint')?.slice(0, 32),
     captcha,
-    notice: c.req.query('signed_out') ? 'You have signed out.' : c.req.query('registered') ? 'Your account is ready.' : undefined,
+    notice: c.req.query('signed_out') ? lang.t.signedOutNotice : c.req.query('registered') ? lang.t.registeredNotice : undefined,
   })
 })
 
@@ -132,16 +159,17 @@ signInRoutes.post('/login', async (c) => {
   const f = await formOf(c)
   const returnTo = await safeReturnTo(c.env, f('return_to', 2048))
   const mobileInput = f('mobile', 32).trim()
-  const view: LoginView = { csrf: csrfToken(c), returnTo, mobile: mobileInput }
+  const view: LoginView = { ...language(c), csrf: csrfToken(c), returnTo, mobile: mobileInput }
+  const { t } = view
   const mobile = normalizeMobile(mobileInput)
   if (f('step') === 'new_captcha') return loginPage(c, 200, { ...view, captcha: await newCaptcha(c) })
 
   const password = f('password', PASSWORD_MAX)
   const errors: LoginView['errors'] = {}
-  if (!mobile) errors.mobile = 'Enter a mobile number, such as +8613800138000 or 13800138000.'
-  if (!password) errors.password = 'Enter your password.'
+  if (!mobile) errors.mobile = t.mobileInvalid
+  if (!password) errors.password = t.enterPassword
   if (errors.mobile || errors.password) {
-    return loginPage(c, 400, { ...view, error: 'Check the highlighted fields.', errors, captcha: (await captchaShown(c, mobile)) ? await newCaptcha(c) : null })
+    return loginPage(c, 400, { ...view, error: t.checkFields, errors, captcha: (await captchaShown(c, mobile)) ? await newCaptcha(c) : null })
   }
 
   // A captcha the form carried is checked (and spent) by authenticatePassword, as for the API.
@@ -154,16 +182,16 @@ signInRoutes.post('/login', async (c) => {
     if (!(e instanceof ApiError)) throw e
     if (e.code === 'captcha_required' || e.code === 'invalid_captcha') {
       // The password was not checked: a form error, like the other missing fields.
-      const msg = e.code === 'invalid_captcha' && captchaCode ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.'
-      return loginPage(c, 400, { ...view, error: `${msg} Enter your password again, with the characters of the new picture.`, errors: { captcha: 'Type the characters of this new picture.' }, captcha: await newCaptcha(c) })
+      const msg = e.code === 'invalid_captcha' && captchaCode ? t.captchaMismatch : t.captchaEnter
+      return loginPage(c, 400, { ...view, error: t.captchaRetry(msg), errors: { captcha: t.captchaFieldError }, captcha: await newCaptcha(c) })
     }
     const error =
       e.code === 'invalid_credentials'
-        ? 'The mobile number or password is wrong.'
+        ? t.wrongCredentials
         : e.code === 'too_many_attempts'
-          ? `Too many failed sign-ins for this number or network. Try again in ${waitText(e)}, or reset your password.`
+          ? t.tooManySignIns(waitIn(t, e))
           : e.code === 'account_disabled'
-            ? 'This account is disabled. Contact your administrator.'
+            ? t.accountDisabled
             : e.message
     const next = e.code === 'too_many_attempts' || (e.details as { captcha_required?: boolean } | undefined)?.captcha_required === true
     return loginPage(c, e.status, { ...view, error, captcha: next ? await newCaptcha(c) : null })

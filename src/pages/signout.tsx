@@ -1,33 +1,37 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../context'
 import { readBrowserSession, endBrowserSession } from '../auth/browser-session'
-import { Csrf, brand, renderPage as render } from './layout'
+import { Csrf, LanguageSwitch, brand, renderPage as render } from './layout'
 import { csrfToken } from './security'
+import { catalogOf, pageLocale } from './i18n'
 
 /** /page/logout: signs this browser out (single sign-out follows through the session-end hooks). */
 export const signOutRoutes = new Hono<AppEnv>()
 
 
 signOutRoutes.get('/logout', async (c) => {
+  const locale = pageLocale(c)
+  const t = catalogOf(locale)
   const current = await readBrowserSession(c)
   if (!current) {
-    return render(c, 200, 'Sign out', <>
-      <p>You are not signed in.</p>
-      <ul class="links"><li><a href="/page/login">Sign in</a></li></ul>
-    </>)
+    return render(c, 200, t.signOutTitle, <>
+      <LanguageSwitch href="/page/logout" locale={locale} label={t.languageLabel} />
+      <p>{t.notSignedIn}</p>
+      <ul class="links"><li><a href="/page/login">{t.signInButton}</a></li></ul>
+    </>, { lang: locale })
   }
-  return render(c, 200, 'Sign out', <>
-    <p>Sign out of {brand(c).name} on this device? You stay signed in on other devices.</p>
+  return render(c, 200, t.signOutTitle, <>
+    <LanguageSwitch href="/page/logout" locale={locale} label={t.languageLabel} />
+    <p>{t.signOutQuestion(brand(c).name)}</p>
     <form method="post" action="/page/logout">
       <Csrf token={csrfToken(c)} />
-      <button type="submit">Sign out</button>
+      <button type="submit">{t.signOutButton}</button>
     </form>
-    <ul class="links"><li><a href="/page/login">Cancel</a></li></ul>
-  </>)
+    <ul class="links"><li><a href="/page/home">{t.cancel}</a></li></ul>
+  </>, { lang: locale })
 })
 
 signOutRoutes.post('/logout', async (c) => {
   await endBrowserSession(c)
   return c.redirect('/page/login?signed_out=1', 303)
 })
-

@@ -83,6 +83,34 @@ form+.hint{margin-top:1rem}
 .identities li .hint{margin:0}
 .identities form button{margin:0;width:auto;min-height:40px;padding:.4rem .9rem}
 code{font-size:.9em;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;overflow-wrap:anywhere}
+.wide{max-width:44rem}
+.portal-nav ul{display:flex;flex-wrap:wrap;gap:.25rem .5rem;margin:0 0 1rem;padding:0 0 .75rem;list-style:none;border-bottom:1px solid var(--border)}
+.portal-nav a{display:inline-block;padding:.35rem .6rem;border-radius:6px;text-decoration:none}
+.portal-nav a[aria-current=page]{background:var(--primary);color:var(--on-primary)}
+.portal-top{display:flex;flex-wrap:wrap;justify-content:space-between;gap:.5rem;font-size:.92rem;color:var(--muted);margin:0 0 .75rem}
+.portal-top p{margin:0}
+.lang{font-size:.92rem;margin:0 0 .5rem;text-align:right}
+.portal-top .lang{margin:0}
+.lang a[aria-current=true]{font-weight:700;text-decoration:none;color:var(--text)}
+.cards{list-style:none;margin:1rem 0 0;padding:0;display:grid;gap:.75rem}
+.cards>li{border:1px solid var(--border);border-radius:10px;padding:.85rem 1rem}
+.cards .app{margin:0}
+.cards a.app{text-decoration:none;color:inherit}
+.cards a.app strong{color:var(--primary);text-decoration:underline}
+.cards .app .mark{display:inline-block;width:48px;height:48px;flex:none;border-radius:8px;background:var(--primary)}
+.cards dl{display:grid;grid-template-columns:max-content 1fr;gap:.15rem .75rem;margin:.5rem 0 0;font-size:.92rem}
+.cards dt{color:var(--muted)}
+.cards dd{margin:0;overflow-wrap:anywhere}
+.cards form button{margin-top:.75rem;width:auto}
+.tag{display:inline-block;margin-left:.5rem;padding:0 .45rem;border-radius:4px;background:var(--ok-bg);color:var(--ok);font-size:.85rem;font-weight:600}
+h2{font-size:1.15rem;margin:1.75rem 0 .25rem}
+.check{display:flex;gap:.5rem;align-items:center;margin-top:1rem}
+.check input{width:1.2rem;height:1.2rem}
+.check label{margin:0;font-weight:500}
+input[type=email]{display:block;width:100%;font:inherit;padding:.7rem .8rem;border:1px solid var(--border);border-radius:8px;background:#fff;color:inherit;min-height:48px}
+.activity{list-style:none;margin:.5rem 0 0;padding:0}
+.activity li{padding:.5rem 0;border-bottom:1px solid #d8dde3}
+.activity time,.activity .hint{display:block}
 @media (max-width:480px){body{padding:0;background:var(--card)}main{box-shadow:none;border-radius:0;padding:1.5rem 1.25rem;min-height:100vh}}
 @media (prefers-reduced-motion:no-preference){button,.button{transition:filter .15s}}
 `

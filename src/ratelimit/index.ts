@@ -29,6 +29,8 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   federation_ip: { limit: 60, windowS: 300 },
   /** per source app_id, ticket exchanges (counted in the app's AppGate object with signed_app) */
   ticket_exchange_app: { limit: 1200, windowS: 60 },
+  /** per user, password changes on the portal (each checks the current password) */
+  portal_password: { limit: 10, windowS: 900 },
   /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
   oauth_ip: { limit: 1200, windowS: 60 },
 }

@@ -2,8 +2,11 @@ import { getConfig, type Env } from '../env'
 import { hmacSha256Hex } from '../lib/crypto'
 import { log } from '../lib/logger'
 
-/** `bind`: proves the mobile a user binds to an identity from another provider (src/federation/). */
-export type SmsPurpose = 'register' | 'reset' | 'bind'
+/**
+ * `bind`: proves the mobile a user binds to an identity from another provider (src/federation/);
+ * `change_mobile`: a signed-in user proves a new number on the portal (src/portal/).
+ */
+export type SmsPurpose = 'register' | 'reset' | 'bind' | 'change_mobile'
 
 export interface SmsMessage {
   id: string

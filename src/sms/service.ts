@@ -48,7 +48,7 @@ async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: str
   return v === 2 ? subkeyHmacHex(masterKey, 'sms-code', message) : hmacSha256Hex(masterKey, message)
 }
 
-const SMS_TEXT_PURPOSE: Record<SmsPurpose, string> = { reset: 'password reset', register: 'sign-up', bind: 'account linking' }
+const SMS_TEXT_PURPOSE: Record<SmsPurpose, string> = { reset: 'password reset', register: 'sign-up', bind: 'account linking', change_mobile: 'mobile number change' }
 
 export function newSmsCode(): string {
   return String(randomInt(1_000_000)).padStart(6, '0')
@@ -69,9 +69,9 @@ export interface SendResult {
 /**
  * Sends a one-time code. The answer never depends on whether the mobile is registered:
  * for `reset` and an unknown number the same limits are counted and the same body is
- * returned, only no code is stored or sent. For `register` a code is sent either way; a
- * taken number is only reported by the register step, after the code proved ownership.
- * `bind` is `register` while registration is open (the binding step may create the
+ * returned, only no code is stored or sent. For `register` and `change_mobile` a code is
+ * sent either way; a taken number is only reported by the next step, after the code proved
+ * ownership. `bind` is `register` while registration is open (the binding step may create the
  * account) and `reset` while it is closed (only an existing account can be bound).
  */
 export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
@@ -86,7 +86,7 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
   }
 
   // `bind` creates an account for an unknown number only when registration is open: otherwise it behaves as `reset`
-  const anyNumber = purpose === 'register' || (purpose === 'bind' && getConfig(env).registrationOpen)
+  const anyNumber = purpose === 'register' || purpose === 'change_mobile' || (purpose === 'bind' && getConfig(env).registrationOpen)
   const deliver = anyNumber || (await findUserByMobile(env, mobile)) !== undefined
   // A new code gets a fresh set of attempts (done for unknown numbers too: same work, same answers
   // later). The wrong codes of the day are not reset: resending buys no new guesses.

@@ -51,9 +51,9 @@ export class Browser {
     return { status: res.status, headers: res.headers, html: await res.text() }
   }
 
-  /** GET a path or an absolute URL. */
-  get(target: string) {
-    return this.send(target, { headers: this.headers() })
+  /** GET a path or an absolute URL (extra headers such as Accept-Language when given). */
+  get(target: string, extraHeaders: Record<string, string> = {}) {
+    return this.send(target, { headers: this.headers(extraHeaders) })
   }
 
   /** POST a form. */
