@@ -62,7 +62,7 @@ mkdirSync(resultsDir, { recursive: true })
 // from 127.0.0.1 as one app: raise the limits so the run measures the path, not 429s. The
 // limiter objects are still called on every request.
 const RAISED = { limit: 1_000_000_000, windowS: 60 }
-const RATE_LIMITS = JSON.stringify({ partner_ip: RAISED, signed_app: RAISED, app_token: RAISED, ticket_exchange_app: RAISED })
+const RATE_LIMITS = JSON.stringify({ partner_ip: RAISED, oauth_ip: RAISED, signed_app: RAISED, app_token: RAISED, ticket_exchange_app: RAISED })
 const PASSES = [{ id: 'default', label: "tickets in the target app's AppGate", vars: { RATE_LIMITS } }]
 
 const hardStop = setTimeout(() => {
@@ -421,7 +421,7 @@ Node process, storage included (in memory).
   the run; the run is bounded to the pool (sized from the warm-up's rate to last about
   ${DURATION} s) and minted quickly enough that no ticket reaches its 60 s lifetime. An
   exhausted pool would send a dud ticket, counted as non-2xx.
-- Rate limits: the Worker runs with the variable \`RATE_LIMITS\` raising \`partner_ip\`,
+- Rate limits: the Worker runs with the variable \`RATE_LIMITS\` raising \`partner_ip\`, \`oauth_ip\`,
   \`signed_app\`, \`app_token\` and \`ticket_exchange_app\` to ${RAISED.limit} per ${RAISED.windowS} s: every
   request comes from 127.0.0.1 as one app, and the defaults (600–1200/min) would turn the
   run into a measurement of 429s. The limiters are still called on every request (the
