@@ -296,8 +296,8 @@ export class MappingImporter extends DurableObject<Env> {
         const entries = await ledgerEntries(this.env, j.id, rows[0].row, rows[rows.length - 1].row)
         budget.left--
         const covered = (row: number) => entries.some((e) => row >= e.rowFrom && row <= e.rowTo)
-        const todo = rows.filter((r) => !covered(r.row))
-        if (todo.length) entries.push(...(await applyRows(this.env, ctx, kind, todo, budget)))
+        const unapplied = rows.filter((r) => !covered(r.row))
+        if (unapplied.length) entries.push(...(await applyRows(this.env, ctx, kind, unapplied, budget)))
         done += this.record(j, rows, entries)
       }
     } catch (e) {

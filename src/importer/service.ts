@@ -14,7 +14,7 @@ const STORE_SLICE = 5_000
 /** Rows shown in the preview answer itself; the rest are paged with GET …/preview/{id}. */
 export const PREVIEW_INLINE_ROWS = 100
 
-const stub = (env: Env, scope: string) => env.MAPPING_IMPORTER.get(env.MAPPING_IMPORTER.idFromName(scope))
+const importerOf = (env: Env, scope: string) => env.MAPPING_IMPORTER.get(env.MAPPING_IMPORTER.idFromName(scope))
 
 /**
  * The uploaded file: the whole body (text/csv or XLSX), or the `file` part of a
@@ -65,7 +65,7 @@ export async function createPreview(env: Env, kind: ImportKindName, scope: strin
   const sheet = await parseSheet(file.bytes, file.kind)
   const classified = kind === 'mappings' ? await classifyMappings(env, scope, sheet) : await classifyUsers(env, sheet)
   // in slices: one structured clone of 50,000 rows would hold the whole file twice more in memory
-  const importer = stub(env, scope)
+  const importer = importerOf(env, scope)
   const slices = Math.ceil(classified.rows.length / STORE_SLICE)
   const stored = await importer.storePreview({
     kind,
@@ -92,7 +92,7 @@ export async function createPreview(env: Env, kind: ImportKindName, scope: strin
 }
 
 export async function previewPage(env: Env, kind: ImportKindName, scope: string, previewId: string, q: { status?: PreviewStatus; page: number; pageSize: number }) {
-  const p = (await stub(env, scope).previewPage(previewId, q)) as Awaited<ReturnType<MappingImporter['previewPage']>>
+  const p = (await importerOf(env, scope).previewPage(previewId, q)) as Awaited<ReturnType<MappingImporter['previewPage']>>
   if (!p || p.preview.kind !== kind) throw ImportErrors.preview_not_found()
   return {
     preview_id: previewId,
@@ -107,7 +107,7 @@ export async function previewPage(env: Env, kind: ImportKindName, scope: string,
 
 export async function startImport(env: Env, kind: ImportKindName, scope: string, input: { previewId: string; strategy: Strategy; actor: AuditActor }) {
   const auditAction = kind === 'users' ? 'admin.user.import' : input.actor.actorType === 'app' ? 'app.mapping.import' : 'admin.mapping.import'
-  const r = await stub(env, scope).startImport({ previewId: input.previewId, strategy: input.strategy, actor: input.actor, auditAction, targetType: kind === 'users' ? 'user' : 'application' })
+  const r = await importerOf(env, scope).startImport({ previewId: input.previewId, strategy: input.strategy, actor: input.actor, auditAction, targetType: kind === 'users' ? 'user' : 'application' })
   if (r.ok) {
     if (r.job.kind !== kind) throw ImportErrors.preview_not_found()
     return jobResponse(r.job)
@@ -138,7 +138,7 @@ function jobResponse(j: JobLike) {
 }
 
 export async function jobStatus(env: Env, kind: ImportKindName, scope: string, jobId: string) {
-  const j = await stub(env, scope).job(jobId)
+  const j = await importerOf(env, scope).job(jobId)
   if (!j || j.kind !== kind) throw ImportErrors.job_not_found()
   return jobResponse(j)
 }
@@ -157,7 +157,7 @@ function reportCells(kind: ImportKindName, r: ReportRow): (string | number | nul
 
 /** The rows a job did not apply, as CSV (UTF-8 with a BOM, so Excel reads names right). */
 export async function jobReport(env: Env, kind: ImportKindName, scope: string, jobId: string) {
-  const rep = await stub(env, scope).report(jobId)
+  const rep = await importerOf(env, scope).report(jobId)
   if (!rep || rep.job.kind !== kind) throw ImportErrors.job_not_found()
   const lines = ['\ufeff' + csvLine(REPORT_COLUMNS[kind]), ...rep.rows.map((r) => csvLine(reportCells(kind, r)))]
   return lines.join('')

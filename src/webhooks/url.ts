@@ -26,7 +26,7 @@ function privateIpv6(host: string): boolean {
   if (!host.startsWith('[')) return false
   const h = host.slice(1, -1).toLowerCase()
   if (h === '::' || h === '::1') return true
-  // IPv4-mapped (::ffff:a.b.c.d, which URL writes as ::ffff:XXXX:XXXX)
+  // IPv4-mapped (::ffff:a.b.c.d, which URL writes as two hex groups, ::ffff:7f00:1)
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(h)
   if (mapped) {
     const [hi, lo] = [parseInt(mapped[1], 16), parseInt(mapped[2], 16)]
