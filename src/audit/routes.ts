@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { pick, bearerSecurity } from '../lib/openapi'
 import { router } from '../context'
 import { listAudit } from './service'
+import { needs } from '../delegation/rights'
 
 /** Admin: reading the audit log. Mounted at /api/v1/admin/audit. */
 export const auditRoutes = router()
@@ -29,6 +30,7 @@ auditRoutes.openapi(
     summary: 'Read the audit log',
     description: 'Newest first. Page backwards with `before` (the smallest id of the previous page). Filter by `action` or `target_id`.',
     security: bearerSecurity,
+    ...needs('audit.read'),
     request: {
       query: z.object({
         limit: z.coerce.number().int().min(1).max(200).default(50),

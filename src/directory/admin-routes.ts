@@ -20,6 +20,7 @@ import {
   renameGroupTypeAsAdmin,
   updateGroupAsAdmin,
 } from './admin'
+import { needs } from '../delegation/rights'
 
 /*
  * Admin: the directory (docs/permissions.md). Group types at /api/v1/admin/group-types,
@@ -85,6 +86,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'List group types',
     description: 'The built-in types (department, role, label) first, then custom ones by creation; each with its number of groups.',
     security: bearerSecurity,
+    ...needs('users.read'),
     responses: { 200: ok('Group types', z.object({ items: z.array(GroupTypeView) })), ...pick(401, 403) },
   }),
   async (c) => c.json({ items: (await listGroupTypes(c.env)).map((r) => publicGroupType(r.type, r.groups)) }, 200),
@@ -98,6 +100,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Create a group type',
     description: 'A custom kind of group tree next to department, role and label. The id is permanent; the name can be changed later.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { body: jsonBody(z.object({ id: TypeId, name: TypeName })) },
     responses: { 201: ok('Created', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_exists')) },
   }),
@@ -112,6 +115,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Get a group type',
     description: 'One group type.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: { params: TypeParam },
     responses: { 200: ok('The group type', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found')) },
   }),
@@ -126,6 +130,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Rename a group type',
     description: 'Changes the name of a custom group type; the built-in ones answer 409 `group_type_built_in`.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: TypeParam, body: jsonBody(z.object({ name: TypeName })) },
     responses: { 200: ok('Renamed', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in')) },
   }),
@@ -140,6 +145,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Delete a group type',
     description: 'Deletes a custom group type that has no groups. Built-in types and types with groups answer 409.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: TypeParam },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in', 'group_type_in_use')) },
   }),
@@ -162,6 +168,7 @@ adminGroupRoutes.openapi(
     description:
       'Every group (or those of `type_id`), depth first: each root, then its subgroups by name, and so on. Each carries its path, level, number of subgroups, direct members and distinct members of its whole subtree. Build the tree from `parent_id` or indent by `level`.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: { query: z.object({ type_id: z.string().min(1).max(32).optional().openapi({ example: 'department' }) }) },
     responses: { 200: ok('The groups, depth first', z.object({ items: z.array(GroupView) })), ...admin },
   }),
@@ -183,6 +190,7 @@ adminGroupRoutes.openapi(
     description:
       'A root group of `type_id`, or a subgroup of `parent_id` (of the parent\'s type; `type_id`, when given too, must match). Sibling names are unique. A tree has at most 32 levels.',
     security: bearerSecurity,
+    ...needs('groups.manage'),
     request: {
       body: jsonBody(
         z
@@ -207,6 +215,7 @@ adminGroupRoutes.openapi(
     summary: 'Get a group',
     description: 'One group with its path and counts.',
     security: bearerSecurity,
+    ...needs('users.read', { group: 'group_id' }),
     request: { params: GroupParam },
     responses: { 200: ok('The group', GroupView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found')) },
   }),
@@ -221,6 +230,7 @@ adminGroupRoutes.openapi(
     summary: 'Rename or move a group',
     description: `\`name\` renames; \`parent_id\` moves the group with its whole subtree under another group of the same type (\`null\`: to the root). A move under the group itself or one of its descendants is refused (409 \`move_into_own_subtree\`), also against concurrent moves. Members stay; what they inherit follows the group at once (paths in sources read "Sales${PATH_SEPARATOR}East").`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: {
       params: GroupParam,
       body: jsonBody(
@@ -250,6 +260,7 @@ adminGroupRoutes.openapi(
     summary: 'Delete a group',
     description: 'Deletes a group that has no subgroups and no members (409 otherwise), with its grants in every app.',
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam },
     responses: {
       200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })),
@@ -282,6 +293,7 @@ adminGroupRoutes.openapi(
     summary: "List a group's members",
     description: 'The users directly in the group; with `subgroups=true`, every user in the group or any group below it (each once). Newest membership first, paginated.',
     security: bearerSecurity,
+    ...needs('users.read', { group: 'group_id' }),
     request: {
       params: GroupParam,
       query: z.object({
@@ -314,6 +326,7 @@ adminGroupRoutes.openapi(
     summary: 'Add users to a group',
     description: `Adds up to ${MEMBERSHIP_MAX_USERS} users at once. All or nothing: an unknown user id refuses the call (404 \`users_not_found\`, the ids in \`details\`). Users already in the group are listed in \`already_members\` and left as they are.`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam, body: jsonBody(UserIds) },
     responses: {
       200: ok('Added', z.object({ added: z.array(z.string()), already_members: z.array(z.string()) })),
@@ -331,6 +344,7 @@ adminGroupRoutes.openapi(
     summary: 'Remove users from a group',
     description: `Removes up to ${MEMBERSHIP_MAX_USERS} users at once; ids that are not direct members are listed in \`not_members\`.`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam, body: jsonBody(UserIds) },
     responses: { 200: ok('Removed', z.object({ removed: z.array(z.string()), not_members: z.array(z.string()) })), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found')) },
   }),
@@ -348,6 +362,7 @@ adminUserGroupRoutes.openapi(
     summary: "A user's groups",
     description: 'The groups the user is directly in, each with its path (the `groups` claim form too: `department/Sales/East`).',
     security: bearerSecurity,
+    ...needs('users.read', { user: 'id' }),
     request: { params: Id('id', '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f') },
     responses: {
       200: ok(

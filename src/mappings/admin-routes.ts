@@ -8,6 +8,7 @@ import { listMappings, publicMapping } from './service'
 import { createMappingAsAdmin, deleteMappingAsAdmin, loadMapping, updateMappingAsAdmin } from './admin'
 import { afterResponse } from '../webhooks/outbox'
 import { AppIdParam, MappedKey, MappingName, MappingParams, MappingView, ok } from './view'
+import { needs } from '../delegation/rights'
 
 /** Admin: an app's mappings, one by one (docs/mappings.md). Mounted at /api/v1/admin/apps. */
 export const adminMappingRoutes = router()
@@ -22,6 +23,7 @@ adminMappingRoutes.openapi(
     summary: "List an app's mappings",
     description: 'Newest first, paginated. Filter by status, part of the mobile number, or exact mapped_key.',
     security: bearerSecurity,
+    ...needs('users.read', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       query: z.object({
@@ -51,6 +53,7 @@ adminMappingRoutes.openapi(
     description:
       'Same rules as a sync ADD: 201 when created; 200 when a DISABLED mapping of the user is enabled again or nothing changed. 404 user_not_found, 409 mapping_exists (the user is mapped to another key) or mapped_key_taken. Writes an outbox event and an audit row with the change.',
     security: bearerSecurity,
+    ...needs('mappings.write', { app: 'app_id' }),
     request: { params: AppIdParam, body: jsonBody(z.object({ mobile: MobileField, mapped_key: MappedKey, name: MappingName.optional() })) },
     responses: { 201: ok('Created', MappingView), 200: ok('Re-enabled or unchanged', MappingView), ...pick(400, 401, 403, 404, 409) },
   }),
@@ -70,6 +73,7 @@ adminMappingRoutes.openapi(
     summary: 'Get a mapping',
     description: 'One mapping of the app, with the user\'s mobile.',
     security: bearerSecurity,
+    ...needs('users.read', { app: 'app_id', mapping: 'mapping_id' }),
     request: { params: MappingParams },
     responses: { 200: ok('The mapping', MappingView), ...pick(400, 401, 403, 404) },
   }),
@@ -89,6 +93,7 @@ adminMappingRoutes.openapi(
     description:
       'Changes mapped_key, name or is_active. The outbox event is ADD when the mapping is enabled, DISABLE when it is disabled, UPDATE otherwise. 409 mapped_key_taken when the key belongs to another user of the app.',
     security: bearerSecurity,
+    ...needs('mappings.write', { app: 'app_id', mapping: 'mapping_id' }),
     request: {
       params: MappingParams,
       body: jsonBody(
@@ -114,6 +119,7 @@ adminMappingRoutes.openapi(
     summary: 'Disable a mapping',
     description: 'Sets is_active false (DISABLE event). Disabling a disabled mapping changes nothing. Enable again with PATCH `is_active: true` or a sync ADD.',
     security: bearerSecurity,
+    ...needs('mappings.write', { app: 'app_id', mapping: 'mapping_id' }),
     request: { params: MappingParams },
     responses: { 200: ok('Disabled', MappingView), ...pick(400, 401, 403, 404, 409) },
   }),
@@ -132,6 +138,7 @@ adminMappingRoutes.openapi(
     summary: 'Delete a mapping',
     description: 'Removes the mapping row. A DELETE event carrying the last state goes to the outbox in the same batch. The user may be mapped again later (new mapping_id).',
     security: bearerSecurity,
+    ...needs('mappings.write', { app: 'app_id', mapping: 'mapping_id' }),
     request: { params: MappingParams },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), mapping_id: z.string() })), ...pick(400, 401, 403, 404, 409) },
   }),

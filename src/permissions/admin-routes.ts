@@ -12,6 +12,7 @@ import { ACCESS_PERMISSION, GRANT_EFFECTS, SUBJECT_TYPES } from './schema'
 import { ACCESS_VIEW, listAppPermissions, listGrants, listHolders, publicGrant, publicPermission, readUserPermissions, snapshotFrom } from './service'
 import { createPermissionAsAdmin, deletePermissionAsAdmin, loadAppPermission, revokeGrantAsAdmin, setGrantAsAdmin, updatePermissionAsAdmin } from './admin'
 import { AppIdParam, PermissionKey, ScopeSchema, SnapshotView, SourceView, ok } from './view'
+import { needs } from '../delegation/rights'
 
 /** Admin: an app's permissions and grants (docs/permissions.md). Mounted at /api/v1/admin/apps. */
 export const adminPermissionRoutes = router()
@@ -55,6 +56,7 @@ adminPermissionRoutes.openapi(
     summary: "List an app's permissions",
     description: 'The built-in `access` permission first, then the app\'s own by key.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('Permissions', z.object({ items: z.array(PermissionView) })), ...mergeErrors(pick(400, 401, 403), appErrors) },
   }),
@@ -72,6 +74,7 @@ adminPermissionRoutes.openapi(
     summary: 'Define a permission',
     description: 'A permission of the app, with a key the app chooses (`orders:read`). Keys are unique per app and never change; `access` is built in (409 `permission_built_in`).',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam, body: jsonBody(z.object({ key: PermissionKey, name: Name, description: Description.optional() })) },
     responses: { 201: ok('Created', PermissionView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_exists', 'permission_built_in')) },
   }),
@@ -89,6 +92,7 @@ adminPermissionRoutes.openapi(
     summary: 'Get a permission',
     description: 'One permission of the app (`access` included).',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: { params: KeyParams },
     responses: { 200: ok('The permission', PermissionView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_not_found')) },
   }),
@@ -107,6 +111,7 @@ adminPermissionRoutes.openapi(
     summary: 'Rename or describe a permission',
     description: 'Changes the name and/or description; the key stays (the app\'s code refers to it).',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: {
       params: KeyParams,
       body: jsonBody(z.object({ name: Name.optional(), description: Description.optional() }).refine((v) => Object.keys(v).length > 0, 'give name and/or description')),
@@ -128,6 +133,7 @@ adminPermissionRoutes.openapi(
     summary: 'Delete a permission',
     description: 'Deletes the permission and every grant of it in one batch; nobody has it any more.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: KeyParams },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), key: z.string() })), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_not_found', 'permission_built_in')) },
   }),
@@ -148,6 +154,7 @@ adminPermissionRoutes.openapi(
     description:
       'Every user whose answer for the permission is allow (at `scope_type` + `scope_id` when given), with where it comes from: `direct` or `via group Sales ▸ East`. Users denied, or reached by no grant, are not listed. By mobile, paginated.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: KeyParams,
       query: z
@@ -195,6 +202,7 @@ adminPermissionRoutes.openapi(
     summary: "List an app's grants",
     description: 'Every allow and deny set in the app, by permission; filter by permission or subject.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       query: z.object({
@@ -223,6 +231,7 @@ adminPermissionRoutes.openapi(
     description:
       'Sets the effect for (subject, permission, scope): 201 when the grant is new, 200 when an existing one changed or already had this effect. A group\'s grant reaches its members and every subgroup\'s members; to go back to inheriting, DELETE the grant. `access` takes no scope.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       body: jsonBody(
@@ -257,6 +266,7 @@ adminPermissionRoutes.openapi(
     summary: 'Revoke a grant',
     description: 'Removes the grant: its subject inherits again (from its groups, or nothing).',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id', grant: 'grant_id' }),
     request: { params: AppIdParam.extend({ grant_id: z.string().min(1).max(64).openapi({ param: { name: 'grant_id', in: 'path' } }) }) },
     responses: { 200: ok('Revoked', GrantView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'grant_not_found')) },
   }),
@@ -275,6 +285,7 @@ adminPermissionRoutes.openapi(
     summary: 'What a user has in an app',
     description: "Every permission of the app with the user's answer and its source, the answer at each scope a grant names, and whether the user is admitted under the app's access policy. The same snapshot the app reads.",
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id', user: 'user_id' }),
     request: { params: AppIdParam.extend({ user_id: z.string().min(1).max(64).openapi({ param: { name: 'user_id', in: 'path' } }) }) },
     responses: { 200: ok('The snapshot', SnapshotView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(UserErrors, 'user_not_found')) },
   }),

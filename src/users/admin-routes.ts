@@ -10,6 +10,7 @@ import { findUserById, listUsers } from './service'
 import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
 import { UserProfile, publicUser } from './view'
 import { afterResponse } from '../webhooks/outbox'
+import { needs } from '../delegation/rights'
 
 /** Admin: accounts. Mounted at /api/v1/admin/users. */
 export const adminUserRoutes = router()
@@ -28,6 +29,7 @@ adminUserRoutes.openapi(
     summary: 'Create a user',
     description: 'Creates an account. The mobile number is normalised to E.164 and must be unique.',
     security: bearerSecurity,
+    ...needs('users.write'),
     request: {
       body: jsonBody(
         z.object({
@@ -55,6 +57,7 @@ adminUserRoutes.openapi(
     summary: 'List users',
     description: 'Newest first, paginated. `q` matches part of the mobile number or the name.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: {
       query: z.object({
         page: z.coerce.number().int().min(1).default(1).openapi({ example: 1 }),
@@ -85,6 +88,7 @@ adminUserRoutes.openapi(
     summary: 'Get a user',
     description: 'One user by id.',
     security: bearerSecurity,
+    ...needs('users.read', { user: 'id' }),
     request: { params: UserId },
     responses: { 200: userResponse('The user'), ...pick(400, 401, 403, 404) },
   }),
@@ -104,6 +108,7 @@ adminUserRoutes.openapi(
     description:
       "Changes name, email, mobile or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once. A change of status, name or mobile is an event to every app the user is mapped in (user.disabled, user.enabled, user.updated: changes feed and webhooks, docs/webhooks.md), written with the change. 409 mobile_taken when another user has the mobile. (Changing the bootstrap admin's mobile makes the next start create an account for BOOTSTRAP_ADMIN_MOBILE again.)",
     security: bearerSecurity,
+    ...needs('users.write', { user: 'id' }),
     request: {
       params: UserId,
       body: jsonBody(
@@ -133,6 +138,7 @@ adminUserRoutes.openapi(
     summary: "Set a user's password",
     description: 'Replaces the password and ends every session of the user.',
     security: bearerSecurity,
+    ...needs('users.write', { user: 'id' }),
     request: { params: UserId, body: jsonBody(z.object({ password: Password })) },
     responses: { 200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } }, ...pick(400, 401, 403, 404) },
   }),
