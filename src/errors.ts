@@ -18,6 +18,7 @@ import { DirectoryErrors } from './directory/errors'
 import { PermissionErrors } from './permissions/errors'
 import { WebhookErrors } from './webhooks/errors'
 import { ImportErrors } from './importer/errors'
+import { DelegationErrors } from './delegation/errors'
 
 export const ERROR_CATALOGS = {
   'every route': CommonErrors,
@@ -35,4 +36,5 @@ export const ERROR_CATALOGS = {
   'permissions (/api/v1/admin/apps/{app_id}/permissions, grants; /api/v1/apps/{app_id}/permissions)': PermissionErrors,
   'webhooks (/api/v1/admin/apps/{app_id}/webhooks, notification_url)': WebhookErrors,
   'bulk import and export (/api/v1/apps/{app_id}/mapping/*, /api/v1/admin/users/import, /export)': ImportErrors,
+  'delegated administration: rights, scopes, admin groups (/api/v1/admin/*)': DelegationErrors,
 } as const

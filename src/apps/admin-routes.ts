@@ -19,6 +19,7 @@ import {
   type ApplicationPatch,
 } from './admin'
 import { needs } from '../delegation/rights'
+import { assertInScope, within } from '../delegation/scope'
 
 /** Admin: applications of the family (docs/apps.md). Mounted at /api/v1/admin/apps. */
 export const adminAppRoutes = router()
@@ -148,7 +149,7 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Register an application',
     description:
-      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests), `access_token` (X-App-Access-Token for the mapping API) and `webhook_secret` (verifies the webhooks sent to `notification_url`). **The secrets and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
+      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests), `access_token` (X-App-Access-Token for the mapping API) and `webhook_secret` (verifies the webhooks sent to `notification_url`). **The secrets and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none. The app records who registered it: a sub-admin (or API client) manages the apps they registered; their `sso_targets` must be apps they manage.',
     security: bearerSecurity,
     ...needs('apps.manage'),
     request: { body: jsonBody(CreateApp) },
@@ -156,6 +157,8 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const b = c.req.valid('json')
+    // an SSO target receives tickets from this app: a sub-admin names only apps they manage
+    await assertInScope(c, { apps: b.sso_targets ?? [] })
     const { row, credentials } = await createApplicationAsAdmin(c.env, { ...toPatch(b), appName: b.app_name, protocolType: b.protocol_type }, auditActor(c))
     c.header('Cache-Control', 'no-store')
     return c.json({ app: publicApp(row), app_id: row.appId, ...credentials }, 201)
@@ -168,7 +171,7 @@ adminAppRoutes.openapi(
     path: '/',
     tags: [TAG],
     summary: 'List applications',
-    description: 'Newest first, paginated. `q` matches part of the name or of the app_id.',
+    description: 'Newest first, paginated. `q` matches part of the name or of the app_id. A sub-admin sees the apps of their scope and those they registered.',
     security: bearerSecurity,
     ...needs('apps.manage'),
     request: {
@@ -184,7 +187,7 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid('query')
-    return c.json(await listApplications(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status, protocolType: q.protocol_type }), 200)
+    return c.json(await listApplications(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status, protocolType: q.protocol_type, within: within(c, 'apps') }), 200)
   },
 )
 
@@ -218,6 +221,7 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const b = c.req.valid('json')
+    await assertInScope(c, { apps: b.sso_targets ?? [] })
     const updated = await updateApplicationAsAdmin(c.env, c.req.valid('param').app_id, toPatch(b), auditActor(c), b)
     return c.json(publicApp(updated), 200)
   },

@@ -99,8 +99,15 @@ export function describeRights<T extends Doc>(doc: T): T {
     if (!path.startsWith(ADMIN_PREFIX)) continue
     for (const op of Object.values(item as Record<string, Record<string, unknown>>)) {
       if (!op || typeof op !== 'object' || !isRight(op[RIGHT_EXTENSION])) continue
-      const sentence = rightSentence(op[RIGHT_EXTENSION], op[SCOPE_EXTENSION] as ScopeParams | undefined)
+      const right = op[RIGHT_EXTENSION]
+      const params = (op[SCOPE_EXTENSION] as ScopeParams | undefined) ?? {}
+      const sentence = rightSentence(right, params)
       op.description = op.description ? `${op.description}\n\n**Right:** ${sentence}` : `**Right:** ${sentence}`
+      const forbidden = (op.responses as Record<string, { description?: string }> | undefined)?.['403']
+      if (forbidden) {
+        const codes = right === 'admin' ? ['`admin_only`'] : ['`right_missing`', ...(Object.keys(params).length ? ['`out_of_scope`'] : [])]
+        forbidden.description = `${forbidden.description ?? ''}; ${codes.join(', ')} (docs/admin-rights.md)`
+      }
     }
   }
   return doc

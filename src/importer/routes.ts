@@ -13,6 +13,7 @@ import { PREVIEW_INLINE_ROWS, USERS_SCOPE, createPreview, jobReport, jobStatus, 
 import { exportMappings, exportUsers } from './export'
 import { PREVIEW_TTL_MS, type ImportKindName } from './durable-object'
 import { needs } from '../delegation/rights'
+import { within } from '../delegation/scope'
 
 /*
  * Bulk import and export (docs/import.md). Mapping import and export for one app under
@@ -344,7 +345,7 @@ userImportRoutes.openapi(
     path: '/export',
     tags: [USER_TAG],
     summary: 'Export users (CSV)',
-    description: 'Columns `mobile, name, email, status`, the ones the users import reads (never password hashes); streamed in id order, so any number of users export in constant memory. Filter with `status` and `q` (part of the mobile or name).',
+    description: 'Columns `mobile, name, email, status`, the ones the users import reads (never password hashes); streamed in id order, so any number of users export in constant memory. Filter with `status` and `q` (part of the mobile or name). A sub-admin exports the users of their scope.',
     security: bearerSecurity,
     ...needs('users.read'),
     request: { query: ExportQuery.extend({ q: z.string().min(1).max(50).optional() }) },
@@ -352,6 +353,6 @@ userImportRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid('query')
-    return csvFile(c, exportUsers(c.env, { status: q.status, search: q.q }), 'users.csv')
+    return csvFile(c, exportUsers(c.env, { status: q.status, search: q.q, within: within(c, 'users') }), 'users.csv')
   },
 )

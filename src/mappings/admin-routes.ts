@@ -9,6 +9,8 @@ import { createMappingAsAdmin, deleteMappingAsAdmin, loadMapping, updateMappingA
 import { afterResponse } from '../webhooks/outbox'
 import { AppIdParam, MappedKey, MappingName, MappingParams, MappingView, ok } from './view'
 import { needs } from '../delegation/rights'
+import { assertInScope, requestReach, within } from '../delegation/scope'
+import { findUserByMobile } from '../users/service'
 
 /** Admin: an app's mappings, one by one (docs/mappings.md). Mounted at /api/v1/admin/apps. */
 export const adminMappingRoutes = router()
@@ -21,7 +23,7 @@ adminMappingRoutes.openapi(
     path: '/{app_id}/mappings',
     tags: [ADMIN_TAG],
     summary: "List an app's mappings",
-    description: 'Newest first, paginated. Filter by status, part of the mobile number, or exact mapped_key.',
+    description: 'Newest first, paginated. Filter by status, part of the mobile number, or exact mapped_key. A sub-admin sees the mappings of the users of their scope.',
     security: bearerSecurity,
     ...needs('users.read', { app: 'app_id' }),
     request: {
@@ -40,7 +42,7 @@ adminMappingRoutes.openapi(
     const { app_id } = c.req.valid('param')
     await targetApp(c, app_id)
     const q = c.req.valid('query')
-    return c.json(await listMappings(c.env, app_id, { page: q.page, pageSize: q.page_size, status: q.status, mobile: q.mobile, mappedKey: q.mapped_key }), 200)
+    return c.json(await listMappings(c.env, app_id, { page: q.page, pageSize: q.page_size, status: q.status, mobile: q.mobile, mappedKey: q.mapped_key, within: within(c, 'users') }), 200)
   },
 )
 
@@ -60,6 +62,11 @@ adminMappingRoutes.openapi(
   async (c) => {
     const { app_id } = c.req.valid('param')
     await targetApp(c, app_id)
+    if (requestReach(c)) {
+      // an unknown number is as out of scope as another's user: the answer does not tell which
+      const user = await findUserByMobile(c.env, c.req.valid('json').mobile)
+      await assertInScope(c, { users: [user?.id ?? ''] })
+    }
     const { mapping, created } = await createMappingAsAdmin(c.env, app_id, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicMapping(mapping), created ? 201 : 200)
   },

@@ -13,6 +13,7 @@ import { ACCESS_VIEW, listAppPermissions, listGrants, listHolders, publicGrant, 
 import { createPermissionAsAdmin, deletePermissionAsAdmin, loadAppPermission, revokeGrantAsAdmin, setGrantAsAdmin, updatePermissionAsAdmin } from './admin'
 import { AppIdParam, PermissionKey, ScopeSchema, SnapshotView, SourceView, ok } from './view'
 import { needs } from '../delegation/rights'
+import { assertInScope, requestReach, visibleAmong } from '../delegation/scope'
 
 /** Admin: an app's permissions and grants (docs/permissions.md). Mounted at /api/v1/admin/apps. */
 export const adminPermissionRoutes = router()
@@ -189,7 +190,9 @@ adminPermissionRoutes.openapi(
     if (key === ACCESS_PERMISSION) {
       if (scope) throw PermissionErrors.access_not_scoped()
     } else await loadAppPermission(c.env, app.appId, key)
-    const all = await listHolders(c.env, app.appId, key, scope)
+    const holders = await listHolders(c.env, app.appId, key, scope)
+    const visible = await visibleAmong(c, 'users', holders.map((h) => h.user_id))
+    const all = holders.filter((h) => visible.has(h.user_id))
     return c.json({ permission: key, scope, items: all.slice((q.page - 1) * q.page_size, q.page * q.page_size), page: q.page, page_size: q.page_size, total: all.length }, 200)
   },
 )
@@ -200,7 +203,7 @@ adminPermissionRoutes.openapi(
     path: '/{app_id}/grants',
     tags: [TAG],
     summary: "List an app's grants",
-    description: 'Every allow and deny set in the app, by permission; filter by permission or subject.',
+    description: 'Every allow and deny set in the app, by permission; filter by permission or subject. A sub-admin sees the grants whose subject is in their scope.',
     security: bearerSecurity,
     ...needs('permissions.grant', { app: 'app_id' }),
     request: {
@@ -218,7 +221,9 @@ adminPermissionRoutes.openapi(
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     const q = c.req.valid('query')
-    return c.json(await listGrants(c.env, app.appId, { permission: q.permission, subjectType: q.subject_type, subjectId: q.subject_id, page: q.page, pageSize: q.page_size }), 200)
+    const reach = requestReach(c)
+    const within = reach ? { users: reach.users, groups: reach.groups } : undefined
+    return c.json(await listGrants(c.env, app.appId, { permission: q.permission, subjectType: q.subject_type, subjectId: q.subject_id, page: q.page, pageSize: q.page_size, within }), 200)
   },
 )
 
@@ -253,6 +258,8 @@ adminPermissionRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
+    const { subject } = c.req.valid('json')
+    await assertInScope(c, subject.type === 'user' ? { users: [subject.id] } : { groups: [subject.id] })
     const { grant, created } = await setGrantAsAdmin(c.env, app.appId, c.req.valid('json'), auditActor(c))
     return c.json(publicGrant(grant), created ? 201 : 200)
   },
