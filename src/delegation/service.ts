@@ -62,8 +62,14 @@ export async function loadAdminGroup(env: Env, id: string): Promise<AdminGroup> 
 
 const dedupe = <T>(l: T[]) => [...new Set(l)]
 
-/** Every id of a scope must name an existing object; the unknown ones are listed. */
-async function checkScope(env: Env, scope: Scope) {
+/**
+ * Every id a scope adds must name an existing object; the unknown ones are listed. Ids the
+ * scope already had are not asked again: an object deleted since stays named (it reaches
+ * nothing) rather than blocking every later change of the group.
+ */
+async function checkScope(env: Env, next: Scope, previous: Scope = { groups: [], users: [], apps: [] }) {
+  const added = (k: keyof Scope) => next[k].filter((id) => !previous[k].includes(id))
+  const scope = { groups: added('groups'), users: added('users'), apps: added('apps') }
   const [groups, users, apps] = await Promise.all([existingGroupIds(env, scope.groups), existingUserIds(env, scope.users), existingAppIds(env, scope.apps)])
   const missing = { groups: scope.groups.filter((id) => !groups.has(id)), users: scope.users.filter((id) => !users.has(id)), apps: scope.apps.filter((id) => !apps.has(id)) }
   if (missing.groups.length || missing.users.length || missing.apps.length) throw DelegationErrors.scope_not_found({ details: missing })
@@ -110,7 +116,7 @@ export async function createAdminGroup(env: Env, input: AdminGroupInput, actor: 
 export async function updateAdminGroup(env: Env, id: string, patch: Partial<AdminGroupInput>, actor: AuditActor): Promise<AdminGroup> {
   const g = await loadAdminGroup(env, id)
   const scope = patch.scope ? { groups: dedupe(patch.scope.groups), users: dedupe(patch.scope.users), apps: dedupe(patch.scope.apps) } : undefined
-  if (scope) await checkScope(env, scope)
+  if (scope) await checkScope(env, scope, { groups: g.scopeGroups, users: g.scopeUsers, apps: g.scopeApps })
   const set: Partial<AdminGroup> = { updatedAt: Date.now() }
   if (patch.name !== undefined) set.name = patch.name
   if (patch.description !== undefined) set.description = patch.description
