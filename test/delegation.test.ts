@@ -6,6 +6,9 @@ import { env } from 'cloudflare:test'
 import { adminApi, adminToken, api, createUser, uniqueMobile } from './support/api'
 import { createApp } from './support/apps'
 import { createAdminGroup, group, subAdmin, subAdminWith, userIn } from './support/delegation'
+import { buildApp } from '../src/app'
+import { adminRouteTable } from '../src/delegation/rights'
+import rightsDoc from '../docs/admin-rights.md?raw'
 
 const U = '/api/v1/admin'
 const tag = () => Math.random().toString(36).slice(2, 10)
@@ -268,5 +271,29 @@ describe('scopes of any size', () => {
     expect(list.body.total).toBe(300)
     expect((await api(`${U}/users/${ids[299]}`, { token: sub.token })).status).toBe(200)
     expect((await api(`${U}/users/${w.inMarketing.id}`, { token: sub.token })).status).toBe(403)
+  })
+})
+
+describe('the rights are documented', () => {
+  it('docs/admin-rights.md lists every admin route with the right it declares', () => {
+    const t = adminRouteTable(buildApp().openAPIRegistry)
+    const rows = [...rightsDoc.matchAll(/^\| `([A-Z]+) (\/api\/v1\/admin\/[^`]+)` \| ([^|]+) \| ([^|]+) \|$/gm)].map((m) => ({ key: `${m[1]} ${m[2]}`, right: m[3].trim().replace(/`/g, '') }))
+    expect(rows.map((r) => r.key).sort()).toEqual(t.map((r) => `${r.method} ${r.path}`).sort())
+    for (const r of t) expect(rows.find((x) => x.key === `${r.method} ${r.path}`)?.right, `${r.method} ${r.path}`).toBe(r.right === 'admin' ? 'admin only' : r.right)
+  })
+
+  it('/docs/admin: every admin operation carries x-uap-right and says it in its description', async () => {
+    const spec = (await api('/docs/admin/openapi.json')).body
+    let n = 0
+    for (const [path, item] of Object.entries<Record<string, any>>(spec.paths)) {
+      if (!path.startsWith('/api/v1/admin/')) continue
+      for (const [method, op] of Object.entries<any>(item)) {
+        n++
+        expect(op['x-uap-right'], `${method} ${path}`).toBeTruthy()
+        expect(op.description, `${method} ${path}`).toMatch(/\*\*Right:\*\* Needs (a full admin|the right `[a-z.]+`)/)
+        expect(op.responses['403'].description, `${method} ${path}`).toMatch(/admin_only|right_missing/)
+      }
+    }
+    expect(n).toBeGreaterThanOrEqual(70)
   })
 })
