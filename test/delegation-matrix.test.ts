@@ -2,7 +2,7 @@
 // of caller, with the status each must get. The routes come from the app's own route table
 // (the `x-uap-right` each route declares), so a new admin route without a declared right, or
 // without a fixture here, fails this file.
-import { beforeAll, describe, expect, it } from 'vitest'
+import { beforeAll, describe, expect, inject, it } from 'vitest'
 import { SELF } from 'cloudflare:test'
 import { buildApp } from '../src/app'
 import { RIGHTS, type Right } from '../src/delegation/model'
@@ -203,7 +203,10 @@ beforeAll(async () => {
   w.outRoot = await group(`Out ${tag}`)
   w.uIn = await userIn(w.inGroup)
   w.uOut = await userIn(w.outRoot)
-  w.appIn = (await createApp({ app_name: `In ${tag}`, notification_url: 'http://127.0.0.1:9/hook' })).app_id
+  // a receiver that always answers 500: the app's events stay undelivered, so one can be retried
+  const rx = inject('webhookReceiver')
+  const sink = (await (await fetch(`${rx.url}/sinks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ status: 500 }) })).json()) as { url: string }
+  w.appIn = (await createApp({ app_name: `In ${tag}`, notification_url: sink.url })).app_id
   w.appOut = (await createApp({ app_name: `Out ${tag}` })).app_id
   w.mappingIn = await mapUser(w.appIn, w.uIn.mobile)
   await adminApi('POST', `${U}/apps/${w.appIn}/permissions`, { key: 'orders:read', name: 'Orders' })
