@@ -505,7 +505,7 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
 - **Access tokens** are opaque there (its userinfo and introspection accept only opaque
   tokens; JWT access tokens are for resource indicators), so its userinfo and introspection
   are a lookup in memory. UAP Edge's are ES256 JWTs (RFC 9068): verified by signature, then
-  D1 reads for the session, user, app and mapping and a KV read of the revocation denylist.
+  one D1 read for the session, user, app, mapping and the revocation denylist.
 - **Refresh** responses: the peer issues a new ID token (one ES256 signature) because the
   scope has openid; UAP Edge issues a new JWT access token (one ES256 signature) and no ID
   token. Reusing a rotated token revokes the grant at once there; UAP Edge returns the same
