@@ -47,6 +47,7 @@ import { mappingImportRoutes, userImportRoutes } from './importer/routes'
 import { MAX_FILE_BYTES } from './importer/parse'
 import { portalRoutes } from './portal/routes'
 import { documentPortal } from './portal/openapi'
+import { adminApiClientRoutes } from './apiclients/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
@@ -127,6 +128,7 @@ export function buildApp() {
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
   app.route('/api/v1/admin/identity-providers', adminIdentityProviderRoutes)
   app.route('/api/v1/admin/admin-groups', delegationRoutes) // sub-admins: rights over a scope, members
+  app.route('/api/v1/admin/api-clients', adminApiClientRoutes) // machine credentials for the admin API; rotate, disable, enable, expire
 
   app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
   app.route('/page/consent', consentRoutes) // the OIDC consent page

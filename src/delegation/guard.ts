@@ -4,14 +4,13 @@ import { API_AUDIENCE } from '../auth/tokens'
 import { AuthErrors } from '../auth/errors'
 import { firstPartyToken } from '../auth/guards'
 import { authenticateApiClient } from '../apiclients/auth'
+import { CLIENT_KEY_HEADER } from '../apiclients/schema'
 import { DelegationErrors } from './errors'
 import type { Principal } from './model'
 import { findAdminRoute, type AdminRoute } from './rights'
 import { assertParamsInScope } from './scope'
 import { grantsOfUser } from './service'
 
-/** The header that makes a request an API client's (src/apiclients/auth.ts checks it with X-API-Key). */
-export const CLIENT_KEY_HEADER = 'X-Client-Key'
 
 /**
  * The admin API's guard (/api/v1/admin/*). Resolves who calls: an API client (X-Client-Key,
