@@ -59,6 +59,8 @@ async function appInScope() {
   const a = await createApp({ app_name: `In ${rand()}` })
   const ag = await adminApi('GET', `${U}/admin-groups/${w.agIn.id}`)
   await adminApi('PATCH', `${U}/admin-groups/${w.agIn.id}`, { scope: { ...ag.scope, apps: [...ag.scope.apps, a.app_id] } })
+  // the API client with the right reaches it too
+  await adminApi('PATCH', `${U}/api-clients/${clients.withRight.id}`, { scope: { groups: [w.inRoot], users: [], apps: [w.appIn, a.app_id] } })
   return a.app_id
 }
 const usersPreview = async () => {
@@ -168,6 +170,15 @@ const FIXTURES: Record<string, Fixture> = {
   [`POST ${U}/identity-providers/{id}/enable`]: { scoped: false, make: async () => ({ path: `${U}/identity-providers/${w.providerId}/enable`, ok: 200 }) },
   [`POST ${U}/identity-providers/{id}/disable`]: { scoped: false, make: async () => ({ path: `${U}/identity-providers/${await provider()}/disable`, ok: 200 }) },
   [`DELETE ${U}/identity-providers/{id}`]: { scoped: false, make: async () => ({ path: `${U}/identity-providers/${await provider()}`, ok: 200 }) },
+  // API clients
+  [`POST ${U}/api-clients`]: { scoped: false, make: async () => ({ path: `${U}/api-clients`, json: { name: `m ${rand()}`, rights: ['users.read'] }, ok: 201 }) },
+  [`GET ${U}/api-clients`]: { scoped: false, make: async () => ({ path: `${U}/api-clients`, ok: 200 }) },
+  [`GET ${U}/api-clients/{id}`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${clients.withRight.id}`, ok: 200 }) },
+  [`PATCH ${U}/api-clients/{id}`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${(await apiClient(['users.read'], {})).id}`, json: { name: `r ${rand()}` }, ok: 200 }) },
+  [`POST ${U}/api-clients/{id}/rotate`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${(await apiClient(['users.read'], {})).id}/rotate`, ok: 200 }) },
+  [`POST ${U}/api-clients/{id}/disable`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${(await apiClient(['users.read'], {})).id}/disable`, ok: 200 }) },
+  [`POST ${U}/api-clients/{id}/enable`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${(await apiClient(['users.read'], {})).id}/enable`, ok: 200 }) },
+  [`POST ${U}/api-clients/{id}/expire`]: { scoped: false, make: async () => ({ path: `${U}/api-clients/${(await apiClient(['users.read'], {})).id}/expire`, ok: 200 }) },
   // admin groups
   [`GET ${U}/admin-groups`]: { scoped: false, make: async () => ({ path: `${U}/admin-groups`, ok: 200 }) },
   [`POST ${U}/admin-groups`]: { scoped: false, make: async () => ({ path: `${U}/admin-groups`, json: { name: `ag ${rand()}`, rights: ['users.read'], scope: { groups: [w.inRoot] } }, ok: 201 }) },
@@ -180,21 +191,54 @@ const FIXTURES: Record<string, Fixture> = {
 }
 
 /** The kinds of caller, each with how to authenticate and the status a route gives them. */
-type Caller = 'full admin' | 'in-scope sub-admin' | 'out-of-scope sub-admin' | 'sub-admin without the right' | 'plain user' | 'no token'
-const CALLERS: Caller[] = ['full admin', 'in-scope sub-admin', 'out-of-scope sub-admin', 'sub-admin without the right', 'plain user', 'no token']
+type Caller =
+  | 'full admin'
+  | 'in-scope sub-admin'
+  | 'out-of-scope sub-admin'
+  | 'sub-admin without the right'
+  | 'plain user'
+  | 'no token'
+  | 'API client with the right'
+  | 'API client without the right'
+  | 'expired API client'
+  | 'API client from a non-allowlisted IP'
+const CALLERS: Caller[] = [
+  'full admin',
+  'in-scope sub-admin',
+  'out-of-scope sub-admin',
+  'sub-admin without the right',
+  'plain user',
+  'no token',
+  'API client with the right',
+  'API client without the right',
+  'expired API client',
+  'API client from a non-allowlisted IP',
+]
 
 function expected(route: AdminRoute, f: Fixture, req: Req, who: Caller): { status: number; code?: string } {
-  const delegated = who.endsWith('sub-admin') || who === 'sub-admin without the right'
+  // an API client's credentials and network are checked before its rights
+  if (who === 'expired API client') return { status: 401, code: 'api_client_expired' }
+  if (who === 'API client from a non-allowlisted IP') return { status: 403, code: 'api_client_ip_not_allowed' }
+  const delegated = who.includes('sub-admin') || who.startsWith('API client')
   if (who === 'no token') return { status: 401, code: 'unauthorized' }
   if (who === 'plain user') return { status: 403, code: 'forbidden' }
   if (who === 'full admin') return { status: req.ok }
   if (delegated && route.right === 'admin') return { status: 403, code: 'admin_only' }
-  if (who === 'sub-admin without the right') return { status: 403, code: 'right_missing' }
+  if (who === 'sub-admin without the right' || who === 'API client without the right') return { status: 403, code: 'right_missing' }
   if (who === 'out-of-scope sub-admin' && f.scoped) return { status: 403, code: 'out_of_scope' }
   return { status: req.ok }
 }
 
-const tokens = {} as Record<Exclude<Caller, 'sub-admin without the right' | 'no token'>, string> & { lacking: Record<Right, string> }
+type Client = { id: string; client_key: string; api_key: string }
+const tokens = {} as Record<'full admin' | 'in-scope sub-admin' | 'out-of-scope sub-admin' | 'plain user', string> & { lacking: Record<Right, string> }
+const clients = {} as { withRight: Client; expired: Client; elsewhere: Client; lacking: Record<Right, Client> }
+/** An API client (full admin's call) with these rights over this scope. */
+async function apiClient(rights: Right[], scope: object, extra: Record<string, unknown> = {}): Promise<Client> {
+  const r = await adminApi('POST', `${U}/api-clients`, { name: `matrix ${rand()}`, rights, scope, ...extra })
+  return { id: r.api_client.id, client_key: r.client_key, api_key: r.api_key }
+}
+/** Every client's call comes from here unless its fixture says otherwise. */
+const CLIENT_IP = '198.51.100.7'
 
 beforeAll(async () => {
   const tag = rand()
@@ -234,15 +278,45 @@ beforeAll(async () => {
     )
     tokens.lacking[right] = (await subAdmin([ag.id])).token
   }
-}, 120_000)
+  const inScope = { groups: [w.inRoot], apps: [w.appIn] }
+  clients.withRight = await apiClient(all, inScope)
+  clients.lacking = {} as Record<Right, Client>
+  for (const right of RIGHTS) clients.lacking[right] = await apiClient(all.filter((r) => r !== right), inScope)
+  clients.elsewhere = await apiClient(all, inScope, { allowlist: { ips: ['203.0.113.0/24'] } })
+  clients.expired = await apiClient(all, inScope, { expires_at: new Date(Date.now() + 3_600_000).toISOString() })
+  await adminApi('POST', `${U}/api-clients/${clients.expired.id}/expire`)
+}, 180_000)
 
-async function send(route: AdminRoute, req: Req, token: string | undefined) {
+type Credential = { token?: string } | { client: Client }
+function credentialOf(route: AdminRoute, who: Caller): Credential {
+  const right: Right = route.right === 'admin' || !route.right ? 'users.read' : route.right
+  switch (who) {
+    case 'no token':
+      return {}
+    case 'sub-admin without the right':
+      return { token: tokens.lacking[right] }
+    case 'API client with the right':
+      return { client: clients.withRight }
+    case 'API client without the right':
+      return { client: clients.lacking[right] }
+    case 'expired API client':
+      return { client: clients.expired }
+    case 'API client from a non-allowlisted IP':
+      return { client: clients.elsewhere }
+    default:
+      return { token: tokens[who] }
+  }
+}
+
+async function send(route: AdminRoute, req: Req, cred: Credential) {
+  const headers: Record<string, string> = {}
+  if ('client' in cred) Object.assign(headers, { 'X-Client-Key': cred.client.client_key, 'X-API-Key': cred.client.api_key, 'CF-Connecting-IP': CLIENT_IP })
+  else if (cred.token) headers.Authorization = `Bearer ${cred.token}`
   if (req.upload) {
-    const headers: Record<string, string> = { 'Content-Type': req.upload.type }
-    if (token) headers.Authorization = `Bearer ${token}`
+    headers['Content-Type'] = req.upload.type
     return readResponse(await SELF.fetch(`http://localhost${req.path}`, { method: route.method, headers, body: req.upload.body }))
   }
-  return api(req.path, { method: route.method, json: req.json, token })
+  return api(req.path, { method: route.method, json: req.json, headers })
 }
 
 describe('the admin route table', () => {
@@ -271,11 +345,14 @@ describe('the matrix: every admin route × every caller', () => {
     it(`${key} (${route.right ?? 'no right'})`, async () => {
       const f = FIXTURES[key]
       expect(f, `fixture for ${key}`).toBeDefined()
+      // a caller refused before the handler changes nothing: those calls share one request,
+      // and every caller the route lets through gets its own fresh objects
+      const shared = await f.make()
       for (const who of CALLERS) {
         if (who === 'full admin' && f.adminElsewhere) continue
-        const req = await f.make()
-        const token = who === 'no token' ? undefined : who === 'sub-admin without the right' ? tokens.lacking[route.right === 'admin' || !route.right ? 'users.read' : route.right] : tokens[who]
-        const r = await send(route, req, token)
+        const refused = expected(route, f, shared, who).status !== shared.ok
+        const req = refused ? shared : await f.make()
+        const r = await send(route, req, credentialOf(route, who))
         const want = expected(route, f, req, who)
         expect(r.status, `${key} as ${who}: ${JSON.stringify(r.body).slice(0, 300)}`).toBe(want.status)
         if (want.code) expect(r.body.error.code, `${key} as ${who}`).toBe(want.code)

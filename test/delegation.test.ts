@@ -297,3 +297,21 @@ describe('the rights are documented', () => {
     expect(n).toBeGreaterThanOrEqual(70)
   })
 })
+
+describe('API clients on the admin API', () => {
+  it('an API client acts within its grant; the apps it registers are its own; its rows say api_client', async () => {
+    const w = await world()
+    const made = await adminApi('POST', `${U}/api-clients`, { name: `matrix ${w.t}`, rights: ['users.read', 'apps.manage'], scope: { groups: [w.sales] } })
+    const headers = { 'X-Client-Key': made.client_key, 'X-API-Key': made.api_key }
+    expect((await api(`${U}/users/${w.inShanghai.id}`, { headers })).status).toBe(200)
+    expect((await api(`${U}/users/${w.inMarketing.id}`, { headers })).body.error.code).toBe('out_of_scope')
+    expect((await api(`${U}/users/${w.inShanghai.id}`, { method: 'PATCH', headers, json: { name: 'no' } })).body.error.code).toBe('right_missing')
+    expect((await api(`${U}/admin-groups`, { headers })).body.error.code).toBe('admin_only')
+    const app = await api(`${U}/apps`, { method: 'POST', headers, json: { app_name: `By client ${w.t}`, protocol_type: 'SIMPLE_API' } })
+    expect(app.status).toBe(201)
+    expect((await api(`${U}/apps/${app.body.app_id}`, { method: 'PATCH', headers, json: { description: 'mine' } })).status).toBe(200)
+    const rows = await adminApi('GET', `${U}/audit?actor_type=api_client&actor_id=${made.api_client.id}&target_type=application`)
+    expect(rows.items.map((r: any) => r.action).sort()).toEqual(['admin.app.create', 'admin.app.update'])
+    expect(rows.items[0].authority).toEqual({ right: 'apps.manage', via: [{ type: 'api_client', id: made.api_client.id }] })
+  })
+})
