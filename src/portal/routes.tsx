@@ -92,7 +92,7 @@ function portalPage(c: C, v: View, section: Section, status: number, body: Child
       </nav>
     </>
   )
-  return renderPage(c, status, title, body, { lang: v.locale, wide: true, header })
+  return renderPage(c, status, title, body, { lang: v.locale, wide: true, header, switchHref: null })
 }
 
 const AppMark = (p: { iconUrl: string | null }) => (p.iconUrl ? <img src={p.iconUrl} alt="" width={48} height={48} /> : <span class="mark" aria-hidden="true" />)
@@ -249,7 +249,7 @@ portalRoutes.post('/profile/mobile', async (c) => {
   if (f('step') !== 'finish') {
     try {
       await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
-      await sendSmsCode(c.env, { mobile, purpose: 'change_mobile' }, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
+      await sendSmsCode(c.env, { mobile, purpose: 'change_mobile', locale: v.locale }, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 429) throw e
       const error = e.code === 'sms_cooldown' ? t.codeWait(waitFor(t, e)) : e.code === 'sms_daily_limit' ? t.codeDaily : t.tooManyAttempts(waitFor(t, e))
