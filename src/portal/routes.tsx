@@ -12,6 +12,7 @@ import { log } from '../lib/logger'
 import { allowPageImage, csrfToken } from '../pages/security'
 import { formOf, type C } from '../pages/form'
 import { catalogOf, pageLocale, type Catalog, type Locale } from '../pages/i18n'
+import { formatTime, visitorTimeZone } from '../pages/i18n/time'
 import { listUserConsents, parseScope, revokeConsent } from '../oidc/service'
 import { userSecurityActivity } from '../audit/service'
 import { sessionDevices } from '../auth/sessions'
@@ -44,6 +45,8 @@ interface View {
   s: BrowserSession
   locale: Locale
   t: Catalog
+  /** The visitor's time zone (src/pages/i18n/time.ts), UTC when unknown. */
+  zone: string
 }
 
 /** The signed-in browser and its language, or the sign-in page (coming back here afterwards). */
@@ -54,13 +57,16 @@ async function enter(c: C): Promise<View | Response> {
     return c.redirect(`/page/login?return_to=${encodeURIComponent(back)}`, 303)
   }
   const locale = pageLocale(c)
-  return { s, locale, t: catalogOf(locale) }
+  return { s, locale, t: catalogOf(locale), zone: visitorTimeZone(c) }
 }
 
 const ctxOf = (c: C): PortalCtx => ({ requestId: c.get('requestId'), ip: c.get('clientIp') })
 
-/** Times as UTC, the same in every language (no locale data needed in the Worker). */
-const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—')
+/** A time in the visitor's zone and the page's language, labelled with the zone. */
+const when = (v: View, ms: number | null | undefined) => (ms ? formatTime(ms, v.locale, v.zone) : '—')
+
+/** Which zone the page's times are in, said once under the section's title. */
+const ZoneNote = (p: { v: View }) => <p class="hint zone">{p.v.t.timeZoneLabel(p.v.zone)}</p>
 
 function portalPage(c: C, v: View, section: Section, status: number, body: Child) {
   const { t, s } = v
@@ -316,6 +322,7 @@ async function securityPage(c: C, v: View, status: number, f: PasswordForm = {})
         <button type="submit">{t.changePassword}</button>
       </form>
       <h2>{t.activityHeading}</h2>
+      <ZoneNote v={v} />
       {activity.length ? (
         <ul class="activity">
           {activity.map((a) => {
@@ -323,7 +330,7 @@ async function securityPage(c: C, v: View, status: number, f: PasswordForm = {})
             return (
               <li>
                 <strong>{t.actions[a.action] ?? t.actionOther}</strong>
-                <time datetime={new Date(a.at).toISOString()}>{when(a.at)}</time>
+                <time datetime={new Date(a.at).toISOString()}>{when(v, a.at)}</time>
                 <span class="hint">{[a.ip ? t.activityFrom(a.ip) : '', device ? deviceText(t, device.userAgent) : ''].filter(Boolean).join(' · ')}</span>
               </li>
             )
@@ -393,6 +400,7 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
       <Notice message={msg.notice} />
       <Alert message={msg.error} />
       <p class="lead">{t.sessionsLead}</p>
+      <ZoneNote v={v} />
       <ul class="cards sessions">
         {list.map(({ session }) => {
           const here = session.id === s.session.id
@@ -405,10 +413,10 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
               <dl>
                 <dt>{t.startedLabel}</dt>
                 <dd>
-                  <time datetime={new Date(session.createdAt).toISOString()}>{when(session.createdAt)}</time>
+                  <time datetime={new Date(session.createdAt).toISOString()}>{when(v, session.createdAt)}</time>
                 </dd>
                 <dt>{t.lastSeenLabel}</dt>
-                <dd>{when(session.lastSeenAt ?? session.createdAt)}</dd>
+                <dd>{when(v, session.lastSeenAt ?? session.createdAt)}</dd>
                 <dt>{t.ipLabel}</dt>
                 <dd>{session.ip ?? '—'}</dd>
               </dl>
@@ -420,7 +428,7 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
                 <form method="post" action="/page/home/sessions/end">
                   <Csrf token={csrfToken(c)} />
                   <input type="hidden" name="session_id" value={session.id} />
-                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}${t.colon}${device}, ${when(session.createdAt)}`}>
+                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}${t.colon}${device}, ${when(v, session.createdAt)}`}>
                     {t.signOutSession}
                   </button>
                 </form>
@@ -488,7 +496,7 @@ async function authorizedPage(c: C, v: View, status: number, msg: { notice?: str
                 <AppMark iconUrl={a.iconUrl?.startsWith('https://') ? a.iconUrl : null} />
                 <span>
                   <strong>{a.appName}</strong>
-                  <span class="hint">{t.grantedOn(when(a.createdAt))}</span>
+                  <span class="hint">{t.grantedOn(when(v, a.createdAt))}</span>
                 </span>
               </div>
               <p class="hint">

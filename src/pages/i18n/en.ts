@@ -12,6 +12,8 @@ export const en = {
   skipToContent: 'Skip to content',
 
   colon: ': ',
+  /** Between two sentences: a space in English, none in Chinese. */
+  sentenceGap: ' ',
 
   // /page/login and /page/logout
   signInTitle: 'Sign in',

@@ -9,6 +9,7 @@ export const zhCN: Catalog = {
   skipToContent: '跳到主要内容',
 
   colon: '：',
+  sentenceGap: '',
 
   signInTitle: '登录',
   mobileField: '手机号',
