@@ -62,6 +62,18 @@ async function enter(c: C): Promise<View | Response> {
 
 const ctxOf = (c: C): PortalCtx => ({ requestId: c.get('requestId'), ip: c.get('clientIp') })
 
+type Form = Awaited<ReturnType<typeof formOf>>
+
+/**
+ * A portal form's POST: the CSRF check already passed (/page/* middleware, src/app.ts); the
+ * signed-in browser (else the sign-in page) and the submitted form, then the action.
+ */
+const formAction = (action: (c: C, v: View, f: Form) => Promise<Response>) => async (c: C) => {
+  const v = await enter(c)
+  if (v instanceof Response) return v
+  return action(c, v, await formOf(c))
+}
+
 /** A time in the visitor's zone and the page's language, labelled with the zone. */
 const when = (v: View, ms: number | null | undefined) => (ms ? formatTime(ms, v.locale, v.zone) : '—')
 
@@ -228,10 +240,7 @@ portalRoutes.get('/profile', async (c) => {
   return v instanceof Response ? v : profilePage(c, v, 200)
 })
 
-portalRoutes.post('/profile', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/profile', formAction(async (c, v, f) => {
   const name = f('name', 101).trim()
   const email = f('email', 255).trim()
   const errors: ProfileForm['errors'] = {}
@@ -241,13 +250,10 @@ portalRoutes.post('/profile', async (c) => {
   const next = { name: name || null, email: email || null }
   await updateMyProfile(c.env, v.s.user, next, ctxOf(c), afterResponse(c))
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, ...next } } }, 200, { notice: v.t.profileSaved })
-})
+}))
 
-portalRoutes.post('/profile/mobile', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/profile/mobile', formAction(async (c, v, f) => {
   const { t } = v
-  const f = await formOf(c)
   const typed = f('new_mobile', 32).trim()
   const mobile = normalizeMobile(typed)
   if (!mobile) return profilePage(c, v, 400, { mobile: { value: typed, error: t.checkFields, errors: { new_mobile: t.mobileInvalid } } })
@@ -284,7 +290,7 @@ portalRoutes.post('/profile/mobile', async (c) => {
   if (result === 'wrong_password') return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.currentWrong, errors: { current_password: t.currentWrong } } })
   if (result === 'taken') return profilePage(c, v, 409, { mobile: { value: mobile, error: t.mobileTaken } })
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, mobile } } }, 200, { notice: t.mobileChanged(mobile) })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Security: password and recent activity
@@ -359,11 +365,8 @@ portalRoutes.get('/security', async (c) => {
   return v instanceof Response ? v : securityPage(c, v, 200)
 })
 
-portalRoutes.post('/security/password', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/security/password', formAction(async (c, v, f) => {
   const { t } = v
-  const f = await formOf(c)
   const current = f('current_password', PASSWORD_MAX + 1)
   const next = f('new_password', PASSWORD_MAX + 1)
   const errors: PasswordForm['errors'] = {}
@@ -382,7 +385,7 @@ portalRoutes.post('/security/password', async (c) => {
   const r = await changeMyPassword(c.env, v.s, { currentPassword: current, newPassword: next, signOutOthers: f('sign_out_others') === 'yes' }, ctxOf(c))
   if (!r.ok) return securityPage(c, v, 400, { errors: { current_password: t.currentWrong }, error: t.currentWrong })
   return securityPage(c, v, 200, { notice: r.othersEnded ? t.passwordChangedOthers : t.passwordChanged })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Sessions and devices
@@ -454,23 +457,18 @@ portalRoutes.get('/sessions', async (c) => {
   return v instanceof Response ? v : sessionsPage(c, v, 200)
 })
 
-portalRoutes.post('/sessions/end', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/sessions/end', formAction(async (c, v, f) => {
   const ended = await endMySession(c.env, v.s.user, f('session_id', 64), ctxOf(c))
   if (!ended) return sessionsPage(c, v, 404, { error: v.t.sessionNotFound })
   // this browser's own session ended: it is signed out, like /page/logout
   if (f('session_id', 64) === v.s.session.id) return c.redirect('/page/login?signed_out=1', 303)
   return sessionsPage(c, v, 200, { notice: v.t.sessionEnded })
-})
+}))
 
-portalRoutes.post('/sessions/end-others', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/sessions/end-others', formAction(async (c, v) => {
   const n = await endOtherSessions(c.env, v.s.user, v.s.session.id, ctxOf(c))
   return sessionsPage(c, v, 200, { notice: n ? v.t.othersEnded(n) : v.t.noOtherSessions })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Authorized apps (OIDC consents)
@@ -528,16 +526,13 @@ portalRoutes.get('/authorized', async (c) => {
   return v instanceof Response ? v : authorizedPage(c, v, 200)
 })
 
-portalRoutes.post('/authorized/revoke', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/authorized/revoke', formAction(async (c, v, f) => {
   const clientId = f('client_id', 64)
   const name = (await listUserConsents(c.env, v.s.user.id)).find((x) => x.clientId === clientId)?.appName
   const revoked = name !== undefined && (await revokeConsent(c.env, { userId: v.s.user.id, clientId, ...ctxOf(c) }))
   if (!revoked) return authorizedPage(c, v, 404, { error: v.t.consentNotFound })
   return authorizedPage(c, v, 200, { notice: v.t.consentRevoked(name) })
-})
+}))
 
 // A refusal or failure inside the portal is a page, like the other hosted pages' (never JSON).
 portalRoutes.onError(async (err, c) => {
