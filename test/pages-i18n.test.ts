@@ -198,6 +198,12 @@ describe('error pages of /page/* in Chinese', () => {
     expectChinese(r.html, zhCN.cannotContinueTitle)
     expect(r.html).toContain(zhCN.refusals.user_not_mapped)
     expect(r.html).toContain('<code>user_not_mapped</code>')
+    // a malformed link too: a page, not the API's JSON
+    const malformed = await b.get(`/page/sso/simple?app_id=${target.app_id}`, ZH)
+    expect(malformed.status).toBe(400)
+    expect(malformed.headers.get('Content-Type')).toMatch(/^text\/html/)
+    expectChinese(malformed.html, zhCN.cannotContinueTitle)
+    expect(malformed.html).toContain('<code>invalid_request</code>')
   })
 })
 
