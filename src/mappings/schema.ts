@@ -48,7 +48,7 @@ export type UserEventKind = Extract<MappingEventKind, `user.${string}`>
  * Outbox kinds that are not about one mapping (no mapping_id, often no user_id): delivered
  * as webhooks like the others, never shown in the changes feed, which is the feed of an
  * app's mappings. Their payload is the owning feature's (permission.changed:
- * src/permissions/admin.ts), their event_type APP_EVENT_TYPE.
+ * src/permissions/events.ts), their event_type APP_EVENT_TYPE.
  */
 export const APP_EVENT_KINDS = ['permission.changed'] as const
 export type AppEventKind = (typeof APP_EVENT_KINDS)[number]
@@ -112,7 +112,5 @@ export const mappingEvents = sqliteTable(
 export type OutboxEvent = typeof mappingEvents.$inferSelect
 /** A row of the changes feed (a mapping change or a mapped user's change). */
 export type MappingEvent = OutboxEvent & { type: MappingEventKind; eventType: MappingEventType; userId: string; mappingId: string; payload: MappingEventPayload }
-/** A row of APP_EVENT_KINDS. */
-export type AppEvent = OutboxEvent & { type: AppEventKind; payload: AppEventPayload }
 
 export const isMappingEvent = (e: OutboxEvent): e is MappingEvent => (MAPPING_EVENT_KINDS as readonly string[]).includes(e.type)
