@@ -167,7 +167,7 @@ async function waitHttp(url, proc, what, logFile, timeoutMs = 90_000) {
  * bindings), proxy (wrangler's proxy workerd, which every request passes), wrangler (Node,
  * esbuild: logging, the inspector relay when attached).
  */
-export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api' }) {
+export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api', config }) {
   const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' ? 2 : 1)
   const base = `http://127.0.0.1:${port}`
   // the issuer follows the port (discovery, `iss`), as `npm run dev -- --port` does it
@@ -177,9 +177,10 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
   if (runner === 'wrangler-dev') {
     const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistTo, '--show-interactive-dev-session=false']
     for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
+    if (config) args.push('--config', path.join(root, config))
     proc = spawnLogged(path.join(root, 'node_modules', '.bin', 'wrangler'), args, { logFile, env })
   } else if (runner === 'api') {
-    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars }) } })
+    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars, config }) } })
   } else throw new Error(`BENCH_RUNNER must be "api" or "wrangler-dev", not "${runner}"`)
   // the proxy's workerd listens on the public port; the Worker's own workerd elsewhere
   const roleOf = (p) => (p.comm !== 'workerd' ? 'wrangler' : p.args.includes(`--socket-addr=entry=127.0.0.1:${port}`) ? 'proxy' : 'worker')
@@ -187,7 +188,7 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
     base,
     port,
     runner,
-    waitReady: () => waitHttp(`${base}/livez`, proc, runner === 'api' ? 'the bench worker host' : 'wrangler dev', logFile),
+    waitReady: (probe = '/livez') => waitHttp(`${base}${probe}`, proc, runner === 'api' ? 'the bench worker host' : 'wrangler dev', logFile),
     cpu: () => cpuByRole(proc.child.pid, roleOf),
     processes: () => processTree(proc.child.pid).map((p) => ({ pid: p.pid, comm: p.comm, role: roleOf(p) })),
     /** Resolves once the ports are free. */

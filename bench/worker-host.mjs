@@ -5,7 +5,8 @@
 // (issue 14). Own process, so the bench can tell wrangler's Node and proxy apart from the
 // workerd that runs the Worker (bench/lib.mjs reads their CPU from /proc).
 //
-// Configuration in BENCH_WORKER (JSON): { port, persistTo, vars: { NAME: value } }.
+// Configuration in BENCH_WORKER (JSON): { port, persistTo, vars: { NAME: value }, config? }
+// (config: another wrangler.toml, relative to the project root, e.g. the floor Worker's).
 // Prints "bench-worker: ready <url>" once the Worker answers; SIGINT/SIGTERM dispose it.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -16,7 +17,7 @@ const cfg = JSON.parse(process.env.BENCH_WORKER ?? '{}')
 if (!cfg.port || !cfg.persistTo) throw new Error('BENCH_WORKER needs port and persistTo')
 
 const worker = await unstable_startWorker({
-  config: path.join(root, 'wrangler.toml'),
+  config: path.join(root, cfg.config ?? 'wrangler.toml'),
   // plain-text vars on top of wrangler.toml [vars] and .dev.vars, like `wrangler dev --var`
   bindings: Object.fromEntries(Object.entries(cfg.vars ?? {}).map(([name, value]) => [name, { type: 'plain_text', value: String(value) }])),
   sendMetrics: false,

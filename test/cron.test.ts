@@ -12,7 +12,7 @@ async function runCron() {
 }
 
 describe('scheduled handler (cron)', () => {
-  it('deletes sessions and refresh tokens a day past expiry or revocation, and drops stale successor copies', async () => {
+  it('deletes sessions and refresh tokens a day past expiry or revocation, drops stale successor copies and the denylist rows of expired access tokens', async () => {
     const u = await createUser()
     const live = await login(u.mobile, u.password)
     const now = Date.now()
@@ -38,7 +38,17 @@ describe('scheduled handler (cron)', () => {
     // ... rotated long ago (the clock again)
     await env.DB.prepare('UPDATE refresh_tokens SET rotated_at = ? WHERE user_id = ? AND successor_enc IS NOT NULL').bind(now - REFRESH_GRACE_MS - 60_000, u.id).run()
 
+    // access-token denylist rows: one whose token has expired, one still needed
+    const goneJti = crypto.randomUUID()
+    const keptJti = crypto.randomUUID()
+    const deny = (jti: string, expiresAt: number) => env.DB.prepare('INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?)').bind(jti, expiresAt, now - 3600_000).run()
+    await deny(goneJti, now - 60_000)
+    await deny(keptJti, now + 600_000)
+
     await runCron() // throws if any cron task failed
+
+    const denied = (await env.DB.prepare('SELECT jti FROM revoked_access_tokens WHERE jti IN (?, ?)').bind(goneJti, keptJti).all<{ jti: string }>()).results.map((r) => r.jti)
+    expect(denied).toEqual([keptJti])
 
     // what is left in D1 (no API lists a user's sessions or refresh tokens)
     const sessionIds = (await env.DB.prepare('SELECT id FROM sessions WHERE user_id = ?').bind(u.id).all<{ id: string }>()).results.map((r) => r.id)

@@ -226,4 +226,29 @@ describe('revocation (RFC 7009 §2.1)', () => {
     expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, app)).body.active).toBe(false)
     expect((await api('/oauth2/userinfo', { token: t.access_token })).status).toBe(401)
   })
+
+  it('revoking an access token refuses it at once at userinfo and introspection; the grant and its other tokens keep working', async () => {
+    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'] })
+    const user = await createUser()
+    await mapUser(app.app_id, user, { mappedKey: `a-${user.id.slice(0, 8)}` })
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const t = await codeFlow(b, app, 'openid offline_access')
+    const next = (await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: t.refresh_token! }, app)).body
+    expect(next.access_token).toBeTruthy()
+
+    expect((await oauthPost('/oauth2/revoke', { token: t.access_token, token_type_hint: 'access_token' }, app)).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: t.access_token }, app)).body).toEqual({ active: false })
+    const refused = await api('/oauth2/userinfo', { token: t.access_token })
+    expect(refused.status).toBe(401)
+    expect(refused.headers.get('WWW-Authenticate')).toContain('invalid_token')
+    expect((await api('/oauth2/userinfo', { token: next.access_token })).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: next.refresh_token }, app)).body.active).toBe(true)
+
+    // on the D1 denylist (read by the session query itself) with its audit row, until the token's exp
+    const jti = decodeJwt(t.access_token).jti!
+    const row = await env.DB.prepare('SELECT expires_at FROM revoked_access_tokens WHERE jti = ?').bind(jti).first<{ expires_at: number }>()
+    expect(row!.expires_at).toBeGreaterThan(Date.now())
+    expect(await env.DB.prepare("SELECT 1 AS x FROM audit_logs WHERE action = 'oidc.token_revoked' AND target_id = ?").bind(jti).first()).not.toBeNull()
+  })
 })

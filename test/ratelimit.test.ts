@@ -119,15 +119,41 @@ describe('rate limits on partner routes', () => {
     expect((await send(third)).status).toBe(200)
   })
 
-  it('per client IP before authentication', async () => {
+  it('per client IP, for calls that are not admitted: once over, the IP is refused before any work until its window ends', async () => {
     const ip = `203.0.113.${crypto.randomUUID()}`
-    const req = () => call('/api/v1/open/ping', { 'CF-Connecting-IP': ip })
+    const oneSecond = { RATE_LIMITS: JSON.stringify({ partner_ip: { limit: 3, windowS: 1 } }) }
+    const req = () => call('/api/v1/open/ping', { 'CF-Connecting-IP': ip }, oneSecond)
     for (let i = 0; i < 3; i++) expect((await req()).body.error.code).toBe('signature_missing')
     const limited = await req()
     expect(limited.status).toBe(429)
     expect(limited.body.error.details.policy).toBe('partner_ip')
+    expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThanOrEqual(1)
+    // refused again without asking the limiter object: even with its window moved into the
+    // past (it would admit now), this isolate keeps the answer it gave until the window's end
     await expireWindow('partner_ip', ip)
+    expect((await req()).status).toBe(429)
+    // a correctly signed call from that IP is refused as well while the window lasts
+    const a = await createApp()
+    const signedHeaders = async () => ({ ...(await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })), 'CF-Connecting-IP': ip })
+    expect((await call('/api/v1/open/ping', await signedHeaders(), oneSecond)).status).toBe(429)
+    await new Promise((r) => setTimeout(r, 1100))
     expect((await req()).body.error.code).toBe('signature_missing')
+    expect((await call('/api/v1/open/ping', await signedHeaders(), oneSecond)).status).toBe(200)
+  })
+
+  it('an admitted signed call costs no per-IP count: it is counted by its app (signed_app) in the same gate call', async () => {
+    const ip = `203.0.113.${crypto.randomUUID()}`
+    const a = await createApp()
+    for (let i = 0; i < 2; i++) {
+      const h = await signRequest({ appId: a.app_id, appSecret: a.app_secret, method: 'GET', url: 'http://localhost/api/v1/open/ping' })
+      expect((await call('/api/v1/open/ping', { ...h, 'CF-Connecting-IP': ip })).status).toBe(200)
+    }
+    const ipLimiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`partner_ip:${ip}`))
+    expect(await runInDurableObject(ipLimiter, (_i, state) => state.storage.get('w'))).toBeUndefined()
+    // a forgery from the same IP is counted there
+    const forged = await signRequest({ appId: a.app_id, appSecret: 'not-the-secret', method: 'GET', url: 'http://localhost/api/v1/open/ping' })
+    expect((await call('/api/v1/open/ping', { ...forged, 'CF-Connecting-IP': ip })).body.error.code).toBe('signature_invalid')
+    expect((await runInDurableObject(ipLimiter, (_i, state) => state.storage.get<{ count: number }>('w')))!.count).toBe(1)
   })
 
   it('uses the default policies when RATE_LIMITS is absent, and overrides per policy', () => {

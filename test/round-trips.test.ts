@@ -19,6 +19,15 @@ describe('storage round trips per request', () => {
     })
   }
 
+  // the access-token denylist is read by the session query itself (src/auth/tokens.ts accessTokenDeniedSql)
+  for (const name of ['userinfo', 'introspection']) {
+    it(`${name}: no KV on the path (revocation is checked in the session read)`, async () => {
+      const r = await route(name)
+      expect(r.status).toBe(200)
+      expect(r.calls.kv, r.log.join('\n')).toBe(0)
+    })
+  }
+
   // signed partner calls: nonces, per-app limits and tickets all live in the app's AppGate
   for (const name of ['signed ping', 'ticket exchange', 'ticket verify']) {
     it(`${name}: no KV on the path (the nonce check is exact) and no Durable Object created per request`, async () => {

@@ -52,3 +52,16 @@ export const refreshTokens = sqliteTable(
   },
   (t) => [index('refresh_tokens_family_idx').on(t.familyId), index('refresh_tokens_session_idx').on(t.sessionId)],
 )
+
+/**
+ * Access tokens revoked before their expiry (RFC 7009 revocation, replayed authorization
+ * codes), by jti. In D1 rather than KV: the check rides in the same read as the session, so
+ * it costs no extra round trip, and a revocation holds everywhere at once (KV takes up to a
+ * minute to reach other locations). Rows go once the token itself has expired.
+ */
+export const revokedAccessTokens = sqliteTable('revoked_access_tokens', {
+  jti: text('jti').primaryKey(),
+  /** the token's own `exp`, in ms: after it the row is dropped (src/auth/cleanup.ts) */
+  expiresAt: integer('expires_at').notNull(),
+  revokedAt: integer('revoked_at').notNull(),
+})

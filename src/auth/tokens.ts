@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
-import { refreshTokens, sessions } from './schema'
+import { refreshTokens, revokedAccessTokens, sessions } from './schema'
 import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
 import { users } from '../users/schema'
 import { applications } from '../apps/schema'
@@ -265,12 +265,12 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   }
   const sid = typeof payload.sid === 'string' ? payload.sid : null
   if (!sid || !payload.sub) throw AuthErrors.invalid_token()
-  // Only client tokens can be revoked one by one (POST /oauth2/revoke), so only they cost a KV read.
-  if (typeof payload.client_id === 'string' && payload.jti && (await isAccessTokenDenied(env, payload.jti))) {
-    throw AuthErrors.invalid_token({ message: 'The access token has been revoked' })
-  }
-  // One read for the session and its user: logout, expiry and disabling take effect at once.
-  const session = await readSession(env, sid)
+  // Only client tokens can be revoked one by one (POST /oauth2/revoke); their denylist read
+  // runs beside the session's. One read for the session and its user: logout, expiry and
+  // disabling take effect at once.
+  const clientJti = typeof payload.client_id === 'string' && typeof payload.jti === 'string' ? payload.jti : null
+  const [denied, session] = await Promise.all([clientJti ? isAccessTokenDenied(env, clientJti) : false, readSession(env, sid)])
+  if (denied) throw AuthErrors.invalid_token({ message: 'The access token has been revoked' })
   const state = sessionState(env, session)
   if (state === 'ended') throw AuthErrors.invalid_token({ message: 'The session of this access token has ended' })
   if (state === 'user_disabled') throw AuthErrors.invalid_token({ message: 'The account of this access token is disabled' })
@@ -285,19 +285,28 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
   }
 }
 
-const deniedKey = (jti: string) => `revoked-jti:${jti}`
-
 /**
- * Access-token denylist (RFC 7009 revocation, replayed authorization codes): the jti stays
- * in KV until the token's own expiry. KV is eventually consistent across locations, so a
- * revocation reaches every location within about a minute (best-effort, docs/oidc.md).
+ * Access-token denylist (RFC 7009 revocation, replayed authorization codes) as a statement,
+ * so a revocation and its audit row land in one batch. The row lives until the token's own
+ * expiry (the cron drops it then); D1's primary answers every check, so a revocation holds
+ * at every location from the moment the batch commits.
  */
+export function denyAccessTokenStatement(db: DB, jti: string, expS: number, nowMs = Date.now()) {
+  return db
+    .insert(revokedAccessTokens)
+    .values({ jti, expiresAt: expS * 1000, revokedAt: nowMs })
+    .onConflictDoNothing()
+}
+
 export async function denyAccessToken(env: Env, jti: string, expS: number, nowMs = Date.now()) {
-  const remaining = expS - Math.floor(nowMs / 1000)
-  if (remaining <= 0) return
-  await env.KV.put(deniedKey(jti), '1', { expirationTtl: Math.max(60, remaining) })
+  if (expS * 1000 <= nowMs) return
+  await denyAccessTokenStatement(getDb(env.DB), jti, expS, nowMs)
 }
 
 export async function isAccessTokenDenied(env: Env, jti: string): Promise<boolean> {
-  return (await env.KV.get(deniedKey(jti))) !== null
+  return !!(await getDb(env.DB).select({ jti: revokedAccessTokens.jti }).from(revokedAccessTokens).where(eq(revokedAccessTokens.jti, jti)).get())
 }
+
+/** A select field: 1 when this jti is on the denylist, else 0; read beside the session, not after it. */
+export const accessTokenDeniedSql = (jti: string | null) =>
+  jti === null ? sql<number>`1` : sql<number>`exists(select 1 from ${revokedAccessTokens} where ${revokedAccessTokens.jti} = ${jti})`

@@ -17,7 +17,7 @@ import { users } from '../users/schema'
 import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
 import { auditStatement } from '../audit/service'
 import { base64url, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
-import { ACCESS_TOKEN_TYP, denyAccessToken, isAccessTokenDenied, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
+import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessTokenStatement, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
 import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
@@ -312,8 +312,8 @@ async function revokeCodeGrant(env: Env, row: typeof oidcCodes.$inferSelect, ctx
       details: { session_id: row.sessionId, family_id: row.familyId, access_jti: row.accessJti },
     }),
     ...revokeFamily,
+    ...(row.accessJti && row.accessExp ? [denyAccessTokenStatement(db, row.accessJti, row.accessExp)] : []),
   ])
-  if (row.accessJti && row.accessExp) await denyAccessToken(env, row.accessJti, row.accessExp)
 }
 
 /**
@@ -364,10 +364,11 @@ export interface UserInfoClaims {
  * too. Other owners' tables are only read here; their rules (sessionState, activeMappingOn,
  * accessHolds) decide.
  */
-async function readClientSession(env: Env, sessionId: string, clientId: string, userId: string, want = { groups: false, permissions: false }) {
+async function readClientSession(env: Env, sessionId: string, clientId: string, userId: string, jti: string | null, want = { groups: false, permissions: false }) {
   const uid = sql`${userId}`
   return getDb(env.DB)
     .select({
+      denied: accessTokenDeniedSql(jti),
       session: sessions,
       user: users,
       app: applications,
@@ -397,8 +398,8 @@ export interface ClientAccess {
 }
 
 /**
- * Verifies an access token issued by the token endpoint and reads, side by side, the
- * revocation denylist and the client session (one stage). Null when the JWT itself is bad.
+ * Verifies an access token issued by the token endpoint and reads the client session with
+ * the revocation denylist in the same query (one stage). Null when the JWT itself is bad.
  */
 export async function readClientAccess(env: Env, token: string, o: { claims?: boolean } = {}): Promise<ClientAccess | null> {
   let payload: JWTPayload
@@ -409,12 +410,12 @@ export async function readClientAccess(env: Env, token: string, o: { claims?: bo
   }
   const clientId = typeof payload.client_id === 'string' ? payload.client_id : null
   const jti = typeof payload.jti === 'string' ? payload.jti : null
-  const [denied, row] = await Promise.all([
-    jti ? isAccessTokenDenied(env, jti) : true,
+  const row =
     clientId && typeof payload.sid === 'string' && typeof payload.sub === 'string'
-      ? readClientSession(env, payload.sid, clientId, payload.sub, o.claims ? claimScopes(parseScope(typeof payload.scope === 'string' ? payload.scope : '')) : undefined)
-      : undefined,
-  ])
+      ? await readClientSession(env, payload.sid, clientId, payload.sub, jti, o.claims ? claimScopes(parseScope(typeof payload.scope === 'string' ? payload.scope : '')) : undefined)
+      : undefined
+  // a token without a jti cannot be revoked one by one, so it is not one of ours (RFC 9068 §2.2 requires jti)
+  const denied = !jti || !!row?.denied
   return { payload, denied, row }
 }
 
@@ -514,8 +515,10 @@ export async function revokeToken(env: Env, app: Application, token: string, ctx
       return
     }
     if (payload.client_id !== app.appId || typeof payload.jti !== 'string' || typeof payload.exp !== 'number') return
-    await denyAccessToken(env, payload.jti, payload.exp)
-    await db.batch([auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'access_token', targetId: payload.jti, requestId: ctx.requestId, ip: ctx.ip })])
+    await db.batch([
+      denyAccessTokenStatement(db, payload.jti, payload.exp),
+      auditStatement(db, { action: 'oidc.token_revoked', actorType: 'app', actorId: app.appId, targetType: 'access_token', targetId: payload.jti, requestId: ctx.requestId, ip: ctx.ip }),
+    ])
     return
   }
   const row = await db.select({ familyId: refreshTokens.familyId, clientId: refreshTokens.clientId, userId: refreshTokens.userId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()

@@ -18,7 +18,7 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   signed_app: { limit: 600, windowS: 60 },
   /** per app_id, X-App-Access-Token calls (mapping sync/query/changes) */
   app_token: { limit: 600, windowS: 60 },
-  /** per client IP, every partner call before authentication (bounds unauthenticated work) */
+  /** per client IP: signed calls that are not admitted (src/signing/verify.ts), and every X-App-Access-Token call before authentication; bounds unauthenticated work */
   partner_ip: { limit: 1200, windowS: 60 },
   captcha_ip: { limit: 30, windowS: 60 },
   sms_ip: { limit: 20, windowS: 3600 },

@@ -4,7 +4,7 @@ import type { Application } from '../apps/schema'
 import { SigningErrors } from './errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { findApplication, getAppSecret } from '../apps/service'
-import { applyRateLimit, hitRateLimit, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
+import { applyRateLimit, hitRateLimit, ipRateKey, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
 import type { HitResult } from '../ratelimit/window'
 import { getDb } from '../db'
 import { auditStatement, type AuditEntry } from '../audit/service'
@@ -73,28 +73,71 @@ async function auditSecurity(c: Context<AppEnv>, action: string, app: Applicatio
  * by correctly signed calls of an active app, so forgeries can neither burn nonces nor
  * spend an app's budget, and a replay spends nothing.
  *
+ * `partner_ip` bounds the work of calls that are not admitted: each refused call (bad or
+ * missing signature, unknown app, stale timestamp, replay, …) is counted in the IP's
+ * limiter object after the fact, and once that object says the IP is over its limit, this
+ * isolate refuses the IP's calls before doing any work until the window ends (other
+ * isolates learn it at their first refused call from it). An admitted call is counted by
+ * its app's gate (`signed_app`) instead, so it costs no limiter call of its own.
+ *
  * Round trips: with the app row in this isolate's cache (src/signing/app-cache.ts) the
- * signature is checked first, then the per-IP limiter and the app's AppGate object are
- * called together: one stage. The gate answers nonce, per-app limits and whether it still
- * vouches for the cached row's version in that one call; if it does not (first call, a
- * rotation, a disable), the row is read from D1 and the gate is asked again.
+ * signature is checked first, then the app's AppGate object is called: one stage. The gate
+ * answers nonce, per-app limits and whether it still vouches for the cached row's version
+ * in that one call; if it does not (first call, a rotation, a disable), the row is read from
+ * D1 and the gate is asked again.
  */
 export function signedApp(opts: SignedCallOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    let ip: Promise<HitResult> | undefined
-    const ipLimit = () => (ip ??= hitRateLimit(c.env, 'partner_ip', c.get('clientIp')))
+    const ip = c.get('clientIp')
+    const known = knownLimited(c.env, ip)
+    if (known) applyRateLimit(c, 'partner_ip', known)
     let admitted
     try {
-      admitted = await admitSignedCall(c, opts, ipLimit)
+      admitted = await admitSignedCall(c, opts)
     } catch (e) {
-      // the per-IP limit decides first: a limited caller gets 429 whatever else is wrong
-      applyRateLimit(c, 'partner_ip', await ipLimit())
+      // a limited caller gets 429 whatever else was wrong with the call
+      const hit = await hitRateLimit(c.env, 'partner_ip', ip)
+      if (!hit.allowed) rememberLimited(c.env, ip, hit)
+      applyRateLimit(c, 'partner_ip', hit)
       throw e
     }
     c.set('app', admitted.app)
     c.set('signed', admitted.signed)
     await next()
   }
+}
+
+/**
+ * IPs this isolate has seen refused by their `partner_ip` limiter, until their window ends:
+ * an answer the limiter object already gave, so keeping it refuses nothing the object
+ * would admit. Bounded; when full, the entry nearest its end is the one dropped.
+ */
+const limitedIps = new WeakMap<object, Map<string, { until: number; hit: HitResult }>>()
+const MAX_LIMITED_IPS = 10_000
+
+function knownLimited(env: AppEnv['Bindings'], ip: string): HitResult | null {
+  const key = ipRateKey(ip)
+  const m = limitedIps.get(env.RATE_LIMITER)
+  const e = m?.get(key)
+  if (!e) return null
+  const left = e.until - Date.now()
+  if (left <= 0) {
+    m!.delete(key)
+    return null
+  }
+  return { ...e.hit, retryAfterS: Math.max(1, Math.ceil(left / 1000)) }
+}
+
+function rememberLimited(env: AppEnv['Bindings'], ip: string, hit: HitResult) {
+  let m = limitedIps.get(env.RATE_LIMITER)
+  if (!m) limitedIps.set(env.RATE_LIMITER, (m = new Map()))
+  if (m.size >= MAX_LIMITED_IPS) {
+    let soonest: string | undefined
+    let at = Infinity
+    for (const [k, v] of m) if (v.until < at) [soonest, at] = [k, v.until]
+    if (soonest !== undefined) m.delete(soonest)
+  }
+  m.set(ipRateKey(ip), { until: Date.now() + hit.retryAfterS * 1000, hit })
 }
 
 /** The plain signature check, for routes that need nothing else of the gate call. */
@@ -104,7 +147,7 @@ async function signatureMatches(c: Context<AppEnv>, app: Application, message: s
   return timingSafeEqual(await hmacSha256Hex(await getAppSecret(c.env, app), message), signature)
 }
 
-async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLimit: () => Promise<HitResult>): Promise<{ app: Application; signed: SignedCall }> {
+async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions): Promise<{ app: Application; signed: SignedCall }> {
   const appId = c.req.header(H.appId)
   const timestamp = c.req.header(H.timestamp)
   const nonce = c.req.header(H.nonce)
@@ -150,7 +193,6 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
   let result: AdmitResult
   for (let attempt = 0; ; attempt++) {
     if (!app) {
-      ipLimit() // alongside the read: a flood of forgeries is limited per IP
       const row = await findApplication(c.env, appId!)
       if (!row) throw SigningErrors.signature_invalid()
       if (!(await signatureMatches(c, row, message, signature!))) {
@@ -163,8 +205,7 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
     }
     const spend = app.status === 'ACTIVE' && app.partnerApiEnabled
     const plan: SignedCallPlan = spend && opts.prepare ? await opts.prepare(c, app, body) : {}
-    // started together: the per-IP limit, the gate and the route's reads are one stage
-    ipLimit()
+    // started together: the gate and the route's reads are one stage
     const admit = appGate(c.env, app.appId).admit({
       version: app.version,
       fresh,
@@ -188,7 +229,6 @@ async function admitSignedCall(c: Context<AppEnv>, opts: SignedCallOptions, ipLi
   }
   if (fresh) cacheApp(db, app)
 
-  applyRateLimit(c, 'partner_ip', await ipLimit())
   if (app.status !== 'ACTIVE') throw SigningErrors.app_disabled()
   if (!app.partnerApiEnabled) {
     await auditSecurity(c, 'signature.partner_api_disabled', app, { method: c.req.method, path: url.pathname, protocol_type: app.protocolType })
