@@ -10,9 +10,10 @@ import { zhCN } from '../src/pages/i18n/zh-CN'
 // headless Chromium (no JavaScript) against `wrangler dev` (ports base+31, base+32). Each page
 // is checked before its picture is taken: the html lang, the catalog's title, a language
 // switch, and no words of the other language (a Chinese page shows no English catalog
-// string). The pictures and their index go to docs/screenshots/ (committed).
+// string). The pictures and their index go to test-artifacts/screenshots/, so a test run
+// leaves the tree clean; `npm run screenshots` writes them to docs/screenshots/ (committed).
 
-const OUT = path.resolve(import.meta.dirname, '..', 'docs', 'screenshots')
+const OUT = path.resolve(import.meta.dirname, '..', process.env.UAP_SCREENSHOTS_DIR ?? path.join('test-artifacts', 'screenshots'))
 const PORT = testPort(31)
 const INSPECTOR_PORT = testPort(32)
 const RP_CALLBACK = `http://127.0.0.1:${testPort(33)}/cb` // never reached: the consent page is only looked at
@@ -224,7 +225,7 @@ describe('screenshots of every hosted page, both languages, phone and desktop', 
       [
         '# Screenshots of the hosted pages',
         '',
-        'Taken by `test-browser/screenshots.test.ts` (headless Chromium, no JavaScript, against `wrangler dev`) each time the browser suite runs; the test checks every page before its picture (html `lang`, the catalog title, the language switch, no English catalog words on a Chinese page, nothing wider than a phone). Phone: 390×844, desktop: 1280×800, full page. Chinese text needs a CJK font on the machine (`fonts-wqy-microhei`, installed by `.ci/run`).',
+        'Taken by `test-browser/screenshots.test.ts` (headless Chromium, no JavaScript, against `wrangler dev`) with `npm run screenshots` (the browser suite takes and checks them too, into test-artifacts/screenshots/); the test checks every page before its picture (html `lang`, the catalog title, the language switch, no English catalog words on a Chinese page, nothing wider than a phone). Phone: 390×844, desktop: 1280×800, full page. Chinese text needs a CJK font on the machine (`fonts-wqy-microhei`, installed by `.ci/run`).',
         '',
         'Not pictured: the federation binding pages (they need an upstream identity provider; `test-browser/federation.test.ts` walks them) and the 500 page (no way to cause one on purpose).',
         '',
