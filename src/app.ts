@@ -24,7 +24,7 @@ import { documentPages } from './pages/openapi'
 import { captchaRoutes } from './captcha/routes'
 import { smsRoutes } from './sms/routes'
 import { passwordResetRoutes, registerRoutes } from './account/routes'
-import { pageCsrf, pageErrorResponse, pageRoutes } from './pages/routes'
+import { pageCsrf, pageErrorResponse, pageRefusalResponse, pageRoutes } from './pages/routes'
 import { pageHeaders } from './pages/security'
 import { devRoutes } from './dev/routes'
 import { isBrowserEndpoint, oauthRoutes } from './oidc/routes'
@@ -146,11 +146,15 @@ export function buildApp() {
 
   app.notFound((c) => {
     const allowed = allowedMethods(app.routes, c.req.path)
+    // a person who mistyped a hosted page's address reads a page, in their language
+    const page = c.req.path.startsWith('/page/')
     // a handler that matched this method but found nothing (c.notFound()) is a 404, not a 405
     if (allowed.length && !allowed.includes(c.req.method)) {
       c.header('Allow', allowed.join(', '))
+      if (page) return pageErrorResponse(c, 405)
       return errorResponse(c, 405, 'method_not_allowed', `${c.req.method} is not allowed on ${c.req.path}; use ${allowed.join(', ')}`)
     }
+    if (page) return pageErrorResponse(c, 404)
     return errorResponse(c, 404, 'not_found', `No route for ${c.req.method} ${c.req.path}`)
   })
   app.onError((err, c) => handleError(err, c as Context<AppEnv>))
@@ -170,6 +174,8 @@ function errorInShape(c: Context<AppEnv>, status: ContentfulStatusCode, code: st
 }
 
 function handleError(err: Error, c: Context<AppEnv>) {
+  // a refusal on a hosted page (the ticket hop, the consent page) is a page a person reads
+  if (err instanceof ApiError && c.req.path.startsWith('/page/')) return pageRefusalResponse(c, err)
   if (err instanceof ApiError) return errorResponse(c, err.status, err.code, err.message, err.details, err.headers)
   if (err instanceof HTTPException) {
     const status = err.status

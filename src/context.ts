@@ -22,6 +22,8 @@ export type AppVariables = {
   adminRight?: RouteRight
   /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
   pageImageOrigins?: string[]
+  /** The hosted page's language, decided once per request (src/pages/i18n pageLocale). */
+  locale?: 'en' | 'zh-CN'
 }
 
 export type AppEnv = { Bindings: Env; Variables: AppVariables }

@@ -267,7 +267,7 @@ describe('SMS providers and configuration', () => {
       return new Response('ok')
     }) as typeof fetch)
     expect(p.background).toBe(true)
-    await p.send({ id: 'm1', to: '+8613800138000', purpose: 'reset', code: '123456', text: 'code 123456', expires_in: 300, sent_at: new Date().toISOString() })
+    await p.send({ id: 'm1', to: '+8613800138000', purpose: 'reset', code: '123456', lang: 'en', text: 'code 123456', expires_in: 300, sent_at: new Date().toISOString() })
     const req = seen[0]
     expect(req.method).toBe('POST')
     const body = await req.text()
@@ -276,7 +276,7 @@ describe('SMS providers and configuration', () => {
     expect(req.headers.get('X-UAP-Signature')).toBe(await hmacSha256Hex(secret, `${ts}.${body}`))
     expect(JSON.parse(body)).toMatchObject({ to: '+8613800138000', code: '123456', purpose: 'reset' })
     const failing = webhookProvider('https://sms.example.com/send', secret, (async () => new Response('no', { status: 500 })) as unknown as typeof fetch)
-    await expect(failing.send({ id: 'm2', to: '+8613800138000', purpose: 'reset', code: '1', text: '', expires_in: 300, sent_at: '' })).rejects.toThrow(/500/)
+    await expect(failing.send({ id: 'm2', to: '+8613800138000', purpose: 'reset', code: '1', lang: 'en', text: '', expires_in: 300, sent_at: '' })).rejects.toThrow(/500/)
   })
 
   const production = (over: Partial<Env> = {}) =>

@@ -499,10 +499,14 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
       const r = await page(w.target.app_id, uri, cookie)
       expect(r.status, uri).toBe(400)
       expect(r.headers.get('Location')).toBeNull()
-      expect(r.body.error.code).toBe('redirect_uri_not_registered')
+      // a person's browser landed here: an error page (pages' CSP) naming the code, not JSON
+      expect(r.headers.get('Content-Type')).toMatch(/^text\/html/)
+      expect(r.headers.get('Content-Security-Policy')).toContain("default-src 'none'")
+      expect(r.body).toContain('<code>redirect_uri_not_registered</code>')
+      expect(r.body).toContain('The app asked to send you to an address it has not registered.')
     }
     const oidc = await createApp({ protocol_type: 'OIDC', redirect_uris: ['https://oidc.example.com/cb'] })
-    expect((await page(oidc.app_id, 'https://oidc.example.com/cb', cookie)).body.error.code).toBe('invalid_app')
+    expect((await page(oidc.app_id, 'https://oidc.example.com/cb', cookie)).body).toContain('<code>invalid_app</code>')
     expect((await page('app_unknown', 'https://oidc.example.com/cb', cookie)).status).toBe(400)
   })
 
@@ -545,7 +549,9 @@ describe('no-interaction sign-in (/page/sso/simple, simpleSsoRedirect)', () => {
     const { cookie } = await browserSession(stranger)
     const r = await page(w.target.app_id, 'https://target.example.com/sso/callback', cookie)
     expect(r.status).toBe(403)
-    expect(r.body.error.code).toBe('user_not_mapped')
+    expect(r.headers.get('Location')).toBeNull()
+    expect(r.body).toContain('<code>user_not_mapped</code>')
+    expect(r.body).toContain('Your account has no access to this app.')
   })
 })
 
@@ -694,6 +700,7 @@ describe('/page/login?app_id=&redirect_uri= for a SIMPLE_API app', () => {
     const r = await new Browser().get(loginUrl(w.target.app_id, 'https://evil.example.com/cb'))
     expect(r.status).toBe(400)
     expect(r.headers.get('Location')).toBeNull()
-    expect(r.html).toContain('redirect_uri is not registered')
+    expect(r.html).toContain('The app asked to send you to an address it has not registered. You were not sent there.')
+    expect(r.html).toContain('<code>redirect_uri_not_registered</code>')
   })
 })

@@ -543,7 +543,7 @@ describe('docs', () => {
     const hook = open.webhooks?.uapEvent?.post
     expect(hook).toBeTruthy()
     expect(hook.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/WebhookEvent')
-    expect(Object.keys(open.components.schemas.WebhookEvent.properties)).toEqual(['id', 'type', 'event_type', 'app_id', 'seq', 'occurred_at', 'mapping_id', 'user_id', 'user_data'])
+    expect(Object.keys(open.components.schemas.WebhookEvent.properties)).toEqual(['id', 'type', 'event_type', 'app_id', 'seq', 'occurred_at', 'mapping_id', 'user_id', 'user_data', 'permission_data'])
     expect(hook.parameters.map((p: any) => p.name)).toEqual(expect.arrayContaining(['webhook-id', 'webhook-timestamp', 'webhook-signature', 'x-uap-signature', 'x-uap-timestamp']))
     expect(Object.keys(open.paths).some((p) => p.includes('/webhooks'))).toBe(false)
     const admin = (await api('/docs/admin/openapi.json')).body

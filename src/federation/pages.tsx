@@ -3,7 +3,6 @@ import type { Context } from 'hono'
 import { getCookie, setCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { ApiError } from '../lib/errors'
-import { log } from '../lib/logger'
 import { randomToken } from '../lib/crypto'
 import { normalizeMobile } from '../lib/mobile'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
@@ -17,6 +16,8 @@ import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, rende
 import { csrfToken } from '../pages/security'
 import { postLoginRedirect, safeReturnTo } from '../pages/redirect'
 import { formOf, newCaptcha, waitText, withReturn, type C } from '../pages/form'
+import { pageOnError } from '../pages/errors'
+import { pageLanguage, type Catalog } from '../pages/i18n'
 import { enabledProvider, listEnabledProviders, pageCallbackUrl } from './providers'
 import { pendingBinding, startFlow, type PendingBinding } from './flows'
 import { createBoundAccount, handleCallback, sendBindingCode, verifyBindingCode, withLinkConflicts, type SignIn } from './service'
@@ -59,15 +60,16 @@ function ensureFlowCookie(c: C): string {
 export async function FederationButtons(props: { c: Context<AppEnv>; csrf: string; returnTo: string | null }) {
   const providers = await listEnabledProviders(props.c.env)
   if (!providers.length) return null
+  const { t } = pageLanguage(props.c)
   return (
-    <section class="federation" aria-label="Other ways to sign in">
-      <p class="divider">or</p>
+    <section class="federation" aria-label={t.otherWays}>
+      <p class="divider">{t.or}</p>
       <form method="post" action="/page/federation/start">
         <Csrf token={props.csrf} />
         <Hidden name="return_to" value={props.returnTo} />
         {providers.map((p) => (
           <button type="submit" name="provider" value={p.id} class="secondary">
-            {`Sign in with ${p.displayName}`}
+            {t.signInWith(p.displayName)}
           </button>
         ))}
       </form>
@@ -75,39 +77,41 @@ export async function FederationButtons(props: { c: Context<AppEnv>; csrf: strin
   )
 }
 
-const startAgain = (returnTo: string | null) => (
+const startAgain = (t: Catalog, returnTo: string | null) => (
   <ul class="links">
     <li>
-      <a href={withReturn('/page/login', returnTo)}>Back to sign in</a>
+      <a href={withReturn('/page/login', returnTo)}>{t.backToSignIn}</a>
     </li>
   </ul>
 )
 
 function failurePage(c: C, e: ApiError, returnTo: string | null = null) {
+  const { locale, t } = pageLanguage(c)
   const message =
     e.code === 'invalid_state'
-      ? 'This sign-in attempt has expired, was already used, or was started in another browser. Nothing was changed. Start again from the sign-in page.'
+      ? t.fedInvalidState
       : e.code === 'invalid_ticket'
-        ? 'This sign-in has expired or was already finished. Start again from the sign-in page.'
+        ? t.fedInvalidTicket
         : e.code === 'upstream_denied'
-          ? `The other provider did not sign you in. ${e.message}`
+          ? // the provider's own words are English (they name its error code)
+            locale === 'en' ? `${t.fedDenied} ${e.message}` : t.fedDenied
           : e.code === 'upstream_rejected'
-            ? 'The answer of the other provider could not be verified, so you were not signed in. Start again from the sign-in page.'
+            ? t.fedRejected
             : e.code === 'upstream_unavailable'
-              ? 'The other provider could not be reached or answered in a way we cannot use. Try again later, or sign in with your mobile number.'
+              ? t.fedUnavailable
               : e.code === 'account_disabled'
-                ? 'The account linked to this identity is disabled. Contact your administrator.'
+                ? t.fedAccountDisabled
                 : e.code === 'unknown_provider'
-                  ? 'This way of signing in is not available.'
-                  : e.message
-  return render(c, e.status, 'Could not sign you in', <><Alert message={message} />{startAgain(returnTo)}</>)
+                  ? t.fedUnknownProvider
+                  : locale === 'en' ? e.message : t.requestRefused
+  // the failed step is not a page to come back to: the switch leads to the sign-in page
+  return render(c, e.status, t.couldNotSignInTitle, <><Alert message={message} />{startAgain(t, returnTo)}</>, { switchHref: withReturn('/page/login', returnTo) })
 }
 
 federationPageRoutes.onError(async (err, c) => {
-  if (err instanceof ApiError && err.status === 429) return render(c as C, 429, 'Please wait', <Alert message={`Too many requests from your network. Try again in ${waitText(err)}.`} />)
-  if (err instanceof ApiError) return failurePage(c as C, err)
-  log.error('page.error', { request_id: c.get('requestId'), error: err.message, stack: err.stack })
-  return render(c as C, 500, 'Something went wrong', <Alert message={`Something went wrong on our side. Please try again. (Request ${c.get('requestId')})`} />)
+  // an ApiError of any status is the provider's or the flow's (502 upstream_unavailable ...): the failure page
+  if (err instanceof ApiError && err.status !== 429) return failurePage(c as C, err)
+  return pageOnError(err, c as C)
 })
 
 /** The form's button: start the flow and send the browser to the provider. */
@@ -143,6 +147,7 @@ federationPageRoutes.get('/:provider/callback', async (c) => {
 // ---- binding a mobile to an identity seen for the first time
 
 interface BindView {
+  t: Catalog
   csrf: string
   ticket: string
   pending: PendingBinding
@@ -154,88 +159,95 @@ interface BindView {
   notice?: string
 }
 
-function whoUpstream(v: BindView) {
+function whoUpstream(t: Catalog, v: BindView) {
   const who = v.pending.profile.display ?? v.pending.profile.name
-  return who ? `You signed in with ${v.providerName} as ${who}.` : `You signed in with ${v.providerName}.`
+  return who ? t.fedSignedInAs(v.providerName, who) : t.fedSignedIn(v.providerName)
 }
+
+/** The binding pages' switch: the first step again, in the other language (the ticket is kept). */
+const bindHref = (ticket: string) => `/page/federation/bind?${new URLSearchParams({ ticket })}`
 
 function bindStartPage(c: C, status: number, v: BindView & { captcha: CaptchaView }) {
   const errs = v.errors ?? {}
+  const { t } = v
   const open = registrationOpen(c.env)
   return render(
     c,
     status,
-    'Link your mobile number',
+    t.bindTitle,
     <>
-      <p class="lead">
-        {`${whoUpstream(v)} The first time, we link it to an account: enter the mobile number of your account${open ? ' (or the number for a new one)' : ''} and we text it a code.`}
-      </p>
+      <p class="lead">{`${whoUpstream(t, v)}${t.sentenceGap}${t.bindLead(open)}`}</p>
       <Alert message={v.error} />
       <form method="post" action="/page/federation/bind" novalidate>
         <Csrf token={v.csrf} />
         <input type="hidden" name="ticket" value={v.ticket} />
-        <Field name="mobile" label="Mobile number" type="tel" inputmode="tel" autocomplete="tel" value={v.mobile} error={errs.mobile} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
-        <CaptchaField captcha={v.captcha} error={errs.captcha} autofocus={!!v.mobile && !errs.mobile} />
+        <Field name="mobile" label={t.mobileField} type="tel" inputmode="tel" autocomplete="tel" value={v.mobile} error={errs.mobile} errorPrefix={t.errorPrefix} autofocus={!v.mobile || !!errs.mobile} maxlength={32} />
+        <CaptchaField captcha={v.captcha} error={errs.captcha} autofocus={!!v.mobile && !errs.mobile} t={t} />
         <button type="submit" name="step" value="send">
-          Send code
+          {t.sendCode}
         </button>
-        <CaptchaRefresh />
+        <CaptchaRefresh t={t} />
       </form>
-      {startAgain(v.pending.returnTo)}
+      {startAgain(t, v.pending.returnTo)}
     </>,
+    { switchHref: bindHref(v.ticket) },
   )
 }
 
 function bindCodePage(c: C, status: number, v: BindView & { mobile: string }) {
   const errs = v.errors ?? {}
+  const { t } = v
   return render(
     c,
     status,
-    'Enter the code',
+    t.bindCodeTitle,
     <>
-      <p class="lead">{`${whoUpstream(v)} Enter the code we texted to prove the number is yours.`}</p>
+      <p class="lead">{`${whoUpstream(t, v)}${t.sentenceGap}${t.bindCodeLead}`}</p>
       <Notice message={v.notice} />
       <Alert message={v.error} />
       <form method="post" action="/page/federation/bind" novalidate>
         <Csrf token={v.csrf} />
         <input type="hidden" name="ticket" value={v.ticket} />
         <input type="hidden" name="mobile" value={v.mobile} />
-        <Field name="sms_code" label="Code from the SMS" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength={6} hint={`6 digits, valid for ${SMS_CODE_TTL_S / 60} minutes.`} error={errs.sms_code} autofocus />
+        <Field name="sms_code" label={t.smsCodeLabel} inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength={6} hint={t.codeHint(SMS_CODE_TTL_S / 60)} error={errs.sms_code} errorPrefix={t.errorPrefix} autofocus />
         <button type="submit" name="step" value="verify">
-          Continue
+          {t.continueButton}
         </button>
       </form>
       <ul class="links">
         <li>
-          <a href={`/page/federation/bind?${new URLSearchParams({ ticket: v.ticket })}`}>No code? Start again</a>
+          <a href={bindHref(v.ticket)}>{t.noCodeStartAgain}</a>
         </li>
       </ul>
     </>,
+    { switchHref: bindHref(v.ticket) },
   )
 }
 
 function bindCreatePage(c: C, status: number, v: BindView) {
   const errs = v.errors ?? {}
   const first = errs.name ? 'name' : errs.password_confirm && !errs.password ? 'password_confirm' : 'password'
+  const { t } = v
   return render(
     c,
     status,
-    'Create your account',
+    t.bindCreateTitle,
     <>
-      <p class="lead">{`No account has ${v.pending.verifiedMobile} yet. Choose a password to create one: you can then sign in with ${v.providerName}, or with your mobile number and this password.`}</p>
+      <p class="lead">{t.bindCreateLead(v.pending.verifiedMobile ?? '', v.providerName)}</p>
       <Alert message={v.error} />
       <form method="post" action="/page/federation/bind" novalidate>
         <Csrf token={v.csrf} />
         <input type="hidden" name="ticket" value={v.ticket} />
-        <Field name="name" label="Your name (optional)" autocomplete="name" value={v.name ?? v.pending.profile.name} required={false} maxlength={100} error={errs.name} autofocus={first === 'name'} />
-        <Field name="password" label="Password" type="password" autocomplete="new-password" minlength={PASSWORD_MIN} maxlength={PASSWORD_MAX} hint={`At least ${PASSWORD_MIN} characters.`} error={errs.password} autofocus={first === 'password'} />
-        <Field name="password_confirm" label="Repeat the password" type="password" autocomplete="new-password" maxlength={PASSWORD_MAX} error={errs.password_confirm} autofocus={first === 'password_confirm'} />
+        <Field name="name" label={t.nameOptional} autocomplete="name" value={v.name ?? v.pending.profile.name} required={false} maxlength={100} error={errs.name} errorPrefix={t.errorPrefix} autofocus={first === 'name'} />
+        <Field name="password" label={t.passwordField} type="password" autocomplete="new-password" minlength={PASSWORD_MIN} maxlength={PASSWORD_MAX} hint={t.newPasswordHint(PASSWORD_MIN)} error={errs.password} errorPrefix={t.errorPrefix} autofocus={first === 'password'} />
+        <Field name="password_confirm" label={t.repeatThePassword} type="password" autocomplete="new-password" maxlength={PASSWORD_MAX} error={errs.password_confirm} errorPrefix={t.errorPrefix} autofocus={first === 'password_confirm'} />
         <button type="submit" name="step" value="create">
-          Create account
+          {t.createAccountButton}
         </button>
       </form>
-      {startAgain(v.pending.returnTo)}
+      {startAgain(t, v.pending.returnTo)}
     </>,
+    { switchHref: bindHref(v.ticket) },
   )
 }
 
@@ -248,14 +260,15 @@ async function loadBinding(c: C, ticket: string) {
 federationPageRoutes.get('/bind', async (c) => {
   const ticket = c.req.query('ticket')?.slice(0, 64) ?? ''
   const { pending, providerName } = await loadBinding(c, ticket)
-  return bindStartPage(c, 200, { csrf: csrfToken(c), ticket, pending, providerName, captcha: await newCaptcha(c) })
+  return bindStartPage(c, 200, { t: pageLanguage(c).t, csrf: csrfToken(c), ticket, pending, providerName, captcha: await newCaptcha(c) })
 })
 
 federationPageRoutes.post('/bind', async (c) => {
   const f = await formOf(c)
   const ticket = f('ticket', 64)
   const { pending, providerName } = await loadBinding(c, ticket)
-  const base: BindView = { csrf: csrfToken(c), ticket, pending, providerName }
+  const { locale, t } = pageLanguage(c)
+  const base: BindView = { t, csrf: csrfToken(c), ticket, pending, providerName }
   const actor: AuditActor = auditActor(c)
   const step = f('step')
   const mobileInput = f('mobile', 32).trim()
@@ -265,42 +278,43 @@ federationPageRoutes.post('/bind', async (c) => {
 
   if (step === 'send') {
     const again = async (status: number, error: string, errors: Record<string, string>) => bindStartPage(c, status, { ...base, mobile: mobileInput, captcha: await newCaptcha(c), error, errors })
-    if (!mobile) return again(400, 'Check the highlighted fields.', { mobile: 'Enter a mobile number, such as +8613800138000 or 13800138000.' })
+    if (!mobile) return again(400, t.checkFields, { mobile: t.mobileInvalid })
     const given = f('captcha_code', 32)
     if (!(await verifyCaptcha(c.env, f('captcha_id', 64), given))) {
-      return again(400, given ? 'The characters did not match the picture.' : 'Enter the characters shown in the picture.', { captcha: 'Type the characters of this new picture.' })
+      return again(400, given ? t.captchaMismatch : t.captchaEnter, { captcha: t.captchaFieldError })
     }
     await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
     try {
-      await sendBindingCode(c.env, pending, mobile, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
+      await sendBindingCode(c.env, pending, mobile, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) }, locale)
     } catch (e) {
       if (!(e instanceof ApiError) || e.code === 'rate_limited') throw e
-      const msg = e.code === 'sms_cooldown' ? `A code was sent to this number less than a minute ago. Wait ${waitText(e)}, then try again.` : e.code === 'sms_daily_limit' ? 'Too many codes were sent to this number today. Try again tomorrow.' : e.message
+      const msg = e.code === 'sms_cooldown' ? t.smsCooldown(waitText(e, t)) : e.code === 'sms_daily_limit' ? t.smsDaily : e.message
       return again(e.status, msg, {})
     }
     // The same words whether or not the number has an account: only the code will tell.
-    const notice = registrationOpen(c.env) ? `We have sent a 6-digit code to ${mobile}.` : `If ${mobile} belongs to an account, we have sent it a 6-digit code.`
+    const notice = registrationOpen(c.env) ? t.codeSentTo(mobile) : t.codeSentIfAccount(mobile)
     return bindCodePage(c, 200, { ...base, mobile, notice })
   }
 
   if (step === 'verify') {
-    if (!mobile) return bindStartPage(c, 400, { ...base, captcha: await newCaptcha(c), error: 'Start again: the mobile number was missing.' })
+    if (!mobile) return bindStartPage(c, 400, { ...base, captcha: await newCaptcha(c), error: t.mobileMissing })
     const code = f('sms_code', 16).trim()
-    if (!/^\d{6}$/.test(code)) return bindCodePage(c, 400, { ...base, mobile, error: 'Check the highlighted field.', errors: { sms_code: 'Enter the 6 digits from the SMS.' } })
+    if (!/^\d{6}$/.test(code)) return bindCodePage(c, 400, { ...base, mobile, error: t.checkField, errors: { sms_code: t.enterSixDigits } })
     let out
     try {
       out = await verifyBindingCode(c.env, pending, mobile, code, actor)
     } catch (e) {
       if (!(e instanceof ApiError)) throw e
-      if (e.code === 'invalid_sms_code') return bindCodePage(c, 400, { ...base, mobile, error: 'That code is wrong or has expired.', errors: { sms_code: 'That code is wrong or has expired.' } })
+      if (e.code === 'invalid_sms_code') return bindCodePage(c, 400, { ...base, mobile, error: t.codeWrong, errors: { sms_code: t.codeWrong } })
+      const again = { switchHref: bindHref(ticket) }
       if (e.code === 'sms_code_locked') {
-        return render(c, 429, 'Enter the code', <><Alert message={`Too many wrong codes for this number today. Try again in ${waitText(e)}.`} />{startAgain(pending.returnTo)}</>)
+        return render(c, 429, t.bindCodeTitle, <><Alert message={t.codeLockedToday(waitText(e, t))} />{startAgain(t, pending.returnTo)}</>, again)
       }
       if (e.code === 'too_many_attempts') {
-        return render(c, 429, 'Enter the code', <><Alert message="Too many wrong codes. Ask for a new code." /><p><a class="button" href={`/page/federation/bind?${new URLSearchParams({ ticket })}`}>Start again</a></p></>)
+        return render(c, 429, t.bindCodeTitle, <><Alert message={t.tooManyWrongCodes} /><p><a class="button" href={bindHref(ticket)}>{t.startAgain}</a></p></>, again)
       }
       if (e.code === 'registration_closed') {
-        return render(c, 403, 'No account with this number', <><Alert message={`No account has ${mobile}, and new accounts cannot be created here. Ask your administrator for an account, or link another number.`} /><p><a class="button" href={`/page/federation/bind?${new URLSearchParams({ ticket })}`}>Use another number</a></p></>)
+        return render(c, 403, t.noAccountTitle, <><Alert message={t.noAccountClosed(mobile)} /><p><a class="button" href={bindHref(ticket)}>{t.useAnotherNumber}</a></p></>, again)
       }
       throw e
     }
@@ -309,15 +323,15 @@ federationPageRoutes.post('/bind', async (c) => {
   }
 
   if (step === 'create') {
-    if (!pending.verifiedMobile) return bindStartPage(c, 400, { ...base, captcha: await newCaptcha(c), error: 'Prove your mobile number with a code first.' })
+    if (!pending.verifiedMobile) return bindStartPage(c, 400, { ...base, captcha: await newCaptcha(c), error: t.proveMobileFirst })
     const password = f('password', PASSWORD_MAX + 1)
     const name = f('name', 101).trim()
     const errors: Record<string, string> = {}
-    if (password.length < PASSWORD_MIN) errors.password = `Use at least ${PASSWORD_MIN} characters.`
-    else if (password.length > PASSWORD_MAX) errors.password = `Use at most ${PASSWORD_MAX} characters.`
-    else if (f('password_confirm', PASSWORD_MAX + 1) !== password) errors.password_confirm = 'The two passwords differ.'
-    if (name.length > 100) errors.name = 'Use at most 100 characters.'
-    if (Object.keys(errors).length) return bindCreatePage(c, 400, { ...base, name, error: 'Check the highlighted fields.', errors })
+    if (password.length < PASSWORD_MIN) errors.password = t.passwordTooShort(PASSWORD_MIN)
+    else if (password.length > PASSWORD_MAX) errors.password = t.passwordTooLong(PASSWORD_MAX)
+    else if (f('password_confirm', PASSWORD_MAX + 1) !== password) errors.password_confirm = t.passwordsDiffer
+    if (name.length > 100) errors.name = t.nameTooLong
+    if (Object.keys(errors).length) return bindCreatePage(c, 400, { ...base, name, error: t.checkFields, errors })
     await enforceRateLimit(c, 'register_ip', c.get('clientIp'))
     return signInBrowser(c, await createBoundAccount(c.env, pending, { password, name }, actor), pending.returnTo)
   }
@@ -327,21 +341,22 @@ federationPageRoutes.post('/bind', async (c) => {
 
 // ---- the signed-in user's identities (a minimal page; the user portal can reuse IdentityList)
 
-export function IdentityList(props: { csrf: string; items: Awaited<ReturnType<typeof listIdentities>> }) {
-  if (!props.items.length) return <p class="hint">No identity of another provider is linked to this account.</p>
+export function IdentityList(props: { t: Catalog; csrf: string; items: Awaited<ReturnType<typeof listIdentities>> }) {
+  const { t } = props
+  if (!props.items.length) return <p class="hint">{t.identitiesEmpty}</p>
   return (
-    <ul class="identities" aria-label="Linked identities">
+    <ul class="identities" aria-label={t.identitiesLabel}>
       {props.items.map((i) => (
         <li>
           <span>
             <strong>{i.provider_name}</strong>
-            <span class="hint">{`${i.display ?? i.email ?? 'linked'} · since ${i.linked_at.slice(0, 10)}`}</span>
+            <span class="hint">{t.linkedSince(i.display ?? i.email ?? t.linked, i.linked_at.slice(0, 10))}</span>
           </span>
           <form method="post" action="/page/federation/identities/unlink">
             <Csrf token={props.csrf} />
             <input type="hidden" name="id" value={i.id} />
-            <button type="submit" class="secondary" aria-label={`Unlink ${i.provider_name} ${i.display ?? ''}`.trim()}>
-              Unlink
+            <button type="submit" class="secondary" aria-label={t.unlinkOf(`${i.provider_name} ${i.display ?? ''}`.trim())}>
+              {t.unlink}
             </button>
           </form>
         </li>
@@ -353,25 +368,27 @@ export function IdentityList(props: { csrf: string; items: Awaited<ReturnType<ty
 async function identitiesPage(c: C, status: number, msg: { notice?: string; error?: string } = {}) {
   const current = await readBrowserSession(c)
   if (!current) return c.redirect(withReturn('/page/login', '/page/federation/identities'), 303)
+  const { t } = pageLanguage(c)
   return render(
     c,
     status,
-    'Sign-in methods',
+    t.identitiesTitle,
     <>
       <Notice message={msg.notice} />
       <Alert message={msg.error} />
-      <p class="lead">{`Your mobile number ${current.user.mobile} and your password, and these identities of other providers:`}</p>
-      <IdentityList csrf={csrfToken(c)} items={await listIdentities(c.env, current.user.id)} />
+      <p class="lead">{t.identitiesLead(current.user.mobile)}</p>
+      <IdentityList t={t} csrf={csrfToken(c)} items={await listIdentities(c.env, current.user.id)} />
       <ul class="links">
         <li>
-          <a href="/page/login">Done</a>
+          <a href="/page/login">{t.done}</a>
         </li>
       </ul>
     </>,
+    { switchHref: '/page/federation/identities' },
   )
 }
 
-federationPageRoutes.get('/identities', async (c) => identitiesPage(c, 200, { notice: c.req.query('unlinked') ? 'The identity is unlinked.' : undefined }))
+federationPageRoutes.get('/identities', async (c) => identitiesPage(c, 200, { notice: c.req.query('unlinked') ? pageLanguage(c).t.unlinked : undefined }))
 
 federationPageRoutes.post('/identities/unlink', async (c) => {
   const current = await readBrowserSession(c)
@@ -381,7 +398,8 @@ federationPageRoutes.post('/identities/unlink', async (c) => {
     await unlinkIdentity(c.env, current.user.id, f('id', 64), { actorType: 'user', actorId: current.user.id, requestId: c.get('requestId'), ip: c.get('clientIp') })
   } catch (e) {
     if (!(e instanceof ApiError) || e.status >= 500) throw e
-    return identitiesPage(c, e.status, { error: e.code === 'last_sign_in_method' ? 'This identity is the only way to sign in to your account. Set a password first (reset it by SMS), then unlink it.' : e.message })
+    const { locale, t } = pageLanguage(c)
+    return identitiesPage(c, e.status, { error: e.code === 'last_sign_in_method' ? t.lastSignInMethod : locale === 'en' ? e.message : t.requestRefused })
   }
   return c.redirect('/page/federation/identities?unlinked=1', 303)
 })

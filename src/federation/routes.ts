@@ -19,7 +19,7 @@ import { AccountErrors } from '../account/errors'
 import { SmsErrors } from '../sms/errors'
 import { CaptchaErrors } from '../captcha/errors'
 import { verifyCaptcha } from '../captcha/service'
-import { CaptchaFields, invalidCaptcha } from '../sms/routes'
+import { CaptchaFields, SmsLangField, invalidCaptcha, requestedSmsLocale } from '../sms/routes'
 import { SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from '../sms/service'
 import { FederationErrors } from './errors'
 import { enabledProvider, listEnabledProviders } from './providers'
@@ -177,7 +177,7 @@ federationRoutes.openapi(
     description:
       'Needs a captcha (`GET /api/v1/utils/captcha`, spent by this call). Sends a code (purpose `bind`) to the mobile the person entered. The answer never tells whether the number has an account: with registration open a code goes to any number; with registration closed only to numbers that have an account, and the reply is the same either way. Same limits as the other SMS codes (60 s cooldown, 10 a day).',
     ...OPEN,
-    request: { body: jsonBody(z.object({ binding_ticket: Ticket, mobile: MobileField, ...CaptchaFields })) },
+    request: { body: jsonBody(z.object({ binding_ticket: Ticket, mobile: MobileField, ...CaptchaFields, ...SmsLangField })) },
     responses: {
       200: ok('If the number can be bound, a code is on its way', z.object({ sent: z.literal(true), expires_in: z.number().int().openapi({ example: SMS_CODE_TTL_S }), resend_after: z.number().int().openapi({ example: SMS_RESEND_COOLDOWN_S }) })),
       ...mergeErrors(pick(400), errorResponses(FederationErrors, 'invalid_ticket'), errorResponses(CaptchaErrors, 'invalid_captcha'), errorResponses(SmsErrors, 'sms_cooldown', 'sms_daily_limit'), errorResponses(CommonErrors, 'rate_limited')),
@@ -188,7 +188,7 @@ federationRoutes.openapi(
     const pending = await pendingBinding(c.env, b.binding_ticket, { channel: 'api' })
     if (!(await verifyCaptcha(c.env, b.captcha_id, b.captcha_code))) throw invalidCaptcha()
     await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
-    const r = await sendBindingCode(c.env, pending, b.mobile, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
+    const r = await sendBindingCode(c.env, pending, b.mobile, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) }, requestedSmsLocale(c, b.lang))
     c.header('Cache-Control', 'no-store')
     return c.json({ sent: true as const, ...r }, 200)
   },

@@ -9,6 +9,7 @@ import type { User } from '../users/schema'
 import { registrationOpen } from '../account/service'
 import { AccountErrors } from '../account/errors'
 import { sendSmsCode, verifySmsCode, type SendContext } from '../sms/service'
+import type { Locale } from '../pages/i18n'
 import { FederationErrors } from './errors'
 import { claimBinding, completeFlowStatement, issueBindingTicket, redeemState, recordVerifiedMobile, StateRefused, type PendingBinding } from './flows'
 import { findLinkedUser, insertLinkStatement, isIdentityTaken, newLinkRow, touchLinkStatement } from './identities'
@@ -112,8 +113,8 @@ export async function handleCallback(env: Env, p: IdentityProvider, input: Callb
 }
 
 /** Step 1 of binding: an SMS code (purpose `bind`) to the number the person entered. The caller checked a captcha. */
-export async function sendBindingCode(env: Env, pending: PendingBinding, mobile: E164, ctx: SendContext) {
-  return sendSmsCode(env, { mobile, purpose: 'bind' }, ctx)
+export async function sendBindingCode(env: Env, pending: PendingBinding, mobile: E164, ctx: SendContext, locale?: Locale) {
+  return sendSmsCode(env, { mobile, purpose: 'bind', locale }, ctx)
 }
 
 export type VerifyOutcome = { kind: 'signed_in'; signIn: SignIn } | { kind: 'account_required' }

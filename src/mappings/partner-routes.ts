@@ -10,7 +10,7 @@ import { auditActor, auditFrom } from '../audit/service'
 import { SYNC_MAX_ITEMS, listChanges, publicMapping, queryUserMapping, recordAppSync, syncMappings, type SyncItemResult } from './service'
 import { AppIdParam, MappedKey, MappingName, MappingView, ok } from './view'
 import { afterResponse, deliverAfterCommit } from '../webhooks/outbox'
-import { OUTBOX_EVENT_KINDS } from './schema'
+import { MAPPING_EVENT_KINDS } from './schema'
 import { BOOKMARK_RE, replicaRead } from '../db'
 
 /** Mapping API for apps: X-App-Access-Token, or an admin bearer token (docs/mappings.md). Mounted at /api/v1/apps. */
@@ -173,7 +173,7 @@ const ChangeView = z
   .object({
     seq: z.number().int().openapi({ example: 1042 }),
     event_id: z.string().openapi({ example: '9a1f7c4e-2b3d-4e5f-8a6b-7c8d9e0f1a2b', description: 'Unique per change; the same id the webhook carries (dedupe on it)' }),
-    type: z.enum(OUTBOX_EVENT_KINDS).openapi({ example: 'mapping.added', description: 'What happened: a change of the mapping, or of the mapped user (user.* events, one per app the user is mapped in)' }),
+    type: z.enum(MAPPING_EVENT_KINDS).openapi({ example: 'mapping.added', description: 'What happened: a change of the mapping, or of the mapped user (user.* events, one per app the user is mapped in)' }),
     event_type: z.enum(['ADD', 'UPDATE', 'DISABLE', 'DELETE']).openapi({ description: 'The action for your copy of the account (source design): user.disabled is DISABLE, user.enabled is ADD where the mapping is active (UPDATE where it is not), user.updated is UPDATE' }),
     app_id: z.string(),
     mapping_id: z.string(),

@@ -40,12 +40,28 @@ export type MappingEventType = (typeof MAPPING_EVENT_TYPES)[number]
  * the user is mapped in). Receivers branch on `type`; `event_type` is derived from it
  * (user.enabled is ADD where the mapping is active, UPDATE where it is not).
  */
-export const OUTBOX_EVENT_KINDS = ['mapping.added', 'mapping.updated', 'mapping.disabled', 'mapping.deleted', 'user.disabled', 'user.enabled', 'user.updated'] as const
+export const MAPPING_EVENT_KINDS = ['mapping.added', 'mapping.updated', 'mapping.disabled', 'mapping.deleted', 'user.disabled', 'user.enabled', 'user.updated'] as const
+export type MappingEventKind = (typeof MAPPING_EVENT_KINDS)[number]
+export type UserEventKind = Extract<MappingEventKind, `user.${string}`>
+
+/**
+ * Outbox kinds that are not about one mapping (no mapping_id, often no user_id): delivered
+ * as webhooks like the others, never shown in the changes feed, which is the feed of an
+ * app's mappings. Their payload is the owning feature's (permission.changed:
+ * src/permissions/events.ts), their event_type APP_EVENT_TYPE.
+ */
+export const APP_EVENT_KINDS = ['permission.changed'] as const
+export type AppEventKind = (typeof APP_EVENT_KINDS)[number]
+/** event_type of an APP_EVENT_KINDS row: the source design has no account action for it. */
+export const APP_EVENT_TYPE = 'PERMISSION'
+
+export const OUTBOX_EVENT_KINDS = [...MAPPING_EVENT_KINDS, ...APP_EVENT_KINDS] as const
 export type OutboxEventKind = (typeof OUTBOX_EVENT_KINDS)[number]
-export type UserEventKind = Extract<OutboxEventKind, `user.${string}`>
+export const OUTBOX_EVENT_TYPES = [...MAPPING_EVENT_TYPES, APP_EVENT_TYPE] as const
+export type OutboxEventType = (typeof OUTBOX_EVENT_TYPES)[number]
 
 /** A mapping change's kind, from its action (a re-enabled mapping is `mapping.added`). */
-export const MAPPING_KIND: Record<MappingEventType, OutboxEventKind> = {
+export const MAPPING_KIND: Record<MappingEventType, MappingEventKind> = {
   ADD: 'mapping.added',
   UPDATE: 'mapping.updated',
   DISABLE: 'mapping.disabled',
@@ -61,9 +77,13 @@ export interface MappingEventPayload {
   user_status: 'ACTIVE' | 'DISABLED' | null
 }
 
+/** The payload of an APP_EVENT_KINDS row: the webhook body's kind-specific part, as its feature built it. */
+export type AppEventPayload = Record<string, unknown>
+
 /**
- * Outbox of mapping changes and of changes to mapped users: one row per change and app,
- * inserted in the same db.batch as the change itself. `id` is the monotonic sequence the changes feed pages on (AUTOINCREMENT
+ * Outbox of mapping changes, of changes to mapped users and of app events
+ * (APP_EVENT_KINDS): one row per change and app, inserted in the same db.batch as the
+ * change itself. `id` is the monotonic sequence the changes feed pages on (AUTOINCREMENT
  * never reuses a value; D1 serializes writes, so ids become visible in order). No foreign
  * keys: events outlive the mapping (DELETE) and the application (app delete).
  * `delivered_at` is set by webhook delivery (src/webhooks/, through markEventDeliveredStatement).
@@ -74,10 +94,12 @@ export const mappingEvents = sqliteTable(
     id: integer('id').primaryKey({ autoIncrement: true }),
     eventId: text('event_id').notNull().unique(),
     appId: text('app_id').notNull(),
-    userId: text('user_id').notNull(),
-    mappingId: text('mapping_id').notNull(),
-    eventType: text('event_type', { enum: MAPPING_EVENT_TYPES }).notNull(),
-    payload: text('payload', { mode: 'json' }).$type<MappingEventPayload>().notNull(),
+    /** null only on app events (a grant to a group) */
+    userId: text('user_id'),
+    /** null only on app events */
+    mappingId: text('mapping_id'),
+    eventType: text('event_type', { enum: OUTBOX_EVENT_TYPES }).notNull(),
+    payload: text('payload', { mode: 'json' }).$type<MappingEventPayload | AppEventPayload>().notNull(),
     createdAt: integer('created_at').notNull(),
     deliveredAt: integer('delivered_at'),
     /** OutboxEventKind. Last column (added by a migration that derived it from event_type for older rows). */
@@ -86,4 +108,9 @@ export const mappingEvents = sqliteTable(
   (t) => [index('mapping_events_app_seq_idx').on(t.appId, t.id), index('mapping_events_undelivered_idx').on(t.deliveredAt, t.id)],
 )
 
-export type MappingEvent = typeof mappingEvents.$inferSelect
+/** Any outbox row. */
+export type OutboxEvent = typeof mappingEvents.$inferSelect
+/** A row of the changes feed (a mapping change or a mapped user's change). */
+export type MappingEvent = OutboxEvent & { type: MappingEventKind; eventType: MappingEventType; userId: string; mappingId: string; payload: MappingEventPayload }
+
+export const isMappingEvent = (e: OutboxEvent): e is MappingEvent => (MAPPING_EVENT_KINDS as readonly string[]).includes(e.type)

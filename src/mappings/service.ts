@@ -4,7 +4,20 @@ import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { users } from '../users/schema'
-import { MAPPING_KIND, appUserMappings, mappingEvents, type AppUserMapping, type MappingEvent, type MappingEventType, type UserEventKind } from './schema'
+import {
+  MAPPING_EVENT_KINDS,
+  MAPPING_KIND,
+  APP_EVENT_TYPE,
+  appUserMappings,
+  mappingEvents,
+  type AppEventKind,
+  type AppEventPayload,
+  type AppUserMapping,
+  type MappingEvent,
+  type MappingEventType,
+  type OutboxEvent,
+  type UserEventKind,
+} from './schema'
 import { normalizeMobile, type E164 } from '../lib/mobile'
 import type { ApiError } from '../lib/errors'
 import { MappingErrors, type MappingErrorCode } from './errors'
@@ -75,6 +88,30 @@ function eventStatement(db: DB, e: { eventId: string; mappingId: string; type: M
   return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, m.app_id, m.user_id, ${e.mappingId}, ${e.type}, ${payloadSql}, ${e.now}, NULL, ${MAPPING_KIND[e.type]}
     FROM (SELECT 1) AS one
     LEFT JOIN app_user_mappings m ON m.id = ${e.mappingId} AND m.last_event_id IS ${e.guard}
+    LEFT JOIN users u ON u.id = m.user_id`)
+}
+
+/**
+ * An app event (APP_EVENT_KINDS, e.g. permission.changed) for the outbox, to put in the
+ * batch of the change it reports. `userId` names the user it is about, if one: the user's
+ * mapping in the app as the batch leaves it (active or not) fills mapping_id and is set into
+ * the payload at `mappingAt` (a JSON path) as {mapping_id, mapped_key, name, status}, or
+ * null when the user has no mapping there. Column order as in eventStatement.
+ */
+export function appEventStatement(
+  db: DB,
+  e: { eventId: string; appId: string; type: AppEventKind; payload: AppEventPayload; userId?: string | null; mappingAt?: string; now: number },
+): Stmt {
+  const payload = JSON.stringify(e.payload)
+  if (!e.userId) {
+    return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, ${e.appId}, NULL, NULL, ${APP_EVENT_TYPE}, json(${payload}), ${e.now}, NULL, ${e.type}`)
+  }
+  const mapping = sql`json(CASE WHEN m.id IS NULL THEN 'null' ELSE json_object('mapping_id', m.id, 'mapped_key', m.mapped_key, 'name', coalesce(m.name, u.name),
+    'status', CASE WHEN m.is_active THEN 'ACTIVE' ELSE 'DISABLED' END) END)`
+  const body = e.mappingAt ? sql`json_set(json(${payload}), ${e.mappingAt}, ${mapping})` : sql`json(${payload})`
+  return db.insert(mappingEvents).select(sql`SELECT NULL, ${e.eventId}, ${e.appId}, ${e.userId}, m.id, ${APP_EVENT_TYPE}, ${body}, ${e.now}, NULL, ${e.type}
+    FROM (SELECT 1) AS one
+    LEFT JOIN app_user_mappings m ON m.app_id = ${e.appId} AND m.user_id = ${e.userId}
     LEFT JOIN users u ON u.id = m.user_id`)
 }
 
@@ -608,8 +645,8 @@ export function publicEvent(e: MappingEvent) {
   }
 }
 
-/** Outbox events by event id (webhook delivery and its admin views). */
-export function eventsByIdQuery(db: DB, eventIds: string[]) {
+/** Outbox events (every kind) by event id (webhook delivery and its admin views). */
+export function eventsByIdQuery(db: DB, eventIds: string[]): Promise<OutboxEvent[]> {
   return db.select().from(mappingEvents).where(inArray(mappingEvents.eventId, eventIds.length ? eventIds : ['\u0000']))
 }
 
@@ -630,14 +667,17 @@ export function eventsAfterQuery(db: DB, after: number, limit: number) {
  * The app's changes after `since` (exclusive), in sequence order. The cursor is the outbox
  * sequence, never a timestamp: D1 commits writes one at a time, so once seq N is visible
  * every smaller seq is too, and changes sharing a millisecond still have distinct seqs.
+ * Mapping and user events only: app events (permission.changed) are webhooks, not changes
+ * to the app's mappings. They are filtered on the rows mapping_events_app_seq_idx yields,
+ * so the cursor stays the seq of the last change shown and the index still drives the read.
  */
 export async function listChanges(db: DB, appId: string, since: number, limit: number) {
-  const rows = await db
+  const rows = (await db
     .select()
     .from(mappingEvents)
-    .where(and(eq(mappingEvents.appId, appId), gt(mappingEvents.id, since)))
+    .where(and(eq(mappingEvents.appId, appId), gt(mappingEvents.id, since), inArray(mappingEvents.type, [...MAPPING_EVENT_KINDS])))
     .orderBy(asc(mappingEvents.id))
-    .limit(limit + 1)
+    .limit(limit + 1)) as MappingEvent[]
   const hasMore = rows.length > limit
   const page = rows.slice(0, limit)
   return { items: page.map(publicEvent), next_cursor: String(page.length ? page[page.length - 1].id : since), has_more: hasMore }

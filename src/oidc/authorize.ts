@@ -72,12 +72,12 @@ function usableClient(app: Application | undefined): app is Application {
  */
 export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams): Promise<Response> {
   if (p.request_id !== undefined) return resumeAuthorization(c, p.request_id)
-  if (!p.client_id) return errorPage(c, 'Invalid sign-in request', 'The request does not name an application (client_id is missing).')
+  if (!p.client_id) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.noClientId }))
   const app = await findApplication(c.env, p.client_id)
-  if (!usableClient(app)) return errorPage(c, 'Unknown application', 'The application that sent you here is not registered here, or it is disabled.')
-  if (!p.redirect_uri) return errorPage(c, 'Invalid sign-in request', 'The request has no redirect_uri.')
+  if (!usableClient(app)) return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.unknownClient }))
+  if (!p.redirect_uri) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.noRedirectUri }))
   // Exact string match against the registered list (RFC 9700 §4.1.3).
-  if (!isRegisteredRedirectUri(app, p.redirect_uri)) return errorPage(c, 'Invalid sign-in request', `The redirect_uri is not registered for ${app.appName}.`)
+  if (!isRegisteredRedirectUri(app, p.redirect_uri)) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.redirectUriNotRegistered(app.appName) }))
 
   const to: Target = { redirectUri: p.redirect_uri, state: p.state }
   const fail = (error: string, description: string) => redirectWithError(c, to, error, description)
@@ -138,7 +138,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
 
 async function resumeAuthorization(c: Context<AppEnv>, requestId: string) {
   const pending = await loadPending(c.env, requestId)
-  if (!pending) return errorPage(c, 'Sign-in request expired', 'This sign-in request is unknown or has expired (they last 10 minutes).')
+  if (!pending) return errorPage(c, (t) => ({ title: t.requestExpiredTitle, message: t.signInRequestExpired }))
   return continueAuthorization(c, pending, { consented: false })
 }
 
@@ -150,7 +150,7 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
   const app = await findApplication(c.env, pending.clientId)
   if (!usableClient(app) || !isRegisteredRedirectUri(app, pending.redirectUri)) {
     await deletePending(c.env, pending)
-    return errorPage(c, 'Unknown application', 'The application is no longer registered here, or it is disabled.')
+    return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.appGone }))
   }
   const to: Target = { redirectUri: pending.redirectUri, state: pending.state }
   const done = async (res: Response) => {

@@ -25,11 +25,11 @@ consentRoutes.openapi(
   async (c) => {
     const { request_id } = c.req.valid('query')
     const pending = request_id ? await loadPending(c.env, request_id) : null
-    if (!pending || !pending.consentFor) return errorPage(c, 'Sign-in request expired', 'This consent request is unknown or has expired. Go back to the application and try again.')
+    if (!pending || !pending.consentFor) return errorPage(c, (t) => ({ title: t.requestExpiredTitle, message: t.consentRequestExpired }))
     const current = await readBrowserSession(c)
     if (!current || current.session.id !== pending.consentFor.sessionId) return c.redirect(`/oauth2/authorize?request_id=${pending.id}`, 302)
     const app = await findApplication(c.env, pending.clientId)
-    if (!app || app.status !== 'ACTIVE') return errorPage(c, 'Unknown application', 'The application is no longer registered here, or it is disabled.')
+    if (!app || app.status !== 'ACTIVE') return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.appGone }))
     return consentPage(c, {
       requestId: pending.id,
       csrf: csrfToken(c),
@@ -65,9 +65,9 @@ consentRoutes.openapi(
   }),
   async (c) => {
     const body = c.req.valid('form')
-    if (!csrfValid(c, body.csrf_token)) return errorPage(c, 'Consent not recorded', 'The form expired or did not come from this site. Go back to the application and try again.', 403)
+    if (!csrfValid(c, body.csrf_token)) return errorPage(c, (t) => ({ title: t.consentNotRecordedTitle, message: t.consentFormExpired }), 403)
     const pending = body.request_id ? await loadPending(c.env, body.request_id) : null
-    if (!pending || !pending.consentFor || !body.decision) return errorPage(c, 'Sign-in request expired', 'This consent request is unknown or has expired. Go back to the application and try again.')
+    if (!pending || !pending.consentFor || !body.decision) return errorPage(c, (t) => ({ title: t.requestExpiredTitle, message: t.consentRequestExpired }))
     const current = await readBrowserSession(c)
     if (!current || current.session.id !== pending.consentFor.sessionId) return c.redirect(`/oauth2/authorize?request_id=${pending.id}`, 302)
     if (body.decision === 'deny') {

@@ -14,13 +14,13 @@ export const redirect = (description: string) => ({ description, headers: z.obje
 
 /** Validation hook of the endpoints that answer with HTML pages. */
 export const pageHook = (result: { success: true } | { success: false; error: z.ZodError }, c: Context<AppEnv>) => {
-  if (!result.success) return errorPage(c, 'Invalid request', `${result.error.issues[0]?.path.join('.') ?? 'parameter'}: each parameter must be given once.`)
+  if (!result.success) return errorPage(c, (t) => ({ title: t.invalidRequestTitle, message: t.parameterOnce(result.error.issues[0]?.path.join('.') ?? 'parameter') }))
 }
 
 /** The form endpoints that answer with pages take only form-encoded bodies. */
 export async function pageFormOnly(c: Context<AppEnv>, next: () => Promise<void>) {
   if (!/^application\/x-www-form-urlencoded(\s*;|$)/i.test(c.req.header('Content-Type') ?? '')) {
-    return errorPage(c, 'Invalid request', 'The form must be sent as application/x-www-form-urlencoded.')
+    return errorPage(c, (t) => ({ title: t.invalidRequestTitle, message: t.formEncoding }))
   }
   await next()
 }

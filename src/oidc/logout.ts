@@ -56,24 +56,24 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   let hint: Awaited<ReturnType<typeof verifyIdTokenHint>> = null
   if (p.id_token_hint !== undefined) {
     hint = await verifyIdTokenHint(c.env, p.id_token_hint)
-    if (!hint) return errorPage(c, 'Invalid sign-out request', 'The id_token_hint is not an ID token issued by this sign-in service.')
+    if (!hint) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.idTokenHintInvalid }))
   }
   if (p.client_id !== undefined) {
     client = await findApplication(c.env, p.client_id)
-    if (!client || client.protocolType !== 'OIDC') return errorPage(c, 'Invalid sign-out request', 'The client_id is not a registered OIDC application.')
-    if (hint && !hint.aud.includes(client.appId)) return errorPage(c, 'Invalid sign-out request', 'The client_id does not match the id_token_hint.')
+    if (!client || client.protocolType !== 'OIDC') return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientNotOidc }))
+    if (hint && !hint.aud.includes(client.appId)) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientHintMismatch }))
   } else if (hint) {
     client = await findApplication(c.env, hint.aud[0])
   }
   let redirectUri: string | undefined
   if (p.post_logout_redirect_uri !== undefined) {
-    if (!client) return errorPage(c, 'Invalid sign-out request', 'post_logout_redirect_uri needs client_id or id_token_hint to name the application.')
-    if (!isRegisteredPostLogoutRedirectUri(client, p.post_logout_redirect_uri)) return errorPage(c, 'Invalid sign-out request', `The post_logout_redirect_uri is not registered for ${client.appName}.`)
+    if (!client) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.postLogoutNeedsClient }))
+    if (!isRegisteredPostLogoutRedirectUri(client, p.post_logout_redirect_uri)) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.postLogoutNotRegistered(client.appName) }))
     redirectUri = p.post_logout_redirect_uri
   }
 
   const confirmation = isPost && p.confirm !== undefined
-  if (confirmation && !csrfValid(c, p.csrf_token)) return errorPage(c, 'Sign-out not confirmed', 'The form expired or did not come from this site. Try again from the application.', 403)
+  if (confirmation && !csrfValid(c, p.csrf_token)) return errorPage(c, (t) => ({ title: t.signOutNotConfirmedTitle, message: t.signOutFormExpired }), 403)
   if (confirmation && p.confirm !== 'yes') return stillSignedInPage(c)
 
   const current = await readBrowserSession(c)

@@ -2,7 +2,8 @@ import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { Alert, Csrf, Hidden, Notice, brand, renderPage } from '../pages/layout'
 import { allowPageImage, csrfAccepted } from '../pages/security'
-import { SCOPE_DESCRIPTIONS, SUPPORTED_SCOPES } from './service'
+import { SUPPORTED_SCOPES } from './service'
+import { pageLanguage, type Catalog } from '../pages/i18n'
 
 /**
  * The OIDC flow's pages (consent, errors, sign-out), rendered in the hosted pages' layout
@@ -20,7 +21,12 @@ export function csrfValid(c: C, field: string | undefined): boolean {
   return csrfAccepted(c, field)
 }
 
-export function errorPage(c: C, title: string, message: string, status = 400) {
+/** What an error page says, in the page's language (src/pages/i18n). */
+export type ErrorText = (t: Catalog) => { title: string; message: string }
+
+export function errorPage(c: C, text: ErrorText, status = 400) {
+  const { t } = pageLanguage(c)
+  const { title, message } = text(t)
   return renderPage(
     c,
     status,
@@ -28,7 +34,8 @@ export function errorPage(c: C, title: string, message: string, status = 400) {
     <>
       <Alert message={message} />
       <p class="hint">
-        Go back to the application and try again. Request id: <code>{c.get('requestId')}</code>
+        {t.goBackHint}
+        <code>{c.get('requestId')}</code>
       </p>
     </>,
   )
@@ -43,6 +50,7 @@ export function consentPage(
   c: C,
   o: { requestId: string; csrf: string; appName: string; iconUrl: string | null; scope: string[]; redirectHost: string; user: { name: string | null; mobile: string } },
 ) {
+  const { t } = pageLanguage(c)
   // https icons are allowed by this response's CSP; data: images always are.
   const icon = o.iconUrl && /^(https:\/\/|data:image\/)/.test(o.iconUrl) ? o.iconUrl : null
   if (icon?.startsWith('https://')) allowPageImage(c, icon)
@@ -50,7 +58,7 @@ export function consentPage(
   return renderPage(
     c,
     200,
-    `${o.appName} wants to use your account`,
+    t.consentTitle(o.appName),
     <>
       <div class="app">
         {icon ? <img src={icon} alt="" width={48} height={48} /> : null}
@@ -60,12 +68,13 @@ export function consentPage(
         </div>
       </div>
       <p class="who">
-        Signed in as <strong>{o.user.name ?? maskMobile(o.user.mobile)}</strong>
+        {t.signedInAs}
+        <strong>{o.user.name ?? maskMobile(o.user.mobile)}</strong>
       </p>
-      <p id="scopes-label">{o.appName} asks to:</p>
+      <p id="scopes-label">{t.consentAsks(o.appName)}</p>
       <ul class="scopes" aria-labelledby="scopes-label">
         {scopes.map((s) => (
-          <li>{SCOPE_DESCRIPTIONS[s] ?? s}</li>
+          <li>{t.consentScopes[s] ?? s}</li>
         ))}
       </ul>
       <form method="post" action="/page/consent">
@@ -73,26 +82,29 @@ export function consentPage(
         <input type="hidden" name="request_id" value={o.requestId} />
         <div class="actions">
           <button type="submit" name="decision" value="deny" class="secondary">
-            Deny
+            {t.deny}
           </button>
           <button type="submit" name="decision" value="allow">
-            Allow
+            {t.allow}
           </button>
         </div>
       </form>
-      <p class="hint">After you answer you go back to {o.redirectHost}.</p>
+      <p class="hint">{t.afterAnswer(o.redirectHost)}</p>
     </>,
+    { switchHref: `/page/consent?${new URLSearchParams({ request_id: o.requestId })}` },
   )
 }
 
 export function logoutConfirmPage(c: C, o: { csrf: string; clientId?: string; postLogoutRedirectUri?: string; state?: string; appName?: string }) {
+  const { t } = pageLanguage(c)
   return renderPage(
     c,
     200,
-    `Sign out of ${brand(c).name}?`,
+    t.signOutOfTitle(brand(c).name),
     <>
       <p>
-        {o.appName ? `${o.appName} asks to sign you out.` : 'An application asks to sign you out.'} This signs you out of every application you use with this account on this browser.
+        {o.appName ? t.appAsksSignOut(o.appName) : t.someAppAsksSignOut}
+        {t.signOutEverywhereHere}
       </p>
       <form method="post" action="/oauth2/end_session">
         <Csrf token={o.csrf} />
@@ -101,10 +113,10 @@ export function logoutConfirmPage(c: C, o: { csrf: string; clientId?: string; po
         <Hidden name="state" value={o.state} />
         <div class="actions">
           <button type="submit" name="confirm" value="no" class="secondary">
-            Stay signed in
+            {t.staySignedIn}
           </button>
           <button type="submit" name="confirm" value="yes">
-            Sign out
+            {t.signOutButton}
           </button>
         </div>
       </form>
@@ -113,9 +125,11 @@ export function logoutConfirmPage(c: C, o: { csrf: string; clientId?: string; po
 }
 
 export function signedOutPage(c: C) {
-  return renderPage(c, 200, 'Signed out', <Notice message={`You are signed out of ${brand(c).name}. You can close this page.`} />)
+  const { t } = pageLanguage(c)
+  return renderPage(c, 200, t.signedOutTitle, <Notice message={t.signedOutOf(brand(c).name)} />, { switchHref: null })
 }
 
 export function stillSignedInPage(c: C) {
-  return renderPage(c, 200, 'Still signed in', <Notice message="You are still signed in. You can close this page." />)
+  const { t } = pageLanguage(c)
+  return renderPage(c, 200, t.stillSignedInTitle, <Notice message={t.stillSignedIn} />, { switchHref: null })
 }

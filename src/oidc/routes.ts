@@ -49,7 +49,7 @@ async function oauthRateLimit(c: Context<AppEnv>, next: () => Promise<void>) {
     const r = await limit
     if (!r.allowed) {
       c.header('Retry-After', String(r.retryAfterS))
-      return errorPage(c, 'Please wait', `Too many requests from your network. Try again in ${r.retryAfterS} seconds.`, 429)
+      return errorPage(c, (t) => ({ title: t.pleaseWaitTitle, message: t.tooManyRequests(t.waitSeconds(r.retryAfterS)) }), 429)
     }
     return next()
   }

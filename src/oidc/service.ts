@@ -21,17 +21,8 @@ import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessToke
 import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
-/** Scopes we grant. Anything else is `invalid_scope`. */
+/** Scopes we grant. Anything else is `invalid_scope`. The consent page's words for each are in src/pages/i18n (consentScopes). */
 export const SUPPORTED_SCOPES = ['openid', 'profile', 'email', 'phone', 'offline_access', 'groups', 'permissions'] as const
-export const SCOPE_DESCRIPTIONS: Record<string, string> = {
-  openid: 'Sign you in and see your account identifier',
-  profile: 'Your name and your username in this app',
-  email: 'Your email address',
-  phone: 'Your mobile number',
-  offline_access: 'Keep you signed in to the app while your UAP Edge session lasts (refresh tokens)',
-  groups: 'The groups you are in (departments, roles, labels ...)',
-  permissions: 'What you are allowed to do in this app',
-}
 export const CLAIMS_SUPPORTED = ['sub', 'iss', 'aud', 'exp', 'iat', 'auth_time', 'nonce', 'at_hash', 'sid', 'email', 'preferred_username', 'name', 'phone_number', 'updated_at', 'groups', 'permissions']
 
 /** RFC 9700 §4.2.1 / RFC 6749 §4.1.2: codes are short-lived (60 s) and single use. */

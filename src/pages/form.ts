@@ -4,6 +4,7 @@ import type { ApiError } from '../lib/errors'
 import { enforceRateLimit } from '../ratelimit'
 import { createCaptcha } from '../captcha/service'
 import type { CaptchaView } from './layout'
+import { en, type Catalog } from './i18n/en'
 
 /** What the page handlers share: the form reader, return_to links, captchas, wait texts. */
 export type C = Context<AppEnv>
@@ -27,7 +28,8 @@ export async function newCaptcha(c: C): Promise<CaptchaView> {
   return createCaptcha(c.env)
 }
 
-export function waitText(e: ApiError): string {
+/** A refusal's Retry-After in words of the page's language: seconds, minutes, or hours past an hour. */
+export function waitText(e: ApiError, t: Catalog = en): string {
   const s = Number(e.headers?.['Retry-After'] ?? 0) || 60
-  return s > 90 ? `${Math.ceil(s / 60)} minutes` : `${s} seconds`
+  return s > 3600 ? t.waitHours(Math.ceil(s / 3600)) : s > 90 ? t.waitMinutes(Math.ceil(s / 60)) : t.waitSeconds(s)
 }

@@ -6,7 +6,7 @@ import { getConfig } from '../env'
 import { brandOf, type Brand } from './style'
 import { CSRF_FIELD } from './security'
 import { en, type Catalog } from './i18n/en'
-import { LOCALES, catalogOf, type Locale } from './i18n'
+import { LOCALES, catalogOf, pageLanguage, type Locale } from './i18n'
 
 /**
  * Shared building blocks of every hosted page (/page/* and the OIDC consent, error and
@@ -17,12 +17,16 @@ import { LOCALES, catalogOf, type Locale } from './i18n'
 export const brand = (c: Context<AppEnv>): Brand => brandOf(getConfig(c.env))
 
 /**
- * A complete page in the shared layout. The security headers (CSP, framing, caching) are
- * added by the pageHeaders middleware of the route (src/pages/security.ts).
+ * A complete page in the shared layout, in the page's language (src/pages/i18n) with its
+ * language switch under the title. The security headers (CSP, framing, caching) are added
+ * by the pageHeaders middleware of the route (src/pages/security.ts).
  */
 export async function renderPage(c: Context<AppEnv>, status: number, title: string, body: Child, opts: PageOptions = {}) {
+  const { locale, t } = pageLanguage(c)
+  const switchHref = opts.switchHref === undefined ? defaultSwitchHref(c) : opts.switchHref
   const node = (
-    <Page brand={brand(c)} title={title} {...opts}>
+    <Page brand={brand(c)} title={title} {...opts} lang={opts.lang ?? locale}>
+      {switchHref ? <LanguageSwitch href={switchHref} locale={locale} label={t.languageLabel} /> : null}
       {body}
     </Page>
   )
@@ -30,11 +34,25 @@ export async function renderPage(c: Context<AppEnv>, status: number, title: stri
   return c.html('<!DOCTYPE html>' + (await node.toString()), status as ContentfulStatusCode)
 }
 
-/** `lang`: the page's language tag (default en); `wide`: the portal's wider card; `header`: above the title. */
+/**
+ * Where the switch leads: the same address for a GET (the page again, in the other language);
+ * the form's path for a POST, since repeating a form's answer is not a link's job.
+ */
+function defaultSwitchHref(c: Context<AppEnv>): string {
+  const u = new URL(c.req.url)
+  return c.req.method === 'GET' ? u.pathname + u.search : u.pathname
+}
+
+/**
+ * `lang`: the page's language tag (default: the request's, src/pages/i18n); `wide`: the portal's
+ * wider card; `header`: above the title; `switchHref`: the language switch's target (null: the
+ * page draws its own, or none).
+ */
 export interface PageOptions {
   lang?: string
   wide?: boolean
   header?: Child
+  switchHref?: string | null
 }
 
 export function Page(props: { brand: Brand; title: string; children?: Child } & PageOptions) {

@@ -10,6 +10,8 @@ type PathConfig = Parameters<OpenAPIRegistry['registerPath']>[0]
 const html = (description: string) => ({ description, content: { 'text/html': { schema: z.string() } } })
 const seeOther = { description: 'Redirect (303) after a successful form post' }
 const form = (fields: Record<string, z.ZodType>) => ({ body: { content: { 'application/x-www-form-urlencoded': { schema: z.object({ csrf_token: z.string(), ...fields }) } }, required: true } })
+/** Every page is in English and Simplified Chinese (docs/pages.md). */
+const lang = z.enum(['en', 'zh-CN']).optional().openapi({ description: 'Switch the language (remembered in the `__Host-uap_lang` cookie); otherwise the cookie, then Accept-Language, then English' })
 const returnTo = z.string().optional().openapi({ description: 'Where to continue after sign-in: a path on this site or a registered redirect URI' })
 
 const PAGES: Omit<PathConfig, 'tags'>[] = [
@@ -19,7 +21,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     summary: 'Sign-in page',
     description:
       'The hosted sign-in form. Signed in already: continues to `return_to` (unless `prompt=login`). With `app_id` + `redirect_uri` of a SIMPLE_API app: a signed-in browser goes straight to the app with a ticket; otherwise it signs in first. A captcha appears after 5 failures for the number or 10 from the network in 15 minutes (the counters of the login API).',
-    request: { query: z.object({ return_to: returnTo, prompt: z.enum(['login']).optional(), app_id: z.string().optional(), redirect_uri: z.string().optional() }) },
+    request: { query: z.object({ lang, return_to: returnTo, prompt: z.enum(['login']).optional(), app_id: z.string().optional(), redirect_uri: z.string().optional() }) },
     responses: { 200: html('The form, or "signed in as"'), 302: { description: 'To the SIMPLE_API app with a ticket' }, 303: { description: 'To return_to' }, 400: html('Unknown app_id or unregistered redirect_uri'), 403: html('Signed in, but the account is disabled or has no access to the SIMPLE_API app'), 429: html('Too many captcha pictures asked for from this network') },
   },
   {
@@ -35,7 +37,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     path: '/page/register',
     summary: 'Registration page',
     description: 'Step 1: mobile + captcha, which sends an SMS code. Open only when REGISTRATION_OPEN is true.',
-    request: { query: z.object({ return_to: returnTo }) },
+    request: { query: z.object({ lang, return_to: returnTo }) },
     responses: { 200: html('The form'), 403: html('Registration closed'), 429: html('Too many captcha pictures asked for from this network') },
   },
   {
@@ -51,7 +53,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     path: '/page/pwd/reset',
     summary: 'Password reset page',
     description: 'Step 1: mobile + captcha, which sends an SMS code (the answer is the same whether the number is registered or not).',
-    request: { query: z.object({ return_to: returnTo }) },
+    request: { query: z.object({ lang, return_to: returnTo }) },
     responses: { 200: html('The form'), 429: html('Too many captcha pictures asked for from this network') },
   },
   {
@@ -67,6 +69,7 @@ const PAGES: Omit<PathConfig, 'tags'>[] = [
     path: '/page/logout',
     summary: 'Sign-out confirmation page',
     description: 'Asks the user to confirm signing out (a GET never signs out, so links and prefetching cannot).',
+    request: { query: z.object({ lang }) },
     responses: { 200: html('The confirmation form') },
   },
   {

@@ -9,7 +9,7 @@ import { registrationOpen } from '../account/service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX } from '../lib/password'
 import { simpleSsoRedirect } from '../tickets/sso'
 import { FederationButtons } from '../federation/pages'
-import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, LanguageSwitch, renderPage as render, type CaptchaView } from './layout'
+import { Alert, Notice, Hidden, Csrf, Field, CaptchaField, CaptchaRefresh, renderPage as render, type CaptchaView } from './layout'
 import { csrfToken } from './security'
 import { postLoginRedirect, safeReturnTo } from './redirect'
 import { formOf, newCaptcha, withReturn, type C } from './form'
@@ -57,7 +57,6 @@ function loginPage(c: C, status: number, v: LoginView) {
     status,
     t.signInTitle,
     <>
-      <LanguageSwitch href={withReturn('/page/login', v.returnTo)} locale={v.locale} label={t.languageLabel} />
       <Notice message={v.notice} />
       <Alert message={v.error} />
       <form method="post" action="/page/login" novalidate>
@@ -83,7 +82,7 @@ function loginPage(c: C, status: number, v: LoginView) {
         ) : null}
       </ul>
     </>,
-    { lang: v.locale },
+    { lang: v.locale, switchHref: withReturn('/page/login', v.returnTo) },
   )
 }
 
@@ -114,7 +113,6 @@ signInRoutes.get('/login', async (c) => {
         200,
         t.signedInTitle,
         <>
-          <LanguageSwitch href="/page/login" locale={locale} label={t.languageLabel} />
           <p class="who">
             {t.signedInAs}
             <strong>{name || mobile}</strong>
@@ -138,7 +136,7 @@ signInRoutes.get('/login', async (c) => {
             </li>
           </ul>
         </>,
-        { lang: locale },
+        { lang: locale, switchHref: '/page/login' },
       )
     }
   }

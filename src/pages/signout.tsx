@@ -1,7 +1,7 @@
 import { Hono } from 'hono'
 import type { AppEnv } from '../context'
 import { readBrowserSession, endBrowserSession } from '../auth/browser-session'
-import { Csrf, LanguageSwitch, brand, renderPage as render } from './layout'
+import { Csrf, brand, renderPage as render } from './layout'
 import { csrfToken } from './security'
 import { catalogOf, pageLocale } from './i18n'
 
@@ -15,20 +15,18 @@ signOutRoutes.get('/logout', async (c) => {
   const current = await readBrowserSession(c)
   if (!current) {
     return render(c, 200, t.signOutTitle, <>
-      <LanguageSwitch href="/page/logout" locale={locale} label={t.languageLabel} />
       <p>{t.notSignedIn}</p>
       <ul class="links"><li><a href="/page/login">{t.signInButton}</a></li></ul>
-    </>, { lang: locale })
+    </>, { lang: locale, switchHref: '/page/logout' })
   }
   return render(c, 200, t.signOutTitle, <>
-    <LanguageSwitch href="/page/logout" locale={locale} label={t.languageLabel} />
     <p>{t.signOutQuestion(brand(c).name)}</p>
     <form method="post" action="/page/logout">
       <Csrf token={csrfToken(c)} />
       <button type="submit">{t.signOutButton}</button>
     </form>
     <ul class="links"><li><a href="/page/home">{t.cancel}</a></li></ul>
-  </>, { lang: locale })
+  </>, { lang: locale, switchHref: '/page/logout' })
 })
 
 signOutRoutes.post('/logout', async (c) => {

@@ -4,6 +4,7 @@ import { errorResponses } from '../lib/errors'
 import { typedText } from '../lib/text'
 import { router } from '../context'
 import { auditActor } from '../audit/service'
+import { afterResponse } from '../webhooks/outbox'
 import { targetApp } from '../apps/access'
 import { AppErrors } from '../apps/errors'
 import { UserErrors } from '../users/errors'
@@ -132,7 +133,7 @@ adminPermissionRoutes.openapi(
     path: '/{app_id}/permissions/{key}',
     tags: [TAG],
     summary: 'Delete a permission',
-    description: 'Deletes the permission and every grant of it in one batch; nobody has it any more.',
+    description: 'Deletes the permission and every grant of it in one batch; nobody has it any more. Sends the app one `permission.changed` webhook (change `deleted`, docs/webhooks.md), written in the same batch.',
     security: bearerSecurity,
     ...needs('apps.manage', { app: 'app_id' }),
     request: { params: KeyParams },
@@ -141,7 +142,7 @@ adminPermissionRoutes.openapi(
   async (c) => {
     const { app_id, key } = c.req.valid('param')
     const app = await targetApp(c, app_id)
-    await deletePermissionAsAdmin(c.env, app.appId, key, auditActor(c))
+    await deletePermissionAsAdmin(c.env, app.appId, key, auditActor(c), afterResponse(c))
     return c.json({ deleted: true as const, key }, 200)
   },
 )
@@ -234,7 +235,7 @@ adminPermissionRoutes.openapi(
     tags: [TAG],
     summary: 'Allow or deny a permission to a user or a group',
     description:
-      'Sets the effect for (subject, permission, scope): 201 when the grant is new, 200 when an existing one changed or already had this effect. A group\'s grant reaches its members and every subgroup\'s members; to go back to inheriting, DELETE the grant. `access` takes no scope.',
+      'Sets the effect for (subject, permission, scope): 201 when the grant is new, 200 when an existing one changed or already had this effect. A group\'s grant reaches its members and every subgroup\'s members; to go back to inheriting, DELETE the grant. `access` takes no scope. A new grant or a changed effect sends the app one `permission.changed` webhook (change `granted`, docs/webhooks.md), written in the same batch; an unchanged one sends nothing.',
     security: bearerSecurity,
     ...needs('permissions.grant', { app: 'app_id' }),
     request: {
@@ -260,7 +261,7 @@ adminPermissionRoutes.openapi(
     const app = await targetApp(c, c.req.valid('param').app_id)
     const { subject } = c.req.valid('json')
     await assertInScope(c, subject.type === 'user' ? { users: [subject.id] } : { groups: [subject.id] })
-    const { grant, created } = await setGrantAsAdmin(c.env, app.appId, c.req.valid('json'), auditActor(c))
+    const { grant, created } = await setGrantAsAdmin(c.env, app.appId, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicGrant(grant), created ? 201 : 200)
   },
 )
@@ -271,7 +272,7 @@ adminPermissionRoutes.openapi(
     path: '/{app_id}/grants/{grant_id}',
     tags: [TAG],
     summary: 'Revoke a grant',
-    description: 'Removes the grant: its subject inherits again (from its groups, or nothing).',
+    description: 'Removes the grant: its subject inherits again (from its groups, or nothing). Sends the app one `permission.changed` webhook (change `revoked`, docs/webhooks.md), written in the same batch.',
     security: bearerSecurity,
     ...needs('permissions.grant', { app: 'app_id', grant: 'grant_id' }),
     request: { params: AppIdParam.extend({ grant_id: z.string().min(1).max(64).openapi({ param: { name: 'grant_id', in: 'path' } }) }) },
@@ -280,7 +281,7 @@ adminPermissionRoutes.openapi(
   async (c) => {
     const { app_id, grant_id } = c.req.valid('param')
     const app = await targetApp(c, app_id)
-    return c.json(publicGrant((await revokeGrantAsAdmin(c.env, app.appId, grant_id, auditActor(c))).grant), 200)
+    return c.json(publicGrant((await revokeGrantAsAdmin(c.env, app.appId, grant_id, auditActor(c), afterResponse(c))).grant), 200)
   },
 )
 

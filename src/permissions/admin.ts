@@ -5,14 +5,18 @@ import type { Env } from '../env'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { findUserById } from '../users/service'
 import { findGroup } from '../directory/service'
+import type { DirectoryGroup } from '../directory/schema'
+import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import { PermissionErrors } from './errors'
 import { ACCESS_PERMISSION, appPermissions, permissionGrants, type AppPermission, type GrantEffect, type PermissionGrant, type SubjectType } from './schema'
 import { findAppPermission, findGrant, findGrantFor } from './service'
 import type { Scope } from './resolution'
+import { permissionEventStatement, type PermissionEventData, type PermissionEventSubject } from './events'
 
 /*
  * An admin's changes to app permissions and grants (docs/permissions.md), each one
- * db.batch with its audit row.
+ * db.batch with its audit row; grants, revokes and permission deletes also with their
+ * `permission.changed` outbox event (src/permissions/events.ts).
  */
 
 type Stmt = BatchItem<'sqlite'>
@@ -22,58 +26,51 @@ const messageOf = (e: unknown) => [e, (e as { cause?: unknown })?.cause].map((x)
 // ---------------------------------------------------------------------------------------
 // Permission changes: what a grant, a revoke or a permission delete does to answers
 
-/**
- * The `permission.changed` event of one change: which answers may differ afterwards.
- * `effect` null means no grant any more (inherit). A permission delete is one event with
- * `subject` null (every grant of the key went).
- */
-export interface PermissionChangedEvent {
-  type: 'permission.changed'
-  app_id: string
-  permission: string
-  subject: { type: SubjectType; id: string } | null
-  scope: Scope | null
-  effect: GrantEffect | null
-  previous_effect: GrantEffect | null
-  at: string
-}
-
 export interface PermissionChange {
-  /** the write and its audit row, in batch order */
+  /** the write, its `permission.changed` outbox row and its audit row, in batch order */
   statements: Stmt[]
-  event: PermissionChangedEvent
+  eventId: string
+  data: PermissionEventData
 }
 
 /**
- * Commits one planned change. The single place the change's statements become a batch, so
- * the webhook outbox statement for `change.event` can join the same batch once the outbox
- * exists (docs/permissions.md, "Webhooks").
+ * Commits one planned change: the single place its statements become a batch, so the
+ * change, its outbox event and its audit row commit together or not at all. The event is
+ * handed to webhook delivery after the batch (`waitUntil`: after the response).
  */
-async function commitPermissionChange(env: Env, change: PermissionChange, explain?: (msg: string) => Error | null) {
+async function commitPermissionChange(env: Env, change: PermissionChange, waitUntil?: WaitUntil, explain?: (msg: string) => Error | null) {
   try {
     await getDb(env.DB).batch(change.statements as [Stmt, ...Stmt[]])
   } catch (e) {
     throw explain?.(messageOf(e)) ?? e
   }
-  return change.event
+  await deliverAfterCommit(env, [change.eventId], waitUntil)
+  return { event_id: change.eventId, ...change.data }
 }
 
 const scopeOfGrant = (g: Pick<PermissionGrant, 'scopeType' | 'scopeId'>): Scope | null => (g.scopeType === '' ? null : { type: g.scopeType, id: g.scopeId })
 
+/** The event's subject; a group's name as it is now (a user's mapping is filled in by the outbox statement). */
+const eventSubject = (g: PermissionGrant, groupName: string | null): PermissionEventSubject =>
+  g.subjectType === 'user' ? { type: 'user', id: g.subjectId, mapping: null } : { type: 'group', id: g.subjectId, name: groupName }
+
+const refreshOf = (g: PermissionGrant) => (g.subjectType === 'user' ? 'user' : 'all') as PermissionEventData['refresh']
+
 /** Sets the effect of (subject, permission, scope): one upsert on the grant's unique key. */
-export function setGrantChange(db: DB, grant: PermissionGrant, previous: PermissionGrant | undefined, actor: AuditActor): PermissionChange {
-  const event: PermissionChangedEvent = {
-    type: 'permission.changed',
-    app_id: grant.appId,
+export function setGrantChange(db: DB, grant: PermissionGrant, previous: PermissionGrant | undefined, actor: AuditActor, groupName: string | null = null): PermissionChange {
+  const eventId = crypto.randomUUID()
+  const data: PermissionEventData = {
     permission: grant.permissionKey,
-    subject: { type: grant.subjectType, id: grant.subjectId },
+    change: 'granted',
+    subject: eventSubject(grant, groupName),
     scope: scopeOfGrant(grant),
     effect: grant.effect,
     previous_effect: previous?.effect ?? null,
-    at: new Date(grant.updatedAt).toISOString(),
+    refresh: refreshOf(grant),
   }
   return {
-    event,
+    eventId,
+    data,
     statements: [
       db
         .insert(permissionGrants)
@@ -82,47 +79,54 @@ export function setGrantChange(db: DB, grant: PermissionGrant, previous: Permiss
           target: [permissionGrants.appId, permissionGrants.permissionKey, permissionGrants.subjectType, permissionGrants.subjectId, permissionGrants.scopeType, permissionGrants.scopeId],
           set: { effect: grant.effect, updatedAt: grant.updatedAt },
         }),
-      auditStatement(db, { ...actor, action: 'admin.grant.set', targetType: 'grant', targetId: grant.id, details: eventDetails(event) }),
+      permissionEventStatement(db, { eventId, appId: grant.appId, data, now: grant.updatedAt }),
+      auditStatement(db, { ...actor, action: 'admin.grant.set', targetType: 'grant', targetId: grant.id, details: eventDetails(grant.appId, eventId, data) }),
     ],
   }
 }
 
 /** Removes one grant (the subject inherits again). */
-export function revokeGrantChange(db: DB, grant: PermissionGrant, actor: AuditActor, now = Date.now()): PermissionChange {
-  const event: PermissionChangedEvent = {
-    type: 'permission.changed',
-    app_id: grant.appId,
+export function revokeGrantChange(db: DB, grant: PermissionGrant, actor: AuditActor, groupName: string | null = null, now = Date.now()): PermissionChange {
+  const eventId = crypto.randomUUID()
+  const data: PermissionEventData = {
     permission: grant.permissionKey,
-    subject: { type: grant.subjectType, id: grant.subjectId },
+    change: 'revoked',
+    subject: eventSubject(grant, groupName),
     scope: scopeOfGrant(grant),
     effect: null,
     previous_effect: grant.effect,
-    at: new Date(now).toISOString(),
+    refresh: refreshOf(grant),
   }
   return {
-    event,
+    eventId,
+    data,
     statements: [
       db.delete(permissionGrants).where(and(eq(permissionGrants.appId, grant.appId), eq(permissionGrants.id, grant.id))),
-      auditStatement(db, { ...actor, action: 'admin.grant.revoke', targetType: 'grant', targetId: grant.id, details: eventDetails(event) }),
+      permissionEventStatement(db, { eventId, appId: grant.appId, data, now }),
+      auditStatement(db, { ...actor, action: 'admin.grant.revoke', targetType: 'grant', targetId: grant.id, details: eventDetails(grant.appId, eventId, data) }),
     ],
   }
 }
 
-/** Deletes a permission and every grant of it. */
+/** Deletes a permission and every grant of it: one event, `subject` null. */
 export function deletePermissionChange(db: DB, p: AppPermission, actor: AuditActor, now = Date.now()): PermissionChange {
-  const event: PermissionChangedEvent = { type: 'permission.changed', app_id: p.appId, permission: p.key, subject: null, scope: null, effect: null, previous_effect: null, at: new Date(now).toISOString() }
+  const eventId = crypto.randomUUID()
+  const data: PermissionEventData = { permission: p.key, change: 'deleted', subject: null, scope: null, effect: null, previous_effect: null, refresh: 'all' }
   return {
-    event,
+    eventId,
+    data,
     statements: [
       db.delete(permissionGrants).where(and(eq(permissionGrants.appId, p.appId), eq(permissionGrants.permissionKey, p.key))),
       db.delete(appPermissions).where(eq(appPermissions.id, p.id)),
-      auditStatement(db, { ...actor, action: 'admin.permission.delete', targetType: 'permission', targetId: p.id, details: { app_id: p.appId, key: p.key, name: p.name } }),
+      permissionEventStatement(db, { eventId, appId: p.appId, data, now }),
+      auditStatement(db, { ...actor, action: 'admin.permission.delete', targetType: 'permission', targetId: p.id, details: { app_id: p.appId, key: p.key, name: p.name, event_id: eventId } }),
     ],
   }
 }
 
-function eventDetails(e: PermissionChangedEvent) {
-  return { app_id: e.app_id, permission: e.permission, subject: e.subject, scope: e.scope, effect: e.effect, previous_effect: e.previous_effect }
+function eventDetails(appId: string, eventId: string, d: PermissionEventData) {
+  const subject = d.subject && { type: d.subject.type, id: d.subject.id }
+  return { app_id: appId, permission: d.permission, subject, scope: d.scope, effect: d.effect, previous_effect: d.previous_effect, event_id: eventId }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -165,9 +169,9 @@ export async function updatePermissionAsAdmin(env: Env, appId: string, key: stri
   return updated
 }
 
-export async function deletePermissionAsAdmin(env: Env, appId: string, key: string, actor: AuditActor): Promise<PermissionChangedEvent> {
+export async function deletePermissionAsAdmin(env: Env, appId: string, key: string, actor: AuditActor, waitUntil?: WaitUntil) {
   const p = await loadAppPermission(env, appId, key)
-  return commitPermissionChange(env, deletePermissionChange(getDb(env.DB), p, actor))
+  return commitPermissionChange(env, deletePermissionChange(getDb(env.DB), p, actor), waitUntil)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -188,17 +192,18 @@ async function checkGrantTarget(env: Env, appId: string, g: Pick<GrantInput, 'pe
   }
   const exists = g.subject.type === 'user' ? await findUserById(env, g.subject.id) : await findGroup(env, g.subject.id)
   if (!exists) throw PermissionErrors.subject_not_found({ message: `No ${g.subject.type} with id ${g.subject.id}` })
+  return { groupName: g.subject.type === 'group' ? (exists as DirectoryGroup).name : null }
 }
 
 /** Allow or deny for (subject, permission, scope); returns the grant and whether it is new. */
-export async function setGrantAsAdmin(env: Env, appId: string, input: GrantInput, actor: AuditActor) {
-  await checkGrantTarget(env, appId, input)
+export async function setGrantAsAdmin(env: Env, appId: string, input: GrantInput, actor: AuditActor, waitUntil?: WaitUntil) {
+  const { groupName } = await checkGrantTarget(env, appId, input)
   const key = { appId, permissionKey: input.permission, subjectType: input.subject.type, subjectId: input.subject.id, scopeType: input.scope?.type ?? '', scopeId: input.scope?.id ?? '' }
   const previous = await findGrantFor(env, key)
   const now = Date.now()
   const grant: PermissionGrant = previous ? { ...previous, effect: input.effect, updatedAt: now } : { id: crypto.randomUUID(), ...key, effect: input.effect, createdAt: now, updatedAt: now }
   if (previous?.effect === input.effect) return { grant: previous, created: false, event: null }
-  const event = await commitPermissionChange(env, setGrantChange(getDb(env.DB), grant, previous, actor))
+  const event = await commitPermissionChange(env, setGrantChange(getDb(env.DB), grant, previous, actor, groupName), waitUntil)
   // a concurrent set of the same key may have inserted first: the upsert updated that row
   const stored = previous ? grant : ((await findGrantFor(env, key)) ?? grant)
   return { grant: stored, created: !previous && stored.id === grant.id, event }
@@ -210,8 +215,9 @@ export async function loadGrant(env: Env, appId: string, grantId: string): Promi
   return g
 }
 
-export async function revokeGrantAsAdmin(env: Env, appId: string, grantId: string, actor: AuditActor) {
+export async function revokeGrantAsAdmin(env: Env, appId: string, grantId: string, actor: AuditActor, waitUntil?: WaitUntil) {
   const g = await loadGrant(env, appId, grantId)
-  const event = await commitPermissionChange(env, revokeGrantChange(getDb(env.DB), g, actor))
+  const groupName = g.subjectType === 'group' ? ((await findGroup(env, g.subjectId))?.name ?? null) : null
+  const event = await commitPermissionChange(env, revokeGrantChange(getDb(env.DB), g, actor, groupName), waitUntil)
   return { grant: g, event }
 }

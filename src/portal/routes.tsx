@@ -12,6 +12,7 @@ import { log } from '../lib/logger'
 import { allowPageImage, csrfToken } from '../pages/security'
 import { formOf, type C } from '../pages/form'
 import { catalogOf, pageLocale, type Catalog, type Locale } from '../pages/i18n'
+import { formatTime, visitorTimeZone } from '../pages/i18n/time'
 import { listUserConsents, parseScope, revokeConsent } from '../oidc/service'
 import { userSecurityActivity } from '../audit/service'
 import { sessionDevices } from '../auth/sessions'
@@ -44,6 +45,8 @@ interface View {
   s: BrowserSession
   locale: Locale
   t: Catalog
+  /** The visitor's time zone (src/pages/i18n/time.ts), UTC when unknown. */
+  zone: string
 }
 
 /** The signed-in browser and its language, or the sign-in page (coming back here afterwards). */
@@ -54,13 +57,28 @@ async function enter(c: C): Promise<View | Response> {
     return c.redirect(`/page/login?return_to=${encodeURIComponent(back)}`, 303)
   }
   const locale = pageLocale(c)
-  return { s, locale, t: catalogOf(locale) }
+  return { s, locale, t: catalogOf(locale), zone: visitorTimeZone(c) }
 }
 
 const ctxOf = (c: C): PortalCtx => ({ requestId: c.get('requestId'), ip: c.get('clientIp') })
 
-/** Times as UTC, the same in every language (no locale data needed in the Worker). */
-const when = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().slice(0, 16).replace('T', ' ') + ' UTC' : '—')
+type Form = Awaited<ReturnType<typeof formOf>>
+
+/**
+ * A portal form's POST: the CSRF check already passed (/page/* middleware, src/app.ts); the
+ * signed-in browser (else the sign-in page) and the submitted form, then the action.
+ */
+const formAction = (action: (c: C, v: View, f: Form) => Promise<Response>) => async (c: C) => {
+  const v = await enter(c)
+  if (v instanceof Response) return v
+  return action(c, v, await formOf(c))
+}
+
+/** A time in the visitor's zone and the page's language, labelled with the zone. */
+const when = (v: View, ms: number | null | undefined) => (ms ? formatTime(ms, v.locale, v.zone) : '—')
+
+/** Which zone the page's times are in, said once under the section's title. */
+const ZoneNote = (p: { v: View }) => <p class="hint zone">{p.v.t.timeZoneLabel(p.v.zone)}</p>
 
 function portalPage(c: C, v: View, section: Section, status: number, body: Child) {
   const { t, s } = v
@@ -92,7 +110,7 @@ function portalPage(c: C, v: View, section: Section, status: number, body: Child
       </nav>
     </>
   )
-  return renderPage(c, status, title, body, { lang: v.locale, wide: true, header })
+  return renderPage(c, status, title, body, { lang: v.locale, wide: true, header, switchHref: null })
 }
 
 const AppMark = (p: { iconUrl: string | null }) => (p.iconUrl ? <img src={p.iconUrl} alt="" width={48} height={48} /> : <span class="mark" aria-hidden="true" />)
@@ -222,10 +240,7 @@ portalRoutes.get('/profile', async (c) => {
   return v instanceof Response ? v : profilePage(c, v, 200)
 })
 
-portalRoutes.post('/profile', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/profile', formAction(async (c, v, f) => {
   const name = f('name', 101).trim()
   const email = f('email', 255).trim()
   const errors: ProfileForm['errors'] = {}
@@ -235,13 +250,10 @@ portalRoutes.post('/profile', async (c) => {
   const next = { name: name || null, email: email || null }
   await updateMyProfile(c.env, v.s.user, next, ctxOf(c), afterResponse(c))
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, ...next } } }, 200, { notice: v.t.profileSaved })
-})
+}))
 
-portalRoutes.post('/profile/mobile', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/profile/mobile', formAction(async (c, v, f) => {
   const { t } = v
-  const f = await formOf(c)
   const typed = f('new_mobile', 32).trim()
   const mobile = normalizeMobile(typed)
   if (!mobile) return profilePage(c, v, 400, { mobile: { value: typed, error: t.checkFields, errors: { new_mobile: t.mobileInvalid } } })
@@ -249,7 +261,7 @@ portalRoutes.post('/profile/mobile', async (c) => {
   if (f('step') !== 'finish') {
     try {
       await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
-      await sendSmsCode(c.env, { mobile, purpose: 'change_mobile' }, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
+      await sendSmsCode(c.env, { mobile, purpose: 'change_mobile', locale: v.locale }, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) })
     } catch (e) {
       if (!(e instanceof ApiError) || e.status !== 429) throw e
       const error = e.code === 'sms_cooldown' ? t.codeWait(waitFor(t, e)) : e.code === 'sms_daily_limit' ? t.codeDaily : t.tooManyAttempts(waitFor(t, e))
@@ -278,7 +290,7 @@ portalRoutes.post('/profile/mobile', async (c) => {
   if (result === 'wrong_password') return profilePage(c, v, 400, { mobile: { codeFor: mobile, error: t.currentWrong, errors: { current_password: t.currentWrong } } })
   if (result === 'taken') return profilePage(c, v, 409, { mobile: { value: mobile, error: t.mobileTaken } })
   return profilePage(c, { ...v, s: { ...v.s, user: { ...v.s.user, mobile } } }, 200, { notice: t.mobileChanged(mobile) })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Security: password and recent activity
@@ -316,6 +328,7 @@ async function securityPage(c: C, v: View, status: number, f: PasswordForm = {})
         <button type="submit">{t.changePassword}</button>
       </form>
       <h2>{t.activityHeading}</h2>
+      <ZoneNote v={v} />
       {activity.length ? (
         <ul class="activity">
           {activity.map((a) => {
@@ -323,7 +336,7 @@ async function securityPage(c: C, v: View, status: number, f: PasswordForm = {})
             return (
               <li>
                 <strong>{t.actions[a.action] ?? t.actionOther}</strong>
-                <time datetime={new Date(a.at).toISOString()}>{when(a.at)}</time>
+                <time datetime={new Date(a.at).toISOString()}>{when(v, a.at)}</time>
                 <span class="hint">{[a.ip ? t.activityFrom(a.ip) : '', device ? deviceText(t, device.userAgent) : ''].filter(Boolean).join(' · ')}</span>
               </li>
             )
@@ -352,11 +365,8 @@ portalRoutes.get('/security', async (c) => {
   return v instanceof Response ? v : securityPage(c, v, 200)
 })
 
-portalRoutes.post('/security/password', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/security/password', formAction(async (c, v, f) => {
   const { t } = v
-  const f = await formOf(c)
   const current = f('current_password', PASSWORD_MAX + 1)
   const next = f('new_password', PASSWORD_MAX + 1)
   const errors: PasswordForm['errors'] = {}
@@ -375,7 +385,7 @@ portalRoutes.post('/security/password', async (c) => {
   const r = await changeMyPassword(c.env, v.s, { currentPassword: current, newPassword: next, signOutOthers: f('sign_out_others') === 'yes' }, ctxOf(c))
   if (!r.ok) return securityPage(c, v, 400, { errors: { current_password: t.currentWrong }, error: t.currentWrong })
   return securityPage(c, v, 200, { notice: r.othersEnded ? t.passwordChangedOthers : t.passwordChanged })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Sessions and devices
@@ -393,6 +403,7 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
       <Notice message={msg.notice} />
       <Alert message={msg.error} />
       <p class="lead">{t.sessionsLead}</p>
+      <ZoneNote v={v} />
       <ul class="cards sessions">
         {list.map(({ session }) => {
           const here = session.id === s.session.id
@@ -405,10 +416,10 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
               <dl>
                 <dt>{t.startedLabel}</dt>
                 <dd>
-                  <time datetime={new Date(session.createdAt).toISOString()}>{when(session.createdAt)}</time>
+                  <time datetime={new Date(session.createdAt).toISOString()}>{when(v, session.createdAt)}</time>
                 </dd>
                 <dt>{t.lastSeenLabel}</dt>
-                <dd>{when(session.lastSeenAt ?? session.createdAt)}</dd>
+                <dd>{when(v, session.lastSeenAt ?? session.createdAt)}</dd>
                 <dt>{t.ipLabel}</dt>
                 <dd>{session.ip ?? '—'}</dd>
               </dl>
@@ -420,7 +431,7 @@ async function sessionsPage(c: C, v: View, status: number, msg: { notice?: strin
                 <form method="post" action="/page/home/sessions/end">
                   <Csrf token={csrfToken(c)} />
                   <input type="hidden" name="session_id" value={session.id} />
-                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}${t.colon}${device}, ${when(session.createdAt)}`}>
+                  <button type="submit" class="secondary" aria-label={`${t.signOutSession}${t.colon}${device}, ${when(v, session.createdAt)}`}>
                     {t.signOutSession}
                   </button>
                 </form>
@@ -446,23 +457,18 @@ portalRoutes.get('/sessions', async (c) => {
   return v instanceof Response ? v : sessionsPage(c, v, 200)
 })
 
-portalRoutes.post('/sessions/end', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/sessions/end', formAction(async (c, v, f) => {
   const ended = await endMySession(c.env, v.s.user, f('session_id', 64), ctxOf(c))
   if (!ended) return sessionsPage(c, v, 404, { error: v.t.sessionNotFound })
   // this browser's own session ended: it is signed out, like /page/logout
   if (f('session_id', 64) === v.s.session.id) return c.redirect('/page/login?signed_out=1', 303)
   return sessionsPage(c, v, 200, { notice: v.t.sessionEnded })
-})
+}))
 
-portalRoutes.post('/sessions/end-others', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
+portalRoutes.post('/sessions/end-others', formAction(async (c, v) => {
   const n = await endOtherSessions(c.env, v.s.user, v.s.session.id, ctxOf(c))
   return sessionsPage(c, v, 200, { notice: n ? v.t.othersEnded(n) : v.t.noOtherSessions })
-})
+}))
 
 // ---------------------------------------------------------------------------------------
 // Authorized apps (OIDC consents)
@@ -488,7 +494,7 @@ async function authorizedPage(c: C, v: View, status: number, msg: { notice?: str
                 <AppMark iconUrl={a.iconUrl?.startsWith('https://') ? a.iconUrl : null} />
                 <span>
                   <strong>{a.appName}</strong>
-                  <span class="hint">{t.grantedOn(when(a.createdAt))}</span>
+                  <span class="hint">{t.grantedOn(when(v, a.createdAt))}</span>
                 </span>
               </div>
               <p class="hint">
@@ -520,16 +526,13 @@ portalRoutes.get('/authorized', async (c) => {
   return v instanceof Response ? v : authorizedPage(c, v, 200)
 })
 
-portalRoutes.post('/authorized/revoke', async (c) => {
-  const v = await enter(c)
-  if (v instanceof Response) return v
-  const f = await formOf(c)
+portalRoutes.post('/authorized/revoke', formAction(async (c, v, f) => {
   const clientId = f('client_id', 64)
   const name = (await listUserConsents(c.env, v.s.user.id)).find((x) => x.clientId === clientId)?.appName
   const revoked = name !== undefined && (await revokeConsent(c.env, { userId: v.s.user.id, clientId, ...ctxOf(c) }))
   if (!revoked) return authorizedPage(c, v, 404, { error: v.t.consentNotFound })
   return authorizedPage(c, v, 200, { notice: v.t.consentRevoked(name) })
-})
+}))
 
 // A refusal or failure inside the portal is a page, like the other hosted pages' (never JSON).
 portalRoutes.onError(async (err, c) => {

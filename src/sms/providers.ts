@@ -14,6 +14,8 @@ export interface SmsMessage {
   to: string
   purpose: SmsPurpose
   code: string
+  /** The language of `text` (BCP 47: en or zh-CN): the requester's, for gateways that template themselves. */
+  lang: string
   /** Ready-to-send text, for gateways that do not template themselves. */
   text: string
   expires_in: number

@@ -8,6 +8,9 @@ import { SignedHeaders } from '../signing/headers'
 import { appSignatureSecurity } from '../signing/routes'
 import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
+import type { Context } from 'hono'
+import type { AppEnv } from '../context'
+import { fromAcceptLanguage, localeOf, type Locale } from '../pages/i18n'
 import { sendSmsCode, SMS_CODE_TTL_S, SMS_RESEND_COOLDOWN_S } from './service'
 
 /** Signed partner call. Mounted at /api/v1/open/sms. */
@@ -21,6 +24,23 @@ export const CaptchaFields = {
 }
 
 export const invalidCaptcha = () => CaptchaErrors.invalid_captcha()
+
+/** The optional language of an SMS an API call asks for (docs: README "SMS codes"). */
+export const SmsLangField = {
+  lang: z
+    .string()
+    .max(35)
+    .optional()
+    .openapi({
+      example: 'zh-CN',
+      description: 'Language of the SMS text: `en` or `zh-CN` (any `zh-*` tag gives Simplified Chinese, any `en-*` English). Without it (or with another language) the Accept-Language header of the call decides, then English.',
+    }),
+}
+
+/** `lang` of the body, else the call's Accept-Language (RFC 9110 §12.5.4), else English. */
+export function requestedSmsLocale(c: Context<AppEnv>, lang: string | undefined): Locale {
+  return localeOf(lang) ?? fromAcceptLanguage(c.req.header('Accept-Language')) ?? 'en'
+}
 
 const SmsSent = z
   .object({
@@ -42,6 +62,7 @@ smsRoutes.openapi(
       'Sends a six-digit code valid 5 minutes (at most 5 checks) for `purpose` `reset` (default, used by `POST /api/v1/open/pwd/reset`) or `register` (used by `POST /api/v1/auth/register`).',
       'Limits per number and purpose: one code per 60 s (429 `sms_cooldown`), 10 per 24 h (429 `sms_daily_limit`), both with Retry-After.',
       'The answer never tells whether the number has an account: for `reset` and an unknown number the reply is the same and simply no SMS is sent.',
+      'The text is in `lang` (`en` or `zh-CN`), else in the language of the Accept-Language header, else English.',
     ].join(' '),
     ...OPEN,
     security: appSignatureSecurity,
@@ -53,6 +74,7 @@ smsRoutes.openapi(
           mobile: MobileField,
           purpose: z.enum(['reset', 'register']).default('reset').openapi({ example: 'reset' }),
           ...CaptchaFields,
+          ...SmsLangField,
         }),
       ),
     },
@@ -62,7 +84,7 @@ smsRoutes.openapi(
     const body = c.req.valid('json')
     if (!(await verifyCaptcha(c.env, body.captcha_id, body.captcha_code))) throw invalidCaptcha()
     if (body.purpose === 'register' && !registrationOpen(c.env)) throw registrationClosed()
-    const r = await sendSmsCode(c.env, { mobile: body.mobile, purpose: body.purpose }, {
+    const r = await sendSmsCode(c.env, { mobile: body.mobile, purpose: body.purpose, locale: requestedSmsLocale(c, body.lang) }, {
       requestId: c.get('requestId'),
       ip: c.get('clientIp'),
       appId: c.get('app')!.appId,

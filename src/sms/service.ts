@@ -10,6 +10,7 @@ import { auditStatement } from '../audit/service'
 import { findUserByMobile } from '../users/service'
 import { randomInt } from '../captcha/image'
 import { smsProvider, type SmsMessage, type SmsPurpose } from './providers'
+import { catalogOf, type Locale } from '../pages/i18n'
 
 export const SMS_CODE_TTL_S = 300
 export const SMS_MAX_ATTEMPTS = 5
@@ -48,7 +49,11 @@ async function codeHash(env: Env, purpose: SmsPurpose, mobile: string, code: str
   return v === 2 ? subkeyHmacHex(masterKey, 'sms-code', message) : hmacSha256Hex(masterKey, message)
 }
 
-const SMS_TEXT_PURPOSE: Record<SmsPurpose, string> = { reset: 'password reset', register: 'sign-up', bind: 'account linking', change_mobile: 'mobile number change' }
+/** The SMS text in the requester's language (the hosted pages' catalogs, src/pages/i18n). */
+export function smsText(locale: Locale, brand: string, purpose: SmsPurpose, code: string): string {
+  const t = catalogOf(locale)
+  return t.smsText(brand, t.smsPurposes[purpose], code, SMS_CODE_TTL_S / 60)
+}
 
 export function newSmsCode(): string {
   return String(randomInt(1_000_000)).padStart(6, '0')
@@ -67,15 +72,16 @@ export interface SendResult {
 }
 
 /**
- * Sends a one-time code. The answer never depends on whether the mobile is registered:
+ * Sends a one-time code, its text in `locale` (default English). The answer never depends on whether the mobile is registered:
  * for `reset` and an unknown number the same limits are counted and the same body is
  * returned, only no code is stored or sent. For `register` and `change_mobile` a code is
  * sent either way; a taken number is only reported by the next step, after the code proved
  * ownership. `bind` is `register` while registration is open (the binding step may create the
  * account) and `reset` while it is closed (only an existing account can be bound).
  */
-export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose }, ctx: SendContext = {}): Promise<SendResult> {
+export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsPurpose; locale?: Locale }, ctx: SendContext = {}): Promise<SendResult> {
   const { mobile, purpose } = input
+  const locale = input.locale ?? 'en'
   const cooldown = await countHit(env, `sms_cooldown:${purpose}:${mobile}`, 1, SMS_RESEND_COOLDOWN_S)
   if (!cooldown.allowed) {
     throw SmsErrors.sms_cooldown({ message: `A code was sent less than ${SMS_RESEND_COOLDOWN_S} s ago; retry after ${cooldown.retryAfterS} s`, details: { retry_after: cooldown.retryAfterS }, headers: { 'Retry-After': String(cooldown.retryAfterS) } })
@@ -115,7 +121,8 @@ export async function sendSmsCode(env: Env, input: { mobile: E164; purpose: SmsP
       to: mobile,
       purpose,
       code,
-      text: `${brand}: your ${SMS_TEXT_PURPOSE[purpose]} code is ${code}. It expires in ${SMS_CODE_TTL_S / 60} minutes. Never share it.`,
+      lang: locale,
+      text: smsText(locale, brand, purpose, code),
       expires_in: SMS_CODE_TTL_S,
       sent_at: new Date().toISOString(),
     }

@@ -6,7 +6,8 @@ import { router } from '../context'
 import { SignedHeaders } from '../signing/headers'
 import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
-import { ApiError, errorResponses } from '../lib/errors'
+import { ApiError, CommonErrors, errorResponses } from '../lib/errors'
+import { pageRefusalResponse } from '../pages/errors'
 import { signedApp } from '../signing/verify'
 import { sha256Hex } from '../lib/crypto'
 import { TicketErrors } from './errors'
@@ -276,7 +277,7 @@ ssoPageRoutes.openapi(
     tags: ['Pages'],
     summary: 'Sign in to a SIMPLE_API app without interaction',
     description:
-      'With a live `AUTH_SESSION_ID` session and an active mapping in the app: 302 to `redirect_uri?ticket=...`. Without a session: 302 to `/page/login` with the same parameters. `redirect_uri` must be registered for the app (exact match), otherwise 400 and no redirect. An optional `state` is bound to the ticket and returned by verify (not added to the redirect).',
+      'With a live `AUTH_SESSION_ID` session and an active mapping in the app: 302 to `redirect_uri?ticket=...`. Without a session: 302 to `/page/login` with the same parameters. `redirect_uri` must be registered for the app (exact match), otherwise 400 (an HTML error page naming the code) and no redirect. An optional `state` is bound to the ticket and returned by verify (not added to the redirect).',
     request: {
       query: z.object({
         app_id: z.string().min(1).max(64).openapi({ example: 'app_9b8c7d6e5f4a3b2c' }),
@@ -286,7 +287,7 @@ ssoPageRoutes.openapi(
     },
     responses: {
       302: { description: 'To the app with a ticket, or to the login page' },
-      ...mergeErrors(pick(400), errorResponses(TicketErrors, 'invalid_app', 'redirect_uri_not_registered', 'account_disabled', 'no_access')),
+      ...asPages(mergeErrors(pick(400), errorResponses(TicketErrors, 'invalid_app', 'redirect_uri_not_registered', 'account_disabled', 'no_access'))),
     },
   }),
   async (c) => {
@@ -296,4 +297,15 @@ ssoPageRoutes.openapi(
     const login = `/page/login?${new URLSearchParams({ app_id, redirect_uri, ...(state ? { state } : {}) })}`
     return new Response(null, { status: 302, headers: { Location: login, 'Cache-Control': 'no-store' } })
   },
+  // a browser follows this link: a malformed one gets the refusal page too, not JSON
+  (result, c) => {
+    if (!result.success) return pageRefusalResponse(c as Context<AppEnv>, CommonErrors.invalid_request({ message: `${result.error.issues[0]?.path.join('.') || 'query'}: ${result.error.issues[0]?.message ?? 'invalid'}` }))
+  },
 )
+
+/** The hop's refusals are pages a person reads (src/pages/errors.tsx), each naming its error code. */
+function asPages(responses: Record<number, { description: string }>) {
+  return Object.fromEntries(
+    Object.entries(responses).map(([status, r]) => [status, { description: `An HTML error page in the visitor's language showing the error code. ${r.description}`, content: { 'text/html': { schema: z.string() } } }]),
+  )
+}

@@ -1,11 +1,12 @@
 import { z } from '@hono/zod-openapi'
-import { MAPPING_EVENT_TYPES, OUTBOX_EVENT_KINDS, type MappingEvent } from '../mappings/schema'
+import { OUTBOX_EVENT_KINDS, OUTBOX_EVENT_TYPES, isMappingEvent, type OutboxEvent } from '../mappings/schema'
+import { PermissionEventDataSchema, type PermissionEventData } from '../permissions/events'
 
 /** The body POSTed to an app's notification_url for one outbox event (docs/webhooks.md). */
 export interface WebhookPayload {
   id: string
   type: (typeof OUTBOX_EVENT_KINDS)[number] | typeof TEST_TYPE
-  event_type: (typeof MAPPING_EVENT_TYPES)[number] | 'TEST'
+  event_type: (typeof OUTBOX_EVENT_TYPES)[number] | 'TEST'
   app_id: string
   seq: number
   occurred_at: string
@@ -18,22 +19,22 @@ export interface WebhookPayload {
     status: 'ACTIVE' | 'DISABLED'
     user_status: 'ACTIVE' | 'DISABLED' | null
   } | null
+  /** permission.changed only */
+  permission_data?: PermissionEventData
 }
 
 export const TEST_TYPE = 'webhook.test'
 
-export function eventPayload(e: MappingEvent): WebhookPayload {
-  return {
-    id: e.eventId,
-    type: e.type,
-    event_type: e.eventType,
-    app_id: e.appId,
-    seq: e.id,
-    occurred_at: new Date(e.createdAt).toISOString(),
-    mapping_id: e.mappingId,
-    user_id: e.userId,
-    user_data: { mobile: e.payload.mobile, name: e.payload.name, mapped_key: e.payload.mapped_key, status: e.payload.status, user_status: e.payload.user_status },
-  }
+/**
+ * The body of any outbox event. An app event (permission.changed) has the same envelope,
+ * `user_data` null and its payload under its own key, so receivers branch on `type` and
+ * one written for mapping events alone sees an unknown type it can acknowledge and skip.
+ */
+export function eventPayload(e: OutboxEvent): WebhookPayload {
+  const envelope = { id: e.eventId, type: e.type, event_type: e.eventType, app_id: e.appId, seq: e.id, occurred_at: new Date(e.createdAt).toISOString(), mapping_id: e.mappingId, user_id: e.userId }
+  if (!isMappingEvent(e)) return { ...envelope, user_data: null, permission_data: e.payload as unknown as PermissionEventData }
+  const p = e.payload
+  return { ...envelope, user_data: { mobile: p.mobile, name: p.name, mapped_key: p.mapped_key, status: p.status, user_status: p.user_status } }
 }
 
 /** A test event: no outbox row, no user, `seq` 0; receivers should answer 2xx and change nothing. */
@@ -44,13 +45,17 @@ export function testPayload(appId: string, now = Date.now()): WebhookPayload {
 export const WebhookPayloadSchema = z
   .object({
     id: z.string().openapi({ example: '9a1f7c4e-2b3d-4e5f-8a6b-7c8d9e0f1a2b', description: 'The event id, also in the `webhook-id` header and as `event_id` in the changes feed. The same on every retry: dedupe on it.' }),
-    type: z.enum([...OUTBOX_EVENT_KINDS, TEST_TYPE]).openapi({ example: 'mapping.added', description: 'mapping.added (also a re-enabled mapping), mapping.updated, mapping.disabled, mapping.deleted; user.disabled, user.enabled, user.updated (name or mobile) sent once to every app the user is mapped in; webhook.test from the admin test button' }),
-    event_type: z.enum([...MAPPING_EVENT_TYPES, 'TEST']).openapi({ example: 'ADD', description: "The source design's action for your copy of the account: ADD (create or enable), UPDATE (change fields), DISABLE, DELETE; TEST for webhook.test" }),
+    type: z.enum([...OUTBOX_EVENT_KINDS, TEST_TYPE]).openapi({
+      example: 'mapping.added',
+      description:
+        'mapping.added (also a re-enabled mapping), mapping.updated, mapping.disabled, mapping.deleted; user.disabled, user.enabled, user.updated (name or mobile) sent once to every app the user is mapped in; permission.changed (a grant set or revoked, a permission deleted: see permission_data); webhook.test from the admin test button. Acknowledge (2xx) types you do not handle.',
+    }),
+    event_type: z.enum([...OUTBOX_EVENT_TYPES, 'TEST']).openapi({ example: 'ADD', description: "The source design's action for your copy of the account: ADD (create or enable), UPDATE (change fields), DISABLE, DELETE; PERMISSION for permission.changed (nothing to do with the account itself); TEST for webhook.test" }),
     app_id: z.string().openapi({ example: 'app_3f9a1c2d4e5f6a7b' }),
     seq: z.number().int().openapi({ example: 1042, description: "The event's position in the outbox (the changes feed's `seq`). Deliveries may arrive out of order: apply an event only if its seq is above the last one you applied for that mapping." }),
     occurred_at: z.string().openapi({ example: '2026-11-23T10:00:00.000Z', description: 'When the change was made (ISO 8601, UTC)' }),
-    mapping_id: z.string().nullable().openapi({ example: '6d0c7f2e-1c1b-4c1e-9a57-2f3b4c5d6e7f' }),
-    user_id: z.string().nullable().openapi({ example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f' }),
+    mapping_id: z.string().nullable().openapi({ example: '6d0c7f2e-1c1b-4c1e-9a57-2f3b4c5d6e7f', description: 'permission.changed: the mapping of the user the grant names, null for a group, a deleted permission or an unmapped user' }),
+    user_id: z.string().nullable().openapi({ example: '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f', description: 'permission.changed: the user the grant names, null for a group or a deleted permission' }),
     user_data: z
       .object({
         mobile: z.string().nullable().openapi({ example: '+8613800138000' }),
@@ -60,6 +65,7 @@ export const WebhookPayloadSchema = z
         user_status: z.enum(['ACTIVE', 'DISABLED']).nullable().openapi({ description: "The UAP account's status; the person can use your app only when both are ACTIVE" }),
       })
       .nullable()
-      .openapi({ description: 'The state after the change; null for webhook.test' }),
+      .openapi({ description: 'The state after the change; null for permission.changed and webhook.test' }),
+    permission_data: PermissionEventDataSchema.optional().openapi({ description: 'permission.changed only: what changed and whose cached permission snapshots to re-read' }),
   })
   .openapi('WebhookEvent')

@@ -5,7 +5,7 @@ import { router } from '../context'
 import { targetApp } from '../apps/access'
 import { AppErrors } from '../apps/errors'
 import { auditActor } from '../audit/service'
-import { OUTBOX_EVENT_KINDS, MAPPING_EVENT_TYPES } from '../mappings/schema'
+import { OUTBOX_EVENT_KINDS, OUTBOX_EVENT_TYPES } from '../mappings/schema'
 import { WebhookErrors } from './errors'
 import { WebhookPayloadSchema } from './payload'
 import { DEFAULT_OVERLAP_S, MAX_OVERLAP_S } from './secrets'
@@ -43,7 +43,7 @@ const EventDelivery = z
     event_id: z.string().openapi({ example: '9a1f7c4e-2b3d-4e5f-8a6b-7c8d9e0f1a2b' }),
     seq: z.number().int().openapi({ example: 1042 }),
     type: z.enum(OUTBOX_EVENT_KINDS),
-    event_type: z.enum(MAPPING_EVENT_TYPES),
+    event_type: z.enum(OUTBOX_EVENT_TYPES),
     occurred_at: z.string(),
     status: EventStatus,
     attempt_count: z.number().int(),
@@ -262,9 +262,9 @@ export function documentWebhooks(registry: Registry) {
     path: 'uapEvent',
     ...OPEN,
     tags: ['Webhooks'],
-    summary: 'A mapping or user change, POSTed to your notification_url',
+    summary: 'A mapping, user or permission change, POSTed to your notification_url',
     description:
-      "UAP Edge POSTs one event per request to the app's `notification_url`, at least once: after the change commits, retried with exponential backoff (10 s, 20 s, 40 s, 80 s, 160 s) until a 2xx, then marked failed (admins can retry). Verify the signature before trusting the body (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`; or `X-UAP-Timestamp` + `X-UAP-Signature`), refuse timestamps more than 5 minutes off, dedupe on `id` and order by `seq`: deliveries can repeat and arrive out of order. Answer 2xx within 10 s; redirects are not followed. Details and verification examples: docs/webhooks.md.",
+      "UAP Edge POSTs one event per request to the app's `notification_url`, at least once: after the change commits, retried with exponential backoff (10 s, 20 s, 40 s, 80 s, 160 s) until a 2xx, then marked failed (admins can retry). Verify the signature before trusting the body (Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature`; or `X-UAP-Timestamp` + `X-UAP-Signature`), refuse timestamps more than 5 minutes off, dedupe on `id` and order by `seq`: deliveries can repeat and arrive out of order. Answer 2xx within 10 s; redirects are not followed. Branch on `type` and acknowledge types you do not handle. `permission.changed` (a grant set or revoked, a permission deleted) carries `permission_data` and no `user_data`: one event per change, a group's included (never one per member), saying whose cached permission snapshots to re-read (`refresh`: `user` or `all`) from GET /api/v1/apps/{app_id}/permissions/snapshot; it is not in the changes feed. Details and verification examples: docs/webhooks.md.",
     request: {
       headers: z.object({
         'webhook-id': z.string().openapi({ description: 'The event id (= body `id`)' }),

@@ -5,7 +5,7 @@ import { auditStatement, type AuditActor } from '../audit/service'
 import { AppErrors } from '../apps/errors'
 import type { Application } from '../apps/schema'
 import { eventsByIdQuery } from '../mappings/service'
-import type { MappingEvent } from '../mappings/schema'
+import type { OutboxEvent } from '../mappings/schema'
 import { WebhookErrors } from './errors'
 import { eventPayload, testPayload } from './payload'
 import { signatureHeaders } from './signature'
@@ -38,7 +38,7 @@ function attemptView(a: WebhookAttempt) {
 }
 
 /** An event's delivery: `unscheduled` when no delivery was ever scheduled for it (see docs/webhooks.md). */
-function eventView(e: MappingEvent, d: WebhookDelivery | undefined, attempts: WebhookAttempt[]) {
+function eventView(e: OutboxEvent, d: WebhookDelivery | undefined, attempts: WebhookAttempt[]) {
   return {
     event_id: e.eventId,
     seq: e.id,
@@ -74,7 +74,7 @@ export async function listWebhookEvents(env: Env, appId: string, q: { status?: D
     db.select({ n: count() }).from(webhookDeliveries).where(where).get(),
   ])
   const ids = rows.map((r) => r.eventId)
-  const [events, attempts] = await Promise.all([ids.length ? eventsByIdQuery(db, ids) : Promise.resolve([] as MappingEvent[]), attemptsOf(env, ids)])
+  const [events, attempts] = await Promise.all([ids.length ? eventsByIdQuery(db, ids) : Promise.resolve([] as OutboxEvent[]), attemptsOf(env, ids)])
   const byId = new Map(events.map((e) => [e.eventId, e]))
   return {
     items: rows.filter((r) => byId.has(r.eventId)).map((r) => eventView(byId.get(r.eventId)!, r, attempts.get(r.eventId) ?? [])),
@@ -84,7 +84,7 @@ export async function listWebhookEvents(env: Env, appId: string, q: { status?: D
   }
 }
 
-async function loadEvent(env: Env, appId: string, eventId: string): Promise<MappingEvent> {
+async function loadEvent(env: Env, appId: string, eventId: string): Promise<OutboxEvent> {
   const [event] = await eventsByIdQuery(getDb(env.DB), [eventId])
   if (!event || event.appId !== appId) throw WebhookErrors.event_not_found()
   return event

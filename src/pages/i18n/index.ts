@@ -38,14 +38,26 @@ export function fromAcceptLanguage(header: string | null | undefined): Locale | 
   return best?.locale ?? null
 }
 
-/** The page's locale; a `?lang=` switch is remembered for a year. */
+/** The page's locale; a `?lang=` switch is remembered for a year. Decided once per request. */
 export function pageLocale(c: Context<AppEnv>): Locale {
+  const known = c.get('locale')
+  if (known) return known
+  let locale: Locale
   const asked = localeOf(c.req.query('lang'))
   if (asked) {
     setCookie(c, LANG_COOKIE, asked, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/', maxAge: 365 * 86400 })
-    return asked
+    locale = asked
+  } else {
+    locale = localeOf(getCookie(c, LANG_COOKIE)) ?? fromAcceptLanguage(c.req.header('Accept-Language')) ?? 'en'
   }
-  return localeOf(getCookie(c, LANG_COOKIE)) ?? fromAcceptLanguage(c.req.header('Accept-Language')) ?? 'en'
+  c.set('locale', locale)
+  return locale
+}
+
+/** The page's locale and its catalog. */
+export function pageLanguage(c: Context<AppEnv>): { locale: Locale; t: Catalog } {
+  const locale = pageLocale(c)
+  return { locale, t: CATALOGS[locale] }
 }
 
 export type { Catalog }
