@@ -7,7 +7,9 @@ import { router } from './context'
 import type { AppEnv } from './context'
 import { ApiError, errorResponse } from './lib/errors'
 import { requestContext } from './lib/middleware'
-import { requireAdmin } from './auth/guards'
+import { adminGuard } from './delegation/guard'
+import { adminRouteTable } from './delegation/rights'
+import { delegationRoutes } from './delegation/routes'
 import { log } from './lib/logger'
 import { ConfigError, getConfig } from './env'
 import { ensureBootstrapAdmin } from './users/service'
@@ -45,6 +47,7 @@ import { mappingImportRoutes, userImportRoutes } from './importer/routes'
 import { MAX_FILE_BYTES } from './importer/parse'
 import { portalRoutes } from './portal/routes'
 import { documentPortal } from './portal/openapi'
+import { adminApiClientRoutes } from './apiclients/routes'
 
 export const MAX_BODY_BYTES = 1024 * 1024
 export const MAX_UPLOAD_BYTES = MAX_FILE_BYTES + 64 * 1024
@@ -86,7 +89,8 @@ export function buildApp() {
   app.use('*', except((c) => !isUpload(c), limit(MAX_UPLOAD_BYTES)))
 
   // cross-cutting guards, by URL space
-  app.use('/api/v1/admin/*', requireAdmin) // an admin's bearer token for UAP Edge's own API
+  // a full admin's or a sub-admin's bearer token, or an API client's keys; each route's declared right and scope (src/delegation/)
+  app.use('/api/v1/admin/*', adminGuard(() => adminRouteTable(app.openAPIRegistry)))
   app.use('/page/*', pageHeaders) // strict CSP, no framing, no caching on every hosted page
   app.post('/page/*', pageCsrf) // every hosted form is CSRF-checked
 
@@ -123,6 +127,8 @@ export function buildApp() {
   app.route('/api/v1/admin/audit', auditRoutes)
   app.route('/api/v1/admin/keys', adminKeyRoutes) // rotate
   app.route('/api/v1/admin/identity-providers', adminIdentityProviderRoutes)
+  app.route('/api/v1/admin/admin-groups', delegationRoutes) // sub-admins: rights over a scope, members
+  app.route('/api/v1/admin/api-clients', adminApiClientRoutes) // machine credentials for the admin API; rotate, disable, enable, expire
 
   app.route('/page', pageRoutes) // login, register, pwd/reset, logout, assets
   app.route('/page/consent', consentRoutes) // the OIDC consent page

@@ -4,6 +4,8 @@ import type { Application } from './apps/schema'
 import type { VerifiedAccess } from './auth/tokens'
 import { validationHook } from './lib/errors'
 import type { SignedCall } from './signing/verify'
+import type { Principal } from './delegation/model'
+import type { RouteRight } from './delegation/rights'
 
 export type AppVariables = {
   requestId: string
@@ -14,6 +16,10 @@ export type AppVariables = {
   app?: Application
   /** What the gate call of a signed request left for its route (src/signing/verify.ts). */
   signed?: SignedCall
+  /** The caller of an admin route (full admin, sub-admin or API client), set by the admin guard (src/delegation/guard.ts). */
+  principal?: Principal
+  /** The right the matched admin route declares (src/delegation/rights.ts), set by the admin guard. */
+  adminRight?: RouteRight
   /** Extra img-src origins of a hosted page's CSP (src/pages/security.ts allowPageImage). */
   pageImageOrigins?: string[]
   /** The hosted page's language, decided once per request (src/pages/i18n pageLocale). */

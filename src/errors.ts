@@ -18,6 +18,8 @@ import { DirectoryErrors } from './directory/errors'
 import { PermissionErrors } from './permissions/errors'
 import { WebhookErrors } from './webhooks/errors'
 import { ImportErrors } from './importer/errors'
+import { DelegationErrors } from './delegation/errors'
+import { ApiClientErrors } from './apiclients/errors'
 
 export const ERROR_CATALOGS = {
   'every route': CommonErrors,
@@ -35,4 +37,6 @@ export const ERROR_CATALOGS = {
   'permissions (/api/v1/admin/apps/{app_id}/permissions, grants; /api/v1/apps/{app_id}/permissions)': PermissionErrors,
   'webhooks (/api/v1/admin/apps/{app_id}/webhooks, notification_url)': WebhookErrors,
   'bulk import and export (/api/v1/apps/{app_id}/mapping/*, /api/v1/admin/users/import, /export)': ImportErrors,
+  'delegated administration: rights, scopes, admin groups (/api/v1/admin/*)': DelegationErrors,
+  'API clients (/api/v1/admin/api-clients; X-Client-Key and X-API-Key on the admin API)': ApiClientErrors,
 } as const

@@ -25,6 +25,8 @@ async function fetchWithEnv(overrides: Partial<Env>, path: string, init: Request
 // error shape. 405 (wrong method) is answered for any path and need not be listed.
 
 const ORIGIN = 'http://localhost'
+/** Each walk below sends requests to every operation in turn, so it grows with every route; on a loaded machine 30 s is not enough. */
+const WALK_TIMEOUT_MS = 120_000
 const METHODS = ['get', 'post', 'put', 'patch', 'delete'] as const
 
 type Schema = { $ref?: string; oneOf?: Schema[]; anyOf?: Schema[] }
@@ -145,7 +147,7 @@ describe('every status an operation answers is listed in /docs/admin/openapi.jso
       await expectListed(o, await send(o.method, target, {}), 'no credentials')
       if (authOf(o) !== 'none') await expectListed(o, await send(o.method, target, await credentials(o, 'bad', o.method, target)), 'wrong credentials')
     }
-  })
+  }, WALK_TIMEOUT_MS)
 
   it('with an over-long path id: 400', async () => {
     for (const o of ops.filter((x) => pathParams(x.op).length)) {
@@ -154,7 +156,7 @@ describe('every status an operation answers is listed in /docs/admin/openapi.jso
       expect.soft(res.status, o.key).toBe(400)
       await expectListed(o, res, 'over-long path id')
     }
-  })
+  }, WALK_TIMEOUT_MS)
 
   it('with a malformed body or a media type the operation does not take', async () => {
     for (const o of ops.filter((x) => x.op.requestBody)) {
@@ -166,7 +168,7 @@ describe('every status an operation answers is listed in /docs/admin/openapi.jso
         await expectListed(o, res, m.label)
       }
     }
-  })
+  }, WALK_TIMEOUT_MS)
 
   it(`with a body over the path's limit (${MAX_BODY_BYTES} bytes; ${MAX_UPLOAD_BYTES} on file uploads): 413`, async () => {
     const bodies = new Map<number, string>()
@@ -180,7 +182,7 @@ describe('every status an operation answers is listed in /docs/admin/openapi.jso
       expect.soft(res.status, o.key).toBe(413)
       await expectListed(o, res, 'body too large')
     }
-  })
+  }, WALK_TIMEOUT_MS)
 
   it('on a misconfigured Worker: 503', async () => {
     for (const o of ops) {

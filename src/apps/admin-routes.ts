@@ -18,6 +18,8 @@ import {
   updateApplicationAsAdmin,
   type ApplicationPatch,
 } from './admin'
+import { needs } from '../delegation/rights'
+import { assertInScope, within } from '../delegation/scope'
 
 /** Admin: applications of the family (docs/apps.md). Mounted at /api/v1/admin/apps. */
 export const adminAppRoutes = router()
@@ -147,13 +149,16 @@ adminAppRoutes.openapi(
     tags: [TAG],
     summary: 'Register an application',
     description:
-      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests), `access_token` (X-App-Access-Token for the mapping API) and `webhook_secret` (verifies the webhooks sent to `notification_url`). **The secrets and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none.',
+      'Creates an application and returns its `app_id`, `app_secret` (HMAC key for signed requests), `access_token` (X-App-Access-Token for the mapping API) and `webhook_secret` (verifies the webhooks sent to `notification_url`). **The secrets and the token are shown only in this response**; UAP Edge keeps the secret encrypted and the token as a hash. OIDC applications with the `authorization_code` grant need at least one redirect URI; a machine client with only `client_credentials` needs none. The app records who registered it: a sub-admin (or API client) manages the apps they registered; their `sso_targets` must be apps they manage.',
     security: bearerSecurity,
+    ...needs('apps.manage'),
     request: { body: jsonBody(CreateApp) },
     responses: { 201: ok('Created; store the credentials now', Credentials), ...mergeErrors(pick(400, 401, 403), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
+    // an SSO target receives tickets from this app: a sub-admin names only apps they manage
+    await assertInScope(c, { apps: b.sso_targets ?? [] })
     const { row, credentials } = await createApplicationAsAdmin(c.env, { ...toPatch(b), appName: b.app_name, protocolType: b.protocol_type }, auditActor(c))
     c.header('Cache-Control', 'no-store')
     return c.json({ app: publicApp(row), app_id: row.appId, ...credentials }, 201)
@@ -166,8 +171,9 @@ adminAppRoutes.openapi(
     path: '/',
     tags: [TAG],
     summary: 'List applications',
-    description: 'Newest first, paginated. `q` matches part of the name or of the app_id.',
+    description: 'Newest first, paginated. `q` matches part of the name or of the app_id. A sub-admin sees the apps of their scope and those they registered.',
     security: bearerSecurity,
+    ...needs('apps.manage'),
     request: {
       query: z.object({
         page: z.coerce.number().int().min(1).default(1).openapi({ example: 1 }),
@@ -181,7 +187,7 @@ adminAppRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid('query')
-    return c.json(await listApplications(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status, protocolType: q.protocol_type }), 200)
+    return c.json(await listApplications(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status, protocolType: q.protocol_type, within: within(c, 'apps') }), 200)
   },
 )
 
@@ -193,6 +199,7 @@ adminAppRoutes.openapi(
     summary: 'Get an application',
     description: 'Every setting of one application. Never returns the secret or the access token.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('The application', AppView), ...pick(400, 401, 403, 404) },
   }),
@@ -208,11 +215,13 @@ adminAppRoutes.openapi(
     description:
       'Changes any of the given settings; omitted fields stay. `null` clears icon_url, description, home_url, initiate_login_uri, notification_url and backchannel_logout_uri. Setting `status` to DISABLED refuses the app at once on signed requests and access-token calls (403 app_disabled); `partner_api_enabled: false` refuses its signed requests (403 partner_api_disabled). `sso_targets` replaces the whole list; each entry must be another existing SIMPLE_API app (400 sso_target_unknown / sso_target_invalid).',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam, body: jsonBody(UpdateApp) },
     responses: { 200: ok('Updated', AppView), ...mergeErrors(pick(400, 401, 403, 404), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
+    await assertInScope(c, { apps: b.sso_targets ?? [] })
     const updated = await updateApplicationAsAdmin(c.env, c.req.valid('param').app_id, toPatch(b), auditActor(c), b)
     return c.json(publicApp(updated), 200)
   },
@@ -227,6 +236,7 @@ adminAppRoutes.openapi(
     description:
       'Issues a new app secret and returns it once. The old secret stops working immediately: signed requests made with it are refused (401 signature_invalid) from this response on. Coordinate with the app owner before rotating.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('New secret; store it now', z.object({ app_id: z.string(), app_secret: z.string().openapi({ example: 'sk_Zq3vJ0o2m9bqfR4wA1c6n8YtK5eD7hL2pX0sU9iG3rM' }) })), ...pick(400, 401, 403, 404) },
   }),
@@ -246,6 +256,7 @@ adminAppRoutes.openapi(
     summary: 'Rotate the app access token',
     description: 'Issues a new X-App-Access-Token and returns it once; the old token is refused (401 app_token_invalid) from this response on.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('New token; store it now', z.object({ app_id: z.string(), access_token: z.string().openapi({ example: 'at_8b1Qy5nW2zL7cX4vR9tP0kH3mJ6fD1sA5gE8uI2oY7w' }) })), ...pick(400, 401, 403, 404) },
   }),
@@ -265,6 +276,7 @@ adminAppRoutes.openapi(
     summary: 'Disable an application',
     description: 'Same as PATCH with `status: DISABLED`: signed requests and access-token calls of the app are refused (403 app_disabled). Mappings are kept. Re-enable with PATCH `status: ACTIVE`.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('Disabled', AppView), ...pick(400, 401, 403, 404) },
   }),
@@ -282,6 +294,7 @@ adminAppRoutes.openapi(
     description:
       'Deletes the application **and all its user mappings**. Each deleted mapping gets a DELETE event in the mapping outbox, written in the same atomic batch as the deletion and the audit row, so consumers of the outbox learn of every removed mapping. The app also leaves every other app\'s `sso_targets` in that batch. The app credentials stop working at once. This cannot be undone; prefer disabling when in doubt.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), app_id: z.string(), mappings_deleted: z.number().int() })), ...pick(400, 401, 403, 404) },
   }),

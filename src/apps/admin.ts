@@ -62,7 +62,8 @@ export async function loadApplication(env: Env, appId: string): Promise<Applicat
 }
 
 export async function createApplicationAsAdmin(env: Env, input: NewApplicationInput, actor: AuditActor): Promise<{ row: Application; credentials: IssuedCredentials }> {
-  const { row, credentials, webhookSecret } = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...input, responseTypes: responseTypesFor(input.grantTypes) } : input)
+  const settings = { ...input, createdBy: actor.actorId ?? null }
+  const { row, credentials, webhookSecret } = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...settings, responseTypes: responseTypesFor(input.grantTypes) } : settings)
   checkConsistency(row)
   checkNotificationUrl(env, row.notificationUrl)
   await checkSsoTargets(env, row.appId, row.ssoTargets)
@@ -81,7 +82,7 @@ export async function createApplicationAsAdmin(env: Env, input: NewApplicationIn
   return { row, credentials }
 }
 
-export type ApplicationPatch = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'version' | 'createdAt' | 'updatedAt'>>
+export type ApplicationPatch = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'version' | 'createdBy' | 'createdAt' | 'updatedAt'>>
 
 /** One guarded write of the app row: `set` plus the version bump, with its audit row; returns the row as written. */
 async function writeApp(env: Env, appId: string, set: Partial<Application>, audit: { action: string; details?: unknown }, actor: AuditActor): Promise<Application> {

@@ -61,6 +61,12 @@ export const applications = sqliteTable('applications', {
    * for this version (docs/security.md, "Caches").
    */
   version: integer('version').notNull().default(1),
+  /**
+   * Who registered the app: a user id (admin or sub-admin) or an API client's id. A
+   * delegated admin manages the apps they created besides those in their scope
+   * (docs/admin-rights.md); NULL for apps registered before it was recorded.
+   */
+  createdBy: text('created_by'),
   createdAt: integer('created_at').notNull(),
   updatedAt: integer('updated_at').notNull(),
 })

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, inArray, or, sql } from 'drizzle-orm'
+import { and, count, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { auditStatement } from '../audit/service'
 import { containsText } from '../lib/sql'
 import { getDb, type DB } from '../db'
@@ -105,6 +105,7 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
     ssoTargets: input.ssoTargets ?? [],
     status: 'ACTIVE',
     version: 1,
+    createdBy: input.createdBy ?? null,
     createdAt: now,
     updatedAt: now,
   }
@@ -169,12 +170,26 @@ export function publicApp(a: Application) {
   }
 }
 
+/** Which of these app_ids exist (any number of them: the list travels as one JSON value). */
+export async function existingAppIds(env: Env, appIds: string[]): Promise<Set<string>> {
+  if (!appIds.length) return new Set()
+  const rows = await getDb(env.DB).all<{ app_id: string }>(sql`SELECT app_id FROM applications WHERE app_id IN (SELECT value FROM json_each(${JSON.stringify(appIds)}))`)
+  return new Set(rows.map((r) => r.app_id))
+}
+
+/** The apps an admin (a user id or an API client's id) registered, as a subquery of app_ids. */
+export function appsCreatedBySql(actorId: string): SQL {
+  return sql`SELECT app_id FROM applications WHERE created_by = ${actorId}`
+}
+
+/** `within`: a subquery of the app_ids a delegated admin may see (src/delegation/scope.ts); omitted, every app. */
 export async function listApplications(
   env: Env,
-  q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED'; protocolType?: 'OIDC' | 'SIMPLE_API' },
+  q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED'; protocolType?: 'OIDC' | 'SIMPLE_API'; within?: SQL },
 ) {
   const db = getDb(env.DB)
   const conds = []
+  if (q.within) conds.push(sql`${applications.appId} IN (${q.within})`)
   if (q.search) {
     conds.push(or(containsText(applications.appName, q.search), containsText(applications.appId, q.search)))
   }

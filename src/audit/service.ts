@@ -1,16 +1,22 @@
 import type { Context } from 'hono'
-import { and, desc, eq, inArray, lt, or } from 'drizzle-orm'
+import { and, desc, eq, gte, inArray, lt, lte, or, sql, type SQL } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
-import { auditLogs } from './schema'
+import { auditLogs, ACTOR_TYPES } from './schema'
 import type { AppEnv } from '../context'
+import type { Principal } from '../delegation/model'
+import type { RouteRight } from '../delegation/rights'
+
+export type ActorType = (typeof ACTOR_TYPES)[number]
 
 export interface AuditEntry {
   /** when it happened (ms); defaults to when the statement is built */
   at?: number
   action: string
-  actorType: 'admin' | 'user' | 'app' | 'system' | 'anonymous'
+  actorType: ActorType
   actorId?: string | null
+  /** the right an admin route needed and where the caller holds it (auditActor fills it) */
+  authority?: unknown
   targetType?: string | null
   targetId?: string | null
   requestId?: string | null
@@ -33,16 +39,34 @@ export function auditStatement(db: DB, entry: AuditEntry) {
     requestId: entry.requestId ?? null,
     ip: entry.ip ?? null,
     details: entry.details ?? null,
+    authority: entry.authority ?? null,
   })
 }
 
 /** Who did it, from where: the part of an audit row a route knows and a service does not. */
-export type AuditActor = Pick<AuditEntry, 'actorType' | 'actorId' | 'requestId' | 'ip'>
+export type AuditActor = Pick<AuditEntry, 'actorType' | 'actorId' | 'requestId' | 'ip' | 'authority'>
 
-/** The request's actor: the bearer token's user (admin or user), else anonymous; request id; client IP. */
+/** The right used and where the principal holds it: their role, or the grants (admin groups, the API client's own) holding it. */
+export function authorityOf(p: Principal, right: RouteRight | undefined) {
+  if (p.kind === 'admin') return { right: right ?? null, via: 'role:ADMIN' }
+  return { right: right ?? null, via: p.grants.filter((g) => right && right !== 'admin' && g.rights.includes(right)).map((g) => g.source) }
+}
+
+/**
+ * The request's actor: on the admin API the principal the guard resolved (full admin,
+ * sub-admin, API client) with the authority it acted under; elsewhere the bearer token's
+ * user (admin or user), else anonymous. Request id and client IP always.
+ */
 export function auditActor(c: Context<AppEnv>): AuditActor {
+  const from = { requestId: c.get('requestId'), ip: c.get('clientIp') }
+  const p = c.get('principal')
+  if (p) {
+    const authority = authorityOf(p, c.get('adminRight'))
+    if (p.kind === 'client') return { ...from, actorType: 'api_client', actorId: p.clientId, authority }
+    return { ...from, actorType: p.kind, actorId: p.userId, authority }
+  }
   const auth = c.get('auth')
-  return { actorType: auth ? (auth.role === 'ADMIN' ? 'admin' : 'user') : 'anonymous', actorId: auth?.userId ?? null, requestId: c.get('requestId'), ip: c.get('clientIp') }
+  return { ...from, actorType: auth ? (auth.role === 'ADMIN' ? 'admin' : 'user') : 'anonymous', actorId: auth?.userId ?? null }
 }
 
 /** Request-derived audit fields: actor from the bearer token, request id, client IP. */
@@ -55,15 +79,42 @@ export interface AuditQuery {
   limit: number
   before?: number
   action?: string
+  actor_type?: ActorType
+  actor_id?: string
+  target_type?: string
   target_id?: string
+  /** ms, inclusive */
+  from?: number
+  /** ms, inclusive */
+  to?: number
 }
 
-/** Newest first; page backwards with `before` (the smallest id of the previous page). */
-export async function listAudit(env: Env, q: AuditQuery) {
+/** Subqueries of the targets a delegated reader may see (src/delegation/scope.ts). */
+export interface AuditWithin {
+  users: SQL
+  groups: SQL
+  apps: SQL
+}
+
+/**
+ * Newest first; page backwards with `before` (the smallest id of the previous page). With
+ * `within`, only rows whose target is a user, group or application inside it.
+ */
+export async function listAudit(env: Env, q: AuditQuery, within?: AuditWithin) {
   const conds = []
   if (q.before) conds.push(lt(auditLogs.id, q.before))
   if (q.action) conds.push(eq(auditLogs.action, q.action))
+  if (q.actor_type) conds.push(eq(auditLogs.actorType, q.actor_type))
+  if (q.actor_id) conds.push(eq(auditLogs.actorId, q.actor_id))
+  if (q.target_type) conds.push(eq(auditLogs.targetType, q.target_type))
   if (q.target_id) conds.push(eq(auditLogs.targetId, q.target_id))
+  if (q.from !== undefined) conds.push(gte(auditLogs.at, q.from))
+  if (q.to !== undefined) conds.push(lte(auditLogs.at, q.to))
+  if (within) {
+    conds.push(sql`((${auditLogs.targetType} = 'user' AND ${auditLogs.targetId} IN (${within.users}))
+      OR (${auditLogs.targetType} = 'group' AND ${auditLogs.targetId} IN (${within.groups}))
+      OR (${auditLogs.targetType} = 'application' AND ${auditLogs.targetId} IN (${within.apps})))`)
+  }
   const rows = await getDb(env.DB).select().from(auditLogs).where(conds.length ? and(...conds) : undefined).orderBy(desc(auditLogs.id)).limit(q.limit)
   return {
     items: rows.map((r) => ({
@@ -77,6 +128,7 @@ export async function listAudit(env: Env, q: AuditQuery) {
       request_id: r.requestId,
       ip: r.ip,
       details: r.details,
+      authority: r.authority ?? null,
     })),
     next_before: rows.length === q.limit ? rows[rows.length - 1].id : null,
   }

@@ -12,7 +12,7 @@ function bearer(header: string | undefined): string {
 const invalidToken = (message: string) => AuthErrors.invalid_token({ message, headers: { 'WWW-Authenticate': 'Bearer realm="uap-edge", error="invalid_token"' } })
 
 /** A verified UAP Edge access token that is not an OAuth client's. */
-async function firstPartyToken(c: Context<AppEnv>): Promise<VerifiedAccess> {
+export async function firstPartyToken(c: Context<AppEnv>): Promise<VerifiedAccess> {
   const v = await verifyAccessToken(c.env, bearer(c.req.header('Authorization')))
   // Tokens from the OIDC token endpoint carry the scope the user consented to and are for
   // that client's use (userinfo, its own API; RFC 9068 §4). Accepting them here would hand

@@ -1,14 +1,17 @@
-import { Hono } from 'hono'
+import { Hono, type Context } from 'hono'
 import type { AppEnv } from '../context'
 import { getConfig } from '../env'
 import { errorResponse } from '../lib/errors'
 import { normalizeMobile } from '../lib/mobile'
 import { outboxKey, type SmsMessage } from '../sms/providers'
 import { peekCaptchaAnswer } from '../captcha/service'
+import { authenticateApiClient } from '../apiclients/auth'
 
 /**
  * Development and test helpers: read the console SMS provider's outbox and a captcha's
- * answer (the picture has no text, so browser tests need this). They exist only when
+ * answer (the picture has no text, so browser tests need this); answer an API client's
+ * principal, so tests drive authenticateApiClient with real headers, IPs and paths before
+ * the admin guard calls it. They exist only when
  * ENVIRONMENT is development or test: in production every path here is a plain 404,
  * and the console provider (the only writer of the outbox) is refused by getConfig.
  * Deliberately not in the OpenAPI documents. Mounted at /api/v1/dev.
@@ -38,3 +41,8 @@ devRoutes.get('/captcha/:id', async (c) => {
   if (!answer) return errorResponse(c, 404, 'not_found', 'No such captcha (expired or spent)')
   return c.json({ captcha_id: c.req.param('id'), answer })
 })
+
+// any method, any path below it: the path allowlist is checked against the path called
+const whoami = async (c: Context<AppEnv>) => c.json(await authenticateApiClient(c))
+devRoutes.all('/api-client-whoami', whoami)
+devRoutes.all('/api-client-whoami/*', whoami)

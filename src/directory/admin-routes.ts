@@ -20,6 +20,9 @@ import {
   renameGroupTypeAsAdmin,
   updateGroupAsAdmin,
 } from './admin'
+import { needs } from '../delegation/rights'
+import { assertInScope, requestReach, visibleAmong, within } from '../delegation/scope'
+import { DelegationErrors } from '../delegation/errors'
 
 /*
  * Admin: the directory (docs/permissions.md). Group types at /api/v1/admin/group-types,
@@ -85,6 +88,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'List group types',
     description: 'The built-in types (department, role, label) first, then custom ones by creation; each with its number of groups.',
     security: bearerSecurity,
+    ...needs('users.read'),
     responses: { 200: ok('Group types', z.object({ items: z.array(GroupTypeView) })), ...pick(401, 403) },
   }),
   async (c) => c.json({ items: (await listGroupTypes(c.env)).map((r) => publicGroupType(r.type, r.groups)) }, 200),
@@ -98,6 +102,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Create a group type',
     description: 'A custom kind of group tree next to department, role and label. The id is permanent; the name can be changed later.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { body: jsonBody(z.object({ id: TypeId, name: TypeName })) },
     responses: { 201: ok('Created', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_exists')) },
   }),
@@ -112,6 +117,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Get a group type',
     description: 'One group type.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: { params: TypeParam },
     responses: { 200: ok('The group type', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found')) },
   }),
@@ -126,6 +132,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Rename a group type',
     description: 'Changes the name of a custom group type; the built-in ones answer 409 `group_type_built_in`.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: TypeParam, body: jsonBody(z.object({ name: TypeName })) },
     responses: { 200: ok('Renamed', GroupTypeView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in')) },
   }),
@@ -140,6 +147,7 @@ adminGroupTypeRoutes.openapi(
     summary: 'Delete a group type',
     description: 'Deletes a custom group type that has no groups. Built-in types and types with groups answer 409.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: TypeParam },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_type_not_found', 'group_type_built_in', 'group_type_in_use')) },
   }),
@@ -160,13 +168,21 @@ adminGroupRoutes.openapi(
     tags: [TAG],
     summary: 'List groups as trees',
     description:
-      'Every group (or those of `type_id`), depth first: each root, then its subgroups by name, and so on. Each carries its path, level, number of subgroups, direct members and distinct members of its whole subtree. Build the tree from `parent_id` or indent by `level`.',
+      'Every group (or those of `type_id`), depth first: each root, then its subgroups by name, and so on. Each carries its path, level, number of subgroups, direct members and distinct members of its whole subtree. Build the tree from `parent_id` or indent by `level`. A sub-admin sees the groups of their scope (with their full paths).',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: { query: z.object({ type_id: z.string().min(1).max(32).optional().openapi({ example: 'department' }) }) },
     responses: { 200: ok('The groups, depth first', z.object({ items: z.array(GroupView) })), ...admin },
   }),
-  async (c) => c.json({ items: await listGroupTree(c.env, c.req.valid('query').type_id) }, 200),
+  async (c) => c.json({ items: await listGroupTree(c.env, c.req.valid('query').type_id, within(c, 'groups')) }, 200),
 )
+
+/** A sub-admin places groups only under a group of their scope (never at a root). */
+async function parentInScope(c: Parameters<typeof requestReach>[0], parentId: string | null | undefined) {
+  if (!requestReach(c)) return
+  if (!parentId) throw DelegationErrors.out_of_scope({ message: 'A sub-admin creates and moves groups only under a group of their scope: give parent_id' })
+  await assertInScope(c, { groups: [parentId] })
+}
 
 async function shownGroup(env: Parameters<typeof groupNode>[0], id: string) {
   const node = await groupNode(env, id)
@@ -181,8 +197,9 @@ adminGroupRoutes.openapi(
     tags: [TAG],
     summary: 'Create a group',
     description:
-      'A root group of `type_id`, or a subgroup of `parent_id` (of the parent\'s type; `type_id`, when given too, must match). Sibling names are unique. A tree has at most 32 levels.',
+      'A root group of `type_id`, or a subgroup of `parent_id` (of the parent\'s type; `type_id`, when given too, must match). Sibling names are unique. A tree has at most 32 levels. A sub-admin creates subgroups of groups in their scope only.',
     security: bearerSecurity,
+    ...needs('groups.manage'),
     request: {
       body: jsonBody(
         z
@@ -194,6 +211,7 @@ adminGroupRoutes.openapi(
   }),
   async (c) => {
     const b = c.req.valid('json')
+    await parentInScope(c, b.parent_id)
     const g = await createGroupAsAdmin(c.env, { typeId: b.type_id, parentId: b.parent_id, name: b.name }, auditActor(c))
     return c.json(await shownGroup(c.env, g.id), 201)
   },
@@ -207,6 +225,7 @@ adminGroupRoutes.openapi(
     summary: 'Get a group',
     description: 'One group with its path and counts.',
     security: bearerSecurity,
+    ...needs('users.read', { group: 'group_id' }),
     request: { params: GroupParam },
     responses: { 200: ok('The group', GroupView), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found')) },
   }),
@@ -221,6 +240,7 @@ adminGroupRoutes.openapi(
     summary: 'Rename or move a group',
     description: `\`name\` renames; \`parent_id\` moves the group with its whole subtree under another group of the same type (\`null\`: to the root). A move under the group itself or one of its descendants is refused (409 \`move_into_own_subtree\`), also against concurrent moves. Members stay; what they inherit follows the group at once (paths in sources read "Sales${PATH_SEPARATOR}East").`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: {
       params: GroupParam,
       body: jsonBody(
@@ -237,6 +257,7 @@ adminGroupRoutes.openapi(
   async (c) => {
     const { group_id } = c.req.valid('param')
     const b = c.req.valid('json')
+    if (b.parent_id !== undefined) await parentInScope(c, b.parent_id)
     await updateGroupAsAdmin(c.env, group_id, { name: b.name, parentId: b.parent_id }, auditActor(c))
     return c.json(await shownGroup(c.env, group_id), 200)
   },
@@ -250,6 +271,7 @@ adminGroupRoutes.openapi(
     summary: 'Delete a group',
     description: 'Deletes a group that has no subgroups and no members (409 otherwise), with its grants in every app.',
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam },
     responses: {
       200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string() })),
@@ -282,6 +304,7 @@ adminGroupRoutes.openapi(
     summary: "List a group's members",
     description: 'The users directly in the group; with `subgroups=true`, every user in the group or any group below it (each once). Newest membership first, paginated.',
     security: bearerSecurity,
+    ...needs('users.read', { group: 'group_id' }),
     request: {
       params: GroupParam,
       query: z.object({
@@ -312,15 +335,20 @@ adminGroupRoutes.openapi(
     path: '/{group_id}/members',
     tags: [TAG],
     summary: 'Add users to a group',
-    description: `Adds up to ${MEMBERSHIP_MAX_USERS} users at once. All or nothing: an unknown user id refuses the call (404 \`users_not_found\`, the ids in \`details\`). Users already in the group are listed in \`already_members\` and left as they are.`,
+    description: `Adds up to ${MEMBERSHIP_MAX_USERS} users at once. All or nothing: an unknown user id refuses the call (404 \`users_not_found\`, the ids in \`details\`). Users already in the group are listed in \`already_members\` and left as they are. A sub-admin adds only users already in their scope; one outside refuses the whole call (403 \`out_of_scope\`).`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam, body: jsonBody(UserIds) },
     responses: {
       200: ok('Added', z.object({ added: z.array(z.string()), already_members: z.array(z.string()) })),
       ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found', 'users_not_found', 'concurrent_modification')),
     },
   }),
-  async (c) => c.json(await addMembersAsAdmin(c.env, c.req.valid('param').group_id, c.req.valid('json').user_ids, auditActor(c)), 200),
+  async (c) => {
+    // a user outside the scope would be pulled into it: the whole call is refused
+    await assertInScope(c, { users: c.req.valid('json').user_ids })
+    return c.json(await addMembersAsAdmin(c.env, c.req.valid('param').group_id, c.req.valid('json').user_ids, auditActor(c)), 200)
+  },
 )
 
 adminGroupRoutes.openapi(
@@ -331,10 +359,14 @@ adminGroupRoutes.openapi(
     summary: 'Remove users from a group',
     description: `Removes up to ${MEMBERSHIP_MAX_USERS} users at once; ids that are not direct members are listed in \`not_members\`.`,
     security: bearerSecurity,
+    ...needs('groups.manage', { group: 'group_id' }),
     request: { params: GroupParam, body: jsonBody(UserIds) },
     responses: { 200: ok('Removed', z.object({ removed: z.array(z.string()), not_members: z.array(z.string()) })), ...mergeErrors(admin, errorResponses(DirectoryErrors, 'group_not_found')) },
   }),
-  async (c) => c.json(await removeMembersAsAdmin(c.env, c.req.valid('param').group_id, c.req.valid('json').user_ids, auditActor(c)), 200),
+  async (c) => {
+    await assertInScope(c, { users: c.req.valid('json').user_ids })
+    return c.json(await removeMembersAsAdmin(c.env, c.req.valid('param').group_id, c.req.valid('json').user_ids, auditActor(c)), 200)
+  },
 )
 
 // ---------------------------------------------------------------------------------------
@@ -346,8 +378,9 @@ adminUserGroupRoutes.openapi(
     path: '/{id}/groups',
     tags: [TAG],
     summary: "A user's groups",
-    description: 'The groups the user is directly in, each with its path (the `groups` claim form too: `department/Sales/East`).',
+    description: 'The groups the user is directly in, each with its path (the `groups` claim form too: `department/Sales/East`). A sub-admin sees those of their scope.',
     security: bearerSecurity,
+    ...needs('users.read', { user: 'id' }),
     request: { params: Id('id', '0b8d5f7e-8a51-4b59-9c3e-3f7a1c2d4e5f') },
     responses: {
       200: ok(
@@ -364,8 +397,10 @@ adminUserGroupRoutes.openapi(
     const { id } = c.req.valid('param')
     if (!(await findUserById(c.env, id))) throw UserErrors.user_not_found()
     const paths = await userMembershipPaths(c.env, id)
+    const visible = await visibleAmong(c, 'groups', paths.direct().map((g) => g.id))
     const groups = paths
       .direct()
+      .filter((g) => visible.has(g.id))
       .map((g) => ({ group_id: g.id, type_id: g.typeId, name: g.name, path: paths.names(g.id), claim: paths.claimPath(g.id) }))
       .sort((a, b) => a.claim.localeCompare(b.claim))
     return c.json({ user_id: id, groups }, 200)

@@ -184,6 +184,29 @@ export function descendantsCte(groupId: string | SQL): SQL {
     SELECT g.id, down.n + 1 FROM directory_groups g JOIN down ON g.parent_id = down.id WHERE down.n < ${WALK_LIMIT})`
 }
 
+/**
+ * Reach of a delegated admin's scope (docs/admin-rights.md), as subqueries to use in `IN (…)`:
+ * every group in the subtrees of the groups a JSON array names. The ids travel as one bound
+ * JSON value, so a scope of any size costs one parameter.
+ */
+export function subtreeGroupIdsSql(groupIdsJson: string): SQL {
+  return sql`WITH RECURSIVE scope_down(id, n) AS (
+      SELECT g.id, 0 FROM directory_groups g WHERE g.id IN (SELECT value FROM json_each(${groupIdsJson}))
+      UNION
+      SELECT g.id, d.n + 1 FROM directory_groups g JOIN scope_down d ON g.parent_id = d.id WHERE d.n < ${WALK_LIMIT})
+    SELECT id FROM scope_down`
+}
+
+/** The users directly in any of the groups `groupIds` (a subquery) selects. */
+export function membersOfGroupsSql(groupIds: SQL): SQL {
+  return sql`SELECT user_id FROM group_memberships WHERE group_id IN (${groupIds})`
+}
+
+/** The group a user joins, as a statement for the batch that creates the user. */
+export function membershipStatement(db: DB, userId: string, groupId: string, now: number) {
+  return db.insert(groupMemberships).values({ userId, groupId, createdAt: now })
+}
+
 export interface GroupNode {
   id: string
   type_id: string
@@ -202,10 +225,10 @@ export interface GroupNode {
  * The groups of one type (or all), depth first with siblings by name: each with its path,
  * its level, its direct members and the distinct users in it and every group below it.
  */
-export async function listGroupTree(env: Env, typeId?: string): Promise<GroupNode[]> {
+export async function listGroupTree(env: Env, typeId?: string, within?: SQL): Promise<GroupNode[]> {
   const db = getDb(env.DB)
   const where = typeId ? sql`WHERE type_id = ${typeId}` : sql``
-  const [rows, subtree] = await Promise.all([
+  const [rows, subtree, shown] = await Promise.all([
     db.all<{ id: string; type_id: string; parent_id: string | null; name: string; created_at: number; updated_at: number; members: number }>(
       sql`SELECT g.id, g.type_id, g.parent_id, g.name, g.created_at, g.updated_at, (SELECT count(*) FROM group_memberships m WHERE m.group_id = g.id) AS members
         FROM directory_groups g ${where}`,
@@ -215,7 +238,10 @@ export async function listGroupTree(env: Env, typeId?: string): Promise<GroupNod
         UNION ALL
         SELECT s.ancestor, g.id, s.n + 1 FROM sub s JOIN directory_groups g ON g.parent_id = s.group_id WHERE s.n < ${WALK_LIMIT})
       SELECT s.ancestor, count(DISTINCT m.user_id) AS users FROM sub s JOIN group_memberships m ON m.group_id = s.group_id GROUP BY s.ancestor`),
+    // a delegated admin's list: the whole tree is walked (paths name every ancestor), only groups in reach are shown
+    within ? db.all<{ id: string }>(sql`SELECT id FROM directory_groups WHERE id IN (${within})`) : undefined,
   ])
+  const visible = shown && new Set(shown.map((r) => r.id))
   const totals = new Map(subtree.map((r) => [r.ancestor, r.users]))
   const children = new Map<string | null, typeof rows>()
   for (const r of rows) children.set(r.parent_id, [...(children.get(r.parent_id) ?? []), r])
@@ -224,7 +250,7 @@ export async function listGroupTree(env: Env, typeId?: string): Promise<GroupNod
   const visit = (parent: string | null, path: string[]) => {
     for (const r of children.get(parent) ?? []) {
       const p = [...path, r.name]
-      out.push({
+      if (!visible || visible.has(r.id)) out.push({
         id: r.id,
         type_id: r.type_id,
         parent_id: r.parent_id,
@@ -308,6 +334,13 @@ export async function existingUserIds(env: Env, ids: string[]): Promise<Set<stri
     for (const r of await db.select({ id: users.id }).from(users).where(inArray(users.id, ids.slice(i, i + 90)))) found.add(r.id)
   }
   return found
+}
+
+/** Which of these group ids exist (any number of them: the list travels as one JSON value). */
+export async function existingGroupIds(env: Env, ids: string[]): Promise<Set<string>> {
+  if (!ids.length) return new Set()
+  const rows = await getDb(env.DB).all<{ id: string }>(sql`SELECT id FROM directory_groups WHERE id IN (SELECT value FROM json_each(${JSON.stringify(ids)}))`)
+  return new Set(rows.map((r) => r.id))
 }
 
 /** Which of these users are already direct members of the group. */

@@ -7,6 +7,7 @@ import { CommonErrors } from '../lib/errors'
 import { requireAdmin } from '../auth/guards'
 import { readBrowserSession } from '../auth/browser-session'
 import { SWAGGER_ASSETS, SWAGGER_ASSET_BASE } from './assets'
+import { describeRights } from '../delegation/rights'
 
 const INFO = {
   version: '0.1.0',
@@ -87,7 +88,7 @@ export function mountDocs(app: OpenAPIHono<AppEnv>, appResponses: AppResponses) 
   const build = (c: { env: AppEnv['Bindings'] }) => {
     if (!adminDoc) {
       const servers = [{ url: c.env.ISSUER }]
-      adminDoc = withAppResponses(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge admin API', ...INFO }, servers }), appResponses)
+      adminDoc = describeRights(withAppResponses(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge admin API', ...INFO }, servers }), appResponses))
       openDoc = withAppResponses(openOnly(app.getOpenAPI31Document({ openapi: '3.1.0', info: { title: 'UAP Edge partner API', ...INFO, description: INFO.description + PARTNER_QUICK_START }, servers })), appResponses)
     }
     return { adminDoc: adminDoc!, openDoc: openDoc! }

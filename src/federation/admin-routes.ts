@@ -16,6 +16,7 @@ import {
   updateProviderAsAdmin,
   type ProviderInput,
 } from './providers'
+import { needs } from '../delegation/rights'
 
 /** Admin: identity providers users may sign in with (docs/federation.md). Mounted at /api/v1/admin/identity-providers. */
 export const adminIdentityProviderRoutes = router()
@@ -118,6 +119,7 @@ adminIdentityProviderRoutes.openapi(
     description:
       'Adds a provider users can sign in with (a button on /page/login once enabled, which it is by default). Register `redirect_uri` of the answer at the provider. The client secret is stored encrypted and never returned. An `oidc` provider gives `issuer` only; its discovery document is read at the first sign-in.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { body: jsonBody(Create) },
     responses: { 201: ok('Added', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_exists')) },
   }),
@@ -142,6 +144,7 @@ adminIdentityProviderRoutes.openapi(
     summary: 'List identity providers',
     description: 'Every provider, enabled or not, by id. Never includes the client secrets.',
     security: bearerSecurity,
+    ...needs('admin'),
     responses: { 200: ok('Providers', z.object({ items: z.array(ProviderView) })), ...adminErrors },
   }),
   async (c) => c.json({ items: await listProviders(c.env) }, 200),
@@ -155,6 +158,7 @@ adminIdentityProviderRoutes.openapi(
     summary: 'Get an identity provider',
     description: 'Every setting of one provider except the client secret.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: IdParam },
     responses: { 200: ok('The provider', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'provider_not_found')) },
   }),
@@ -169,6 +173,7 @@ adminIdentityProviderRoutes.openapi(
     summary: 'Update an identity provider',
     description: 'Changes the given settings; omitted ones stay. `client_secret` replaces the stored secret. The type and the id cannot change (add another provider instead). The settings as a whole must still be valid for the type.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: IdParam, body: jsonBody(Update) },
     responses: { 200: ok('Updated', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_not_found')) },
   }),
@@ -190,6 +195,7 @@ for (const [action, enabled] of [['enable', true], ['disable', false]] as const)
         ? 'Shows its button again and accepts sign-ins through it. Same as PATCH `enabled: true`.'
         : 'Removes its button and refuses sign-ins through it at once (flows already started fail at the callback). Linked identities are kept for when it is enabled again. Same as PATCH `enabled: false`.',
       security: bearerSecurity,
+      ...needs('admin'),
       request: { params: IdParam },
       responses: { 200: ok(enabled ? 'Enabled' : 'Disabled', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_not_found')) },
     }),
@@ -206,6 +212,7 @@ adminIdentityProviderRoutes.openapi(
     description:
       'Deletes the provider **and every identity linked through it**, and its pending sign-ins, in one batch with the audit row. The accounts stay and keep their mobile and password. Prefer disabling when in doubt: that keeps the links.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: IdParam },
     responses: {
       200: ok('Deleted', z.object({ deleted: z.literal(true), id: z.string(), linked_identities_deleted: z.number().int() })),

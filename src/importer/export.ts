@@ -1,3 +1,4 @@
+import type { SQL } from 'drizzle-orm'
 import type { Env } from '../env'
 import { csvLine } from '../lib/csv'
 import { usersAfter } from '../users/service'
@@ -40,7 +41,8 @@ function pagedCsv<T extends { id: string }>(header: string[], page: (afterId: st
   )
 }
 
-export function exportUsers(env: Env, filter: { status?: 'ACTIVE' | 'DISABLED'; search?: string }) {
+/** `within`: the user ids a delegated admin may see (src/delegation/scope.ts). */
+export function exportUsers(env: Env, filter: { status?: 'ACTIVE' | 'DISABLED'; search?: string; within?: SQL }) {
   return pagedCsv(
     ['mobile', 'name', 'email', 'status'],
     (after) => usersAfter(env, after, EXPORT_PAGE, filter),

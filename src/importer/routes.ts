@@ -12,6 +12,8 @@ import { MAX_FILE_BYTES, MAX_ROWS, XLSX_TYPE } from './parse'
 import { PREVIEW_INLINE_ROWS, USERS_SCOPE, createPreview, jobReport, jobStatus, previewPage, startImport } from './service'
 import { exportMappings, exportUsers } from './export'
 import { PREVIEW_TTL_MS, type ImportKindName } from './durable-object'
+import { needs } from '../delegation/rights'
+import { within } from '../delegation/scope'
 
 /*
  * Bulk import and export (docs/import.md). Mapping import and export for one app under
@@ -260,6 +262,7 @@ userImportRoutes.openapi(
     summary: 'Preview a users import file',
     description: `Columns \`mobile\` (required), \`name\`, \`email\`, \`status\` (ACTIVE | DISABLED), \`password_hash\` (bcrypt \`$2a$/$2b$/$2y$\`, Django \`pbkdf2_sha256$…\`, \`sha256:<hex>\`, \`$argon2id$\`, \`$scrypt$\`; docs/passwords.md). Rows: **new**, **duplicate** (the mobile is registered, or an earlier row has it) or **invalid** (bad mobile, email, status or hash). Nothing is written; the preview is kept ${PREVIEW_TTL_MS / 60_000} minutes.`,
     security: bearerSecurity,
+    ...needs('admin'),
     request: { body: uploadBody },
     responses: { 200: ok('The classified rows', previewSchema(UserPreviewRow, 'UserImportPreview')), ...uploadErrors },
   }),
@@ -274,6 +277,7 @@ userImportRoutes.openapi(
     summary: 'Page through a users preview',
     description: 'All rows of a preview in file order, optionally of one status.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: PreviewParam, query: PageQuery },
     responses: { 200: ok('A page of rows', pageSchema(UserPreviewRow, 'UserImportPreviewPage')), ...mergeErrors(errorResponses(ImportErrors, 'preview_not_found'), pick(400, 401, 403)) },
   }),
@@ -292,6 +296,7 @@ userImportRoutes.openapi(
     description:
       'Answers 202 with the job id. **SKIP** creates the new users and leaves existing ones alone; **OVERWRITE** also changes existing users to the row\'s non-empty fields (a new password hash or DISABLED ends their sessions). Admin accounts are never changed. A user imported without password_hash has no usable password until it is reset by SMS code or set by an admin. One users import at a time (409 `import_running`). Audited.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { body: jsonBody(ImportBody) },
     responses: { 202: ok('Started', JobView), ...mergeErrors(errorResponses(ImportErrors, 'preview_not_found', 'preview_already_imported', 'import_running'), pick(400, 401, 403)) },
   }),
@@ -309,6 +314,7 @@ userImportRoutes.openapi(
     summary: 'Progress of a users import',
     description: 'state running → done (or failed) and the counts so far.',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: JobParam },
     responses: { 200: ok('The job', JobView), ...mergeErrors(errorResponses(ImportErrors, 'job_not_found'), pick(400, 401, 403)) },
   }),
@@ -323,6 +329,7 @@ userImportRoutes.openapi(
     summary: 'The rows a users import did not apply (CSV)',
     description: 'Columns `row, mobile, name, email, status, outcome, reason, message` (never the hash).',
     security: bearerSecurity,
+    ...needs('admin'),
     request: { params: JobParam },
     responses: { 200: csvResponse('The report'), ...mergeErrors(errorResponses(ImportErrors, 'job_not_found'), pick(400, 401, 403)) },
   }),
@@ -338,13 +345,14 @@ userImportRoutes.openapi(
     path: '/export',
     tags: [USER_TAG],
     summary: 'Export users (CSV)',
-    description: 'Columns `mobile, name, email, status`, the ones the users import reads (never password hashes); streamed in id order, so any number of users export in constant memory. Filter with `status` and `q` (part of the mobile or name).',
+    description: 'Columns `mobile, name, email, status`, the ones the users import reads (never password hashes); streamed in id order, so any number of users export in constant memory. Filter with `status` and `q` (part of the mobile or name). A sub-admin exports the users of their scope.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: { query: ExportQuery.extend({ q: z.string().min(1).max(50).optional() }) },
     responses: { 200: csvResponse('The users'), ...pick(400, 401, 403) },
   }),
   async (c) => {
     const q = c.req.valid('query')
-    return csvFile(c, exportUsers(c.env, { status: q.status, search: q.q }), 'users.csv')
+    return csvFile(c, exportUsers(c.env, { status: q.status, search: q.q, within: within(c, 'users') }), 'users.csv')
   },
 )

@@ -4,6 +4,7 @@ import { OPEN, pick, bearerSecurity } from '../lib/openapi'
 import { router } from '../context'
 import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
 import { auditActor } from '../audit/service'
+import { needs } from '../delegation/rights'
 
 /** The JWKS (RFC 7517). Mounted at /.well-known. */
 export const keyRoutes = router()
@@ -50,6 +51,7 @@ adminKeyRoutes.openapi(
     summary: 'Start a signing-key rotation now',
     description: 'Publishes a new signing key in the JWKS at once; it starts signing after the publish-ahead delay (twice the JWKS cache lifetime). The cron trigger does this every 30 days by itself.',
     security: bearerSecurity,
+    ...needs('admin'),
     responses: { 200: { description: 'Rotation scheduled', content: { 'application/json': { schema: z.object({ created: z.array(z.object({ kid: z.string(), activate_at: z.string() })) }) } } }, ...pick(401, 403) },
   }),
   async (c) => {

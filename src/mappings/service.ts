@@ -585,9 +585,11 @@ export async function queryUserMapping(db: DB, appId: string, mobile: E164, acce
   return row ?? null
 }
 
-export async function listMappings(env: Env, appId: string, q: { page: number; pageSize: number; status?: 'ACTIVE' | 'DISABLED'; mobile?: string; mappedKey?: string }) {
+/** `within`: a subquery of the user ids a delegated admin may see (src/delegation/scope.ts); omitted, every mapping. */
+export async function listMappings(env: Env, appId: string, q: { page: number; pageSize: number; status?: 'ACTIVE' | 'DISABLED'; mobile?: string; mappedKey?: string; within?: SQL }) {
   const db = getDb(env.DB)
   const conds = [eq(appUserMappings.appId, appId)]
+  if (q.within) conds.push(sql`${appUserMappings.userId} IN (${q.within})`)
   if (q.status) conds.push(eq(appUserMappings.isActive, q.status === 'ACTIVE'))
   if (q.mobile) conds.push(containsText(users.mobile, q.mobile))
   if (q.mappedKey) conds.push(eq(appUserMappings.mappedKey, q.mappedKey))
@@ -605,6 +607,11 @@ export async function listMappings(env: Env, appId: string, q: { page: number; p
     db.select({ n: count() }).from(appUserMappings).innerJoin(users, eq(users.id, appUserMappings.userId)).where(where),
   ])
   return { items: rows.map(publicMapping), page: q.page, page_size: q.pageSize, total: total[0]?.n ?? 0 }
+}
+
+/** The user of a mapping of the app (none when there is no such mapping), as a subquery. */
+export function mappingUserSql(appId: string, mappingId: string): SQL {
+  return sql`SELECT user_id FROM app_user_mappings WHERE app_id = ${appId} AND id = ${mappingId}`
 }
 
 /** A page of the app's mappings with the user's mobile, in id order after `afterId` (keyset paging, for the streamed export). */

@@ -13,6 +13,8 @@ import { ACCESS_PERMISSION, GRANT_EFFECTS, SUBJECT_TYPES } from './schema'
 import { ACCESS_VIEW, listAppPermissions, listGrants, listHolders, publicGrant, publicPermission, readUserPermissions, snapshotFrom } from './service'
 import { createPermissionAsAdmin, deletePermissionAsAdmin, loadAppPermission, revokeGrantAsAdmin, setGrantAsAdmin, updatePermissionAsAdmin } from './admin'
 import { AppIdParam, PermissionKey, ScopeSchema, SnapshotView, SourceView, ok } from './view'
+import { needs } from '../delegation/rights'
+import { assertInScope, requestReach, visibleAmong } from '../delegation/scope'
 
 /** Admin: an app's permissions and grants (docs/permissions.md). Mounted at /api/v1/admin/apps. */
 export const adminPermissionRoutes = router()
@@ -56,6 +58,7 @@ adminPermissionRoutes.openapi(
     summary: "List an app's permissions",
     description: 'The built-in `access` permission first, then the app\'s own by key.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: { 200: ok('Permissions', z.object({ items: z.array(PermissionView) })), ...mergeErrors(pick(400, 401, 403), appErrors) },
   }),
@@ -73,6 +76,7 @@ adminPermissionRoutes.openapi(
     summary: 'Define a permission',
     description: 'A permission of the app, with a key the app chooses (`orders:read`). Keys are unique per app and never change; `access` is built in (409 `permission_built_in`).',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam, body: jsonBody(z.object({ key: PermissionKey, name: Name, description: Description.optional() })) },
     responses: { 201: ok('Created', PermissionView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_exists', 'permission_built_in')) },
   }),
@@ -90,6 +94,7 @@ adminPermissionRoutes.openapi(
     summary: 'Get a permission',
     description: 'One permission of the app (`access` included).',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: { params: KeyParams },
     responses: { 200: ok('The permission', PermissionView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_not_found')) },
   }),
@@ -108,6 +113,7 @@ adminPermissionRoutes.openapi(
     summary: 'Rename or describe a permission',
     description: 'Changes the name and/or description; the key stays (the app\'s code refers to it).',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: {
       params: KeyParams,
       body: jsonBody(z.object({ name: Name.optional(), description: Description.optional() }).refine((v) => Object.keys(v).length > 0, 'give name and/or description')),
@@ -129,6 +135,7 @@ adminPermissionRoutes.openapi(
     summary: 'Delete a permission',
     description: 'Deletes the permission and every grant of it in one batch; nobody has it any more. Sends the app one `permission.changed` webhook (change `deleted`, docs/webhooks.md), written in the same batch.',
     security: bearerSecurity,
+    ...needs('apps.manage', { app: 'app_id' }),
     request: { params: KeyParams },
     responses: { 200: ok('Deleted', z.object({ deleted: z.literal(true), key: z.string() })), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'permission_not_found', 'permission_built_in')) },
   }),
@@ -149,6 +156,7 @@ adminPermissionRoutes.openapi(
     description:
       'Every user whose answer for the permission is allow (at `scope_type` + `scope_id` when given), with where it comes from: `direct` or `via group Sales ▸ East`. Users denied, or reached by no grant, are not listed. By mobile, paginated.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: KeyParams,
       query: z
@@ -183,7 +191,9 @@ adminPermissionRoutes.openapi(
     if (key === ACCESS_PERMISSION) {
       if (scope) throw PermissionErrors.access_not_scoped()
     } else await loadAppPermission(c.env, app.appId, key)
-    const all = await listHolders(c.env, app.appId, key, scope)
+    const holders = await listHolders(c.env, app.appId, key, scope)
+    const visible = await visibleAmong(c, 'users', holders.map((h) => h.user_id))
+    const all = holders.filter((h) => visible.has(h.user_id))
     return c.json({ permission: key, scope, items: all.slice((q.page - 1) * q.page_size, q.page * q.page_size), page: q.page, page_size: q.page_size, total: all.length }, 200)
   },
 )
@@ -194,8 +204,9 @@ adminPermissionRoutes.openapi(
     path: '/{app_id}/grants',
     tags: [TAG],
     summary: "List an app's grants",
-    description: 'Every allow and deny set in the app, by permission; filter by permission or subject.',
+    description: 'Every allow and deny set in the app, by permission; filter by permission or subject. A sub-admin sees the grants whose subject is in their scope.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       query: z.object({
@@ -211,7 +222,9 @@ adminPermissionRoutes.openapi(
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
     const q = c.req.valid('query')
-    return c.json(await listGrants(c.env, app.appId, { permission: q.permission, subjectType: q.subject_type, subjectId: q.subject_id, page: q.page, pageSize: q.page_size }), 200)
+    const reach = requestReach(c)
+    const within = reach ? { users: reach.users, groups: reach.groups } : undefined
+    return c.json(await listGrants(c.env, app.appId, { permission: q.permission, subjectType: q.subject_type, subjectId: q.subject_id, page: q.page, pageSize: q.page_size, within }), 200)
   },
 )
 
@@ -224,6 +237,7 @@ adminPermissionRoutes.openapi(
     description:
       'Sets the effect for (subject, permission, scope): 201 when the grant is new, 200 when an existing one changed or already had this effect. A group\'s grant reaches its members and every subgroup\'s members; to go back to inheriting, DELETE the grant. `access` takes no scope. A new grant or a changed effect sends the app one `permission.changed` webhook (change `granted`, docs/webhooks.md), written in the same batch; an unchanged one sends nothing.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       body: jsonBody(
@@ -245,6 +259,8 @@ adminPermissionRoutes.openapi(
   }),
   async (c) => {
     const app = await targetApp(c, c.req.valid('param').app_id)
+    const { subject } = c.req.valid('json')
+    await assertInScope(c, subject.type === 'user' ? { users: [subject.id] } : { groups: [subject.id] })
     const { grant, created } = await setGrantAsAdmin(c.env, app.appId, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicGrant(grant), created ? 201 : 200)
   },
@@ -258,6 +274,7 @@ adminPermissionRoutes.openapi(
     summary: 'Revoke a grant',
     description: 'Removes the grant: its subject inherits again (from its groups, or nothing). Sends the app one `permission.changed` webhook (change `revoked`, docs/webhooks.md), written in the same batch.',
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id', grant: 'grant_id' }),
     request: { params: AppIdParam.extend({ grant_id: z.string().min(1).max(64).openapi({ param: { name: 'grant_id', in: 'path' } }) }) },
     responses: { 200: ok('Revoked', GrantView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(PermissionErrors, 'grant_not_found')) },
   }),
@@ -276,6 +293,7 @@ adminPermissionRoutes.openapi(
     summary: 'What a user has in an app',
     description: "Every permission of the app with the user's answer and its source, the answer at each scope a grant names, and whether the user is admitted under the app's access policy. The same snapshot the app reads.",
     security: bearerSecurity,
+    ...needs('permissions.grant', { app: 'app_id', user: 'user_id' }),
     request: { params: AppIdParam.extend({ user_id: z.string().min(1).max(64).openapi({ param: { name: 'user_id', in: 'path' } }) }) },
     responses: { 200: ok('The snapshot', SnapshotView), ...mergeErrors(pick(400, 401, 403), appErrors, errorResponses(UserErrors, 'user_not_found')) },
   }),

@@ -76,9 +76,18 @@ export function publicGrant(g: PermissionGrant) {
   }
 }
 
-export async function listGrants(env: Env, appId: string, q: { permission?: string; subjectType?: 'user' | 'group'; subjectId?: string; page: number; pageSize: number }) {
+/** `within`: subqueries of the user and group ids a delegated admin may see (src/delegation/scope.ts); omitted, every grant. */
+export async function listGrants(
+  env: Env,
+  appId: string,
+  q: { permission?: string; subjectType?: 'user' | 'group'; subjectId?: string; page: number; pageSize: number; within?: { users: SQL; groups: SQL } },
+) {
   const db = getDb(env.DB)
   const conds = [eq(permissionGrants.appId, appId)]
+  if (q.within) {
+    const { users, groups } = q.within
+    conds.push(sql`((${permissionGrants.subjectType} = 'user' AND ${permissionGrants.subjectId} IN (${users})) OR (${permissionGrants.subjectType} = 'group' AND ${permissionGrants.subjectId} IN (${groups})))`)
+  }
   if (q.permission) conds.push(eq(permissionGrants.permissionKey, q.permission))
   if (q.subjectType) conds.push(eq(permissionGrants.subjectType, q.subjectType))
   if (q.subjectId) conds.push(eq(permissionGrants.subjectId, q.subjectId))
@@ -270,6 +279,11 @@ export async function readClaims(env: Env, appId: string, userId: string, want: 
  * an own grant and the members of every granted group and its subgroups, each resolved by
  * the same rule. Reads in parallel: the candidates per user, the grants' groups' paths.
  */
+/** A grant's subject (none when the app has no such grant), as a subquery of (subject_type, subject_id). */
+export function grantSubjectSql(appId: string, grantId: string): SQL {
+  return sql`SELECT subject_type, subject_id FROM permission_grants WHERE app_id = ${appId} AND id = ${grantId}`
+}
+
 export async function listHolders(env: Env, appId: string, key: string, scope: Scope | null) {
   const db = getDb(env.DB)
   const scopeFilter = scope ? sql`AND (gr.scope_type = '' OR (gr.scope_type = ${scope.type} AND gr.scope_id = ${scope.id}))` : sql`AND gr.scope_type = ''`

@@ -10,6 +10,13 @@ import { findUserById, listUsers } from './service'
 import { createUserAsAdmin, setPasswordAsAdmin, updateUserAsAdmin } from './admin'
 import { UserProfile, publicUser } from './view'
 import { afterResponse } from '../webhooks/outbox'
+import { needs } from '../delegation/rights'
+import { assertInScope, assertNotAdminTargets, requestReach, within } from '../delegation/scope'
+import { DelegationErrors } from '../delegation/errors'
+import { errorResponses } from '../lib/errors'
+import { mergeErrors } from '../lib/openapi'
+import { DirectoryErrors } from '../directory/errors'
+import { findGroup } from '../directory/service'
 
 /** Admin: accounts. Mounted at /api/v1/admin/users. */
 export const adminUserRoutes = router()
@@ -26,8 +33,10 @@ adminUserRoutes.openapi(
     path: '/',
     tags: ['Admin: users'],
     summary: 'Create a user',
-    description: 'Creates an account. The mobile number is normalised to E.164 and must be unique.',
+    description:
+      'Creates an account. The mobile number is normalised to E.164 and must be unique. `group_id` puts the user in that directory group in the same write. A sub-admin must give a `group_id` inside their scope (the account would otherwise be outside it at once) and cannot create admins (403 `admin_only`).',
     security: bearerSecurity,
+    ...needs('users.write'),
     request: {
       body: jsonBody(
         z.object({
@@ -36,13 +45,24 @@ adminUserRoutes.openapi(
           name: Name.optional(),
           email: Email.optional(),
           role: z.enum(['USER', 'ADMIN']).default('USER'),
+          group_id: z.string().min(1).max(64).optional().openapi({ description: 'A directory group the user joins at once' }),
         }),
       ),
     },
-    responses: { 201: userResponse('Created'), ...pick(400, 401, 403, 409) },
+    responses: {
+      201: userResponse('Created'),
+      ...mergeErrors(pick(400, 401, 403, 404, 409), errorResponses(DelegationErrors, 'admin_only', 'out_of_scope'), errorResponses(DirectoryErrors, 'group_not_found')),
+    },
   }),
   async (c) => {
-    const row = await createUserAsAdmin(c.env, c.req.valid('json'), auditActor(c))
+    const { group_id, ...input } = c.req.valid('json')
+    if (requestReach(c)) {
+      if (input.role === 'ADMIN') throw DelegationErrors.admin_only({ message: 'Only a full admin may create an admin' })
+      if (!group_id) throw DelegationErrors.out_of_scope({ message: 'A sub-admin creates users into a group of their scope: give group_id' })
+      await assertInScope(c, { groups: [group_id] })
+    }
+    if (group_id && !(await findGroup(c.env, group_id))) throw DirectoryErrors.group_not_found()
+    const row = await createUserAsAdmin(c.env, { ...input, groupId: group_id }, auditActor(c))
     return c.json(publicUser(row), 201)
   },
 )
@@ -53,8 +73,9 @@ adminUserRoutes.openapi(
     path: '/',
     tags: ['Admin: users'],
     summary: 'List users',
-    description: 'Newest first, paginated. `q` matches part of the mobile number or the name.',
+    description: 'Newest first, paginated. `q` matches part of the mobile number or the name. A sub-admin sees the users of their scope only.',
     security: bearerSecurity,
+    ...needs('users.read'),
     request: {
       query: z.object({
         page: z.coerce.number().int().min(1).default(1).openapi({ example: 1 }),
@@ -73,7 +94,7 @@ adminUserRoutes.openapi(
   }),
   async (c) => {
     const q = c.req.valid('query')
-    return c.json(await listUsers(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status }), 200)
+    return c.json(await listUsers(c.env, { page: q.page, pageSize: q.page_size, search: q.q, status: q.status, within: within(c, 'users') }), 200)
   },
 )
 
@@ -85,6 +106,7 @@ adminUserRoutes.openapi(
     summary: 'Get a user',
     description: 'One user by id.',
     security: bearerSecurity,
+    ...needs('users.read', { user: 'id' }),
     request: { params: UserId },
     responses: { 200: userResponse('The user'), ...pick(400, 401, 403, 404) },
   }),
@@ -104,6 +126,7 @@ adminUserRoutes.openapi(
     description:
       "Changes name, email, mobile or status. Setting status DISABLED ends every session of the user and revokes their refresh tokens at once. A change of status, name or mobile is an event to every app the user is mapped in (user.disabled, user.enabled, user.updated: changes feed and webhooks, docs/webhooks.md), written with the change. 409 mobile_taken when another user has the mobile. (Changing the bootstrap admin's mobile makes the next start create an account for BOOTSTRAP_ADMIN_MOBILE again.)",
     security: bearerSecurity,
+    ...needs('users.write', { user: 'id' }),
     request: {
       params: UserId,
       body: jsonBody(
@@ -117,9 +140,10 @@ adminUserRoutes.openapi(
           .refine((v) => Object.keys(v).length > 0, 'give at least one of name, email, mobile, status'),
       ),
     },
-    responses: { 200: userResponse('Updated'), ...pick(400, 401, 403, 404, 409) },
+    responses: { 200: userResponse('Updated'), ...mergeErrors(pick(400, 401, 403, 404, 409), errorResponses(DelegationErrors, 'target_is_admin')) },
   }),
   async (c) => {
+    await assertNotAdminTargets(c, [c.req.valid('param').id])
     const updated = await updateUserAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json'), auditActor(c), afterResponse(c))
     return c.json(publicUser(updated), 200)
   },
@@ -133,10 +157,15 @@ adminUserRoutes.openapi(
     summary: "Set a user's password",
     description: 'Replaces the password and ends every session of the user.',
     security: bearerSecurity,
+    ...needs('users.write', { user: 'id' }),
     request: { params: UserId, body: jsonBody(z.object({ password: Password })) },
-    responses: { 200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } }, ...pick(400, 401, 403, 404) },
+    responses: {
+      200: { description: 'Password set', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }) } } },
+      ...mergeErrors(pick(400, 401, 403, 404), errorResponses(DelegationErrors, 'target_is_admin')),
+    },
   }),
   async (c) => {
+    await assertNotAdminTargets(c, [c.req.valid('param').id])
     await setPasswordAsAdmin(c.env, c.req.valid('param').id, c.req.valid('json').password, auditActor(c))
     return c.json({ ok: true as const }, 200)
   },

@@ -11,6 +11,8 @@ import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordP
 import { userEventsStatement } from '../mappings/service'
 import type { UserEventKind } from '../mappings/schema'
 import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
+import { membershipStatement } from '../directory/service'
+import { DirectoryErrors } from '../directory/errors'
 
 /*
  * What an admin does to accounts. Each change is one db.batch with its audit row; a
@@ -20,13 +22,23 @@ import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
  * the user is mapped in, in the same batch, handed to webhook delivery after it.
  */
 
-export async function createUserAsAdmin(env: Env, input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN' }, actor: AuditActor): Promise<User> {
+/** `groupId`: a directory group the user joins in the same batch (a sub-admin creates users into their scope). */
+export async function createUserAsAdmin(
+  env: Env,
+  input: { mobile: E164; password: string; name?: string | null; email?: string | null; role?: 'USER' | 'ADMIN'; groupId?: string },
+  actor: AuditActor,
+): Promise<User> {
   const db = getDb(env.DB)
   const row = await newUserRow(env, input)
   try {
-    await db.batch([insertUserStatement(db, row), auditStatement(db, { ...actor, action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role } })])
+    await db.batch([
+      insertUserStatement(db, row),
+      ...(input.groupId ? [membershipStatement(db, row.id, input.groupId, row.createdAt)] : []),
+      auditStatement(db, { ...actor, action: 'admin.user.create', targetType: 'user', targetId: row.id, details: { mobile: row.mobile, role: row.role, ...(input.groupId ? { group_id: input.groupId } : {}) } }),
+    ])
   } catch (e) {
     if (isMobileTaken(e)) throw UserErrors.mobile_taken()
+    if (input.groupId && /FOREIGN KEY constraint failed/.test(String((e as Error)?.message) + String((e as { cause?: Error })?.cause?.message))) throw DirectoryErrors.group_not_found()
     throw e
   }
   return row

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, inArray, or, sql } from 'drizzle-orm'
+import { and, asc, count, desc, eq, gt, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { containsText } from '../lib/sql'
 import { getDb, type DB } from '../db'
 import { users, type User } from './schema'
@@ -55,11 +55,17 @@ export async function usersByMobiles(env: Env, mobiles: E164[]): Promise<User[]>
  * A page of users in id order after `afterId` (keyset paging: each page costs the same
  * however deep it is, unlike OFFSET), for the streamed export.
  */
-export async function usersAfter(env: Env, afterId: string, limit: number, filter: { status?: 'ACTIVE' | 'DISABLED'; search?: string } = {}) {
+export async function usersAfter(env: Env, afterId: string, limit: number, filter: { status?: 'ACTIVE' | 'DISABLED'; search?: string; within?: SQL } = {}) {
   const conds = [gt(users.id, afterId)]
+  if (filter.within) conds.push(sql`${users.id} IN (${filter.within})`)
   if (filter.status) conds.push(eq(users.status, filter.status))
   if (filter.search) conds.push(or(containsText(users.mobile, filter.search), containsText(users.name, filter.search))!)
   return getDb(env.DB).select().from(users).where(and(...conds)).orderBy(asc(users.id)).limit(limit)
+}
+
+/** The full admins (role ADMIN), as a subquery of user ids. */
+export function fullAdminIdsSql(): SQL {
+  return sql`SELECT id FROM users WHERE role = 'ADMIN'`
 }
 
 /** Changes profile fields or status of a user (for a db.batch with its audit row and revocations). */
@@ -91,9 +97,11 @@ export async function newUserRow(
   } satisfies User
 }
 
-export async function listUsers(env: Env, q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED' }) {
+/** `within`: a subquery of the user ids a delegated admin may see (src/delegation/scope.ts); omitted, every user. */
+export async function listUsers(env: Env, q: { page: number; pageSize: number; search?: string; status?: 'ACTIVE' | 'DISABLED'; within?: SQL }) {
   const db = getDb(env.DB)
   const conds = []
+  if (q.within) conds.push(sql`${users.id} IN (${q.within})`)
   if (q.search) {
     conds.push(or(containsText(users.mobile, q.search), containsText(users.name, q.search)))
   }

@@ -11,6 +11,7 @@ import { WebhookPayloadSchema } from './payload'
 import { DEFAULT_OVERLAP_S, MAX_OVERLAP_S } from './secrets'
 import { DELIVERY_STATUSES, ATTEMPT_ORIGINS } from './schema'
 import { RETRY_FAILED_MAX, getWebhookEvent, listWebhookEvents, retryFailedWebhookEvents, retryWebhookEvent, rotateWebhookSecretAsAdmin, sendTestWebhook, webhookSummary } from './service'
+import { needs } from '../delegation/rights'
 
 /** Admin: an app's webhook deliveries, retries, test events and secret (docs/webhooks.md). Mounted at /api/v1/admin/apps. */
 export const adminWebhookRoutes = router()
@@ -66,6 +67,7 @@ adminWebhookRoutes.openapi(
     summary: "The app's webhook setup",
     description: 'Whether deliveries go out (and why not), the secret\'s dates (never the secret), and how many events are pending, delivered and failed.',
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: {
       200: ok(
@@ -95,6 +97,7 @@ adminWebhookRoutes.openapi(
     summary: "List an app's webhook events",
     description: 'Scheduled deliveries, newest first (by outbox sequence), each with every attempt. Filter by `status`.',
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       query: z.object({
@@ -120,6 +123,7 @@ adminWebhookRoutes.openapi(
     summary: 'One webhook event',
     description: "Any event of the app's outbox (the changes feed's `event_id`), with its delivery, every attempt and the exact payload it is sent with.",
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: { params: EventParams },
     responses: { 200: ok('The event', EventDelivery.extend({ payload: WebhookPayloadSchema }).openapi('WebhookEventDetail')), ...mergeErrors(pick(400, 401, 403), notFound) },
   }),
@@ -143,6 +147,7 @@ adminWebhookRoutes.openapi(
     description:
       'Sends a pending or failed event again, now, in a new message chain (a pending event\'s current chain stops at its next message; attempts keep counting). An event never scheduled (its app had no notification_url when it happened) is scheduled. 202: queued; follow it with GET …/events/{event_id}.',
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: { params: EventParams },
     responses: {
       202: ok('Queued', z.object({ event_id: z.string(), status: z.literal('pending'), previous_status: EventStatus })),
@@ -164,6 +169,7 @@ adminWebhookRoutes.openapi(
     summary: 'Retry every failed event of the app',
     description: `Re-schedules failed events, oldest first, at most ${RETRY_FAILED_MAX} per call (\`remaining\` says how many are left: call again). 202: queued.`,
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: {
       202: ok('Queued', z.object({ retried: z.number().int(), remaining: z.number().int() })),
@@ -185,6 +191,7 @@ adminWebhookRoutes.openapi(
     description:
       'POSTs a `webhook.test` event (event_type TEST, user_data null, seq 0) to the notification_url once, now, signed like every delivery, and answers what the receiver said. Not queued, not retried, not in the outbox. 200 whether or not the receiver accepted it: see `delivered`.',
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: { params: AppIdParam },
     responses: {
       200: ok(
@@ -219,6 +226,7 @@ adminWebhookRoutes.openapi(
     summary: 'Rotate the webhook secret',
     description: `Body (JSON, optional): \`{"overlap_seconds": n}\`. Issues a new webhook secret (\`whsec_…\`) and returns it once; an app without one gets its first. For \`overlap_seconds\` (default ${DEFAULT_OVERLAP_S}, at most ${MAX_OVERLAP_S}; 0 ends it at once) every delivery carries a signature under the new and one under the previous secret, so the receiver can switch without missing a call. Rotating again within the overlap drops the oldest secret.`,
     security: bearerSecurity,
+    ...needs('webhooks.manage', { app: 'app_id' }),
     request: {
       params: AppIdParam,
       body: jsonBody(z.object({ overlap_seconds: z.number().int().min(0).max(MAX_OVERLAP_S).optional().openapi({ example: DEFAULT_OVERLAP_S }) })),

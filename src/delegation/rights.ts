@@ -1,0 +1,114 @@
+import type { OpenAPIHono } from '@hono/zod-openapi'
+import { RIGHTS, type Right } from './model'
+
+/**
+ * The right each admin route needs, declared beside the route (createRoute spreads
+ * `needs(...)`), carried as OpenAPI extensions so /docs/admin shows it and the admin guard
+ * and the route matrix test read the same table from the registry. `admin`: full admins
+ * only (signing keys, identity providers, admin groups, API clients, bulk user import).
+ */
+export type RouteRight = Right | 'admin'
+
+/** Kinds of object a path parameter can name; the guard checks each against the caller's scope for the route's right. */
+export type ObjectKind = 'user' | 'group' | 'app' | 'mapping' | 'grant'
+export type ScopeParams = Partial<Record<ObjectKind, string>>
+
+export const RIGHT_EXTENSION = 'x-uap-right'
+export const SCOPE_EXTENSION = 'x-uap-scope'
+
+/** Spread into a createRoute: the right the route needs and which path parameters name objects in scope. */
+export function needs(right: RouteRight, params?: ScopeParams) {
+  return { [RIGHT_EXTENSION]: right, ...(params ? { [SCOPE_EXTENSION]: params } : {}) } as { 'x-uap-right': RouteRight; 'x-uap-scope'?: ScopeParams }
+}
+
+export const ADMIN_PREFIX = '/api/v1/admin/'
+
+export interface AdminRoute {
+  method: string
+  /** OpenAPI form: /api/v1/admin/users/{id} */
+  path: string
+  /** undefined: the route declares none (the guard lets only full admins through; the matrix test fails) */
+  right?: RouteRight
+  params: ScopeParams
+  match: (path: string) => Record<string, string> | null
+}
+
+const isRight = (v: unknown): v is RouteRight => v === 'admin' || (RIGHTS as readonly unknown[]).includes(v)
+
+function matcher(path: string) {
+  const names: string[] = []
+  const source = path
+    .replace(/[.+?^$()|[\]\\]/g, '\\$&')
+    .replace(/\{([A-Za-z0-9_]+)\}/g, (_, name: string) => {
+      names.push(name)
+      return '([^/]+)'
+    })
+  const re = new RegExp(`^${source}/?$`)
+  return (p: string) => {
+    const m = re.exec(p)
+    if (!m) return null
+    return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1])]))
+  }
+}
+
+/** Every route of the registry under /api/v1/admin/ with its declared right (read once per isolate). */
+export function adminRouteTable(registry: OpenAPIHono['openAPIRegistry']): AdminRoute[] {
+  const out: AdminRoute[] = []
+  for (const def of registry.definitions) {
+    if (def.type !== 'route' || !def.route.path.startsWith(ADMIN_PREFIX)) continue
+    const r = def.route as unknown as Record<string, unknown>
+    out.push({
+      method: def.route.method.toUpperCase(),
+      path: def.route.path,
+      right: isRight(r[RIGHT_EXTENSION]) ? r[RIGHT_EXTENSION] : undefined,
+      params: (r[SCOPE_EXTENSION] as ScopeParams | undefined) ?? {},
+      match: matcher(def.route.path),
+    })
+  }
+  // literal segments before parameters: /users/export must win over /users/{id}
+  return out.sort((a, b) => specificity(b.path) - specificity(a.path))
+}
+
+const specificity = (path: string) => path.split('/').reduce((n, seg) => n * 2 + (seg.startsWith('{') ? 0 : 1), 1)
+
+/** The table entry for a request, if any. */
+export function findAdminRoute(table: AdminRoute[], method: string, path: string): { route: AdminRoute; params: Record<string, string> } | null {
+  const m = method === 'HEAD' ? 'GET' : method
+  for (const route of table) {
+    if (route.method !== m) continue
+    const params = route.match(path)
+    if (params) return { route, params }
+  }
+  return null
+}
+
+const KIND_WORDS: Record<ObjectKind, string> = { user: 'user', group: 'group', app: 'application', mapping: "mapping's user", grant: "grant's subject" }
+
+/** The sentence /docs/admin adds to each admin operation's description. */
+export function rightSentence(right: RouteRight, params: ScopeParams = {}): string {
+  if (right === 'admin') return 'Needs a full admin (role ADMIN); sub-admins and API clients get 403 `admin_only`.'
+  const objects = (Object.keys(params) as ObjectKind[]).map((k) => KIND_WORDS[k])
+  const over = objects.length ? `, with the ${objects.join(' and the ')} in the path inside the scope of a grant holding it (else 403 \`out_of_scope\`)` : ''
+  return `Needs the right \`${right}\`${over} (docs/admin-rights.md).`
+}
+
+type Doc = { paths?: Record<string, unknown> }
+/** /docs/admin: each admin operation's description ends with the right it needs. */
+export function describeRights<T extends Doc>(doc: T): T {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
+    if (!path.startsWith(ADMIN_PREFIX)) continue
+    for (const op of Object.values(item as Record<string, Record<string, unknown>>)) {
+      if (!op || typeof op !== 'object' || !isRight(op[RIGHT_EXTENSION])) continue
+      const right = op[RIGHT_EXTENSION]
+      const params = (op[SCOPE_EXTENSION] as ScopeParams | undefined) ?? {}
+      const sentence = rightSentence(right, params)
+      op.description = op.description ? `${op.description}\n\n**Right:** ${sentence}` : `**Right:** ${sentence}`
+      const forbidden = (op.responses as Record<string, { description?: string }> | undefined)?.['403']
+      if (forbidden) {
+        const codes = right === 'admin' ? ['`admin_only`'] : ['`right_missing`', ...(Object.keys(params).length ? ['`out_of_scope`'] : [])]
+        forbidden.description = `${forbidden.description ?? ''}; ${codes.join(', ')} (docs/admin-rights.md)`
+      }
+    }
+  }
+  return doc
+}
