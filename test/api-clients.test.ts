@@ -202,6 +202,20 @@ describe('validation: every bad input is a 400 naming the problem', () => {
     expect((await admin('GET', `/${c.api_client.id}`)).body.scope).toEqual({ groups: [], users: [], apps: [] })
   })
 
+  it('a scope id whose object was deleted later stays named and does not block other changes of the scope', async () => {
+    const gone = await createApp()
+    const kept = await createApp()
+    const c = await createClient({ scope: { apps: [gone.app_id] } })
+    expect((await api(`/api/v1/admin/apps/${gone.app_id}`, { method: 'DELETE', token: await adminToken() })).status).toBe(200)
+    const u = await admin('PATCH', `/${c.api_client.id}`, { scope: { apps: [gone.app_id, kept.app_id] } })
+    expect(u.status, JSON.stringify(u.body)).toBe(200)
+    expect(u.body.scope.apps).toEqual([gone.app_id, kept.app_id])
+    // a newly added id is still checked
+    const ghost = await admin('PATCH', `/${c.api_client.id}`, { scope: { apps: [gone.app_id, 'app_0000000000000000'] } })
+    expect(ghost.body.error.code).toBe('scope_app_unknown')
+    expect(ghost.body.error.details.app_ids).toEqual(['app_0000000000000000'])
+  })
+
   it('expires_at must be in the future (create and update)', async () => {
     const past = new Date(Date.now() - 1000).toISOString()
     const r = await create({ expires_at: past })

@@ -77,10 +77,13 @@ export async function loadApiClient(env: Env, id: string): Promise<ApiClient> {
 }
 
 /**
- * Every id of the scope names an existing group, user or application (read through their
- * owners). Ids that later stop existing stay in the scope and reach nothing.
+ * Every id the scope adds names an existing group, user or application (read through their
+ * owners). Ids the scope already had are not asked again: one whose object was deleted since
+ * stays named and reaches nothing, and must not block an unrelated change of the scope.
  */
-async function checkScope(env: Env, scope: Scope) {
+async function checkScope(env: Env, next: Scope, previous: Scope = { groups: [], users: [], apps: [] }) {
+  const added = (k: keyof Scope) => next[k].filter((id) => !previous[k].includes(id))
+  const scope: Scope = { groups: added('groups'), users: added('users'), apps: added('apps') }
   const [groups, users, apps] = await Promise.all([
     Promise.all(scope.groups.map(async (id) => ((await findGroup(env, id)) ? null : id))),
     Promise.all(scope.users.map(async (id) => ((await findUserById(env, id)) ? null : id))),
@@ -160,9 +163,9 @@ async function writeClient(env: Env, id: string, set: Partial<ApiClient>, audit:
 }
 
 export async function updateApiClientAsAdmin(env: Env, id: string, patch: ApiClientPatch, actor: AuditActor): Promise<ApiClient> {
-  await loadApiClient(env, id)
+  const current = await loadApiClient(env, id)
   checkExpiry(patch.expiresAt, Date.now())
-  if (patch.scope) await checkScope(env, patch.scope)
+  if (patch.scope) await checkScope(env, patch.scope, current.scope)
   const set: Partial<ApiClient> = {}
   if (patch.name !== undefined) set.name = patch.name
   if (patch.rights !== undefined) set.rights = patch.rights
