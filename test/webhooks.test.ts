@@ -1,4 +1,4 @@
-import { describe, expect, inject, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Webhook } from 'standardwebhooks'
 import { createExecutionContext, createMessageBatch, getQueueResult } from 'cloudflare:test'
 import worker from '../src/index'
@@ -16,50 +16,15 @@ import { syncMappings } from '../src/mappings/service'
 import { cronTasks } from '../src/wiring'
 import { call, csv, upload, waitForJob } from './support/import'
 import { createApplicationAsAdmin, updateApplicationAsAdmin } from '../src/apps/admin'
+import { headerObject, received, receiver, settled, sink, until, webhookApp, webhookEvent, type Received } from './support/webhooks'
 
 // Webhook delivery through the real Queue binding: the Worker's own consumer (src/index.ts
 // `queue`) delivers to a real HTTP receiver on 127.0.0.1 (vitest.webhook-receiver.mts).
 // The suite runs with QUEUE_RETRY_BASE_S=0 and a 1 s batch timeout, so retries and the
 // dead-letter queue happen within a test.
 
-const rx = inject('webhookReceiver')
-
-interface Received {
-  at: number
-  headers: Record<string, string>
-  body: string
-}
-
-async function sink(cfg: { responses?: number[]; status?: number; location?: string; delay_ms?: number } = {}) {
-  const r = await fetch(`${rx.url}/sinks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(cfg) })
-  expect(r.status).toBe(201)
-  return (await r.json()) as { id: string; url: string }
-}
-
-async function received(id: string): Promise<Received[]> {
-  return ((await (await fetch(`${rx.url}/sinks/${id}`)).json()) as { received: Received[] }).received
-}
-
-async function until<T>(what: string, probe: () => Promise<T | null | undefined | false>, timeoutMs = 25_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const v = await probe()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 100))
-  }
-}
-
-/** A SIMPLE_API app registered through the admin API (credentials, webhook secret included). */
-async function newApp(admin: string, notificationUrl: string | null, extra: Record<string, unknown> = {}) {
-  const r = await api('/api/v1/admin/apps', {
-    method: 'POST',
-    token: admin,
-    json: { app_name: 'Webhook app', protocol_type: 'SIMPLE_API', redirect_uris: ['https://app.example.com/cb'], notification_url: notificationUrl, ...extra },
-  })
-  expect(r.status).toBe(201)
-  return { appId: r.body.app_id as string, accessToken: r.body.access_token as string, webhookSecret: r.body.webhook_secret as string }
-}
+const rx = receiver()
+const newApp = webhookApp
 
 async function sync(app: { accessToken: string }, items: Record<string, unknown>[]) {
   const r = await api('/api/v1/apps/mapping/sync', { method: 'POST', headers: { 'X-App-Access-Token': app.accessToken }, json: { items } })
@@ -67,19 +32,7 @@ async function sync(app: { accessToken: string }, items: Record<string, unknown>
   return r.body.results as { status: string; code: string; event_id?: string; mapping_id?: string }[]
 }
 
-async function eventOf(admin: string, appId: string, eventId: string) {
-  const r = await api(`/api/v1/admin/apps/${appId}/webhooks/events/${eventId}`, { token: admin })
-  expect(r.status).toBe(200)
-  return r.body
-}
-
-const settled = (admin: string, appId: string, eventId: string, status: 'delivered' | 'failed') =>
-  until(`event ${eventId} ${status}`, async () => {
-    const e = await eventOf(admin, appId, eventId)
-    return e.status === status ? e : null
-  })
-
-const headerObject = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), String(v)]))
+const eventOf = webhookEvent
 
 describe('webhook signatures', () => {
   it('sign with WebCrypto as the standardwebhooks library verifies, and X-UAP-Signature as the SMS webhook signs', async () => {

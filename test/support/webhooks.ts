@@ -1,5 +1,5 @@
 // The local webhook receiver (vitest.webhook-receiver.mts, a real HTTP server on 127.0.0.1)
-// and the waits a delivery test needs. test/webhooks.test.ts has the same helpers inline.
+// and the waits a delivery test needs.
 import { expect, inject } from 'vitest'
 import { Webhook } from 'standardwebhooks'
 import { api } from './api'
@@ -13,7 +13,7 @@ export interface Received {
 }
 
 /** A fresh sink on the receiver; `responses` scripts its first answers, `status` the rest. */
-export async function sink(cfg: { responses?: number[]; status?: number } = {}) {
+export async function sink(cfg: { responses?: number[]; status?: number; location?: string; delay_ms?: number } = {}) {
   const r = await fetch(`${receiver().url}/sinks`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(cfg) })
   expect(r.status).toBe(201)
   return (await r.json()) as { id: string; url: string }
@@ -39,11 +39,11 @@ export const headerObject = (h: Record<string, string>) => Object.fromEntries(Ob
 export const verified = (secret: string, call: Received) => new Webhook(secret).verify(call.body, headerObject(call.headers)) as any
 
 /** A SIMPLE_API app registered through the admin API, with its credentials and webhook secret. */
-export async function webhookApp(admin: string, notificationUrl: string | null) {
+export async function webhookApp(admin: string, notificationUrl: string | null, extra: Record<string, unknown> = {}) {
   const r = await api('/api/v1/admin/apps', {
     method: 'POST',
     token: admin,
-    json: { app_name: 'Webhook app', protocol_type: 'SIMPLE_API', redirect_uris: ['https://app.example.com/cb'], notification_url: notificationUrl },
+    json: { app_name: 'Webhook app', protocol_type: 'SIMPLE_API', redirect_uris: ['https://app.example.com/cb'], notification_url: notificationUrl, ...extra },
   })
   expect(r.status).toBe(201)
   return { appId: r.body.app_id as string, accessToken: r.body.access_token as string, webhookSecret: r.body.webhook_secret as string }
