@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
+import { startFakeGitHub, type RunningGitHub } from '../test-upstream/github'
 import { en, type Catalog } from '../src/pages/i18n/en'
 import { zhCN } from '../src/pages/i18n/zh-CN'
 
@@ -17,6 +19,8 @@ const OUT = path.resolve(import.meta.dirname, '..', process.env.UAP_SCREENSHOTS_
 const PORT = testPort(31)
 const INSPECTOR_PORT = testPort(32)
 const RP_CALLBACK = `http://127.0.0.1:${testPort(33)}/cb` // never reached: the consent page is only looked at
+// an upstream identity provider (test-upstream/github.ts, base+34), so the binding pages can be reached
+const GH_APP = { client_id: 'Iv1.screenshots00000001', client_secret: randomBytes(20).toString('hex'), callback_url: `http://localhost:${PORT}/page/federation` }
 
 const LOCALES = { en, 'zh-CN': zhCN } as const
 type Lang = keyof typeof LOCALES
@@ -35,6 +39,7 @@ const ENGLISH_ONLY = entries(en as unknown as Tree)
   .filter((s) => s.length >= 5 && /[A-Za-z]{3}/.test(s))
 
 let server: DevServer
+let github: RunningGitHub
 let browser: Browser
 let token: string
 const mobile = `+86136${String(Date.now()).slice(-8)}`
@@ -52,7 +57,7 @@ async function call(method: string, p: string, json?: unknown, auth?: string) {
 beforeAll(async () => {
   rmSync(OUT, { recursive: true, force: true })
   mkdirSync(OUT, { recursive: true })
-  server = await startWranglerDev({ port: PORT, inspectorPort: INSPECTOR_PORT })
+  ;[server, github] = await Promise.all([startWranglerDev({ port: PORT, inspectorPort: INSPECTOR_PORT }), startFakeGitHub({ port: testPort(34), apps: [GH_APP] })])
   browser = await launchChromium()
   token = (await call('POST', '/api/v1/auth/login', { mobile: server.vars.BOOTSTRAP_ADMIN_MOBILE, password: server.vars.BOOTSTRAP_ADMIN_PASSWORD })).data.access_token
   expect((await call('POST', '/api/v1/admin/users', { mobile, password, name: 'Han Meimei' }, token)).status).toBe(201)
@@ -60,11 +65,13 @@ beforeAll(async () => {
   hr = (await call('POST', '/api/v1/admin/apps', { app_name: 'Legacy HR', protocol_type: 'SIMPLE_API', redirect_uris: ['https://hr.example.com/sso'], description: 'Leave requests and payslips' }, token)).data
   expect((await call('POST', `/api/v1/admin/apps/${rp.app_id}/mappings`, { mobile, mapped_key: 'meimei' }, token)).status).toBe(201)
   // Legacy HR stays unmapped: its ticket hop shows the refusal page
+  const gh = await call('POST', '/api/v1/admin/identity-providers', { id: 'github', type: 'github', display_name: 'GitHub', authorization_endpoint: `${github.url}/login/oauth/authorize`, token_endpoint: `${github.url}/login/oauth/access_token`, userinfo_endpoint: `${github.url}/user`, client_id: GH_APP.client_id, client_secret: GH_APP.client_secret }, token)
+  expect(gh.status).toBe(201)
 })
 
 afterAll(async () => {
   await browser?.close()
-  await server?.stop()
+  await Promise.all([server?.stop(), github?.stop()])
 })
 
 /**
@@ -137,6 +144,29 @@ async function anonymousPages(context: BrowserContext, lang: Lang, viewport: Vie
 
   expect(await open(page, `/oauth2/authorize?client_id=app_nobody&redirect_uri=${encodeURIComponent(RP_CALLBACK)}`)).toBe(400)
   await check(page, lang, viewport, '07-error-authorize', t.unknownAppTitle)
+
+  // sign in with another identity provider for the first time: link a number that has no
+  // account yet (mobile, then the SMS code, then the new account's password)
+  expect(await open(page, '/page/login')).toBe(200)
+  await page.getByRole('button', { name: t.signInWith('GitHub') }).click()
+  await page.waitForURL(`${github.url}/login/oauth/authorize?**`)
+  await page.getByLabel('Username or email address').fill(`shots-${lang}-${viewport}`)
+  await page.getByRole('button', { name: 'Authorize' }).click()
+  await page.waitForURL(`${server.url}/page/federation/bind?**`)
+  await check(page, lang, viewport, '08-federation-bind-1-mobile', t.bindTitle)
+  const bindMobile = `+86135${String(Date.now()).slice(-6)}${n}${n}`
+  await page.getByLabel(t.mobileField, { exact: true }).fill(bindMobile)
+  await page.getByLabel(t.captchaLabel).fill(await captchaAnswer(page))
+  await page.getByRole('button', { name: t.sendCode }).click()
+  await page.getByLabel(t.smsCodeLabel).waitFor()
+  await check(page, lang, viewport, '08-federation-bind-2-code', t.bindCodeTitle)
+  const bindSms = (await (await fetch(`${server.url}/api/v1/dev/sms-outbox?mobile=${encodeURIComponent(bindMobile)}`)).json()) as { messages: { lang: string; code: string; purpose: string }[] }
+  const code = bindSms.messages.find((m) => m.purpose === 'bind')!
+  expect(code.lang).toBe(lang)
+  await page.getByLabel(t.smsCodeLabel).fill(code.code)
+  await page.getByRole('button', { name: t.continueButton }).click()
+  await page.getByRole('button', { name: t.createAccountButton }).waitFor()
+  await check(page, lang, viewport, '08-federation-bind-3-create', t.bindCreateTitle)
   await page.close()
 }
 
@@ -146,7 +176,7 @@ async function signedInPages(context: BrowserContext, lang: Lang, viewport: View
   await open(page, '/page/login')
   await page.getByLabel(t.mobileField).fill(mobile)
   await page.getByLabel(t.passwordField).fill(password)
-  await page.getByRole('button', { name: t.signInButton }).click()
+  await page.getByRole('button', { name: t.signInButton, exact: true }).click()
   expect(new URL(page.url()).pathname).toBe('/page/home')
   await check(page, lang, viewport, '10-portal-my-apps', t.homeTitle)
   for (const [p, name, title] of [
@@ -211,7 +241,7 @@ describe('screenshots of every hosted page, both languages, phone and desktop', 
   }
 
   it('writes the index docs/screenshots/README.md', () => {
-    expect(taken.length).toBe(4 * 18)
+    expect(taken.length).toBe(4 * 21)
     const files = readdirSync(OUT).filter((f) => f.endsWith('.png'))
     expect(files.sort()).toEqual(taken.map((x) => x.file).sort())
     const pages = [...new Set(taken.map((x) => x.page))].sort()
@@ -227,7 +257,7 @@ describe('screenshots of every hosted page, both languages, phone and desktop', 
         '',
         'Taken by `test-browser/screenshots.test.ts` (headless Chromium, no JavaScript, against `wrangler dev`) with `npm run screenshots` (the browser suite takes and checks them too, into test-artifacts/screenshots/); the test checks every page before its picture (html `lang`, the catalog title, the language switch, no English catalog words on a Chinese page, nothing wider than a phone). Phone: 390×844, desktop: 1280×800, full page. Chinese text needs a CJK font on the machine (`fonts-wqy-microhei`, installed by `.ci/run`).',
         '',
-        'Not pictured: the federation binding pages (they need an upstream identity provider; `test-browser/federation.test.ts` walks them) and the 500 page (no way to cause one on purpose).',
+        'The federation binding pages are reached through a GitHub-shaped upstream on 127.0.0.1 (test-upstream/github.ts). Not pictured: the 500 page (no way to cause one on purpose; its words come from the same catalogs).',
         '',
         '| page | address | title (en / zh-CN) | pictures |',
         '| --- | --- | --- | --- |',
