@@ -3,7 +3,7 @@ import { type Browser, type BrowserContext, type Page, type Route } from 'playwr
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, testPort, type DevServer, callWorker, type CallOptions } from './wrangler-dev'
 import { startOidcOp, type RunningOp } from '../test-upstream/oidc-op'
 import { startFakeGitHub, type RunningGitHub } from '../test-upstream/github'
 
@@ -28,22 +28,7 @@ let github: RunningGitHub
 let browser: Browser
 let adminToken: string
 
-async function call(method: string, p: string, opts: { token?: string; json?: unknown; form?: Record<string, string>; basic?: [string, string] } = {}) {
-  const headers: Record<string, string> = {}
-  let body: string | undefined
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`
-  if (opts.json !== undefined) {
-    headers['Content-Type'] = 'application/json'
-    body = JSON.stringify(opts.json)
-  }
-  if (opts.form) {
-    headers['Content-Type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(opts.form).toString()
-  }
-  if (opts.basic) headers.Authorization = 'Basic ' + Buffer.from(opts.basic.map(encodeURIComponent).join(':')).toString('base64')
-  const r = await fetch(`${server.url}${p}`, { method, headers, body })
-  return { status: r.status, data: (await r.json()) as any }
-}
+const call = (method: string, p: string, opts: CallOptions = {}) => callWorker(server.url, method, p, opts)
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true })

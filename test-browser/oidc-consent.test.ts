@@ -3,7 +3,7 @@ import { type Browser, type Page, type Route } from 'playwright-core'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, testPort, type DevServer, callWorker, type CallOptions } from './wrangler-dev'
 
 // The OIDC consent page in headless Chromium against `wrangler dev` (ports base+11 to base+13, see testPort):
 // an app registered through the admin API, /oauth2/authorize with PKCE, sign-in on the
@@ -34,23 +34,7 @@ afterAll(async () => {
   await server?.stop()
 })
 
-async function call(method: string, p: string, opts: { token?: string; json?: unknown; form?: Record<string, string>; basic?: [string, string] } = {}) {
-  const headers: Record<string, string> = {}
-  let body: string | undefined
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`
-  if (opts.json !== undefined) {
-    headers['Content-Type'] = 'application/json'
-    body = JSON.stringify(opts.json)
-  }
-  if (opts.form) {
-    headers['Content-Type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(opts.form).toString()
-  }
-  if (opts.basic) headers.Authorization = 'Basic ' + Buffer.from(opts.basic.map(encodeURIComponent).join(':')).toString('base64')
-  const r = await fetch(`${server.url}${p}`, { method, headers, body })
-  const data = (await r.json()) as any
-  return { status: r.status, data }
-}
+const call = (method: string, p: string, opts: CallOptions = {}) => callWorker(server.url, method, p, opts)
 
 /** Every console message about the CSP (Chromium logs blocked styles, images, forms there). */
 function watchCsp(page: Page) {

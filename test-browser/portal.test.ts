@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import { mkdirSync } from 'node:fs'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
+import { launchChromium, startWranglerDev, testPort, type DevServer, callWorker, type CallOptions } from './wrangler-dev'
 import { signedFetch } from '../src/signing/client'
 
 // The portal (/page/home) end to end in headless Chromium against `wrangler dev` (ports
@@ -43,22 +43,7 @@ afterAll(async () => {
   await new Promise((r) => apps?.close(r))
 })
 
-async function call(method: string, p: string, opts: { token?: string; json?: unknown; form?: Record<string, string>; basic?: [string, string]; headers?: Record<string, string> } = {}) {
-  const headers: Record<string, string> = { ...opts.headers }
-  let body: string | undefined
-  if (opts.token) headers.Authorization = `Bearer ${opts.token}`
-  if (opts.json !== undefined) {
-    headers['Content-Type'] = 'application/json'
-    body = JSON.stringify(opts.json)
-  }
-  if (opts.form) {
-    headers['Content-Type'] = 'application/x-www-form-urlencoded'
-    body = new URLSearchParams(opts.form).toString()
-  }
-  if (opts.basic) headers.Authorization = 'Basic ' + Buffer.from(opts.basic.map(encodeURIComponent).join(':')).toString('base64')
-  const r = await fetch(`${server.url}${p}`, { method, headers, body })
-  return { status: r.status, data: (await r.json()) as any }
-}
+const call = (method: string, p: string, opts: CallOptions = {}) => callWorker(server.url, method, p, opts)
 
 const cspViolations: string[] = []
 async function newContext(opts: { locale?: string; width?: number } = {}) {

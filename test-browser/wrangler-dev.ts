@@ -98,3 +98,29 @@ export function launchChromium() {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   })
 }
+
+export interface CallOptions {
+  token?: string
+  json?: unknown
+  form?: Record<string, string>
+  basic?: [string, string]
+  headers?: Record<string, string>
+}
+
+/** One API call to the Worker under test, as a program outside the browser makes it: JSON or form body, bearer or Basic credentials; the answer's JSON body. */
+export async function callWorker(base: string, method: string, p: string, opts: CallOptions = {}) {
+  const headers: Record<string, string> = { ...opts.headers }
+  let body: string | undefined
+  if (opts.token) headers.Authorization = `Bearer ${opts.token}`
+  if (opts.json !== undefined) {
+    headers['Content-Type'] = 'application/json'
+    body = JSON.stringify(opts.json)
+  }
+  if (opts.form) {
+    headers['Content-Type'] = 'application/x-www-form-urlencoded'
+    body = new URLSearchParams(opts.form).toString()
+  }
+  if (opts.basic) headers.Authorization = 'Basic ' + Buffer.from(opts.basic.map(encodeURIComponent).join(':')).toString('base64')
+  const r = await fetch(`${base}${p}`, { method, headers, body })
+  return { status: r.status, data: (await r.json()) as any }
+}
