@@ -167,8 +167,8 @@ async function waitHttp(url, proc, what, logFile, timeoutMs = 90_000) {
  * bindings), proxy (wrangler's proxy workerd, which every request passes), wrangler (Node,
  * esbuild: logging, the inspector relay when attached).
  */
-export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api', config }) {
-  const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' ? 2 : 1)
+export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api', config, profile = false }) {
+  const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' || profile ? 2 : 1)
   const base = `http://127.0.0.1:${port}`
   // the issuer follows the port (discovery, `iss`), as `npm run dev -- --port` does it
   vars = { ISSUER: base, ...vars }
@@ -180,7 +180,7 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
     if (config) args.push('--config', path.join(root, config))
     proc = spawnLogged(path.join(root, 'node_modules', '.bin', 'wrangler'), args, { logFile, env })
   } else if (runner === 'api') {
-    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars, config }) } })
+    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars, config, inspectorPort: profile ? inspectorPort : undefined }) } })
   } else throw new Error(`BENCH_RUNNER must be "api" or "wrangler-dev", not "${runner}"`)
   // the proxy's workerd listens on the public port; the Worker's own workerd elsewhere
   const roleOf = (p) => (p.comm !== 'workerd' ? 'wrangler' : p.args.includes(`--socket-addr=entry=127.0.0.1:${port}`) ? 'proxy' : 'worker')
@@ -188,6 +188,7 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
     base,
     port,
     runner,
+    inspectorPort,
     waitReady: (probe = '/livez') => waitHttp(`${base}${probe}`, proc, runner === 'api' ? 'the bench worker host' : 'wrangler dev', logFile),
     cpu: () => cpuByRole(proc.child.pid, roleOf),
     processes: () => processTree(proc.child.pid).map((p) => ({ pid: p.pid, comm: p.comm, role: roleOf(p) })),

@@ -36,7 +36,8 @@
 // BENCH_ONLY (comma-separated scenario file names), BENCH_OUT (default docs/benchmarks.md),
 // BENCH_PORTS (ports the bench may listen on, e.g. 8950-8999; default 8791-8799,8821-8829),
 // BENCH_PEER (0 skips oidc-provider), BENCH_ROUND_TRIPS (0 skips step 0),
-// BENCH_RUNNER (api: unstable_startWorker, inspector off (default); wrangler-dev: `wrangler dev`).
+// BENCH_RUNNER (api: unstable_startWorker, inspector off (default); wrangler-dev: `wrangler dev`),
+// BENCH_PROFILE (1: CPU-profile each measured run through the inspector, bench/profile.mjs).
 import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
@@ -46,14 +47,17 @@ import autocannon from 'autocannon'
 import { ensureDevVars, migrateLocal } from '../scripts/dev.mjs'
 import { CLK_TCK, apiClient, root, startPeer, startWorker } from './lib.mjs'
 import { REDIRECT, peerOidcWorld, uapOidcWorld } from './oidc.mjs'
+import { startProfile } from './profile.mjs'
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8)
-const OUT = path.resolve(root, process.env.BENCH_OUT ?? 'docs/benchmarks.md')
+// a profiled run pays for the inspector: its numbers stay out of docs/benchmarks.md
+const OUT = path.resolve(root, process.env.BENCH_OUT ?? (process.env.BENCH_PROFILE === '1' ? 'bench/results/profiled.md' : 'docs/benchmarks.md'))
 const ONLY = process.env.BENCH_ONLY?.split(',').map((s) => s.trim())
 const WITH_PEER = process.env.BENCH_PEER !== '0'
 const WITH_ROUND_TRIPS = process.env.BENCH_ROUND_TRIPS !== '0'
 const RUNNER = process.env.BENCH_RUNNER ?? 'api'
+const PROFILE = process.env.BENCH_PROFILE === '1'
 const STATE = '.wrangler/bench-state' // kept apart from `npm run dev`'s data
 const resultsDir = path.join(root, 'bench', 'results')
 mkdirSync(resultsDir, { recursive: true })
@@ -100,9 +104,16 @@ migrateLocal(['--persist-to', STATE])
 
 const ms = (v) => (Number.isFinite(v) ? v.toFixed(v < 1 ? 3 : 2) : '–')
 
+// autocannon ends a run bounded by `amount` on its once-a-second tick, so its `duration`
+// is then whole seconds: `wallS` runs from the start to the last response instead.
 const runAutocannon = (opts) =>
   new Promise((resolve, reject) => {
-    const inst = autocannon(opts, (err, res) => (err ? reject(err) : resolve(res)))
+    const started = performance.now()
+    let last = started
+    const inst = autocannon(opts, (err, res) => (err ? reject(err) : resolve({ ...res, wallS: opts.amount ? (last - started) / 1000 : res.duration })))
+    inst.on('response', () => {
+      last = performance.now()
+    })
     inst.on('error', reject)
   })
 
@@ -159,7 +170,7 @@ try {
     const list = scenarios.filter((s) => s.passes.includes(pass.id))
     if (!list.length) continue
     const logFile = path.join(resultsDir, `worker-${pass.id}.log`)
-    const server = await startWorker({ persistTo: STATE, vars: { ...pass.vars }, logFile, runner: RUNNER })
+    const server = await startWorker({ persistTo: STATE, vars: { ...pass.vars }, logFile, runner: RUNNER, profile: PROFILE })
     try {
       console.log(`bench: pass ${pass.id} (${pass.label}): Worker (${RUNNER}) on ${server.base} (log: ${path.relative(root, logFile)})`)
       await server.waitReady()
@@ -201,9 +212,11 @@ try {
           if (s.reset) await s.reset(state, ctx, warmup)
           const extra = s.options?.(state, ctx, 'run') ?? {}
           process.stdout.write(`bench: ${s.name} on ${target === 'uap' ? 'UAP Edge' : 'oidc-provider'} (${route}), ${connections} connections, ${extra.amount ? `${extra.amount} requests` : `${DURATION} s`} ... `)
+          const stopProfile = PROFILE && target === 'uap' ? await startProfile(server.inspectorPort, { file: path.join(resultsDir, `${s.file.replace(/\.mjs$/, '')}.cpuprofile`) }) : null
           const cpuBefore = cpuOf()
           const r = await runAutocannon({ url: ctx.base, connections, duration: DURATION, requests: s.requests(state, ctx), timeout: 30, ...extra })
           const cpuAfter = cpuOf()
+          if (stopProfile) console.log(`\n${await stopProfile()}`)
           const cpu = Object.fromEntries(Object.keys(cpuAfter).map((k) => [k, (cpuAfter[k] - (cpuBefore[k] ?? 0)) / Math.max(r.requests.total, 1)]))
           const row = {
             pass: pass.id,
@@ -212,10 +225,10 @@ try {
             route,
             bare: !!s.bare,
             connections,
-            seconds: r.duration,
+            seconds: r.wallS,
             requests: r.requests.total,
             // total over wall time: also right for runs bounded by `amount`, whose last second is partial
-            rps: r.requests.total / r.duration,
+            rps: r.requests.total / r.wallS,
             p50: r.latency.p50,
             p99: r.latency.p99,
             non2xx: r.non2xx,
@@ -566,10 +579,10 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
   AppGate (nonce, \`signed_app\`, row version) in one call (docs/signing.md); the
   \`partner_ip\` limiter is called only for calls that are not admitted.
 - **ticket exchange** is the signature check with \`ticket_exchange_app\` counted in the same
-  gate call and one D1 batch (target app, user, the user's mappings in both apps) beside it,
+  gate call and one D1 statement (target app, user, the user's mappings in both apps) beside it,
   then one call storing the ticket (and its audit row) in the target's AppGate. **ticket
   redeem** is the signature check with the atomic check-and-consume of the ticket in the same
-  gate call and, beside it, one D1 batch (user and mapping still active; the user is sealed
+  gate call and, beside it, one D1 statement (user and mapping still active; the user is sealed
   in the ticket). The ticket rows minus **signed ping** is what the tickets themselves cost;
   docs/tickets.md discusses them.
 `

@@ -22,7 +22,8 @@ const worker = await unstable_startWorker({
   bindings: Object.fromEntries(Object.entries(cfg.vars ?? {}).map(([name, value]) => [name, { type: 'plain_text', value: String(value) }])),
   sendMetrics: false,
   dev: {
-    inspector: false,
+    // BENCH_PROFILE: the inspector on, for bench/profile.mjs
+    inspector: cfg.inspectorPort ? { hostname: '127.0.0.1', port: Number(cfg.inspectorPort) } : false,
     remote: false,
     persist: path.resolve(root, cfg.persistTo),
     server: { hostname: '127.0.0.1', port: Number(cfg.port) },

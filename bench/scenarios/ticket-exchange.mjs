@@ -2,8 +2,8 @@ import { EXCHANGE_PATH, signHeaders, ticketWorld } from '../lib.mjs'
 
 /**
  * Simple-SSO ticket exchange, signed by the source app: signature check (HMAC against the
- * isolate's copy of the app row, secret decrypted), then together the per-IP limiter, the
- * source's AppGate (nonce, signed_app and ticket_exchange_app, row version) and one D1 batch
+ * isolate's copy of the app row, secret decrypted), then together the source's AppGate
+ * (nonce, signed_app and ticket_exchange_app, row version) and one D1 statement
  * (target app, user, the user's mappings in both apps); then one call storing the ticket in
  * the target's AppGate. Every request is signed afresh (current timestamp, unique nonce).
  */

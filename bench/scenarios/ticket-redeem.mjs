@@ -1,6 +1,8 @@
 import { bounded, exchangeTicket, signedFetch, signHeaders, ticketWorld, VERIFY_PATH } from '../lib.mjs'
 
 const TICKET_TTL_S = 60 // the default TICKET_TTL_S the bench runs with
+/** Longer than the gate's audit flush delay (src/signing/gate.ts AUDIT_FLUSH_MS, 1 s) plus its D1 batches. */
+const DRAIN_MS = 3000
 const DUD = 'tk_bench_pool_empty' // malformed on purpose: 400 ticket_invalid, counted as non-2xx
 
 /**
@@ -26,12 +28,12 @@ async function mint(state, ctx, want, budgetMs) {
 
 /**
  * Simple-SSO ticket redemption, signed by the target app: signature check, then together
- * the per-IP limiter, the target's AppGate (nonce, rate, and the atomic check-and-consume
- * of the ticket in the same call) and one D1 batch (user and mapping still active; the user
+ * the target's AppGate (nonce, rate, and the atomic check-and-consume
+ * of the ticket in the same call) and one D1 statement (user and mapping still active; the user
  * is sealed in the ticket). Each ticket redeems once, so every request takes a never-used ticket from
  * a pool minted before the run; the run is bounded by the pool (autocannon `amount`), sized
  * from the warm-up's rate to last about the scenario duration, and minted in at most
- * TTL − 2 × duration − 5 s so no ticket expires. An empty pool sends a dud, which shows as
+ * TTL − 2 × duration − 8 s (a 3 s pause for the gates' audit flush of the minting follows) so no ticket expires. An empty pool sends a dud, which shows as
  * non-2xx. After the run, a strictness check: N concurrent redemptions of one ticket.
  */
 export default {
@@ -45,10 +47,13 @@ export default {
   },
   /** Sizes the measured run's pool from the warm-up rate. */
   async reset(state, ctx, warmup) {
-    const rate = warmup.requests.total / Math.max(warmup.duration, 0.1)
+    const rate = warmup.requests.total / Math.max(warmup.wallS, 0.1)
     state.pool.length = 0 // leftovers are older than the new ones: start clean
     const want = Math.min(5000, Math.max(ctx.connections * 10, Math.ceil(rate * ctx.duration * 1.1)))
-    await mint(state, ctx, want + ctx.connections, Math.max(5_000, (TICKET_TTL_S - 2 * ctx.duration - 5) * 1000))
+    await mint(state, ctx, want + ctx.connections, Math.max(5_000, (TICKET_TTL_S - 2 * ctx.duration - 5 - DRAIN_MS / 1000) * 1000))
+    // the gates ship the minting's ticket.issued audit rows to D1 about a second after they
+    // were written (AUDIT_FLUSH_MS): let that finish, so the run measures redemptions
+    await new Promise((r) => setTimeout(r, DRAIN_MS))
   },
   // Each connection builds its next request (taking a ticket) before it knows it is done:
   // keep one ticket per connection in reserve so the last requests are not duds.

@@ -1,7 +1,7 @@
 import { and, count, desc, eq, inArray, or, sql, type SQL } from 'drizzle-orm'
 import { auditStatement } from '../audit/service'
 import { containsText } from '../lib/sql'
-import { getDb, type DB } from '../db'
+import { getDb, preparedOnce, type DB } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
@@ -122,12 +122,11 @@ export async function createApplication(env: Env, input: NewApplicationInput) {
 }
 
 /** The application with this app_id, as a batchable query. */
-export function applicationQuery(db: DB, appId: string) {
-  return db.select().from(applications).where(eq(applications.appId, appId)).limit(1)
-}
+// read by every client authentication and signed call that misses the isolate cache
+const applicationById = preparedOnce((db) => db.select().from(applications).where(eq(applications.appId, sql.placeholder('id'))).prepare())
 
 export async function findApplication(env: Env, appId: string): Promise<Application | undefined> {
-  return getDb(env.DB).select().from(applications).where(eq(applications.appId, appId)).get()
+  return applicationById(env.DB).get({ id: appId })
 }
 
 /** The applications among these app_ids (at most 90 per call: one query, under D1's bound-parameter limit). */

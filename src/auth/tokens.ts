@@ -1,5 +1,5 @@
-import { and, eq, sql } from 'drizzle-orm'
-import { getDb, type DB } from '../db'
+import { and, eq, sql, type Placeholder } from 'drizzle-orm'
+import { getDb, preparedOnce, type DB } from '../db'
 import { refreshTokens, revokedAccessTokens, sessions } from './schema'
 import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
 import { users } from '../users/schema'
@@ -87,9 +87,8 @@ export type RefreshContext = NonNullable<Awaited<ReturnType<typeof readRefreshCo
  * user's active mapping in it and, under the app's `permission` policy, the user's access
  * grants: one read. Cross-owner tables are only read here (joined), never written.
  */
-export async function readRefreshContext(env: Env, presented: string) {
-  const db = getDb(env.DB)
-  const hash = await sha256Hex(presented)
+const refreshContextQuery = preparedOnce((db) => {
+  const hash = sql.placeholder('hash')
   // the grants subquery cannot refer to the joined row (SQLite CTEs are uncorrelated): it finds the token again by hash
   const ofToken = (column: typeof refreshTokens.clientId | typeof refreshTokens.userId) => sql`(${db.select({ v: column }).from(refreshTokens).where(eq(refreshTokens.tokenHash, hash))})`
   return db
@@ -108,7 +107,11 @@ export async function readRefreshContext(env: Env, presented: string) {
     .leftJoin(applications, eq(applications.appId, refreshTokens.clientId))
     .leftJoin(appUserMappings, activeMappingOn(refreshTokens.clientId, refreshTokens.userId))
     .where(eq(refreshTokens.tokenHash, hash))
-    .get()
+    .prepare()
+})
+
+export async function readRefreshContext(env: Env, presented: string) {
+  return refreshContextQuery(env.DB).get({ hash: await sha256Hex(presented) })
 }
 
 /**
@@ -308,5 +311,5 @@ export async function isAccessTokenDenied(env: Env, jti: string): Promise<boolea
 }
 
 /** A select field: 1 when this jti is on the denylist, else 0; read beside the session, not after it. */
-export const accessTokenDeniedSql = (jti: string | null) =>
+export const accessTokenDeniedSql = (jti: string | Placeholder | null) =>
   jti === null ? sql<number>`1` : sql<number>`exists(select 1 from ${revokedAccessTokens} where ${revokedAccessTokens.jti} = ${jti})`

@@ -14,6 +14,24 @@ export function getDb(d1: D1Database) {
   return db
 }
 
+/**
+ * A query built once per D1 binding and kept (drizzle's `prepare()`, values as
+ * `sql.placeholder`s): routes that run on every partner call skip rebuilding the same SQL
+ * string from its builder on each request, which costs more Worker CPU than the query's
+ * own bookkeeping. The binding is the key, so tests with other databases get their own.
+ */
+export function preparedOnce<P>(build: (db: DB) => P): (d1: D1Database) => P {
+  const built = new WeakMap<D1Database, P>()
+  return (d1) => {
+    let p = built.get(d1)
+    if (p === undefined) {
+      p = build(getDb(d1))
+      built.set(d1, p)
+    }
+    return p
+  }
+}
+
 /** A D1 Sessions API bookmark, as D1 writes them (`getBookmark()`): four hex groups. */
 export const BOOKMARK_RE = /^[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}$/
 

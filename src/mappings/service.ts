@@ -506,6 +506,11 @@ export function mappingOn(appId: SQLWrapper, userId: SQLWrapper) {
   return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId))
 }
 
+/** Whether the user's mapping in the app is active (NULL: no mapping), as a correlated scalar subquery for a read that joined the user. */
+export function mappingActiveSql(appId: SQLWrapper, userId: SQLWrapper) {
+  return sql<number | null>`(SELECT ${appUserMappings.isActive} FROM ${appUserMappings} WHERE ${appUserMappings.appId} = ${appId} AND ${appUserMappings.userId} = ${userId})`
+}
+
 /** The id of the user mapped to `mappedKey` in the app (NULL when none), as an uncorrelated subquery. */
 export function userIdOfMappedKeySql(db: DB, appId: string, mappedKey: string) {
   return sql`(${db.select({ id: appUserMappings.userId }).from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey)))})`
@@ -513,15 +518,6 @@ export function userIdOfMappedKeySql(db: DB, appId: string, mappedKey: string) {
 
 export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
   return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
-}
-
-/** The mapping (active or not) of the user with this mobile in the app, as a batchable query. */
-export function mappingOfMobileQuery(db: DB, appId: string, mobile: E164) {
-  return db
-    .select()
-    .from(appUserMappings)
-    .where(and(eq(appUserMappings.appId, appId), inArray(appUserMappings.userId, db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)))))
-    .limit(1)
 }
 
 export type MappingWithUser = AppUserMapping & { mobile: string; userName: string | null; userStatus: 'ACTIVE' | 'DISABLED' }

@@ -1,6 +1,6 @@
 import { and, desc, eq, sql } from 'drizzle-orm'
 import { decodeJwt, type JWTPayload } from 'jose'
-import { getDb } from '../db'
+import { getDb, preparedOnce, type DB } from '../db'
 import { getConfig, type Env } from '../env'
 import type { Application } from '../apps/schema'
 import { activeMappingOn } from '../mappings/service'
@@ -355,9 +355,10 @@ export interface UserInfoClaims {
  * too. Other owners' tables are only read here; their rules (sessionState, activeMappingOn,
  * accessHolds) decide.
  */
-async function readClientSession(env: Env, sessionId: string, clientId: string, userId: string, jti: string | null, want = { groups: false, permissions: false }) {
+function buildClientSessionQuery(db: DB, want: { groups: boolean; permissions: boolean }) {
+  const [sid, clientId, userId, jti] = [sql.placeholder('sid'), sql.placeholder('client'), sql.placeholder('user'), sql.placeholder('jti')]
   const uid = sql`${userId}`
-  return getDb(env.DB)
+  return db
     .select({
       denied: accessTokenDeniedSql(jti),
       session: sessions,
@@ -372,8 +373,19 @@ async function readClientSession(env: Env, sessionId: string, clientId: string, 
     .innerJoin(users, eq(users.id, sessions.userId))
     .innerJoin(applications, eq(applications.appId, clientId))
     .leftJoin(appUserMappings, activeMappingOn(applications.appId, users.id))
-    .where(eq(sessions.id, sessionId))
-    .get()
+    .where(eq(sessions.id, sid))
+    .prepare()
+}
+
+// every userinfo and introspection call runs one of these four: built once each (src/db preparedOnce)
+const clientSessionQueries = new Map<string, (d1: D1Database) => ReturnType<typeof buildClientSessionQuery>>()
+
+async function readClientSession(env: Env, sessionId: string, clientId: string, userId: string, jti: string | null, want = { groups: false, permissions: false }) {
+  const variant = `${want.groups}/${want.permissions}`
+  let query = clientSessionQueries.get(variant)
+  if (!query) clientSessionQueries.set(variant, (query = preparedOnce((db) => buildClientSessionQuery(db, want))))
+  // no jti: no denylist row can match '', and readClientAccess treats the token as denied anyway
+  return query(env.DB).get({ sid: sessionId, client: clientId, user: userId, jti: jti ?? '' })
 }
 
 /** The token's user may still use this client: live session, app active, admitted (mapping active and, by policy, access). */

@@ -18,8 +18,7 @@ import { grantsJson } from './service'
  *   resolves to allow for the user (src/permissions/resolution.ts).
  *
  * Reads that already run at an entry point take the access grants along as one more column
- * (accessGrantsSql) or one more statement of their batch (admissionQuery), so admission
- * never adds a storage round trip.
+ * (accessGrantsSql), so admission never adds a storage round trip.
  */
 
 export type Admission = { ok: true; mapping: ActiveMapping } | { ok: false; reason: 'not_mapped' | 'no_access' }
@@ -37,15 +36,6 @@ export function accessGrantsSql(policy: SQL | typeof applications.accessPolicy, 
 export function accessHolds(policy: AccessPolicy | null | undefined, accessGrants: string | null | undefined): boolean {
   if (policy !== 'permission') return true
   return decide(parseCandidates(accessGrants), ACCESS_PERMISSION).allowed
-}
-
-/** The app's policy and the user's access grants, as one statement to add to a batch. */
-export function admissionQuery(db: DB, appId: string, userId: SQL) {
-  return db
-    .select({ policy: applications.accessPolicy, access: accessGrantsSql(applications.accessPolicy, sql`${appId}`, userId) })
-    .from(applications)
-    .where(eq(applications.appId, appId))
-    .limit(1)
 }
 
 /** Admission for a user already known by id: one read (the mapping and, if the policy needs it, the access grants). */

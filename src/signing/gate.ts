@@ -71,6 +71,9 @@ export const AUDIT_FLUSH_MS = 1000
 /** Rows per D1 batch (one INSERT each; D1 allows 100 bound parameters per statement and 1,000 queries per invocation). */
 const AUDIT_BATCH = 50
 
+/** What admit reads in its one statement. */
+type GateRead = { current: number | null; best: number | null; tainted: number; holds: number; oldest: number | null; seen: number | null; windows: string }
+
 interface Meta {
   /** the version cached rows must carry; null: vouch for none (read D1) */
   current: number | null
@@ -117,11 +120,16 @@ export class AppGate extends DurableObject<Env> {
   /**
    * Drops abandoned holds; once none is open, the highest released version is vouched for
    * (none if a release was unknown or a hold was abandoned). Returns the state and how many
-   * holds are still open.
+   * holds are still open. `seen` is what the caller already read (admit reads it with the
+   * nonce in one statement): the common case, no hold at all, costs no statement here.
    */
-  private settleHolds(m: Meta, now: number): { meta: Meta; holds: number } {
-    const dropped = this.sql.exec('DELETE FROM gate_hold WHERE since < ?', now - HOLD_MAX_MS).rowsWritten
-    const holds = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM gate_hold').one().n
+  private settleHolds(m: Meta, now: number, seen?: { holds: number; oldest: number | null }): { meta: Meta; holds: number } {
+    let holds = seen?.holds
+    let dropped = 0
+    if (holds === undefined || (seen!.oldest !== null && seen!.oldest < now - HOLD_MAX_MS)) {
+      dropped = this.sql.exec('DELETE FROM gate_hold WHERE since < ?', now - HOLD_MAX_MS).rowsWritten
+      holds = this.sql.exec<{ n: number }>('SELECT COUNT(*) AS n FROM gate_hold').one().n
+    }
     let next = dropped ? { ...m, tainted: true } : m
     if (holds === 0 && (next.best !== null || next.tainted)) next = { current: next.tainted ? null : next.best, best: null, tainted: false }
     if (next !== m) this.setMeta(next)
@@ -129,8 +137,8 @@ export class AppGate extends DurableObject<Env> {
   }
 
   /** Does this object vouch for the row the caller checked the signature against? */
-  private vouches(req: Pick<AdmitRequest, 'version' | 'fresh'>, now: number): boolean {
-    const { meta: m, holds } = this.settleHolds(this.meta(), now)
+  private vouches(req: Pick<AdmitRequest, 'version' | 'fresh'>, now: number, read: GateRead): boolean {
+    const { meta: m, holds } = this.settleHolds({ current: read.current, best: read.best, tainted: read.tainted === 1 }, now, read)
     if (!req.fresh) return holds === 0 && m.current === req.version
     // A row read from D1 for this request is the truth as of that read. While an admin
     // change is open it is accepted (the change has not been answered yet) but not vouched
@@ -148,23 +156,34 @@ export class AppGate extends DurableObject<Env> {
   async admit(req: AdmitRequest): Promise<AdmitResult> {
     const now = Date.now()
     this.ensureTables()
-    if (!this.vouches(req, now)) return { kind: 'stale' }
+    // Everything the decision needs in one statement (this runs on every signed call): the
+    // version state, the open holds, whether the nonce was seen, and the policies' windows.
+    const read = this.sql
+      .exec<GateRead>(
+        `SELECT m.current, m.best, m.tainted, h.holds, h.oldest, (SELECT expires_at FROM nonce WHERE nonce = ?) AS seen,
+          (SELECT json_group_array(json_array(policy, start, count, window_ms)) FROM rate_window WHERE policy IN (SELECT value FROM json_each(?))) AS windows
+        FROM gate_meta m, (SELECT COUNT(*) AS holds, MIN(since) AS oldest FROM gate_hold) h WHERE m.id = 1`,
+        req.nonce,
+        JSON.stringify(req.policies.map((p) => p.name)),
+      )
+      .one()
+    if (!this.vouches(req, now, read)) return { kind: 'stale' }
     if (!req.spend) return { kind: 'checked' }
 
-    const seen = this.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', req.nonce).toArray()[0]
-    if (seen && seen.expires_at > now) return { kind: 'replayed' }
+    if (read.seen !== null && read.seen > now) return { kind: 'replayed' }
 
-    const windows = req.policies.map((p) => {
-      const row = this.sql.exec<{ start: number; count: number; window_ms: number }>('SELECT start, count, window_ms FROM rate_window WHERE policy = ?', p.name).toArray()[0]
-      return currentWindow(row && { start: row.start, count: row.count, windowMs: row.window_ms }, p.windowMs, now)
-    })
+    const stored = new Map((JSON.parse(read.windows) as [string, number, number, number][]).map(([policy, start, count, windowMs]) => [policy, { start, count, windowMs }]))
+    const windows = req.policies.map((p) => currentWindow(stored.get(p.name), p.windowMs, now))
     const hits = req.policies.map((p, i) => checkHit(windows[i], p.limit, 1, now))
     const refused = hits.findIndex((h) => !h.allowed)
     if (refused >= 0) return { kind: 'limited', policy: req.policies[refused].name, hit: hits[refused] }
-    req.policies.forEach((p, i) => {
-      const w: Window = countHit(windows[i], 1)
-      this.sql.exec('INSERT OR REPLACE INTO rate_window (policy, start, count, window_ms) VALUES (?, ?, ?, ?)', p.name, w.start, w.count, w.windowMs)
-    })
+    if (req.policies.length) {
+      const counted = req.policies.map((p, i) => ({ name: p.name, w: countHit(windows[i], 1) }))
+      this.sql.exec(
+        `INSERT OR REPLACE INTO rate_window (policy, start, count, window_ms) VALUES ${counted.map(() => '(?, ?, ?, ?)').join(', ')}`,
+        ...counted.flatMap(({ name, w }) => [name, w.start, w.count, w.windowMs]),
+      )
+    }
     this.sql.exec('INSERT OR REPLACE INTO nonce (nonce, expires_at) VALUES (?, ?)', req.nonce, now + req.nonceTtlMs)
 
     const redeemed = req.redeem ? redeemTicket(this.sql, req.redeem.ticketHash, req.redeem.appId, now) : undefined

@@ -2,12 +2,12 @@ import { eq, sql } from 'drizzle-orm'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
 import { ConfigError, getConfig, masterKeyRing, type Env } from '../env'
-import { getDb } from '../db'
+import { getDb, preparedOnce } from '../db'
 import type { AccessPolicy, Application } from '../apps/schema'
-import { applicationQuery } from '../apps/service'
-import { activeMappingQuery, mappingOfMobileQuery } from '../mappings/service'
-import { accessHolds, admissionQuery } from '../permissions/admission'
-import { userByIdQuery, userByMobileQuery } from '../users/service'
+import { applications } from '../apps/schema'
+import { activeMappingOn, mappingActiveSql, mappingOn } from '../mappings/service'
+import { appUserMappings } from '../mappings/schema'
+import { accessGrantsSql, accessHolds } from '../permissions/admission'
 import { users, type User } from '../users/schema'
 import { TicketErrors } from './errors'
 import type { E164 } from '../lib/mobile'
@@ -143,7 +143,7 @@ export interface ExchangeInput {
   user_mobile: E164
 }
 
-/** What an exchange is decided on, read in one D1 round trip (db.batch). */
+/** What an exchange is decided on, read in one D1 statement. */
 export interface ExchangeReads {
   input: ExchangeInput
   target: Application | undefined
@@ -155,17 +155,41 @@ export interface ExchangeReads {
   targetAccess: string | null | undefined
 }
 
+/**
+ * One statement, driven by the target app's row: the user by mobile (joined), the user's
+ * mapping in the target (joined), in the source (a correlated subquery) and the target's
+ * access grants. A single statement rather than a batch of five: each statement costs D1
+ * work of its own, and the exchange runs on every cross-app hop (docs/benchmarks.md).
+ * An unknown target answers no row, which the rules refuse before looking at the user.
+ */
+const exchangeQuery = preparedOnce((db) => {
+  const [target, mobile, source] = [sql.placeholder('target'), sql.placeholder('mobile'), sql.placeholder('source')]
+  return db
+    .select({
+      target: applications,
+      user: users,
+      sourceActive: mappingActiveSql(sql`${source}`, users.id),
+      targetMapping: { isActive: appUserMappings.isActive, mappedKey: appUserMappings.mappedKey },
+      // the grants' recursive CTE cannot refer to the joined user: it finds the user again by mobile
+      targetAccess: accessGrantsSql(applications.accessPolicy, sql`${target}`, sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile))})`),
+    })
+    .from(applications)
+    .leftJoin(users, eq(users.mobile, mobile))
+    .leftJoin(appUserMappings, mappingOn(applications.appId, users.id))
+    .where(eq(applications.appId, target))
+    .prepare()
+})
+
 export async function exchangeReads(env: Env, sourceAppId: string, input: ExchangeInput): Promise<ExchangeReads> {
-  const db = getDb(env.DB)
-  // No joins inside db.batch: drizzle maps D1 batch rows positionally, so duplicate column names would collide.
-  const [targetRows, userRows, sourceRows, targetMappingRows, admissionRows] = await db.batch([
-    applicationQuery(db, input.target_app_id),
-    userByMobileQuery(db, input.user_mobile),
-    mappingOfMobileQuery(db, sourceAppId, input.user_mobile),
-    mappingOfMobileQuery(db, input.target_app_id, input.user_mobile),
-    admissionQuery(db, input.target_app_id, sql`(${db.select({ id: users.id }).from(users).where(eq(users.mobile, input.user_mobile))})`),
-  ])
-  return { input, target: targetRows[0], user: userRows[0], sourceMapping: sourceRows[0], targetMapping: targetMappingRows[0], targetAccess: admissionRows[0]?.access }
+  const row = await exchangeQuery(env.DB).get({ target: input.target_app_id, mobile: input.user_mobile, source: sourceAppId })
+  return {
+    input,
+    target: row?.target,
+    user: row?.user ?? undefined,
+    sourceMapping: row?.sourceActive == null ? undefined : { isActive: !!row.sourceActive },
+    targetMapping: row?.targetMapping ?? undefined,
+    targetAccess: row?.targetAccess,
+  }
 }
 
 /**
@@ -197,7 +221,7 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
 }
 
 /**
- * What the redemption re-check is decided on, in one db.batch: the user, their active
+ * What the redemption re-check is decided on, in one statement: the user, their active
  * mapping in the redeeming app, and the app's access policy with the user's access grants.
  */
 export interface RedemptionReads {
@@ -207,10 +231,26 @@ export interface RedemptionReads {
   admission: { policy: AccessPolicy; access: string | null } | undefined
 }
 
+/** One statement: the user, their active mapping in the redeeming app (joined) and the app's policy with the user's access grants. */
+const redemptionQuery = preparedOnce((db) => {
+  const [app, user] = [sql.placeholder('app'), sql.placeholder('user')]
+  return db
+    .select({
+      user: users,
+      mapping: { mappedKey: appUserMappings.mappedKey, name: appUserMappings.name },
+      policy: applications.accessPolicy,
+      access: accessGrantsSql(applications.accessPolicy, sql`${app}`, sql`${user}`),
+    })
+    .from(users)
+    .leftJoin(applications, eq(applications.appId, app))
+    .leftJoin(appUserMappings, activeMappingOn(sql`${app}`, users.id))
+    .where(eq(users.id, user))
+    .prepare()
+})
+
 export async function redemptionReads(env: Env, appId: string, userId: string): Promise<RedemptionReads> {
-  const db = getDb(env.DB)
-  const [userRows, mappingRows, admissionRows] = await db.batch([userByIdQuery(db, userId), activeMappingQuery(db, appId, userId), admissionQuery(db, appId, sql`${userId}`)])
-  return { userId, user: userRows[0], mapping: mappingRows[0], admission: admissionRows[0] }
+  const row = await redemptionQuery(env.DB).get({ app: appId, user: userId })
+  return { userId, user: row?.user, mapping: row?.mapping ?? undefined, admission: row?.policy ? { policy: row.policy, access: row.access } : undefined }
 }
 
 /**

@@ -84,15 +84,15 @@ export function storeTicket(sql: SqlStorage, t: TicketRecord) {
  * ticket nor learns whether it was used or expired.
  */
 export function redeemTicket(sql: SqlStorage, ticketHash: string, appId: string, now: number): RedeemResult {
+  // The common case in one statement: this app's unused, unexpired ticket, consumed.
+  const won = sql.exec<Row>('UPDATE ticket SET redeemed_at = ? WHERE ticket_hash = ? AND target_app_id = ? AND redeemed_at IS NULL AND expires_at > ? RETURNING *', now, ticketHash, appId, now).toArray()[0]
+  if (won) return { ok: true, ticket: toRecord(won) }
+  // Otherwise say why, in the order a redeemer may learn it.
   const row = sql.exec<Row>('SELECT * FROM ticket WHERE ticket_hash = ?', ticketHash).toArray()[0]
   if (!row) return { ok: false, reason: 'ticket_invalid' }
   if (row.target_app_id !== appId) return { ok: false, reason: 'ticket_not_for_app' }
   if (row.redeemed_at !== null) return { ok: false, reason: 'ticket_already_used', redeemedAt: row.redeemed_at }
-  if (row.expires_at <= now) return { ok: false, reason: 'ticket_expired' }
-  // Conditional write: even without the object's single-threading this could only succeed once.
-  const won = sql.exec('UPDATE ticket SET redeemed_at = ? WHERE ticket_hash = ? AND redeemed_at IS NULL', now, ticketHash).rowsWritten
-  if (won !== 1) return { ok: false, reason: 'ticket_already_used', redeemedAt: now }
-  return { ok: true, ticket: toRecord(row) }
+  return { ok: false, reason: 'ticket_expired' }
 }
 
 /** Does a ticket with this hash exist (in any state)? For telling a foreign redeemer `ticket_not_for_app`. */

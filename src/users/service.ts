@@ -19,16 +19,6 @@ export async function findUserById(env: Env, id: string): Promise<User | undefin
   return getDb(env.DB).select().from(users).where(eq(users.id, id)).get()
 }
 
-/** The user with this id, as a batchable query (for a db.batch with other features' reads). */
-export function userByIdQuery(db: DB, id: string) {
-  return db.select().from(users).where(eq(users.id, id)).limit(1)
-}
-
-/** The user with this mobile, as a batchable query. */
-export function userByMobileQuery(db: DB, mobile: E164) {
-  return db.select().from(users).where(eq(users.mobile, mobile)).limit(1)
-}
-
 export function insertUserStatement(db: DB, row: User) {
   return db.insert(users).values(row)
 }
