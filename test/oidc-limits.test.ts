@@ -76,6 +76,43 @@ describe('/oauth2/* per-IP limit (oauth_ip)', () => {
     expect(await status()).toBe('REVOKED')
   })
 
+  it('UserInfo and introspection count only what they refuse: valid tokens cost no limiter call, a limited network is refused at once', async () => {
+    const app = await createOidcApp({ first_party: true })
+    const user = await createUser()
+    await mapUser(app.app_id, user)
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const access = (await codeFlow(b, app, 'openid')).access_token
+    const basic = { Authorization: 'Basic ' + btoa(`${app.app_id}:${app.app_secret}`) }
+    const ip = uniqueIp()
+    const userinfo = (token: string) => call('/oauth2/userinfo', { headers: { 'CF-Connecting-IP': ip, Authorization: `Bearer ${token}` } })
+    const introspect = (token: string, from = ip) => call('/oauth2/introspect', form(from, { token }, basic))
+    // far more valid calls than the budget of 3: none is counted
+    for (let i = 0; i < 5; i++) {
+      const r = await userinfo(access)
+      expect(r.status).toBe(200)
+      expect(r.headers.get('X-RateLimit-Limit')).toBeNull()
+      expect((await introspect(access)).body.active).toBe(true)
+    }
+    // refusals are: three fit, the fourth is the 429
+    for (let i = 0; i < 3; i++) expect((await userinfo('x')).status).toBe(401)
+    expect((await userinfo('x')).status).toBe(429)
+    // from then on the network is refused before any work, valid token or not
+    const limited = await userinfo(access)
+    expect(limited.status).toBe(429)
+    expect(limited.body.error).toBe('temporarily_unavailable')
+    expect(Number(limited.headers.get('Retry-After'))).toBeGreaterThan(0)
+    expect((await introspect(access)).status).toBe(429)
+    // an inactive answer is a refusal too: an authenticated client guessing tokens is counted
+    const other = uniqueIp()
+    for (let i = 0; i < 3; i++) expect((await introspect('x', other)).body).toEqual({ active: false })
+    expect((await introspect('x', other)).status).toBe(429)
+    // the token endpoint still counts every request, valid or not
+    const third = uniqueIp()
+    for (let i = 0; i < 3; i++) expect((await call('/oauth2/token', form(third, { grant_type: 'client_credentials' }, basic))).headers.get('X-RateLimit-Limit')).toBe('3')
+    expect((await call('/oauth2/token', form(third, { grant_type: 'client_credentials' }, basic))).status).toBe(429)
+  })
+
   it('counts an IPv6 client by its /64', async () => {
     const prefix = `2001:db8:${hex4()}:${hex4()}`
     const get = (iid: string) => call('/oauth2/userinfo', { headers: { 'CF-Connecting-IP': `${prefix}:${iid}` } })

@@ -1,7 +1,7 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
 import { OPEN } from '../lib/openapi'
-import { OAuthError, authenticateClient, formBodyOnly, noStore, oauthEndpoint, oauthErrors, oauthHook } from './oauth'
+import { OAuthError, authenticateClient, formBodyOnly, markRefusedAnswer, noStore, oauthEndpoint, oauthErrors, oauthHook } from './oauth'
 import { introspect, readForIntrospection } from './service'
 import { TAG, TokenParam, clientSecurity, form } from './http'
 
@@ -46,7 +46,9 @@ introspectionRoutes.openapi(
       const { app } = await authenticateClient(c, f, { allowPublic: false })
       if (!f.token || !read) throw new OAuthError('invalid_request', 'token is required')
       noStore(c)
-      return c.json(introspect(c.env, app, await read), 200)
+      const answer = introspect(c.env, app, await read)
+      if (!answer.active) markRefusedAnswer(c)
+      return c.json(answer, 200)
     }),
   oauthHook,
 )

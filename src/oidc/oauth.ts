@@ -26,6 +26,18 @@ export function startOauthRateLimit(c: Context<AppEnv>): Promise<HitResult> {
   return p
 }
 
+/**
+ * A 200 that still refuses (introspection's `active: false`): counted by `oauth_ip` like an
+ * error (src/oidc/routes.ts).
+ */
+const refusedAnswers = new WeakSet<Request>()
+export function markRefusedAnswer(c: Context<AppEnv>) {
+  refusedAnswers.add(c.req.raw)
+}
+export function refusedAnswer(c: Context<AppEnv>): boolean {
+  return refusedAnswers.has(c.req.raw)
+}
+
 /** Throws the 429 (answered in the OAuth shape by the router) when this request's oauth_ip count was refused. */
 export async function oauthRateLimitPassed(c: Context<AppEnv>): Promise<void> {
   const p = pendingLimits.get(c.req.raw)

@@ -3,7 +3,9 @@ import type { Context } from 'hono'
 import { z } from '@hono/zod-openapi'
 import { router, type AppEnv } from '../context'
 import { pageHeaders } from '../pages/security'
-import { OAuthErrorBody, startOauthRateLimit } from './oauth'
+import { OAuthErrorBody, refusedAnswer, startOauthRateLimit } from './oauth'
+import { countRefused, knownLimited } from '../ratelimit/refused'
+import type { HitResult } from '../ratelimit/window'
 import { errorPage } from './pages'
 import { authorizeRoutes } from './authorize-routes'
 import { tokenRoutes } from './token-routes'
@@ -32,18 +34,26 @@ for (const path of ['/token', '/userinfo', '/revoke']) {
 for (const path of BROWSER_ENDPOINTS) oauthRoutes.use(path, pageHeaders)
 
 /**
- * `oauth_ip`: every /oauth2/* request is counted per client IP (IPv6 per /64). Refused with
- * 429 and Retry-After (RFC 6585 §4); RFC 6749 has no rate-limit error code, so the OAuth
- * body says `temporarily_unavailable` (RFC 6749 §4.1.2.1: "temporary overloading"), and
- * the browser endpoints answer a page. CORS preflights are answered above, not counted.
+ * `oauth_ip`, per client IP (IPv6 per /64). Refused with 429 and Retry-After (RFC 6585 §4);
+ * RFC 6749 has no rate-limit error code, so the OAuth body says `temporarily_unavailable`
+ * (RFC 6749 §4.1.2.1: "temporary overloading"), and the browser endpoints answer a page.
+ * CORS preflights are answered above, not counted.
  *
- * The browser endpoints may write (pending requests, codes, sign-outs) before they could
- * wait, so they are counted first. The JSON endpoints start the count beside their first
- * read: client authentication waits for it before the client lookup returns, so nothing
- * is written for a refused request (token, revocation, introspection), and UserInfo only
- * reads. Whatever such an endpoint answered, a refused request gets the 429.
+ * Endpoints that write (authorize, token, revocation, end_session) count every request,
+ * decided before anything is written: the browser endpoints may write before they could
+ * wait, so they are counted first; the token and revocation endpoints start the count
+ * beside their first read, and client authentication waits for it before the client
+ * lookup returns. Whatever such an endpoint answered, a refused request gets the 429.
+ *
+ * UserInfo and introspection only read and answer one verified token: they count only the
+ * calls they refuse (an error, or an inactive token at introspection), as `partner_ip` does
+ * for signed calls (src/ratelimit/refused.ts). An IP this isolate knows to be over its limit
+ * is refused before any work. A valid token's read costs no limiter call.
  */
+const COUNTS_REFUSED_ONLY = new Set(['/oauth2/userinfo', '/oauth2/introspect'])
+
 async function oauthRateLimit(c: Context<AppEnv>, next: () => Promise<void>) {
+  if (COUNTS_REFUSED_ONLY.has(c.req.path)) return countRefusedOnly(c, next)
   const limit = startOauthRateLimit(c)
   if (isBrowserEndpoint(c.req.path)) {
     const r = await limit
@@ -54,21 +64,38 @@ async function oauthRateLimit(c: Context<AppEnv>, next: () => Promise<void>) {
     return next()
   }
   await next()
-  const r = await limit
+  answerLimit(c, await limit)
+}
+
+async function countRefusedOnly(c: Context<AppEnv>, next: () => Promise<void>) {
+  const ip = c.get('clientIp')
+  const known = knownLimited(c.env, 'oauth_ip', ip)
+  if (known) return limitedResponse(known)
+  await next()
+  if (c.res.status < 400 && !refusedAnswer(c)) return
+  answerLimit(c, await countRefused(c.env, 'oauth_ip', ip))
+}
+
+/** The X-RateLimit headers of a counted request; the 429 in place of the endpoint's answer when the count was refused. */
+function answerLimit(c: Context<AppEnv>, r: HitResult) {
   c.header('X-RateLimit-Limit', String(r.limit))
   c.header('X-RateLimit-Remaining', String(r.remaining))
   if (r.allowed) return
   const answered = c.res
   // The endpoint's answer and its headers are dropped (a 401's WWW-Authenticate would mislead); CORS ones are kept.
   c.res = undefined
-  const res = new Response(JSON.stringify({ error: 'temporarily_unavailable', error_description: `Rate limit exceeded (oauth_ip); retry after ${r.retryAfterS} s` }), {
-    status: 429,
-    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', Pragma: 'no-cache', 'Retry-After': String(r.retryAfterS), 'X-RateLimit-Limit': String(r.limit), 'X-RateLimit-Remaining': '0' },
-  })
+  const res = limitedResponse(r)
   answered.headers.forEach((v, k) => {
     if (/^access-control-|^vary$/i.test(k)) res.headers.set(k, v)
   })
   c.res = res
+}
+
+function limitedResponse(r: HitResult) {
+  return new Response(JSON.stringify({ error: 'temporarily_unavailable', error_description: `Rate limit exceeded (oauth_ip); retry after ${r.retryAfterS} s` }), {
+    status: 429,
+    headers: { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', Pragma: 'no-cache', 'Retry-After': String(r.retryAfterS), 'X-RateLimit-Limit': String(r.limit), 'X-RateLimit-Remaining': '0' },
+  })
 }
 oauthRoutes.use('*', oauthRateLimit)
 

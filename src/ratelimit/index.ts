@@ -31,7 +31,7 @@ export const DEFAULT_POLICIES: Record<string, RatePolicy> = {
   ticket_exchange_app: { limit: 1200, windowS: 60 },
   /** per user, password changes on the portal (each checks the current password) */
   portal_password: { limit: 10, windowS: 900 },
-  /** per client IP, every /oauth2/* request, decided before anything is written (src/oidc/routes.ts) */
+  /** per client IP: every /oauth2/* request of the endpoints that write, decided before anything is written; UserInfo and introspection calls only when refused (src/oidc/routes.ts) */
   oauth_ip: { limit: 1200, windowS: 60 },
 }
 

@@ -4,8 +4,8 @@ import type { Application } from '../apps/schema'
 import { SigningErrors } from './errors'
 import { hmacSha256Hex, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import { findApplication, getAppSecret } from '../apps/service'
-import { applyRateLimit, hitRateLimit, ipRateKey, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
-import type { HitResult } from '../ratelimit/window'
+import { applyRateLimit, policyFor, rateLimitedError, setRateHeaders } from '../ratelimit'
+import { countRefused, knownLimited } from '../ratelimit/refused'
 import { getDb } from '../db'
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { canonicalString, SIGNATURE_HEADERS as H } from './canonical'
@@ -89,55 +89,20 @@ async function auditSecurity(c: Context<AppEnv>, action: string, app: Applicatio
 export function signedApp(opts: SignedCallOptions = {}): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const ip = c.get('clientIp')
-    const known = knownLimited(c.env, ip)
+    const known = knownLimited(c.env, 'partner_ip', ip)
     if (known) applyRateLimit(c, 'partner_ip', known)
     let admitted
     try {
       admitted = await admitSignedCall(c, opts)
     } catch (e) {
       // a limited caller gets 429 whatever else was wrong with the call
-      const hit = await hitRateLimit(c.env, 'partner_ip', ip)
-      if (!hit.allowed) rememberLimited(c.env, ip, hit)
-      applyRateLimit(c, 'partner_ip', hit)
+      applyRateLimit(c, 'partner_ip', await countRefused(c.env, 'partner_ip', ip))
       throw e
     }
     c.set('app', admitted.app)
     c.set('signed', admitted.signed)
     await next()
   }
-}
-
-/**
- * IPs this isolate has seen refused by their `partner_ip` limiter, until their window ends:
- * an answer the limiter object already gave, so keeping it refuses nothing the object
- * would admit. Bounded; when full, the entry nearest its end is the one dropped.
- */
-const limitedIps = new WeakMap<object, Map<string, { until: number; hit: HitResult }>>()
-const MAX_LIMITED_IPS = 10_000
-
-function knownLimited(env: AppEnv['Bindings'], ip: string): HitResult | null {
-  const key = ipRateKey(ip)
-  const m = limitedIps.get(env.RATE_LIMITER)
-  const e = m?.get(key)
-  if (!e) return null
-  const left = e.until - Date.now()
-  if (left <= 0) {
-    m!.delete(key)
-    return null
-  }
-  return { ...e.hit, retryAfterS: Math.max(1, Math.ceil(left / 1000)) }
-}
-
-function rememberLimited(env: AppEnv['Bindings'], ip: string, hit: HitResult) {
-  let m = limitedIps.get(env.RATE_LIMITER)
-  if (!m) limitedIps.set(env.RATE_LIMITER, (m = new Map()))
-  if (m.size >= MAX_LIMITED_IPS) {
-    let soonest: string | undefined
-    let at = Infinity
-    for (const [k, v] of m) if (v.until < at) [soonest, at] = [k, v.until]
-    if (soonest !== undefined) m.delete(soonest)
-  }
-  m.set(ipRateKey(ip), { until: Date.now() + hit.retryAfterS * 1000, hit })
 }
 
 /** The plain signature check, for routes that need nothing else of the gate call. */
