@@ -28,6 +28,22 @@ describe('storage round trips per request', () => {
     })
   }
 
+  // a valid token's read is all they do: oauth_ip counts only refusals there, and the
+  // introspecting client is authenticated with the app row its token's read joined
+  for (const name of ['userinfo', 'introspection']) {
+    it(`${name}: one D1 read and no limiter call`, async () => {
+      const r = await route(name)
+      expect(r.status).toBe(200)
+      expect(r.calls, r.log.join('\n')).toMatchObject({ d1: 1, do: 0 })
+    })
+  }
+
+  it('OIDC refresh: the client is authenticated with the app row the refresh read joined (one read, one write batch)', async () => {
+    const r = await route('OIDC refresh')
+    expect(r.status).toBe(200)
+    expect(r.calls.d1, r.log.join('\n')).toBe(2)
+  })
+
   // signed partner calls: nonces, per-app limits and tickets all live in the app's AppGate
   for (const name of ['signed ping', 'ticket exchange', 'ticket verify']) {
     it(`${name}: no KV on the path (the nonce check is exact) and no Durable Object created per request`, async () => {

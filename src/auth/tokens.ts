@@ -97,6 +97,8 @@ const refreshContextQuery = preparedOnce((db) => {
       session: sessions,
       user: users,
       appStatus: applications.status,
+      // the whole row: the token endpoint authenticates its client with it when it is the token's (src/oidc/oauth.ts)
+      app: applications,
       mappingId: appUserMappings.id,
       accessPolicy: applications.accessPolicy,
       access: accessGrantsSql(applications.accessPolicy, ofToken(refreshTokens.clientId), ofToken(refreshTokens.userId)),

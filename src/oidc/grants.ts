@@ -29,8 +29,17 @@ type GrantHandler = (env: Env, client: Client, f: TokenRequestForm, ctx: Ctx & {
  * Reads a grant can start before the client is authenticated, so both share one storage
  * round trip; nothing read is used, or revealed, unless the client authenticates.
  */
-export const GRANT_PREFETCH: Partial<Record<GrantType, (env: Env, f: TokenRequestForm) => Promise<unknown> | undefined>> = {
-  refresh_token: (env, f) => (f.refresh_token ? readRefreshContext(env, f.refresh_token) : undefined),
+interface GrantPrefetch<T> {
+  read: (env: Env, f: TokenRequestForm) => Promise<T> | undefined
+  /** the app row the read joined to the presented grant: client authentication uses it when it is the authenticating client's */
+  app: (read: T) => Application | null | undefined
+}
+
+export const GRANT_PREFETCH: Partial<Record<GrantType, GrantPrefetch<any>>> = {
+  refresh_token: {
+    read: (env, f) => (f.refresh_token ? readRefreshContext(env, f.refresh_token) : undefined),
+    app: (rc: RefreshContext | undefined) => rc?.app,
+  } satisfies GrantPrefetch<RefreshContext | undefined>,
 }
 
 export const GRANTS: Record<GrantType, GrantHandler> = {

@@ -2,7 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
 import { OPEN } from '../lib/openapi'
 import { OAuthError, authenticateClient, formBodyOnly, markRefusedAnswer, noStore, oauthEndpoint, oauthErrors, oauthHook } from './oauth'
-import { introspect, readForIntrospection } from './service'
+import { introspect, introspectedClient, readForIntrospection } from './service'
 import { TAG, TokenParam, clientSecurity, form } from './http'
 
 /** Token introspection (RFC 7662). Mounted at /oauth2/introspect. */
@@ -43,7 +43,9 @@ introspectionRoutes.openapi(
       // the token's reads run beside client authentication (one round trip); nothing is revealed before it passes
       const read = f.token ? readForIntrospection(c.env, f.token) : undefined
       read?.catch(() => {})
-      const { app } = await authenticateClient(c, f, { allowPublic: false })
+      // a client introspecting its own token is authenticated with the app row that read joined (no read of its own)
+      const knownApp = read && ((id: string) => read.then((r) => (introspectedClient(r)?.appId === id ? introspectedClient(r) : undefined)))
+      const { app } = await authenticateClient(c, f, { allowPublic: false, knownApp })
       if (!f.token || !read) throw new OAuthError('invalid_request', 'token is required')
       noStore(c)
       const answer = introspect(c.env, app, await read)

@@ -152,7 +152,16 @@ function decodeFormComponent(s: string): string {
 export async function authenticateClient(
   c: Context<AppEnv>,
   form: { client_id?: string; client_secret?: string },
-  opts: { allowPublic: boolean },
+  opts: {
+    allowPublic: boolean
+    /**
+     * The client's row as the endpoint's own read returned it (the app joined to the
+     * presented token), when that token names this client: then client authentication
+     * needs no read of its own. Otherwise (no token, another client's, a failed read) the
+     * row is read by id.
+     */
+    knownApp?: (clientId: string) => Promise<Application | null | undefined>
+  },
 ): Promise<{ app: Application; method: ClientAuthMethod }> {
   const header = c.req.header('Authorization')
   const fail = (description: string) =>
@@ -178,7 +187,8 @@ export async function authenticateClient(
   if (!clientId) throw fail('Client authentication is required')
   const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
   // The client's lookup shares its round trip with the per-IP count; a refused count wins, and nothing is written before it.
-  const [app] = await Promise.all([findApplication(c.env, clientId), oauthRateLimitPassed(c)])
+  const known = opts.knownApp && (await opts.knownApp(clientId).catch(() => undefined))
+  const [app] = await Promise.all([known ?? findApplication(c.env, clientId), oauthRateLimitPassed(c)])
   const refuse = async (description: string, reason: string) => {
     const ip = c.get('clientIp')
     // A known client's failures are all audited; an unknown id's once per window and network.

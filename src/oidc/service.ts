@@ -478,6 +478,11 @@ export async function readForIntrospection(env: Env, token: string): Promise<Int
   return { kind: 'refresh', rc: await readRefreshContext(env, token) }
 }
 
+/** The app row the introspection read joined to the token (its client), if any. */
+export function introspectedClient(read: IntrospectionRead): Application | null | undefined {
+  return read.kind === 'access' ? read.access?.row?.app : read.rc?.app
+}
+
 export function introspect(env: Env, app: Application, read: IntrospectionRead): IntrospectionResult {
   const inactive = { active: false }
   const now = Date.now()
