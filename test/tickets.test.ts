@@ -579,6 +579,19 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
     expect((await verify(w.target, fresh)).status).toBe(200)
   })
 
+  it('the alarm ships a large outbox in multi-row statements: every row once, each as written', async () => {
+    const w = await world()
+    const base = { targetAppId: w.target.app_id, sourceAppId: w.source.app_id, userId: w.user.id, mappedKey: w.mappedKey }
+    const n = 61 // more than one D1 batch of the gate (50 rows) and many statements of 9 rows
+    for (let i = 0; i < n; i++) await issueTicket(env, base, { action: 'ticket.issued', actorType: 'system', targetType: 'user', targetId: w.user.id, requestId: `req-${i}`, details: { n: i } })
+    const stub = gateOf(w.target)
+    await runDurableObjectAlarm(stub)
+    const rows = await env.DB.prepare("SELECT request_id, details FROM audit_logs WHERE action = 'ticket.issued' AND target_id = ? ORDER BY id").bind(w.user.id).all<{ request_id: string; details: string }>()
+    expect(rows.results.map((r) => r.request_id)).toEqual(Array.from({ length: n }, (_, i) => `req-${i}`))
+    expect(rows.results.map((r) => JSON.parse(r.details).n)).toEqual(Array.from({ length: n }, (_, i) => i))
+    expect(await runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ c: number }>('SELECT COUNT(*) AS c FROM audit_outbox').one().c)).toBe(0)
+  })
+
   it("the sealed user opens only for the ticket's own target and only under the master key", async () => {
     const w = await world()
     const ticket = await issued(w)

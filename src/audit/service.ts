@@ -29,7 +29,24 @@ export interface AuditEntry {
  * records: the change and its audit row land together or not at all.
  */
 export function auditStatement(db: DB, entry: AuditEntry) {
-  return db.insert(auditLogs).values({
+  return db.insert(auditLogs).values(auditRow(entry))
+}
+
+/** Rows per multi-row INSERT: 10 bound values each, under D1's 100 per statement. */
+export const AUDIT_ROWS_PER_STATEMENT = 9
+
+/**
+ * Many audit rows as few statements (AUDIT_ROWS_PER_STATEMENT rows each), for writers that
+ * ship rows in bulk (the AppGate's outbox): each statement is D1 work of its own.
+ */
+export function auditRowsStatements(db: DB, entries: AuditEntry[]) {
+  const out = []
+  for (let i = 0; i < entries.length; i += AUDIT_ROWS_PER_STATEMENT) out.push(db.insert(auditLogs).values(entries.slice(i, i + AUDIT_ROWS_PER_STATEMENT).map(auditRow)))
+  return out
+}
+
+function auditRow(entry: AuditEntry) {
+  return {
     at: entry.at ?? Date.now(),
     actorType: entry.actorType,
     actorId: entry.actorId ?? null,
@@ -40,7 +57,7 @@ export function auditStatement(db: DB, entry: AuditEntry) {
     ip: entry.ip ?? null,
     details: entry.details ?? null,
     authority: entry.authority ?? null,
-  })
+  }
 }
 
 /** Who did it, from where: the part of an audit row a route knows and a service does not. */

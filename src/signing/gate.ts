@@ -2,7 +2,7 @@ import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env'
 import { log } from '../lib/logger'
 import { getDb } from '../db'
-import { auditStatement, type AuditEntry } from '../audit/service'
+import { auditRowsStatements, type AuditEntry } from '../audit/service'
 import { checkHit, countHit, currentWindow, type HitResult, type Window } from '../ratelimit/window'
 import { TICKET_RETAIN_MS, createTicketTable, purgeTickets, redeemTicket, storeTicket, ticketExists, type RedeemResult, type TicketRecord } from '../tickets/store'
 
@@ -68,7 +68,7 @@ export const HOLD_MAX_MS = 5 * 60_000
 
 /** Audit rows wait at most about this long in the outbox before the alarm writes them to D1. */
 export const AUDIT_FLUSH_MS = 1000
-/** Rows per D1 batch (one INSERT each; D1 allows 100 bound parameters per statement and 1,000 queries per invocation). */
+/** Rows per D1 batch (multi-row INSERTs of audit/service auditRowsStatements; D1 allows 100 bound parameters per statement and 1,000 queries per invocation). */
 const AUDIT_BATCH = 50
 
 /** What admit reads in its one statement. */
@@ -212,7 +212,7 @@ export class AppGate extends DurableObject<Env> {
     for (;;) {
       const rows = this.sql.exec<{ id: number; entry: string }>('SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?', AUDIT_BATCH).toArray()
       if (!rows.length) return
-      const [first, ...rest] = rows.map((r) => auditStatement(db, JSON.parse(r.entry) as AuditEntry))
+      const [first, ...rest] = auditRowsStatements(db, rows.map((r) => JSON.parse(r.entry) as AuditEntry))
       await db.batch([first, ...rest])
       this.sql.exec('DELETE FROM audit_outbox WHERE id <= ?', rows[rows.length - 1].id)
     }
