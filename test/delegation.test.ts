@@ -292,9 +292,18 @@ describe('the rights are documented', () => {
         expect(op['x-uap-right'], `${method} ${path}`).toBeTruthy()
         expect(op.description, `${method} ${path}`).toMatch(/\*\*Right:\*\* Needs (a full admin|the right `[a-z.]+`)/)
         expect(op.responses['403'].description, `${method} ${path}`).toMatch(/admin_only|right_missing/)
+        // what an API client can be answered besides, and how it authenticates
+        expect(op.responses['401'].description, `${method} ${path}`).toContain('invalid_api_client')
+        expect(op.responses['403'].description, `${method} ${path}`).toContain('api_client_ip_not_allowed')
+        expect(op.responses['429'].content['application/json'].schema, `${method} ${path}`).toEqual({ $ref: '#/components/schemas/Error' })
+        expect(op.responses['429'].headers['Retry-After'], `${method} ${path}`).toBeTruthy()
+        if (op.security) expect(op.security, `${method} ${path}`).toContainEqual({ apiClientKey: [], apiClientSecret: [] })
       }
     }
     expect(n).toBeGreaterThanOrEqual(70)
+    expect(spec.components.schemas.Error).toBeTruthy()
+    expect(spec.components.securitySchemes.apiClientKey).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-Client-Key' })
+    expect(spec.components.securitySchemes.apiClientSecret).toMatchObject({ type: 'apiKey', in: 'header', name: 'X-API-Key' })
   })
 })
 

@@ -96,13 +96,14 @@ describe('/docs/admin/openapi.json', () => {
     }
   })
 
-  it('admin operations document bearer auth and their 401/403 errors with the Error schema', async () => {
+  it('admin operations document bearer auth or the API-client headers, and their 401/403 errors with the Error schema', async () => {
     const spec = (await (await get('/docs/admin/openapi.json')).json()) as Spec & { components: any }
     expect(spec.components.securitySchemes.bearerAuth).toMatchObject({ type: 'http', scheme: 'bearer' })
     const admin = operations(spec).filter((o) => o.path.startsWith('/api/v1/admin/'))
     expect(admin.length).toBeGreaterThan(5)
     for (const { key, op } of admin) {
-      expect((op as any).security, key).toEqual([{ bearerAuth: [] }])
+      // a bearer token, or both API-client headers (docs/api-clients.md)
+      expect((op as any).security, key).toEqual([{ bearerAuth: [] }, { apiClientKey: [], apiClientSecret: [] }])
       for (const code of ['401', '403']) expect(JSON.stringify(op.responses?.[code]), `${key} ${code}`).toContain('#/components/schemas/Error')
     }
   })

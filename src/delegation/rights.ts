@@ -92,9 +92,20 @@ export function rightSentence(right: RouteRight, params: ScopeParams = {}): stri
   return `Needs the right \`${right}\`${over} (docs/admin-rights.md).`
 }
 
-type Doc = { paths?: Record<string, unknown> }
-/** /docs/admin: each admin operation's description ends with the right it needs. */
+type Doc = { paths?: Record<string, unknown>; components?: { securitySchemes?: Record<string, unknown> } }
+
+/** How an API client authenticates (docs/api-clients.md): both headers on every call, instead of the bearer token the operations name. */
+const API_CLIENT_SCHEMES = {
+  apiClientKey: { type: 'apiKey', in: 'header', name: 'X-Client-Key', description: "An API client's public client key (docs/api-clients.md); sent with X-API-Key" },
+  apiClientSecret: { type: 'apiKey', in: 'header', name: 'X-API-Key', description: "The API client's key, shown once at creation or rotation" },
+}
+
+/**
+ * /docs/admin: each admin operation's description ends with the right it needs, and says
+ * what an API client can be answered besides (the guard's 401/403 codes and its own 429).
+ */
 export function describeRights<T extends Doc>(doc: T): T {
+  doc.components = { ...doc.components, securitySchemes: { ...doc.components?.securitySchemes, ...API_CLIENT_SCHEMES } }
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     if (!path.startsWith(ADMIN_PREFIX)) continue
     for (const op of Object.values(item as Record<string, Record<string, unknown>>)) {
@@ -103,11 +114,26 @@ export function describeRights<T extends Doc>(doc: T): T {
       const params = (op[SCOPE_EXTENSION] as ScopeParams | undefined) ?? {}
       const sentence = rightSentence(right, params)
       op.description = op.description ? `${op.description}\n\n**Right:** ${sentence}` : `**Right:** ${sentence}`
-      const forbidden = (op.responses as Record<string, { description?: string }> | undefined)?.['403']
+      const responses = ((op.responses as Record<string, { description?: string }> | undefined) ?? {}) as Record<string, { description?: string; content?: unknown }>
+      op.responses = responses
+      const forbidden = responses['403']
       if (forbidden) {
         const codes = right === 'admin' ? ['`admin_only`'] : ['`right_missing`', ...(Object.keys(params).length ? ['`out_of_scope`'] : [])]
         forbidden.description = `${forbidden.description ?? ''}; ${codes.join(', ')} (docs/admin-rights.md)`
       }
+      const errorOf = (status: string, description: string) => {
+        const r = responses[status]
+        if (r) r.description = `${r.description ?? ''}; ${description}`
+        else responses[status] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
+      }
+      errorOf('401', 'API clients: `api_client_credentials_missing`, `invalid_api_client`, `api_client_disabled`, `api_client_expired` (docs/api-clients.md)')
+      errorOf('403', 'API clients: `api_client_ip_not_allowed`, `api_client_origin_not_allowed`, `api_client_path_not_allowed` (docs/api-clients.md)')
+      errorOf('429', "API clients: the client's own per-minute limit, `rate_limited` with Retry-After (docs/api-clients.md)")
+      const limited = responses['429'] as { headers?: Record<string, unknown> }
+      limited.headers ??= { 'Retry-After': { description: 'Seconds until the window ends', schema: { type: 'integer' } } }
+      // either the bearer token or both API-client headers (OpenAPI: any one requirement object, all of its schemes)
+      const security = op.security as Record<string, string[]>[] | undefined
+      if (security?.some((s) => 'bearerAuth' in s)) op.security = [...security, { apiClientKey: [], apiClientSecret: [] }]
     }
   }
   return doc
