@@ -457,7 +457,9 @@ Node process, storage included (in memory).
 - Ticket redeem spends a pool of never-used tickets minted by signed exchanges just before
   the run; the run is bounded to the pool (sized from the warm-up's rate to last about
   ${DURATION} s) and minted quickly enough that no ticket reaches its 60 s lifetime. An
-  exhausted pool would send a dud ticket, counted as non-2xx.
+  exhausted pool would send a dud ticket, counted as non-2xx. The run starts 3 s after the
+  minting, once the gates have shipped the minting's audit rows to D1, and is timed to its
+  last response (autocannon reports a run bounded by a request count in whole seconds).
 - Rate limits: the Worker runs with the variable \`RATE_LIMITS\` raising \`partner_ip\`, \`oauth_ip\`,
   \`signed_app\`, \`app_token\` and \`ticket_exchange_app\` to ${RAISED.limit} per ${RAISED.windowS} s: every
   request comes from 127.0.0.1 as one app, and the defaults (600–1200/min) would turn the
