@@ -161,6 +161,8 @@ export interface ExchangeReads {
  * access grants. A single statement rather than a batch of five: each statement costs D1
  * work of its own, and the exchange runs on every cross-app hop (docs/benchmarks.md).
  * An unknown target answers no row, which the rules refuse before looking at the user.
+ * Other owners' tables are only read here, joined by their own rules (mappingOn,
+ * mappingActiveSql, accessGrantsSql), never written.
  */
 const exchangeQuery = preparedOnce((db) => {
   const [target, mobile, source] = [sql.placeholder('target'), sql.placeholder('mobile'), sql.placeholder('source')]
