@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { ADMIN, api, createUser, login } from './support/api'
 import { Browser } from './support/browser'
+import { subAdminWith } from './support/delegation'
 
 const sidOf = (accessToken: string) => JSON.parse(atob(accessToken.split('.')[1].replace(/-/g, '+').replace(/_/g, '/'))).sid as string
 const row = (sid: string) => env.DB.prepare('SELECT created_at, last_seen_at, revoked_at FROM sessions WHERE id = ?').bind(sid).first<{ created_at: number; last_seen_at: number | null; revoked_at: number | null }>()
@@ -56,6 +57,27 @@ describe('session lifetimes', () => {
     const t = await login(u.mobile, u.password)
     await age(sidOf(t.access_token), { createdAgoMs: 12 * H + 1000, lastSeenAgoMs: H + 1000 })
     expect((await api('/api/v1/auth/me', { token: t.access_token })).status).toBe(200)
+  })
+})
+
+describe('sub-admin sessions', () => {
+  it('are held to the admin lifetimes on the admin API (admin_session_expired) and keep the user lifetimes everywhere else', async () => {
+    const sub = await subAdminWith(['users.read'])
+    const sid = sidOf(sub.token)
+    const adminCall = () => api('/api/v1/admin/users', { token: sub.token })
+    expect((await adminCall()).status).toBe(200)
+    // idle past ADMIN_SESSION_IDLE_TIMEOUT (1 h), well within the user's 7 days
+    await age(sid, { lastSeenAgoMs: H + 1000 })
+    const idle = await adminCall()
+    expect(idle.status).toBe(401)
+    expect(idle.body.error.code).toBe('admin_session_expired')
+    expect((await api('/api/v1/auth/me', { token: sub.token })).status).toBe(200)
+    // used again (the /me call above touched it), but older than ADMIN_SESSION_TTL (12 h)
+    await age(sid, { createdAgoMs: 12 * H + 1000, lastSeenAgoMs: 0 })
+    expect((await adminCall()).body.error.code).toBe('admin_session_expired')
+    // a refresh keeps the session and so its age; a new sign-in gives an admin-grade session again
+    const again = await login(sub.mobile, sub.password)
+    expect((await api('/api/v1/admin/users', { token: again.access_token })).status).toBe(200)
   })
 })
 

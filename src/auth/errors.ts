@@ -16,4 +16,5 @@ export const AuthErrors = defineErrors({
   bearer_missing: { status: 401, code: 'unauthorized', message: 'A bearer access token is required' },
   not_admin_audience: { status: 403, code: 'forbidden', message: 'This token is not valid for the admin API' },
   not_admin: { status: 403, code: 'forbidden', message: 'Admin role required' },
+  admin_session_expired: { status: 401, message: 'This session is past the admin session lifetimes (ADMIN_SESSION_TTL, ADMIN_SESSION_IDLE_TIMEOUT); sign in again to use the admin API' },
 })

@@ -50,11 +50,13 @@ export type SessionState = 'live' | 'ended' | 'user_disabled'
  * The one rule for "may this session still act": not ended, within its absolute lifetime
  * (REFRESH_TOKEN_TTL, ADMIN_SESSION_TTL for admins), used within the idle timeout
  * (SESSION_IDLE_TIMEOUT, ADMIN_SESSION_IDLE_TIMEOUT for admins), and its user active.
+ * `adminGrade` holds any session to the admin lifetimes: the admin API asks it of a
+ * sub-admin's session (src/delegation/guard.ts), whose user role is USER.
  */
-export function sessionState(env: Env, row: SessionWithUser | undefined | null, now = Date.now()): SessionState {
+export function sessionState(env: Env, row: SessionWithUser | undefined | null, now = Date.now(), o: { adminGrade?: boolean } = {}): SessionState {
   if (!row || row.session.revokedAt !== null || row.session.expiresAt <= now) return 'ended'
   const cfg = getConfig(env)
-  const admin = row.user.role === 'ADMIN'
+  const admin = row.user.role === 'ADMIN' || o.adminGrade === true
   if (admin && now - row.session.createdAt >= cfg.adminSessionTtl * 1000) return 'ended'
   const idleS = admin ? cfg.adminSessionIdleTimeout : cfg.sessionIdleTimeout
   if (now - (row.session.lastSeenAt ?? row.session.createdAt) >= idleS * 1000) return 'ended'

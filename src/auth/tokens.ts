@@ -254,6 +254,8 @@ export interface VerifiedAccess {
   audience: string[]
   clientId?: string
   scope?: string
+  /** the session is also within the admin lifetimes (ADMIN_SESSION_TTL, ADMIN_SESSION_IDLE_TIMEOUT), whatever the user's role */
+  adminGradeLive: boolean
 }
 
 /**
@@ -287,6 +289,7 @@ export async function verifyAccessToken(env: Env, token: string, audience?: stri
     audience: aud,
     clientId: typeof payload.client_id === 'string' ? payload.client_id : undefined,
     scope: typeof payload.scope === 'string' ? payload.scope : undefined,
+    adminGradeLive: sessionState(env, session, undefined, { adminGrade: true }) === 'live',
   }
 }
 

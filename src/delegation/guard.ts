@@ -50,5 +50,8 @@ async function resolvePrincipal(c: Parameters<MiddlewareHandler<AppEnv>>[0]): Pr
   if (v.role === 'ADMIN') return { kind: 'admin', userId: v.userId }
   const grants = await grantsOfUser(c.env, v.userId)
   if (!grants.length) throw AuthErrors.not_admin()
+  // admin power, admin lifetimes: a sub-admin's session is held to ADMIN_SESSION_TTL and
+  // ADMIN_SESSION_IDLE_TIMEOUT here, though it lives on for the rest of the product
+  if (!v.adminGradeLive) throw AuthErrors.admin_session_expired()
   return { kind: 'subadmin', userId: v.userId, grants }
 }
