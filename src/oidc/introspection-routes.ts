@@ -44,8 +44,7 @@ introspectionRoutes.openapi(
       const read = f.token ? readForIntrospection(c.env, f.token) : undefined
       read?.catch(() => {})
       // a client introspecting its own token is authenticated with the app row that read joined (no read of its own)
-      const knownApp = read && ((id: string) => read.then((r) => (introspectedClient(r)?.appId === id ? introspectedClient(r) : undefined)))
-      const { app } = await authenticateClient(c, f, { allowPublic: false, knownApp })
+      const { app } = await authenticateClient(c, f, { allowPublic: false, knownApp: read?.then(introspectedClient, () => undefined) })
       if (!f.token || !read) throw new OAuthError('invalid_request', 'token is required')
       noStore(c)
       const answer = introspect(c.env, app, await read)

@@ -155,12 +155,11 @@ export async function authenticateClient(
   opts: {
     allowPublic: boolean
     /**
-     * The client's row as the endpoint's own read returned it (the app joined to the
-     * presented token), when that token names this client: then client authentication
-     * needs no read of its own. Otherwise (no token, another client's, a failed read) the
-     * row is read by id.
+     * The app row the endpoint's own read joined to the presented token: when it is this
+     * client's, client authentication needs no read of its own. Otherwise (no token,
+     * another client's, a failed read) the row is read by id.
      */
-    knownApp?: (clientId: string) => Promise<Application | null | undefined>
+    knownApp?: Promise<Application | null | undefined>
   },
 ): Promise<{ app: Application; method: ClientAuthMethod }> {
   const header = c.req.header('Authorization')
@@ -187,7 +186,9 @@ export async function authenticateClient(
   if (!clientId) throw fail('Client authentication is required')
   const method: ClientAuthMethod = basic ? 'client_secret_basic' : form.client_secret !== undefined ? 'client_secret_post' : 'none'
   // The client's lookup shares its round trip with the per-IP count; a refused count wins, and nothing is written before it.
-  const known = opts.knownApp && (await opts.knownApp(clientId).catch(() => undefined))
+  // callers pass it settled to undefined on failure: it may go unawaited when the request is refused earlier
+  const joined = await opts.knownApp
+  const known = joined?.appId === clientId ? joined : undefined
   const [app] = await Promise.all([known ?? findApplication(c.env, clientId), oauthRateLimitPassed(c)])
   const refuse = async (description: string, reason: string) => {
     const ip = c.get('clientIp')

@@ -75,8 +75,7 @@ Errors use the OAuth format \`{ "error", "error_description" }\` (RFC 6749 §5.2
       const pre = GRANT_PREFETCH[f.grant_type]
       const prefetched = pre?.read(c.env, f)
       prefetched?.catch(() => {}) // awaited (and its error seen) only by the grant, after client authentication
-      const knownApp = prefetched && ((id: string) => prefetched.then((r) => (pre!.app(r)?.appId === id ? pre!.app(r) : undefined)))
-      const client = await authenticateClient(c, f, { allowPublic: true, knownApp })
+      const client = await authenticateClient(c, f, { allowPublic: true, knownApp: prefetched?.then((r) => pre!.app(r), () => undefined) })
       // RFC 6749 §5.2 unauthorized_client: a client uses only the grants registered for it.
       if (!client.app.grantTypes.includes(f.grant_type)) throw new OAuthError('unauthorized_client', `This client may not use the ${f.grant_type} grant`)
       const body = await GRANTS[f.grant_type](c.env, client, f, { requestId: c.get('requestId'), ip: c.get('clientIp'), prefetched })
