@@ -8,7 +8,7 @@ import { UserProfile, publicUser } from '../users/view'
 import { verifyCaptcha } from '../captcha/service'
 import { invalidCaptcha } from '../sms/routes'
 import { requireSignedApp } from '../signing/verify'
-import { SignedHeaders } from '../signing/headers'
+import { signedHeaderParams } from '../signing/headers'
 import { appSignatureSecurity } from '../signing/routes'
 import { registerUser, resetPassword, registrationOpen, registrationClosed } from './service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
@@ -33,7 +33,8 @@ passwordResetRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
-    request: { headers: SignedHeaders, body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
+    parameters: signedHeaderParams,
+    request: { body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
     responses: { 200: { description: 'Password changed; all sessions ended', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }).openapi('PasswordReset') } } }, ...pick(400, 401, 403, 429) },
   }),
   async (c) => {

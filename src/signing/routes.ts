@@ -4,7 +4,7 @@ import { errorResponses } from '../lib/errors'
 import { SigningErrors } from './errors'
 import { router } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
-import { SignedHeaders } from './headers'
+import { signedHeaderParams } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
 import { sha256Hex } from '../lib/crypto'
 
@@ -46,7 +46,7 @@ signingRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
-    request: { headers: SignedHeaders },
+    parameters: signedHeaderParams,
     responses: { 200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping } } }, ...signedErrors },
   }),
   async (c) => {
@@ -66,7 +66,7 @@ signingRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
-    request: { headers: SignedHeaders },
+    parameters: signedHeaderParams,
     responses: {
       200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping.extend({ body_sha256: z.string().openapi({ example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }) }) } } },
       ...signedErrors,

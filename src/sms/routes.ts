@@ -4,7 +4,7 @@ import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { CaptchaErrors } from '../captcha/errors'
 import { requireSignedApp } from '../signing/verify'
-import { SignedHeaders } from '../signing/headers'
+import { signedHeaderParams } from '../signing/headers'
 import { appSignatureSecurity } from '../signing/routes'
 import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
@@ -67,8 +67,8 @@ smsRoutes.openapi(
     ...OPEN,
     security: appSignatureSecurity,
     middleware: [requireSignedApp] as const,
+    parameters: signedHeaderParams,
     request: {
-      headers: SignedHeaders,
       body: jsonBody(
         z.object({
           mobile: MobileField,

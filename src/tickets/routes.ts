@@ -3,7 +3,7 @@ import type { Context } from 'hono'
 import { OPEN, pick, jsonBody, mergeErrors } from '../lib/openapi'
 import { signedErrors } from '../signing/routes'
 import { router } from '../context'
-import { SignedHeaders } from '../signing/headers'
+import { signedHeaderParams } from '../signing/headers'
 import type { AppEnv } from '../context'
 import { MobileField } from '../lib/mobile'
 import { ApiError, CommonErrors, errorResponses } from '../lib/errors'
@@ -104,7 +104,8 @@ ticketRoutes.openapi(
         },
       }),
     ] as const,
-    request: { headers: SignedHeaders, body: jsonBody(ExchangeBody) },
+    parameters: signedHeaderParams,
+    request: { body: jsonBody(ExchangeBody) },
     responses: {
       200: { description: 'Ticket issued', content: { 'application/json': { schema: ExchangeResponse } } },
       ...mergeErrors(
@@ -220,8 +221,8 @@ ticketRoutes.openapi(
         },
       }),
     ] as const,
+    parameters: signedHeaderParams,
     request: {
-      headers: SignedHeaders,
       body: jsonBody(z.object({ ticket: z.string().min(1).max(256).openapi({ example: TICKET_EXAMPLE }) }).openapi('TicketVerifyRequest')),
     },
     responses: {
