@@ -1,11 +1,11 @@
 import type { Env } from '../env'
 import { getDb } from '../db'
-import { normalizeMobile, type E164 } from '../lib/mobile'
+import type { E164 } from '../lib/mobile'
 import type { AppUserMapping } from '../mappings/schema'
 import { classifyWriteError, insertMappingsStatements, mappingStateOf, updateMappingsStatements } from '../mappings/service'
 import { mapColumns, type ColumnAliases, type ParsedSheet } from './parse'
 import type { ImportKind, Plan } from './apply'
-import { FIELD_MAX, REASONS, cell, type Applied, type Classified, type JobContext, type PreviewRow, type Reason } from './rows'
+import { REASONS, cell, invalidRow, readMobileRow, type Applied, type Classified, type JobContext, type PreviewRow, type Reason } from './rows'
 
 /*
  * Mapping import (docs/import.md): rows `mobile, mapped_key, name` into one app.
@@ -24,8 +24,6 @@ export const MAPPING_COLUMNS: ColumnAliases<'mobile' | 'mapped_key' | 'name'> = 
 /** D1 reads per classification step: the lists travel as JSON, so this is a size bound, not a parameter bound. */
 const READ_CHUNK = 2_000
 
-const invalid = (row: number, reason: Reason, data: PreviewRow['data'], message: string = REASONS[reason]): PreviewRow => ({ row, status: 'invalid', reason, message, fixed: true, data })
-
 /** Reads the cells and checks what the file alone can tell: bad cells, repeats. */
 function readRows(sheet: ParsedSheet): Classified & { pending: PreviewRow[] } {
   const { index, ignored } = mapColumns(sheet.header, MAPPING_COLUMNS, ['mobile', 'mapped_key'])
@@ -36,23 +34,14 @@ function readRows(sheet: ParsedSheet): Classified & { pending: PreviewRow[] } {
   for (const { row, cells } of sheet.rows) {
     const raw = { mobile: cell(cells, index.mobile), mapped_key: cell(cells, index.mapped_key), name: cell(cells, index.name) }
     const data = { mobile: raw.mobile, mapped_key: raw.mapped_key, name: raw.name || null }
-    const long = (Object.keys(raw) as (keyof typeof raw)[]).find((f) => raw[f].length > FIELD_MAX[f])
-    if (long) {
-      rows.push(invalid(row, 'field_too_long', data, `${long} is longer than ${FIELD_MAX[long]} characters`))
+    const read = readMobileRow(row, raw, data, ['mobile', 'mapped_key', 'name'])
+    if ('invalid' in read) {
+      rows.push(read.invalid)
       continue
     }
-    if (!raw.mobile) {
-      rows.push(invalid(row, 'mobile_missing', data))
-      continue
-    }
-    const mobile = normalizeMobile(raw.mobile)
-    if (!mobile) {
-      rows.push(invalid(row, 'invalid_mobile', data))
-      continue
-    }
-    data.mobile = mobile
+    const { mobile } = read
     if (!raw.mapped_key) {
-      rows.push(invalid(row, 'mapped_key_missing', data))
+      rows.push(invalidRow(row, 'mapped_key_missing', data))
       continue
     }
     const earlier = seenMobile.get(mobile) ?? seenKey.get(raw.mapped_key)

@@ -1,4 +1,5 @@
 import type { AuditActor } from '../audit/service'
+import { normalizeMobile, type E164 } from '../lib/mobile'
 
 /*
  * The shapes an import passes around: a previewed row (stored in the importer's Durable
@@ -84,3 +85,25 @@ export const REASONS = {
   invalid_password_hash: 'password_hash is not in an accepted format',
 } as const
 export type Reason = keyof typeof REASONS
+
+export const invalidRow = (row: number, reason: Reason, data: PreviewRow['data'], message: string = REASONS[reason]): PreviewRow => ({ row, status: 'invalid', reason, message, fixed: true, data })
+
+/**
+ * The checks every kind of row starts with, in order: no cell over its bound, a mobile
+ * present and a mobile number. Writes the normalised mobile into `data`. Answers the
+ * invalid row, or the mobile for the kind's own checks.
+ */
+export function readMobileRow<F extends keyof typeof FIELD_MAX>(
+  row: number,
+  raw: { mobile: string } & Record<F, string>,
+  data: PreviewRow['data'],
+  bounded: readonly F[],
+): { invalid: PreviewRow } | { mobile: E164 } {
+  const long = bounded.find((f) => raw[f].length > FIELD_MAX[f])
+  if (long) return { invalid: invalidRow(row, 'field_too_long', data, `${long} is longer than ${FIELD_MAX[long]} characters`) }
+  if (!raw.mobile) return { invalid: invalidRow(row, 'mobile_missing', data) }
+  const mobile = normalizeMobile(raw.mobile)
+  if (!mobile) return { invalid: invalidRow(row, 'invalid_mobile', data) }
+  data.mobile = mobile
+  return { mobile }
+}

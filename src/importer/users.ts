@@ -1,6 +1,6 @@
 import type { Env } from '../env'
 import { getDb } from '../db'
-import { normalizeMobile, type E164 } from '../lib/mobile'
+import type { E164 } from '../lib/mobile'
 import { hashPassword, legacyHashFormat } from '../lib/password'
 import { base64url, randomBytes } from '../lib/crypto'
 import { endSessionsStatements } from '../auth/sessions'
@@ -9,7 +9,7 @@ import type { User } from '../users/schema'
 import { insertUsersStatement, isMobileTaken, passwordParams, updateUserStatement, usersByMobiles } from '../users/service'
 import { mapColumns, type ColumnAliases, type ParsedSheet } from './parse'
 import type { ImportKind, Plan } from './apply'
-import { FIELD_MAX, REASONS, cell, type Applied, type Classified, type JobContext, type PreviewRow, type Reason } from './rows'
+import { REASONS, cell, invalidRow, readMobileRow, type Applied, type Classified, type JobContext, type PreviewRow, type Reason } from './rows'
 
 /*
  * Users import (docs/import.md): `mobile` and optionally `name, email, status,
@@ -36,8 +36,6 @@ const READ_CHUNK = 2_000
 const MAX_STATEMENTS = 300
 const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
-const invalid = (row: number, reason: Reason, data: PreviewRow['data'], message: string = REASONS[reason]): PreviewRow => ({ row, status: 'invalid', reason, message, fixed: true, data })
-
 function readRows(sheet: ParsedSheet) {
   const { index, ignored } = mapColumns(sheet.header, USER_COLUMNS, ['mobile'])
   const rows: PreviewRow[] = []
@@ -46,33 +44,24 @@ function readRows(sheet: ParsedSheet) {
   for (const { row, cells } of sheet.rows) {
     const raw = { mobile: cell(cells, index.mobile), name: cell(cells, index.name), email: cell(cells, index.email), status: cell(cells, index.status).toUpperCase(), password_hash: cell(cells, index.password_hash) }
     const data: PreviewRow['data'] = { mobile: raw.mobile, name: raw.name || null, email: raw.email || null, status: raw.status || null, password_hash: raw.password_hash || null }
-    const long = (['mobile', 'name', 'email', 'password_hash'] as const).find((f) => raw[f].length > FIELD_MAX[f])
-    if (long) {
-      rows.push(invalid(row, 'field_too_long', data, `${long} is longer than ${FIELD_MAX[long]} characters`))
+    const read = readMobileRow(row, raw, data, ['mobile', 'name', 'email', 'password_hash'])
+    if ('invalid' in read) {
+      rows.push(read.invalid)
       continue
     }
-    if (!raw.mobile) {
-      rows.push(invalid(row, 'mobile_missing', data))
-      continue
-    }
-    const mobile = normalizeMobile(raw.mobile)
-    if (!mobile) {
-      rows.push(invalid(row, 'invalid_mobile', data))
-      continue
-    }
-    data.mobile = mobile
+    const { mobile } = read
     if (raw.email && !EMAIL_RE.test(raw.email)) {
-      rows.push(invalid(row, 'invalid_email', data))
+      rows.push(invalidRow(row, 'invalid_email', data))
       continue
     }
     if (raw.status && raw.status !== 'ACTIVE' && raw.status !== 'DISABLED') {
-      rows.push(invalid(row, 'invalid_status', data))
+      rows.push(invalidRow(row, 'invalid_status', data))
       continue
     }
     if (raw.password_hash) {
       const f = legacyHashFormat(raw.password_hash)
       if ('error' in f) {
-        rows.push(invalid(row, 'invalid_password_hash', data, `password_hash: ${f.error}`))
+        rows.push(invalidRow(row, 'invalid_password_hash', data, `password_hash: ${f.error}`))
         continue
       }
     }
