@@ -466,8 +466,8 @@ req/s is requests over wall time; "÷ bare" compares a row with the bare route *
 pass**. The throughput targets (signed ping, ticket exchange and redeem) are taken against
 bare-route runs of their own, one just before the scenario's run (before its pool is minted)
 and one just after (the target line gives both): this machine is shared and its speed drifts
-(the bare route has measured from about 1,000 to 1,450 req/s on different runs of the same
-code), so a bare row measured minutes earlier is a weaker yardstick.
+(in one run of the same code the bare route measured from 947 to 1,520 req/s), so a bare
+row measured minutes earlier is a weaker yardstick.
 
 **CPU per request** is read from \`/proc/<pid>/stat\` (utime + stime of all threads, clock
 ticks of ${1000 / CLK_TCK} ms from \`getconf CLK_TCK\`) before and after each measured run, divided
