@@ -70,8 +70,16 @@ export function timingSafeEqual(a: string, b: string): boolean {
 // CryptoKeys, not promises: a promise shared between requests would make one request wait on another.
 const keyCache = new Map<string, CryptoKey>()
 
-export function masterKeyId(masterKey: string): Promise<string> {
-  return sha256Hex(masterKey).then((h) => h.slice(0, 8))
+// The id is a public function of the key (it is written into every envelope), computed on every
+// partner call's secret decryption; a string, not a promise, for the reason above.
+const keyIds = new Map<string, string>()
+
+export async function masterKeyId(masterKey: string): Promise<string> {
+  const hit = keyIds.get(masterKey)
+  if (hit !== undefined) return hit
+  const id = (await sha256Hex(masterKey)).slice(0, 8)
+  keyIds.set(masterKey, id)
+  return id
 }
 
 function masterKeyBytes(masterKey: string): Uint8Array<ArrayBuffer> {

@@ -281,9 +281,23 @@ export class AppGate extends DurableObject<Env> {
   }
 }
 
+// An object id is a pure function of the namespace and the name, and deriving it is a hash
+// on every signed call (an exchange derives two), so the isolate keeps the ids it derived:
+// ids only, never stubs (a stub belongs to the request that made it).
+const gateIds = new WeakMap<object, Map<string, DurableObjectId>>()
+const MAX_GATE_IDS = 1000
+
 /** The gate of an application. */
 export function appGate(env: Env, appId: string) {
-  return env.APP_GATE.get(env.APP_GATE.idFromName(appId))
+  const ns = env.APP_GATE
+  let ids = gateIds.get(ns)
+  if (!ids) gateIds.set(ns, (ids = new Map()))
+  let id = ids.get(appId)
+  if (!id) {
+    if (ids.size >= MAX_GATE_IDS) ids.delete(ids.keys().next().value!)
+    ids.set(appId, (id = ns.idFromName(appId)))
+  }
+  return ns.get(id)
 }
 
 /**
