@@ -132,7 +132,7 @@ export function withTicket(redirectUri: string, ticket: string): string {
 }
 
 /** The target app's registered callback: its first redirect URI. */
-export function callbackOf(app: Application): string {
+export function callbackOf(app: Pick<Application, 'appId' | 'redirectUris'>): string {
   const uri = app.redirectUris[0]
   if (!uri) throw TicketErrors.target_app_no_callback({ message: `Application ${app.appId} has no registered redirect URI to send the user to` })
   return uri
@@ -143,11 +143,26 @@ export interface ExchangeInput {
   user_mobile: E164
 }
 
+/**
+ * The columns of the target app an exchange is decided on and answers with: only these are
+ * read (not the row's secret envelope, not the user's password hash), which also keeps the
+ * statement's answer small on the hop every cross-app sign-in makes.
+ */
+const exchangeTargetColumns = {
+  appId: applications.appId,
+  status: applications.status,
+  protocolType: applications.protocolType,
+  partnerApiEnabled: applications.partnerApiEnabled,
+  redirectUris: applications.redirectUris,
+  accessPolicy: applications.accessPolicy,
+}
+export type ExchangeTarget = Pick<Application, keyof typeof exchangeTargetColumns>
+
 /** What an exchange is decided on, read in one D1 statement. */
 export interface ExchangeReads {
   input: ExchangeInput
-  target: Application | undefined
-  user: User | undefined
+  target: ExchangeTarget | undefined
+  user: Pick<User, 'id' | 'status'> | undefined
   /** the user's mapping (active or not) in the source app and in the target app */
   sourceMapping: { isActive: boolean } | undefined
   targetMapping: { isActive: boolean; mappedKey: string } | undefined
@@ -168,8 +183,8 @@ const exchangeQuery = preparedOnce((db) => {
   const [target, mobile, source] = [sql.placeholder('target'), sql.placeholder('mobile'), sql.placeholder('source')]
   return db
     .select({
-      target: applications,
-      user: users,
+      target: exchangeTargetColumns,
+      user: { id: users.id, status: users.status },
       sourceActive: mappingActiveSql(sql`${source}`, users.id),
       targetMapping: { isActive: appUserMappings.isActive, mappedKey: appUserMappings.mappedKey },
       // the grants' recursive CTE cannot refer to the joined user: it finds the user again by mobile
@@ -204,7 +219,7 @@ export async function exchangeReads(env: Env, sourceAppId: string, input: Exchan
  * Explicit codes past that point are deliberate: the caller is a signed app server that
  * already holds the user.
  */
-export function decideExchange(source: Application, r: ExchangeReads): { target: Application; user: User; mappedKey: string } {
+export function decideExchange(source: Application, r: ExchangeReads): { target: ExchangeTarget; user: Pick<User, 'id' | 'status'>; mappedKey: string } {
   const targetAppId = r.input.target_app_id
   if (source.protocolType !== 'SIMPLE_API') throw TicketErrors.source_app_not_simple_api()
   if (!source.ssoTargets.includes(targetAppId)) throw TicketErrors.target_not_allowed({ message: `${targetAppId} is not in this application's sso_targets` })
@@ -226,9 +241,12 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
  * What the redemption re-check is decided on, in one statement: the user, their active
  * mapping in the redeeming app, and the app's access policy with the user's access grants.
  */
+/** The user's columns a redemption re-checks and answers with. */
+type RedeemedUser = Pick<User, 'mobile' | 'name' | 'status'>
+
 export interface RedemptionReads {
   userId: string
-  user: User | undefined
+  user: RedeemedUser | undefined
   mapping: { mappedKey: string; name: string | null } | undefined
   admission: { policy: AccessPolicy; access: string | null } | undefined
 }
@@ -238,7 +256,7 @@ const redemptionQuery = preparedOnce((db) => {
   const [app, user] = [sql.placeholder('app'), sql.placeholder('user')]
   return db
     .select({
-      user: users,
+      user: { mobile: users.mobile, name: users.name, status: users.status },
       mapping: { mappedKey: appUserMappings.mappedKey, name: appUserMappings.name },
       policy: applications.accessPolicy,
       access: accessGrantsSql(applications.accessPolicy, sql`${app}`, sql`${user}`),
@@ -261,7 +279,7 @@ export async function redemptionReads(env: Env, appId: string, userId: string): 
  * The name answered is the one the target app synced for its mapping, falling back to the user's own:
  * the target shows the person as it knows them (the same rule as the mapping feed).
  */
-export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): User & { mappedKey: string } {
+export function recheckRedeemed(t: TicketRecord, r: RedemptionReads): RedeemedUser & { mappedKey: string } {
   if (!r.user) throw TicketErrors.redeemed_user_gone()
   if (r.user.status !== 'ACTIVE') throw TicketErrors.redeemed_user_disabled()
   if (!r.mapping) throw TicketErrors.redeemed_mapping_disabled()
