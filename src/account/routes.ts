@@ -8,8 +8,7 @@ import { UserProfile, publicUser } from '../users/view'
 import { verifyCaptcha } from '../captcha/service'
 import { invalidCaptcha } from '../sms/routes'
 import { requireSignedApp } from '../signing/verify'
-import { signedHeaderParams } from '../signing/headers'
-import { appSignatureSecurity } from '../signing/routes'
+import { signedRoute } from '../signing/routes'
 import { registerUser, resetPassword, registrationOpen, registrationClosed } from './service'
 import { PASSWORD_MAX_LENGTH as PASSWORD_MAX, PASSWORD_MIN_LENGTH as PASSWORD_MIN } from '../lib/password'
 
@@ -30,10 +29,7 @@ passwordResetRoutes.openapi(
     summary: 'Reset a password with an SMS code',
     description:
       'Signed request. Flow: `GET /api/v1/utils/captcha` → `POST /api/v1/open/sms/send` (purpose `reset`) → this call with the code from the SMS. Sets the new password and signs the user out everywhere: every session and refresh token is revoked, and access tokens of those sessions are refused by UAP Edge at once. A wrong or expired code is 400 `invalid_sms_code` (with `attempts_left`); after 5 wrong codes 429 `too_many_attempts` until a new code is requested; after 10 wrong codes for the number in 24 h, across resends, 429 `sms_code_locked` (Retry-After) whatever the code.',
-    ...OPEN,
-    security: appSignatureSecurity,
-    middleware: [requireSignedApp] as const,
-    parameters: signedHeaderParams,
+    ...signedRoute(requireSignedApp),
     request: { body: jsonBody(z.object({ mobile: MobileField, sms_code: SmsCode, new_password: NewPassword })) },
     responses: { 200: { description: 'Password changed; all sessions ended', content: { 'application/json': { schema: z.object({ ok: z.literal(true) }).openapi('PasswordReset') } } }, ...pick(400, 401, 403, 429) },
   }),

@@ -2,7 +2,8 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { OPEN, pick, mergeErrors } from '../lib/openapi'
 import { errorResponses } from '../lib/errors'
 import { SigningErrors } from './errors'
-import { router } from '../context'
+import type { MiddlewareHandler } from 'hono'
+import { router, type AppEnv } from '../context'
 import { requireSignedApp, MAX_SKEW_S } from './verify'
 import { signedHeaderParams } from './headers'
 import { SIGNATURE_HEADERS } from './canonical'
@@ -26,6 +27,15 @@ export const signedErrors = mergeErrors(
 
 export const appSignatureSecurity: Record<string, string[]>[] = [{ appSignature: [] }]
 
+/**
+ * What every signed partner route spreads into its createRoute: open to partners, the
+ * signature scheme, the check itself (requireSignedApp, or a signedApp() with what the route
+ * asks of the gate call) and the four headers documented, so no signed route can leave one out.
+ */
+export function signedRoute<M extends MiddlewareHandler<AppEnv>>(check: M) {
+  return { ...OPEN, security: appSignatureSecurity, middleware: [check] as [M], parameters: signedHeaderParams }
+}
+
 const Ping = z
   .object({
     ok: z.literal(true),
@@ -43,10 +53,7 @@ signingRoutes.openapi(
     summary: 'Check your request signing',
     description:
       'A signed no-op: answers 200 with your app_id and the server time when the signature, timestamp and nonce are right, and the exact error code when not. Use it before calling anything else. Query parameters are allowed (and signed) so you can test your query canonicalization.',
-    ...OPEN,
-    security: appSignatureSecurity,
-    middleware: [requireSignedApp] as const,
-    parameters: signedHeaderParams,
+    ...signedRoute(requireSignedApp),
     responses: { 200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping } } }, ...signedErrors },
   }),
   async (c) => {
@@ -63,10 +70,7 @@ signingRoutes.openapi(
     summary: 'Check your request signing, body included',
     description:
       'Like GET, for requests with a body: any body (JSON or not) is accepted, and the answer includes the SHA-256 the server computed over the bytes it received, to compare with the hash in your canonical string.',
-    ...OPEN,
-    security: appSignatureSecurity,
-    middleware: [requireSignedApp] as const,
-    parameters: signedHeaderParams,
+    ...signedRoute(requireSignedApp),
     responses: {
       200: { description: 'Signature accepted', content: { 'application/json': { schema: Ping.extend({ body_sha256: z.string().openapi({ example: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' }) }) } } },
       ...signedErrors,

@@ -1,11 +1,10 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { OPEN, pick, jsonBody } from '../lib/openapi'
+import { pick, jsonBody } from '../lib/openapi'
 import { router } from '../context'
 import { MobileField } from '../lib/mobile'
 import { CaptchaErrors } from '../captcha/errors'
 import { requireSignedApp } from '../signing/verify'
-import { signedHeaderParams } from '../signing/headers'
-import { appSignatureSecurity } from '../signing/routes'
+import { signedRoute } from '../signing/routes'
 import { verifyCaptcha } from '../captcha/service'
 import { registrationClosed, registrationOpen } from '../account/service'
 import type { Context } from 'hono'
@@ -64,10 +63,7 @@ smsRoutes.openapi(
       'The answer never tells whether the number has an account: for `reset` and an unknown number the reply is the same and simply no SMS is sent.',
       'The text is in `lang` (`en` or `zh-CN`), else in the language of the Accept-Language header, else English.',
     ].join(' '),
-    ...OPEN,
-    security: appSignatureSecurity,
-    middleware: [requireSignedApp] as const,
-    parameters: signedHeaderParams,
+    ...signedRoute(requireSignedApp),
     request: {
       body: jsonBody(
         z.object({

@@ -1,9 +1,8 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import type { Context } from 'hono'
-import { OPEN, pick, jsonBody, mergeErrors } from '../lib/openapi'
-import { signedErrors } from '../signing/routes'
+import { pick, jsonBody, mergeErrors } from '../lib/openapi'
+import { signedErrors, signedRoute } from '../signing/routes'
 import { router } from '../context'
-import { signedHeaderParams } from '../signing/headers'
 import type { AppEnv } from '../context'
 import { MobileField, normalizeMobile } from '../lib/mobile'
 import { ApiError, CommonErrors, errorResponses } from '../lib/errors'
@@ -100,8 +99,7 @@ ticketRoutes.openapi(
       '',
       'Errors past the first two checks are explicit (listed below): the caller is an authenticated partner server that already holds the user; every exchange is rate limited per source app (`ticket_exchange_app`) and every refusal is audited.',
     ].join('\n'),
-    ...OPEN,
-    middleware: [
+    ...signedRoute(
       signedApp({
         policies: ['ticket_exchange_app'],
         // the D1 reads the decision needs go out with the gate call (one round trip)
@@ -110,8 +108,7 @@ ticketRoutes.openapi(
           return input ? { prefetch: () => exchangeReads(c.env, app.appId, input) } : {}
         },
       }),
-    ] as const,
-    parameters: signedHeaderParams,
+    ),
     request: { body: jsonBody(ExchangeBody) },
     responses: {
       200: { description: 'Ticket issued', content: { 'application/json': { schema: ExchangeResponse } } },
@@ -206,8 +203,7 @@ ticketRoutes.openapi(
       '`user_disabled` / `mapping_disabled` / `mapping_changed` (403; the ticket is consumed).',
       'The answer carries the `state` the ticket was requested with (or null): check it against the browser that brought the ticket.',
     ].join('\n'),
-    ...OPEN,
-    middleware: [
+    ...signedRoute(
       signedApp({
         // your own ticket is redeemed in the call that admits this request (nonce and rate
         // first) while its account re-check is read beside it (the user is sealed in the
@@ -227,8 +223,7 @@ ticketRoutes.openapi(
           }
         },
       }),
-    ] as const,
-    parameters: signedHeaderParams,
+    ),
     request: {
       body: jsonBody(z.object({ ticket: z.string().min(1).max(256).openapi({ example: TICKET_EXAMPLE }) }).openapi('TicketVerifyRequest')),
     },
