@@ -3,7 +3,7 @@ import { type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
-import { launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
+import { callWorker, launchChromium, startWranglerDev, testPort, type DevServer } from './wrangler-dev'
 import { startFakeGitHub, type RunningGitHub } from '../test-upstream/github'
 import { en, type Catalog } from '../src/pages/i18n/en'
 import { zhCN } from '../src/pages/i18n/zh-CN'
@@ -49,10 +49,7 @@ let hr: { app_id: string }
 /** What was taken, for the index. */
 const taken: { file: string; lang: Lang; viewport: Viewport; page: string; url: string; title: string }[] = []
 
-async function call(method: string, p: string, json?: unknown, auth?: string) {
-  const r = await fetch(`${server.url}${p}`, { method, headers: { 'Content-Type': 'application/json', ...(auth ? { Authorization: `Bearer ${auth}` } : {}) }, body: json === undefined ? undefined : JSON.stringify(json) })
-  return { status: r.status, data: (await r.json()) as any }
-}
+const call = (method: string, p: string, json?: unknown, token?: string) => callWorker(server.url, method, p, { json, token })
 
 beforeAll(async () => {
   rmSync(OUT, { recursive: true, force: true })
