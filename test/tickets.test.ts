@@ -12,6 +12,8 @@ import { issueTicket, ticketTarget, ticketTtlS, ticketUser, withTicket } from '.
 import { TICKET_RETAIN_MS } from '../src/tickets/store'
 import { appGate } from '../src/signing/gate'
 import { sha256Hex } from '../src/lib/crypto'
+import { getDb } from '../src/db'
+import { auditStatement } from '../src/audit/service'
 import { Browser, inputValue } from './support/browser'
 
 const EXCHANGE = '/api/v1/simple/ticket/exchange'
@@ -590,6 +592,27 @@ describe("tickets live in the target app's AppGate (no object per ticket)", () =
     expect(rows.results.map((r) => r.request_id)).toEqual(Array.from({ length: n }, (_, i) => `req-${i}`))
     expect(rows.results.map((r) => JSON.parse(r.details).n)).toEqual(Array.from({ length: n }, (_, i) => i))
     expect(await runInDurableObject(stub, (_o, state) => state.storage.sql.exec<{ c: number }>('SELECT COUNT(*) AS c FROM audit_outbox').one().c)).toBe(0)
+  })
+
+  it('a row the outbox ships reads exactly like the same entry written by auditStatement', async () => {
+    const w = await world()
+    const base = { targetAppId: w.target.app_id, sourceAppId: w.source.app_id, userId: w.user.id, mappedKey: w.mappedKey }
+    const at = Date.now() - 5000
+    const entry = { at, action: 'ticket.issued', actorType: 'app' as const, actorId: w.source.app_id, targetType: 'user', targetId: w.user.id, ip: '203.0.113.9', authority: { right: 'x', via: ['y'] }, details: { via: 'exchange', nested: { a: [1, 'two'] } } }
+    await issueTicket(env, base, { ...entry, requestId: 'req-outbox' }, at)
+    await runDurableObjectAlarm(gateOf(w.target))
+    const db = getDb(env.DB)
+    await db.batch([auditStatement(db, { ...entry, details: { ...entry.details, expires_in: ticketTtlS(env) }, requestId: 'req-direct' })])
+    const rows = await env.DB.prepare("SELECT * FROM audit_logs WHERE request_id IN ('req-outbox', 'req-direct') ORDER BY request_id DESC").all<Record<string, unknown>>()
+    expect(rows.results).toHaveLength(2)
+    const [shipped, direct] = rows.results.map(({ id: _id, request_id: _r, ...rest }) => rest)
+    expect(shipped).toEqual(direct)
+    expect(JSON.parse(shipped.authority as string)).toEqual(entry.authority)
+    // absent fields are NULL on both paths
+    await issueTicket(env, base, { action: 'ticket.issued', actorType: 'system', requestId: 'req-bare' })
+    await runDurableObjectAlarm(gateOf(w.target))
+    const bare = await env.DB.prepare("SELECT actor_id, target_type, target_id, ip, authority FROM audit_logs WHERE request_id = 'req-bare'").first()
+    expect(bare).toEqual({ actor_id: null, target_type: null, target_id: null, ip: null, authority: null })
   })
 
   it("the sealed user opens only for the ticket's own target and only under the master key", async () => {

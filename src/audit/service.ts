@@ -35,13 +35,30 @@ export function auditStatement(db: DB, entry: AuditEntry) {
 /** Rows per multi-row INSERT: 10 bound values each, under D1's 100 per statement. */
 export const AUDIT_ROWS_PER_STATEMENT = 9
 
+/** The columns a bulk insert writes, in the order its values are bound (every column but the id). */
+const BULK_COLUMNS = [auditLogs.at, auditLogs.actorType, auditLogs.actorId, auditLogs.action, auditLogs.targetType, auditLogs.targetId, auditLogs.requestId, auditLogs.ip, auditLogs.details, auditLogs.authority]
+// SQL text per row count (1 to AUDIT_ROWS_PER_STATEMENT): built once per isolate, placeholders only
+const bulkSql = new Map<number, string>()
+
 /**
- * Many audit rows as few statements (AUDIT_ROWS_PER_STATEMENT rows each), for writers that
- * ship rows in bulk (the AppGate's outbox): each statement is D1 work of its own.
+ * Many audit rows as few D1 statements (AUDIT_ROWS_PER_STATEMENT rows each), for writers that
+ * ship rows in bulk (the AppGate's outbox, hundreds of rows a second on the ticket paths):
+ * each statement is D1 work of its own, and the SQL text is not rebuilt for every batch. The
+ * values are the ones auditStatement writes (JSON columns as JSON text, absent as NULL).
  */
-export function auditRowsStatements(db: DB, entries: AuditEntry[]) {
-  const out = []
-  for (let i = 0; i < entries.length; i += AUDIT_ROWS_PER_STATEMENT) out.push(db.insert(auditLogs).values(entries.slice(i, i + AUDIT_ROWS_PER_STATEMENT).map(auditRow)))
+export function auditRowsStatements(d1: D1Database, entries: AuditEntry[]): D1PreparedStatement[] {
+  const out: D1PreparedStatement[] = []
+  for (let i = 0; i < entries.length; i += AUDIT_ROWS_PER_STATEMENT) {
+    const rows = entries.slice(i, i + AUDIT_ROWS_PER_STATEMENT).map(auditRow)
+    let text = bulkSql.get(rows.length)
+    if (!text) {
+      const one = `(${BULK_COLUMNS.map(() => '?').join(', ')})`
+      text = `INSERT INTO "audit_logs" (${BULK_COLUMNS.map((col) => `"${col.name}"`).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`
+      bulkSql.set(rows.length, text)
+    }
+    const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
+    out.push(d1.prepare(text).bind(...rows.flatMap((r) => [r.at, r.actorType, r.actorId, r.action, r.targetType, r.targetId, r.requestId, r.ip, json(r.details), json(r.authority)])))
+  }
   return out
 }
 

@@ -1,7 +1,6 @@
 import { DurableObject } from 'cloudflare:workers'
 import type { Env } from '../env'
 import { log } from '../lib/logger'
-import { getDb } from '../db'
 import { auditRowsStatements, type AuditEntry } from '../audit/service'
 import { checkHit, countHit, currentWindow, type HitResult, type Window } from '../ratelimit/window'
 import { TICKET_RETAIN_MS, createTicketTable, purgeTickets, redeemTicket, storeTicket, ticketExists, type RedeemResult, type TicketRecord } from '../tickets/store'
@@ -208,12 +207,10 @@ export class AppGate extends DurableObject<Env> {
 
   /** Writes waiting audit rows to D1, oldest first; a failure leaves them for the next alarm (at least once). */
   private async flushAudit() {
-    const db = getDb(this.env.DB)
     for (;;) {
       const rows = this.sql.exec<{ id: number; entry: string }>('SELECT id, entry FROM audit_outbox ORDER BY id LIMIT ?', AUDIT_BATCH).toArray()
       if (!rows.length) return
-      const [first, ...rest] = auditRowsStatements(db, rows.map((r) => JSON.parse(r.entry) as AuditEntry))
-      await db.batch([first, ...rest])
+      await this.env.DB.batch(auditRowsStatements(this.env.DB, rows.map((r) => JSON.parse(r.entry) as AuditEntry)))
       this.sql.exec('DELETE FROM audit_outbox WHERE id <= ?', rows[rows.length - 1].id)
     }
   }
