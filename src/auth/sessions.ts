@@ -1,5 +1,5 @@
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or } from 'drizzle-orm'
-import { getDb, type DB } from '../db'
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm'
+import { getDb, statementOnce, type DB } from '../db'
 import { getConfig, type Env } from '../env'
 import { users, type User } from '../users/schema'
 import { randomToken, sha256Hex } from '../lib/crypto'
@@ -73,6 +73,18 @@ export function touchSessionStatement(db: DB, sessionId: string, now: number) {
     .update(sessions)
     .set({ lastSeenAt: now })
     .where(and(eq(sessions.id, sessionId), or(isNull(sessions.lastSeenAt), lt(sessions.lastSeenAt, now - TOUCH_EVERY_MS))))
+}
+
+const touchSessionOnce = statementOnce((db) =>
+  db
+    .update(sessions)
+    .set({ lastSeenAt: sql`${sql.placeholder('now')}` })
+    .where(and(eq(sessions.id, sql.placeholder('id')), or(isNull(sessions.lastSeenAt), lt(sessions.lastSeenAt, sql.placeholder('stale'))))),
+)
+
+/** touchSessionStatement as a plain D1 statement, for batches of statementOnce statements (refresh-token rotation). */
+export function touchSessionD1(d1: D1Database, sessionId: string, now: number) {
+  return touchSessionOnce(d1, { id: sessionId, now, stale: now - TOUCH_EVERY_MS })
 }
 
 export function needsTouch(session: Session, now: number): boolean {

@@ -1,7 +1,7 @@
 import { and, eq, sql, type Placeholder } from 'drizzle-orm'
-import { getDb, preparedOnce, type DB } from '../db'
+import { getDb, preparedOnce, statementOnce, type DB } from '../db'
 import { refreshTokens, revokedAccessTokens, sessions } from './schema'
-import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
+import { readSession, revokeFamilyStatement, sessionState, touchSessionD1 } from './sessions'
 import { users } from '../users/schema'
 import { applications } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
@@ -116,6 +116,25 @@ export async function readRefreshContext(env: Env, presented: string) {
   return refreshContextQuery(env.DB).get({ hash: await sha256Hex(presented) })
 }
 
+// The rotation's write batch runs on every refresh: its statements are built once (statementOnce).
+/** Claims the presented token for this rotation: only an ACTIVE one, so of two racing refreshes one wins. */
+const claimRotation = statementOnce((db) =>
+  db
+    .update(refreshTokens)
+    // set values as SQL: the update builder takes no bare placeholders (plain text and integer columns, no encoding)
+    .set({ status: 'ROTATED', replacedBy: sql`${sql.placeholder('next')}`, rotatedAt: sql`${sql.placeholder('now')}`, successorEnc: sql`${sql.placeholder('enc')}` })
+    .where(and(eq(refreshTokens.id, sql.placeholder('id')), eq(refreshTokens.status, 'ACTIVE'))),
+)
+
+/** The successor, every column of refresh_tokens in table order; the row appears only if the claim above is this refresh's. */
+const insertSuccessor = statementOnce((db) => {
+  const p = (name: string) => sql.placeholder(name)
+  return db.insert(refreshTokens).select(
+    sql`SELECT ${p('id')}, ${p('tokenHash')}, ${p('familyId')}, ${p('sessionId')}, ${p('userId')}, ${p('clientId')}, ${p('audience')}, ${p('scope')}, 'ACTIVE', NULL, NULL, NULL, ${p('createdAt')}, ${p('expiresAt')}
+      WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ${p('prev')} AND replaced_by = ${p('id')})`,
+  )
+})
+
 /**
  * Refresh-token rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2): one read, one write batch.
  * The swap is atomic: the UPDATE only matches an ACTIVE row, and the INSERT of the successor
@@ -183,16 +202,12 @@ export async function rotateRefreshToken(
   const next = await refreshTokenRow(env, { userId: row.userId, sessionId: row.sessionId, clientId: row.clientId, scope: row.scope, token: successor, familyId: row.familyId, now })
   const { masterKey } = getConfig(env)
   const successorEnc = await encryptSecret(masterKey, successor, `rt-successor:${row.id}`)
-  const [claim] = await db.batch([
-    db.update(refreshTokens).set({ status: 'ROTATED', replacedBy: next.id, rotatedAt: now, successorEnc }).where(and(eq(refreshTokens.id, row.id), eq(refreshTokens.status, 'ACTIVE'))),
-    // every column of refresh_tokens in table order; the row appears only if the claim above is this refresh's
-    db.insert(refreshTokens).select(
-      sql`SELECT ${next.id}, ${next.tokenHash}, ${next.familyId}, ${next.sessionId}, ${next.userId}, ${next.clientId}, ${next.audience}, ${next.scope}, 'ACTIVE', NULL, NULL, NULL, ${next.createdAt}, ${next.expiresAt}
-        WHERE EXISTS (SELECT 1 FROM refresh_tokens WHERE id = ${row.id} AND replaced_by = ${next.id})`,
-    ),
-    touchSessionStatement(db, row.sessionId, now),
+  const [claim] = await env.DB.batch([
+    claimRotation(env.DB, { id: row.id, next: next.id, now, enc: successorEnc }),
+    insertSuccessor(env.DB, { ...next, prev: row.id }),
+    touchSessionD1(env.DB, row.sessionId, now),
   ])
-  if ((claim as unknown as D1Result).meta.changes !== 1) {
+  if (claim.meta.changes !== 1) {
     // Lost the race: another request rotated it first.
     const after = await db.select().from(refreshTokens).where(eq(refreshTokens.id, row.id)).get()
     if (!after) throw invalidGrant()

@@ -1,3 +1,4 @@
+import { fillPlaceholders } from 'drizzle-orm'
 import { drizzle } from 'drizzle-orm/d1'
 import * as schema from './schema'
 
@@ -29,6 +30,25 @@ export function preparedOnce<P>(build: (db: DB) => P): (d1: D1Database) => P {
       built.set(d1, p)
     }
     return p
+  }
+}
+
+/**
+ * A write statement built once per D1 binding (its SQL text, values as `sql.placeholder`s)
+ * and bound on each call as a plain D1 statement, for `d1.batch`: the hottest write batch
+ * (refresh-token rotation, on every refresh) skips rebuilding its SQL with drizzle on every
+ * request. Placeholder values are encoded by their columns as drizzle's own prepared
+ * queries do (fillPlaceholders). Every statement of such a batch must be one of these.
+ */
+export function statementOnce(build: (db: DB) => { toSQL(): { sql: string; params: unknown[] } }): (d1: D1Database, values: Record<string, unknown>) => D1PreparedStatement {
+  const built = new WeakMap<D1Database, { sql: string; params: unknown[] }>()
+  return (d1, values) => {
+    let q = built.get(d1)
+    if (q === undefined) {
+      q = build(getDb(d1)).toSQL()
+      built.set(d1, q)
+    }
+    return d1.prepare(q.sql).bind(...fillPlaceholders(q.params, values))
   }
 }
 
