@@ -72,8 +72,7 @@ export async function readBrowserSession(c: Context<AppEnv>): Promise<BrowserSes
   const now = Date.now()
   if (live && needsTouch(live.session, now)) {
     // the idle timeout counts from the last use; written after the response, at most once a minute
-    const db = getDb(c.env.DB)
-    const touch = db.batch([touchSessionStatement(db, live.session.id, now)]).catch((e: Error) => log.warn('session.touch_failed', { error: e.message }))
+    const touch = c.env.DB.batch([touchSessionStatement(c.env.DB, live.session.id, now)]).catch((e: Error) => log.warn('session.touch_failed', { error: e.message }))
     try {
       c.executionCtx.waitUntil(touch)
     } catch {

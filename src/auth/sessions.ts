@@ -67,14 +67,7 @@ export function sessionState(env: Env, row: SessionWithUser | undefined | null, 
 /** last_seen_at is written at most this often per session (the idle timeout is minutes to days). */
 export const TOUCH_EVERY_MS = 60_000
 
-/** Marks a session used now (for the idle timeout); a no-op statement-wise when it was marked within TOUCH_EVERY_MS. */
-export function touchSessionStatement(db: DB, sessionId: string, now: number) {
-  return db
-    .update(sessions)
-    .set({ lastSeenAt: now })
-    .where(and(eq(sessions.id, sessionId), or(isNull(sessions.lastSeenAt), lt(sessions.lastSeenAt, now - TOUCH_EVERY_MS))))
-}
-
+// Built once (statementOnce): the refresh-token rotation writes it on every refresh.
 const touchSessionOnce = statementOnce((db) =>
   db
     .update(sessions)
@@ -82,8 +75,11 @@ const touchSessionOnce = statementOnce((db) =>
     .where(and(eq(sessions.id, sql.placeholder('id')), or(isNull(sessions.lastSeenAt), lt(sessions.lastSeenAt, sql.placeholder('stale'))))),
 )
 
-/** touchSessionStatement as a plain D1 statement, for batches of statementOnce statements (refresh-token rotation). */
-export function touchSessionD1(d1: D1Database, sessionId: string, now: number) {
+/**
+ * Marks a session used now (for the idle timeout); a no-op statement-wise when it was marked
+ * within TOUCH_EVERY_MS. A plain D1 statement, for `d1.batch` (src/db statementOnce).
+ */
+export function touchSessionStatement(d1: D1Database, sessionId: string, now: number) {
   return touchSessionOnce(d1, { id: sessionId, now, stale: now - TOUCH_EVERY_MS })
 }
 

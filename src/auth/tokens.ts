@@ -1,7 +1,7 @@
 import { and, eq, sql, type Placeholder } from 'drizzle-orm'
 import { getDb, preparedOnce, statementOnce, type DB } from '../db'
 import { refreshTokens, revokedAccessTokens, sessions } from './schema'
-import { readSession, revokeFamilyStatement, sessionState, touchSessionD1 } from './sessions'
+import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
 import { users } from '../users/schema'
 import { applications } from '../apps/schema'
 import { appUserMappings } from '../mappings/schema'
@@ -205,7 +205,7 @@ export async function rotateRefreshToken(
   const [claim] = await env.DB.batch([
     claimRotation(env.DB, { id: row.id, next: next.id, now, enc: successorEnc }),
     insertSuccessor(env.DB, { ...next, prev: row.id }),
-    touchSessionD1(env.DB, row.sessionId, now),
+    touchSessionStatement(env.DB, row.sessionId, now),
   ])
   if (claim.meta.changes !== 1) {
     // Lost the race: another request rotated it first.
