@@ -39,6 +39,8 @@ export const AUDIT_ROWS_PER_STATEMENT = 9
 const BULK_COLUMNS = [auditLogs.at, auditLogs.actorType, auditLogs.actorId, auditLogs.action, auditLogs.targetType, auditLogs.targetId, auditLogs.requestId, auditLogs.ip, auditLogs.details, auditLogs.authority]
 // SQL text per row count (1 to AUDIT_ROWS_PER_STATEMENT): built once per isolate, placeholders only
 const bulkSql = new Map<number, string>()
+// JSON-mode columns as drizzle writes them: JSON text, or NULL when absent
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
 
 /**
  * Many audit rows as few D1 statements (AUDIT_ROWS_PER_STATEMENT rows each), for writers that
@@ -56,7 +58,6 @@ export function auditRowsStatements(d1: D1Database, entries: AuditEntry[]): D1Pr
       text = `INSERT INTO "audit_logs" (${BULK_COLUMNS.map((col) => `"${col.name}"`).join(', ')}) VALUES ${rows.map(() => one).join(', ')}`
       bulkSql.set(rows.length, text)
     }
-    const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v))
     out.push(d1.prepare(text).bind(...rows.flatMap((r) => [r.at, r.actorType, r.actorId, r.action, r.targetType, r.targetId, r.requestId, r.ip, json(r.details), json(r.authority)])))
   }
   return out

@@ -280,7 +280,7 @@ export class AppGate extends DurableObject<Env> {
 
 // An object id is a pure function of the namespace and the name, and deriving it is a hash
 // on every signed call (an exchange derives two), so the isolate keeps the ids it derived:
-// ids only, never stubs (a stub belongs to the request that made it).
+// ids only; the object handle from `get` is made per request, as it belongs to that request.
 const gateIds = new WeakMap<object, Map<string, DurableObjectId>>()
 const MAX_GATE_IDS = 1000
 

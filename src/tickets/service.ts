@@ -237,13 +237,13 @@ export function decideExchange(source: Application, r: ExchangeReads): { target:
   return { target, user: r.user, mappedKey: r.targetMapping.mappedKey }
 }
 
+/** The user's columns a redemption re-checks and answers with. */
+type RedeemedUser = Pick<User, 'mobile' | 'name' | 'status'>
+
 /**
  * What the redemption re-check is decided on, in one statement: the user, their active
  * mapping in the redeeming app, and the app's access policy with the user's access grants.
  */
-/** The user's columns a redemption re-checks and answers with. */
-type RedeemedUser = Pick<User, 'mobile' | 'name' | 'status'>
-
 export interface RedemptionReads {
   userId: string
   user: RedeemedUser | undefined
