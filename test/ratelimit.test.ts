@@ -6,6 +6,7 @@ import { createApp } from './support/apps'
 import { signRequest } from '../src/signing/client'
 import { hitRateLimit, ipRateKey, policyFor } from '../src/ratelimit'
 import { appGate } from '../src/signing/gate'
+import { PERSIST_SOON_MS } from '../src/ratelimit/durable-object'
 
 describe('rate limiter (Durable Object per policy and key)', () => {
   it('allows up to the limit, refuses with a retry-after, and counts keys separately', async () => {
@@ -18,6 +19,23 @@ describe('rate limiter (Durable Object per policy and key)', () => {
     expect(refused.length).toBe(3)
     expect(refused[0].retryAfterS).toBeGreaterThan(0)
     expect((await hitRateLimit(env, 'captcha_ip', key + '-other')).allowed).toBe(true)
+  })
+
+  it("a policy's hits are counted in memory at once and in storage within a second; an instance that reads storage goes on from there", async () => {
+    const e = { ...env, RATE_LIMITS: JSON.stringify({ captcha_ip: { limit: 3, windowS: 60 } }) }
+    const key = `198.51.100.${crypto.randomUUID()}`
+    const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`captcha_ip:${key}`))
+    const stored = () => runInDurableObject(stub, (_i, state) => state.storage.get<{ count: number }>('w'))
+    expect((await hitRateLimit(e, 'captcha_ip', key)).remaining).toBe(2)
+    expect((await hitRateLimit(e, 'captcha_ip', key)).remaining).toBe(1)
+    // not yet written: the answer did not wait for a storage commit
+    expect(await stored()).toBeUndefined()
+    await new Promise((r) => setTimeout(r, PERSIST_SOON_MS + 200))
+    expect((await stored())!.count).toBe(2)
+    // as a restarted object would, read the window from storage: the count goes on from 2
+    await runInDurableObject(stub, (instance) => void ((instance as unknown as { cached?: unknown }).cached = undefined))
+    expect((await hitRateLimit(e, 'captcha_ip', key)).allowed).toBe(true)
+    expect((await hitRateLimit(e, 'captcha_ip', key)).allowed).toBe(false)
   })
 })
 
@@ -38,6 +56,14 @@ describe('exact counters: reserve, refund, peek (src/ratelimit/counters.ts)', ()
     await refundHit(env, name, 10)
     expect((await peekCounter(env, name)).count).toBe(0)
   })
+
+  it('an exact counter is in storage before its answer (single use must survive a restart)', async () => {
+    const { firstUse } = await import('../src/ratelimit/counters')
+    const name = `test_once:${crypto.randomUUID()}`
+    expect(await firstUse(env, name, 60)).toBe(true)
+    const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`once:${name}`))
+    expect((await runInDurableObject(stub, (_i, state) => state.storage.get<{ count: number }>('w')))!.count).toBe(1)
+  })
 })
 
 /** The Worker with tiny limits, through the real bindings (RATE_LIMITS is read per env). */
@@ -50,11 +76,13 @@ const call = (path: string, headers: Record<string, string>, e: Partial<Env> = t
 async function expireWindow(policy: string, key: string) {
   const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policy}:${key}`))
   await runInDurableObject(stub, async (instance, state) => {
-    const w = await state.storage.get<{ start: number; count: number; windowMs: number }>('w')
-    if (!w) throw new Error('no window stored')
-    await state.storage.put('w', { ...w, start: w.start - w.windowMs })
-    // the object keeps the window it wrote in memory too: have it read storage again
-    ;(instance as unknown as { cached?: unknown }).cached = undefined
+    // the window in the object's memory is the count (storage follows within a second)
+    const i = instance as unknown as { cached?: { start: number; count: number; windowMs: number } | null }
+    const w = i.cached ?? (await state.storage.get<{ start: number; count: number; windowMs: number }>('w'))
+    if (!w) throw new Error('no window counted')
+    const moved = { ...w, start: w.start - w.windowMs }
+    await state.storage.put('w', moved)
+    i.cached = moved
   })
 }
 
@@ -151,11 +179,11 @@ describe('rate limits on partner routes', () => {
       expect((await call('/api/v1/open/ping', { ...h, 'CF-Connecting-IP': ip })).status).toBe(200)
     }
     const ipLimiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`partner_ip:${ip}`))
-    expect(await runInDurableObject(ipLimiter, (_i, state) => state.storage.get('w'))).toBeUndefined()
+    expect((await ipLimiter.peek()).count).toBe(0)
     // a forgery from the same IP is counted there
     const forged = await signRequest({ appId: a.app_id, appSecret: 'not-the-secret', method: 'GET', url: 'http://localhost/api/v1/open/ping' })
     expect((await call('/api/v1/open/ping', { ...forged, 'CF-Connecting-IP': ip })).body.error.code).toBe('signature_invalid')
-    expect((await runInDurableObject(ipLimiter, (_i, state) => state.storage.get<{ count: number }>('w')))!.count).toBe(1)
+    expect((await ipLimiter.peek()).count).toBe(1)
   })
 
   it('uses the default policies when RATE_LIMITS is absent, and overrides per policy', () => {

@@ -97,12 +97,16 @@ export function ipRateKey(ip: string): string {
   return groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':') + '::/64'
 }
 
-/** Counts one hit for (policy, key) in its Durable Object. Policies named `*_ip` are keyed by client IP (see ipRateKey). */
+/**
+ * Counts one hit for (policy, key) in its Durable Object. Policies named `*_ip` are keyed by
+ * client IP (see ipRateKey). The object writes a policy's window within a second rather than
+ * before answering (RateLimiter, PERSIST_SOON_MS).
+ */
 export async function hitRateLimit(env: Env, policyName: string, key: string, cost = 1): Promise<HitResult> {
   const policy = policyFor(env, policyName)
   const k = policyName.endsWith('_ip') ? ipRateKey(key) : key
   const limiter = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(`${policyName}:${k}`))
-  return limiter.hit(policy.limit, policy.windowS * 1000, cost)
+  return limiter.hit(policy.limit, policy.windowS * 1000, cost, 'soon')
 }
 
 /** X-RateLimit-* of a counted hit (the last policy counted wins). */
