@@ -2,7 +2,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { applyD1Migrations, createExecutionContext, createScheduledController, env, waitOnExecutionContext } from 'cloudflare:test'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
 import worker from '../src/index'
-import { MAX_SIGNED_LIFETIME_MS, PUBLISH_AHEAD_MS, rotateKeys } from '../src/keys/service'
+import { invalidateKeyCache, MAX_SIGNED_LIFETIME_MS, PUBLISH_AHEAD_MS, rotateKeys, verificationKeys, verifyJwt } from '../src/keys/service'
 import { ADMIN, api, type ApiInit } from './support/api'
 import { signRequest } from '../src/signing/client'
 import { findApplication, getAppSecret, reencryptAppSecrets } from '../src/apps/service'
@@ -183,6 +183,39 @@ describe('signing-key rotation', () => {
       expect(added).toEqual([])
     }
   })
+
+  it('verifying a token imports no key once the key list is loaded (the key set is kept with it)', async () => {
+    const t = await adminLogin()
+    await verifyJwt(E, t.access_token, { audience: 'uap-edge' })
+    const imports = vi.spyOn(crypto.subtle, 'importKey')
+    try {
+      for (let i = 0; i < 3; i++) await expect(verifyJwt(E, t.access_token, { audience: 'uap-edge' })).resolves.toHaveProperty('payload.sub')
+      expect(imports).not.toHaveBeenCalled()
+    } finally {
+      imports.mockRestore()
+    }
+  })
+
+  it('the kept key set drops a key the moment it expires, within the isolate cache lifetime', async () => {
+    // after every key the earlier tests made (they move the clock too)
+    const latest = (await E.DB.prepare('SELECT MAX(activate_at) AS t FROM signing_keys').first<{ t: number | null }>())?.t ?? 0
+    vi.useFakeTimers({ toFake: ['Date'], now: Math.max(Date.now(), latest) + 400 * 86400_000 })
+    await runCron() // let everything older expire and a current signer exist, so nothing is pending
+    vi.setSystemTime(Date.now() + 2 * PUBLISH_AHEAD_MS)
+    await runCron()
+    const { created } = await rotateKeys(E, { force: true })
+    vi.setSystemTime(created[0].activateAt + 1000)
+    await runCron() // the older key is retired
+    const k0 = (await E.DB.prepare('SELECT kid FROM signing_keys WHERE kid != ? AND retired_at IS NOT NULL ORDER BY activate_at DESC').bind(created[0].kid).first<{ kid: string }>())!.kid
+    await E.DB.prepare('UPDATE signing_keys SET expires_at = ? WHERE kid = ?').bind(Date.now() + 30_000, k0).run()
+    invalidateKeyCache(E)
+    const header = (kid: string) => ({ alg: 'ES256', kid })
+    await expect((await verificationKeys(E))(header(k0))).resolves.toBeTruthy()
+    vi.setSystemTime(Date.now() + 31_000) // the key list itself is only 31 s old
+    await expect((await verificationKeys(E))(header(k0))).rejects.toMatchObject({ code: 'ERR_JWKS_NO_MATCHING_KEY' })
+    await expect((await verificationKeys(E))(header(created[0].kid))).resolves.toBeTruthy()
+  })
+
 })
 
 describe('master key rotation (MASTER_KEY_PREVIOUS)', () => {

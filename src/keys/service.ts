@@ -31,6 +31,11 @@ interface KeyCache {
   rows: KeyRow[]
   loadedAt: number
   signer?: { kid: string; key: CryptoKey }
+  /**
+   * The published keys of `rows` as one jose key set, until the first of them expires. jose
+   * keeps each key it imported inside the set, so a verification costs no EC key import.
+   */
+  verifier?: { keys: ReturnType<typeof createLocalJWKSet>; until: number }
 }
 
 const ISOLATE_CACHE_MS = 60_000
@@ -159,15 +164,34 @@ export async function signJwt(env: Env, payload: JWTPayload, opts: { typ?: strin
     .sign(key)
 }
 
+/** The keys published at `now` (pending, active and retired, not yet expired), with the cache they came from. */
+async function published(env: Env, now: number): Promise<{ cache: KeyCache; rows: KeyRow[] }> {
+  let cache = await loadKeys(env)
+  if (!currentSigner(cache.rows, now)) {
+    await rotateKeys(env, { now })
+    cache = await loadKeys(env, true)
+  }
+  return { cache, rows: cache.rows.filter((r) => r.expiresAt === null || r.expiresAt > now) }
+}
+
 /** The public keys to publish: every key not yet expired (pending, active and retired). */
 export async function getJwks(env: Env): Promise<{ keys: JWK[] }> {
+  const { rows } = await published(env, Date.now())
+  return { keys: rows.map((r) => JSON.parse(r.publicJwk) as JWK) }
+}
+
+/**
+ * The published keys as a key set to verify with, built once per loaded key list and
+ * rebuilt when the first of its keys expires, so an expired key never verifies.
+ */
+export async function verificationKeys(env: Env): Promise<ReturnType<typeof createLocalJWKSet>> {
   const now = Date.now()
-  let { rows } = await loadKeys(env)
-  if (!currentSigner(rows, now)) {
-    await rotateKeys(env, { now })
-    rows = (await loadKeys(env, true)).rows
+  const { cache, rows } = await published(env, now)
+  if (!cache.verifier || cache.verifier.until <= now) {
+    const until = Math.min(...rows.map((r) => r.expiresAt ?? Infinity))
+    cache.verifier = { keys: createLocalJWKSet({ keys: rows.map((r) => JSON.parse(r.publicJwk) as JWK) }), until }
   }
-  return { keys: rows.filter((r) => r.expiresAt === null || r.expiresAt > now).map((r) => JSON.parse(r.publicJwk) as JWK) }
+  return cache.verifier.keys
 }
 
 /**
@@ -177,8 +201,7 @@ export async function getJwks(env: Env): Promise<{ keys: JWK[] }> {
 export async function verifyJwt(env: Env, token: string, opts: { audience?: string | string[]; typ?: string } = {}): Promise<JWTVerifyResult> {
   const { issuer } = getConfig(env)
   const attempt = async () => {
-    const jwks = createLocalJWKSet(await getJwks(env))
-    return jwtVerify(token, jwks, { issuer, audience: opts.audience, algorithms: [SIGNING_ALG], typ: opts.typ })
+    return jwtVerify(token, await verificationKeys(env), { issuer, audience: opts.audience, algorithms: [SIGNING_ALG], typ: opts.typ })
   }
   try {
     return await attempt()

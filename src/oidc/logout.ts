@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { compactVerify, createLocalJWKSet } from 'jose'
+import { compactVerify } from 'jose'
 import { and, eq, inArray, isNull, lt, type SQL } from 'drizzle-orm'
 import type { AppEnv } from '../context'
 import { getConfig, type Env } from '../env'
@@ -11,7 +11,7 @@ import { revokeRefreshTokensStatement } from '../auth/sessions'
 import { oidcCodes, oidcSessionClients } from './schema'
 import type { SessionsEnded } from '../auth/session-hooks'
 import type { QueueJob } from '../queue/dispatcher'
-import { getJwks, signJwt } from '../keys/service'
+import { signJwt, verificationKeys } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
 import { isRegisteredPostLogoutRedirectUri } from '../lib/redirect-uri'
@@ -34,7 +34,7 @@ export interface EndSessionParams {
  */
 export async function verifyIdTokenHint(env: Env, token: string): Promise<{ sub: string; aud: string[]; sid?: string } | null> {
   try {
-    const { payload, protectedHeader } = await compactVerify(token, createLocalJWKSet(await getJwks(env)), { algorithms: ['ES256'] })
+    const { payload, protectedHeader } = await compactVerify(token, await verificationKeys(env), { algorithms: ['ES256'] })
     if (protectedHeader.typ !== 'JWT') return null // not an access token (at+jwt) or logout token
     const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>
     if (claims.iss !== getConfig(env).issuer || typeof claims.sub !== 'string' || typeof claims.auth_time !== 'number') return null
