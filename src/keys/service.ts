@@ -32,10 +32,11 @@ interface KeyCache {
   loadedAt: number
   signer?: { kid: string; key: CryptoKey }
   /**
-   * The published keys of `rows` as one jose key set, until the first of them expires. jose
-   * keeps each key it imported inside the set, so a verification costs no EC key import.
+   * What `rows` publish, until the first of those keys expires: the JWKS, and the same keys
+   * as one jose key set, which keeps each key it imported, so a verification costs no EC key
+   * import. Shared by every caller in this isolate, so read-only.
    */
-  verifier?: { keys: ReturnType<typeof createLocalJWKSet>; until: number }
+  published?: { jwks: { keys: JWK[] }; set: ReturnType<typeof createLocalJWKSet>; until: number }
 }
 
 const ISOLATE_CACHE_MS = 60_000
@@ -164,34 +165,34 @@ export async function signJwt(env: Env, payload: JWTPayload, opts: { typ?: strin
     .sign(key)
 }
 
-/** The keys published at `now` (pending, active and retired, not yet expired), with the cache they came from. */
-async function published(env: Env, now: number): Promise<{ cache: KeyCache; rows: KeyRow[] }> {
+/**
+ * The keys published now (pending, active and retired, not yet expired), derived once per
+ * loaded key list and again when the first of them expires, so an expired key is neither
+ * published nor verifies.
+ */
+async function publishedKeys(env: Env): Promise<NonNullable<KeyCache['published']>> {
+  const now = Date.now()
   let cache = await loadKeys(env)
   if (!currentSigner(cache.rows, now)) {
     await rotateKeys(env, { now })
     cache = await loadKeys(env, true)
   }
-  return { cache, rows: cache.rows.filter((r) => r.expiresAt === null || r.expiresAt > now) }
+  if (!cache.published || cache.published.until <= now) {
+    const rows = cache.rows.filter((r) => r.expiresAt === null || r.expiresAt > now)
+    const jwks = Object.freeze({ keys: Object.freeze(rows.map((r) => Object.freeze(JSON.parse(r.publicJwk) as JWK))) as JWK[] })
+    cache.published = { jwks, set: createLocalJWKSet(jwks), until: Math.min(...rows.map((r) => r.expiresAt ?? Infinity)) }
+  }
+  return cache.published
 }
 
 /** The public keys to publish: every key not yet expired (pending, active and retired). */
 export async function getJwks(env: Env): Promise<{ keys: JWK[] }> {
-  const { rows } = await published(env, Date.now())
-  return { keys: rows.map((r) => JSON.parse(r.publicJwk) as JWK) }
+  return (await publishedKeys(env)).jwks
 }
 
-/**
- * The published keys as a key set to verify with, built once per loaded key list and
- * rebuilt when the first of its keys expires, so an expired key never verifies.
- */
+/** The published keys as a key set to verify with (see publishedKeys). */
 export async function verificationKeys(env: Env): Promise<ReturnType<typeof createLocalJWKSet>> {
-  const now = Date.now()
-  const { cache, rows } = await published(env, now)
-  if (!cache.verifier || cache.verifier.until <= now) {
-    const until = Math.min(...rows.map((r) => r.expiresAt ?? Infinity))
-    cache.verifier = { keys: createLocalJWKSet({ keys: rows.map((r) => JSON.parse(r.publicJwk) as JWK) }), until }
-  }
-  return cache.verifier.keys
+  return (await publishedKeys(env)).set
 }
 
 /**
