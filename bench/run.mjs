@@ -35,7 +35,8 @@
 // Environment: BENCH_DURATION (s per run, default 10), BENCH_CONNECTIONS (default 8),
 // BENCH_ONLY (comma-separated scenario file names), BENCH_OUT (default docs/benchmarks.md),
 // BENCH_PORTS (ports the bench may listen on, e.g. 8950-8999; default 8791-8799,8821-8829),
-// BENCH_PEER (0 skips oidc-provider), BENCH_ROUND_TRIPS (0 skips step 0),
+// BENCH_PEER (0 skips oidc-provider), BENCH_PEER_ROUNDS (UAP Edge / peer pairs per compared
+// scenario, default 3), BENCH_ROUND_TRIPS (0 skips step 0),
 // BENCH_RUNNER (api: unstable_startWorker, inspector off (default); wrangler-dev: `wrangler dev`),
 // BENCH_PROFILE (1: CPU-profile each measured run through the inspector, bench/profile.mjs).
 import { spawnSync } from 'node:child_process'
@@ -58,6 +59,10 @@ const WITH_PEER = process.env.BENCH_PEER !== '0'
 const WITH_ROUND_TRIPS = process.env.BENCH_ROUND_TRIPS !== '0'
 const RUNNER = process.env.BENCH_RUNNER ?? 'api'
 const PROFILE = process.env.BENCH_PROFILE === '1'
+// A scenario run against both sides runs UAP Edge then the peer this many times in turn; the
+// CPU ratio is the median of the rounds' ratios, so one drift of this shared machine between
+// two adjacent runs does not decide a target.
+const PEER_ROUNDS = Math.max(1, Number(process.env.BENCH_PEER_ROUNDS ?? 3))
 const STATE = '.wrangler/bench-state' // kept apart from `npm run dev`'s data
 const resultsDir = path.join(root, 'bench', 'results')
 mkdirSync(resultsDir, { recursive: true })
@@ -200,6 +205,9 @@ try {
           continue
         }
         const targets = s.targets.filter((t) => t === 'uap' || (t === 'peer' && peer && pass.id === 'default'))
+        const compared = targets.includes('uap') && targets.includes('peer')
+        const runs = compared ? Array.from({ length: PEER_ROUNDS }, (_, i) => targets.map((target) => ({ target, round: i + 1 }))).flat() : targets.map((target) => ({ target }))
+        const states = {}
         if (s.measure) {
           const ctx = { target: 'uap', connections, duration: DURATION, pass: pass.id, shared, base: server.base, admin, paths: UAP_PATHS, cpu: server.cpu, ...client }
           process.stdout.write(`bench: ${s.name} (${s.route}) ... `)
@@ -212,7 +220,7 @@ try {
           }
           continue
         }
-        for (const target of targets) {
+        for (const { target, round } of runs) {
           const common = { target, connections, duration: DURATION, pass: pass.id, shared }
           const ctx =
             target === 'uap'
@@ -220,7 +228,8 @@ try {
               : { ...common, base: peer.base, paths: PEER_PATHS, oidc: () => peerOidcWorld(peer) }
           const cpuOf = target === 'uap' ? server.cpu : peer.cpu
           const route = typeof s.route === 'function' ? s.route(ctx) : s.route
-          const state = s.setup ? await s.setup(ctx) : {}
+          // later rounds reuse the side's state: its pools refill themselves, and reset() tops them up
+          const state = (states[target] ??= s.setup ? await s.setup(ctx) : {})
           // a warm-up second so JIT, isolate caches, D1 pages and object classes are hot
           const warmup = await runAutocannon({ url: ctx.base, connections, duration: 1, requests: s.requests(state, ctx), ...s.options?.(state, ctx, 'warmup') })
           // a throughput target's scenario is bracketed by bare-route runs (before its reset,
@@ -228,8 +237,8 @@ try {
           const bracket = target === 'uap' && THROUGHPUT_TARGETS.has(s.name) ? [await bareRun(ctx.base, connections)] : null
           if (s.reset) await s.reset(state, ctx, warmup)
           const extra = s.options?.(state, ctx, 'run') ?? {}
-          process.stdout.write(`bench: ${s.name} on ${target === 'uap' ? 'UAP Edge' : 'oidc-provider'} (${route}), ${connections} connections, ${extra.amount ? `${extra.amount} requests` : `${DURATION} s`} ... `)
-          const stopProfile = PROFILE && target === 'uap' ? await startProfile(server.inspectorPort, { file: path.join(resultsDir, `${s.file.replace(/\.mjs$/, '')}.cpuprofile`) }) : null
+          process.stdout.write(`bench: ${s.name} on ${target === 'uap' ? 'UAP Edge' : 'oidc-provider'} (${route})${round ? `, round ${round}/${PEER_ROUNDS}` : ''}, ${connections} connections, ${extra.amount ? `${extra.amount} requests` : `${DURATION} s`} ... `)
+          const stopProfile = PROFILE && target === 'uap' && (round ?? 1) === 1 ? await startProfile(server.inspectorPort, { file: path.join(resultsDir, `${s.file.replace(/\.mjs$/, '')}.cpuprofile`) }) : null
           const cpuBefore = cpuOf()
           const r = await runAutocannon({ url: ctx.base, connections, duration: DURATION, requests: s.requests(state, ctx), timeout: 30, ...extra })
           const cpuAfter = cpuOf()
@@ -254,6 +263,7 @@ try {
             cpu,
             /** the serving process's own CPU ms per request: the Worker's workerd, or the peer's Node */
             serverCpu: target === 'uap' ? (cpu.worker ?? NaN) : (cpu.peer ?? NaN),
+            round,
           }
           if (bracket) {
             bracket.push(await bareRun(ctx.base, connections))
@@ -289,9 +299,32 @@ const versionOf = (pkg) => JSON.parse(readFileSync(path.join(root, 'node_modules
 const loadStats = `min ${Math.min(...load).toFixed(2)}, mean ${(load.reduce((a, b) => a + b, 0) / load.length).toFixed(2)}, max ${Math.max(...load).toFixed(2)} (${load.length} samples, every 5 s)`
 writeFileSync(path.join(resultsDir, `bench-${date.replace(/[:.]/g, '-')}.json`), JSON.stringify({ date, runner: RUNNER, load, rows, measured, jobRows, checks, roundTrips, processes }, null, 2))
 
-const uapRows = (pass) => rows.filter((r) => r.pass === pass && r.target === 'uap')
-const bareOf = (pass) => rows.find((r) => r.pass === pass && r.target === 'uap' && r.bare)
-const peerOf = (r) => rows.find((p) => p.pass === r.pass && p.target === 'peer' && p.scenario === r.scenario)
+// A scenario compared over several rounds is reported by its median round (the lower of the
+// middle two for an even count): its UAP Edge and peer rows are the ones in the tables and
+// the target; every round's ratio is listed beside it. The JSON above keeps every run.
+const ratioOfRound = (u) => {
+  const p = rows.find((x) => x.pass === u.pass && x.target === 'peer' && x.scenario === u.scenario && x.round === u.round)
+  return p ? u.serverCpu / p.serverCpu : NaN
+}
+const roundsOf = (r) => rows.filter((x) => x.pass === r.pass && x.target === 'uap' && x.scenario === r.scenario && x.round !== undefined).sort((a, b) => a.round - b.round)
+const medianRound = new Map()
+for (const u of rows.filter((x) => x.target === 'uap' && x.round === 1)) {
+  const sorted = roundsOf(u).filter((x) => Number.isFinite(ratioOfRound(x))).sort((a, b) => ratioOfRound(a) - ratioOfRound(b))
+  if (sorted.length) medianRound.set(`${u.pass}/${u.scenario}`, sorted[Math.floor((sorted.length - 1) / 2)].round)
+}
+const shown = rows.filter((r) => r.round === undefined || r.round === (medianRound.get(`${r.pass}/${r.scenario}`) ?? 1))
+/** every round's CPU ratio, in the order they ran, the shown one in bold */
+const roundRatios = (r) =>
+  roundsOf(r)
+    .map((x) => {
+      const v = ratioOfRound(x)
+      const t = Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'
+      return x.round === r.round ? `**${t}**` : t
+    })
+    .join(', ')
+const uapRows = (pass) => shown.filter((r) => r.pass === pass && r.target === 'uap')
+const bareOf = (pass) => shown.find((r) => r.pass === pass && r.target === 'uap' && r.bare)
+const peerOf = (r) => shown.find((p) => p.pass === r.pass && p.target === 'peer' && p.scenario === r.scenario)
 const ratio = (a, b) => (!b || !Number.isFinite(a) || !Number.isFinite(b) ? NaN : a / b)
 const times = (a, b) => {
   const x = ratio(a, b)
@@ -308,25 +341,25 @@ const resultTable = (pass) =>
       return `| ${r.scenario} | \`${r.route}\` | ${r.connections} | ${r.seconds.toFixed(1)} | ${r.requests} | ${r.rps.toFixed(1)} | ${r.p50} | ${r.p99} | ${r.non2xx} | ${r.errors} | ${ms(r.serverCpu)} | ${ms(wranglerCpu(r))} | ${times(r.p50, b?.p50)} | ${times(r.rps, b?.rps)} |`
     }),
   ].join('\n')
-const passSections = PASSES.filter((p) => rows.some((r) => r.pass === p.id))
+const passSections = PASSES.filter((p) => shown.some((r) => r.pass === p.id))
   .map((p) => `### Pass \`${p.id}\`: ${p.label}\n${resultTable(p.id)}`)
   .join('\n\n')
 
-const peerPairs = rows.filter((r) => r.target === 'uap' && peerOf(r))
+const peerPairs = shown.filter((r) => r.target === 'uap' && peerOf(r))
 const peerTable = peerPairs.length
   ? [
-      '| scenario | UAP Edge route | oidc-provider route | connections | UAP req/s | peer req/s | req/s UAP ÷ peer | UAP p50 / p99 ms | peer p50 / p99 ms | UAP Worker CPU ms/req | peer CPU ms/req | CPU UAP ÷ peer | workerd floor ÷ peer CPU | non-2xx UAP / peer |',
-      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      '| scenario | UAP Edge route | oidc-provider route | connections | UAP req/s | peer req/s | req/s UAP ÷ peer | UAP p50 / p99 ms | peer p50 / p99 ms | UAP Worker CPU ms/req | peer CPU ms/req | CPU UAP ÷ peer | CPU ratio of each round | workerd floor ÷ peer CPU | non-2xx UAP / peer |',
+      '| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...peerPairs.map((r) => {
         const p = peerOf(r)
-        return `| ${r.scenario} | \`${r.route}\` | \`${p.route}\` | ${r.connections} | ${r.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${times(r.rps, p.rps)} | ${r.p50} / ${r.p99} | ${p.p50} / ${p.p99} | ${ms(r.serverCpu)} | ${ms(p.serverCpu)} | ${times(r.serverCpu, p.serverCpu)} | ${floor ? times(floor.serverCpu, p.serverCpu) : '–'} | ${r.non2xx + r.errors} / ${p.non2xx + p.errors} |`
+        return `| ${r.scenario} | \`${r.route}\` | \`${p.route}\` | ${r.connections} | ${r.rps.toFixed(1)} | ${p.rps.toFixed(1)} | ${times(r.rps, p.rps)} | ${r.p50} / ${r.p99} | ${p.p50} / ${p.p99} | ${ms(r.serverCpu)} | ${ms(p.serverCpu)} | ${times(r.serverCpu, p.serverCpu)} | ${roundRatios(r) || '–'} | ${floor ? times(floor.serverCpu, p.serverCpu) : '–'} | ${r.non2xx + r.errors} / ${p.non2xx + p.errors} |`
       }),
     ].join('\n')
   : WITH_PEER
     ? '_No OIDC scenario ran (BENCH_ONLY)._'
     : '_The peer was skipped (BENCH_PEER=0)._'
 
-const ticketRows = rows.filter((r) => r.target === 'uap' && r.scenario.startsWith('ticket '))
+const ticketRows = shown.filter((r) => r.target === 'uap' && r.scenario.startsWith('ticket '))
 const ticketTable = [
   '| pass | scenario | p50 ms | bare p50 ms | p50 ÷ bare | p99 ÷ bare | req/s | bare req/s | req/s ÷ bare |',
   '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -357,7 +390,7 @@ for (const [name, budget] of Object.entries({ refresh: 2, 'OIDC refresh': 2, use
   }
 }
 for (const [scenario, min] of THROUGHPUT_TARGETS) {
-  const r = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
+  const r = shown.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
   const b = r?.bracket ? bracketRps(r) : NaN
   const x = r ? ratio(r.rps, b) : NaN
   const pass = bareOf('default')
@@ -376,7 +409,7 @@ for (const [scenario, max] of [
   ['introspection', 5],
   ['userinfo', 5],
 ]) {
-  const r = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
+  const r = shown.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === scenario)
   const p = r && peerOf(r)
   const x = p ? ratio(r.serverCpu, p.serverCpu) : NaN
   // What the route's storage calls alone cost here: the bare route plus, for each D1 call the
@@ -384,22 +417,22 @@ for (const [scenario, max] of [
   // that must read its state (revocation, rotation) cannot cost less than that in this harness.
   const rt = roundTrips.rows.find((t) => t.name === scenario)
   const bare = bareOf('default')
-  const health = rows.find((h) => h.pass === 'default' && h.target === 'uap' && h.scenario === 'health (D1)')
+  const health = shown.find((h) => h.pass === 'default' && h.target === 'uap' && h.scenario === 'health (D1)')
   const storage = rt?.calls.d1 && bare && health ? bare.serverCpu + rt.calls.d1 * (health.serverCpu - bare.serverCpu) : NaN
   targets.push({
     target: `${scenario}: Worker CPU per request ≤ ${max}× oidc-provider's`,
     // the floors say whether the target is reachable in this harness at all: a Worker that does nothing costs the first
     measured: Number.isNaN(x)
       ? 'not measured'
-      : `${x.toFixed(2)}× (${ms(r.serverCpu)} vs ${ms(p.serverCpu)} ms)${floor ? `; the workerd floor alone is ${times(floor.serverCpu, p.serverCpu)} (${ms(floor.serverCpu)} ms)` : ''}${Number.isFinite(storage) ? `; the bare route and its ${rt.calls.d1} D1 call${rt.calls.d1 > 1 ? 's' : ''} at /healthz's cost alone are ${times(storage, p.serverCpu)} (${ms(storage)} ms)` : ''}`,
+      : `${x.toFixed(2)}× (${ms(r.serverCpu)} vs ${ms(p.serverCpu)} ms${r.round ? `; the median of ${roundsOf(r).length} rounds: ${roundRatios(r)}` : ''})${floor ? `; the workerd floor alone is ${times(floor.serverCpu, p.serverCpu)} (${ms(floor.serverCpu)} ms)` : ''}${Number.isFinite(storage) ? `; the bare route and its ${rt.calls.d1} D1 call${rt.calls.d1 > 1 ? 's' : ''} at /healthz's cost alone are ${times(storage, p.serverCpu)} (${ms(storage)} ms)` : ''}`,
     ok: Number.isNaN(x) ? null : x <= max,
   })
 }
 // issue 15: a permission check is one D1 round trip, read next to /healthz's one SELECT 1
 {
-  const r = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'permission check')
-  const h = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'health (D1)')
-  const m = rows.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'mapping lookup')
+  const r = shown.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'permission check')
+  const h = shown.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'health (D1)')
+  const m = shown.find((x) => x.pass === 'default' && x.target === 'uap' && x.scenario === 'mapping lookup')
   targets.push({
     target: 'permission check, user in 10 groups of 6-level trees (issue 15): compared with `GET /healthz` and with a mapping lookup behind the same app token',
     measured: r && h ? `p50 ${r.p50} vs ${h.p50} ms (/healthz)${m ? ` vs ${m.p50} ms (lookup)` : ''}; req/s ${times(r.rps, h.rps)} of /healthz's${m ? `, ${times(r.rps, m.rps)} of the lookup's` : ''}` : 'not measured',
@@ -538,7 +571,11 @@ ${targetTable}
 
 ## UAP Edge vs oidc-provider
 Same scenarios, same connection count and duration, run back to back (UAP Edge first, then
-the peer). req/s ratio: higher is better for UAP Edge; CPU ratio: lower is better.
+the peer), ${PEER_ROUNDS} round${PEER_ROUNDS > 1 ? 's' : ''} in turn (\`BENCH_PEER_ROUNDS\`). Each round's CPU ratio compares two runs a few seconds
+apart; the table shows the round with the median ratio (the lower of the middle two for an
+even count), and the CPU targets are read from it: on this shared machine the peer's CPU per
+request alone has moved by a third between runs of one day, so one pair is a weak verdict.
+req/s ratio: higher is better for UAP Edge; CPU ratio: lower is better.
 
 ${peerTable}
 
