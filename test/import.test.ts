@@ -6,6 +6,7 @@ import { createApp } from './support/apps'
 import { XLSX_TYPE, auditOf, call, csv, eventsOf, freshMobiles, mappingsOf, parseCsv, seedUsers, upload, waitForJob, type Auth } from './support/import'
 import { CHUNK_ROWS, type MappingImporter } from '../src/importer/durable-object'
 import { MAX_ROWS } from '../src/importer/parse'
+import { MAX_BODY_BYTES } from '../src/app'
 import exampleMappings from '../docs/examples/mappings.csv?raw'
 import exampleUsers from '../docs/examples/users.csv?raw'
 
@@ -238,6 +239,12 @@ describe('mapping preview', () => {
     const tooMany = await preview(appId, auth, 'mobile,mapped_key\n' + '13800138000,k\n'.repeat(MAX_ROWS + 1))
     expect(tooMany.status).toBe(413)
     expect(tooMany.body.error).toMatchObject({ code: 'too_many_rows', details: { limit: MAX_ROWS, first_row_over: MAX_ROWS + 2 } })
+
+    // over the API's 1 MiB body limit, under the upload limit: the preview reads it
+    const overApiLimit = 'mobile,mapped_key,name\n' + `13800138000,k,${'n'.repeat(1000)}\n`.repeat(1_500)
+    expect(overApiLimit.length).toBeGreaterThan(MAX_BODY_BYTES)
+    const overApi = await preview(appId, auth, overApiLimit)
+    expect(overApi.status).toBe(200)
 
     const big = await preview(appId, auth, 'mobile,mapped_key,name\n' + `13800138000,k,${'n'.repeat(1000)}\n`.repeat(10_500))
     expect(big.status).toBe(413)
