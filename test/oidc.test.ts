@@ -251,4 +251,18 @@ describe('revocation (RFC 7009 §2.1)', () => {
     expect(row!.expires_at).toBeGreaterThan(Date.now())
     expect(await env.DB.prepare("SELECT 1 AS x FROM audit_logs WHERE action = 'oidc.token_revoked' AND target_id = ?").bind(jti).first()).not.toBeNull()
   })
+  it("revoking a client's own token (client_credentials, no session) makes it inactive at introspection; a fresh one stays active", async () => {
+    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'client_credentials'] })
+    const mint = async () => {
+      const r = await oauthPost('/oauth2/token', { grant_type: 'client_credentials' }, app)
+      expect(r.status).toBe(200)
+      return r.body.access_token as string
+    }
+    const [revoked, kept] = [await mint(), await mint()]
+    expect(decodeJwt(revoked).sid).toBeUndefined()
+    expect((await oauthPost('/oauth2/introspect', { token: revoked }, app)).body.active).toBe(true)
+    expect((await oauthPost('/oauth2/revoke', { token: revoked, token_type_hint: 'access_token' }, app)).status).toBe(200)
+    expect((await oauthPost('/oauth2/introspect', { token: revoked }, app)).body).toEqual({ active: false })
+    expect((await oauthPost('/oauth2/introspect', { token: kept }, app)).body).toMatchObject({ active: true, client_id: app.app_id, sub: app.app_id })
+  })
 })

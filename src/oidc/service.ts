@@ -17,7 +17,7 @@ import { users } from '../users/schema'
 import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
 import { auditStatement } from '../audit/service'
 import { base64url, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
-import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessTokenStatement, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
+import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessTokenStatement, isAccessTokenDenied, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
 import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
@@ -413,13 +413,15 @@ export async function readClientAccess(env: Env, token: string, o: { claims?: bo
   }
   const clientId = typeof payload.client_id === 'string' ? payload.client_id : null
   const jti = typeof payload.jti === 'string' ? payload.jti : null
-  const row =
-    clientId && typeof payload.sid === 'string' && typeof payload.sub === 'string'
-      ? await readClientSession(env, payload.sid, clientId, payload.sub, jti, o.claims ? claimScopes(parseScope(typeof payload.scope === 'string' ? payload.scope : '')) : undefined)
-      : undefined
   // a token without a jti cannot be revoked one by one, so it is not one of ours (RFC 9068 §2.2 requires jti)
-  const denied = !jti || !!row?.denied
-  return { payload, denied, row }
+  if (!jti) return { payload, denied: true, row: undefined }
+  if (clientId && typeof payload.sid === 'string' && typeof payload.sub === 'string') {
+    const row = await readClientSession(env, payload.sid, clientId, payload.sub, jti, o.claims ? claimScopes(parseScope(typeof payload.scope === 'string' ? payload.scope : '')) : undefined)
+    return { payload, denied: !!row?.denied, row }
+  }
+  // A client's own token (client_credentials) names no session, so the denylist is its only
+  // state: RFC 7009 §2 revokes it like any other.
+  return { payload, denied: clientId ? await isAccessTokenDenied(env, jti) : false, row: undefined }
 }
 
 /**
