@@ -202,6 +202,24 @@ describe('refresh tokens of OAuth clients', () => {
     const still = await oauthPost('/oauth2/introspect', { token }, app)
     expect(still.body.active).toBe(true)
   })
+
+  it("a sign-in API token issued for an app is not refreshed at the token endpoint, even by that app's own client", async () => {
+    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'] })
+    const u = await createUser()
+    await mapUser(app.app_id, u)
+    const { refresh_token: token } = await appLogin(app, u.mobile, u.password)
+    const confidential = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: token }, app)
+    expect(confidential.status).toBe(400)
+    expect(confidential.body.error).toBe('invalid_grant')
+    // a public client would authenticate with its client_id alone: no way around the app's authentication
+    await env.DB.prepare("UPDATE applications SET token_endpoint_auth_method = 'none' WHERE app_id = ?").bind(app.app_id).run()
+    const pub = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: token, client_id: app.app_id })
+    expect(pub.status).toBe(400)
+    expect(pub.body.error).toBe('invalid_grant')
+    // the token is untouched and refreshes where it belongs, with the app's authentication
+    const r = await api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: token }, headers: { Authorization: 'Basic ' + btoa(`${app.app_id}:${app.app_secret}`) } })
+    expect(r.status).toBe(200)
+  })
 })
 
 describe('login for an app (app_id)', () => {

@@ -170,6 +170,10 @@ export async function rotateRefreshToken(
   // Tokens from the OIDC token endpoint (they carry a scope) are refreshed there, with client
   // authentication; the first-party refresh API must not become a way around it.
   if (ctx.clientId === undefined && row.scope !== null) throw invalidGrant('This refresh token belongs to an OAuth client; use the token endpoint')
+  // And the other way round: a sign-in API token (no scope) is refreshed only by the sign-in
+  // API, which asks its app to authenticate; at the token endpoint a public client with the
+  // same client_id would refresh it with nothing but that id.
+  if (ctx.clientId !== undefined && row.scope === null) throw invalidGrant('This refresh token was issued by the sign-in API; refresh it at /api/v1/auth/refresh')
   // A token from a login with app_id is refreshed by that app's server, authenticated as it is for the login.
   if (ctx.clientId === undefined && row.clientId !== null && ctx.authenticatedApp !== row.clientId) {
     if (!ctx.authenticatedApp) throw AuthErrors.app_auth_required({ message: "This refresh token was issued for an app: authenticate the call as that app (signature or HTTP Basic app_id:app_secret)" })
