@@ -105,6 +105,20 @@ describe('ticket exchange and redemption', () => {
     expect(ex.body.error.code).toBe('malformed_json')
   })
 
+  it('a verify whose Content-Type is not JSON is refused with invalid_request and leaves the ticket unspent (docs/tickets.md)', async () => {
+    const w = await world()
+    const ticket = await issued(w)
+    const body = JSON.stringify({ ticket })
+    for (const headers of [{ 'Content-Type': 'application/x-www-form-urlencoded' }, { 'Content-Type': 'text/plain' }]) {
+      const r = await signedApi(w.target, 'POST', VERIFY, { headers, rawBody: body })
+      expect(r.status, JSON.stringify(headers)).toBe(400)
+      expect(r.body.error.code).toBe('invalid_request')
+    }
+    const ok = await signedApi(w.target, 'POST', VERIFY, { headers: { 'Content-Type': 'application/json; charset=utf-8' }, rawBody: body })
+    expect(ok.status, JSON.stringify(ok.body)).toBe(200)
+    expect(ok.body.user.mobile).toBe(w.user.mobile)
+  })
+
   it('accepts a national-format mobile and stores only a hash of the ticket', async () => {
     const w = await world()
     const r = await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: w.user.mobile.replace('+86', '') })
@@ -188,7 +202,9 @@ describe('ticket exchange and redemption', () => {
     await mapUser(w.source.app_id, other)
     const otherTicket = (await exchange(w.source, { target_app_id: w.target.app_id, user_mobile: other.mobile })).body.ticket as string
     const swapped = `tk_${idPart}.${otherTicket.split('.')[1]}.${ticket.split('.')[2]}`
-    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(60) + '.' + 'B'.repeat(43), forgedSecret, swapped, ticket + 'x']) {
+    // a user part of 4n + 1 characters is no base64url at all (it used to escape as a 500)
+    const unreadable = `tk_${idPart}.${'B'.repeat(25)}.${ticket.split('.')[2]}`
+    for (const t of ['nope', 'tk_' + 'A'.repeat(43) + '.' + 'B'.repeat(60) + '.' + 'B'.repeat(43), forgedSecret, swapped, ticket + 'x', unreadable]) {
       const r = await verify(w.target, t)
       expect(r.status, t).toBe(400)
       expect(r.body.error.code).toBe('ticket_invalid')

@@ -163,7 +163,12 @@ ticketRoutes.openapi(
 type VerifyReads = { kind: 'none' } | { kind: 'foreign'; exists: boolean } | { kind: 'own'; reads: RedemptionReads }
 
 /** The ticket of a verify body, parsed from the signed bytes. */
-function verifyTicket(body: Uint8Array): string | null {
+// Hono's JSON validator's own media-type rule: a body it would refuse after the gate has
+// redeemed the ticket would spend the ticket on a 400 (docs/tickets.md: invalid_request
+// leaves the ticket unspent), so such a body redeems nothing.
+const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i
+function verifyTicket(contentType: string | undefined, body: Uint8Array): string | null {
+  if (!JSON_MEDIA_TYPE.test((contentType ?? '').split(';')[0].trim())) return null
   try {
     const t = (JSON.parse(new TextDecoder().decode(body)) as { ticket?: unknown })?.ticket
     return typeof t === 'string' && t.length <= 256 ? t : null
@@ -209,7 +214,7 @@ ticketRoutes.openapi(
         // first) while its account re-check is read beside it (the user is sealed in the
         // ticket); for another app's ticket only whether it exists (ticket_not_for_app)
         prepare: async (c, app, body) => {
-          const ticket = verifyTicket(body)
+          const ticket = verifyTicket(c.req.header('Content-Type'), body)
           const target = ticket && ticketTarget(ticket)
           if (!target) return {}
           if (target !== app.appId) {

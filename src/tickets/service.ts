@@ -75,7 +75,11 @@ export async function ticketUser(env: Env, ticket: string): Promise<string | nul
   const m = TICKET_RE.exec(ticket)
   const target = m && ticketTarget(ticket)
   if (!m || !target) return null
-  return unseal(masterKeyRing(env), fromBase64url(m[2]), fromBase64url(m[3]), userSealInfo(target))
+  try {
+    return await unseal(masterKeyRing(env), fromBase64url(m[2]), fromBase64url(m[3]), userSealInfo(target))
+  } catch {
+    return null // not base64url (a length of 4n + 1): no ticket we issued
+  }
 }
 
 export interface IssueInput {
