@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { decodeJwt } from 'jose'
+import { decodeJwt, generateKeyPair, SignJWT } from 'jose'
 import { SELF, env } from 'cloudflare:test'
 import { ISSUER, api, auditLog, createUser, login } from './support/api'
 import { createOidcApp, disableApp, mapUser, updateMapping, type AppSettings, setAppColumnsInD1 } from './support/apps'
@@ -513,6 +513,29 @@ describe('end_session', () => {
     expect(decodeJwt(idToken).sid).toBe(s.sessionId)
     const session = await env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(s.sessionId).first<{ revoked_at: number | null }>()
     expect(session!.revoked_at).toBeNull()
+  })
+
+  it('a hint signed by a key no longer published names its client but vouches for nobody: the user confirms, then goes to the registered URI', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const claims = decodeJwt((await exchange(s, { code, code_verifier: verifier })).body.id_token)
+    // what an RP holds after the key that signed its sign-in left the JWKS (an hour after its successor took over)
+    const { privateKey } = await generateKeyPair('ES256')
+    const retired = await new SignJWT({ ...claims }).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'retired-key' }).sign(privateKey)
+    const page = await s.b.get(`/oauth2/end_session?id_token_hint=${retired}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}&state=r1`)
+    expect(page.status).toBe(200)
+    expect(page.html).toContain('Sign out of UAP Edge?')
+    const session = () => env.DB.prepare('SELECT revoked_at FROM sessions WHERE id = ?').bind(s.sessionId).first<{ revoked_at: number | null }>()
+    expect((await session())!.revoked_at).toBeNull()
+    const done = await s.b.post('/oauth2/end_session', { csrf_token: csrfFrom(page.html), confirm: 'yes', client_id: s.app_id, post_logout_redirect_uri: POST_LOGOUT, state: 'r1' })
+    expect(done.status).toBe(302)
+    expect(location(done).href).toBe(`${POST_LOGOUT}?state=r1`)
+    expect((await session())!.revoked_at).not.toBeNull()
+    // it still names one client only: not a redirect URI of another, not another issuer's token
+    const other = await createOidcApp()
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${retired}&client_id=${other.app_id}`)).status).toBe(400)
+    const foreign = await new SignJWT({ ...claims, iss: 'https://other.example.com' }).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'retired-key' }).sign(privateKey)
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${foreign}`)).status).toBe(400)
   })
 
   it('without a redirect URI shows a signed-out page', async () => {

@@ -1,4 +1,4 @@
-import { importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type JWTVerifyResult, createLocalJWKSet } from 'jose'
+import { compactVerify, importJWK, jwtVerify, SignJWT, type CompactVerifyResult, type JWK, type JWTPayload, type JWTVerifyResult, createLocalJWKSet } from 'jose'
 import { desc, eq } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
@@ -193,6 +193,22 @@ export async function getJwks(env: Env): Promise<{ keys: JWK[] }> {
 /** The published keys as a key set to verify with (see publishedKeys). */
 export async function verificationKeys(env: Env): Promise<ReturnType<typeof createLocalJWKSet>> {
   return (await publishedKeys(env)).set
+}
+
+/**
+ * A compact JWS signed by one of the published keys, whatever its claims say (an ID token
+ * hint may be long expired). An unknown kid forces one reload, as in verifyJwt; after that
+ * the error's code is ERR_JWKS_NO_MATCHING_KEY.
+ */
+export async function verifyCompactJws(env: Env, token: string): Promise<CompactVerifyResult> {
+  const attempt = async () => compactVerify(token, await verificationKeys(env), { algorithms: [SIGNING_ALG] })
+  try {
+    return await attempt()
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') throw err
+    await loadKeys(env, true)
+    return attempt()
+  }
 }
 
 /**

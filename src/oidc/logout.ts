@@ -1,5 +1,5 @@
 import type { Context } from 'hono'
-import { compactVerify } from 'jose'
+import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { and, eq, inArray, isNull, lt, type SQL } from 'drizzle-orm'
 import type { AppEnv } from '../context'
 import { getConfig, type Env } from '../env'
@@ -11,7 +11,7 @@ import { revokeRefreshTokensStatement } from '../auth/sessions'
 import { oidcCodes, oidcSessionClients } from './schema'
 import type { SessionsEnded } from '../auth/session-hooks'
 import type { QueueJob } from '../queue/dispatcher'
-import { signJwt, verificationKeys } from '../keys/service'
+import { signJwt, SIGNING_ALG, verifyCompactJws } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
 import { isRegisteredPostLogoutRedirectUri } from '../lib/redirect-uri'
@@ -30,19 +30,37 @@ export interface EndSessionParams {
 /**
  * An ID token we issued, used as a hint (RP-Initiated Logout 1.0 §2). The signature must
  * verify; expiry is not checked, because RPs often hold an expired ID token when the user
- * signs out. A hint whose key already left the JWKS simply does not count.
+ * signs out (§4). Nor can every hint's key still be checked: a retired key leaves the JWKS an
+ * hour after its successor takes over, while RPs keep the ID token of a sign-in for the
+ * session's life. Such a hint (`verified: false`) names its client, as a client_id would,
+ * and vouches for nobody: the user confirms, as without a hint.
  */
-export async function verifyIdTokenHint(env: Env, token: string): Promise<{ sub: string; aud: string[]; sid?: string } | null> {
+export type IdTokenHint = { verified: true; sub: string; aud: string[]; sid?: string } | { verified: false; aud: string[] }
+
+export async function verifyIdTokenHint(env: Env, token: string): Promise<IdTokenHint | null> {
+  let header: { alg?: string; typ?: string }
+  let claims: Record<string, unknown>
+  let verified = true
   try {
-    const { payload, protectedHeader } = await compactVerify(token, await verificationKeys(env), { algorithms: ['ES256'] })
-    if (protectedHeader.typ !== 'JWT') return null // not an access token (at+jwt) or logout token
-    const claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>
-    if (claims.iss !== getConfig(env).issuer || typeof claims.sub !== 'string' || typeof claims.auth_time !== 'number') return null
-    const aud = Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : typeof claims.aud === 'string' ? [claims.aud] : []
-    return { sub: claims.sub, aud, sid: typeof claims.sid === 'string' ? claims.sid : undefined }
-  } catch {
-    return null
+    const { payload, protectedHeader } = await verifyCompactJws(env, token)
+    header = protectedHeader
+    claims = JSON.parse(new TextDecoder().decode(payload)) as Record<string, unknown>
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') return null
+    try {
+      header = decodeProtectedHeader(token)
+      claims = decodeJwt(token)
+    } catch {
+      return null
+    }
+    if (header.alg !== SIGNING_ALG) return null
+    verified = false
   }
+  if (header.typ !== 'JWT') return null // not an access token (at+jwt) or logout token
+  if (claims.iss !== getConfig(env).issuer || typeof claims.sub !== 'string' || typeof claims.auth_time !== 'number') return null
+  const aud = Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : typeof claims.aud === 'string' ? [claims.aud] : []
+  if (!verified) return { verified, aud }
+  return { verified, sub: claims.sub, aud, sid: typeof claims.sid === 'string' ? claims.sid : undefined }
 }
 
 /**
@@ -61,10 +79,12 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   if (p.client_id !== undefined) {
     client = await findApplication(c.env, p.client_id)
     if (!client || client.protocolType !== 'OIDC') return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientNotOidc }))
+    // §2: with both, the client_id must be one the hint was issued to
     if (hint && !hint.aud.includes(client.appId)) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientHintMismatch }))
   } else if (hint) {
     client = await findApplication(c.env, hint.aud[0])
   }
+  // §3: only a post_logout_redirect_uri registered for that client, and `state` goes back on it
   let redirectUri: string | undefined
   if (p.post_logout_redirect_uri !== undefined) {
     if (!client) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.postLogoutNeedsClient }))
@@ -76,8 +96,10 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   if (confirmation && !csrfValid(c, p.csrf_token)) return errorPage(c, (t) => ({ title: t.signOutNotConfirmedTitle, message: t.signOutFormExpired }), 403)
   if (confirmation && p.confirm !== 'yes') return stillSignedInPage(c)
 
+  // §6: a logout the hint does not vouch for is confirmed by the user, so no third-party
+  // site can sign people out
   const current = await readBrowserSession(c)
-  const trusted = confirmation || (!!hint && !!current && hint.sub === current.user.id)
+  const trusted = confirmation || (!!hint?.verified && !!current && hint.sub === current.user.id)
   if (current && !trusted) {
     return logoutConfirmPage(c, { csrf: csrfToken(c), clientId: client?.appId, postLogoutRedirectUri: redirectUri, state: p.state, appName: client?.appName })
   }
