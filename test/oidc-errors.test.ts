@@ -240,6 +240,19 @@ describe('authorization endpoint errors', () => {
     expect((await s.b.get(consent.pathname + consent.search)).status).toBe(400)
   })
 
+  it('Deny checks the client again: its redirect URI removed, or the app disabled, since the request means an error page, no redirect', async () => {
+    for (const change of ['redirect_uri removed', 'app disabled'] as const) {
+      const s = await setup({ first_party: false })
+      const consent = location(await s.b.get(authorizeUrl(s.app_id, { state: 'c2' })))
+      const html = (await s.b.get(consent.pathname + consent.search)).html
+      if (change === 'app disabled') await disableApp(s.app_id)
+      else await setAppColumnsInD1(s.app_id, { redirectUris: ['https://elsewhere.example.com/cb'] })
+      const denied = await s.b.post('/page/consent', { request_id: consent.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision: 'deny' })
+      expect(denied.status, change).toBe(400)
+      expect(denied.headers.get('Location'), change).toBeNull()
+    }
+  })
+
   it('another browser session cannot answer the consent request', async () => {
     const s = await setup({ first_party: false })
     const consent = location(await s.b.get(authorizeUrl(s.app_id)))

@@ -143,15 +143,25 @@ async function resumeAuthorization(c: Context<AppEnv>, requestId: string) {
 }
 
 /**
+ * The client of a pending request, checked again: it may have been disabled, or the redirect
+ * URI removed, since the request was made. Any redirect, an error included, goes only to a
+ * URI still registered for a usable client (RFC 6749 §4.1.2.1, §10.6); otherwise the request
+ * ends on an error page.
+ */
+export async function clientOfPending(c: Context<AppEnv>, pending: PendingAuthorization): Promise<Application | Response> {
+  const app = await findApplication(c.env, pending.clientId)
+  if (usableClient(app) && isRegisteredRedirectUri(app, pending.redirectUri)) return app
+  await deletePending(c.env, pending)
+  return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.appGone }))
+}
+
+/**
  * The decision steps, run on the first visit and again after sign-in or consent:
  * signed in recently enough → has an account in the app → consented → code.
  */
 export async function continueAuthorization(c: Context<AppEnv>, pending: PendingAuthorization, opts: { consented: boolean }): Promise<Response> {
-  const app = await findApplication(c.env, pending.clientId)
-  if (!usableClient(app) || !isRegisteredRedirectUri(app, pending.redirectUri)) {
-    await deletePending(c.env, pending)
-    return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.appGone }))
-  }
+  const app = await clientOfPending(c, pending)
+  if (app instanceof Response) return app
   const to: Target = { redirectUri: pending.redirectUri, state: pending.state }
   const done = async (res: Response) => {
     await deletePending(c.env, pending)

@@ -3,7 +3,7 @@ import { router } from '../context'
 import { readBrowserSession } from '../auth/browser-session'
 import { findApplication } from '../apps/service'
 import { consentPage, csrfToken, csrfValid, errorPage } from './pages'
-import { continueAuthorization, redirectWithError } from './authorize'
+import { clientOfPending, continueAuthorization, redirectWithError } from './authorize'
 import { deletePending, loadPending, recordConsent, recordConsentDenied } from './service'
 import { form, html, pageFormOnly, pageHook, redirect } from './http'
 import { param } from './oauth'
@@ -71,6 +71,8 @@ consentRoutes.openapi(
     const current = await readBrowserSession(c)
     if (!current || current.session.id !== pending.consentFor.sessionId) return c.redirect(`/oauth2/authorize?request_id=${pending.id}`, 302)
     if (body.decision === 'deny') {
+      const client = await clientOfPending(c, pending)
+      if (client instanceof Response) return client
       await recordConsentDenied(c.env, { userId: current.user.id, clientId: pending.clientId, scope: pending.scope, requestId: c.get('requestId'), ip: c.get('clientIp') })
       await deletePending(c.env, pending)
       return redirectWithError(c, { redirectUri: pending.redirectUri, state: pending.state }, 'access_denied', 'The user denied the request')
