@@ -16,6 +16,9 @@ async function setup(appInput: AppSettings = {}) {
   return { ...oidc, user, mappingId, b, sessionId }
 }
 
+/** What an error_description may hold (RFC 6749 §5.2, §4.1.2.1; RFC 6750 §3). */
+const OAUTH_TEXT = /^[\x20-\x21\x23-\x5B\x5D-\x7E]+$/
+
 /** Every client must send PKCE unless opted out: a fixed valid S256 challenge, unless the params set their own or `noPkce`. */
 // RFC 7636 Appendix B's example pair
 const SOME_CHALLENGE = { code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' }
@@ -69,7 +72,8 @@ describe('authorization endpoint errors', () => {
       const to = location(res)
       expect(to.origin + to.pathname).toBe(REDIRECT)
       expect(to.searchParams.get('error')).toBe('unsupported_response_type')
-      expect(to.searchParams.get('error_description')).toContain('RFC 9700')
+      expect(to.searchParams.get('error_description')).toContain('RFC 9700 section 2.1.2')
+      expect(to.searchParams.get('error_description')).toMatch(OAUTH_TEXT)
       expect(to.searchParams.get('state')).toBe('st-1')
       expect(to.searchParams.get('iss')).toBe(ISSUER)
       expect(to.searchParams.get('code')).toBeNull()
@@ -142,14 +146,16 @@ describe('authorization endpoint errors', () => {
   })
 
   it('a user with no active account in the app gets access_denied', async () => {
-    const { app_id: clientId } = await createOidcApp({ first_party: true })
+    // a name outside ASCII: error_description may not carry it (RFC 6749 §4.1.2.1)
+    const { app_id: clientId } = await createOidcApp({ first_party: true, app_name: '报表门户' })
     const user = await createUser()
     const b = new Browser()
     await b.loginOnPage(user)
     const res = await b.get(authorizeUrl(clientId, { state: 'nm' }))
     const to = location(res)
     expect(to.searchParams.get('error')).toBe('access_denied')
-    expect(to.searchParams.get('error_description')).toMatch(/no active user in Reporting Portal/)
+    expect(to.searchParams.get('error_description')).toMatch(/no active user in this application/)
+    expect(to.searchParams.get('error_description')).toMatch(OAUTH_TEXT)
     expect(to.searchParams.get('state')).toBe('nm')
     // an inactive mapping counts as none
     await mapUser(clientId, user, { mappedKey: `inactive-${user.id.slice(0, 8)}`, isActive: false })
@@ -447,6 +453,12 @@ describe('userinfo, introspection and revocation boundaries', () => {
     const insufficient = await SELF.fetch(`${ISSUER}/oauth2/userinfo`, { headers: { Authorization: `Bearer ${apiToken}` } })
     expect(insufficient.status).toBe(403)
     expect(insufficient.headers.get('WWW-Authenticate')).toMatch(/insufficient_scope/)
+    // the token twice (RFC 6750 §2): the description cites the section in ASCII, in the header too
+    const twice = await SELF.fetch(`${ISSUER}/oauth2/userinfo`, { method: 'POST', headers: { Authorization: `Bearer ${t.access_token}`, 'Content-Type': 'application/x-www-form-urlencoded' }, body: `access_token=${t.access_token}` })
+    expect(twice.status).toBe(400)
+    const header = twice.headers.get('WWW-Authenticate')!
+    expect(header).toContain('error_description="Send the access token once (RFC 6750 section 2)"')
+    expect(((await twice.json()) as { error_description: string }).error_description).toMatch(OAUTH_TEXT)
   })
 
   it("introspection says active=false for another client's token, and needs a confidential client", async () => {

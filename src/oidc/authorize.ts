@@ -7,6 +7,7 @@ import { readBrowserSession } from '../auth/browser-session'
 import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { errorPage } from './pages'
+import { oauthText } from './oauth'
 import { admitUser } from '../permissions/admission'
 import { isLoopbackRedirect, isRegisteredRedirectUri } from '../lib/redirect-uri'
 import {
@@ -54,7 +55,7 @@ type Target = { redirectUri: string; state?: string }
 export function redirectWithError(c: Context<AppEnv>, to: Target, error: string, description: string) {
   const url = new URL(to.redirectUri)
   url.searchParams.set('error', error)
-  url.searchParams.set('error_description', description)
+  url.searchParams.set('error_description', oauthText(description))
   if (to.state !== undefined) url.searchParams.set('state', to.state)
   url.searchParams.set('iss', getConfig(c.env).issuer)
   c.header('Cache-Control', 'no-store')
@@ -191,7 +192,8 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
     await db.batch([
       auditStatement(db, { action: noAccess ? 'oidc.denied_no_access' : 'oidc.denied_no_mapping', actorType: 'user', actorId: user.id, targetType: 'application', targetId: app.appId, requestId: c.get('requestId'), ip: c.get('clientIp') }),
     ])
-    const why = noAccess ? `This account is not allowed to use ${app.appName}. Ask the application's administrator for access.` : `This account has no active user in ${app.appName}. Ask the application's administrator to map your account.`
+    // no app name: error_description is ASCII only (RFC 6749 §4.1.2.1), and the app knows its own
+    const why = noAccess ? "This account is not allowed to use this application. Ask the application's administrator for access." : "This account has no active user in this application. Ask the application's administrator to map your account."
     return done(redirectWithError(c, to, 'access_denied', why))
   }
 

@@ -59,14 +59,28 @@ export const UNKNOWN_CLIENT_AUDIT_WINDOW_S = 600
  * `{ "error": { code, message, request_id } }` body, because OAuth clients (openid-client
  * and every other RP library) parse exactly that shape. docs/oidc.md says so.
  */
+/**
+ * An error_description as RFC 6749 §5.2 and §4.1.2.1 (and RFC 6750 §3) allow it: printable
+ * ASCII without `"` and `\`. Descriptions cite RFC sections with "§"; that becomes
+ * "section", quotes become apostrophes, anything else outside the set a "?".
+ */
+export const oauthText = (s: string) =>
+  s
+    .replace(/§\s*/g, 'section ')
+    .replace(/"/g, "'")
+    .replace(/\\/g, '/')
+    .replace(/[^\x20-\x21\x23-\x5B\x5D-\x7E]/g, '?')
+
 export class OAuthError extends Error {
+  readonly description: string
   constructor(
     readonly error: string,
-    readonly description: string,
+    description: string,
     readonly status: 400 | 401 | 403 = 400,
     readonly headers: Record<string, string> = {},
   ) {
     super(description)
+    this.description = oauthText(description)
   }
 }
 

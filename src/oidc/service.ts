@@ -243,7 +243,7 @@ export async function redeemCode(
     admitUser(env, app.appId, row.userId),
     scope.includes('openid') && (want.groups || want.permissions) ? readClaims(env, app.appId, row.userId, want) : undefined,
   ])
-  if (!admission.ok) throw invalidGrant(admission.reason === 'no_access' ? `The user is not allowed to use ${app.appName}` : `The user has no active account in ${app.appName}`)
+  if (!admission.ok) throw invalidGrant(admission.reason === 'no_access' ? 'The user is not allowed to use this application' : 'The user has no active account in this application')
   const mapped = admission.mapping.mappedKey
 
   const access = await mintAccessToken(env, { userId: row.userId, sessionId: row.sessionId, clientId: app.appId, scope: scope.join(' ') })

@@ -3,7 +3,7 @@ import { router } from '../context'
 import { OPEN } from '../lib/openapi'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
-import { OAuthError, noStore, oauthEndpoint, oauthErrors, oauthHook, param } from './oauth'
+import { OAuthError, noStore, oauthText, oauthEndpoint, oauthErrors, oauthHook, param } from './oauth'
 import { readClientAccess, userinfoClaims } from './service'
 import { TAG, form } from './http'
 
@@ -24,7 +24,7 @@ const UserInfo = z
   .openapi('UserInfo')
 
 const bearerError = (status: 400 | 401 | 403, error: string, description: string, extra = '') =>
-  new OAuthError(error, description, status, { 'WWW-Authenticate': `Bearer realm="uap-edge", error="${error}", error_description="${description.replace(/"/g, "'")}"${extra}` })
+  new OAuthError(error, description, status, { 'WWW-Authenticate': `Bearer realm="uap-edge", error="${error}", error_description="${oauthText(description)}"${extra}` })
 
 async function userinfo(c: Context<AppEnv>, bodyToken: string | undefined) {
   return oauthEndpoint(c, async () => {
