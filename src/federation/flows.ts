@@ -1,7 +1,7 @@
 import { and, eq, gt, isNull, lt } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import { getConfig, masterKeyRing, type Env } from '../env'
-import { base64url, decryptSecret, encryptSecret, randomToken, sha256Hex } from '../lib/crypto'
+import { base64url, decryptSecret, encryptSecret, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
 import type { E164 } from '../lib/mobile'
 import { FederationErrors } from './errors'
 import { federationFlows, type FederationFlow, type IdentityProvider, type UpstreamProfile } from './schema'
@@ -108,7 +108,7 @@ export async function redeemState(env: Env, o: { providerId: string; channel: 'p
     ? 'unknown_state'
     : seen.providerId !== o.providerId || seen.channel !== o.channel
       ? 'other_provider'
-      : seen.bindingHash !== secretHash
+      : !secretHash || !timingSafeEqual(seen.bindingHash, secretHash)
         ? 'other_browser'
         : seen.usedAt !== null
           ? 'replayed'
@@ -136,7 +136,7 @@ export async function pendingBinding(env: Env, ticket: string, o: { channel: 'pa
   if (!/^fbt_[A-Za-z0-9_-]{43}$/.test(ticket)) throw FederationErrors.invalid_ticket()
   const row = await getDb(env.DB).select().from(federationFlows).where(eq(federationFlows.ticketHash, await sha256Hex(ticket))).get()
   if (!row || !row.profile || row.channel !== o.channel || row.completedAt !== null || (row.ticketExpiresAt ?? 0) <= Date.now()) throw FederationErrors.invalid_ticket()
-  if (o.channel === 'page' && (!o.secret || (await bindingHash(o.secret)) !== row.bindingHash)) throw FederationErrors.invalid_ticket()
+  if (o.channel === 'page' && (!o.secret || !timingSafeEqual(await bindingHash(o.secret), row.bindingHash))) throw FederationErrors.invalid_ticket()
   return row as PendingBinding
 }
 
