@@ -3,7 +3,7 @@ import { getConfig, type Env } from '../env'
 import type { E164 } from '../lib/mobile'
 import { getDb } from '../db'
 import { users, type User } from '../users/schema'
-import { findUserByMobile, isMobileTaken, newUserRow, passwordParams } from '../users/service'
+import { findUserByMobile, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from '../users/service'
 import { auditStatement } from '../audit/service'
 import { endSessionsStatements } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
@@ -37,7 +37,7 @@ export async function registerUser(env: Env, input: { mobile: E164; password: st
   const row = await newUserRow(env, { mobile: input.mobile, password: input.password, name: input.name?.trim() || null })
   try {
     await db.batch([
-      db.insert(users).values(row),
+      insertUserStatement(db, row),
       auditStatement(db, { action: 'user.registered', actorType: 'user', actorId: row.id, targetType: 'user', targetId: row.id, requestId: ctx.requestId, ip: ctx.ip, details: ctx.appId ? { app_id: ctx.appId } : { via: 'self' } }),
     ])
   } catch (e) {
@@ -61,7 +61,7 @@ export async function resetPassword(env: Env, input: { mobile: E164; smsCode: st
   const now = Date.now()
   const passwordHash = await hashPassword(input.newPassword, passwordParams(env))
   await db.batch([
-    db.update(users).set({ passwordHash, updatedAt: now }).where(eq(users.id, user.id)),
+    updateUserStatement(db, user.id, { passwordHash }, now),
     ...endSessionsStatements(db, { userId: user.id }, now),
     auditStatement(db, { action: 'password.reset', actorType: ctx.appId ? 'app' : 'user', actorId: ctx.appId ?? user.id, targetType: 'user', targetId: user.id, requestId: ctx.requestId, ip: ctx.ip, details: { via: ctx.appId ? 'open_api' : 'page', sessions_revoked: 'all' } }),
   ])

@@ -17,7 +17,7 @@ import { captchaRequiredNext, reserveLoginAttempt, settleLoginSuccess, threshold
 import { auditStatement, type AuditEntry } from '../audit/service'
 import { mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
 import { endSessionsStatements, insertSessionStatement, sessionRow } from './sessions'
-import { passwordParams } from '../users/service'
+import { findUserByMobile, passwordParams, updateUserStatement } from '../users/service'
 import { runSessionEndHooks } from './session-hooks'
 
 type Ctx = { requestId: string; ip: string; userAgent?: string | null }
@@ -40,7 +40,7 @@ export async function authenticatePassword(env: Env, mobile: E164, password: str
   if (captcha && !(await verifyCaptcha(env, captcha.id, captcha.code))) throw CaptchaErrors.invalid_captcha()
   const attempt = await reserveLoginAttempt(env, mobile, ctx.ip, !!captcha)
   const params = passwordParams(env)
-  const user = await db.select().from(users).where(eq(users.mobile, mobile)).get()
+  const user = await findUserByMobile(env, mobile)
   const ok = await verifyPassword(password, user?.passwordHash ?? (await decoyHash(params)))
   if (!user || !ok) {
     const base = { actorType: 'anonymous' as const, targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip }
@@ -60,7 +60,7 @@ export async function authenticatePassword(env: Env, mobile: E164, password: str
   if (needsRehash(user.passwordHash, params)) {
     // Parameters were raised since this hash was made: upgrade it now that we know the password.
     const passwordHash = await hashPassword(password, params)
-    await db.update(users).set({ passwordHash, updatedAt: Date.now() }).where(eq(users.id, user.id))
+    await updateUserStatement(db, user.id, { passwordHash }, Date.now())
     user.passwordHash = passwordHash
   }
   return user
@@ -90,7 +90,7 @@ export async function authenticateAppSecret(env: Env, appId: string, secret: str
 export async function login(env: Env, input: { mobile: E164; password: string; app_id?: string; captcha?: CaptchaAnswer | null }, ctx: Ctx): Promise<TokenSet> {
   const db = getDb(env.DB)
   if (input.app_id) {
-    const app = await db.select({ status: applications.status }).from(applications).where(eq(applications.appId, input.app_id)).get()
+    const app = await findApplication(env, input.app_id)
     if (!app || app.status !== 'ACTIVE') throw AuthErrors.invalid_app()
   }
   const user = await authenticatePassword(env, input.mobile, input.password, ctx, input.captcha)
