@@ -6,7 +6,7 @@ import { scrypt } from '@noble/hashes/scrypt.js'
 import { sha256 } from '@noble/hashes/sha2.js'
 import { bytesToHex } from '@noble/hashes/utils.js'
 import { ADMIN, adminToken, api, createUser, login, signedApi, uniqueMobile } from './support/api'
-import { partnerApp } from './support/apps'
+import { createApp, mapUser, partnerApp } from './support/apps'
 import { lastCode, openSmsSend } from './support/sms'
 import { auditOf, call, csv, freshMobiles, parseCsv, seedUsers, upload, waitForJob, type Auth } from './support/import'
 import { TEST_PARAMS, needsRehash, verifyPassword } from '../src/lib/password'
@@ -107,6 +107,60 @@ describe('users import', () => {
     expect((await userRow(fresh)).password_hash).toBe(bcryptHash)
   })
 
+  it('OVERWRITE tells the user\'s apps what an admin edit would: the same outbox events, one per app, in the changes feed', async () => {
+    const admin = { token: await adminToken() }
+    const apps = [await createApp(), await createApp()]
+    // one user of each pair is changed by the file, the other by the admin API
+    const pair = async () => [await createUser({ name: 'Han Meimei' }), await createUser({ name: 'Han Meimei' })]
+    const [disabled, renamed, enabled, emailed] = [await pair(), await pair(), await pair(), await pair()]
+    for (const u of [disabled, renamed, enabled, emailed].flat()) for (const a of apps) await mapUser(a.app_id, u)
+    const patch = async (u: { id: string }, json: unknown) => expect((await call(`/api/v1/admin/users/${u.id}`, admin, { method: 'PATCH', json })).status).toBe(200)
+    for (const u of enabled) await patch(u, { status: 'DISABLED' })
+    await patch(disabled[1], { status: 'DISABLED' })
+    await patch(renamed[1], { name: 'Meimei H.' })
+    await patch(enabled[1], { status: 'ACTIVE' })
+    await patch(emailed[1], { email: 'hmm@example.com' })
+    const o = await importUsers(
+      admin,
+      csv([
+        ['mobile', 'name', 'email', 'status'],
+        [disabled[0].mobile, '', '', 'DISABLED'],
+        [renamed[0].mobile, 'Meimei H.', '', ''],
+        [enabled[0].mobile, '', '', 'ACTIVE'],
+        [emailed[0].mobile, '', 'hmm@example.com', ''],
+      ]),
+      'OVERWRITE',
+    )
+    expect(o.job).toMatchObject({ state: 'done', updated: 4, skipped: 0, failed: 0 })
+    for (const a of apps) {
+      const feed = await call(`/api/v1/apps/${a.app_id}/users/changes?limit=500`, { appToken: a.access_token })
+      expect(feed.status).toBe(200)
+      const of = (u: { id: string; mobile: string }) =>
+        feed.body.items.filter((i: any) => i.user_id === u.id && i.type.startsWith('user.')).map((i: any) => (expect(i.mobile).toBe(u.mobile), [i.type, i.event_type, i.name, i.status, i.user_status]))
+      for (const [byFile, byAdmin] of [disabled, renamed, enabled, emailed]) expect(of(byFile)).toEqual(of(byAdmin))
+      expect(of(disabled[0])).toEqual([['user.disabled', 'DISABLE', 'Han Meimei', 'ACTIVE', 'DISABLED']])
+      expect(of(renamed[0])).toEqual([['user.updated', 'UPDATE', 'Meimei H.', 'ACTIVE', 'ACTIVE']])
+      expect(of(enabled[0])).toEqual([
+        ['user.disabled', 'DISABLE', 'Han Meimei', 'ACTIVE', 'DISABLED'],
+        ['user.enabled', 'ADD', 'Han Meimei', 'ACTIVE', 'ACTIVE'],
+      ])
+      expect(of(emailed[0])).toEqual([]) // email is not in the payload: no event, as for an admin
+    }
+  })
+
+  it('refuses a row whose name or email holds a control character (invalid_characters)', async () => {
+    const admin = { token: await adminToken() }
+    const [ok, tab, c1] = [uniqueMobile(), uniqueMobile(), uniqueMobile()]
+    const file = `mobile,name,email\n${ok},Li Lei,li@example.com\n${tab},Li\tLei,\n${c1},,li\u0085@example.com\n`
+    const p = await upload('/api/v1/admin/users/import/preview', admin, file, 'text/csv')
+    expect(p.status).toBe(200)
+    expect(p.body.rows.map((r: any) => [r.row, r.status, r.reason, r.message])).toEqual([
+      [2, 'new', null, null],
+      [3, 'invalid', 'invalid_characters', 'name must not contain control characters: U+0009 at position 2'],
+      [4, 'invalid', 'invalid_characters', 'email must not contain control characters: U+0085 at position 2'],
+    ])
+  })
+
   it('a user imported without a password cannot sign in until the password is set by SMS code', async () => {
     const admin = { token: await adminToken() }
     const mobile = uniqueMobile()
@@ -179,7 +233,7 @@ describe('users import', () => {
     expect(lost.body.error).toMatchObject({ code: 'import_running', details: { job_id: won.body.job_id } })
     expect(await waitForJob(`/api/v1/admin/users/import/${won.body.job_id}`, admin)).toMatchObject({ state: 'done', created: 1500 })
 
-    // disabling them all is three statements a user: the job splits its batches and alarms to stay inside D1's limits
+    // disabling them all is four statements a user (update, events, sessions, refresh tokens): the job splits its batches and alarms to stay inside D1's limits
     const off = await importUsers(admin, csv([['mobile', 'status'], ...mobiles.map((m) => [m, 'DISABLED'])]), 'OVERWRITE')
     expect(off.job).toMatchObject({ state: 'done', total: 1500, processed: 1500, updated: 1500, skipped: 0, failed: 0 })
     const still = await env.DB.prepare("SELECT count(*) AS n FROM users WHERE status = 'ACTIVE' AND mobile IN (SELECT value FROM json_each(?))").bind(JSON.stringify(mobiles)).first<{ n: number }>()

@@ -264,6 +264,54 @@ describe('mapping preview', () => {
     expect(noFile.status).toBe(400)
     expect(noFile.body.error.code).toBe('file_missing')
   })
+
+  it('refuses an XLSX sheet whose blank rows push data past the rows read (too_many_rows), instead of dropping the rows there', async () => {
+    const { appId, auth } = await appWithToken()
+    const workbook = (sheet: XLSX.WorkSheet) => {
+      const wb = XLSX.utils.book_new()
+      XLSX.utils.book_append_sheet(wb, sheet, 'People')
+      return new Uint8Array(XLSX.write(wb, { type: 'array', bookType: 'xlsx' }) as ArrayBuffer)
+    }
+    // SheetJS reads MAX_ROWS + 2 sheet rows, blank ones included: three blank rows hide the last three data rows
+    const aoa: (string | number)[][] = [['mobile', 'mapped_key'], [], [], []]
+    for (let i = 0; i <= MAX_ROWS; i++) aoa.push([13800138000, i])
+    const over = await preview(appId, auth, workbook(XLSX.utils.aoa_to_sheet(aoa)), XLSX_TYPE)
+    expect(over.status).toBe(413)
+    expect(over.body.error).toMatchObject({ code: 'too_many_rows', details: { limit: MAX_ROWS, first_row_over: MAX_ROWS + 3 } })
+    expect(over.body.error.message).toMatch(/runs to row 50,005.*blank rows count/)
+
+    // a few data rows, then one far below: the sheet is refused, not imported without that row
+    const sparse = XLSX.utils.aoa_to_sheet([['mobile', 'mapped_key'], [uniqueMobile(), 'a'], [uniqueMobile(), 'b']])
+    XLSX.utils.sheet_add_aoa(sparse, [[uniqueMobile(), 'far below']], { origin: `A${MAX_ROWS + 10}` })
+    const far = await preview(appId, auth, workbook(sparse), XLSX_TYPE)
+    expect(far.status).toBe(413)
+    expect(far.body.error.code).toBe('too_many_rows')
+  })
+
+  it('refuses a row whose free-text cell holds a control character or a line break (invalid_characters), as the JSON routes do; the other rows stand', async () => {
+    const { appId, auth } = await appWithToken()
+    const [a, b] = [await createUser(), await createUser()]
+    const file =
+      'mobile,mapped_key,name\n' +
+      `${a.mobile},key-a,Li Lei\n` + // 2 fine
+      `${uniqueMobile()},key-b,"Li\nLei"\n` + // 3: a line break inside the quoted name
+      `${uniqueMobile()},key\u0007c,\n` + // 4: BEL in the key
+      `${uniqueMobile()},key-d,Li\u0085Lei\n` + // 5: a C1 control in the name
+      `${b.mobile},key-e,\n` // 6 fine
+    const p = await preview(appId, auth, file)
+    expect(p.status).toBe(200)
+    expect(p.body.summary).toEqual({ total: 5, new: 2, duplicate: 0, invalid: 3 })
+    expect(p.body.rows.map((r: any) => [r.row, r.status, r.reason, r.message])).toEqual([
+      [2, 'new', null, null],
+      [3, 'invalid', 'invalid_characters', 'name must not contain control characters: U+000A at position 2'],
+      [4, 'invalid', 'invalid_characters', 'mapped_key must not contain control characters: U+0007 at position 3'],
+      [5, 'invalid', 'invalid_characters', 'name must not contain control characters: U+0085 at position 2'],
+      [6, 'new', null, null],
+    ])
+    const s = await startImport(appId, auth, p.body.preview_id, 'SKIP')
+    expect(await waitForJob(`/api/v1/apps/${appId}/mapping/import/${s.body.job_id}`, auth)).toMatchObject({ state: 'done', created: 2, failed: 3 })
+    expect((await mappingsOf(appId)).map((m) => m.mapped_key).sort()).toEqual(['key-a', 'key-e'])
+  })
 })
 
 describe('mapping import', () => {

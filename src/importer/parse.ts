@@ -71,14 +71,26 @@ export function kindOf(contentType: string | null | undefined, filename?: string
 export async function parseSheet(bytes: Uint8Array, kind: FileKind): Promise<ParsedSheet> {
   if (bytes.length === 0) throw ImportErrors.empty_file()
   if (bytes.length > MAX_FILE_BYTES) throw ImportErrors.file_too_large({ details: { limit_bytes: MAX_FILE_BYTES, bytes: bytes.length } })
-  const table = kind === 'xlsx' ? await readXlsx(bytes) : readCsv(decodeText(bytes))
-  return toSheet(table)
+  if (kind === 'csv') return toSheet(readCsv(decodeText(bytes)))
+  const { table, fullRows } = await readXlsx(bytes)
+  return toSheet(table, fullRows)
 }
 
-function toSheet(table: string[][]): ParsedSheet {
+/**
+ * An XLSX sheet that goes on past the rows read: its rows there were never looked at, so
+ * they may be data. Refused rather than imported in part.
+ */
+const cutShort = (fullRows: number) =>
+  ImportErrors.too_many_rows({
+    message: `The sheet runs to row ${fullRows.toLocaleString('en')}, past the ${XLSX_SHEET_ROWS.toLocaleString('en')} rows read for at most ${MAX_ROWS.toLocaleString('en')} data rows (in an XLSX sheet, blank rows count); delete the empty rows, split the file, or save it as CSV`,
+    details: { limit: MAX_ROWS, first_row_over: XLSX_SHEET_ROWS + 1 },
+  })
+
+/** `fullRows`: how far an XLSX sheet runs when `table` holds only its first XLSX_SHEET_ROWS rows. */
+function toSheet(table: string[][], fullRows: number | null = null): ParsedSheet {
   // a spreadsheet's row number is its line; blank lines keep their number but carry nothing
   const headerAt = table.findIndex((r) => r.some((c) => c.trim() !== ''))
-  if (headerAt < 0) throw ImportErrors.empty_file()
+  if (headerAt < 0) throw fullRows === null ? ImportErrors.empty_file() : cutShort(fullRows)
   const header = table[headerAt].map((h) => h.trim())
   const rows: ParsedSheet['rows'] = []
   for (let i = headerAt + 1; i < table.length; i++) {
@@ -89,6 +101,8 @@ function toSheet(table: string[][]): ParsedSheet {
     }
     rows.push({ row: i + 1, cells })
   }
+  // after the check above, which names the exact row when the rows read are too many already
+  if (fullRows !== null) throw cutShort(fullRows)
   if (!rows.length) throw ImportErrors.empty_file({ message: `The file has a header (row ${headerAt + 1}) but no data rows` })
   return { header, rows }
 }
@@ -178,7 +192,14 @@ function cellText(v: unknown): string {
   return String(v)
 }
 
-async function readXlsx(bytes: Uint8Array): Promise<string[][]> {
+/**
+ * Rows of an XLSX sheet read, blank ones included (SheetJS's sheetRows counts sheet rows):
+ * the header and one data row past the limit, so a full sheet is told from a longer one.
+ */
+const XLSX_SHEET_ROWS = MAX_ROWS + 2
+
+/** `fullRows`: how far the sheet runs when it goes on past XLSX_SHEET_ROWS (then `table` is cut short), else null. */
+async function readXlsx(bytes: Uint8Array): Promise<{ table: string[][]; fullRows: number | null }> {
   if (!(bytes[0] === 0x50 && bytes[1] === 0x4b)) {
     throw ImportErrors.unsupported_file_type({ message: 'The body is not an XLSX workbook (a ZIP file); old .xls files are not accepted, save as .xlsx or CSV UTF-8' })
   }
@@ -188,8 +209,7 @@ async function readXlsx(bytes: Uint8Array): Promise<string[][]> {
   const XLSX = ((mod as unknown as { default?: unknown }).default ?? mod) as typeof import('@e965/xlsx')
   let wb
   try {
-    // +2: the header, and one row past the limit so "too many rows" can be told apart
-    wb = XLSX.read(bytes, { type: 'array', dense: true, sheetRows: MAX_ROWS + 2, cellFormula: false, cellHTML: false, cellStyles: false, cellNF: false, sheets: 0 })
+    wb = XLSX.read(bytes, { type: 'array', dense: true, sheetRows: XLSX_SHEET_ROWS, cellFormula: false, cellHTML: false, cellStyles: false, cellNF: false, sheets: 0 })
   } catch (e) {
     throw ImportErrors.malformed_file({ message: `The XLSX file could not be read: ${String((e as Error)?.message ?? e).slice(0, 200)}` })
   }
@@ -197,5 +217,8 @@ async function readXlsx(bytes: Uint8Array): Promise<string[][]> {
   const sheet = first ? wb.Sheets[first] : undefined
   if (!sheet) throw ImportErrors.empty_file({ message: 'The workbook has no sheet' })
   const table = XLSX.utils.sheet_to_json<unknown[]>(sheet, { header: 1, raw: true, defval: '', blankrows: true })
-  return table.map((r) => r.map(cellText))
+  // SheetJS keeps the sheet's own range (its <dimension>) in !fullref when sheetRows cut it short
+  const full = sheet['!fullref']
+  const fullRows = full ? XLSX.utils.decode_range(full).e.r + 1 : null
+  return { table: table.map((r) => r.map(cellText)), fullRows: fullRows !== null && fullRows > XLSX_SHEET_ROWS ? fullRows : null }
 }

@@ -1,5 +1,6 @@
 import type { AuditActor } from '../audit/service'
 import { normalizeMobile, type E164 } from '../lib/mobile'
+import { textProblem } from '../lib/text'
 
 /*
  * The shapes an import passes around: a previewed row (stored in the importer's Durable
@@ -51,6 +52,13 @@ export interface Classified {
 /** Cells longer than this are refused, per field (the same bounds as the single-item APIs). */
 export const FIELD_MAX = { mobile: 32, mapped_key: 100, name: 100, email: 254, password_hash: 512 } as const
 
+/**
+ * The cells that are text a person typed, held to the rules of the JSON routes (typedText):
+ * they are stored and sent on to the apps. A mobile or a hash with a control character
+ * fails its own format check instead.
+ */
+const FREE_TEXT: ReadonlySet<keyof typeof FIELD_MAX> = new Set(['mapped_key', 'name', 'email'])
+
 export function summaryOf(rows: Pick<PreviewRow, 'status'>[]) {
   const s = { total: rows.length, new: 0, duplicate: 0, invalid: 0 }
   for (const r of rows) s[r.status]++
@@ -71,6 +79,7 @@ export const REASONS = {
   mapped_key_missing: 'mapped_key is empty',
   user_not_found: 'No UAP user has this mobile number (import the users first)',
   field_too_long: 'A field is longer than allowed',
+  invalid_characters: 'A field holds control characters (a line break, a tab …) or broken Unicode (a lone surrogate)',
   already_mapped: 'The user is already mapped to this mapped_key in this app',
   mapping_disabled: 'The user is mapped to this mapped_key, but the mapping is disabled',
   mapped_to_other_key: 'The user is already mapped to another mapped_key in this app',
@@ -89,9 +98,10 @@ export type Reason = keyof typeof REASONS
 export const invalidRow = (row: number, reason: Reason, data: PreviewRow['data'], message: string = REASONS[reason]): PreviewRow => ({ row, status: 'invalid', reason, message, fixed: true, data })
 
 /**
- * The checks every kind of row starts with, in order: no cell over its bound, a mobile
- * present and a mobile number. Writes the normalised mobile into `data`. Answers the
- * invalid row, or the mobile for the kind's own checks.
+ * The checks every kind of row starts with, in order: no cell over its bound, no control
+ * character or lone surrogate in a free-text cell, a mobile present and a mobile number.
+ * Writes the normalised mobile into `data`. Answers the invalid row, or the mobile for the
+ * kind's own checks.
  */
 export function readMobileRow<F extends keyof typeof FIELD_MAX>(
   row: number,
@@ -101,6 +111,10 @@ export function readMobileRow<F extends keyof typeof FIELD_MAX>(
 ): { invalid: PreviewRow } | { mobile: E164 } {
   const long = bounded.find((f) => raw[f].length > FIELD_MAX[f])
   if (long) return { invalid: invalidRow(row, 'field_too_long', data, `${long} is longer than ${FIELD_MAX[long]} characters`) }
+  for (const f of bounded) {
+    const problem = FREE_TEXT.has(f) ? textProblem(raw[f]) : null
+    if (problem) return { invalid: invalidRow(row, 'invalid_characters', data, `${f} ${problem}`) }
+  }
   if (!raw.mobile) return { invalid: invalidRow(row, 'mobile_missing', data) }
   const mobile = normalizeMobile(raw.mobile)
   if (!mobile) return { invalid: invalidRow(row, 'invalid_mobile', data) }

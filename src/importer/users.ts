@@ -7,6 +7,8 @@ import { endSessionsStatements } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
 import type { User } from '../users/schema'
 import { insertUsersStatement, isMobileTaken, passwordParams, updateUserStatement, usersByMobiles } from '../users/service'
+import { userEventKind } from '../users/admin'
+import { userEventsStatement } from '../mappings/service'
 import { mapColumns, type ColumnAliases, type ParsedSheet } from './parse'
 import type { ImportKind, Plan } from './apply'
 import { REASONS, cell, invalidRow, readMobileRow, type Applied, type Classified, type JobContext, type PreviewRow, type Reason } from './rows'
@@ -19,8 +21,9 @@ import { REASONS, cell, invalidRow, readMobileRow, type Applied, type Classified
  * gets the hash of a random secret nobody keeps, so signing in fails exactly as a wrong
  * password does (same cost as the decoy, nothing to tell by timing) until the user sets a
  * password with an SMS code (/page/pwd/reset, POST /api/v1/open/pwd/reset) or an admin sets one.
- * SKIP leaves existing accounts alone; OVERWRITE changes the fields the row fills in.
- * Admin accounts are never changed by an import.
+ * SKIP leaves existing accounts alone; OVERWRITE changes the fields the row fills in, and
+ * the user's apps hear of it as they would of an admin's edit (the same outbox events, in
+ * the same batch). Admin accounts are never changed by an import.
  */
 
 export const USER_COLUMNS: ColumnAliases<'mobile' | 'name' | 'email' | 'status' | 'password_hash'> = {
@@ -124,8 +127,8 @@ async function planUsers(env: Env, job: JobContext, rows: PreviewRow[]): Promise
   const ended: { userId: string; reason: string }[] = []
   let unusable: string | undefined
   for (const r of rows) {
-    // the rest goes in the next batch: an update that ends sessions costs three statements
-    if (statements.length + 3 > MAX_STATEMENTS) break
+    // the rest goes in the next batch: an update that tells the apps and ends sessions costs four statements
+    if (statements.length + 4 > MAX_STATEMENTS) break
     if (r.fixed) {
       applied.push({ row: r.row, outcome: r.status === 'invalid' ? 'failed' : 'skipped', reason: r.reason, message: r.message })
       continue
@@ -162,6 +165,11 @@ async function planUsers(env: Env, job: JobContext, rows: PreviewRow[]): Promise
       continue
     }
     statements.push(updateUserStatement(db, u.id, patch, now))
+    // after the update, so the payloads read the user as changed. No hand-over to delivery
+    // here, as with the mapping import: the sweep schedules bulk events, and handing over
+    // every batch's events would spend the D1 queries the job's budget counts on
+    const event = userEventKind(u, patch)
+    if (event) statements.push(userEventsStatement(db, u.id, event, now))
     // as an admin's change would: a disabled account or a replaced password ends the sessions
     const ends = patch.status === 'DISABLED' ? 'account_disabled' : patch.passwordHash ? 'password_set' : null
     if (ends) {

@@ -51,7 +51,7 @@ async function loadUser(env: Env, id: string): Promise<User> {
 }
 
 /** What the user's apps hear about a change, if anything (email and role are not in the payload). */
-function userEventKind(user: User, patch: { name?: string | null; status?: 'ACTIVE' | 'DISABLED'; mobile?: E164 }): UserEventKind | null {
+export function userEventKind(user: User, patch: { name?: string | null; status?: 'ACTIVE' | 'DISABLED'; mobile?: E164 }): UserEventKind | null {
   if (patch.status && patch.status !== user.status) return patch.status === 'DISABLED' ? 'user.disabled' : 'user.enabled'
   if ((patch.name !== undefined && patch.name !== user.name) || (patch.mobile !== undefined && patch.mobile !== user.mobile)) return 'user.updated'
   return null
