@@ -152,8 +152,23 @@ describe('SMS code limits', () => {
     expect(daily).toHaveLength(1)
     expect(daily[0]).toMatchObject({ request_id: 'req-wrong-0', ip: '203.0.113.9' })
     expect(JSON.parse(daily[0].details)).toEqual({ purpose: 'register', scope: 'day', limit: SMS_MAX_WRONG_PER_DAY, window_s: 86400 })
-    // the other purpose has its own count
+    // the count is the number's, whatever the code is for: a reset code is refused as well
     await sendSmsCode(env, { mobile: m, purpose: 'reset' })
+    const reset = await verifySmsCode(env, { mobile: m, purpose: 'reset', code: await lastCode(m) }).catch((e) => e)
+    expect(reset.code).toBe('sms_code_locked')
+  })
+
+  it('wrong reset and binding codes share one daily budget per number (each opens the account)', async () => {
+    const m = (await createUser()).mobile as E164 // reset codes go only to registered numbers
+    const wrong = async (purpose: 'reset' | 'bind') => {
+      await skipCooldown(m, purpose)
+      await sendSmsCode(env, { mobile: m, purpose })
+      const code = await lastCode(m)
+      return verifySmsCode(env, { mobile: m, purpose, code: code === '111111' ? '222222' : '111111' }).then(() => 'ok', (e) => e.code)
+    }
+    for (let i = 0; i < SMS_MAX_WRONG_PER_DAY; i++) expect(await wrong(i % 2 ? 'bind' : 'reset')).toBe('invalid_sms_code')
+    expect(await wrong('bind')).toBe('sms_code_locked')
+    expect(await wrong('reset')).toBe('sms_code_locked')
   })
 
   it('a right code is not a wrong guess: it does not count toward the daily limit', async () => {

@@ -17,7 +17,11 @@ export const SMS_MAX_ATTEMPTS = 5
 export const SMS_RESEND_COOLDOWN_S = 60
 /** Codes per mobile per purpose in 24 hours. */
 export const SMS_DAILY_CAP = 10
-/** Wrong codes per mobile per purpose in 24 hours, across resends; then every check is refused until the window ends. */
+/**
+ * Wrong codes per mobile in 24 hours, across resends and purposes; then every check is
+ * refused until the window ends. One budget for the number: a reset code and a binding
+ * code each open the account, so separate budgets would double a guesser's odds.
+ */
 export const SMS_MAX_WRONG_PER_DAY = 10
 const DAY_S = 86400
 
@@ -30,7 +34,7 @@ const DAY_S = 86400
  */
 const codeKey = (purpose: SmsPurpose, mobile: string) => `sms:${purpose}:${mobile}`
 const attemptsName = (purpose: SmsPurpose, mobile: string) => `sms_attempts:${purpose}:${mobile}`
-const wrongName = (purpose: SmsPurpose, mobile: string) => `sms_wrong:${purpose}:${mobile}`
+const wrongName = (mobile: string) => `sms_wrong:${mobile}`
 /** Audits the refusal of a spent code's further checks once per code (reset with each new code). */
 const lockAuditName = (purpose: SmsPurpose, mobile: string) => `sms_code_locked:${purpose}:${mobile}`
 
@@ -172,14 +176,14 @@ export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: Sm
   const audit = (details: Record<string, unknown>) =>
     auditStatement(db, { action: 'sms_code.locked', actorType: ctx.appId ? 'app' : 'anonymous', actorId: ctx.appId ?? null, targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { purpose, ...details } })
 
-  const [wrong, attempt] = await Promise.all([countHit(env, wrongName(purpose, mobile), SMS_MAX_WRONG_PER_DAY, DAY_S), countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)])
+  const [wrong, attempt] = await Promise.all([countHit(env, wrongName(mobile), SMS_MAX_WRONG_PER_DAY, DAY_S), countHit(env, attemptsName(purpose, mobile), SMS_MAX_ATTEMPTS, SMS_CODE_TTL_S)])
   if (!wrong.allowed) {
     if (attempt.allowed) await refundHit(env, attemptsName(purpose, mobile))
     throw SmsErrors.sms_code_locked({ message: `At most ${SMS_MAX_WRONG_PER_DAY} wrong codes per number per day; try again in ${wrong.retryAfterS} s`, details: { retry_after: wrong.retryAfterS }, headers: { 'Retry-After': String(wrong.retryAfterS) } })
   }
   if (!attempt.allowed) {
     // No guess was made: the day's count is given back.
-    const [first] = await Promise.all([firstUse(env, lockAuditName(purpose, mobile), SMS_CODE_TTL_S * 2), refundHit(env, wrongName(purpose, mobile)), env.KV.delete(codeKey(purpose, mobile))])
+    const [first] = await Promise.all([firstUse(env, lockAuditName(purpose, mobile), SMS_CODE_TTL_S * 2), refundHit(env, wrongName(mobile)), env.KV.delete(codeKey(purpose, mobile))])
     // A security event: someone kept guessing after the code was burnt (audited once per code).
     if (first) await db.batch([audit({ scope: 'code', limit: SMS_MAX_ATTEMPTS })])
     throw SmsErrors.too_many_attempts({ headers: { 'Retry-After': String(SMS_RESEND_COOLDOWN_S) } })
@@ -198,5 +202,5 @@ export async function verifySmsCode(env: Env, input: { mobile: E164; purpose: Sm
   // Single use, decided exactly by the Durable Object even if KV's delete has not reached every location yet.
   if (!(await firstUse(env, `sms:${stored!.id}`, SMS_CODE_TTL_S * 2))) throw invalidCode(Math.min(attempt.remaining, wrong.remaining))
   // A right code is not a wrong guess.
-  await Promise.all([env.KV.delete(codeKey(purpose, mobile)), refundHit(env, wrongName(purpose, mobile))])
+  await Promise.all([env.KV.delete(codeKey(purpose, mobile)), refundHit(env, wrongName(mobile))])
 }
