@@ -3,6 +3,7 @@ import { env } from 'cloudflare:test'
 import { api, signedApi } from './api'
 import { partnerApp } from './apps'
 import { solvedCaptcha } from './captcha'
+import type { SmsPurpose } from '../../src/sms/providers'
 
 /** POST /api/v1/open/sms/send from the partner app, with a solved captcha unless one is given. */
 export async function openSmsSend(mobile: string, purpose: 'reset' | 'register' = 'reset', captcha?: { captcha_id: string; captcha_code: string }) {
@@ -24,7 +25,7 @@ export async function lastCode(mobile: string): Promise<string> {
 }
 
 /** Lifts the 60 s resend cooldown, standing in for the clock. */
-export async function skipCooldown(mobile: string, purpose: 'reset' | 'register') {
+export async function skipCooldown(mobile: string, purpose: SmsPurpose) {
   const ns = env.RATE_LIMITER
   await (ns.get(ns.idFromName(`sms_cooldown:${purpose}:${mobile}`)) as unknown as { reset(): Promise<void> }).reset()
 }
