@@ -60,9 +60,19 @@ describe('webhook signatures', () => {
   })
 
   it('notification_url in production: https to a public host only', () => {
-    const bad = ['http://hooks.example.com/x', 'https://localhost/x', 'https://a.localhost/x', 'https://127.0.0.1/x', 'https://10.1.2.3/x', 'https://192.168.0.1/', 'https://172.16.5.4/', 'https://169.254.169.254/latest', 'https://100.64.0.1/', 'https://[::1]/', 'https://[fd00::1]/', 'https://[fe80::1]/', 'https://[::ffff:10.0.0.1]/', 'https://0.0.0.0/']
+    const bad = ['http://hooks.example.com/x', 'https://localhost/x', 'https://a.localhost/x', 'https://127.0.0.1/x', 'https://10.1.2.3/x', 'https://192.168.0.1/', 'https://172.16.5.4/', 'https://169.254.169.254/latest', 'https://100.64.0.1/', 'https://[::1]/', 'https://[fd00::1]/', 'https://[fe80::1]/', 'https://[::ffff:10.0.0.1]/', 'https://0.0.0.0/',
+      // a trailing dot names the same host (RFC 1034 section 3.1)
+      'https://localhost./x', 'https://LOCALHOST./x', 'https://foo.localhost./x', 'https://localhost../x', 'https://127.0.0.1./x',
+      // IPv6 literals that carry a private IPv4: mapped, compatible (RFC 4291 section 2.5.5), NAT64 (RFC 6052), 6to4 (RFC 3056)
+      'https://[::ffff:7f00:1]/', 'https://[0:0:0:0:0:ffff:a9fe:a9fe]/', 'https://[::ffff:0:a00:1]/', 'https://[::]/', 'https://[::7f00:1]/', 'https://[::127.0.0.1]/', 'https://[::a9fe:a9fe]/',
+      'https://[64:ff9b::a00:1]/', 'https://[64:ff9b::192.168.1.1]/', 'https://[64:ff9b::7f00:1]/', 'https://[2002:7f00:1::]/', 'https://[2002:a00:1::1]/', 'https://[2002:c0a8:101:1::1]/',
+      'https://[fc00::1]/', 'https://[ff02::1]/', 'https://[febf::1]/']
     for (const u of bad) expect(notificationUrlProblem(u, true), u).not.toBeNull()
-    for (const u of ['https://hooks.example.com/uap', 'https://8.8.8.8/x', 'https://[2606:4700::1111]/x', 'https://172.32.0.1/']) expect(notificationUrlProblem(u, true), u).toBeNull()
+    for (const u of [
+      'https://hooks.example.com/uap', 'https://hooks.example.com./uap', 'https://localhost.example.com/x', 'https://8.8.8.8/x', 'https://[2606:4700::1111]/x', 'https://172.32.0.1/',
+      // the same prefixes carrying a public IPv4, and groups that only look like fc00::/7 or fe80::/10
+      'https://[::ffff:808:808]/', 'https://[64:ff9b::808:808]/', 'https://[2002:808:808::1]/', 'https://[fc::1]/', 'https://[fe8::1]/', 'https://[fec0::1]/',
+    ]) expect(notificationUrlProblem(u, true), u).toBeNull()
     expect(notificationUrlProblem('http://127.0.0.1:9/x', false)).toBeNull()
   })
 })
@@ -344,6 +354,68 @@ describe('nothing is lost between the commit and the queue', () => {
     expect((await consume(msg('owner-again', lease))).explicitAcks).toEqual(['owner-again'])
     expect(await received(s.id)).toHaveLength(1)
     expect(await eventOf(admin, app.appId, r.event_id!)).toEqual(delivered)
+  })
+
+  it('copies of one message side by side, in one batch or in two consumers at once, send the event once (docs/webhooks.md)', async () => {
+    const admin = await adminToken()
+    // the receiver holds its answer back, so the second consumer reads the delivery while the first one's POST is in flight
+    const s = await sink({ delay_ms: 300 })
+    const app = await newApp(admin, s.url)
+    const u = await createUser()
+    const [r1, r2] = await syncMappings(broken, app.appId, [
+      { mobile: u.mobile, mapped_key: 'copies-in-a-batch', action: 'ADD' },
+      { mobile: (await createUser()).mobile, mapped_key: 'copies-in-two-batches', action: 'ADD' },
+    ])
+    await deliverAfterCommit(broken, [r1.event_id!, r2.event_id!]) // pending, no message in flight
+    const leaseOf = async (id: string) => (await env.DB.prepare('SELECT lease FROM webhook_deliveries WHERE event_id = ?').bind(id).first<{ lease: string }>())!.lease
+    const msg = (id: string, eventId: string, lease: string) => ({ id, timestamp: new Date(), attempts: 1, body: { kind: WEBHOOK_JOB, event_id: eventId, app_id: app.appId, lease, origin: 'commit' } })
+    const consume = async (ms: ReturnType<typeof msg>[]) => {
+      const batch = createMessageBatch('uap-edge-webhooks', ms)
+      const ctx = createExecutionContext()
+      await worker.queue(batch, env, ctx)
+      return getQueueResult(batch, ctx)
+    }
+    const postsOf = async (eventId: string) => (await received(s.id)).filter((m) => JSON.parse(m.body).id === eventId)
+
+    const l1 = await leaseOf(r1.event_id!)
+    expect((await consume([msg('a-1', r1.event_id!, l1), msg('a-2', r1.event_id!, l1)])).explicitAcks.sort()).toEqual(['a-1', 'a-2'])
+    expect(await postsOf(r1.event_id!)).toHaveLength(1)
+
+    const l2 = await leaseOf(r2.event_id!)
+    const [b1, b2] = await Promise.all([consume([msg('b-1', r2.event_id!, l2)]), consume([msg('b-2', r2.event_id!, l2)])])
+    expect([...b1.explicitAcks, ...b2.explicitAcks].sort()).toEqual(['b-1', 'b-2'])
+    expect([...b1.retryMessages, ...b2.retryMessages]).toEqual([])
+    expect(await postsOf(r2.event_id!)).toHaveLength(1)
+
+    for (const r of [r1, r2]) {
+      const e = await eventOf(admin, app.appId, r.event_id!)
+      expect(e).toMatchObject({ status: 'delivered', attempt_count: 1 })
+      expect(e.attempts.map((a: any) => [a.attempt, a.http_status])).toEqual([[1, 200]])
+    }
+  })
+
+  it('a consumer that died between claiming an attempt and recording it: its copies send nothing, the sweep sends the event once overdue', async () => {
+    const admin = await adminToken()
+    const s = await sink()
+    const app = await newApp(admin, s.url)
+    const u = await createUser()
+    const [r] = await syncMappings(broken, app.appId, [{ mobile: u.mobile, mapped_key: 'claimed-then-crashed', action: 'ADD' }])
+    await deliverAfterCommit(broken, [r.event_id!]) // pending, no message in flight
+    // what the claim leaves behind when nothing records the attempt (src/webhooks/delivery.ts claimStatement)
+    await env.DB.prepare('UPDATE webhook_deliveries SET attempts = attempts + 1, next_attempt_at = ? WHERE event_id = ?').bind(Date.now() + 10_000, r.event_id).run()
+    const lease = (await env.DB.prepare('SELECT lease FROM webhook_deliveries WHERE event_id = ?').bind(r.event_id).first<{ lease: string }>())!.lease
+    const batch = createMessageBatch('uap-edge-webhooks', [{ id: 'redelivered', timestamp: new Date(), attempts: 2, body: { kind: WEBHOOK_JOB, event_id: r.event_id, app_id: app.appId, lease, origin: 'commit' } }])
+    const ctx = createExecutionContext()
+    await worker.queue(batch, env, ctx)
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(['redelivered'])
+    expect(await received(s.id)).toEqual([])
+    // not overdue yet: the attempt may still be in flight
+    expect((await sweepWebhooks(env)).requeued).toBe(0)
+
+    await sweepTask().run(env, Date.now() + 10_000 + SWEEP_GRACE_MS + 1000)
+    const e = await settled(admin, app.appId, r.event_id!, 'delivered')
+    expect(e.attempts.map((a: any) => [a.attempt, a.origin, a.http_status])).toEqual([[1, 'sweep', 200]])
+    expect(await received(s.id)).toHaveLength(1)
   })
 
   it('a dead letter marks the event failed only for the chain that owns it', async () => {

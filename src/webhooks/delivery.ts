@@ -11,7 +11,7 @@ import { eventPayload } from './payload'
 import { signatureHeaders } from './signature'
 import { findWebhookSecretRows, signingSecrets } from './secrets'
 import { webhookAttempts, webhookDeliveries, type AttemptOrigin } from './schema'
-import type { WebhookJob } from './outbox'
+import { recordedAttempts, type WebhookJob } from './outbox'
 
 type Stmt = BatchItem<'sqlite'>
 
@@ -118,6 +118,35 @@ function attemptStatements(db: DB, eventId: string, origin: AttemptOrigin, r: At
   return [insert, db.update(webhookDeliveries).set(counters).where(and(eq(webhookDeliveries.eventId, eventId), ne(webhookDeliveries.status, 'delivered')))]
 }
 
+/**
+ * Takes the delivery's next attempt before anything is sent, so a message sends only if
+ * this conditional write changed the row: it must be the owning chain's (lease), the
+ * delivery pending, and no attempt in flight (`attempts` runs one ahead of the recorded
+ * attempt rows from the claim until attemptStatements records it). A duplicate of the
+ * message, in this batch or in a consumer running at the same time, finds the claim taken
+ * and sends nothing. The claim makes the row due back within the attempt's timeout: if the
+ * consumer dies before recording, the row turns overdue and the sweep re-leases it (which
+ * closes the claim, outbox.ts recordedAttempts), as it does for a lost message.
+ */
+function claimStatement(db: DB, j: Pick<WebhookJob, 'event_id' | 'lease'>, now: number) {
+  return db
+    .update(webhookDeliveries)
+    .set({ attempts: sql`${recordedAttempts} + 1`, nextAttemptAt: now + TIMEOUT_MS })
+    .where(and(eq(webhookDeliveries.eventId, j.event_id), eq(webhookDeliveries.lease, j.lease), eq(webhookDeliveries.status, 'pending'), sql`${webhookDeliveries.attempts} <= ${recordedAttempts}`))
+}
+
+/**
+ * Gives back a claim whose attempt never ran (the handler threw before the POST, a secret
+ * that did not decrypt, say), due again when the queue retries the message: without it the
+ * retry would find its own claim taken and only the sweep could go on.
+ */
+function releaseStatement(db: DB, j: Pick<WebhookJob, 'event_id' | 'lease'>, nextAttemptAt: number) {
+  return db
+    .update(webhookDeliveries)
+    .set({ attempts: recordedAttempts, nextAttemptAt })
+    .where(and(eq(webhookDeliveries.eventId, j.event_id), eq(webhookDeliveries.lease, j.lease), eq(webhookDeliveries.status, 'pending')))
+}
+
 /** The owning chain's next state: due again at `nextAttemptAt`, or failed for good. */
 function chainStatement(db: DB, j: Pick<WebhookJob, 'event_id' | 'lease'>, set: { nextAttemptAt: number } | { failed: number; error?: string }) {
   const owned = and(eq(webhookDeliveries.eventId, j.event_id), eq(webhookDeliveries.lease, j.lease), eq(webhookDeliveries.status, 'pending'))
@@ -134,6 +163,8 @@ function chainStatement(db: DB, j: Pick<WebhookJob, 'event_id' | 'lease'>, set: 
 interface Planned {
   job: WebhookJob
   attempt: number
+  /** whether it writes an attempt, and so must win the claim first */
+  claims: boolean
   /** what to write once the attempt (if any) is over, and whether the message is retried */
   run(): Promise<{ statements: Stmt[]; retry: Error | null }>
 }
@@ -147,8 +178,9 @@ const chunk = <T>(xs: T[], n: number) => Array.from({ length: Math.ceil(xs.lengt
  * events, apps and secrets are read in one round of queries, the POSTs go out side by side
  * and every outcome is written in one db.batch (each message on its own if that batch fails).
  *
- * Idempotent: a message whose lease is not the delivery's current one (a duplicate, or a
- * chain the sweep or an admin replaced), or whose delivery is settled, does nothing. An
+ * Idempotent: a message whose lease is not the delivery's current one (a chain the sweep
+ * or an admin replaced), whose delivery is settled, or that loses the attempt's claim (a
+ * duplicate, side by side in this batch or in another consumer), does nothing. An
  * event that cannot be sent (app disabled or without notification_url, URL not allowed, no
  * webhook secret) fails at once: retrying would not help; an admin fixes the cause and
  * retries. Anything else but a 2xx asks for a retry, so the queue retries with backoff and
@@ -175,13 +207,17 @@ export const deliverWebhooks = {
     const secrets = new Map<string, Promise<string[]>>()
     const production = isProduction(env)
 
+    // copies of one message in this batch: the first claims, the others are duplicates (their
+    // claim could only lose, in the same db.batch)
+    const planned = new Set<string>()
     const plans: Planned[] = items.map(({ attempt }, i) => {
       const j = jobs[i]
       const st = state.get(j.event_id)
-      if (!st || st.lease !== j.lease || st.status !== 'pending') {
-        log.info('webhook.message_skipped', { event_id: j.event_id, reason: !st ? 'no delivery' : st.status !== 'pending' ? st.status : 'stale lease' })
-        return { job: j, attempt, run: SKIP }
+      if (!st || st.lease !== j.lease || st.status !== 'pending' || planned.has(j.event_id)) {
+        log.info('webhook.message_skipped', { event_id: j.event_id, reason: !st ? 'no delivery' : st.status !== 'pending' ? st.status : st.lease !== j.lease ? 'stale lease' : 'duplicate in batch' })
+        return { job: j, attempt, claims: false, run: SKIP }
       }
+      planned.add(j.event_id)
       const e = event.get(j.event_id)
       const a = app.get(j.app_id)
       const url = a?.notificationUrl
@@ -199,6 +235,7 @@ export const deliverWebhooks = {
         return {
           job: j,
           attempt,
+          claims: true,
           run: async () => {
             const now = Date.now()
             const r: AttemptResult = { ok: false, at: now, durationMs: 0, httpStatus: null, error: `not sent: ${problem.replace(/^notification_url /, 'the notification_url ')}`, responseBody: null }
@@ -210,6 +247,7 @@ export const deliverWebhooks = {
       return {
         job: j,
         attempt,
+        claims: true,
         run: async () => {
           if (!secrets.has(j.app_id)) secrets.set(j.app_id, signingSecrets(env, secret))
           const body = JSON.stringify(eventPayload(e!))
@@ -224,7 +262,25 @@ export const deliverWebhooks = {
       }
     })
 
-    const outcomes = await Promise.all(plans.map((p) => p.run().catch((err: Error) => ({ statements: [] as Stmt[], retry: err }))))
+    const claiming = plans.filter((p) => p.claims)
+    const won = new Set<Planned>()
+    if (claiming.length) {
+      const now = Date.now()
+      try {
+        const [first, ...rest] = claiming.map((p) => claimStatement(db, p.job, now))
+        const results = (await db.batch([first, ...rest])) as D1Result[]
+        claiming.forEach((p, i) => (results[i].meta.changes === 1 ? won.add(p) : log.info('webhook.message_skipped', { event_id: p.job.event_id, reason: 'attempt claimed by another message' })))
+      } catch (err) {
+        // the batch is one transaction: nothing was claimed, so every claiming message may retry
+        return plans.map((p) => (p.claims ? (err as Error) : null))
+      }
+    }
+    const outcomes = await Promise.all(
+      plans.map((p) => {
+        if (!won.has(p)) return SKIP()
+        return p.run().catch((err: Error) => ({ statements: [releaseStatement(db, p.job, Date.now() + queueRetryDelay(env, p.attempt) * 1000)] as Stmt[], retry: err }))
+      }),
+    )
     const all = outcomes.flatMap((o) => o.statements)
     if (!all.length) return outcomes.map((o) => o.retry)
     try {

@@ -20,7 +20,10 @@ import { webhookDeliveries, webhookSweep, type AttemptOrigin } from './schema'
  * - a crash before the row is written: the sweep finds the event (it scans the outbox in
  *   sequence order from a cursor) and schedules it;
  * - a failed send after the row is written: the row stays pending, past its
- *   next_attempt_at; the sweep gives it a new lease and sends again.
+ *   next_attempt_at; the sweep gives it a new lease and sends again;
+ * - a consumer that died between claiming an attempt and recording it: the claim made the
+ *   row due back within the attempt's timeout, so it is overdue too; the sweep's new lease
+ *   also closes the claim.
  * Only apps that are ACTIVE and have a notification_url get deliveries, decided when the
  * event is scheduled; other events stay in the changes feed only.
  */
@@ -135,7 +138,15 @@ const cursorStatement = (db: DB, seq: number) =>
     .onConflictDoUpdate({ target: webhookSweep.name, set: { seq: sql`max(${webhookSweep.seq}, excluded.seq)` } })
 
 /** A fresh lease per row, in SQL (one UPDATE re-leases many rows). */
-const newLeaseSql = sql`lower(hex(randomblob(16)))`
+export const newLeaseSql = sql`lower(hex(randomblob(16)))`
+
+/**
+ * The delivery's recorded attempts, as `attempts` holds them when no attempt is claimed
+ * (the claim, src/webhooks/delivery.ts, runs it one ahead until the attempt is recorded).
+ * Every new chain writes it next to its lease: an attempt claimed by a chain whose consumer
+ * died before recording it would otherwise block the new chain's messages too.
+ */
+export const recordedAttempts = sql`(SELECT count(*) FROM webhook_attempts WHERE webhook_attempts.event_id = webhook_deliveries.event_id)`
 
 /**
  * Cron (src/wiring.ts): schedules outbox events older than the grace that nothing has
@@ -166,7 +177,7 @@ export async function sweepWebhooks(env: Env, now = Date.now()): Promise<{ scann
     .limit(REQUEUE_LIMIT)
   const lost = await db
     .update(webhookDeliveries)
-    .set({ lease: newLeaseSql, nextAttemptAt: now, updatedAt: now })
+    .set({ lease: newLeaseSql, attempts: recordedAttempts, nextAttemptAt: now, updatedAt: now })
     .where(and(inArray(webhookDeliveries.eventId, overdue), eq(webhookDeliveries.status, 'pending')))
     .returning({ eventId: webhookDeliveries.eventId, appId: webhookDeliveries.appId, lease: webhookDeliveries.lease })
   await sendJobs(env, lost.map((r) => job(r, 'sweep')))

@@ -40,6 +40,7 @@ export const webhookDeliveries = sqliteTable(
     seq: integer('seq').notNull(),
     status: text('status', { enum: DELIVERY_STATUSES }).notNull(),
     lease: text('lease').notNull(),
+    /** the attempts recorded, one more while an attempt is claimed and in flight (delivery.ts claimStatement) */
     attempts: integer('attempts').notNull().default(0),
     /** when the owning message is due next; a pending row far past it has lost its message (the sweep re-enqueues it) */
     nextAttemptAt: integer('next_attempt_at').notNull(),

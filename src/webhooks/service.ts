@@ -12,7 +12,7 @@ import { signatureHeaders } from './signature'
 import { DEFAULT_OVERLAP_S, findWebhookSecretRow, issueWebhookSecret, rotateWebhookSecretStatement, signingSecrets } from './secrets'
 import { postWebhook } from './delivery'
 import { isProduction, notificationUrlProblem } from './url'
-import { deliverable, job, sendJobs } from './outbox'
+import { deliverable, job, newLeaseSql, recordedAttempts, sendJobs } from './outbox'
 import { DELIVERY_STATUSES, webhookAttempts, webhookDeliveries, type DeliveryStatus, type WebhookAttempt, type WebhookDelivery } from './schema'
 
 /*
@@ -153,7 +153,7 @@ export async function retryWebhookEvent(env: Env, app: Application, eventId: str
         .values({ eventId, appId: app.appId, seq: event.id, status: 'pending', lease, attempts: 0, nextAttemptAt: now, createdAt: now, updatedAt: now })
         .onConflictDoUpdate({
           target: webhookDeliveries.eventId,
-          set: { status: 'pending', lease, nextAttemptAt: now, failedAt: null, updatedAt: now },
+          set: { status: 'pending', lease, attempts: recordedAttempts, nextAttemptAt: now, failedAt: null, updatedAt: now },
           setWhere: sql`${webhookDeliveries.status} <> 'delivered'`,
         }),
       // guard: delivered between the read and this batch, the row kept its lease; abort (and write no audit row)
@@ -182,7 +182,7 @@ export async function retryFailedWebhookEvents(env: Env, app: Application, actor
   const [rows] = await db.batch([
     db
       .update(webhookDeliveries)
-      .set({ status: 'pending', lease: sql`lower(hex(randomblob(16)))`, nextAttemptAt: now, failedAt: null, updatedAt: now })
+      .set({ status: 'pending', lease: newLeaseSql, attempts: recordedAttempts, nextAttemptAt: now, failedAt: null, updatedAt: now })
       .where(and(failed, sql`${webhookDeliveries.eventId} IN (SELECT value FROM json_each(${JSON.stringify(picked.map((p) => p.id))}))`))
       .returning({ eventId: webhookDeliveries.eventId, appId: webhookDeliveries.appId, lease: webhookDeliveries.lease }),
     auditStatement(db, { ...actor, action: 'admin.webhook.retry_failed', targetType: 'application', targetId: app.appId, details: { count: picked.length } }),
