@@ -171,7 +171,8 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
   const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' || profile ? 2 : 1)
   const base = `http://127.0.0.1:${port}`
   // the issuer follows the port (discovery, `iss`), as `npm run dev -- --port` does it
-  vars = { ISSUER: base, ...vars }
+  // wrangler.toml says production; the bench runs the local development setup (.dev.vars)
+  vars = { ENVIRONMENT: 'development', ISSUER: base, ...vars }
   const env = { CI: 'true', WRANGLER_SEND_METRICS: 'false' }
   let proc
   if (runner === 'wrangler-dev') {

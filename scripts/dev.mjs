@@ -18,6 +18,7 @@ const b64url = (n) => randomBytes(n).toString('base64url')
 export function ensureDevVars({ quiet = false } = {}) {
   if (!existsSync(devVars)) {
     const vars = {
+      ENVIRONMENT: 'development',
       MASTER_KEY: `dev-${b64url(32)}`,
       BOOTSTRAP_ADMIN_MOBILE: '+8613800000000',
       BOOTSTRAP_ADMIN_PASSWORD: `dev-${b64url(12)}`,
@@ -53,6 +54,8 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   // On another port the issuer must follow, or discovery and token `iss` point at :8787.
   const port = args.find((a, i) => args[i - 1] === '--port') ?? args.find((a) => a.startsWith('--port='))?.slice(7)
   if (port && !args.some((a) => a.includes('ISSUER:') || a.includes('ISSUER='))) args.push('--var', `ISSUER:http://localhost:${port}`)
+  // wrangler.toml says production; a .dev.vars written before it said so carries no ENVIRONMENT
+  if (!vars.ENVIRONMENT && !args.some((a) => a.includes('ENVIRONMENT:') || a.includes('ENVIRONMENT='))) args.push('--var', 'ENVIRONMENT:development')
   const child = spawn(wrangler, ['dev', ...args], { cwd: root, stdio: 'inherit' })
   const stop = (sig) => child.kill(sig)
   process.on('SIGINT', stop)
