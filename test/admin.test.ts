@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { ADMIN, adminToken, api, appLogin, createUser, login, uniqueMobile } from './support/api'
 import { createApp, mapUser } from './support/apps'
+import { ensureBootstrapAdmin } from '../src/users/service'
 
 const ADMIN_ROUTES: [string, string, unknown?][] = [
   ['GET', '/api/v1/admin/users'],
@@ -203,5 +204,21 @@ describe('admin users API', () => {
     expect(r.body.role).toBe('ADMIN')
     const t = await login(mobile, 'second-admin-pass')
     expect((await api('/api/v1/admin/users?page_size=1', { token: t.access_token })).status).toBe(200)
+  })
+})
+
+describe('the bootstrap admin', () => {
+  it('is created once for a free number, audited as a security event in the same batch; an existing one writes nothing', async () => {
+    const mobile = uniqueMobile()
+    // a fresh isolate's view: its own config and bootstrap check, the same D1
+    const isolate = () => ({ ...env, BOOTSTRAP_ADMIN_MOBILE: mobile, DB: Object.create(env.DB) as D1Database })
+    await ensureBootstrapAdmin(isolate())
+    await ensureBootstrapAdmin(isolate())
+    const user = await env.DB.prepare('SELECT id, role FROM users WHERE mobile = ?').bind(mobile).first<{ id: string; role: string }>()
+    expect(user).toMatchObject({ role: 'ADMIN' })
+    const rows = await env.DB.prepare("SELECT actor_type, target_id, details FROM audit_logs WHERE action = 'user.bootstrap_admin_created' AND target_id = ?").bind(user!.id).all<{ actor_type: string; target_id: string; details: string }>()
+    expect(rows.results).toHaveLength(1)
+    expect(rows.results[0].actor_type).toBe('system')
+    expect(JSON.parse(rows.results[0].details)).toEqual({ mobile })
   })
 })

@@ -32,6 +32,18 @@ export function auditStatement(db: DB, entry: AuditEntry) {
   return db.insert(auditLogs).values(auditRow(entry))
 }
 
+/**
+ * An audit row written only if `when` holds as the batch runs: for a write that may do
+ * nothing (INSERT … ON CONFLICT DO NOTHING), so the row says what did happen, in the same
+ * batch. Columns in table order, the id left to AUTOINCREMENT.
+ */
+export function auditStatementIf(db: DB, entry: AuditEntry, when: SQL) {
+  const r = auditRow(entry)
+  return db
+    .insert(auditLogs)
+    .select(sql`SELECT NULL, ${r.at}, ${r.actorType}, ${r.actorId}, ${r.action}, ${r.targetType}, ${r.targetId}, ${r.requestId}, ${r.ip}, ${json(r.details)}, ${json(r.authority)} WHERE ${when}`)
+}
+
 /** Rows per multi-row INSERT: 10 bound values each, under D1's 100 per statement. */
 export const AUDIT_ROWS_PER_STATEMENT = 9
 

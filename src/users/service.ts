@@ -6,6 +6,7 @@ import { getConfig, type Env } from '../env'
 import { hashPassword, paramsForProfile } from '../lib/password'
 import { normalizeMobile, type E164 } from '../lib/mobile'
 import { publicUser } from './view'
+import { auditStatementIf } from '../audit/service'
 
 export function passwordParams(env: Env) {
   return paramsForProfile(getConfig(env).passwordHashProfile)
@@ -115,7 +116,13 @@ export async function ensureBootstrapAdmin(env: Env) {
   const existing = await db.select({ id: users.id }).from(users).where(eq(users.mobile, mobile)).get()
   if (!existing) {
     const row = await newUserRow(env, { mobile, password: cfg.bootstrapAdminPassword, name: 'Bootstrap admin', role: 'ADMIN' })
-    await db.insert(users).values(row).onConflictDoNothing()
+    // A new admin account is a security event; another isolate may create it first (then
+    // this insert does nothing and writes no row). It comes back whenever its number is
+    // free again, e.g. after the admin moved to another mobile.
+    await db.batch([
+      db.insert(users).values(row).onConflictDoNothing(),
+      auditStatementIf(db, { action: 'user.bootstrap_admin_created', actorType: 'system', targetType: 'user', targetId: row.id, details: { mobile } }, sql`EXISTS (SELECT 1 FROM ${users} WHERE ${users.id} = ${row.id})`),
+    ])
   }
   bootstrapped.add(env.DB)
 }
