@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { env } from 'cloudflare:test'
 import { adminToken, api, auditLog, createUser, login, uniqueMobile } from './support/api'
 import { createApp, mapUser, type TestApp } from './support/apps'
+import { randomIp } from './support/browser'
 import { measureStorage } from './support/storage'
 import { getDb } from '../src/db'
 import { classifyWriteError, updateMappingStatements } from '../src/mappings/service'
@@ -241,9 +242,15 @@ describe('app access token', () => {
     expect((await sync(a, [{ mobile: u.mobile, mapped_key: key('tok'), action: 'ADD' }])).status).toBe(200)
     const path = `/api/v1/apps/${a.app_id}/users/query?mobile=${encodeURIComponent(u.mobile)}`
     expect((await api(path)).body.error.code).toBe('app_token_missing')
-    const unknown = await api(path, { headers: { 'X-App-Access-Token': 'at_' + 'x'.repeat(43) } })
+    const ip = randomIp()
+    const unknown = await api(path, { headers: { 'X-App-Access-Token': 'at_' + 'x'.repeat(43), 'CF-Connecting-IP': ip } })
     expect(unknown.status).toBe(401)
     expect(unknown.body.error.code).toBe('app_token_invalid')
+    // a security event, audited once per network and window however many guesses follow
+    await api(path, { headers: { 'X-App-Access-Token': 'at_' + 'y'.repeat(43), 'CF-Connecting-IP': ip } })
+    const audited = await env.DB.prepare("SELECT actor_type, details FROM audit_logs WHERE action = 'app_token.invalid' AND ip = ?").bind(ip).all<{ actor_type: string; details: string }>()
+    expect(audited.results).toHaveLength(1)
+    expect(JSON.parse(audited.results[0].details)).toMatchObject({ method: 'GET', path: `/api/v1/apps/${a.app_id}/users/query` })
     const admin = await adminToken()
     const rot = await api(`/api/v1/admin/apps/${a.app_id}/access-token/rotate`, { method: 'POST', token: admin })
     expect(rot.status).toBe(200)
