@@ -39,6 +39,26 @@ describe('redirect URI rules (lib/redirect-uri.ts)', () => {
       expect(isRegisteredRedirectUri(app, v), v).toBe(false)
     }
   })
+
+  it('in an authorization request, a loopback IP literal matches on any port and nothing else (RFC 8252 §7.3)', () => {
+    const app = { redirectUris: ['https://app.example.com/cb', 'http://127.0.0.1/cb', 'http://[::1]:8080/native?x=1'] }
+    const any = { anyLoopbackPort: true }
+    for (const v of ['http://127.0.0.1:53211/cb', 'http://127.0.0.1/cb', 'http://[::1]:61000/native?x=1', 'http://[::1]/native?x=1']) expect(isRegisteredRedirectUri(app, v, any), v).toBe(true)
+    for (const v of [
+      'http://127.0.0.1:53211/cb/',
+      'http://127.0.0.1:53211/cb?x=1',
+      'http://127.0.0.2:53211/cb',
+      'http://127.0.0.1:53211/cb#f',
+      'http://u@127.0.0.1:53211/cb',
+      'http://127.0.0.1:53211/a/../cb', // not in normal form: no match by normalising
+      'https://127.0.0.1:53211/cb',
+      'https://app.example.com:8443/cb', // not loopback: exact only
+      'http://localhost:53211/cb',
+    ])
+      expect(isRegisteredRedirectUri(app, v, any), v).toBe(false)
+    // without the option (tickets, federation) the port is exact as before
+    expect(isRegisteredRedirectUri(app, 'http://127.0.0.1:53211/cb')).toBe(false)
+  })
 })
 
 describe('admin applications API', () => {

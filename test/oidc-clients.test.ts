@@ -79,4 +79,20 @@ describe('loopback redirects of public clients', () => {
     const { challenge } = await pkce()
     expect(location(await b.get(authorize(app.app_id, LOOPBACK, { code_challenge: challenge, code_challenge_method: 'S256' }))).searchParams.get('code')).toBeTruthy()
   })
+
+  it('a native app registered on http://127.0.0.1/callback signs in on whatever port it listens on (RFC 8252 §7.3)', async () => {
+    const app = await createOidcApp({ first_party: true, token_endpoint_auth_method: 'none', redirect_uris: ['http://127.0.0.1/callback'] })
+    const b = await signedIn(app)
+    const { verifier, challenge } = await pkce()
+    const onPort = 'http://127.0.0.1:49152/callback'
+    const callback = await authorizeThrough(b, authorize(app.app_id, onPort, { code_challenge: challenge, code_challenge_method: 'S256' }))
+    expect(callback.origin + callback.pathname).toBe(onPort)
+    const t = await oauthPost('/oauth2/token', { grant_type: 'authorization_code', client_id: app.app_id, code: callback.searchParams.get('code')!, code_verifier: verifier, redirect_uri: onPort })
+    expect(t.status, JSON.stringify(t.body)).toBe(200)
+    // only the port is free: another path or host is still unregistered (an error page, no redirect)
+    for (const other of ['http://127.0.0.1:49152/other', 'http://127.0.0.2:49152/callback']) {
+      const r = await b.get(authorize(app.app_id, other, { code_challenge: challenge, code_challenge_method: 'S256' }))
+      expect(r.status, other).toBe(400)
+    }
+  })
 })

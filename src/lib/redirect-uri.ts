@@ -9,7 +9,8 @@ import { textProblem } from './text'
  *   development clients (RFC 8252 §7.3); not `localhost`, whose name may resolve elsewhere
  *   (RFC 8252 §8.3)
  * - matched later by exact string comparison (RFC 6749 §3.1.2.2 and the OAuth 2.0
- *   Security BCP, RFC 9700 §4.1.3: no prefix or wildcard matching)
+ *   Security BCP, RFC 9700 §4.1.3: no prefix or wildcard matching), except the port of a
+ *   loopback IP literal in an authorization request (RFC 8252 §7.3)
  */
 /** A loopback IP literal as WHATWG URL normalises hosts: 127.0.0.0/8 or [::1] (RFC 8252 §7.3, §8.3). */
 export function isLoopbackIpLiteral(hostname: string): boolean {
@@ -59,9 +60,35 @@ export function redirectUriProblem(uri: string): string | null {
   return 'must use https'
 }
 
-/** Exact, case-sensitive comparison against the app's registered redirect_uris. */
-export function isRegisteredRedirectUri(app: { redirectUris: readonly string[] }, uri: string): boolean {
-  return typeof uri === 'string' && app.redirectUris.some((r) => r === uri)
+/**
+ * Exact, case-sensitive comparison against the app's registered redirect_uris. With
+ * `anyLoopbackPort` (OAuth authorization requests), a registered http loopback IP literal
+ * also matches the same URI on any port: a native app listens on whatever port the OS
+ * gives it, and the authorization server MUST allow any port there (RFC 8252 §7.3). Only
+ * the port may differ, and the presented URI must already be in normal form, so nothing
+ * else can slip past the exact match.
+ */
+export function isRegisteredRedirectUri(app: { redirectUris: readonly string[] }, uri: string, opts: { anyLoopbackPort?: boolean } = {}): boolean {
+  if (typeof uri !== 'string') return false
+  if (app.redirectUris.some((r) => r === uri)) return true
+  if (!opts.anyLoopbackPort) return false
+  let presented: URL
+  try {
+    presented = new URL(uri)
+  } catch {
+    return false
+  }
+  if (presented.href !== uri || presented.protocol !== 'http:' || !isLoopbackIpLiteral(presented.hostname) || presented.username || presented.password || presented.hash) return false
+  return app.redirectUris.some((r) => {
+    try {
+      const registered = new URL(r)
+      if (registered.protocol !== 'http:' || !isLoopbackIpLiteral(registered.hostname)) return false
+      registered.port = presented.port
+      return registered.href === uri
+    } catch {
+      return false
+    }
+  })
 }
 
 /** Same rule for RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2, §3). */

@@ -78,7 +78,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
   if (!usableClient(app)) return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.unknownClient }))
   if (!p.redirect_uri) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.noRedirectUri }))
   // Exact string match against the registered list (RFC 9700 §4.1.3).
-  if (!isRegisteredRedirectUri(app, p.redirect_uri)) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.redirectUriNotRegistered(app.appName) }))
+  if (!isRegisteredRedirectUri(app, p.redirect_uri, { anyLoopbackPort: true })) return errorPage(c, (t) => ({ title: t.invalidSignInTitle, message: t.redirectUriNotRegistered(app.appName) }))
 
   const to: Target = { redirectUri: p.redirect_uri, state: p.state }
   const fail = (error: string, description: string) => redirectWithError(c, to, error, description)
@@ -151,7 +151,7 @@ async function resumeAuthorization(c: Context<AppEnv>, requestId: string) {
  */
 export async function clientOfPending(c: Context<AppEnv>, pending: PendingAuthorization): Promise<Application | Response> {
   const app = await findApplication(c.env, pending.clientId)
-  if (usableClient(app) && isRegisteredRedirectUri(app, pending.redirectUri)) return app
+  if (usableClient(app) && isRegisteredRedirectUri(app, pending.redirectUri, { anyLoopbackPort: true })) return app
   await deletePending(c.env, pending)
   return errorPage(c, (t) => ({ title: t.unknownAppTitle, message: t.appGone }))
 }
