@@ -74,6 +74,20 @@ export async function refreshTokenRow(env: Env, o: IssueOptions & { token: strin
   }
 }
 
+/**
+ * A new refresh token as a plain D1 statement, written only if `when` (SQL text and its
+ * parameters, the caller's own tables) holds as the batch runs: the code exchange issues
+ * its token only if its claim on the code is the one that landed.
+ */
+export function insertRefreshTokenWhenStatement(d1: D1Database, rt: Awaited<ReturnType<typeof refreshTokenRow>>, when: { sql: string; params: unknown[] }) {
+  return d1
+    .prepare(
+      `INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at)
+       SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ? WHERE ${when.sql}`,
+    )
+    .bind(rt.id, rt.tokenHash, rt.familyId, rt.sessionId, rt.userId, rt.clientId, rt.audience, rt.scope, rt.createdAt, rt.expiresAt, ...when.params)
+}
+
 /** Space-separated scope, de-duplicated and sorted, for comparison. */
 const normalScope = (scope: string | null) => [...new Set((scope ?? '').split(' ').filter(Boolean))].sort().join(' ')
 
@@ -111,6 +125,11 @@ const refreshContextQuery = preparedOnce((db) => {
     .where(eq(refreshTokens.tokenHash, hash))
     .prepare()
 })
+
+/** A refresh token's row by the token itself (stored as its SHA-256), whatever its status. */
+export async function findRefreshToken(env: Env, presented: string) {
+  return getDb(env.DB).select().from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(presented))).get()
+}
 
 export async function readRefreshContext(env: Env, presented: string) {
   return refreshContextQuery(env.DB).get({ hash: await sha256Hex(presented) })

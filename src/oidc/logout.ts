@@ -4,8 +4,8 @@ import { and, eq, inArray, isNull, lt, type SQL } from 'drizzle-orm'
 import type { AppEnv } from '../context'
 import { getConfig, type Env } from '../env'
 import { getDb } from '../db'
-import { applications, type Application } from '../apps/schema'
-import { findApplication } from '../apps/service'
+import type { Application } from '../apps/schema'
+import { findApplication, findApplications } from '../apps/service'
 import { endBrowserSession, readBrowserSession } from '../auth/browser-session'
 import { revokeRefreshTokensStatement } from '../auth/sessions'
 import { oidcCodes, oidcSessionClients } from './schema'
@@ -148,11 +148,9 @@ export async function signOutClients(env: Env, ended: SessionsEnded) {
   }
   if (!claimed.length) return
   const clientIds = [...new Set(claimed.map((r) => r.clientId))]
-  const apps = await db
-    .select({ appId: applications.appId, uri: applications.backchannelLogoutUri, status: applications.status })
-    .from(applications)
-    .where(inArray(applications.appId, clientIds))
-  const notify = new Set(apps.filter((a) => a.uri && a.status === 'ACTIVE').map((a) => a.appId))
+  // findApplications reads at most 90 ids per call
+  const apps = (await Promise.all(chunk(clientIds, 90).map((ids) => findApplications(env, ids)))).flat()
+  const notify = new Set(apps.filter((a) => a.backchannelLogoutUri && a.status === 'ACTIVE').map((a) => a.appId))
   const jobs: BackchannelJob[] = claimed
     .filter((r) => notify.has(r.clientId))
     .map((r) => ({ kind: BACKCHANNEL_JOB, client_id: r.clientId, user_id: r.userId, session_id: r.sessionId }))

@@ -8,7 +8,6 @@ import { accessGrantsSql, accessHolds, admitUser } from '../permissions/admissio
 import { grantsJson, groupsClaim, permissionKeysClaim, readClaims } from '../permissions/service'
 import { parseCandidates } from '../permissions/resolution'
 import { MembershipPaths, membershipGroupsJson } from '../directory/service'
-import { refreshTokens } from '../auth/schema'
 import { readSession, revokeFamilyStatement, revokeRefreshTokensStatement, sessionState } from '../auth/sessions'
 import { sessions } from '../auth/schema'
 import { applications } from '../apps/schema'
@@ -17,7 +16,7 @@ import { users } from '../users/schema'
 import { oidcCodes, oidcConsents, oidcSessionClients } from './schema'
 import { auditStatement } from '../audit/service'
 import { base64url, randomToken, sha256Hex, timingSafeEqual } from '../lib/crypto'
-import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessTokenStatement, isAccessTokenDenied, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
+import { ACCESS_TOKEN_TYP, accessTokenDeniedSql, denyAccessToken, denyAccessTokenStatement, findRefreshToken, insertRefreshTokenWhenStatement, isAccessTokenDenied, mintAccessToken, newRefreshToken, readRefreshContext, refreshTokenRow, type RefreshContext } from '../auth/tokens'
 import { signJwt, verifyJwt } from '../keys/service'
 import { OAuthError } from './oauth'
 
@@ -263,13 +262,7 @@ export async function redeemCode(
     ),
   ]
   if (rt) {
-    statements.push(
-      env.DB.prepare(
-        `INSERT INTO refresh_tokens (id, token_hash, family_id, session_id, user_id, client_id, audience, scope, status, created_at, expires_at)
-         SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ?
-         WHERE EXISTS (SELECT 1 FROM oidc_codes WHERE code_hash = ? AND access_jti = ?)`,
-      ).bind(rt.id, rt.tokenHash, rt.familyId, rt.sessionId, rt.userId, rt.clientId, rt.audience, rt.scope, rt.createdAt, rt.expiresAt, codeHash, jti),
-    )
+    statements.push(insertRefreshTokenWhenStatement(env.DB, rt, { sql: 'EXISTS (SELECT 1 FROM oidc_codes WHERE code_hash = ? AND access_jti = ?)', params: [codeHash, jti] }))
   }
   const [claim] = await env.DB.batch(statements)
   if (claim.meta.changes !== 1) {
@@ -531,7 +524,7 @@ export async function revokeToken(env: Env, app: Application, token: string, ctx
     ])
     return
   }
-  const row = await db.select({ familyId: refreshTokens.familyId, clientId: refreshTokens.clientId, userId: refreshTokens.userId }).from(refreshTokens).where(eq(refreshTokens.tokenHash, await sha256Hex(token))).get()
+  const row = await findRefreshToken(env, token)
   if (!row || row.clientId !== app.appId) return
   await db.batch([
     revokeFamilyStatement(db, row.familyId),
