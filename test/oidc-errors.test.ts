@@ -4,7 +4,7 @@ import { SELF, env } from 'cloudflare:test'
 import { ISSUER, api, auditLog, createUser, login } from './support/api'
 import { createOidcApp, disableApp, mapUser, updateMapping, type AppSettings, setAppColumnsInD1 } from './support/apps'
 import { Browser, csrfFrom, inputValue, location } from './support/browser'
-import { POST_LOGOUT, REDIRECT, authorizeThrough, oauthPost, pkce } from './support/oidc'
+import { POST_LOGOUT, REDIRECT, authorizeThrough, codeFlow, oauthPost, pkce } from './support/oidc'
 
 /** A signed-in browser, a mapped user and a confidential client, ready for the code flow. */
 async function setup(appInput: AppSettings = {}) {
@@ -164,6 +164,11 @@ describe('authorization endpoint errors', () => {
 
   it('prompt=login: the real login page shows its form to a signed-in user, and a fresh sign-in gets the code', async () => {
     const s = await setup()
+    // another app this browser signed into: a re-authentication must not sign the user out of it
+    const other = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'] })
+    await mapUser(other.app_id, s.user, { mappedKey: `o-${s.user.id.slice(0, 8)}` })
+    const otherTokens = await codeFlow(s.b, other, 'openid offline_access')
+    const oldCookie = s.b.cookies.get('__Host-AUTH_SESSION_ID')!
     const res = await s.b.get(authorizeUrl(s.app_id, { prompt: 'login' }))
     const login = location(res)
     expect(login.pathname).toBe('/page/login')
@@ -180,7 +185,12 @@ describe('authorization endpoint errors', () => {
 
     const before = Date.now()
     const { res: signedIn, sessionId } = await s.b.loginOnPage(s.user, still.pathname + still.search)
-    expect(sessionId).not.toBe(s.sessionId)
+    // the same user: the session lives on (OIDC Core §3.1.2.1 asks to re-authenticate, not to sign out), under a new cookie
+    expect(sessionId).toBe(s.sessionId)
+    expect(s.b.cookies.get('__Host-AUTH_SESSION_ID')).not.toBe(oldCookie)
+    const stale = new Browser()
+    stale.cookies.set('__Host-AUTH_SESSION_ID', oldCookie)
+    expect(location(await stale.get(authorizeUrl(s.app_id))).pathname).toBe('/page/login')
     expect(signedIn.headers.get('Location')).toBe(returnTo)
     const done = location(await s.b.get(returnTo))
     const code = done.searchParams.get('code')!
@@ -191,6 +201,11 @@ describe('authorization endpoint errors', () => {
     const claims = decodeJwt((await exchange(s, { code, code_verifier: SOME_VERIFIER })).body.id_token)
     expect(claims.sid).toBe(sessionId)
     expect(claims.auth_time as number).toBeGreaterThanOrEqual(Math.floor(before / 1000))
+    // the other app is still signed in: its refresh token works
+    const refreshed = await oauthPost('/oauth2/token', { grant_type: 'refresh_token', refresh_token: otherTokens.refresh_token! }, other)
+    expect(refreshed.status, JSON.stringify(refreshed.body)).toBe(200)
+    const audit = await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'login.succeeded' AND target_id = ? ORDER BY id DESC LIMIT 1").bind(sessionId).first<{ details: string }>()
+    expect(JSON.parse(audit!.details)).toMatchObject({ via: 'page', reauthenticated: true })
   })
 
   it('max_age: a session older than max_age goes through the real login page, a young enough one does not', async () => {

@@ -4,8 +4,10 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { getDb } from '../db'
 import type { User } from '../users/schema'
-import { auditStatement, type AuditEntry } from '../audit/service'
-import { endSessionsStatements, insertSessionStatement, liveSessionByCookie, needsTouch, sessionByCookie, sessionRow, touchSessionStatement, type SessionWithUser } from './sessions'
+import { sql } from 'drizzle-orm'
+import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
+import { endSessionsStatements, insertSessionStatement, liveSessionByCookie, needsTouch, reauthenticateSessionStatement, sessionByCookie, sessionRow, sessionState, touchSessionStatement, type Session, type SessionWithUser } from './sessions'
+import { randomToken, sha256Hex } from '../lib/crypto'
 import { log } from '../lib/logger'
 import { getConfig } from '../env'
 import { runSessionEndHooks } from './session-hooks'
@@ -24,7 +26,10 @@ export type BrowserSession = SessionWithUser
 /**
  * Signs the user in on this browser: a session row plus the HttpOnly, Secure, SameSite=Lax
  * cookie. The browser's previous session, if it had one, ends in the same batch (whoever
- * signed in before on this browser is signed out, and a planted or stale id is never reused).
+ * signed in before on this browser is signed out, and a planted or stale id is never reused),
+ * unless it is the same user's live session: then this is a re-authentication (OIDC Core
+ * §3.1.2.1 prompt=login, max_age), which asks for a fresh sign-in, not a sign-out of every
+ * app; that session gets the new auth_time and a new cookie value instead.
  * `statements` join that batch (a sign-in that also links an identity or creates the account).
  */
 export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: { appId?: string | null; audit?: Partial<AuditEntry>; statements?: BatchItem<'sqlite'>[] } = {}) {
@@ -32,6 +37,10 @@ export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: 
   const now = Date.now()
   const previousCookie = getCookie(c, SESSION_COOKIE)
   const previous = previousCookie && previousCookie.length <= 128 ? await sessionByCookie(c.env, previousCookie) : null
+  if (previous && previous.user.id === user.id && !opts.statements?.length && sessionState(c.env, previous, now) === 'live') {
+    const row = await reauthenticate(c, previous, now, opts.audit)
+    if (row) return row
+  }
   const endPrevious = previous && previous.session.revokedAt === null ? previous : null
   const { row, cookie } = await sessionRow(c.env, user.id, { ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, { appId: opts.appId, withCookie: true, now })
   // given statements first: a new account's row must exist before its session references it
@@ -53,15 +62,37 @@ export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: 
   ]
   await db.batch(statements as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]])
   if (endPrevious) await runSessionEndHooks(c.env, { userId: endPrevious.user.id, sessionIds: [endPrevious.session.id], reason: 'signed_in_again' })
+  setSessionCookie(c, cookie!)
+  return row
+}
+
+/** The same user's live session, signed in to again; null when it ended meanwhile (then a new session is started). */
+async function reauthenticate(c: Context<AppEnv>, previous: SessionWithUser, now: number, audit: Partial<AuditEntry> | undefined): Promise<Session | null> {
+  const db = getDb(c.env.DB)
+  const cookie = randomToken(32)
+  const cookieHash = await sha256Hex(cookie)
+  const ctx = { ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }
+  const id = previous.session.id
+  const details = { via: 'page', ...(audit?.details as Record<string, unknown> | undefined), reauthenticated: true }
+  const [updated] = await db.batch([
+    reauthenticateSessionStatement(db, id, { cookieHash, now, ...ctx }),
+    // the row only if the update above took (the session had not ended meanwhile)
+    auditStatementIf(db, { action: 'login.succeeded', actorType: 'user', actorId: previous.user.id, targetType: 'session', targetId: id, requestId: c.get('requestId'), ip: ctx.ip, ...audit, details }, sql`EXISTS (SELECT 1 FROM sessions WHERE id = ${id} AND cookie_hash = ${cookieHash})`),
+  ])
+  if (!updated.length) return null
+  setSessionCookie(c, cookie)
+  return { ...previous.session, cookieHash, authTime: now, lastSeenAt: now, ip: ctx.ip, userAgent: ctx.userAgent ?? null }
+}
+
+function setSessionCookie(c: Context<AppEnv>, cookie: string) {
   deleteCookie(c, LEGACY_SESSION_COOKIE, { path: '/' })
-  setCookie(c, SESSION_COOKIE, cookie!, {
+  setCookie(c, SESSION_COOKIE, cookie, {
     httpOnly: true,
     secure: true,
     sameSite: 'Lax',
     path: '/',
     maxAge: getConfig(c.env).refreshTokenTtl,
   })
-  return row
 }
 
 /** The live session behind this browser's cookie, or null (no cookie, unknown, ended, expired, user disabled). */

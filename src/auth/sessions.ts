@@ -44,6 +44,19 @@ export function insertSessionStatement(db: DB, row: Session) {
   return db.insert(sessions).values(row)
 }
 
+/**
+ * The same user signed in again on this browser (prompt=login, max_age): the session lives
+ * on with a fresh auth_time and a new cookie (the old value stops working, as after any
+ * sign-in), so the apps signed in under it stay signed in. Only a session not ended yet.
+ */
+export function reauthenticateSessionStatement(db: DB, id: string, o: { cookieHash: string; now: number } & SessionContext) {
+  return db
+    .update(sessions)
+    .set({ cookieHash: o.cookieHash, authTime: o.now, lastSeenAt: o.now, ip: o.ip, userAgent: o.userAgent ?? null })
+    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
+    .returning({ id: sessions.id })
+}
+
 export type SessionState = 'live' | 'ended' | 'user_disabled'
 
 /**
