@@ -5,7 +5,7 @@ import { getDb, preparedOnce, type DB } from '../db'
 import { applications, type Application } from './schema'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret, hex, randomBytes, randomToken, sha256Hex } from '../lib/crypto'
-import { issueWebhookSecret, webhookSecretStatement, type IssuedWebhookSecret } from '../webhooks/secrets'
+import { issueWebhookSecret, type IssuedWebhookSecret } from '../webhooks/secrets'
 
 /** Settings of a new application: name and protocol, the rest defaulted in newApplicationRow. */
 export type NewApplicationInput = Partial<Omit<Application, 'id' | 'appId' | 'appSecretEnc' | 'accessTokenHash' | 'status' | 'version' | 'createdAt' | 'updatedAt'>> & {
@@ -111,14 +111,6 @@ export async function newApplicationRow(env: Env, input: NewApplicationInput): P
   }
   const webhookSecret = await issueWebhookSecret(env, appId)
   return { row, credentials: { app_secret: secret, access_token: accessToken, webhook_secret: webhookSecret.secret }, webhookSecret }
-}
-
-/** Creates an application (no audit: for tests and internal use; the admin route audits). */
-export async function createApplication(env: Env, input: NewApplicationInput) {
-  const { row, credentials, webhookSecret } = await newApplicationRow(env, input)
-  const db = getDb(env.DB)
-  await db.batch([db.insert(applications).values(row), webhookSecretStatement(db, row.appId, webhookSecret, row.createdAt)])
-  return { app: row, ...credentials }
 }
 
 /** The application with this app_id, as a batchable query. */

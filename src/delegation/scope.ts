@@ -32,9 +32,6 @@ export interface Reach {
   sources: Grant['source'][]
 }
 
-/** Grants of a principal; a full admin has none (they need none). */
-export const grantsOf = (p: Principal): Grant[] => (p.kind === 'admin' ? [] : p.grants)
-
 /** The reach of a delegated principal for a right; null for a full admin (everything). */
 export function reachOf(p: Principal, right: Right): Reach | null {
   if (p.kind === 'admin') return null

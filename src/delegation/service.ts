@@ -2,6 +2,7 @@ import { and, asc, eq, inArray, sql, type SQL } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import type { Env } from '../env'
+import { dbErrorText } from '../lib/errors'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { existingGroupIds, existingUserIds } from '../directory/service'
 import { existingAppIds } from '../apps/service'
@@ -75,7 +76,7 @@ async function checkScope(env: Env, next: Scope, previous: Scope = { groups: [],
   if (missing.groups.length || missing.users.length || missing.apps.length) throw DelegationErrors.scope_not_found({ details: missing })
 }
 
-const nameTaken = (e: unknown) => /UNIQUE constraint failed: admin_groups\.name/.test([e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' '))
+const nameTaken = (e: unknown) => /UNIQUE constraint failed: admin_groups\.name/.test(dbErrorText(e))
 
 async function commit(env: Env, statements: Stmt[]) {
   try {

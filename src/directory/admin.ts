@@ -4,7 +4,7 @@ import { getDb } from '../db'
 import type { Env } from '../env'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { deleteGrantsOfGroupStatement } from '../permissions/service'
-import { CommonErrors } from '../lib/errors'
+import { CommonErrors, dbErrorText } from '../lib/errors'
 import { DirectoryErrors } from './errors'
 import { directoryGroups, groupMemberships, groupTypes, type DirectoryGroup, type GroupType } from './schema'
 import { MAX_GROUP_LEVELS, countChildrenAndMembers, descendantsCte, existingUserIds, findGroup, findGroupType, memberIdsAmong, treeFacts } from './service'
@@ -18,13 +18,11 @@ import { MAX_GROUP_LEVELS, countChildrenAndMembers, descendantsCte, existingUser
 
 type Stmt = BatchItem<'sqlite'>
 
-const messageOf = (e: unknown) => [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
-
 async function commit(env: Env, statements: Stmt[], explain: (msg: string) => Promise<Error | null> | Error | null) {
   try {
     return await getDb(env.DB).batch(statements as [Stmt, ...Stmt[]])
   } catch (e) {
-    const err = await explain(messageOf(e))
+    const err = await explain(dbErrorText(e))
     throw err ?? e
   }
 }

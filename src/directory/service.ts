@@ -150,11 +150,6 @@ function ancestorsQuery(db: DB, groupId: string) {
     SELECT id, name, type_id, n FROM up ORDER BY n DESC`)
 }
 
-/** The names from the root down to the group (empty when there is no such group). */
-export async function groupPath(env: Env, groupId: string): Promise<string[]> {
-  return (await ancestorsQuery(getDb(env.DB), groupId)).map((r) => r.name)
-}
-
 /**
  * What a move or a new child needs to know, in one read: the level of `parentId` (root = 1)
  * and, for a group that moves, how many levels its subtree has and whether `parentId` is

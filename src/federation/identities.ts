@@ -2,6 +2,7 @@ import { and, asc, eq } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { legacyHashFormat } from '../lib/password'
+import { dbErrorText } from '../lib/errors'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { users, type User } from '../users/schema'
 import { FederationErrors } from './errors'
@@ -49,8 +50,7 @@ export function touchLinkStatement(db: DB, linkId: string, profile: UpstreamProf
 
 /** A unique-constraint failure on (provider_id, subject): linked meanwhile by a concurrent request. */
 export function isIdentityTaken(e: unknown): boolean {
-  const msg = [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
-  return /UNIQUE constraint failed: linked_identities\.provider_id, linked_identities\.subject/.test(msg)
+  return /UNIQUE constraint failed: linked_identities\.provider_id, linked_identities\.subject/.test(dbErrorText(e))
 }
 
 export async function listIdentities(env: Env, userId: string) {

@@ -4,7 +4,7 @@ import { getConfig, masterKeyRing, type Env } from '../env'
 import { currentEnvelopePrefix, decryptSecret, encryptSecret } from '../lib/crypto'
 import { outboundUrlProblem, type OutboundPolicy } from '../lib/outbound'
 import { auditStatement, type AuditActor } from '../audit/service'
-import { CommonErrors } from '../lib/errors'
+import { CommonErrors, dbErrorText } from '../lib/errors'
 import { FederationErrors } from './errors'
 import { identityProviders, linkedIdentities, type ClaimMapping, type IdentityProvider, type ProviderType } from './schema'
 
@@ -252,7 +252,7 @@ export async function createProviderAsAdmin(
       auditStatement(db, { ...actor, action: 'admin.identity_provider.create', targetType: 'identity_provider', targetId: id, details }),
     ])
   } catch (e) {
-    if (/UNIQUE constraint failed: identity_providers\.id/.test(String((e as Error)?.message) + String((e as { cause?: Error })?.cause?.message))) throw FederationErrors.provider_exists()
+    if (/UNIQUE constraint failed: identity_providers\.id/.test(dbErrorText(e))) throw FederationErrors.provider_exists()
     throw e
   }
   return row

@@ -34,12 +34,6 @@ interface Discovery {
 const discoveryCache = new Map<string, { doc: Discovery; exp: number }>()
 const jwksCache = new Map<string, { keys: JSONWebKeySet; fetchedAt: number }>()
 
-/** Drops the per-isolate caches (tests that reconfigure a provider's upstream). */
-export function clearUpstreamCaches() {
-  discoveryCache.clear()
-  jwksCache.clear()
-}
-
 const unavailable = (message: string) => FederationErrors.upstream_unavailable({ message: `The identity provider could not be used: ${message}` })
 const rejected = (message: string) => FederationErrors.upstream_rejected({ message: `The identity provider's answer was refused: ${message}` })
 

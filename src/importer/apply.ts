@@ -2,6 +2,7 @@ import { and, eq, gte, lte, lt } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
+import { dbErrorText } from '../lib/errors'
 import { auditStatement } from '../audit/service'
 import { importLedger, type LedgerOutcome } from './schema'
 import type { Applied, JobContext, PreviewRow } from './rows'
@@ -69,7 +70,7 @@ function ledgerStatement(db: DB, jobId: string, e: LedgerEntry, now: number) {
 }
 
 const isLedgerConflict = (e: unknown) =>
-  /UNIQUE constraint failed: import_ledger\.job_id, import_ledger\.row_from/.test([e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' '))
+  /UNIQUE constraint failed: import_ledger\.job_id, import_ledger\.row_from/.test(dbErrorText(e))
 
 /** The batches of a job already committed for rows `from`..`to` (a resumed job adopts them). */
 export async function ledgerEntries(env: Env, jobId: string, from: number, to: number): Promise<LedgerEntry[]> {

@@ -5,6 +5,11 @@ import { z } from '@hono/zod-openapi'
 /** Configuration that cannot work (a missing secret, an invalid variable): answered 503 misconfigured. */
 export class ConfigError extends Error {}
 
+/** D1 through drizzle wraps the SQLite message in `cause`, so constraint checks read both. */
+export function dbErrorText(e: unknown): string {
+  return [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
+}
+
 /** The one error body every 4xx/5xx carries. */
 export const ErrorBody = z
   .object({

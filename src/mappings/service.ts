@@ -19,7 +19,7 @@ import {
   type UserEventKind,
 } from './schema'
 import { normalizeMobile, type E164 } from '../lib/mobile'
-import type { ApiError } from '../lib/errors'
+import { dbErrorText, type ApiError } from '../lib/errors'
 import { MappingErrors, type MappingErrorCode } from './errors'
 import { auditStatement, type AuditActor, type AuditEntry } from '../audit/service'
 
@@ -294,7 +294,7 @@ export function deleteAllMappingsOfAppStatements(db: DB, appId: string, now = Da
 
 /** What a failed batch means for a mapping write, or null when it is not ours to explain. */
 export function classifyWriteError(e: unknown): 'mapped_key_taken' | 'mapping_exists' | 'concurrent_modification' | null {
-  const msg = [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
+  const msg = dbErrorText(e)
   if (/UNIQUE constraint failed: app_user_mappings\.app_id, app_user_mappings\.mapped_key/.test(msg)) return 'mapped_key_taken'
   if (/UNIQUE constraint failed: app_user_mappings\.app_id, app_user_mappings\.user_id/.test(msg)) return 'mapping_exists'
   if (/NOT NULL constraint failed: mapping_events\./.test(msg)) return 'concurrent_modification'
@@ -485,18 +485,9 @@ export type ActiveMapping = Pick<AppUserMapping, 'id' | 'mappedKey' | 'name'>
 
 /**
  * The one rule for "is this user actively mapped in this app" (OIDC, tickets, login for an
- * app, refresh of an app-bound token): a mapping row with is_active set. As a query, so it
- * can join a db.batch.
+ * app, refresh of an app-bound token): a mapping row with is_active set. As a join
+ * condition, so reads take the mapping along in one query.
  */
-export function activeMappingQuery(db: DB, appId: string, userId: string) {
-  return db
-    .select({ id: appUserMappings.id, mappedKey: appUserMappings.mappedKey, name: appUserMappings.name })
-    .from(appUserMappings)
-    .where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true)))
-    .limit(1)
-}
-
-/** The same rule as a join condition, for reads that take the mapping along in one query. */
 export function activeMappingOn(appId: SQLWrapper, userId: SQLWrapper) {
   return and(eq(appUserMappings.appId, appId), eq(appUserMappings.userId, userId), eq(appUserMappings.isActive, true))
 }
@@ -514,10 +505,6 @@ export function mappingActiveSql(appId: SQLWrapper, userId: SQLWrapper) {
 /** The id of the user mapped to `mappedKey` in the app (NULL when none), as an uncorrelated subquery. */
 export function userIdOfMappedKeySql(db: DB, appId: string, mappedKey: string) {
   return sql`(${db.select({ id: appUserMappings.userId }).from(appUserMappings).where(and(eq(appUserMappings.appId, appId), eq(appUserMappings.mappedKey, mappedKey)))})`
-}
-
-export async function activeMapping(env: Env, appId: string, userId: string): Promise<ActiveMapping | null> {
-  return (await activeMappingQuery(getDb(env.DB), appId, userId))[0] ?? null
 }
 
 export type MappingWithUser = AppUserMapping & { mobile: string; userName: string | null; userStatus: 'ACTIVE' | 'DISABLED' }

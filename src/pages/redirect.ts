@@ -35,9 +35,10 @@ export async function safeReturnTo(env: Env, raw: string | null | undefined): Pr
 
 /**
  * The one place that decides where /page/login (and sign-up) send the browser after a
- * successful sign-in. Today: the validated `return_to` (e.g. `/oauth2/authorize?...` from
- * the OIDC authorize endpoint, or `/page/sso/simple?...` for a SIMPLE_API app, which issues
- * the ticket), else DEFAULT_AFTER_LOGIN (the portal's "My apps").
+ * successful sign-in, so a new destination rule changes only this function: the validated
+ * `return_to` (e.g. `/oauth2/authorize?...` from the OIDC authorize endpoint, or
+ * `/page/sso/simple?...` for a SIMPLE_API app, which issues the ticket), else
+ * DEFAULT_AFTER_LOGIN (the portal's "My apps").
  */
 export async function postLoginRedirect(c: Context<AppEnv>, _user: User, form: { return_to?: string | null }): Promise<string> {
   return (await safeReturnTo(c.env, form.return_to)) ?? DEFAULT_AFTER_LOGIN

@@ -2,6 +2,7 @@ import { and, eq } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
+import { dbErrorText } from '../lib/errors'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { findUserById } from '../users/service'
 import { findGroup } from '../directory/service'
@@ -20,8 +21,6 @@ import { permissionEventStatement, type PermissionEventData, type PermissionEven
  */
 
 type Stmt = BatchItem<'sqlite'>
-
-const messageOf = (e: unknown) => [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
 
 // ---------------------------------------------------------------------------------------
 // Permission changes: what a grant, a revoke or a permission delete does to answers
@@ -42,7 +41,7 @@ async function commitPermissionChange(env: Env, change: PermissionChange, waitUn
   try {
     await getDb(env.DB).batch(change.statements as [Stmt, ...Stmt[]])
   } catch (e) {
-    throw explain?.(messageOf(e)) ?? e
+    throw explain?.(dbErrorText(e)) ?? e
   }
   await deliverAfterCommit(env, [change.eventId], waitUntil)
   return { event_id: change.eventId, ...change.data }
@@ -152,7 +151,7 @@ export async function createPermissionAsAdmin(env: Env, appId: string, input: { 
       auditStatement(db, { ...actor, action: 'admin.permission.create', targetType: 'permission', targetId: row.id, details: { app_id: appId, key: row.key, name: row.name } }),
     ])
   } catch (e) {
-    if (/UNIQUE constraint failed: app_permissions\./.test(messageOf(e))) throw PermissionErrors.permission_exists()
+    if (/UNIQUE constraint failed: app_permissions\./.test(dbErrorText(e))) throw PermissionErrors.permission_exists()
     throw e
   }
   return row

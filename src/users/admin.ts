@@ -7,6 +7,7 @@ import { UserErrors } from './errors'
 import { hashPassword } from '../lib/password'
 import type { User } from './schema'
 import type { E164 } from '../lib/mobile'
+import { dbErrorText } from '../lib/errors'
 import { findUserById, insertUserStatement, isMobileTaken, newUserRow, passwordParams, updateUserStatement } from './service'
 import { userEventsStatement } from '../mappings/service'
 import type { UserEventKind } from '../mappings/schema'
@@ -38,7 +39,7 @@ export async function createUserAsAdmin(
     ])
   } catch (e) {
     if (isMobileTaken(e)) throw UserErrors.mobile_taken()
-    if (input.groupId && /FOREIGN KEY constraint failed/.test(String((e as Error)?.message) + String((e as { cause?: Error })?.cause?.message))) throw DirectoryErrors.group_not_found()
+    if (input.groupId && /FOREIGN KEY constraint failed/.test(dbErrorText(e))) throw DirectoryErrors.group_not_found()
     throw e
   }
   return row

@@ -5,6 +5,7 @@ import { users, type User } from './schema'
 import { getConfig, type Env } from '../env'
 import { hashPassword, paramsForProfile } from '../lib/password'
 import { normalizeMobile, type E164 } from '../lib/mobile'
+import { dbErrorText } from '../lib/errors'
 import { publicUser } from './view'
 import { auditStatementIf } from '../audit/service'
 
@@ -66,8 +67,7 @@ export function updateUserStatement(db: DB, id: string, set: Partial<Pick<User, 
 
 /** A unique-constraint failure on users.mobile, as raised by D1 through drizzle. */
 export function isMobileTaken(e: unknown): boolean {
-  const msg = [e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' ')
-  return /UNIQUE constraint failed: users\.mobile/.test(msg)
+  return /UNIQUE constraint failed: users\.mobile/.test(dbErrorText(e))
 }
 
 export async function newUserRow(

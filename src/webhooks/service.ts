@@ -1,6 +1,7 @@
 import { and, asc, count, desc, eq, inArray, sql } from 'drizzle-orm'
 import { getDb } from '../db'
 import type { Env } from '../env'
+import { dbErrorText } from '../lib/errors'
 import { auditStatement, type AuditActor } from '../audit/service'
 import { AppErrors } from '../apps/errors'
 import type { Application } from '../apps/schema'
@@ -131,7 +132,7 @@ function requireDeliverable(env: Env, app: Application) {
 }
 
 /** D1 answers a failed guard (json('…') of a non-JSON text) with this. */
-const isGuardFailure = (e: unknown) => /malformed JSON/.test([e, (e as { cause?: unknown })?.cause].map((x) => String((x as Error)?.message ?? x ?? '')).join(' '))
+const isGuardFailure = (e: unknown) => /malformed JSON/.test(dbErrorText(e))
 
 /**
  * Sends the event again, now, in a new message chain: a pending event's old chain stops at
