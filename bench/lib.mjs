@@ -160,14 +160,18 @@ async function waitHttp(url, proc, what, logFile, timeoutMs = 90_000) {
  * Starts the Worker on 127.0.0.1 in its own process group, output to `logFile` (the Worker
  * logs every request). `vars` are plain-text variables on top of wrangler.toml and .dev.vars
  * (ISSUER defaults to the Worker's own address).
- * runner "api" (default): bench/worker-host.mjs, wrangler's unstable_startWorker with the
- * inspector off. runner "wrangler-dev": `wrangler dev` as a developer runs it (inspector
+ * runner "direct" (default): bench/worker-direct.mjs, wrangler's bundle in Miniflare on a
+ * socket of the Worker's own, without Miniflare's entry Worker and wrangler's proxy in front
+ * (profiling falls back to "api"). runner "api": bench/worker-host.mjs, wrangler's
+ * unstable_startWorker with the inspector off, behind wrangler's proxy and Miniflare's entry
+ * Worker. runner "wrangler-dev": `wrangler dev` as a developer runs it (inspector
  * attached), to see what the inspector costs.
  * cpu() → CPU ms so far by role: worker (the workerd running the Worker and its local
  * bindings), proxy (wrangler's proxy workerd, which every request passes), wrangler (Node,
  * esbuild: logging, the inspector relay when attached).
  */
-export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api', config, profile = false }) {
+export async function startWorker({ persistTo, vars = {}, logFile, runner = 'direct', config, profile = false }) {
+  if (profile && runner === 'direct') runner = 'api'
   const [port, inspectorPort] = await freePorts(runner === 'wrangler-dev' || profile ? 2 : 1)
   const base = `http://127.0.0.1:${port}`
   // the issuer follows the port (discovery, `iss`), as `npm run dev -- --port` does it
@@ -180,9 +184,10 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
     for (const [k, v] of Object.entries(vars)) args.push('--var', `${k}:${v}`)
     if (config) args.push('--config', path.join(root, config))
     proc = spawnLogged(path.join(root, 'node_modules', '.bin', 'wrangler'), args, { logFile, env })
-  } else if (runner === 'api') {
-    proc = spawnLogged(process.execPath, [path.join(root, 'bench', 'worker-host.mjs')], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars, config, inspectorPort: profile ? inspectorPort : undefined }) } })
-  } else throw new Error(`BENCH_RUNNER must be "api" or "wrangler-dev", not "${runner}"`)
+  } else if (runner === 'api' || runner === 'direct') {
+    const host = runner === 'api' ? 'worker-host.mjs' : 'worker-direct.mjs'
+    proc = spawnLogged(process.execPath, [path.join(root, 'bench', host)], { logFile, env: { ...env, BENCH_WORKER: JSON.stringify({ port, persistTo, vars, config, inspectorPort: profile ? inspectorPort : undefined }) } })
+  } else throw new Error(`BENCH_RUNNER must be "direct", "api" or "wrangler-dev", not "${runner}"`)
   // the proxy's workerd listens on the public port; the Worker's own workerd elsewhere
   const roleOf = (p) => (p.comm !== 'workerd' ? 'wrangler' : p.args.includes(`--socket-addr=entry=127.0.0.1:${port}`) ? 'proxy' : 'worker')
   return {
@@ -190,7 +195,7 @@ export async function startWorker({ persistTo, vars = {}, logFile, runner = 'api
     port,
     runner,
     inspectorPort,
-    waitReady: (probe = '/livez') => waitHttp(`${base}${probe}`, proc, runner === 'api' ? 'the bench worker host' : 'wrangler dev', logFile),
+    waitReady: (probe = '/livez') => waitHttp(`${base}${probe}`, proc, runner === 'wrangler-dev' ? 'wrangler dev' : 'the bench worker host', logFile),
     cpu: () => cpuByRole(proc.child.pid, roleOf),
     processes: () => processTree(proc.child.pid).map((p) => ({ pid: p.pid, comm: p.comm, role: roleOf(p) })),
     /** Resolves once the ports are free. */
