@@ -32,6 +32,8 @@ describe('/oauth2/* per-IP limit (oauth_ip)', () => {
     expect(retry).toBeGreaterThan(0)
     expect(retry).toBeLessThanOrEqual(60)
     expect(limited.headers.get('Cache-Control')).toBe('no-store')
+    // the refusal stays readable cross-origin (the endpoint's CORS header is kept)
+    expect(limited.headers.get('Access-Control-Allow-Origin')).toBe('*')
     const body = limited.body as Record<string, string>
     expect(Object.keys(body).sort()).toEqual(['error', 'error_description'])
     expect(body.error).toBe('temporarily_unavailable')

@@ -185,6 +185,8 @@ describe('CORS on the public metadata', () => {
   it('the token endpoint keeps its own CORS (POST)', async () => {
     const r = await oauthPost('/oauth2/token', { grant_type: 'client_credentials' })
     expect(r.status).toBe(401)
+    // an SPA must be able to read the refusal cross-origin
+    expect(r.headers.get('Access-Control-Allow-Origin')).toBe('*')
     const pre = await SELF.fetch(`${ISSUER}/oauth2/token`, { method: 'OPTIONS', headers: { Origin: 'https://spa.example.com', 'Access-Control-Request-Method': 'POST' } })
     expect(pre.headers.get('Access-Control-Allow-Methods')).toContain('POST')
   })

@@ -1,17 +1,17 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { cors } from 'hono/cors'
 import { OPEN, pick, bearerSecurity } from '../lib/openapi'
 import { router } from '../context'
 import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
 import { auditActor } from '../audit/service'
 import { needs } from '../delegation/rights'
+import { publicCors } from '../lib/cors'
 
 /** The JWKS (RFC 7517). Mounted at /.well-known. */
 export const keyRoutes = router()
 
 // Browser-based relying parties (SPAs) fetch the keys cross-origin to verify ID tokens.
 // Public data, no cookies: any origin, GET only.
-keyRoutes.use('/jwks.json', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
+keyRoutes.use('/jwks.json', publicCors({ allowMethods: ['GET'], maxAge: 600 }))
 
 const Jwk = z.object({ kty: z.string(), crv: z.string(), x: z.string(), y: z.string(), kid: z.string(), alg: z.string(), use: z.string() }).openapi('JWK')
 

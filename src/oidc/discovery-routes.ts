@@ -1,5 +1,4 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { cors } from 'hono/cors'
 import { router } from '../context'
 import { OPEN } from '../lib/openapi'
 import { getConfig } from '../env'
@@ -7,11 +6,12 @@ import { GRANT_TYPES } from '../apps/schema'
 import { CLAIMS_SUPPORTED, SUPPORTED_SCOPES } from './service'
 import { SUPPORTED_PROMPTS } from './authorize'
 import { TAG } from './http'
+import { publicCors } from '../lib/cors'
 
 /** OpenID Connect Discovery 1.0 §4. Mounted at /.well-known. */
 export const discoveryRoutes = router()
 // Public metadata, read with a plain GET (the JWKS does the same, src/keys/routes.ts).
-discoveryRoutes.use('/openid-configuration', cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 }))
+discoveryRoutes.use('/openid-configuration', publicCors({ allowMethods: ['GET'], maxAge: 600 }))
 
 const Discovery = z
   .object({

@@ -1,4 +1,3 @@
-import { cors } from 'hono/cors'
 import type { Context } from 'hono'
 import { z } from '@hono/zod-openapi'
 import { router, type AppEnv } from '../context'
@@ -13,6 +12,7 @@ import { userinfoRoutes } from './userinfo-routes'
 import { revocationRoutes } from './revocation-routes'
 import { introspectionRoutes } from './introspection-routes'
 import { endSessionRoutes } from './end-session-routes'
+import { publicCors } from '../lib/cors'
 
 /** The OAuth 2.0 / OIDC endpoints, one file each. Mounted at /oauth2. */
 export const oauthRoutes = router()
@@ -28,7 +28,7 @@ export const isBrowserEndpoint = (path: string) => BROWSER_ENDPOINTS.some((p) =>
 
 // Browser-based public clients (SPAs) call these cross-origin; no cookies are involved.
 for (const path of ['/token', '/userinfo', '/revoke']) {
-  oauthRoutes.use(path, cors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type'], maxAge: 600 }))
+  oauthRoutes.use(path, publicCors({ allowMethods: ['GET', 'POST', 'OPTIONS'], allowHeaders: ['Authorization', 'Content-Type'], maxAge: 600 }))
 }
 // The endpoints that answer with HTML (error pages, sign-out confirmation) get the hosted pages' headers.
 for (const path of BROWSER_ENDPOINTS) oauthRoutes.use(path, pageHeaders)
