@@ -653,9 +653,14 @@ tokens rotated on every use. Where it cannot be configured like UAP Edge:
 - **bare route** is UAP Edge's floor: routing, request id, config check and the JSON access
   log; minus the workerd floor, what the framework and middleware cost.
 - **JWKS** adds the key set (D1 read at most once a minute per isolate) and JSON encoding;
-  **discovery** is JSON from configuration. Both sit near the ceiling of this setup (the
-  proxy and the load generator sharing the same CPUs), so their req/s are within noise of
-  the bare route's; their Worker CPU per request is the comparable number.
+  **discovery** is JSON from configuration. Their req/s is bounded by the load generator
+  sharing the same two CPUs; their Worker CPU per request is the comparable number.
+- **Throughput ratios depend on the runner.** With \`BENCH_RUNNER=api\` (or \`wrangler dev\`)
+  every request passes wrangler's proxy, which caps the bare route at about a tenth of what
+  it reaches on the Worker's own socket; a route that spends its time in Durable Object or
+  D1 calls then looks close to the bare one. On the Worker's own socket (the default) the
+  bare route is bounded by the Worker's own CPU, and the ratio is close to the ratio of CPU
+  per request, local simulators included.
 - **health (D1)** is one D1 query: the floor for anything that reads D1.
 - **login** is dominated by the password hash: about one hash's CPU time per request, and
   an isolate runs one hash at a time (synchronous WebAssembly, src/lib/password/), so
