@@ -8,9 +8,9 @@ import { cors } from 'hono/cors'
  * Any other request gets `Access-Control-Allow-Origin: *` through the context's prepared
  * headers, before the handler builds its response. hono's cors sets it on `c.res` instead,
  * which makes a placeholder response whose headers are then copied into the handler's:
- * about 0.02 ms of CPU per request, a fifth of the JWKS route's (issue 14). A response
- * built without the prepared headers (an error answered by the app's error handler) gets
- * the header afterwards, so refusals stay readable cross-origin.
+ * about 0.02 ms of CPU per request, a fifth of the JWKS route's (issue 14). A response a
+ * handler builds itself (`new Response`, which skips the prepared headers) gets the header
+ * afterwards, so every answer, refusals included, stays readable cross-origin.
  */
 export function publicCors(opts: { allowMethods: string[]; allowHeaders?: string[]; maxAge: number }): MiddlewareHandler {
   const preflight = cors({ origin: '*', ...opts })
