@@ -616,6 +616,17 @@ describe('discovery and docs', () => {
     expect(r.body.grant_types_supported).not.toContain('implicit')
   })
 
+  it('each issuer gets its own document (the text is kept per issuer)', async () => {
+    const other = 'https://id.other.example'
+    for (const issuer of [other, ISSUER, other]) {
+      const r = issuer === ISSUER ? await api('/.well-known/openid-configuration') : await api('/.well-known/openid-configuration', { env: { ISSUER: issuer } })
+      expect(r.status).toBe(200)
+      expect(r.body.issuer).toBe(issuer)
+      expect(r.body.token_endpoint).toBe(`${issuer}/oauth2/token`)
+      expect(r.body.service_documentation).toBe(`${issuer}/docs/open`)
+    }
+  })
+
   it('answers CORS preflights for browser-based clients', async () => {
     const r = await SELF.fetch(`${ISSUER}/oauth2/token`, {
       method: 'OPTIONS',

@@ -173,6 +173,9 @@ describe('CORS on the public metadata', () => {
       expect(get.status).toBe(200)
       expect(get.headers.get('Access-Control-Allow-Origin')).toBe('*')
       expect(get.headers.get('Access-Control-Allow-Credentials')).toBeNull()
+      // both answer text serialized once (lib/openapi.ts jsonText): still JSON, still cacheable
+      expect(get.headers.get('Content-Type')).toBe('application/json')
+      expect(get.headers.get('Cache-Control')).toMatch(/^public, max-age=\d+$/)
       expect(((await get.json()) as object)).toBeTruthy()
 
       const preflight = await SELF.fetch(`${ISSUER}${path}`, { method: 'OPTIONS', headers: { Origin: 'https://spa.example.com', 'Access-Control-Request-Method': 'GET' } })

@@ -1,5 +1,5 @@
 import { createRoute, z } from '@hono/zod-openapi'
-import { OPEN, pick, bearerSecurity } from '../lib/openapi'
+import { OPEN, pick, bearerSecurity, jsonText, type Serialized } from '../lib/openapi'
 import { router } from '../context'
 import { getJwks, JWKS_MAX_AGE_S, rotateKeysAsAdmin } from './service'
 import { auditActor } from '../audit/service'
@@ -36,7 +36,7 @@ keyRoutes.openapi(
   }),
   async (c) => {
     c.header('Cache-Control', `public, max-age=${JWKS_MAX_AGE_S}`)
-    return c.json((await getJwks(c.env)) as { keys: z.infer<typeof Jwk>[] }, 200)
+    return jsonText(c, (await getJwks(c.env)) as Serialized<{ keys: z.infer<typeof Jwk>[] }>)
   },
 )
 

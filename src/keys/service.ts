@@ -6,6 +6,7 @@ import { signingKeys } from './schema'
 import { decryptSecret, encryptSecret, randomToken } from '../lib/crypto'
 import { getConfig, masterKeyRing, type Env } from '../env'
 import { auditStatement, type AuditActor } from '../audit/service'
+import { serialized, type Serialized } from '../lib/openapi'
 
 export const SIGNING_ALG = 'ES256'
 /** How long clients may cache the JWKS (Cache-Control on /.well-known/jwks.json). */
@@ -36,7 +37,7 @@ interface KeyCache {
    * as one jose key set, which keeps each key it imported, so a verification costs no EC key
    * import. Shared by every caller in this isolate, so read-only.
    */
-  published?: { jwks: { keys: JWK[] }; set: ReturnType<typeof createLocalJWKSet>; until: number }
+  published?: { jwks: Serialized<{ keys: JWK[] }>; set: ReturnType<typeof createLocalJWKSet>; until: number }
 }
 
 const ISOLATE_CACHE_MS = 60_000
@@ -179,14 +180,14 @@ async function publishedKeys(env: Env): Promise<NonNullable<KeyCache['published'
   }
   if (!cache.published || cache.published.until <= now) {
     const rows = cache.rows.filter((r) => r.expiresAt === null || r.expiresAt > now)
-    const jwks = Object.freeze({ keys: Object.freeze(rows.map((r) => Object.freeze(JSON.parse(r.publicJwk) as JWK))) as JWK[] })
-    cache.published = { jwks, set: createLocalJWKSet(jwks), until: Math.min(...rows.map((r) => r.expiresAt ?? Infinity)) }
+    const jwks = { keys: rows.map((r) => JSON.parse(r.publicJwk) as JWK) }
+    cache.published = { jwks: serialized(jwks), set: createLocalJWKSet(jwks), until: Math.min(...rows.map((r) => r.expiresAt ?? Infinity)) }
   }
   return cache.published
 }
 
-/** The public keys to publish: every key not yet expired (pending, active and retired). */
-export async function getJwks(env: Env): Promise<{ keys: JWK[] }> {
+/** The public keys to publish, as the JWKS's JSON text: every key not yet expired (pending, active and retired). */
+export async function getJwks(env: Env): Promise<Serialized<{ keys: JWK[] }>> {
   return (await publishedKeys(env)).jwks
 }
 

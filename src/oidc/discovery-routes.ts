@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
-import { OPEN } from '../lib/openapi'
+import { OPEN, jsonText, serialized, type Serialized } from '../lib/openapi'
 import { getConfig } from '../env'
 import { GRANT_TYPES } from '../apps/schema'
 import { CLAIMS_SUPPORTED, SUPPORTED_SCOPES } from './service'
@@ -46,7 +46,7 @@ const Discovery = z
   })
   .openapi('OpenIdConfiguration')
 
-export function discoveryDocument(issuer: string): z.infer<typeof Discovery> {
+function discoveryDocument(issuer: string): z.infer<typeof Discovery> {
   return {
     issuer,
     authorization_endpoint: `${issuer}/oauth2/authorize`,
@@ -79,6 +79,17 @@ export function discoveryDocument(issuer: string): z.infer<typeof Discovery> {
   }
 }
 
+// The document is a function of the issuer alone (one per deployment), serialized once.
+const texts = new Map<string, Serialized<z.infer<typeof Discovery>>>()
+function discoveryText(issuer: string) {
+  let text = texts.get(issuer)
+  if (!text) {
+    if (texts.size >= 8) texts.clear()
+    texts.set(issuer, (text = serialized(discoveryDocument(issuer))))
+  }
+  return text
+}
+
 discoveryRoutes.openapi(
   createRoute({
     method: 'get',
@@ -92,7 +103,7 @@ discoveryRoutes.openapi(
   }),
   (c) => {
     c.header('Cache-Control', 'public, max-age=300')
-    return c.json(discoveryDocument(getConfig(c.env).issuer), 200)
+    return jsonText(c, discoveryText(getConfig(c.env).issuer))
   },
 )
 
