@@ -11,7 +11,7 @@ import { adminRouteTable } from './delegation/rights'
 import { delegationRoutes } from './delegation/routes'
 import { log } from './lib/logger'
 import { ConfigError, getConfig } from './env'
-import { ensureBootstrapAdmin } from './users/service'
+import { bootstrapAdminEnsured, ensureBootstrapAdmin } from './users/service'
 import { healthRoutes } from './health/routes'
 import { authRoutes } from './auth/routes'
 import { adminKeyRoutes, keyRoutes } from './keys/routes'
@@ -75,18 +75,20 @@ export function buildApp() {
   const app = router()
 
   app.use('*', requestContext)
-  app.use('*', async (c, next) => {
+  app.use('*', (c, next) => {
     getConfig(c.env) // refuses to serve with missing or dev-grade secrets in production
-    // probes must answer (and /healthz report a D1 outage as 503) without touching users
-    if (!PROBES.has(c.req.path)) await ensureBootstrapAdmin(c.env)
-    await next()
+    // probes must answer (and /healthz report a D1 outage as 503) without touching users;
+    // once the admin exists (every request after an isolate's first) no await is added
+    if (PROBES.has(c.req.path) || bootstrapAdminEnsured(c.env)) return next()
+    return ensureBootstrapAdmin(c.env).then(next)
   })
   // file uploads (bulk import previews) may be up to 10 MB plus the multipart framing; everything else 1 MiB
   const limit = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorInShape(c as Context<AppEnv>, 413, 'payload_too_large', `Request body exceeds ${maxSize} bytes`) })
   // one middleware picking its limiter by path: hono/combine's except() builds a middleware chain on every request, which cost every route about 0.03 ms of CPU
   const uploadLimit = limit(MAX_UPLOAD_BYTES)
   const defaultLimit = limit(MAX_BODY_BYTES)
-  app.use('*', (c, next) => (bodyLimitOf(c.req.path) === MAX_UPLOAD_BYTES ? uploadLimit : defaultLimit)(c, next))
+  // a request without a body (every GET) passes straight on, as hono's bodyLimit would after an async call of its own
+  app.use('*', (c, next) => (c.req.raw.body === null ? next() : (bodyLimitOf(c.req.path) === MAX_UPLOAD_BYTES ? uploadLimit : defaultLimit)(c, next)))
 
   // cross-cutting guards, by URL space
   // a full admin's or a sub-admin's bearer token, or an API client's keys; each route's declared right and scope (src/delegation/)

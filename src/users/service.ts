@@ -105,8 +105,12 @@ export async function listUsers(env: Env, q: { page: number; pageSize: number; s
   return { items: rows.map(publicUser), page: q.page, page_size: q.pageSize, total: total?.n ?? 0 }
 }
 
-/** Creates the bootstrap admin from secrets if no user with that mobile exists. Idempotent. */
 const bootstrapped = new WeakSet<D1Database>()
+/** Whether this isolate has already made sure of the bootstrap admin (ensureBootstrapAdmin would return at once). */
+export function bootstrapAdminEnsured(env: Env): boolean {
+  return bootstrapped.has(env.DB)
+}
+/** Creates the bootstrap admin from secrets if no user with that mobile exists. Idempotent. */
 export async function ensureBootstrapAdmin(env: Env) {
   if (bootstrapped.has(env.DB)) return
   const cfg = getConfig(env)
