@@ -3,6 +3,7 @@ export default {
   name: 'bare route',
   route: 'GET /livez',
   order: 10,
+  passes: ['default', 'api'],
   bare: true,
   requests: () => [{ method: 'GET', path: '/livez' }],
 }

@@ -10,6 +10,7 @@ export default {
   name: 'signed ping',
   route: 'GET /api/v1/open/ping',
   order: 50,
+  passes: ['default', 'api'],
   async setup(ctx) {
     return { app: (await ticketWorld(ctx)).source }
   },

@@ -11,6 +11,7 @@ export default {
   name: 'ticket exchange',
   route: `POST ${EXCHANGE_PATH}`,
   order: 60,
+  passes: ['default', 'api'],
   async setup(ctx) {
     return { world: await ticketWorld(ctx) }
   },

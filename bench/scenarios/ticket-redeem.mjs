@@ -40,6 +40,7 @@ export default {
   name: 'ticket redeem',
   route: `POST ${VERIFY_PATH}`,
   order: 70,
+  passes: ['default', 'api'],
   async setup(ctx) {
     const state = { world: await ticketWorld(ctx), pool: [] }
     await mint(state, ctx, ctx.connections * 6, 20_000)
