@@ -594,6 +594,32 @@ describe('the API flow (SPA and mobile apps)', () => {
     expect(r.body.error.code).toBe('upstream_rejected')
     expect(r.body.error.message).toMatch(/nonce/)
   })
+
+  it('disabling the provider stops its pending bindings at once, as the binding pages do', async () => {
+    await githubProvider('gh-api-off', 1)
+    const spa = await createApp({ app_name: 'SPA off', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
+    const start = await apiStart('gh-api-off', spa.app_id)
+    const back = new URL(await signInAtGitHub(start.body.authorization_url, `api-off-${Date.now()}`))
+    const pending = await callback('gh-api-off', { code: back.searchParams.get('code'), state: back.searchParams.get('state'), flow_secret: start.body.flow_secret })
+    expect(pending.status).toBe(202)
+    const ticket = pending.body.binding_ticket
+    const mobile = `+86134${String(Date.now()).slice(-8)}`
+    expect((await api('/api/v1/auth/federation/bind/send-code', { method: 'POST', json: { binding_ticket: ticket, mobile, ...(await solvedCaptcha()) } })).status).toBe(200)
+    const code = await lastCode(mobile)
+    expect((await api('/api/v1/admin/identity-providers/gh-api-off/disable', { method: 'POST', token: await admin() })).status).toBe(200)
+
+    for (const [path, body] of [
+      ['send-code', { binding_ticket: ticket, mobile, ...(await solvedCaptcha()) }],
+      ['verify', { binding_ticket: ticket, mobile, sms_code: code }],
+      ['create-account', { binding_ticket: ticket, password: 'api-off-password-1' }],
+    ] as const) {
+      const r = await api(`/api/v1/auth/federation/bind/${path}`, { method: 'POST', json: body })
+      expect(r.status, path).toBe(404)
+      expect(r.body.error.code, path).toBe('unknown_provider')
+    }
+    expect((await env.DB.prepare("SELECT count(*) AS n FROM linked_identities WHERE provider_id = 'gh-api-off'").first<{ n: number }>())!.n).toBe(0)
+    expect(await env.DB.prepare('SELECT id FROM users WHERE mobile = ?').bind(mobile).first()).toBeNull()
+  })
 })
 
 describe('my identities', () => {

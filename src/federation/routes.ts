@@ -2,6 +2,7 @@ import { createRoute, z } from '@hono/zod-openapi'
 import { router } from '../context'
 import type { Context } from 'hono'
 import type { AppEnv } from '../context'
+import type { Env } from '../env'
 import { errorResponses, CommonErrors } from '../lib/errors'
 import { OPEN, bearerSecurity, jsonBody, mergeErrors, pick } from '../lib/openapi'
 import { MobileField } from '../lib/mobile'
@@ -59,6 +60,17 @@ async function tokensFor(c: C, signIn: SignIn, sessionAppId: string | null) {
   const tokens = await withLinkConflicts(() => issueSignInTokens(c.env, signIn.user, { sessionAppId, details: signIn.details, statements: signIn.statements }, ctxOf(c)))
   c.header('Cache-Control', 'no-store')
   return tokens
+}
+
+/**
+ * A binding ticket of the API flow whose provider is still enabled: disabling a provider (one
+ * found compromised, say) stops the bindings it started at once, as it stops its sign-ins and
+ * as the binding pages check (pages.tsx loadBinding).
+ */
+async function apiBinding(env: Env, ticket: string) {
+  const pending = await pendingBinding(env, ticket, { channel: 'api' })
+  await enabledProvider(env, pending.providerId)
+  return pending
 }
 
 federationRoutes.openapi(
@@ -180,12 +192,12 @@ federationRoutes.openapi(
     request: { body: jsonBody(z.object({ binding_ticket: Ticket, mobile: MobileField, ...CaptchaFields, ...SmsLangField })) },
     responses: {
       200: ok('If the number can be bound, a code is on its way', z.object({ sent: z.literal(true), expires_in: z.number().int().openapi({ example: SMS_CODE_TTL_S }), resend_after: z.number().int().openapi({ example: SMS_RESEND_COOLDOWN_S }) })),
-      ...mergeErrors(pick(400), errorResponses(FederationErrors, 'invalid_ticket'), errorResponses(CaptchaErrors, 'invalid_captcha'), errorResponses(SmsErrors, 'sms_cooldown', 'sms_daily_limit'), errorResponses(CommonErrors, 'rate_limited')),
+      ...mergeErrors(pick(400), errorResponses(FederationErrors, 'invalid_ticket', 'unknown_provider'), errorResponses(CaptchaErrors, 'invalid_captcha'), errorResponses(SmsErrors, 'sms_cooldown', 'sms_daily_limit'), errorResponses(CommonErrors, 'rate_limited')),
     },
   }),
   async (c) => {
     const b = c.req.valid('json')
-    const pending = await pendingBinding(c.env, b.binding_ticket, { channel: 'api' })
+    const pending = await apiBinding(c.env, b.binding_ticket)
     if (!(await verifyCaptcha(c.env, b.captcha_id, b.captcha_code))) throw invalidCaptcha()
     await enforceRateLimit(c, 'sms_ip', c.get('clientIp'))
     const r = await sendBindingCode(c.env, pending, b.mobile, { requestId: c.get('requestId'), ip: c.get('clientIp'), waitUntil: (p) => c.executionCtx.waitUntil(p) }, requestedSmsLocale(c, b.lang))
@@ -209,7 +221,7 @@ federationRoutes.openapi(
       202: ok('No account has this mobile: create one', z.object({ account_required: z.literal(true) }).openapi('FederationAccountRequired')),
       ...mergeErrors(
         pick(400),
-        errorResponses(FederationErrors, 'invalid_ticket', 'registration_closed', 'account_disabled', 'identity_taken'),
+        errorResponses(FederationErrors, 'invalid_ticket', 'unknown_provider', 'registration_closed', 'account_disabled', 'identity_taken'),
         errorResponses(SmsErrors, 'invalid_sms_code', 'too_many_attempts', 'sms_code_locked'),
         errorResponses(CommonErrors, 'rate_limited'),
       ),
@@ -217,7 +229,7 @@ federationRoutes.openapi(
   }),
   async (c) => {
     const b = c.req.valid('json')
-    const pending = await pendingBinding(c.env, b.binding_ticket, { channel: 'api' })
+    const pending = await apiBinding(c.env, b.binding_ticket)
     const out = await verifyBindingCode(c.env, pending, b.mobile, b.sms_code, auditActor(c))
     if (out.kind === 'account_required') return c.json({ account_required: true as const }, 202)
     return c.json(await tokensFor(c, out.signIn, pending.appId), 200)
@@ -244,12 +256,12 @@ federationRoutes.openapi(
     },
     responses: {
       201: ok('Account created and linked; signed in', TokenResponse),
-      ...mergeErrors(pick(400), errorResponses(FederationErrors, 'invalid_ticket', 'mobile_not_verified', 'registration_closed', 'identity_taken'), errorResponses(AccountErrors, 'mobile_taken'), errorResponses(CommonErrors, 'rate_limited')),
+      ...mergeErrors(pick(400), errorResponses(FederationErrors, 'invalid_ticket', 'unknown_provider', 'mobile_not_verified', 'registration_closed', 'identity_taken'), errorResponses(AccountErrors, 'mobile_taken'), errorResponses(CommonErrors, 'rate_limited')),
     },
   }),
   async (c) => {
     const b = c.req.valid('json')
-    const pending = await pendingBinding(c.env, b.binding_ticket, { channel: 'api' })
+    const pending = await apiBinding(c.env, b.binding_ticket)
     await enforceRateLimit(c, 'register_ip', c.get('clientIp'))
     const signIn = await createBoundAccount(c.env, pending, { password: b.password, name: b.name }, auditActor(c))
     return c.json(await tokensFor(c, signIn, pending.appId), 201)
