@@ -104,6 +104,13 @@ describe('hosted pages: sign in with an OpenID provider', () => {
     expect(cookie).toMatch(/SameSite=Lax/i)
     expect(cookie).toMatch(/Path=\//)
     expect(cookie).not.toMatch(/Domain=/i)
+    expect(cookie).toMatch(/Max-Age=3600/i)
+    // a second start in the same browser keeps the value and sets it again with a fresh Max-Age,
+    // so a flow started just before the first cookie's hour ends still has it at its binding step
+    const again = await b.post('/page/federation/start', { csrf_token: b.csrf, provider: 'wk-2' })
+    const renewed = again.headers.getSetCookie().find((c: string) => c.startsWith('__Host-uap_federation='))
+    expect(renewed).toMatch(/Max-Age=3600/i)
+    expect(renewed!.split(';')[0]).toBe(cookie.split(';')[0])
     const auth = res.headers.get('Location')!
     const row = await env.DB.prepare('SELECT * FROM federation_flows WHERE state_hash = ?').bind(await sha256Hex(stateOf(auth))).first<Record<string, string>>()
     expect(row!.binding_hash).not.toContain(b.cookies.get('__Host-uap_federation'))

@@ -38,18 +38,21 @@ export const federationPageRoutes = new Hono<AppEnv>()
  */
 export const FLOW_COOKIE = '__Host-uap_federation'
 const FLOW_COOKIE_RE = /^[A-Za-z0-9_-]{43}$/
+const FLOW_COOKIE_MAX_AGE_S = 3600
 
 function flowCookie(c: C): string | null {
   const v = getCookie(c, FLOW_COOKIE)
   return v && FLOW_COOKIE_RE.test(v) ? v : null
 }
 
-/** The browser's flow secret, set first if it has none; one per browser, so two tabs can sign in at once. */
+/**
+ * The browser's flow secret, set first if it has none; one per browser, so two tabs can sign in
+ * at once. Every start sets it again with a fresh Max-Age: a flow needs it for up to its own
+ * 10 minutes plus the binding ticket's 15, so a cookie set 55 minutes ago must not die midway.
+ */
 function ensureFlowCookie(c: C): string {
-  const existing = flowCookie(c)
-  if (existing) return existing
-  const v = randomToken(32)
-  setCookie(c, FLOW_COOKIE, v, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/', maxAge: 3600 })
+  const v = flowCookie(c) ?? randomToken(32)
+  setCookie(c, FLOW_COOKIE, v, { httpOnly: true, secure: true, sameSite: 'Lax', path: '/', maxAge: FLOW_COOKIE_MAX_AGE_S })
   return v
 }
 
