@@ -121,6 +121,52 @@ describe('lists show the scope only', () => {
   })
 })
 
+describe('an id in the path that the sub-admin cannot see', () => {
+  it('a mapping or grant outside the scope and one that does not exist get the same out_of_scope', async () => {
+    const w = await world()
+    const app = await createApp({ app_name: `Ids ${w.t}` })
+    const theirs = await adminApi('POST', `${U}/apps/${app.app_id}/mappings`, { mobile: w.inMarketing.mobile, mapped_key: `k-${w.inMarketing.id}` })
+    const mine = await adminApi('POST', `${U}/apps/${app.app_id}/mappings`, { mobile: w.inSales.mobile, mapped_key: `k-${w.inSales.id}` })
+    await adminApi('POST', `${U}/apps/${app.app_id}/permissions`, { key: 'p', name: 'P' })
+    const theirGrant = await adminApi('PUT', `${U}/apps/${app.app_id}/grants`, { permission: 'p', subject: { type: 'user', id: w.inMarketing.id }, effect: 'allow' })
+    const myGrant = await adminApi('PUT', `${U}/apps/${app.app_id}/grants`, { permission: 'p', subject: { type: 'group', id: w.east }, effect: 'allow' })
+    const sub = await subAdminWith(['users.read', 'mappings.write', 'permissions.grant'], { groups: [w.sales], apps: [app.app_id] })
+    for (const id of [theirs.mapping_id, mine.mapping_id, theirGrant.grant_id, myGrant.grant_id]) expect(id).toMatch(/^[0-9a-f-]{36}$/)
+    const M = `${U}/apps/${app.app_id}/mappings`
+    const G = `${U}/apps/${app.app_id}/grants`
+
+    for (const [method, path] of [
+      ['GET', `${M}/${theirs.mapping_id}`],
+      ['GET', `${M}/${crypto.randomUUID()}`],
+      ['PATCH', `${M}/${theirs.mapping_id}`],
+      ['PATCH', `${M}/${crypto.randomUUID()}`],
+      ['DELETE', `${G}/${theirGrant.grant_id}`],
+      ['DELETE', `${G}/${crypto.randomUUID()}`],
+    ] as const) {
+      const r = await api(path, { method, token: sub.token, json: method === 'PATCH' ? { mapped_key: 'changed' } : undefined })
+      expect(r.status, `${method} ${path}`).toBe(403)
+      expect(r.body.error.code, `${method} ${path}`).toBe('out_of_scope')
+    }
+    // inside the scope they still work, a grant through the subject's group too
+    expect((await api(`${M}/${mine.mapping_id}`, { token: sub.token })).status).toBe(200)
+    expect((await api(`${G}/${myGrant.grant_id}`, { method: 'DELETE', token: sub.token })).status).toBe(200)
+    // a full admin is told what does not exist
+    expect((await api(`${M}/${crypto.randomUUID()}`, { token: await adminToken() })).status).toBe(404)
+  })
+
+  it('a path segment that is not valid percent-encoding is a 400, for a full admin and a sub-admin alike', async () => {
+    const w = await world()
+    const sub = await subAdminWith(['users.read', 'groups.manage'], { groups: [w.sales] })
+    for (const token of [await adminToken(), sub.token]) {
+      for (const path of [`${U}/users/%E0%A4%A`, `${U}/users/%ZZ`, `${U}/groups/%C0%AF/members`]) {
+        const r = await api(path, { token })
+        expect(r.status, path).toBe(400)
+        expect(r.body.error.code, path).toBe('invalid_request')
+      }
+    }
+  })
+})
+
 describe('a batch with one object outside the scope is refused whole', () => {
   it('group members, grants, SSO targets', async () => {
     const w = await world()

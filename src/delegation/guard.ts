@@ -4,7 +4,7 @@ import { API_AUDIENCE } from '../auth/tokens'
 import { AuthErrors } from '../auth/errors'
 import { firstPartyToken } from '../auth/guards'
 import { authenticateApiClient } from '../apiclients/auth'
-import { CLIENT_KEY_HEADER } from '../apiclients/schema'
+import { API_KEY_HEADER, CLIENT_KEY_HEADER } from '../apiclients/schema'
 import { DelegationErrors } from './errors'
 import type { Principal } from './model'
 import { findAdminRoute, type AdminRoute } from './rights'
@@ -43,7 +43,8 @@ export function adminGuard(routes: () => AdminRoute[]): MiddlewareHandler<AppEnv
 }
 
 async function resolvePrincipal(c: Parameters<MiddlewareHandler<AppEnv>>[0]): Promise<Principal> {
-  if (c.req.header(CLIENT_KEY_HEADER) !== undefined) return authenticateApiClient(c)
+  // either API-client header makes it an API client's call, refused as such when the other is missing (docs/api-clients.md)
+  if (c.req.header(CLIENT_KEY_HEADER) !== undefined || c.req.header(API_KEY_HEADER) !== undefined) return authenticateApiClient(c)
   const v = await firstPartyToken(c)
   if (!v.audience.includes(API_AUDIENCE)) throw AuthErrors.not_admin_audience()
   c.set('auth', v)

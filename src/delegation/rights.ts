@@ -1,4 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi'
+import { CommonErrors } from '../lib/errors'
 import { RIGHTS, type Right } from './model'
 
 /**
@@ -47,7 +48,13 @@ function matcher(path: string) {
   return (p: string) => {
     const m = re.exec(p)
     if (!m) return null
-    return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1])]))
+    // a segment that is not valid percent-encoding names no object; refused here, not matched
+    // against the next (perhaps weaker) route, and not a 500
+    try {
+      return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1])]))
+    } catch {
+      throw CommonErrors.invalid_request({ message: `The path segment for ${names.join(', ')} is not valid percent-encoding (RFC 3986 §2.1)` })
+    }
   }
 }
 

@@ -115,7 +115,9 @@ export async function assertNotAdminTargets(c: Context<AppEnv>, userIds: string[
 /**
  * The objects a route's path parameters name (declared with `needs(right, params)`), checked
  * by the admin guard before the handler runs. A mapping or a grant is checked through its
- * user or subject; one that does not exist passes, and the handler answers 404 for it.
+ * user or subject, and passes only when it exists inside the reach: one that does not exist
+ * is refused as out of scope too, so the answer does not tell a sub-admin whether an id they
+ * cannot see exists (docs/admin-rights.md).
  */
 export async function assertParamsInScope(c: Context<AppEnv>, declared: Partial<Record<ObjectKind, string>>, params: Record<string, string>): Promise<void> {
   const reach = requestReach(c)
@@ -132,13 +134,13 @@ export async function assertParamsInScope(c: Context<AppEnv>, declared: Partial<
   const db = getDb(c.env.DB)
   const mapping = value('mapping')
   if (mapping !== undefined && app !== undefined) {
-    const row = await db.get<{ out: number }>(sql`SELECT EXISTS (SELECT 1 FROM (${mappingUserSql(app, mapping)}) m WHERE m.user_id NOT IN (${reach.users})) AS out`)
+    const row = await db.get<{ out: number }>(sql`SELECT NOT EXISTS (SELECT 1 FROM (${mappingUserSql(app, mapping)}) m WHERE m.user_id IN (${reach.users})) AS out`)
     if (row?.out) throw DelegationErrors.out_of_scope({ details: { mapping_id: mapping } })
   }
   const grant = value('grant')
   if (grant !== undefined && app !== undefined) {
-    const row = await db.get<{ out: number }>(sql`SELECT EXISTS (SELECT 1 FROM (${grantSubjectSql(app, grant)}) s
-      WHERE (s.subject_type = 'user' AND s.subject_id NOT IN (${reach.users})) OR (s.subject_type = 'group' AND s.subject_id NOT IN (${reach.groups}))) AS out`)
+    const row = await db.get<{ out: number }>(sql`SELECT NOT EXISTS (SELECT 1 FROM (${grantSubjectSql(app, grant)}) s
+      WHERE (s.subject_type = 'user' AND s.subject_id IN (${reach.users})) OR (s.subject_type = 'group' AND s.subject_id IN (${reach.groups}))) AS out`)
     if (row?.out) throw DelegationErrors.out_of_scope({ details: { grant_id: grant } })
   }
 }
