@@ -96,6 +96,50 @@ describe('admin: identity providers', () => {
     for (const a of audit) expect(a.details ?? '').not.toMatch(/first-secret|second-secret/)
   })
 
+  it('while identities are linked, what says whose accounts the subjects are cannot change (409 provider_has_links)', async () => {
+    const tok = await admin()
+    await createProvider({ id: 'adm-move', type: 'oidc', display_name: 'Corp SSO', issuer: 'https://sso.corp.example', client_id: 'uap', client_secret: 'move-secret' })
+    // no links yet: the issuer may move
+    expect((await api(`${base}/adm-move`, { method: 'PATCH', token: tok, json: { issuer: 'https://sso2.corp.example' } })).status).toBe(200)
+    const user = await createUser()
+    await env.DB.prepare("INSERT INTO linked_identities (id, provider_id, subject, user_id, created_at) VALUES (?, 'adm-move', 's1', ?, ?)").bind(crypto.randomUUID(), user.id, Date.now()).run()
+    const moved = await api(`${base}/adm-move`, { method: 'PATCH', token: tok, json: { issuer: 'https://other-idp.example' } })
+    expect(moved.status).toBe(409)
+    expect(moved.body.error).toMatchObject({ code: 'provider_has_links', details: { fields: ['issuer'], linked_identities: 1 } })
+    expect((await env.DB.prepare("SELECT issuer FROM identity_providers WHERE id = 'adm-move'").first<{ issuer: string }>())!.issuer).toBe('https://sso2.corp.example')
+    // everything else still changes
+    const named = await api(`${base}/adm-move`, { method: 'PATCH', token: tok, json: { display_name: 'Corp SSO (new name)', client_secret: 'move-secret-2' } })
+    expect(named.status).toBe(200)
+
+    // an oauth2 provider's subject claim
+    await createProvider({
+      id: 'adm-move-o2',
+      type: 'oauth2',
+      display_name: 'Partner',
+      authorization_endpoint: 'https://partner.example/oauth/authorize',
+      token_endpoint: 'https://partner.example/oauth/token',
+      userinfo_endpoint: 'https://partner.example/api/me',
+      claim_mapping: { subject: 'id' },
+      client_id: 'uap',
+      client_secret: 'o2-secret',
+    })
+    await env.DB.prepare("INSERT INTO linked_identities (id, provider_id, subject, user_id, created_at) VALUES (?, 'adm-move-o2', '7', ?, ?)").bind(crypto.randomUUID(), user.id, Date.now()).run()
+    const claim = await api(`${base}/adm-move-o2`, { method: 'PATCH', token: tok, json: { claim_mapping: { subject: 'email' } } })
+    expect(claim.status).toBe(409)
+    expect(claim.body.error.details.fields).toEqual(['claim_mapping.subject'])
+    expect((await api(`${base}/adm-move-o2`, { method: 'PATCH', token: tok, json: { claim_mapping: { subject: 'id', name: 'full_name' } } })).status).toBe(200)
+
+    // a GitHub Enterprise server: a path on the same server may change, another server may not
+    const gh = await githubProvider('adm-move-gh')
+    await env.DB.prepare("INSERT INTO linked_identities (id, provider_id, subject, user_id, created_at) VALUES (?, 'adm-move-gh', '42', ?, ?)").bind(crypto.randomUUID(), user.id, Date.now()).run()
+    const sameServer = new URL(gh.userinfo_endpoint)
+    sameServer.pathname = '/api/v3/user'
+    expect((await api(`${base}/adm-move-gh`, { method: 'PATCH', token: tok, json: { userinfo_endpoint: sameServer.toString() } })).status).toBe(200)
+    const other = await api(`${base}/adm-move-gh`, { method: 'PATCH', token: tok, json: { userinfo_endpoint: 'https://ghe.other.example/api/v3/user', token_endpoint: 'https://ghe.other.example/login/oauth/access_token' } })
+    expect(other.status).toBe(409)
+    expect(other.body.error.details.fields).toEqual(['token_endpoint', 'userinfo_endpoint'])
+  })
+
   it('a disabled provider has no button, cannot start a flow and is not listed to apps', async () => {
     await githubProvider('adm-off')
     const b = new Browser()

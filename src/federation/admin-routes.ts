@@ -171,11 +171,11 @@ adminIdentityProviderRoutes.openapi(
     path: '/{id}',
     tags: [TAG],
     summary: 'Update an identity provider',
-    description: 'Changes the given settings; omitted ones stay. `client_secret` replaces the stored secret. The type and the id cannot change (add another provider instead). The settings as a whole must still be valid for the type.',
+    description: 'Changes the given settings; omitted ones stay. `client_secret` replaces the stored secret. The type and the id cannot change (add another provider instead). The settings as a whole must still be valid for the type. While identities are linked through the provider, the settings that say whose accounts its subjects are (`issuer`, the origins of `authorization_endpoint`, `token_endpoint` and `userinfo_endpoint`, `claim_mapping.subject`) cannot change: 409 `provider_has_links` (delete the provider and create it again).',
     security: bearerSecurity,
     ...needs('admin'),
     request: { params: IdParam, body: jsonBody(Update) },
-    responses: { 200: ok('Updated', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_not_found')) },
+    responses: { 200: ok('Updated', ProviderView), ...mergeErrors(pick(400), adminErrors, errorResponses(FederationErrors, 'invalid_provider', 'provider_not_found', 'provider_has_links')) },
   }),
   async (c) => {
     const b = c.req.valid('json')

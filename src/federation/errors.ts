@@ -5,6 +5,7 @@ export const FederationErrors = defineErrors({
   // admin: /api/v1/admin/identity-providers
   provider_not_found: { status: 404, code: 'not_found', message: 'Identity provider not found' },
   provider_exists: { status: 409, message: 'An identity provider with this id already exists' },
+  provider_has_links: { status: 409, message: "Identities are linked through the provider's current issuer, servers or subject claim; delete the provider and create it again to change them" },
   invalid_provider: { status: 400, code: 'invalid_request', message: 'The provider settings are incomplete or inconsistent; the message names the field' },
   // starting a sign-in
   unknown_provider: { status: 404, message: 'No enabled identity provider has this id' },

@@ -262,17 +262,45 @@ function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
 
+/**
+ * The settings that say whose accounts the provider's subjects are: the issuer (an OIDC `sub` is
+ * unique only within its issuer, OIDC Core §2), the servers the user API and tokens come from
+ * (their origins: a path may move on the same server), and the claim read as the subject.
+ */
+function identityFieldsChanged(before: ProviderSettings, after: ProviderSettings): string[] {
+  const origin = (u: string | null) => (u ? new URL(u).origin : null)
+  const changed: string[] = []
+  if (before.issuer !== after.issuer) changed.push('issuer')
+  if (origin(before.authorizationEndpoint) !== origin(after.authorizationEndpoint)) changed.push('authorization_endpoint')
+  if (origin(before.tokenEndpoint) !== origin(after.tokenEndpoint)) changed.push('token_endpoint')
+  if (origin(before.userinfoEndpoint) !== origin(after.userinfoEndpoint)) changed.push('userinfo_endpoint')
+  if ((before.claimMapping?.subject ?? null) !== (after.claimMapping?.subject ?? null)) changed.push('claim_mapping.subject')
+  return changed
+}
+
 export async function updateProviderAsAdmin(env: Env, id: string, input: ProviderInput, actor: AuditActor, details: unknown): Promise<IdentityProvider> {
   const current = await loadProvider(env, id)
   const { clientSecret, ...patch } = input
   const settings: ProviderSettings = { ...settingsOf(current), ...stripUndefined(patch) }
   checkSettings(env, settings)
+  // Links are kept by (provider, subject): pointed at another server or another subject claim,
+  // the provider's users would sign in to whichever accounts the old subjects were linked to.
+  const changed = identityFieldsChanged(settingsOf(current), settings)
+  const db = getDb(env.DB)
+  if (changed.length) {
+    const linked = (await db.select({ n: count() }).from(linkedIdentities).where(eq(linkedIdentities.providerId, id)).get())?.n ?? 0
+    if (linked) {
+      throw FederationErrors.provider_has_links({
+        message: `${changed.join(', ')} decide${changed.length === 1 ? 's' : ''} whose accounts the provider's subjects are, and ${linked} identit${linked === 1 ? 'y is' : 'ies are'} linked through the current settings; delete the provider (its links go with it) and create it again`,
+        details: { fields: changed, linked_identities: linked },
+      })
+    }
+  }
   const now = Date.now()
   const set: Partial<IdentityProvider> = { ...stripUndefined(patch), updatedAt: now }
   if (clientSecret !== undefined) set.clientSecretEnc = await encryptSecret(getConfig(env).masterKey, clientSecret, secretAad(id))
   const action =
     patch.enabled === false && current.enabled ? 'admin.identity_provider.disable' : patch.enabled === true && !current.enabled ? 'admin.identity_provider.enable' : 'admin.identity_provider.update'
-  const db = getDb(env.DB)
   await db.batch([
     db.update(identityProviders).set(set).where(eq(identityProviders.id, id)),
     auditStatement(db, { ...actor, action, targetType: 'identity_provider', targetId: id, details }),
