@@ -259,7 +259,7 @@ describe('authentication: wrong key, unknown client, missing headers', () => {
       expect(r.body.error.code).toBe('api_client_credentials_missing')
     }
     // on the admin API itself too: an API key without its client key is an API client's call, not a missing bearer token
-    for (const headers of [{ 'X-API-Key': c.api_key }, { 'X-Client-Key': c.client_key }]) {
+    for (const headers of [{ 'X-API-Key': c.api_key }, { 'X-Client-Key': c.client_key }] as Record<string, string>[]) {
       const r = await api('/api/v1/admin/users', { headers })
       expect(r.status).toBe(401)
       expect(r.body.error.code).toBe('api_client_credentials_missing')
