@@ -533,7 +533,8 @@ describe('the API flow (SPA and mobile apps)', () => {
     expect(foreign.status).toBe(400)
     expect(foreign.body.error.code).toBe('invalid_state')
 
-    const pending = await callback('wk-13', { code, state, iss, flow_secret })
+    // the app says where the response arrived (RFC 9700 §4.4.2): here, where the flow sent the user
+    const pending = await callback('wk-13', { code, state, iss, flow_secret, redirect_uri: upstreams().spaRedirect })
     expect(pending.status).toBe(202)
     expect(pending.body).toMatchObject({ binding_required: true, provider: 'wk-13', identity: { display: 'api-user' } })
     const ticket = pending.body.binding_ticket
@@ -600,6 +601,37 @@ describe('the API flow (SPA and mobile apps)', () => {
     expect(r.status).toBe(400)
     expect(r.body.error.code).toBe('upstream_rejected')
     expect(r.body.error.message).toMatch(/nonce/)
+  })
+
+  it('mix-up defences: a response that arrived at another redirect URI, or that names an issuer the provider has not, is refused before the code is used', async () => {
+    await githubProvider('gh-mixup', 1)
+    const spa = await createApp({ app_name: 'SPA mix-up', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
+    const refusals = async () =>
+      (await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'federation.refused' AND target_id = 'gh-mixup' ORDER BY id").all<{ details: string }>()).results.map((r) => JSON.parse(r.details).reason)
+
+    // arrived at the redirect URI the app keeps for another provider: refused, the state spent
+    const s1 = await apiStart('gh-mixup', spa.app_id)
+    const b1 = new URL(await signInAtGitHub(s1.body.authorization_url, `mixup-${Date.now()}`))
+    const elsewhere = await callback('gh-mixup', { code: b1.searchParams.get('code'), state: b1.searchParams.get('state'), flow_secret: s1.body.flow_secret, redirect_uri: 'https://spa.example.test/auth/other-provider/callback' })
+    expect(elsewhere.status).toBe(400)
+    expect(elsewhere.body.error.code).toBe('upstream_rejected')
+    expect(elsewhere.body.error.message).toMatch(/RFC 9700/)
+    expect(await refusals()).toEqual(['redirect_uri_mismatch'])
+    expect((await callback('gh-mixup', { code: b1.searchParams.get('code'), state: b1.searchParams.get('state'), flow_secret: s1.body.flow_secret })).body.error.code).toBe('invalid_state')
+
+    // an `iss` on a GitHub response names some other server's issuer (RFC 9207 §2.4)
+    const s2 = await apiStart('gh-mixup', spa.app_id)
+    const b2 = new URL(await signInAtGitHub(s2.body.authorization_url, `mixup2-${Date.now()}`))
+    const named = await callback('gh-mixup', { code: b2.searchParams.get('code'), state: b2.searchParams.get('state'), flow_secret: s2.body.flow_secret, iss: 'https://accounts.other.example' })
+    expect(named.status).toBe(400)
+    expect(named.body.error.code).toBe('upstream_rejected')
+    expect(named.body.error.message).toMatch(/RFC 9207/)
+
+    // the same answers, arrived where they were sent and without an iss, sign in
+    const s3 = await apiStart('gh-mixup', spa.app_id)
+    const b3 = new URL(await signInAtGitHub(s3.body.authorization_url, `mixup3-${Date.now()}`))
+    const ok = await callback('gh-mixup', { code: b3.searchParams.get('code'), state: b3.searchParams.get('state'), flow_secret: s3.body.flow_secret, redirect_uri: upstreams().spaRedirect })
+    expect(ok.status).toBe(202)
   })
 
   it('disabling the provider stops its pending bindings at once, as the binding pages do', async () => {

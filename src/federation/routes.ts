@@ -155,6 +155,15 @@ federationRoutes.openapi(
           state: z.string().min(1).max(256).openapi({ example: 'Yx4v0Hn1c8k2WqkE3r9s5Zb7m1LpQ6tA0dF3gH6jK9m' }),
           flow_secret: z.string().min(1).max(128).openapi({ example: 'fs_Gq1V7w0Lx3mN8b2Rk5Tz9Yd4Pc6Hs1Ja0Fe3Ui7Oy2W' }),
           iss: z.string().max(2048).optional().openapi({ example: 'https://accounts.example.com' }),
+          redirect_uri: z
+            .string()
+            .max(2000)
+            .optional()
+            .openapi({
+              description:
+                'The redirect URI the response arrived at. Send it, and give each provider a redirect URI of its own: a response that arrived elsewhere than where this sign-in sent the user is refused (400 `upstream_rejected`), so a provider cannot make the app hand it another provider\'s code (mix-up, RFC 9700 §4.4.2).',
+              example: 'https://spa.example.com/auth/github/callback',
+            }),
           error: z.string().max(256).optional().openapi({ description: "The provider's `error` instead of a code (RFC 6749 §4.1.2.1)", example: 'access_denied' }),
         }),
       ),
@@ -173,7 +182,7 @@ federationRoutes.openapi(
     await enforceRateLimit(c, 'federation_ip', c.get('clientIp'))
     const p = await enabledProvider(c.env, c.req.valid('param').provider)
     const b = c.req.valid('json')
-    const out = await handleCallback(c.env, p, { channel: 'api', state: b.state, secret: b.flow_secret, code: b.code, iss: b.iss, error: b.error }, auditActor(c))
+    const out = await handleCallback(c.env, p, { channel: 'api', state: b.state, secret: b.flow_secret, code: b.code, iss: b.iss, error: b.error, redirectUri: b.redirect_uri }, auditActor(c))
     if (out.kind === 'signed_in') return c.json(await tokensFor(c, out.signIn, out.flow.appId), 200)
     c.header('Cache-Control', 'no-store')
     return c.json({ binding_required: true as const, binding_ticket: out.ticket, expires_in: out.expiresIn, provider: p.id, identity: { display: out.profile.display, name: out.profile.name } }, 202)

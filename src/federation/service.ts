@@ -45,6 +45,8 @@ export interface CallbackInput {
   code?: string
   iss?: string
   error?: string
+  /** API flow: the redirect URI the app received the response at, when it says */
+  redirectUri?: string
 }
 
 function refusalStatement(db: DB, actor: AuditActor, providerId: string, reason: string, details: Record<string, unknown> = {}) {
@@ -69,6 +71,13 @@ export async function handleCallback(env: Env, p: IdentityProvider, input: Callb
     if (!(e instanceof StateRefused)) throw e
     await auditRefusal(env, actor, p.id, e.reason, { channel: input.channel, flow_id: e.flow?.id ?? null })
     throw FederationErrors.invalid_state()
+  }
+  // RFC 9700 §4.4.2 (mix-up): the response must have arrived where this flow sent the user.
+  // An app with a redirect URI per provider, saying where each response arrived, cannot be
+  // made to hand one provider's code to another provider's callback.
+  if (input.redirectUri !== undefined && input.redirectUri !== flow.redirectUri) {
+    await auditRefusal(env, actor, p.id, 'redirect_uri_mismatch', { channel: input.channel, flow_id: flow.id })
+    throw FederationErrors.upstream_rejected({ message: "The answer arrived at another redirect URI than this sign-in's: it may come from another provider (RFC 9700 §4.4.2); start again" })
   }
   // RFC 6749 §4.1.2.1: the provider says why it did not sign the user in
   if (input.error !== undefined) {

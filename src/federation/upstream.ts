@@ -267,11 +267,15 @@ async function githubProfile(env: Env, p: IdentityProvider, g: { code: string; c
 /**
  * RFC 9207 §2.4: an authorization response's `iss` must be the provider's issuer (mix-up
  * defence); a provider that announces the parameter must send it. Only OIDC providers have
- * an issuer to compare with; for the others the per-provider callback URL and the state's
- * provider binding do this job.
+ * an issuer to compare with, so an `iss` on any other provider's response names an issuer
+ * that is not this provider's and is refused. Beyond that, the pages' per-provider callback
+ * URL and the API flow's `redirect_uri` check (service.ts) do this job.
  */
 export async function checkResponseIssuer(env: Env, p: IdentityProvider, iss: string | undefined) {
-  if (p.type !== 'oidc') return
+  if (p.type !== 'oidc') {
+    if (iss !== undefined) throw rejected(`the authorization response names the issuer ${JSON.stringify(iss.slice(0, 200))}, but this ${p.type} provider has none (RFC 9207 §2.4); a provider that identifies itself is set up as type oidc`)
+    return
+  }
   if (iss !== undefined) {
     if (iss !== p.issuer) throw rejected(`the authorization response's iss ${JSON.stringify(iss.slice(0, 200))} is not ${p.issuer} (RFC 9207)`)
     return
