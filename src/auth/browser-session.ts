@@ -4,13 +4,15 @@ import { getCookie, setCookie, deleteCookie } from 'hono/cookie'
 import type { AppEnv } from '../context'
 import { getDb } from '../db'
 import type { User } from '../users/schema'
-import { sql } from 'drizzle-orm'
+import { sql, type SQL } from 'drizzle-orm'
 import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
-import { endSessionsStatements, insertSessionStatement, liveSessionByCookie, needsTouch, reauthenticateSessionStatement, sessionByCookie, sessionRow, sessionState, touchSessionStatement, type Session, type SessionWithUser } from './sessions'
+import { endSessionsStatements, insertSessionIfStatement, insertSessionStatement, liveSessionByCookie, needsTouch, reauthenticateSessionStatement, sessionByCookie, sessionRow, sessionState, touchSessionStatement, type Session, type SessionWithUser } from './sessions'
 import { randomToken, sha256Hex } from '../lib/crypto'
 import { log } from '../lib/logger'
 import { getConfig } from '../env'
 import { runSessionEndHooks } from './session-hooks'
+import { passwordChangedAudit, passwordChangedError } from './service'
+import { passwordHashStillSql } from '../users/service'
 
 /**
  * The hosted pages' sign-in cookie. Only its SHA-256 is stored (sessions.cookie_hash). The
@@ -31,43 +33,56 @@ export type BrowserSession = SessionWithUser
  * §3.1.2.1 prompt=login, max_age), which asks for a fresh sign-in, not a sign-out of every
  * app; that session gets the new auth_time and a new cookie value instead.
  * `statements` join that batch (a sign-in that also links an identity or creates the account).
+ * `verifiedPasswordHash` (a password sign-in: the hash authenticatePassword checked the
+ * password against) makes every write conditional on it still being the user's: a reset or
+ * new password that landed meanwhile wins, and this sign-in is refused (audited login.failed,
+ * thrown as invalid_credentials) with nothing else written.
  */
-export async function startBrowserSession(c: Context<AppEnv>, user: User, opts: { appId?: string | null; audit?: Partial<AuditEntry>; statements?: BatchItem<'sqlite'>[] } = {}) {
+export async function startBrowserSession(
+  c: Context<AppEnv>,
+  user: User,
+  opts: { appId?: string | null; audit?: Partial<AuditEntry>; statements?: BatchItem<'sqlite'>[]; verifiedPasswordHash?: string } = {},
+) {
   const db = getDb(c.env.DB)
   const now = Date.now()
+  const still = opts.verifiedPasswordHash === undefined ? undefined : passwordHashStillSql(user.id, opts.verifiedPasswordHash)
   const previousCookie = getCookie(c, SESSION_COOKIE)
   const previous = previousCookie && previousCookie.length <= 128 ? await sessionByCookie(c.env, previousCookie) : null
   if (previous && previous.user.id === user.id && !opts.statements?.length && sessionState(c.env, previous, now) === 'live') {
-    const row = await reauthenticate(c, previous, now, opts.audit)
+    const row = await reauthenticate(c, previous, now, opts.audit, still)
     if (row) return row
   }
   const endPrevious = previous && previous.session.revokedAt === null ? previous : null
   const { row, cookie } = await sessionRow(c.env, user.id, { ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, { appId: opts.appId, withCookie: true, now })
+  const audit: AuditEntry = {
+    action: 'login.succeeded',
+    actorType: 'user',
+    actorId: user.id,
+    targetType: 'session',
+    targetId: row.id,
+    requestId: c.get('requestId'),
+    ip: c.get('clientIp'),
+    ...opts.audit,
+    // merged, not replaced: a caller's details (registered, the provider) must not drop which session this sign-in ended
+    details: { via: 'page', ...(endPrevious ? { previous_session_ended: endPrevious.session.id } : {}), ...(opts.audit?.details as Record<string, unknown> | undefined) },
+  }
   // given statements first: a new account's row must exist before its session references it
   const statements: BatchItem<'sqlite'>[] = [
     ...(opts.statements ?? []),
-    insertSessionStatement(db, row),
-    ...(endPrevious ? endSessionsStatements(db, { sessionIds: [endPrevious.session.id] }, now) : []),
-    auditStatement(db, {
-      action: 'login.succeeded',
-      actorType: 'user',
-      actorId: user.id,
-      targetType: 'session',
-      targetId: row.id,
-      requestId: c.get('requestId'),
-      ip: c.get('clientIp'),
-      details: { via: 'page', ...(endPrevious ? { previous_session_ended: endPrevious.session.id } : {}) },
-      ...opts.audit,
-    }),
+    still ? insertSessionIfStatement(db, row, still) : insertSessionStatement(db, row),
+    ...(endPrevious ? endSessionsStatements(db, { sessionIds: [endPrevious.session.id] }, now, still) : []),
+    still ? auditStatementIf(db, audit, still) : auditStatement(db, audit),
+    ...(still ? [auditStatementIf(db, passwordChangedAudit(user.mobile, { requestId: c.get('requestId'), ip: c.get('clientIp') }), sql`NOT ${still}`)] : []),
   ]
-  await db.batch(statements as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]])
+  const results = await db.batch(statements as [BatchItem<'sqlite'>, ...BatchItem<'sqlite'>[]])
+  if (still && !(results[opts.statements?.length ?? 0] as unknown[]).length) throw passwordChangedError()
   if (endPrevious) await runSessionEndHooks(c.env, { userId: endPrevious.user.id, sessionIds: [endPrevious.session.id], reason: 'signed_in_again' })
   setSessionCookie(c, cookie!)
   return row
 }
 
-/** The same user's live session, signed in to again; null when it ended meanwhile (then a new session is started). */
-async function reauthenticate(c: Context<AppEnv>, previous: SessionWithUser, now: number, audit: Partial<AuditEntry> | undefined): Promise<Session | null> {
+/** The same user's live session, signed in to again; null when it ended meanwhile or `when` fails (then a new session is tried). */
+async function reauthenticate(c: Context<AppEnv>, previous: SessionWithUser, now: number, audit: Partial<AuditEntry> | undefined, when: SQL | undefined): Promise<Session | null> {
   const db = getDb(c.env.DB)
   const cookie = randomToken(32)
   const cookieHash = await sha256Hex(cookie)
@@ -75,7 +90,7 @@ async function reauthenticate(c: Context<AppEnv>, previous: SessionWithUser, now
   const id = previous.session.id
   const details = { via: 'page', ...(audit?.details as Record<string, unknown> | undefined), reauthenticated: true }
   const [updated] = await db.batch([
-    reauthenticateSessionStatement(db, id, { cookieHash, now, ...ctx }),
+    reauthenticateSessionStatement(db, id, { cookieHash, now, when, ...ctx }),
     // the row only if the update above took (the session had not ended meanwhile)
     auditStatementIf(db, { action: 'login.succeeded', actorType: 'user', actorId: previous.user.id, targetType: 'session', targetId: id, requestId: c.get('requestId'), ip: ctx.ip, ...audit, details }, sql`EXISTS (SELECT 1 FROM sessions WHERE id = ${id} AND cookie_hash = ${cookieHash})`),
   ])

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm'
+import { sql } from 'drizzle-orm'
 import type { BatchItem } from 'drizzle-orm/batch'
 import { getDb } from '../db'
 import { refreshTokens } from './schema'
@@ -14,10 +14,10 @@ import { AuthErrors } from './errors'
 import { CaptchaErrors } from '../captcha/errors'
 import { verifyCaptcha } from '../captcha/service'
 import { captchaRequiredNext, reserveLoginAttempt, settleLoginSuccess, thresholdAudits } from './login-attempts'
-import { auditStatement, type AuditEntry } from '../audit/service'
-import { mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
-import { endSessionsStatements, insertSessionStatement, sessionRow } from './sessions'
-import { findUserByMobile, passwordParams, updateUserStatement } from '../users/service'
+import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
+import { insertRefreshTokenIfStatement, mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
+import { endSessionsStatements, insertSessionIfStatement, insertSessionStatement, sessionRow } from './sessions'
+import { findUserByMobile, passwordHashStillSql, passwordParams, rehashPasswordStatement } from '../users/service'
 import { runSessionEndHooks } from './session-hooks'
 
 type Ctx = { requestId: string; ip: string; userAgent?: string | null }
@@ -58,13 +58,32 @@ export async function authenticatePassword(env: Env, mobile: E164, password: str
     throw AuthErrors.account_disabled()
   }
   if (needsRehash(user.passwordHash, params)) {
-    // Parameters were raised since this hash was made: upgrade it now that we know the password.
+    // Parameters were raised since this hash was made: upgrade it now that we know the password,
+    // over the verified hash only (a password set during the check is kept, and this sign-in refused).
     const passwordHash = await hashPassword(password, params)
-    await updateUserStatement(db, user.id, { passwordHash }, Date.now())
+    const [upgraded] = await rehashPasswordStatement(db, user.id, { verified: user.passwordHash, passwordHash }, Date.now())
+    if (!upgraded) {
+      await db.batch([auditStatement(db, passwordChangedAudit(mobile, ctx))])
+      throw passwordChangedError()
+    }
     user.passwordHash = passwordHash
   }
   return user
 }
+
+/**
+ * A password sign-in whose password was replaced (reset, admin, portal) while it was being
+ * checked: audited as a failed sign-in, with the reason.
+ */
+export function passwordChangedAudit(mobile: string, ctx: { requestId: string; ip: string }): AuditEntry {
+  return { action: 'login.failed', actorType: 'anonymous', targetType: 'mobile', targetId: mobile, requestId: ctx.requestId, ip: ctx.ip, details: { reason: 'password_changed' } }
+}
+
+/**
+ * ...and answered as a wrong password: the password given is no longer the account's. The
+ * failure counters were settled as for a right one, so no captcha is due from this number.
+ */
+export const passwordChangedError = () => AuthErrors.invalid_credentials({ details: { captcha_required: false } })
 
 /**
  * HTTP Basic app authentication of a login with app_id: the app's server proves itself
@@ -107,11 +126,16 @@ export async function login(env: Env, input: { mobile: E164; password: string; a
   const { row: session } = await sessionRow(env, user.id, ctx, { appId: input.app_id, now })
   const refresh = newRefreshToken()
   const rt = await refreshTokenRow(env, { userId: user.id, sessionId: session.id, clientId: input.app_id ?? null, token: refresh, now })
-  await db.batch([
-    insertSessionStatement(db, session),
-    db.insert(refreshTokens).values(rt),
-    auditStatement(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: session.id, requestId: ctx.requestId, ip: ctx.ip, details: input.app_id ? { app_id: input.app_id } : undefined }),
+  // Written only while the password is still the one verified: a reset or new password that
+  // landed meanwhile ended every session, and a sign-in with the old one must not outlive it.
+  const still = passwordHashStillSql(user.id, user.passwordHash)
+  const [created] = await db.batch([
+    insertSessionIfStatement(db, session, still),
+    insertRefreshTokenIfStatement(db, rt, still),
+    auditStatementIf(db, { action: 'login.succeeded', actorType: 'user', actorId: user.id, targetType: 'session', targetId: session.id, requestId: ctx.requestId, ip: ctx.ip, details: input.app_id ? { app_id: input.app_id } : undefined }, still),
+    auditStatementIf(db, passwordChangedAudit(input.mobile, ctx), sql`NOT ${still}`),
   ])
+  if (!created.length) throw passwordChangedError()
   const access = await mintAccessToken(env, { userId: user.id, sessionId: session.id, clientId: input.app_id ?? null })
   return { access_token: access.token, refresh_token: refresh, token_type: 'Bearer', expires_in: access.expiresIn }
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql, type SQL } from 'drizzle-orm'
 import { getDb, statementOnce, type DB } from '../db'
 import { getConfig, type Env } from '../env'
 import { users, type User } from '../users/schema'
@@ -45,15 +45,28 @@ export function insertSessionStatement(db: DB, row: Session) {
 }
 
 /**
+ * The same, written only if `when` holds as the batch runs (a password sign-in: while the
+ * password is still the one verified). Returns the id when it was written. Values in the
+ * table's column order, as INSERT … SELECT fills them.
+ */
+export function insertSessionIfStatement(db: DB, r: Session, when: SQL) {
+  return db
+    .insert(sessions)
+    .select(sql`SELECT ${r.id}, ${r.userId}, ${r.cookieHash}, ${r.appId}, ${r.authTime}, ${r.createdAt}, ${r.expiresAt}, ${r.revokedAt}, ${r.lastSeenAt}, ${r.ip}, ${r.userAgent} WHERE ${when}`)
+    .returning({ id: sessions.id })
+}
+
+/**
  * The same user signed in again on this browser (prompt=login, max_age): the session lives
  * on with a fresh auth_time and a new cookie (the old value stops working, as after any
- * sign-in), so the apps signed in under it stay signed in. Only a session not ended yet.
+ * sign-in), so the apps signed in under it stay signed in. Only a session not ended yet, and only
+ * if `when` holds (a password sign-in: while the password is still the one verified).
  */
-export function reauthenticateSessionStatement(db: DB, id: string, o: { cookieHash: string; now: number } & SessionContext) {
+export function reauthenticateSessionStatement(db: DB, id: string, o: { cookieHash: string; now: number; when?: SQL } & SessionContext) {
   return db
     .update(sessions)
     .set({ cookieHash: o.cookieHash, authTime: o.now, lastSeenAt: o.now, ip: o.ip, userAgent: o.userAgent ?? null })
-    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt)))
+    .where(and(eq(sessions.id, id), isNull(sessions.revokedAt), o.when))
     .returning({ id: sessions.id })
 }
 
@@ -124,13 +137,32 @@ export async function liveSessionByCookie(env: Env, cookieValue: string): Promis
   return sessionState(env, row) === 'live' ? row : null
 }
 
-/** The user's sessions that may still act (sessionState 'live'), most recently used first. */
+/**
+ * The user's sessions that may still act (sessionState 'live'), most recently used first: a
+ * list to show, so at most the 200 most recently used. Never the set a sign-out ends
+ * (endSessionsStatements with a user selector does that in SQL, however many there are).
+ */
 export async function liveSessionsOfUser(env: Env, userId: string, now = Date.now()): Promise<SessionWithUser[]> {
   const rows = await withUser(getDb(env.DB))
     .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
     .orderBy(desc(sessions.lastSeenAt), desc(sessions.createdAt))
     .limit(200)
   return rows.filter((r) => sessionState(env, r, now) === 'live')
+}
+
+/** How many of the user's sessions but `except` may still act (sessionState 'live'), all of them counted. */
+export async function countLiveSessionsOfUser(env: Env, user: User, except: string, now = Date.now()): Promise<number> {
+  const rows = await getDb(env.DB)
+    .select()
+    .from(sessions)
+    .where(and(eq(sessions.userId, user.id), ne(sessions.id, except), isNull(sessions.revokedAt), gt(sessions.expiresAt, now)))
+  return rows.filter((session) => sessionState(env, { session, user }, now) === 'live').length
+}
+
+/** One session of this user, with the user, when it is live; null for another user's session or a made-up id. */
+export async function liveSessionOfUser(env: Env, userId: string, sessionId: string): Promise<SessionWithUser | null> {
+  const row = await withUser(getDb(env.DB)).where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId))).get()
+  return sessionState(env, row) === 'live' ? row! : null
 }
 
 /** Device facts (user agent, IP) of sessions by id, for the user's own security activity; any state. */
@@ -146,17 +178,27 @@ export async function sessionDevices(env: Env, userId: string, ids: string[]): P
   return out
 }
 
-export type SessionSelector = { sessionIds: string[] } | { userId: string }
+/**
+ * Which sessions: these ids (at most 100 bound parameters per D1 statement, so callers send
+ * few), or every session of a user, but `exceptSessionId` when given ("sign out every other
+ * session", in SQL so no list of ids has to be read or bound, however many there are).
+ */
+export type SessionSelector = { sessionIds: string[] } | { userId: string; exceptSessionId?: string }
 
 /**
  * Revokes refresh tokens: of some sessions or of a user; `clientTokensOnly` keeps first-party
- * ones, `clientId` only those issued to that app (a consent withdrawn on the portal).
+ * ones, `clientId` only those issued to that app (a consent withdrawn on the portal); `when`,
+ * only if that holds as the batch runs.
  */
-export function revokeRefreshTokensStatement(db: DB, where: SessionSelector, opts: { clientTokensOnly?: boolean; clientId?: string } = {}) {
-  const scope = 'sessionIds' in where ? inArray(refreshTokens.sessionId, where.sessionIds) : eq(refreshTokens.userId, where.userId)
+export function revokeRefreshTokensStatement(db: DB, where: SessionSelector, opts: { clientTokensOnly?: boolean; clientId?: string; when?: SQL } = {}) {
+  const scope =
+    'sessionIds' in where
+      ? inArray(refreshTokens.sessionId, where.sessionIds)
+      : and(eq(refreshTokens.userId, where.userId), where.exceptSessionId === undefined ? undefined : ne(refreshTokens.sessionId, where.exceptSessionId))!
   const conds = [scope, ne(refreshTokens.status, 'REVOKED')]
   if (opts.clientTokensOnly) conds.push(isNotNull(refreshTokens.clientId))
   if (opts.clientId !== undefined) conds.push(eq(refreshTokens.clientId, opts.clientId))
+  if (opts.when) conds.push(opts.when)
   return db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(and(...conds))
 }
 
@@ -165,8 +207,18 @@ export function revokeFamilyStatement(db: DB, familyId: string) {
   return db.update(refreshTokens).set({ status: 'REVOKED', successorEnc: null }).where(eq(refreshTokens.familyId, familyId))
 }
 
-/** Ends sessions and revokes every refresh token issued under them (for a db.batch). */
-export function endSessionsStatements(db: DB, where: SessionSelector, now: number) {
-  const scope = 'sessionIds' in where ? inArray(sessions.id, where.sessionIds) : eq(sessions.userId, where.userId)
-  return [db.update(sessions).set({ revokedAt: now }).where(and(scope, isNull(sessions.revokedAt))), revokeRefreshTokensStatement(db, where)] as const
+/**
+ * Ends sessions and revokes every refresh token issued under them (for a db.batch); with
+ * `when`, only if that holds as the batch runs. The first statement returns the ids of the
+ * sessions it ended, for the session-end hooks.
+ */
+export function endSessionsStatements(db: DB, where: SessionSelector, now: number, when?: SQL) {
+  const scope =
+    'sessionIds' in where
+      ? inArray(sessions.id, where.sessionIds)
+      : and(eq(sessions.userId, where.userId), where.exceptSessionId === undefined ? undefined : ne(sessions.id, where.exceptSessionId))!
+  return [
+    db.update(sessions).set({ revokedAt: now }).where(and(scope, isNull(sessions.revokedAt), when)).returning({ id: sessions.id }),
+    revokeRefreshTokensStatement(db, where, { when }),
+  ] as const
 }

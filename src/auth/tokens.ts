@@ -1,4 +1,4 @@
-import { and, eq, sql, type Placeholder } from 'drizzle-orm'
+import { and, eq, sql, type Placeholder, type SQL } from 'drizzle-orm'
 import { getDb, preparedOnce, statementOnce, type DB } from '../db'
 import { refreshTokens, revokedAccessTokens, sessions } from './schema'
 import { readSession, revokeFamilyStatement, sessionState, touchSessionStatement } from './sessions'
@@ -86,6 +86,19 @@ export function insertRefreshTokenWhenStatement(d1: D1Database, rt: Awaited<Retu
        SELECT ?, ?, ?, ?, ?, ?, ?, ?, 'ACTIVE', ?, ? WHERE ${when.sql}`,
     )
     .bind(rt.id, rt.tokenHash, rt.familyId, rt.sessionId, rt.userId, rt.clientId, rt.audience, rt.scope, rt.createdAt, rt.expiresAt, ...when.params)
+}
+
+/**
+ * A new refresh token for a db.batch, written only if `when` holds as the batch runs (a
+ * password sign-in: while the password is still the one verified). Values in the table's
+ * column order, as INSERT … SELECT fills them.
+ */
+export function insertRefreshTokenIfStatement(db: DB, rt: Awaited<ReturnType<typeof refreshTokenRow>>, when: SQL) {
+  return db
+    .insert(refreshTokens)
+    .select(
+      sql`SELECT ${rt.id}, ${rt.tokenHash}, ${rt.familyId}, ${rt.sessionId}, ${rt.userId}, ${rt.clientId}, ${rt.audience}, ${rt.scope}, ${rt.status}, NULL, NULL, NULL, ${rt.createdAt}, ${rt.expiresAt} WHERE ${when}`,
+    )
 }
 
 /** Space-separated scope, de-duplicated and sorted, for comparison. */

@@ -176,6 +176,8 @@ signInRoutes.post('/login', async (c) => {
   let user
   try {
     user = await authenticatePassword(c.env, mobile!, password, { requestId: c.get('requestId'), ip: c.get('clientIp'), userAgent: c.req.header('User-Agent') }, captchaId ? { id: captchaId, code: captchaCode } : null)
+    // under the verified hash: a password replaced meanwhile refuses it as a wrong one (invalid_credentials, below)
+    await startBrowserSession(c, user, { verifiedPasswordHash: user.passwordHash })
   } catch (e) {
     if (!(e instanceof ApiError)) throw e
     if (e.code === 'captcha_required' || e.code === 'invalid_captcha') {
@@ -194,7 +196,6 @@ signInRoutes.post('/login', async (c) => {
     const next = e.code === 'too_many_attempts' || (e.details as { captcha_required?: boolean } | undefined)?.captcha_required === true
     return loginPage(c, e.status, { ...view, error, captcha: next ? await newCaptcha(c) : null })
   }
-  await startBrowserSession(c, user)
   return c.redirect(await postLoginRedirect(c, user, { return_to: returnTo }), 303)
 })
 

@@ -7,7 +7,7 @@ import { activeMappingOn, userEventsStatement } from '../mappings/service'
 import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import { admitUser } from '../permissions/admission'
 import { auditStatement, type AuditEntry } from '../audit/service'
-import { endSessionsStatements, liveSessionsOfUser, type SessionWithUser } from '../auth/sessions'
+import { countLiveSessionsOfUser, endSessionsStatements, liveSessionOfUser, liveSessionsOfUser, type SessionSelector, type SessionWithUser } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
 import { isMobileTaken, updateUserStatement, passwordParams } from '../users/service'
 import { verifySmsCode } from '../sms/service'
@@ -100,15 +100,15 @@ export async function myApps(env: Env, userId: string): Promise<LaunchableApp[]>
 
 export const mySessions = (env: Env, userId: string) => liveSessionsOfUser(env, userId)
 
-/** Ends sessions (refresh tokens with them) in one batch with the audit row, then the session-end hooks (back-channel logout). */
-async function endSessions(env: Env, user: User, ids: string[], row: Pick<AuditEntry, 'action' | 'targetType' | 'targetId' | 'details'>, ctx: PortalCtx, reason: string) {
+/**
+ * Ends sessions (refresh tokens with them) in one batch with the audit row, then the
+ * session-end hooks (back-channel logout) for every session the batch ended, as its UPDATE
+ * returned them: a list read beforehand could miss some, and one bound id list could not hold them all.
+ */
+async function endSessions(env: Env, user: User, where: SessionSelector, row: Pick<AuditEntry, 'action' | 'targetType' | 'targetId' | 'details'>, ctx: PortalCtx, reason: string) {
   const db = getDb(env.DB)
-  const now = Date.now()
-  const statements = []
-  // bound parameters per statement stay under D1's limit of 100
-  for (let i = 0; i < ids.length; i += 50) statements.push(...endSessionsStatements(db, { sessionIds: ids.slice(i, i + 50) }, now))
-  await db.batch([audit(db, user, ctx, row), ...statements])
-  await runSessionEndHooks(env, { userId: user.id, sessionIds: ids, reason })
+  const [, ended] = await db.batch([audit(db, user, ctx, row), ...endSessionsStatements(db, where, Date.now())])
+  if (ended.length) await runSessionEndHooks(env, { userId: user.id, sessionIds: ended.map((s) => s.id), reason })
 }
 
 /**
@@ -116,18 +116,17 @@ async function endSessions(env: Env, user: User, ids: string[], row: Pick<AuditE
  * a live session of this user: another user's session reads exactly like a made-up id.
  */
 export async function endMySession(env: Env, user: User, sessionId: string, ctx: PortalCtx): Promise<boolean> {
-  const mine = (await liveSessionsOfUser(env, user.id)).some((s) => s.session.id === sessionId)
-  if (!mine) return false
-  await endSessions(env, user, [sessionId], { action: 'portal.session_ended', targetType: 'session', targetId: sessionId }, ctx, 'portal_sign_out')
+  if (!(await liveSessionOfUser(env, user.id, sessionId))) return false
+  await endSessions(env, user, { sessionIds: [sessionId] }, { action: 'portal.session_ended', targetType: 'session', targetId: sessionId }, ctx, 'portal_sign_out')
   return true
 }
 
-/** Signs out every live session of the user but `keep` (this browser's). Returns how many ended. */
+/** Signs out every session of the user but `keep` (this browser's). Returns how many live ones ended. */
 export async function endOtherSessions(env: Env, user: User, keep: string, ctx: PortalCtx): Promise<number> {
-  const ids = (await liveSessionsOfUser(env, user.id)).map((s) => s.session.id).filter((id) => id !== keep)
-  if (!ids.length) return 0
-  await endSessions(env, user, ids, { action: 'portal.other_sessions_ended', targetType: 'user', targetId: user.id, details: { sessions: ids.length, kept: keep } }, ctx, 'portal_sign_out_others')
-  return ids.length
+  const n = await countLiveSessionsOfUser(env, user, keep)
+  if (!n) return 0
+  await endSessions(env, user, { userId: user.id, exceptSessionId: keep }, { action: 'portal.other_sessions_ended', targetType: 'user', targetId: user.id, details: { sessions: n, kept: keep } }, ctx, 'portal_sign_out_others')
+  return n
 }
 
 // ---------------------------------------------------------------------------------------
@@ -149,16 +148,15 @@ export async function changeMyPassword(env: Env, current: SessionWithUser, input
   }
   const passwordHash = await hashPassword(input.newPassword, passwordParams(env))
   const now = Date.now()
-  const others = input.signOutOthers ? (await liveSessionsOfUser(env, user.id)).map((s) => s.session.id).filter((id) => id !== session.id) : []
-  const ends = []
-  for (let i = 0; i < others.length; i += 50) ends.push(...endSessionsStatements(db, { sessionIds: others.slice(i, i + 50) }, now))
-  await db.batch([
+  const others = input.signOutOthers ? await countLiveSessionsOfUser(env, user, session.id, now) : 0
+  const [, , ended] = await db.batch([
     updateUserStatement(db, user.id, { passwordHash }, now),
-    ...ends,
-    audit(db, user, ctx, { action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others.length } }),
+    audit(db, user, ctx, { action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others } }),
+    // every other session, in SQL: a list of ids read first would leave out those it did not hold
+    ...(input.signOutOthers ? endSessionsStatements(db, { userId: user.id, exceptSessionId: session.id }, now) : []),
   ])
-  if (others.length) await runSessionEndHooks(env, { userId: user.id, sessionIds: others, reason: 'password_changed' })
-  return { ok: true, othersEnded: others.length }
+  if (ended?.length) await runSessionEndHooks(env, { userId: user.id, sessionIds: ended.map((s) => s.id), reason: 'password_changed' })
+  return { ok: true, othersEnded: others }
 }
 
 /**

@@ -65,6 +65,25 @@ export function updateUserStatement(db: DB, id: string, set: Partial<Pick<User, 
   return db.update(users).set({ ...set, updatedAt: now }).where(eq(users.id, id))
 }
 
+/**
+ * The upgrade of a password hash at sign-in (needsRehash), written only over `verified`, the
+ * hash the password was just checked against: a reset or new password that landed during the
+ * check (slow for imported bcrypt hashes) is not overwritten by the old password's new hash.
+ * Returns the id when it was written.
+ */
+export function rehashPasswordStatement(db: DB, id: string, o: { verified: string; passwordHash: string }, now: number) {
+  return db
+    .update(users)
+    .set({ passwordHash: o.passwordHash, updatedAt: now })
+    .where(and(eq(users.id, id), eq(users.passwordHash, o.verified)))
+    .returning({ id: users.id })
+}
+
+/** Holds while the user's stored password hash is still `hash`: what a password sign-in's writes are conditioned on. */
+export function passwordHashStillSql(userId: string, hash: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM users WHERE id = ${userId} AND password_hash = ${hash})`
+}
+
 /** A unique-constraint failure on users.mobile, as raised by D1 through drizzle. */
 export function isMobileTaken(e: unknown): boolean {
   return /UNIQUE constraint failed: users\.mobile/.test(dbErrorText(e))

@@ -1,0 +1,175 @@
+import { describe, expect, it } from 'vitest'
+import { createExecutionContext, env, waitOnExecutionContext } from 'cloudflare:test'
+import bcrypt from 'bcryptjs'
+import worker from '../src/index'
+import type { Env } from '../src/env'
+import { adminApi, api, auditLog, createUser, url } from './support/api'
+import { Browser, csrfFrom } from './support/browser'
+
+// A password sign-in checks the password against the hash it read, then writes: the upgraded
+// hash (needsRehash) and the session. A reset or an admin's new password that lands in
+// between must win: the old password's sign-in is refused like a wrong password, its new
+// hash does not overwrite the new password, and no session of it survives "signed out
+// everywhere". The interleaving is made deterministic by a D1 binding that runs the other
+// change right before the sign-in's first matching statement.
+
+const REHASH = /^update "users" set "password_hash"/i
+const SESSION_INSERT = /^insert into "sessions"/i
+const REAUTHENTICATE = /^update "sessions" set "cookie_hash"/i
+
+// workerd's D1PreparedStatement keeps its SQL text in `statement`
+type Stmt = D1PreparedStatement & { statement: string }
+
+/**
+ * The test env with a D1 binding that runs `before` once, just ahead of the first statement
+ * (alone or in a batch) whose SQL matches `match`; every other call goes straight through.
+ * `fired()` says whether it ran (the race under test did happen).
+ */
+function interleaved(match: RegExp, before: () => Promise<unknown>): { env: Env; fired: () => boolean } {
+  let pending: (() => Promise<unknown>) | null = before
+  let fired = false
+  const fire = async (stmts: Stmt[]) => {
+    if (!pending || !stmts.some((s) => match.test(s.statement))) return
+    const run = pending
+    pending = null
+    await run()
+    fired = true
+  }
+  // the statements handed out are proxies; batch gets the D1 statements underneath
+  const real = new WeakMap<object, Stmt>()
+  const wrap = (stmt: Stmt): Stmt => {
+    const w = new Proxy(stmt, {
+      get(target, prop) {
+        if (prop === 'bind') return (...values: unknown[]) => wrap(target.bind(...values) as Stmt)
+        if (prop === 'run' || prop === 'all' || prop === 'raw' || prop === 'first') {
+          return async (...args: unknown[]) => {
+            await fire([target])
+            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
+          }
+        }
+        const v = Reflect.get(target, prop)
+        return typeof v === 'function' ? v.bind(target) : v
+      },
+    })
+    real.set(w, stmt)
+    return w
+  }
+  const db = new Proxy(env.DB, {
+    get(target, prop) {
+      if (prop === 'prepare') return (query: string) => wrap(target.prepare(query) as Stmt)
+      if (prop === 'batch') {
+        return async (stmts: Stmt[]) => {
+          await fire(stmts)
+          return target.batch(stmts.map((s) => real.get(s) ?? s))
+        }
+      }
+      const v = Reflect.get(target, prop)
+      return typeof v === 'function' ? v.bind(target) : v
+    },
+  })
+  return { env: { ...env, DB: db } as Env, fired: () => fired }
+}
+
+/** The Worker's fetch handler with this env (waitUntil work awaited). */
+async function fetchWith(e: Env, request: Request) {
+  const ctx = createExecutionContext()
+  const res = await worker.fetch(request, e, ctx)
+  await waitOnExecutionContext(ctx)
+  return res
+}
+
+const apiLogin = (mobile: string, password: string) => api('/api/v1/auth/login', { method: 'POST', json: { mobile, password } })
+
+/** A user whose stored hash is a bcrypt one (an imported account): the next sign-in upgrades it. */
+async function importedUser(password: string) {
+  const user = await createUser({ password })
+  await env.DB.prepare('UPDATE users SET password_hash = ? WHERE id = ?').bind(bcrypt.hashSync(password, 4), user.id).run()
+  return user
+}
+
+const liveSessions = async (userId: string) =>
+  (await env.DB.prepare('SELECT count(*) AS n FROM sessions WHERE user_id = ? AND revoked_at IS NULL').bind(userId).first<{ n: number }>())!.n
+
+const setPassword = (userId: string, password: string) => adminApi('PUT', `/api/v1/admin/users/${userId}/password`, { password })
+
+/** After the race: the new password signs in, the old one is refused, and nothing of the raced sign-in lives on. */
+async function newPasswordWon(user: { id: string; mobile: string }, oldPassword: string, newPassword: string) {
+  expect(await liveSessions(user.id)).toBe(0)
+  expect((await apiLogin(user.mobile, oldPassword)).status).toBe(401)
+  expect((await apiLogin(user.mobile, newPassword)).status).toBe(200)
+  const failed = await auditLog({ action: 'login.failed', target_id: user.mobile })
+  expect(failed.some((r) => r.details?.reason === 'password_changed')).toBe(true)
+}
+
+describe('a password sign-in racing a new password', () => {
+  it('API login: an admin sets a new password while an imported hash is verified; the upgrade does not undo it', async () => {
+    const user = await importedUser('old-password-1')
+    const race = interleaved(REHASH, () => setPassword(user.id, 'new-password-1'))
+    const r = await fetchWith(race.env, new Request(url('/api/v1/auth/login'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mobile: user.mobile, password: 'old-password-1' }) }))
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(401)
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid_credentials')
+    await newPasswordWon(user, 'old-password-1', 'new-password-1')
+  })
+
+  it('API login: an admin sets a new password right before the session is written; no session for the old one', async () => {
+    const user = await createUser({ password: 'old-password-2' })
+    const race = interleaved(SESSION_INSERT, () => setPassword(user.id, 'new-password-2'))
+    const r = await fetchWith(race.env, new Request(url('/api/v1/auth/login'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mobile: user.mobile, password: 'old-password-2' }) }))
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(401)
+    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid_credentials')
+    await newPasswordWon(user, 'old-password-2', 'new-password-2')
+  })
+
+  async function pageSignIn(e: Env, b: Browser, mobile: string, password: string) {
+    await b.get('/page/login')
+    const body = new URLSearchParams({ csrf_token: b.csrf, mobile, password, step: 'login' }).toString()
+    const res = await fetchWith(e, new Request(url('/page/login'), { method: 'POST', headers: b.headers({ 'Content-Type': 'application/x-www-form-urlencoded' }), body, redirect: 'manual' }))
+    return { status: res.status, cookies: res.headers.getSetCookie().join('\n'), html: await res.text() }
+  }
+
+  it('hosted login page: an admin sets a new password while an imported hash is verified', async () => {
+    const user = await importedUser('old-password-3')
+    const race = interleaved(REHASH, () => setPassword(user.id, 'new-password-3'))
+    const r = await pageSignIn(race.env, new Browser(), user.mobile, 'old-password-3')
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(401)
+    expect(r.html).toContain('The mobile number or password is wrong.')
+    expect(r.cookies).not.toContain('__Host-AUTH_SESSION_ID=')
+    await newPasswordWon(user, 'old-password-3', 'new-password-3')
+  })
+
+  it('hosted login page: an admin sets a new password right before the session is written', async () => {
+    const user = await createUser({ password: 'old-password-4' })
+    const race = interleaved(SESSION_INSERT, () => setPassword(user.id, 'new-password-4'))
+    const r = await pageSignIn(race.env, new Browser(), user.mobile, 'old-password-4')
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(401)
+    expect(r.html).toContain('The mobile number or password is wrong.')
+    expect(r.cookies).not.toContain('__Host-AUTH_SESSION_ID=')
+    await newPasswordWon(user, 'old-password-4', 'new-password-4')
+  })
+
+  it('hosted login page, signing in again on a signed-in browser: a password changed meanwhile refuses the re-authentication', async () => {
+    const user = await createUser({ password: 'old-password-5' })
+    const b = new Browser()
+    const { sessionId } = await b.loginOnPage(user)
+    const authTime = async () => (await env.DB.prepare('SELECT auth_time FROM sessions WHERE id = ?').bind(sessionId).first<{ auth_time: number }>())!.auth_time
+    const before = await authTime()
+    // the portal's change keeps this browser's session (no "sign out every other session")
+    const change = async () => {
+      const page = await b.get('/page/home/security')
+      const r = await b.post('/page/home/security/password', { csrf_token: csrfFrom(page.html), current_password: 'old-password-5', new_password: 'new-password-5', new_password_confirm: 'new-password-5' })
+      expect(r.status).toBe(200)
+    }
+    const race = interleaved(REAUTHENTICATE, change)
+    const r = await pageSignIn(race.env, b, user.mobile, 'old-password-5')
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(401)
+    expect(r.html).toContain('The mobile number or password is wrong.')
+    expect(await authTime()).toBe(before) // no fresh auth_time from the old password
+    expect((await apiLogin(user.mobile, 'old-password-5')).status).toBe(401)
+    expect((await apiLogin(user.mobile, 'new-password-5')).status).toBe(200)
+  })
+})
