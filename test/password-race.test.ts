@@ -173,3 +173,21 @@ describe('a password sign-in racing a new password', () => {
     expect((await apiLogin(user.mobile, 'new-password-5')).status).toBe(200)
   })
 })
+
+describe("the portal's password change racing an admin's new password", () => {
+  it('the admin wins: the change writes nothing, and whoever held the session cannot set a password after it ended', async () => {
+    const user = await createUser({ password: 'old-password-6' })
+    const b = new Browser()
+    await b.loginOnPage(user)
+    const page = await b.get('/page/home/security')
+    const body = new URLSearchParams({ csrf_token: csrfFrom(page.html), current_password: 'old-password-6', new_password: 'portal-password-6', new_password_confirm: 'portal-password-6', sign_out_others: 'yes' }).toString()
+    // the admin's new password ends every session, this browser's included, just before the portal writes
+    const race = interleaved(REHASH, () => setPassword(user.id, 'admin-password-6'))
+    const r = await fetchWith(race.env, new Request(url('/page/home/security/password'), { method: 'POST', headers: b.headers({ 'Content-Type': 'application/x-www-form-urlencoded' }), body, redirect: 'manual' }))
+    expect(race.fired()).toBe(true)
+    expect(r.status).toBe(400) // answered as a current password that is no longer right
+    expect((await apiLogin(user.mobile, 'portal-password-6')).status).toBe(401)
+    expect((await apiLogin(user.mobile, 'admin-password-6')).status).toBe(200)
+    expect(await auditLog({ action: 'portal.password_changed', target_id: user.id })).toEqual([])
+  })
+})

@@ -17,7 +17,7 @@ import { captchaRequiredNext, reserveLoginAttempt, settleLoginSuccess, threshold
 import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
 import { insertRefreshTokenIfStatement, mintAccessToken, newRefreshToken, refreshTokenRow, type TokenSet } from './tokens'
 import { endSessionsStatements, insertSessionIfStatement, insertSessionStatement, sessionRow } from './sessions'
-import { findUserByMobile, passwordHashStillSql, passwordParams, rehashPasswordStatement } from '../users/service'
+import { findUserByMobile, passwordHashStillSql, passwordParams, replacePasswordHashStatement } from '../users/service'
 import { runSessionEndHooks } from './session-hooks'
 
 type Ctx = { requestId: string; ip: string; userAgent?: string | null }
@@ -61,7 +61,7 @@ export async function authenticatePassword(env: Env, mobile: E164, password: str
     // Parameters were raised since this hash was made: upgrade it now that we know the password,
     // over the verified hash only (a password set during the check is kept, and this sign-in refused).
     const passwordHash = await hashPassword(password, params)
-    const [upgraded] = await rehashPasswordStatement(db, user.id, { verified: user.passwordHash, passwordHash }, Date.now())
+    const [upgraded] = await replacePasswordHashStatement(db, user.id, { verified: user.passwordHash, passwordHash }, Date.now())
     if (!upgraded) {
       await db.batch([auditStatement(db, passwordChangedAudit(mobile, ctx))])
       throw passwordChangedError()

@@ -1,4 +1,4 @@
-import { and, asc, eq } from 'drizzle-orm'
+import { and, asc, eq, sql } from 'drizzle-orm'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
 import { applications, type Application } from '../apps/schema'
@@ -6,10 +6,10 @@ import { appUserMappings } from '../mappings/schema'
 import { activeMappingOn, userEventsStatement } from '../mappings/service'
 import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import { admitUser } from '../permissions/admission'
-import { auditStatement, type AuditEntry } from '../audit/service'
+import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
 import { countLiveSessionsOfUser, endSessionsStatements, liveSessionOfUser, liveSessionsOfUser, type SessionSelector, type SessionWithUser } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
-import { isMobileTaken, updateUserStatement, passwordParams } from '../users/service'
+import { isMobileTaken, passwordHashStillSql, passwordParams, replacePasswordHashStatement, updateUserStatement } from '../users/service'
 import { verifySmsCode } from '../sms/service'
 import type { E164 } from '../lib/mobile'
 import type { User } from '../users/schema'
@@ -149,12 +149,18 @@ export async function changeMyPassword(env: Env, current: SessionWithUser, input
   const passwordHash = await hashPassword(input.newPassword, passwordParams(env))
   const now = Date.now()
   const others = input.signOutOthers ? await countLiveSessionsOfUser(env, user, session.id, now) : 0
-  const [, , ended] = await db.batch([
-    updateUserStatement(db, user.id, { passwordHash }, now),
-    audit(db, user, ctx, { action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others } }),
+  // Written only over the hash just verified and while this session is live: a reset or an
+  // admin's new password (which ends every session) landing meanwhile wins, and whoever held
+  // this session cannot set a password of their own after it. The rest follows the new hash.
+  const stillThisSession = sql`EXISTS (SELECT 1 FROM sessions WHERE id = ${session.id} AND revoked_at IS NULL)`
+  const written = passwordHashStillSql(user.id, passwordHash)
+  const [changed, , ended] = await db.batch([
+    replacePasswordHashStatement(db, user.id, { verified: user.passwordHash, passwordHash, when: stillThisSession }, now),
+    auditStatementIf(db, { actorType: 'user', actorId: user.id, requestId: ctx.requestId, ip: ctx.ip, action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others } }, written),
     // every other session, in SQL: a list of ids read first would leave out those it did not hold
-    ...(input.signOutOthers ? endSessionsStatements(db, { userId: user.id, exceptSessionId: session.id }, now) : []),
+    ...(input.signOutOthers ? endSessionsStatements(db, { userId: user.id, exceptSessionId: session.id }, now, written) : []),
   ])
+  if (!changed.length) return { ok: false }
   if (ended?.length) await runSessionEndHooks(env, { userId: user.id, sessionIds: ended.map((s) => s.id), reason: 'password_changed' })
   return { ok: true, othersEnded: others }
 }

@@ -66,16 +66,16 @@ export function updateUserStatement(db: DB, id: string, set: Partial<Pick<User, 
 }
 
 /**
- * The upgrade of a password hash at sign-in (needsRehash), written only over `verified`, the
- * hash the password was just checked against: a reset or new password that landed during the
- * check (slow for imported bcrypt hashes) is not overwritten by the old password's new hash.
- * Returns the id when it was written.
+ * A new password hash written only over `verified`, the hash a password was just checked
+ * against (the upgrade at sign-in, needsRehash; the user's own change on the portal), and only
+ * if `when` holds: a reset or admin-set password that landed during the check (slow for
+ * imported bcrypt hashes) is not overwritten. Returns the id when it was written.
  */
-export function rehashPasswordStatement(db: DB, id: string, o: { verified: string; passwordHash: string }, now: number) {
+export function replacePasswordHashStatement(db: DB, id: string, o: { verified: string; passwordHash: string; when?: SQL }, now: number) {
   return db
     .update(users)
     .set({ passwordHash: o.passwordHash, updatedAt: now })
-    .where(and(eq(users.id, id), eq(users.passwordHash, o.verified)))
+    .where(and(eq(users.id, id), eq(users.passwordHash, o.verified), o.when))
     .returning({ id: users.id })
 }
 
