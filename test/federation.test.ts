@@ -21,6 +21,8 @@ import {
 } from './federation-helpers'
 import { decryptSecret, sha256Hex } from '../src/lib/crypto'
 import { cleanupFederationFlows } from '../src/federation/flows'
+import { unlinkIdentity } from '../src/federation/identities'
+import { interleaved } from './support/interleave'
 import { cronTasks } from '../src/wiring'
 
 // Sign-in with another identity provider against real local upstreams (test-upstream/):
@@ -711,6 +713,26 @@ describe('my identities', () => {
     const page = await b.post('/page/federation/identities/unlink', { csrf_token: b.csrf, id: item.id })
     expect(page.status).toBe(409)
     expect(page.html).toContain('only way to sign in')
+  })
+
+  it('two unlinks at once of an account\'s two identities leave one (no usable password): the check holds in the delete itself', async () => {
+    await githubProvider('gh-race-1', 0)
+    await githubProvider('gh-race-2', 0)
+    const user = await createUser()
+    await env.DB.prepare("UPDATE users SET password_hash = 'md5$unreadable' WHERE id = ?").bind(user.id).run()
+    for (const [id, subject] of [['gh-race-1', 'race-1'], ['gh-race-2', 'race-2']]) {
+      await env.DB.prepare('INSERT INTO linked_identities (id, provider_id, subject, user_id, created_at) VALUES (?, ?, ?, ?, ?)').bind(`race-${id}-${user.id}`, id, `${subject}-${user.id}`, user.id, Date.now()).run()
+    }
+    const [first, second] = [`race-gh-race-1-${user.id}`, `race-gh-race-2-${user.id}`]
+    const actor = { actorType: 'user' as const, actorId: user.id, requestId: 'race', ip: '203.0.113.7' }
+    // the other identity is unlinked after this unlink's check and just before its delete
+    const race = interleaved(/^delete from "linked_identities"/i, () => unlinkIdentity(env, user.id, second, actor))
+    await expect(unlinkIdentity(race.env, user.id, first, actor)).rejects.toMatchObject({ code: 'last_sign_in_method' })
+    expect(race.fired()).toBe(true)
+    const left = await env.DB.prepare('SELECT id FROM linked_identities WHERE user_id = ?').bind(user.id).all<{ id: string }>()
+    expect(left.results.map((r) => r.id)).toEqual([first])
+    const unlinked = (await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'federation.identity_unlinked' AND target_id = ?").bind(user.id).all<{ details: string }>()).results
+    expect(unlinked.map((r) => JSON.parse(r.details).identity_id)).toEqual([second])
   })
 
   it('a disabled account cannot sign in through its identity', async () => {

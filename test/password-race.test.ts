@@ -5,6 +5,7 @@ import worker from '../src/index'
 import type { Env } from '../src/env'
 import { adminApi, api, auditLog, createUser, url } from './support/api'
 import { Browser, csrfFrom } from './support/browser'
+import { interleaved } from './support/interleave'
 
 // A password sign-in checks the password against the hash it read, then writes: the upgraded
 // hash (needsRehash) and the session. A reset or an admin's new password that lands in
@@ -16,59 +17,6 @@ import { Browser, csrfFrom } from './support/browser'
 const REHASH = /^update "users" set "password_hash"/i
 const SESSION_INSERT = /^insert into "sessions"/i
 const REAUTHENTICATE = /^update "sessions" set "cookie_hash"/i
-
-// workerd's D1PreparedStatement keeps its SQL text in `statement`
-type Stmt = D1PreparedStatement & { statement: string }
-
-/**
- * The test env with a D1 binding that runs `before` once, just ahead of the first statement
- * (alone or in a batch) whose SQL matches `match`; every other call goes straight through.
- * `fired()` says whether it ran (the race under test did happen).
- */
-function interleaved(match: RegExp, before: () => Promise<unknown>): { env: Env; fired: () => boolean } {
-  let pending: (() => Promise<unknown>) | null = before
-  let fired = false
-  const fire = async (stmts: Stmt[]) => {
-    if (!pending || !stmts.some((s) => match.test(s.statement))) return
-    const run = pending
-    pending = null
-    await run()
-    fired = true
-  }
-  // the statements handed out are proxies; batch gets the D1 statements underneath
-  const real = new WeakMap<object, Stmt>()
-  const wrap = (stmt: Stmt): Stmt => {
-    const w = new Proxy(stmt, {
-      get(target, prop) {
-        if (prop === 'bind') return (...values: unknown[]) => wrap(target.bind(...values) as Stmt)
-        if (prop === 'run' || prop === 'all' || prop === 'raw' || prop === 'first') {
-          return async (...args: unknown[]) => {
-            await fire([target])
-            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args)
-          }
-        }
-        const v = Reflect.get(target, prop)
-        return typeof v === 'function' ? v.bind(target) : v
-      },
-    })
-    real.set(w, stmt)
-    return w
-  }
-  const db = new Proxy(env.DB, {
-    get(target, prop) {
-      if (prop === 'prepare') return (query: string) => wrap(target.prepare(query) as Stmt)
-      if (prop === 'batch') {
-        return async (stmts: Stmt[]) => {
-          await fire(stmts)
-          return target.batch(stmts.map((s) => real.get(s) ?? s))
-        }
-      }
-      const v = Reflect.get(target, prop)
-      return typeof v === 'function' ? v.bind(target) : v
-    },
-  })
-  return { env: { ...env, DB: db } as Env, fired: () => fired }
-}
 
 /** The Worker's fetch handler with this env (waitUntil work awaited). */
 async function fetchWith(e: Env, request: Request) {

@@ -1,9 +1,9 @@
-import { and, asc, eq } from 'drizzle-orm'
+import { and, asc, eq, sql } from 'drizzle-orm'
 import { getDb, type DB } from '../db'
 import type { Env } from '../env'
 import { legacyHashFormat } from '../lib/password'
 import { dbErrorText } from '../lib/errors'
-import { auditStatement, type AuditActor } from '../audit/service'
+import { auditStatement, auditStatementIf, type AuditActor } from '../audit/service'
 import { users, type User } from '../users/schema'
 import { FederationErrors } from './errors'
 import { identityProviders, linkedIdentities, type LinkedIdentity, type UpstreamProfile } from './schema'
@@ -84,6 +84,8 @@ function hasUsablePassword(user: Pick<User, 'passwordHash'>): boolean {
 /**
  * Unlinks one of the user's identities, unless it is the account's last way to sign in (no
  * usable password and no other identity). The delete and its audit row are one batch.
+ * Without a usable password the delete itself requires another identity to remain, so two
+ * unlinks at once of an account's two identities cannot both pass a check made before either.
  */
 export async function unlinkIdentity(env: Env, userId: string, linkId: string, actor: AuditActor) {
   const db = getDb(env.DB)
@@ -93,13 +95,27 @@ export async function unlinkIdentity(env: Env, userId: string, linkId: string, a
   ])
   const link = mine.find((l) => l.id === linkId)
   if (!link || !user[0]) throw FederationErrors.identity_not_found()
-  if (mine.length === 1 && !hasUsablePassword(user[0])) {
+  const refuse = async () => {
     await db.batch([auditStatement(db, { ...actor, action: 'federation.unlink_refused', targetType: 'linked_identity', targetId: link.id, details: { provider: link.providerId, reason: 'last_sign_in_method' } })])
-    throw FederationErrors.last_sign_in_method()
+    return FederationErrors.last_sign_in_method()
   }
-  await db.batch([
-    db.delete(linkedIdentities).where(and(eq(linkedIdentities.id, linkId), eq(linkedIdentities.userId, userId))),
-    auditStatement(db, { ...actor, action: 'federation.identity_unlinked', targetType: 'user', targetId: userId, details: { identity_id: link.id, provider: link.providerId, subject: link.subject } }),
+  const guarded = !hasUsablePassword(user[0])
+  if (guarded && mine.length === 1) throw await refuse()
+  const [deleted] = await db.batch([
+    db
+      .delete(linkedIdentities)
+      .where(and(eq(linkedIdentities.id, linkId), eq(linkedIdentities.userId, userId), guarded ? sql`(SELECT count(*) FROM linked_identities WHERE user_id = ${userId}) > 1` : undefined))
+      .returning({ id: linkedIdentities.id }),
+    auditStatementIf(
+      db,
+      { ...actor, action: 'federation.identity_unlinked', targetType: 'user', targetId: userId, details: { identity_id: link.id, provider: link.providerId, subject: link.subject } },
+      sql`NOT EXISTS (SELECT 1 FROM linked_identities WHERE id = ${linkId})`,
+    ),
   ])
+  if (!deleted.length) {
+    // unlinked meanwhile by another request, or it became the last way in
+    if ((await db.select({ id: linkedIdentities.id }).from(linkedIdentities).where(eq(linkedIdentities.id, linkId)).get()) === undefined) throw FederationErrors.identity_not_found()
+    throw await refuse()
+  }
   return link
 }
