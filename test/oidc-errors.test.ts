@@ -576,6 +576,16 @@ describe('end_session', () => {
     expect((await s.b.get(`/oauth2/end_session?id_token_hint=${retired}&client_id=${other.app_id}`)).status).toBe(400)
     const foreign = await new SignJWT({ ...claims, iss: 'https://other.example.com' }).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'retired-key' }).sign(privateKey)
     expect((await s.b.get(`/oauth2/end_session?id_token_hint=${foreign}`)).status).toBe(400)
+    // one anybody can make with no audience is no ID token: an error page, not a 500
+    const { aud: _aud, ...noAud } = claims
+    const forged = await new SignJWT(noAud).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: 'retired-key' }).sign(privateKey)
+    const refused = await s.b.get(`/oauth2/end_session?id_token_hint=${forged}`)
+    expect(refused.status).toBe(400)
+    expect(refused.html).toContain('<html')
+    // a disabled app's registered URI is not followed
+    await disableApp(s.app_id)
+    expect((await s.b.get(`/oauth2/end_session?id_token_hint=${retired}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}`)).status).toBe(400)
+    expect((await s.b.get(`/oauth2/end_session?client_id=${s.app_id}&post_logout_redirect_uri=${encodeURIComponent(POST_LOGOUT)}`)).status).toBe(400)
   })
 
   it('without a redirect URI shows a signed-out page', async () => {

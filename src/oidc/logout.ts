@@ -59,6 +59,8 @@ export async function verifyIdTokenHint(env: Env, token: string): Promise<IdToke
   if (header.typ !== 'JWT') return null // not an access token (at+jwt) or logout token
   if (claims.iss !== getConfig(env).issuer || typeof claims.sub !== 'string' || typeof claims.auth_time !== 'number') return null
   const aud = Array.isArray(claims.aud) ? claims.aud.filter((a): a is string => typeof a === 'string') : typeof claims.aud === 'string' ? [claims.aud] : []
+  // OIDC Core §2: an ID token has an audience; without one it is none of ours
+  if (!aud.length) return null
   if (!verified) return { verified, aud }
   return { verified, sub: claims.sub, aud, sid: typeof claims.sid === 'string' ? claims.sid : undefined }
 }
@@ -78,11 +80,13 @@ export async function endSession(c: Context<AppEnv>, p: EndSessionParams, isPost
   }
   if (p.client_id !== undefined) {
     client = await findApplication(c.env, p.client_id)
-    if (!client || client.protocolType !== 'OIDC') return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientNotOidc }))
+    // a disabled app's post-logout URIs are not followed, as none of its other redirects are
+    if (!client || client.protocolType !== 'OIDC' || client.status !== 'ACTIVE') return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientNotOidc }))
     // §2: with both, the client_id must be one the hint was issued to
     if (hint && !hint.aud.includes(client.appId)) return errorPage(c, (t) => ({ title: t.invalidSignOutTitle, message: t.clientHintMismatch }))
   } else if (hint) {
-    client = await findApplication(c.env, hint.aud[0])
+    const named = await findApplication(c.env, hint.aud[0])
+    client = named && named.protocolType === 'OIDC' && named.status === 'ACTIVE' ? named : undefined
   }
   // §3: only a post_logout_redirect_uri registered for that client, and `state` goes back on it
   let redirectUri: string | undefined
