@@ -274,6 +274,20 @@ describe('authorization endpoint errors', () => {
     }
   })
 
+  it('Allow checks the client and the user\'s access again before the consent is kept: nothing recorded when the app was disabled or the mapping removed meanwhile', async () => {
+    for (const change of ['app disabled', 'mapping disabled'] as const) {
+      const s = await setup({ first_party: false })
+      const consent = location(await s.b.get(authorizeUrl(s.app_id, { state: 'c3' })))
+      const html = (await s.b.get(consent.pathname + consent.search)).html
+      if (change === 'app disabled') await disableApp(s.app_id)
+      else await updateMapping(s.app_id, s.mappingId, { is_active: false })
+      const allowed = await s.b.post('/page/consent', { request_id: consent.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision: 'allow' })
+      expect(allowed.headers.get('Location') ?? '', change).not.toContain('code=')
+      expect(await env.DB.prepare('SELECT 1 FROM oidc_consents WHERE user_id = ? AND client_id = ?').bind(s.user.id, s.app_id).first(), change).toBeNull()
+      expect(await auditLog({ action: 'oidc.consent.granted', target_id: s.app_id }), change).toEqual([])
+    }
+  })
+
   it('another browser session cannot answer the consent request', async () => {
     const s = await setup({ first_party: false })
     const consent = location(await s.b.get(authorizeUrl(s.app_id)))

@@ -19,6 +19,7 @@ import {
   loadPending,
   newPending,
   parseScope,
+  recordConsent,
   savePending,
   type PendingAuthorization,
 } from './service'
@@ -197,7 +198,12 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
     return done(redirectWithError(c, to, 'access_denied', why))
   }
 
-  if (!opts.consented) {
+  if (opts.consented) {
+    // recorded only now that the client and the user's access were checked again: an app
+    // disabled or a mapping removed while the consent page was open keeps no consent (and no
+    // `oidc.consent.granted`) for later requests to skip the page with (RFC 6749 §10.6)
+    await recordConsent(c.env, { userId: user.id, clientId: app.appId, scope: pending.scope, requestId: c.get('requestId'), ip: c.get('clientIp') })
+  } else {
     // RFC 8252 §8.6: any program on the device can receive a loopback redirect, so a public
     // client's identity is not assured there: the user always sees what they approve
     const forced = pending.prompt.includes('consent') || (app.tokenEndpointAuthMethod === 'none' && isLoopbackRedirect(pending.redirectUri))

@@ -4,7 +4,7 @@ import { readBrowserSession } from '../auth/browser-session'
 import { findApplication } from '../apps/service'
 import { consentPage, csrfToken, csrfValid, errorPage } from './pages'
 import { clientOfPending, continueAuthorization, redirectWithError } from './authorize'
-import { deletePending, loadPending, recordConsent, recordConsentDenied } from './service'
+import { deletePending, loadPending, recordConsentDenied } from './service'
 import { form, html, pageFormOnly, pageHook, redirect } from './http'
 import { param } from './oauth'
 
@@ -77,7 +77,7 @@ consentRoutes.openapi(
       await deletePending(c.env, pending)
       return redirectWithError(c, { redirectUri: pending.redirectUri, state: pending.state }, 'access_denied', 'The user denied the request')
     }
-    await recordConsent(c.env, { userId: current.user.id, clientId: pending.clientId, scope: pending.scope, requestId: c.get('requestId'), ip: c.get('clientIp') })
+    // continueAuthorization checks the client and the user's access again, then records the consent
     return continueAuthorization(c, pending, { consented: true })
   },
   pageHook,
