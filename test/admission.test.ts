@@ -75,7 +75,8 @@ describe('access policy `permission`', () => {
   })
 
   it('login with app_id: 403 no_access without access, tokens with it; refresh stops once it is revoked', async () => {
-    const app = await createOidcApp({ first_party: true, access_policy: 'permission' })
+    // the sign-in API takes the app's secret only with its partner API on (docs/apps.md)
+    const app = await createOidcApp({ first_party: true, access_policy: 'permission', partner_api_enabled: true })
     const user = await createUser()
     await mapUser(app.app_id, user, { mappedKey: `l-${user.id.slice(0, 8)}` })
     const creds = app
@@ -189,7 +190,7 @@ describe('access policy `permission`', () => {
   })
 
   it('access alone is not enough: the mapping is still needed; `mapping` policy ignores access grants', async () => {
-    const app = await createOidcApp({ first_party: true, access_policy: 'permission' })
+    const app = await createOidcApp({ first_party: true, access_policy: 'permission', partner_api_enabled: true })
     const user = await createUser()
     await setGrant(app.app_id, { permission: 'access', subject: { type: 'user', id: user.id }, effect: 'allow' })
     const creds = app

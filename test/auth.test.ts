@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { jwtVerify, createLocalJWKSet } from 'jose'
 import { env } from 'cloudflare:test'
-import { adminToken, api, appLogin, appLoginRequest, auditLog, createUser, login, uniqueMobile } from './support/api'
+import { adminApi, adminToken, api, appLogin, appLoginRequest, auditLog, createUser, login, uniqueMobile } from './support/api'
 import { createApp, createOidcApp, disableApp, mapUser, updateMapping } from './support/apps'
 import { Browser, randomIp } from './support/browser'
 import { solvedCaptcha } from './support/captcha'
@@ -204,7 +204,7 @@ describe('refresh tokens of OAuth clients', () => {
   })
 
   it("a sign-in API token issued for an app is not refreshed at the token endpoint, even by that app's own client", async () => {
-    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'] })
+    const app = await createOidcApp({ first_party: true, grant_types: ['authorization_code', 'refresh_token'], partner_api_enabled: true })
     const u = await createUser()
     await mapUser(app.app_id, u)
     const { refresh_token: token } = await appLogin(app, u.mobile, u.password)
@@ -240,6 +240,23 @@ describe('login for an app (app_id)', () => {
       const [, payload] = ok.access_token.split('.')
       expect(JSON.parse(atob(payload.replace(/-/g, '+').replace(/_/g, '/'))).aud, via).toBe(app.app_id)
     }
+  })
+
+  it('an OIDC client (partner API off) cannot sign users in with its secret over HTTP Basic, as it cannot by signature: 403 partner_api_disabled, audited', async () => {
+    const rp = await createOidcApp()
+    const u = await createUser()
+    await mapUser(rp.app_id, u)
+    for (const via of ['basic', 'signed'] as const) {
+      const r = await appLoginRequest(rp, u.mobile, u.password, { via })
+      expect(r.status, via).toBe(403)
+      expect(r.body.error.code, via).toBe('partner_api_disabled')
+    }
+    const audited = await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'login.app_auth_failed' AND actor_id = ?").bind(rp.app_id).all<{ details: string }>()
+    expect(audited.results.map((r) => JSON.parse(r.details))).toEqual([{ method: 'basic', reason: 'partner_api_disabled' }])
+    expect((await env.DB.prepare('SELECT COUNT(*) AS n FROM sessions WHERE user_id = ?').bind(u.id).first<{ n: number }>())!.n).toBe(0)
+    // switched on, the same secret signs in
+    await adminApi('PATCH', `/api/v1/admin/apps/${rp.app_id}`, { partner_api_enabled: true })
+    expect((await appLoginRequest(rp, u.mobile, u.password)).status).toBe(200)
   })
 
   it("is only for the app's server: without the app's signature or secret it is 401 app_auth_required", async () => {
@@ -354,7 +371,7 @@ describe('UAP Edge API and OAuth client access tokens', () => {
   })
 
   it('only first-party tokens reach /api/v1/auth/me: a token issued for an app (login with app_id) is refused', async () => {
-    const app = await createOidcApp()
+    const app = await createOidcApp({ partner_api_enabled: true })
     const user = await createUser()
     const plain = await login(user.mobile, user.password)
     expect((await api('/api/v1/auth/me', { token: plain.access_token })).status).toBe(200)

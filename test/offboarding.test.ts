@@ -19,14 +19,14 @@ const familyStatuses = (userId: string) =>
 
 const offboardedAudit = async (userId: string) => (await auditLog({ action: 'refresh_token.offboarded', target_id: userId })).reverse().map((x) => x.details)
 
-/** The first-party refresh API, authenticated as the app the token was issued for (HTTP Basic). */
+/** The first-party refresh API, authenticated as the app the token was issued for (HTTP Basic; the app has its partner API on, as the sign-in API asks). */
 const appRefresh = (app: { app_id: string; app_secret: string }, refreshToken: string, auth: 'basic' | 'none' = 'basic') =>
   api('/api/v1/auth/refresh', { method: 'POST', json: { refresh_token: refreshToken }, headers: auth === 'basic' ? { Authorization: 'Basic ' + btoa(`${app.app_id}:${app.app_secret}`) } : {} })
 
 describe('refreshing a token from a login with app_id', () => {
   it("needs the app's own authentication, like the login; another app or a first-party token is refused", async () => {
-    const appA = await createOidcApp({ first_party: true })
-    const b = await createOidcApp({ first_party: true })
+    const appA = await createOidcApp({ first_party: true, partner_api_enabled: true })
+    const b = await createOidcApp({ first_party: true, partner_api_enabled: true })
     const user = await createUser()
     await mapUser(appA.app_id, user, { mappedKey: `ra-${user.id.slice(0, 8)}` })
     const t = await appLogin(appA, user.mobile, user.password)
@@ -50,7 +50,7 @@ describe('refreshing a token from a login with app_id', () => {
 
 describe('app-bound refresh tokens after offboarding', () => {
   it('a login for an app: refresh refused once the mapping is disabled, the family revoked and audited; re-enabling does not revive it', async () => {
-    const app = await createOidcApp({ first_party: true })
+    const app = await createOidcApp({ first_party: true, partner_api_enabled: true })
     const clientId = app.app_id
     const user = await createUser()
     const { mappingId } = await mapUser(clientId, user, { mappedKey: `off-${user.id.slice(0, 8)}` })
@@ -72,7 +72,7 @@ describe('app-bound refresh tokens after offboarding', () => {
   })
 
   it('a login for an app: refresh refused once the app is disabled, even after it is enabled again', async () => {
-    const app = await createOidcApp({ first_party: true })
+    const app = await createOidcApp({ first_party: true, partner_api_enabled: true })
     const clientId = app.app_id
     const user = await createUser()
     await mapUser(clientId, user, { mappedKey: `dis-${user.id.slice(0, 8)}` })

@@ -11,6 +11,7 @@ import type { Env } from '../env'
 import { decoyHash, hashPassword, needsRehash, verifyPassword } from '../lib/password'
 import type { E164 } from '../lib/mobile'
 import { AuthErrors } from './errors'
+import { SigningErrors } from '../signing/errors'
 import { CaptchaErrors } from '../captcha/errors'
 import { verifyCaptcha } from '../captcha/service'
 import { captchaRequiredNext, reserveLoginAttempt, settleLoginSuccess, thresholdAudits } from './login-attempts'
@@ -98,6 +99,13 @@ export async function authenticateAppSecret(env: Env, appId: string, secret: str
     const db = getDb(env.DB)
     await db.batch([auditStatement(db, { action: 'login.app_auth_failed', actorType: 'app', actorId: app.appId, targetType: 'application', targetId: app.appId, requestId: ctx.requestId, ip: ctx.ip, details: { method: 'basic' } })])
     throw AuthErrors.invalid_app_credentials()
+  }
+  // the same trust switch as a signed call: an OIDC client's secret is this secret, and alone it
+  // opens nothing but the token endpoint (docs/apps.md partner_api_enabled)
+  if (!app.partnerApiEnabled) {
+    const db = getDb(env.DB)
+    await db.batch([auditStatement(db, { action: 'login.app_auth_failed', actorType: 'app', actorId: app.appId, targetType: 'application', targetId: app.appId, requestId: ctx.requestId, ip: ctx.ip, details: { method: 'basic', reason: 'partner_api_disabled' } })])
+    throw SigningErrors.partner_api_disabled()
   }
   return app
 }
