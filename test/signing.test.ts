@@ -8,6 +8,7 @@ import { canonicalQuery, canonicalString } from '../src/signing/canonical'
 import { signRequest } from '../src/signing/client'
 import { hmacSha256Hex, sha256Hex } from '../src/lib/crypto'
 import { appGate, HOLD_MAX_MS, type AdmitRequest } from '../src/signing/gate'
+import { MAX_SKEW_S } from '../src/signing/verify'
 import { encryptAppSecret, newAppSecret } from '../src/apps/service'
 
 const now = () => Math.floor(Date.now() / 1000)
@@ -158,6 +159,16 @@ describe('signature verification', () => {
     expect(future.body.error.code).toBe('timestamp_stale')
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() - 290 })).status).toBe(200)
     expect((await signedApi(a, 'GET', '/api/v1/open/ping', { timestamp: now() + 290 })).status).toBe(200)
+  })
+
+  it('a request stamped as far ahead as allowed keeps its nonce until after its stamp stops being accepted (the skew is judged in whole seconds)', async () => {
+    const a = await createApp()
+    const nonce = crypto.randomUUID().replace(/-/g, '')
+    const T = now() + MAX_SKEW_S // the partner's clock 300 s ahead: the earliest its nonce can be stored
+    expect((await signedApi(a, 'GET', '/api/v1/open/ping', { nonce, timestamp: T })).status).toBe(200)
+    const [stored] = await runInDurableObject(appGate(env, a.app_id), (_o, state) => state.storage.sql.exec<{ expires_at: number }>('SELECT expires_at FROM nonce WHERE nonce = ?', nonce).toArray())
+    // T is accepted while floor(now / 1000) - T <= 300, i.e. until just before (T + 301) s
+    expect(stored.expires_at).toBeGreaterThan((T + MAX_SKEW_S + 1) * 1000)
   })
 
   it("accepts a nonce once, and keeps it in the app's AppGate for longer than the skew window", async () => {

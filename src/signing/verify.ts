@@ -16,11 +16,12 @@ import type { RedeemResult } from '../tickets/store'
 /** Allowed clock skew between the partner and UAP Edge, seconds. */
 export const MAX_SKEW_S = 300
 /**
- * A nonce is remembered for longer than its timestamp could still be accepted: a request
- * stamped T is accepted until T+300 and its nonce is stored at the earliest at T-300, so
- * 600 s covers the whole window.
+ * A nonce is remembered for longer than its timestamp could still be accepted. The skew is
+ * judged in whole seconds, so a request stamped T is accepted until just before T+301 and its
+ * nonce may be stored as early as T-300: 601 s of real time. One second more covers a clock
+ * difference between the Worker and the app's AppGate, which stores the expiry.
  */
-export const NONCE_TTL_S = 2 * MAX_SKEW_S
+export const NONCE_TTL_S = 2 * MAX_SKEW_S + 2
 
 const NONCE_RE = /^[A-Za-z0-9_-]{16,64}$/
 const SIG_RE = /^[0-9a-f]{64}$/
