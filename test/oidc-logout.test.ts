@@ -6,6 +6,7 @@ import { dispatchQueueBatch } from '../src/queue/dispatcher'
 import { queueJobs } from '../src/wiring'
 import { BACKCHANNEL_JOB, cleanupCodes, deliverBackchannelLogout, signOutClients } from '../src/oidc/logout'
 import { ISSUER, api, auditLog, createUser, login } from './support/api'
+import { createApplicationAsAdmin, updateApplicationAsAdmin } from '../src/apps/admin'
 import { createOidcApp, mapUser } from './support/apps'
 import { Browser } from './support/browser'
 import { codeFlow, oauthPost } from './support/oidc'
@@ -107,6 +108,25 @@ describe('single sign-out', () => {
     const r2 = await getQueueResult(ok, ctx2)
     expect(r2.explicitAcks).toEqual(['bcl-2'])
     expect(r2.retryMessages).toEqual([])
+  })
+
+  it('in production the back-channel URI follows the notification_url rule: https to a public host, when set and again when delivering', async () => {
+    const prod = { ...env, ENVIRONMENT: 'production', ISSUER: 'https://id.example.com', MASTER_KEY: btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(32)))), BOOTSTRAP_ADMIN_PASSWORD: 'a-real-long-admin-password', PASSWORD_HASH_PROFILE: undefined, SMS_PROVIDER: 'webhook', SMS_WEBHOOK_URL: 'https://sms.example.com/send', SMS_WEBHOOK_SECRET: 'a-long-sms-webhook-secret', QUEUE_RETRY_BASE_S: undefined } as unknown as Env
+    const actor = { actorType: 'admin' as const, actorId: 'test' }
+    const oidc = { appName: 'BCL', protocolType: 'OIDC' as const, redirectUris: ['https://rp.example.com/cb'] }
+    for (const uri of ['https://169.254.169.254/x', 'http://127.0.0.1:8080/admin', 'https://localhost./x', 'http://rp.example.com/bcl']) {
+      await expect(createApplicationAsAdmin(prod, { ...oidc, backchannelLogoutUri: uri }, actor), uri).rejects.toMatchObject({ status: 400, code: 'backchannel_logout_uri_not_allowed' })
+    }
+    const { row } = await createApplicationAsAdmin(prod, { ...oidc, backchannelLogoutUri: BACKCHANNEL }, actor)
+    await expect(updateApplicationAsAdmin(prod, row.appId, { backchannelLogoutUri: 'https://10.0.0.5/bcl' }, actor)).rejects.toMatchObject({ code: 'backchannel_logout_uri_not_allowed' })
+    // one stored before the rule is not fetched
+    await env.DB.prepare('UPDATE applications SET backchannel_logout_uri = ? WHERE app_id = ?').bind('https://169.254.169.254/latest', row.appId).run()
+    let fetched = false
+    await deliverBackchannelLogout({ kind: BACKCHANNEL_JOB, client_id: row.appId, user_id: 'u', session_id: 's' }, prod, 1, async () => {
+      fetched = true
+      return new Response(null, { status: 200 })
+    })
+    expect(fetched).toBe(false)
   })
 
   it('an app that dropped its back-channel URI is skipped, not retried', async () => {

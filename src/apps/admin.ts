@@ -43,6 +43,15 @@ function checkNotificationUrl(env: Env, url: string | null | undefined) {
   if (problem) throw WebhookErrors.notification_url_not_allowed({ message: `notification_url: ${problem.replace(/^notification_url /, '')}` })
 }
 
+/**
+ * UAP Edge POSTs logout tokens to backchannel_logout_uri from the Worker, as it POSTs webhooks
+ * to notification_url: the same rule, so neither reaches this machine or a private network.
+ */
+function checkBackchannelLogoutUri(env: Env, url: string | null | undefined) {
+  const problem = url ? notificationUrlProblem(url, isProduction(env)) : null
+  if (problem) throw AppErrors.backchannel_logout_uri_not_allowed({ message: `backchannel_logout_uri: ${problem.replace(/^notification_url /, '')}` })
+}
+
 /** Allowed SSO targets must name other existing SIMPLE_API applications (tickets are for SIMPLE_API apps). */
 async function checkSsoTargets(env: Env, appId: string, targets: string[]) {
   if (!targets.length) return
@@ -66,6 +75,7 @@ export async function createApplicationAsAdmin(env: Env, input: NewApplicationIn
   const { row, credentials, webhookSecret } = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...settings, responseTypes: responseTypesFor(input.grantTypes) } : settings)
   checkConsistency(row)
   checkNotificationUrl(env, row.notificationUrl)
+  checkBackchannelLogoutUri(env, row.backchannelLogoutUri)
   await checkSsoTargets(env, row.appId, row.ssoTargets)
   const db = getDb(env.DB)
   await db.batch([
@@ -109,6 +119,7 @@ export async function updateApplicationAsAdmin(env: Env, appId: string, patch: A
   if (patch.grantTypes && !patch.responseTypes) patch = { ...patch, responseTypes: responseTypesFor(patch.grantTypes) }
   checkConsistency({ ...app, ...patch })
   if (patch.notificationUrl !== undefined) checkNotificationUrl(env, patch.notificationUrl)
+  if (patch.backchannelLogoutUri !== undefined) checkBackchannelLogoutUri(env, patch.backchannelLogoutUri)
   if (patch.ssoTargets) await checkSsoTargets(env, appId, patch.ssoTargets)
   const action = patch.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : patch.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'
   return writeApp(env, appId, patch, { action, details }, actor)

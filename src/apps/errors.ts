@@ -16,4 +16,5 @@ export const AppErrors = defineErrors({
   target_app_not_found: { status: 404, code: 'app_not_found', message: 'Application not found' },
   sso_target_unknown: { status: 400, message: 'sso_targets names an application that does not exist' },
   sso_target_invalid: { status: 400, message: 'sso_targets must name other SIMPLE_API applications' },
+  backchannel_logout_uri_not_allowed: { status: 400, message: 'backchannel_logout_uri: in production, https to a public host, as notification_url (docs/security.md); the message names the problem' },
 })

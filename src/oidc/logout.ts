@@ -14,6 +14,7 @@ import type { QueueJob } from '../queue/dispatcher'
 import { signJwt, SIGNING_ALG, verifyCompactJws } from '../keys/service'
 import { auditStatement } from '../audit/service'
 import { log } from '../lib/logger'
+import { isProduction, notificationUrlProblem } from '../webhooks/url'
 import { isRegisteredPostLogoutRedirectUri } from '../lib/redirect-uri'
 import { csrfToken, csrfValid, errorPage, logoutConfirmPage, signedOutPage, stillSignedInPage } from './pages'
 import { BACKCHANNEL_LOGOUT_EVENT } from './service'
@@ -189,6 +190,13 @@ export async function deliverBackchannelLogout(job: QueueJob, env: Env, attempt:
   const app = await findApplication(env, j.client_id)
   if (!app || app.status !== 'ACTIVE' || !app.backchannelLogoutUri) {
     log.info('oidc.backchannel_logout.skipped', { client_id: j.client_id, reason: 'no longer registered' })
+    return
+  }
+  // checked when it was set, and again here: one stored before the rule, or under a development
+  // configuration, is not fetched in production
+  const problem = notificationUrlProblem(app.backchannelLogoutUri, isProduction(env))
+  if (problem) {
+    log.warn('oidc.backchannel_logout.skipped', { client_id: j.client_id, reason: problem.replace(/^notification_url/, 'backchannel_logout_uri') })
     return
   }
   const token = await buildLogoutToken(env, j)
