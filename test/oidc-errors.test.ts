@@ -136,6 +136,35 @@ describe('authorization endpoint errors', () => {
     expect(to.searchParams.get('iss')).toBe(ISSUER)
   })
 
+  it('id_token_hint: only the user it names is answered; another signed-in user gets login_required under prompt=none, the sign-in form otherwise', async () => {
+    const s = await setup()
+    const { code, verifier } = await getCode(s)
+    const hintOfA = (await exchange(s, { code, code_verifier: verifier })).body.id_token as string
+    // the same browser, now signed in as B (mapped in the app too)
+    const userB = await createUser()
+    await mapUser(s.app_id, userB, { mappedKey: `b-${userB.id.slice(0, 8)}@rp.example.com` })
+    const b = new Browser()
+    await b.loginOnPage(userB)
+    const silent = location(await b.get(authorizeUrl(s.app_id, { prompt: 'none', state: 'h1', id_token_hint: hintOfA })))
+    expect(silent.searchParams.get('code')).toBeNull()
+    expect(silent.searchParams.get('error')).toBe('login_required')
+    expect(silent.searchParams.get('state')).toBe('h1')
+    // without prompt=none the user is asked to sign in (as A, the form shown even though B's session is live)
+    const asked = location(await b.get(authorizeUrl(s.app_id, { id_token_hint: hintOfA })))
+    expect(asked.pathname).toBe('/page/login')
+    expect(asked.searchParams.get('prompt')).toBe('login')
+    // A's own browser gets its code silently
+    const own = location(await s.b.get(authorizeUrl(s.app_id, { prompt: 'none', id_token_hint: hintOfA })))
+    expect(own.searchParams.get('code')).toBeTruthy()
+    // a hint that is not an ID token of this server for this client is refused
+    const other = await createOidcApp()
+    await mapUser(other.app_id, s.user)
+    for (const bad of [hintOfA.slice(0, -4) + 'AAAA', 'not-a-jwt']) {
+      expect(location(await s.b.get(authorizeUrl(s.app_id, { id_token_hint: bad }))).searchParams.get('error')).toBe('invalid_request')
+    }
+    expect(location(await s.b.get(authorizeUrl(other.app_id, { id_token_hint: hintOfA }))).searchParams.get('error')).toBe('invalid_request')
+  })
+
   it('prompt=none with a session but no consent answers consent_required; with consent it issues a code silently', async () => {
     const s = await setup({ first_party: false })
     const res = await s.b.get(authorizeUrl(s.app_id, { prompt: 'none' }))

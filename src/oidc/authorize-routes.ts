@@ -20,6 +20,7 @@ const AuthorizeParamsSchema = z.object({
   prompt: param(64).openapi({ example: 'consent', description: 'Space-separated: none, login, consent.' }),
   max_age: param(10).openapi({ example: '3600' }),
   login_hint: param(256).openapi({ example: '+8613800138000' }),
+  id_token_hint: param(4096).openapi({ description: "An ID token this server issued to the client: the user the client expects. Another signed-in user is not answered for that user (prompt=none: login_required; otherwise the sign-in form)." }),
   response_mode: param(32).openapi({ example: 'query' }),
   request: param(8192).openapi({ description: 'Not supported (request_not_supported).' }),
   request_uri: param().openapi({ description: 'Not supported (request_uri_not_supported).' }),

@@ -8,6 +8,7 @@ import { getDb } from '../db'
 import { auditStatement } from '../audit/service'
 import { errorPage } from './pages'
 import { oauthText } from './oauth'
+import { verifyIdTokenHint } from './logout'
 import { admitUser } from '../permissions/admission'
 import { isLoopbackRedirect, isRegisteredRedirectUri } from '../lib/redirect-uri'
 import {
@@ -39,6 +40,7 @@ export interface AuthorizeParams {
   prompt?: string
   max_age?: string
   login_hint?: string
+  id_token_hint?: string
   request?: string
   request_uri?: string
   registration?: string
@@ -116,6 +118,14 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
   if (badPrompt.length) return fail('invalid_request', `Unsupported prompt value: ${badPrompt.join(' ')}. Supported: ${SUPPORTED_PROMPTS.join(' ')}`)
   if (prompt.includes('none') && prompt.length > 1) return fail('invalid_request', 'prompt=none cannot be combined with other values (OIDC Core §3.1.2.1)')
   if (p.max_age !== undefined && !/^\d{1,9}$/.test(p.max_age)) return fail('invalid_request', 'max_age must be a non-negative number of seconds')
+  // OIDC Core §3.1.2.1: the user the client expects. A hint signed by a key no longer published
+  // vouches for nobody (logout.ts verifyIdTokenHint) and is passed over; a forged one is refused.
+  let hintSub: string | undefined
+  if (p.id_token_hint !== undefined) {
+    const hint = await verifyIdTokenHint(c.env, p.id_token_hint)
+    if (!hint || !hint.aud.includes(app.appId)) return fail('invalid_request', 'id_token_hint is not an ID token this server issued to this client')
+    if (hint.verified) hintSub = hint.sub
+  }
 
   const now = Date.now()
   // A sign-in older than this does not count: prompt=login means "after this request"; max_age=0 too.
@@ -133,6 +143,7 @@ export async function startAuthorization(c: Context<AppEnv>, p: AuthorizeParams)
     prompt,
     minAuthTime,
     loginHint: p.login_hint,
+    hintSub,
     createdAt: now,
   })
   return continueAuthorization(c, pending, { consented: false })
@@ -172,8 +183,10 @@ export async function continueAuthorization(c: Context<AppEnv>, pending: Pending
 
   const current = await readBrowserSession(c)
   const fresh = !!current && (pending.minAuthTime === undefined || current.session.authTime >= pending.minAuthTime)
-  if (!current || !fresh) {
-    if (pending.prompt.includes('none')) return done(redirectWithError(c, to, 'login_required', 'The user is not signed in (or not recently enough) and prompt=none forbids asking'))
+  // OIDC Core §3.1.2.1: with id_token_hint, only that user's sign-in answers (no silent code for whoever else is signed in)
+  const expected = pending.hintSub === undefined || current?.user.id === pending.hintSub
+  if (!current || !fresh || !expected) {
+    if (pending.prompt.includes('none')) return done(redirectWithError(c, to, 'login_required', 'The user is not signed in (or not recently enough, or not as the user id_token_hint names) and prompt=none forbids asking'))
     if (pending.loginRedirects >= MAX_LOGIN_REDIRECTS) return done(redirectWithError(c, to, 'login_required', 'The user did not sign in'))
     pending.loginRedirects++
     await savePending(c.env, pending)

@@ -62,6 +62,8 @@ export interface PendingAuthorization {
   /** Sign-ins older than this (ms) do not count (prompt=login, max_age). */
   minAuthTime?: number
   loginHint?: string
+  /** id_token_hint's subject: only this user's sign-in answers the request */
+  hintSub?: string
   createdAt: number
   loginRedirects: number
   /** Set when the user was sent to the consent page: only that session may answer. */
