@@ -7,6 +7,8 @@ import { XLSX_TYPE, auditOf, call, csv, eventsOf, freshMobiles, mappingsOf, pars
 import { CHUNK_ROWS, type MappingImporter } from '../src/importer/durable-object'
 import { MAX_ROWS } from '../src/importer/parse'
 import { MAX_BODY_BYTES } from '../src/app'
+import { csvField } from '../src/lib/csv'
+import { cell } from '../src/importer/rows'
 import exampleMappings from '../docs/examples/mappings.csv?raw'
 import exampleUsers from '../docs/examples/users.csv?raw'
 
@@ -527,5 +529,18 @@ describe('mapping import', () => {
     expect(again.body.summary).toEqual({ total: 2, new: 0, duplicate: 2, invalid: 0 })
     expect(again.body.rows.map((x: any) => x.reason)).toEqual(['already_mapped', 'already_mapped'])
     expect((await call(`/api/v1/apps/${appId}/mapping/export?status=DISABLED`, auth)).body.trim()).toBe('mobile,mapped_key,name')
+  })
+})
+
+describe('export cells re-import as they were', () => {
+  it('formula-like text gets an apostrophe the importer takes off again, text already starting with apostrophes before = + - @ included', () => {
+    const values = ['=1', "'=1", "''=1", '+abc', "'+5", '-x', "'-x", '@sum', "'@", '+8613800138000', '-1.5', "'plain", 'plain', "'"]
+    for (const v of values) {
+      const exported = csvField(v)
+      // a single cell without comma, quote or line break is written as it is
+      expect(cell([exported], 0), `${JSON.stringify(v)} exported as ${JSON.stringify(exported)}`).toBe(v)
+    }
+    expect(csvField("'=1")).toBe("''=1")
+    expect(csvField('=1')).toBe("'=1")
   })
 })

@@ -65,11 +65,15 @@ export function summaryOf(rows: Pick<PreviewRow, 'status'>[]) {
   return s
 }
 
-/** A cell as text: trimmed, with the leading apostrophe that export puts before formula-like text removed. */
+/**
+ * A cell as text: trimmed, with one leading apostrophe taken off text where apostrophes come
+ * before one of `= + - @`: the one export puts before formula-like text (lib/csv.ts csvField),
+ * which also adds one to text that already starts that way, so every value re-imports as it was.
+ */
 export function cell(cells: string[], i: number | undefined): string {
   if (i === undefined) return ''
   const v = (cells[i] ?? '').trim()
-  return v.length > 1 && v[0] === "'" && '=+-@'.includes(v[1]) ? v.slice(1) : v
+  return /^'+[=+\-@]/.test(v) ? v.slice(1) : v
 }
 
 /** Stable codes and their sentences (docs/import.md lists them). */
