@@ -6,6 +6,8 @@ import { mapUser } from './support/apps'
 import { StorageRecorder, measureStorage, wrapEnv } from './support/storage'
 import { addMembers, admin, buildPaths, check, createGroup, definePermission, groupType, permissionsApp, removeMembers, revokeGrant, setGrant } from './support/directory'
 import { readUserPermissions } from '../src/permissions/service'
+import { updateGroupAsAdmin } from '../src/directory/admin'
+import { interleaved } from './support/interleave'
 import type { Env } from '../src/env'
 import type { E164 } from '../src/lib/mobile'
 
@@ -144,6 +146,26 @@ describe('trees', () => {
     expect(mismatch.body.error.code).toBe('parent_type_mismatch')
     const tree = await api(`/api/v1/admin/groups?type_id=${type}`, { token: await token() })
     expect(tree.body.items.map((g: any) => g.path.join('/'))).toEqual(['A', 'A/B', 'A/B/C'])
+  })
+
+  it('the move guard cannot be outrun by a subtree deeper than its walk: moves that each passed their own depth check make one, and the move that would close a cycle through it is refused', async () => {
+    const type = await groupType()
+    // five chains of 16 levels; moving C1's root under C5's leaf passes the depth check (16 + 16)
+    const chains: { root: string; leaf: string }[] = []
+    for (let c = 1; c <= 5; c++) {
+      const ids = await buildPaths(type, [Array.from({ length: 16 }, (_, i) => `C${c}L${i + 1}`).join(' ▸ ')])
+      const all = [...ids.values()]
+      chains.push({ root: all[0], leaf: all[all.length - 1] })
+    }
+    // ...while four concurrent moves, each also within the limit by its own read, hang C2…C5
+    // below C1's leaf: C5's leaf ends up 79 levels under C1's root, past the guard's 64-level walk
+    const race = interleaved(/^update "directory_groups" set/i, async () => {
+      for (let c = 1; c < 5; c++) await env.DB.prepare('UPDATE directory_groups SET parent_id = ? WHERE id = ?').bind(chains[c - 1].leaf, chains[c].root).run()
+    })
+    await expect(updateGroupAsAdmin(race.env, chains[0].root, { parentId: chains[4].leaf }, { actorType: 'admin', actorId: 'test' })).rejects.toMatchObject({ status: 409 })
+    expect(race.fired()).toBe(true)
+    // no cycle: C1's root is still a root
+    expect((await env.DB.prepare('SELECT parent_id FROM directory_groups WHERE id = ?').bind(chains[0].root).first<{ parent_id: string | null }>())!.parent_id).toBeNull()
   })
 
   it('the move guard is in the write itself: a cycle prepared by a concurrent move is refused', async () => {

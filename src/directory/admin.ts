@@ -7,7 +7,7 @@ import { deleteGrantsOfGroupStatement } from '../permissions/service'
 import { CommonErrors, dbErrorText } from '../lib/errors'
 import { DirectoryErrors } from './errors'
 import { directoryGroups, groupMemberships, groupTypes, type DirectoryGroup, type GroupType } from './schema'
-import { MAX_GROUP_LEVELS, countChildrenAndMembers, descendantsCte, existingUserIds, findGroup, findGroupType, memberIdsAmong, treeFacts } from './service'
+import { MAX_GROUP_LEVELS, WALK_LIMIT, countChildrenAndMembers, descendantsCte, existingUserIds, findGroup, findGroupType, memberIdsAmong, treeFacts } from './service'
 
 /*
  * An admin's changes to the directory (docs/permissions.md). Each is one db.batch with its
@@ -138,9 +138,13 @@ export async function updateGroupAsAdmin(env: Env, id: string, patch: { name?: s
   if (next.name === g.name && !moving) return g
   const now = Date.now()
   const db = getDb(env.DB)
+  // The walk down stops at WALK_LIMIT levels; a subtree deeper than that (only concurrent
+  // moves, each within the depth limit by its own read, can make one) could hide the new
+  // parent below the cut, so a walk that reaches the cut refuses the move too.
   const guard =
     moving && next.parentId
       ? sql`CASE WHEN ${next.parentId} NOT IN (WITH RECURSIVE ${descendantsCte(id)} SELECT id FROM down)
+          AND NOT EXISTS (WITH RECURSIVE ${descendantsCte(id)} SELECT 1 FROM down WHERE n >= ${WALK_LIMIT})
           AND (SELECT p.type_id FROM directory_groups p WHERE p.id = ${next.parentId}) = type_id THEN type_id END`
       : sql`type_id`
   const details: Record<string, unknown> = {}
