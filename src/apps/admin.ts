@@ -37,19 +37,16 @@ function checkConsistency(a: Pick<Application, 'protocolType' | 'redirectUris' |
   if (a.responseTypes.length !== expected.length || !expected.every((t) => a.responseTypes.includes(t))) throw AppErrors.response_types_mismatch()
 }
 
-/** Webhooks go to notification_url: https to a public host in production (docs/security.md). */
-function checkNotificationUrl(env: Env, url: string | null | undefined) {
-  const problem = url ? notificationUrlProblem(url, isProduction(env)) : null
-  if (problem) throw WebhookErrors.notification_url_not_allowed({ message: `notification_url: ${problem.replace(/^notification_url /, '')}` })
-}
-
 /**
- * UAP Edge POSTs logout tokens to backchannel_logout_uri from the Worker, as it POSTs webhooks
- * to notification_url: the same rule, so neither reaches this machine or a private network.
+ * URLs the Worker POSTs to, webhooks to notification_url and logout tokens to
+ * backchannel_logout_uri: https to a public host in production (docs/security.md), so neither
+ * reaches this machine or a private network.
  */
-function checkBackchannelLogoutUri(env: Env, url: string | null | undefined) {
-  const problem = url ? notificationUrlProblem(url, isProduction(env)) : null
-  if (problem) throw AppErrors.backchannel_logout_uri_not_allowed({ message: `backchannel_logout_uri: ${problem.replace(/^notification_url /, '')}` })
+function checkOutboundUrl(env: Env, field: 'notification_url' | 'backchannel_logout_uri', url: string | null | undefined) {
+  const problem = url ? notificationUrlProblem(url, isProduction(env), field) : null
+  if (!problem) return
+  const refusal = field === 'notification_url' ? WebhookErrors.notification_url_not_allowed : AppErrors.backchannel_logout_uri_not_allowed
+  throw refusal({ message: `${field}: ${problem.slice(field.length + 1)}` })
 }
 
 /** Allowed SSO targets must name other existing SIMPLE_API applications (tickets are for SIMPLE_API apps). */
@@ -74,8 +71,8 @@ export async function createApplicationAsAdmin(env: Env, input: NewApplicationIn
   const settings = { ...input, createdBy: actor.actorId ?? null }
   const { row, credentials, webhookSecret } = await newApplicationRow(env, input.grantTypes && !input.responseTypes ? { ...settings, responseTypes: responseTypesFor(input.grantTypes) } : settings)
   checkConsistency(row)
-  checkNotificationUrl(env, row.notificationUrl)
-  checkBackchannelLogoutUri(env, row.backchannelLogoutUri)
+  checkOutboundUrl(env, 'notification_url', row.notificationUrl)
+  checkOutboundUrl(env, 'backchannel_logout_uri', row.backchannelLogoutUri)
   await checkSsoTargets(env, row.appId, row.ssoTargets)
   const db = getDb(env.DB)
   await db.batch([
@@ -118,8 +115,8 @@ export async function updateApplicationAsAdmin(env: Env, appId: string, patch: A
   // new grants without response types: the ones that go with them (the only choice there is)
   if (patch.grantTypes && !patch.responseTypes) patch = { ...patch, responseTypes: responseTypesFor(patch.grantTypes) }
   checkConsistency({ ...app, ...patch })
-  if (patch.notificationUrl !== undefined) checkNotificationUrl(env, patch.notificationUrl)
-  if (patch.backchannelLogoutUri !== undefined) checkBackchannelLogoutUri(env, patch.backchannelLogoutUri)
+  if (patch.notificationUrl !== undefined) checkOutboundUrl(env, 'notification_url', patch.notificationUrl)
+  if (patch.backchannelLogoutUri !== undefined) checkOutboundUrl(env, 'backchannel_logout_uri', patch.backchannelLogoutUri)
   if (patch.ssoTargets) await checkSsoTargets(env, appId, patch.ssoTargets)
   const action = patch.status === 'DISABLED' && app.status !== 'DISABLED' ? 'admin.app.disable' : patch.status === 'ACTIVE' && app.status !== 'ACTIVE' ? 'admin.app.enable' : 'admin.app.update'
   return writeApp(env, appId, patch, { action, details }, actor)

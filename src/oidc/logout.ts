@@ -194,9 +194,9 @@ export async function deliverBackchannelLogout(job: QueueJob, env: Env, attempt:
   }
   // checked when it was set, and again here: one stored before the rule, or under a development
   // configuration, is not fetched in production
-  const problem = notificationUrlProblem(app.backchannelLogoutUri, isProduction(env))
+  const problem = notificationUrlProblem(app.backchannelLogoutUri, isProduction(env), 'backchannel_logout_uri')
   if (problem) {
-    log.warn('oidc.backchannel_logout.skipped', { client_id: j.client_id, reason: problem.replace(/^notification_url/, 'backchannel_logout_uri') })
+    log.warn('oidc.backchannel_logout.skipped', { client_id: j.client_id, reason: problem })
     return
   }
   const token = await buildLogoutToken(env, j)

@@ -82,26 +82,27 @@ function privateIpv6(host: string): boolean {
 }
 
 /**
- * Why a notification_url may not receive deliveries, or null. In production: https only,
+ * Why a URL the Worker POSTs to (a notification_url, or `field`: a backchannel_logout_uri)
+ * may not receive deliveries, or null; the answer names the field. In production: https only,
  * and no host that names this machine or a private network by itself (localhost, IP
  * literals of loopback, private, link-local, CGNAT or multicast ranges, IPv6 literals that
  * carry such an IPv4 address, a trailing dot ignored). Host names are not
  * resolved (Workers cannot), see docs/security.md. Development and test also accept the
  * loopback http URLs the app settings allow (src/lib/redirect-uri.ts), for local receivers.
  */
-export function notificationUrlProblem(url: string, production: boolean): string | null {
+export function notificationUrlProblem(url: string, production: boolean, field = 'notification_url'): string | null {
   let u: URL
   try {
     u = new URL(url)
   } catch {
-    return 'notification_url is not a URL'
+    return `${field} is not a URL`
   }
   if (!production) return null
-  if (u.protocol !== 'https:') return 'notification_url must be https in production'
+  if (u.protocol !== 'https:') return `${field} must be https in production`
   // `localhost.` is the same name as `localhost`, fully qualified (RFC 1034 §3.1), and
   // resolvers answer it alike; trailing dots go before the RFC 6761 §6.3 check
   const host = u.hostname.toLowerCase().replace(/\.+$/, '')
-  if (host === 'localhost' || host.endsWith('.localhost') || privateIpv4(host) || privateIpv6(host)) return 'notification_url must name a public host in production'
+  if (host === 'localhost' || host.endsWith('.localhost') || privateIpv4(host) || privateIpv6(host)) return `${field} must name a public host in production`
   return null
 }
 
