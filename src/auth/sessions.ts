@@ -159,6 +159,11 @@ export async function countLiveSessionsOfUser(env: Env, user: User, except: stri
   return rows.filter((session) => sessionState(env, { session, user }, now) === 'live').length
 }
 
+/** Holds while this session has not been ended: a condition for writes another feature makes in the session's name. */
+export function sessionNotEndedSql(sessionId: string): SQL {
+  return sql`EXISTS (SELECT 1 FROM sessions WHERE id = ${sessionId} AND revoked_at IS NULL)`
+}
+
 /** One session of this user, with the user, when it is live; null for another user's session or a made-up id. */
 export async function liveSessionOfUser(env: Env, userId: string, sessionId: string): Promise<SessionWithUser | null> {
   const row = await withUser(getDb(env.DB)).where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId))).get()

@@ -89,9 +89,10 @@ export function insertRefreshTokenWhenStatement(d1: D1Database, rt: Awaited<Retu
 }
 
 /**
- * A new refresh token for a db.batch, written only if `when` holds as the batch runs (a
- * password sign-in: while the password is still the one verified). Values in the table's
- * column order, as INSERT … SELECT fills them.
+ * insertRefreshTokenWhenStatement for a drizzle db.batch, which cannot take a plain D1
+ * statement: written only if `when` holds as the batch runs (a password sign-in: while the
+ * password is still the one verified). Values in the schema's column order, the column list
+ * drizzle writes for INSERT … SELECT.
  */
 export function insertRefreshTokenIfStatement(db: DB, rt: Awaited<ReturnType<typeof refreshTokenRow>>, when: SQL) {
   return db

@@ -1,4 +1,4 @@
-import { and, asc, eq, sql } from 'drizzle-orm'
+import { and, asc, eq } from 'drizzle-orm'
 import { getDb } from '../db'
 import { getConfig, type Env } from '../env'
 import { applications, type Application } from '../apps/schema'
@@ -7,7 +7,7 @@ import { activeMappingOn, userEventsStatement } from '../mappings/service'
 import { deliverAfterCommit, type WaitUntil } from '../webhooks/outbox'
 import { admitUser } from '../permissions/admission'
 import { auditStatement, auditStatementIf, type AuditEntry } from '../audit/service'
-import { countLiveSessionsOfUser, endSessionsStatements, liveSessionOfUser, liveSessionsOfUser, type SessionSelector, type SessionWithUser } from '../auth/sessions'
+import { countLiveSessionsOfUser, endSessionsStatements, liveSessionOfUser, liveSessionsOfUser, sessionNotEndedSql, type SessionSelector, type SessionWithUser } from '../auth/sessions'
 import { runSessionEndHooks } from '../auth/session-hooks'
 import { isMobileTaken, passwordHashStillSql, passwordParams, replacePasswordHashStatement, updateUserStatement } from '../users/service'
 import { verifySmsCode } from '../sms/service'
@@ -28,8 +28,9 @@ export interface PortalCtx {
   ip: string
 }
 
-const audit = (db: ReturnType<typeof getDb>, user: User, ctx: PortalCtx, e: Pick<AuditEntry, 'action' | 'targetType' | 'targetId' | 'details'>) =>
-  auditStatement(db, { actorType: 'user', actorId: user.id, requestId: ctx.requestId, ip: ctx.ip, ...e })
+type PortalEntry = Pick<AuditEntry, 'action' | 'targetType' | 'targetId' | 'details'>
+const entryOf = (user: User, ctx: PortalCtx, e: PortalEntry): AuditEntry => ({ actorType: 'user', actorId: user.id, requestId: ctx.requestId, ip: ctx.ip, ...e })
+const audit = (db: ReturnType<typeof getDb>, user: User, ctx: PortalCtx, e: PortalEntry) => auditStatement(db, entryOf(user, ctx, e))
 
 // ---------------------------------------------------------------------------------------
 // My apps
@@ -152,11 +153,10 @@ export async function changeMyPassword(env: Env, current: SessionWithUser, input
   // Written only over the hash just verified and while this session is live: a reset or an
   // admin's new password (which ends every session) landing meanwhile wins, and whoever held
   // this session cannot set a password of their own after it. The rest follows the new hash.
-  const stillThisSession = sql`EXISTS (SELECT 1 FROM sessions WHERE id = ${session.id} AND revoked_at IS NULL)`
   const written = passwordHashStillSql(user.id, passwordHash)
   const [changed, , ended] = await db.batch([
-    replacePasswordHashStatement(db, user.id, { verified: user.passwordHash, passwordHash, when: stillThisSession }, now),
-    auditStatementIf(db, { actorType: 'user', actorId: user.id, requestId: ctx.requestId, ip: ctx.ip, action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others } }, written),
+    replacePasswordHashStatement(db, user.id, { verified: user.passwordHash, passwordHash, when: sessionNotEndedSql(session.id) }, now),
+    auditStatementIf(db, entryOf(user, ctx, { action: 'portal.password_changed', targetType: 'user', targetId: user.id, details: { other_sessions_ended: others } }), written),
     // every other session, in SQL: a list of ids read first would leave out those it did not hold
     ...(input.signOutOthers ? endSessionsStatements(db, { userId: user.id, exceptSessionId: session.id }, now, written) : []),
   ])
