@@ -50,26 +50,6 @@ async function newPasswordWon(user: { id: string; mobile: string }, oldPassword:
 }
 
 describe('a password sign-in racing a new password', () => {
-  it('API login: an admin sets a new password while an imported hash is verified; the upgrade does not undo it', async () => {
-    const user = await importedUser('old-password-1')
-    const race = interleaved(REHASH, () => setPassword(user.id, 'new-password-1'))
-    const r = await fetchWith(race.env, new Request(url('/api/v1/auth/login'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mobile: user.mobile, password: 'old-password-1' }) }))
-    expect(race.fired()).toBe(true)
-    expect(r.status).toBe(401)
-    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid_credentials')
-    await newPasswordWon(user, 'old-password-1', 'new-password-1')
-  })
-
-  it('API login: an admin sets a new password right before the session is written; no session for the old one', async () => {
-    const user = await createUser({ password: 'old-password-2' })
-    const race = interleaved(SESSION_INSERT, () => setPassword(user.id, 'new-password-2'))
-    const r = await fetchWith(race.env, new Request(url('/api/v1/auth/login'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mobile: user.mobile, password: 'old-password-2' }) }))
-    expect(race.fired()).toBe(true)
-    expect(r.status).toBe(401)
-    expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid_credentials')
-    await newPasswordWon(user, 'old-password-2', 'new-password-2')
-  })
-
   async function pageSignIn(e: Env, b: Browser, mobile: string, password: string) {
     await b.get('/page/login')
     const body = new URLSearchParams({ csrf_token: b.csrf, mobile, password, step: 'login' }).toString()
@@ -77,27 +57,36 @@ describe('a password sign-in racing a new password', () => {
     return { status: res.status, cookies: res.headers.getSetCookie().join('\n'), html: await res.text() }
   }
 
-  it('hosted login page: an admin sets a new password while an imported hash is verified', async () => {
-    const user = await importedUser('old-password-3')
-    const race = interleaved(REHASH, () => setPassword(user.id, 'new-password-3'))
-    const r = await pageSignIn(race.env, new Browser(), user.mobile, 'old-password-3')
-    expect(race.fired()).toBe(true)
-    expect(r.status).toBe(401)
-    expect(r.html).toContain('The mobile number or password is wrong.')
-    expect(r.cookies).not.toContain('__Host-AUTH_SESSION_ID=')
-    await newPasswordWon(user, 'old-password-3', 'new-password-3')
-  })
+  // where the sign-in is made × when the admin's new password lands: while an imported hash is
+  // verified (the upgrade must not undo it) or right before the session is written
+  const moments = [
+    { when: 'while an imported hash is verified', match: REHASH, user: (password: string) => importedUser(password) },
+    { when: 'right before the session is written', match: SESSION_INSERT, user: (password: string) => createUser({ password }) },
+  ] as const
+  for (const [i, m] of moments.entries()) {
+    it(`API login: an admin sets a new password ${m.when}; no session for the old one`, async () => {
+      const [oldPassword, newPassword] = [`old-password-api-${i}`, `new-password-api-${i}`]
+      const user = await m.user(oldPassword)
+      const race = interleaved(m.match, () => setPassword(user.id, newPassword))
+      const r = await fetchWith(race.env, new Request(url('/api/v1/auth/login'), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ mobile: user.mobile, password: oldPassword }) }))
+      expect(race.fired()).toBe(true)
+      expect(r.status).toBe(401)
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('invalid_credentials')
+      await newPasswordWon(user, oldPassword, newPassword)
+    })
 
-  it('hosted login page: an admin sets a new password right before the session is written', async () => {
-    const user = await createUser({ password: 'old-password-4' })
-    const race = interleaved(SESSION_INSERT, () => setPassword(user.id, 'new-password-4'))
-    const r = await pageSignIn(race.env, new Browser(), user.mobile, 'old-password-4')
-    expect(race.fired()).toBe(true)
-    expect(r.status).toBe(401)
-    expect(r.html).toContain('The mobile number or password is wrong.')
-    expect(r.cookies).not.toContain('__Host-AUTH_SESSION_ID=')
-    await newPasswordWon(user, 'old-password-4', 'new-password-4')
-  })
+    it(`hosted login page: an admin sets a new password ${m.when}; no session cookie for the old one`, async () => {
+      const [oldPassword, newPassword] = [`old-password-page-${i}`, `new-password-page-${i}`]
+      const user = await m.user(oldPassword)
+      const race = interleaved(m.match, () => setPassword(user.id, newPassword))
+      const r = await pageSignIn(race.env, new Browser(), user.mobile, oldPassword)
+      expect(race.fired()).toBe(true)
+      expect(r.status).toBe(401)
+      expect(r.html).toContain('The mobile number or password is wrong.')
+      expect(r.cookies).not.toContain('__Host-AUTH_SESSION_ID=')
+      await newPasswordWon(user, oldPassword, newPassword)
+    })
+  }
 
   it('hosted login page, signing in again on a signed-in browser: a password changed meanwhile refuses the re-authentication', async () => {
     const user = await createUser({ password: 'old-password-5' })
