@@ -509,6 +509,12 @@ describe('the API flow (SPA and mobile apps)', () => {
     return api(`/api/v1/auth/federation/${provider}/login?${new URLSearchParams({ app_id: appId, redirect_uri: redirect })}`, { headers: { 'CF-Connecting-IP': '203.0.113.9' } })
   }
   const callback = (provider: string, body: Record<string, unknown>) => api(`/api/v1/auth/federation/${provider}/callback`, { method: 'POST', json: body })
+  /** An API-flow sign-in at the GitHub-shaped server up to the redirect back: what the app then posts to the callback. */
+  async function githubAnswer(provider: string, appId: string, login: string) {
+    const start = await apiStart(provider, appId)
+    const back = new URL(await signInAtGitHub(start.body.authorization_url, login))
+    return { code: back.searchParams.get('code'), state: back.searchParams.get('state'), flow_secret: start.body.flow_secret as string }
+  }
 
   it('login → authorization URL; callback with code, state and flow_secret → binding → tokens; second time tokens at once', async () => {
     await oidcProvider('wk-13')
@@ -571,9 +577,7 @@ describe('the API flow (SPA and mobile apps)', () => {
   it('an unknown number: verify answers account_required, create-account makes it and returns tokens', async () => {
     await githubProvider('gh-api', 1)
     const spa = await createApp({ app_name: 'SPA2', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
-    const start = await apiStart('gh-api', spa.app_id)
-    const back = new URL(await signInAtGitHub(start.body.authorization_url, `api-new-${Date.now()}`))
-    const pending = await callback('gh-api', { code: back.searchParams.get('code'), state: back.searchParams.get('state'), flow_secret: start.body.flow_secret })
+    const pending = await callback('gh-api', await githubAnswer('gh-api', spa.app_id, `api-new-${Date.now()}`))
     expect(pending.status).toBe(202)
     const ticket = pending.body.binding_ticket
     const early = await api('/api/v1/auth/federation/bind/create-account', { method: 'POST', json: { binding_ticket: ticket, password: 'api-new-password-1' } })
@@ -612,36 +616,29 @@ describe('the API flow (SPA and mobile apps)', () => {
       (await env.DB.prepare("SELECT details FROM audit_logs WHERE action = 'federation.refused' AND target_id = 'gh-mixup' ORDER BY id").all<{ details: string }>()).results.map((r) => JSON.parse(r.details).reason)
 
     // arrived at the redirect URI the app keeps for another provider: refused, the state spent
-    const s1 = await apiStart('gh-mixup', spa.app_id)
-    const b1 = new URL(await signInAtGitHub(s1.body.authorization_url, `mixup-${Date.now()}`))
-    const elsewhere = await callback('gh-mixup', { code: b1.searchParams.get('code'), state: b1.searchParams.get('state'), flow_secret: s1.body.flow_secret, redirect_uri: 'https://spa.example.test/auth/other-provider/callback' })
+    const a1 = await githubAnswer('gh-mixup', spa.app_id, `mixup-${Date.now()}`)
+    const elsewhere = await callback('gh-mixup', { ...a1, redirect_uri: 'https://spa.example.test/auth/other-provider/callback' })
     expect(elsewhere.status).toBe(400)
     expect(elsewhere.body.error.code).toBe('upstream_rejected')
     expect(elsewhere.body.error.message).toMatch(/RFC 9700/)
     expect(await refusals()).toEqual(['redirect_uri_mismatch'])
-    expect((await callback('gh-mixup', { code: b1.searchParams.get('code'), state: b1.searchParams.get('state'), flow_secret: s1.body.flow_secret })).body.error.code).toBe('invalid_state')
+    expect((await callback('gh-mixup', a1)).body.error.code).toBe('invalid_state')
 
     // an `iss` on a GitHub response names some other server's issuer (RFC 9207 §2.4)
-    const s2 = await apiStart('gh-mixup', spa.app_id)
-    const b2 = new URL(await signInAtGitHub(s2.body.authorization_url, `mixup2-${Date.now()}`))
-    const named = await callback('gh-mixup', { code: b2.searchParams.get('code'), state: b2.searchParams.get('state'), flow_secret: s2.body.flow_secret, iss: 'https://accounts.other.example' })
+    const named = await callback('gh-mixup', { ...(await githubAnswer('gh-mixup', spa.app_id, `mixup2-${Date.now()}`)), iss: 'https://accounts.other.example' })
     expect(named.status).toBe(400)
     expect(named.body.error.code).toBe('upstream_rejected')
     expect(named.body.error.message).toMatch(/RFC 9207/)
 
     // the same answers, arrived where they were sent and without an iss, sign in
-    const s3 = await apiStart('gh-mixup', spa.app_id)
-    const b3 = new URL(await signInAtGitHub(s3.body.authorization_url, `mixup3-${Date.now()}`))
-    const ok = await callback('gh-mixup', { code: b3.searchParams.get('code'), state: b3.searchParams.get('state'), flow_secret: s3.body.flow_secret, redirect_uri: upstreams().spaRedirect })
+    const ok = await callback('gh-mixup', { ...(await githubAnswer('gh-mixup', spa.app_id, `mixup3-${Date.now()}`)), redirect_uri: upstreams().spaRedirect })
     expect(ok.status).toBe(202)
   })
 
   it('disabling the provider stops its pending bindings at once, as the binding pages do', async () => {
     await githubProvider('gh-api-off', 1)
     const spa = await createApp({ app_name: 'SPA off', protocol_type: 'OIDC', redirect_uris: [upstreams().spaRedirect] })
-    const start = await apiStart('gh-api-off', spa.app_id)
-    const back = new URL(await signInAtGitHub(start.body.authorization_url, `api-off-${Date.now()}`))
-    const pending = await callback('gh-api-off', { code: back.searchParams.get('code'), state: back.searchParams.get('state'), flow_secret: start.body.flow_secret })
+    const pending = await callback('gh-api-off', await githubAnswer('gh-api-off', spa.app_id, `api-off-${Date.now()}`))
     expect(pending.status).toBe(202)
     const ticket = pending.body.binding_ticket
     const mobile = `+86134${String(Date.now()).slice(-8)}`
