@@ -290,14 +290,19 @@ describe('authorization endpoint errors', () => {
     expect((await s.b.get(consent.pathname + consent.search)).status).toBe(400)
   })
 
+  /** A sign-in of a third-party app stopped at its consent page, with `change` made while the page is open; `answer` sends the decision. */
+  async function changedAtConsent(state: string, change: (s: Awaited<ReturnType<typeof setup>>) => Promise<unknown>) {
+    const s = await setup({ first_party: false })
+    const consent = location(await s.b.get(authorizeUrl(s.app_id, { state })))
+    const html = (await s.b.get(consent.pathname + consent.search)).html
+    await change(s)
+    return { s, answer: (decision: 'allow' | 'deny') => s.b.post('/page/consent', { request_id: consent.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision }) }
+  }
+
   it('Deny checks the client again: its redirect URI removed, or the app disabled, since the request means an error page, no redirect', async () => {
     for (const change of ['redirect_uri removed', 'app disabled'] as const) {
-      const s = await setup({ first_party: false })
-      const consent = location(await s.b.get(authorizeUrl(s.app_id, { state: 'c2' })))
-      const html = (await s.b.get(consent.pathname + consent.search)).html
-      if (change === 'app disabled') await disableApp(s.app_id)
-      else await setAppColumnsInD1(s.app_id, { redirectUris: ['https://elsewhere.example.com/cb'] })
-      const denied = await s.b.post('/page/consent', { request_id: consent.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision: 'deny' })
+      const { answer } = await changedAtConsent('c2', (s) => (change === 'app disabled' ? disableApp(s.app_id) : setAppColumnsInD1(s.app_id, { redirectUris: ['https://elsewhere.example.com/cb'] })))
+      const denied = await answer('deny')
       expect(denied.status, change).toBe(400)
       expect(denied.headers.get('Location'), change).toBeNull()
     }
@@ -305,12 +310,8 @@ describe('authorization endpoint errors', () => {
 
   it('Allow checks the client and the user\'s access again before the consent is kept: nothing recorded when the app was disabled or the mapping removed meanwhile', async () => {
     for (const change of ['app disabled', 'mapping disabled'] as const) {
-      const s = await setup({ first_party: false })
-      const consent = location(await s.b.get(authorizeUrl(s.app_id, { state: 'c3' })))
-      const html = (await s.b.get(consent.pathname + consent.search)).html
-      if (change === 'app disabled') await disableApp(s.app_id)
-      else await updateMapping(s.app_id, s.mappingId, { is_active: false })
-      const allowed = await s.b.post('/page/consent', { request_id: consent.searchParams.get('request_id')!, csrf_token: csrfFrom(html), decision: 'allow' })
+      const { s, answer } = await changedAtConsent('c3', (s) => (change === 'app disabled' ? disableApp(s.app_id) : updateMapping(s.app_id, s.mappingId, { is_active: false })))
+      const allowed = await answer('allow')
       expect(allowed.headers.get('Location') ?? '', change).not.toContain('code=')
       expect(await env.DB.prepare('SELECT 1 FROM oidc_consents WHERE user_id = ? AND client_id = ?').bind(s.user.id, s.app_id).first(), change).toBeNull()
       expect(await auditLog({ action: 'oidc.consent.granted', target_id: s.app_id }), change).toEqual([])
