@@ -164,6 +164,9 @@ describe('an id in the path that the sub-admin cannot see', () => {
         expect(r.body.error.code, path).toBe('invalid_request')
       }
     }
+    // and /docs/admin lists it on the routes with an object in the path
+    const spec = (await api('/docs/admin/openapi.json')).body
+    expect(spec.paths['/api/v1/admin/users/{id}'].get.responses['400'].description).toMatch(/percent-encoding/)
   })
 })
 

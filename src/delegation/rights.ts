@@ -133,6 +133,7 @@ export function describeRights<T extends Doc>(doc: T): T {
         if (r) r.description = `${r.description ?? ''}; ${description}`
         else responses[status] = { description, content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }
       }
+      if (path.includes('{')) errorOf('400', 'a path segment that is not valid percent-encoding: `invalid_request` (the admin guard)')
       errorOf('401', 'API clients: `api_client_credentials_missing`, `invalid_api_client`, `api_client_disabled`, `api_client_expired` (docs/api-clients.md); sub-admins: `admin_session_expired`, a session past the admin lifetimes (docs/admin-rights.md)')
       errorOf('403', 'API clients: `api_client_ip_not_allowed`, `api_client_origin_not_allowed`, `api_client_path_not_allowed` (docs/api-clients.md)')
       errorOf('429', "API clients: the client's own per-minute limit, `rate_limited` with Retry-After (docs/api-clients.md)")
