@@ -153,7 +153,7 @@ adminAppRoutes.openapi(
     security: bearerSecurity,
     ...needs('apps.manage'),
     request: { body: jsonBody(CreateApp) },
-    responses: { 201: ok('Created; store the credentials now', Credentials), ...mergeErrors(pick(400, 401, 403), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
+    responses: { 201: ok('Created; store the credentials now', Credentials), ...mergeErrors(pick(400, 401, 403), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid', 'backchannel_logout_uri_not_allowed')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
@@ -217,7 +217,7 @@ adminAppRoutes.openapi(
     security: bearerSecurity,
     ...needs('apps.manage', { app: 'app_id' }),
     request: { params: AppIdParam, body: jsonBody(UpdateApp) },
-    responses: { 200: ok('Updated', AppView), ...mergeErrors(pick(400, 401, 403, 404), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid')) },
+    responses: { 200: ok('Updated', AppView), ...mergeErrors(pick(400, 401, 403, 404), errorResponses(AppErrors, 'sso_target_unknown', 'sso_target_invalid', 'backchannel_logout_uri_not_allowed')) },
   }),
   async (c) => {
     const b = c.req.valid('json')
