@@ -6,6 +6,7 @@ import type { E164 } from '../lib/mobile'
 import { FederationErrors } from './errors'
 import { federationFlows, type FederationFlow, type IdentityProvider, type UpstreamProfile } from './schema'
 import { authorizationUrl } from './upstream'
+import { enabledProvider } from './providers'
 
 /*
  * Flow state (federation_flows, owned here). Every single-use step is one conditional
@@ -129,15 +130,17 @@ export async function issueBindingTicket(env: Env, flowId: string, profile: Upst
 export type PendingBinding = FederationFlow & { profile: UpstreamProfile }
 
 /**
- * The flow waiting for a mobile behind this ticket: not completed, not expired and, on the
- * hosted pages, in the browser that started it. Otherwise 400 invalid_ticket.
+ * The flow waiting for a mobile behind this ticket, and its provider: not completed, not
+ * expired and, on the hosted pages, in the browser that started it (otherwise 400
+ * invalid_ticket); its provider still enabled (otherwise 404 unknown_provider: disabling a
+ * provider, one found compromised say, stops the bindings it started at once, on both channels).
  */
-export async function pendingBinding(env: Env, ticket: string, o: { channel: 'page' | 'api'; secret?: string | null }): Promise<PendingBinding> {
+export async function pendingBinding(env: Env, ticket: string, o: { channel: 'page' | 'api'; secret?: string | null }): Promise<{ pending: PendingBinding; provider: IdentityProvider }> {
   if (!/^fbt_[A-Za-z0-9_-]{43}$/.test(ticket)) throw FederationErrors.invalid_ticket()
   const row = await getDb(env.DB).select().from(federationFlows).where(eq(federationFlows.ticketHash, await sha256Hex(ticket))).get()
   if (!row || !row.profile || row.channel !== o.channel || row.completedAt !== null || (row.ticketExpiresAt ?? 0) <= Date.now()) throw FederationErrors.invalid_ticket()
   if (o.channel === 'page' && (!o.secret || !timingSafeEqual(await bindingHash(o.secret), row.bindingHash))) throw FederationErrors.invalid_ticket()
-  return row as PendingBinding
+  return { pending: row as PendingBinding, provider: await enabledProvider(env, row.providerId) }
 }
 
 /** An SMS code just proved `mobile`: the ticket may now complete with it. */

@@ -255,9 +255,8 @@ function bindCreatePage(c: C, status: number, v: BindView) {
 }
 
 async function loadBinding(c: C, ticket: string) {
-  const pending = await pendingBinding(c.env, ticket, { channel: 'page', secret: flowCookie(c) })
-  const p = await enabledProvider(c.env, pending.providerId)
-  return { pending, providerName: p.displayName }
+  const { pending, provider } = await pendingBinding(c.env, ticket, { channel: 'page', secret: flowCookie(c) })
+  return { pending, providerName: provider.displayName }
 }
 
 federationPageRoutes.get('/bind', async (c) => {

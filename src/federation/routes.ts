@@ -62,16 +62,8 @@ async function tokensFor(c: C, signIn: SignIn, sessionAppId: string | null) {
   return tokens
 }
 
-/**
- * A binding ticket of the API flow whose provider is still enabled: disabling a provider (one
- * found compromised, say) stops the bindings it started at once, as it stops its sign-ins and
- * as the binding pages check (pages.tsx loadBinding).
- */
-async function apiBinding(env: Env, ticket: string) {
-  const pending = await pendingBinding(env, ticket, { channel: 'api' })
-  await enabledProvider(env, pending.providerId)
-  return pending
-}
+/** A binding ticket of the API flow (its provider still enabled, flows.ts pendingBinding). */
+const apiBinding = async (env: Env, ticket: string) => (await pendingBinding(env, ticket, { channel: 'api' })).pending
 
 federationRoutes.openapi(
   createRoute({
